@@ -1,0 +1,267 @@
+"""Validate a Batch job submission before anything is sent — pure, no I/O.
+
+The SubmitForm widget and the CLI hand the raw field values (strings, as typed) to
+:func:`validate_submission`; it returns either a :class:`SubmitRequest` whose
+:meth:`SubmitRequest.to_kwargs` is the exact SubmitJob request, or one clear message
+per bad field. A bad value never reaches the API.
+
+The limits quoted here are AWS Batch's own (SubmitJob API reference): a job name of
+up to 128 letters, digits, hyphens and underscores starting with a letter or digit;
+array size 2..10,000; retry attempts 1..10; attemptDurationSeconds >= 60; tag keys
+<= 128 and values <= 256 characters, no ``aws:`` prefix; container environment
+variable names may not start with ``AWS_BATCH`` (reserved for the variables Batch
+sets itself).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+_JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+#: Field names of the form, in display order; messages are keyed by these.
+FIELDS: tuple[str, ...] = (
+    "job_name",
+    "job_queue",
+    "job_definition",
+    "command",
+    "vcpus",
+    "memory",
+    "environment",
+    "array_size",
+    "retry_attempts",
+    "timeout",
+    "tags",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitRequest:
+    """A validated submission; ``to_kwargs()`` is exactly what SubmitJob receives."""
+
+    job_name: str
+    job_queue: str
+    job_definition: str
+    command: tuple[str, ...] = ()
+    vcpus: float | None = None
+    memory_mib: int | None = None
+    environment: tuple[tuple[str, str], ...] = ()
+    array_size: int | None = None
+    retry_attempts: int | None = None
+    timeout_seconds: int | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+
+    def to_kwargs(self) -> dict[str, Any]:
+        """The SubmitJob request (botocore parameter names), without the batchkit tag.
+
+        ``BatchClient.submit_job`` adds the unique submission tag itself.
+        """
+        kwargs: dict[str, Any] = {
+            "jobName": self.job_name,
+            "jobQueue": self.job_queue,
+            "jobDefinition": self.job_definition,
+        }
+        overrides: dict[str, Any] = {}
+        if self.command:
+            overrides["command"] = list(self.command)
+        if self.environment:
+            overrides["environment"] = [{"name": k, "value": v} for k, v in self.environment]
+        resources = []
+        if self.vcpus is not None:
+            resources.append({"type": "VCPU", "value": _number_text(self.vcpus)})
+        if self.memory_mib is not None:
+            resources.append({"type": "MEMORY", "value": str(self.memory_mib)})
+        if resources:
+            overrides["resourceRequirements"] = resources
+        if overrides:
+            kwargs["containerOverrides"] = overrides
+        if self.array_size is not None:
+            kwargs["arrayProperties"] = {"size": self.array_size}
+        if self.retry_attempts is not None:
+            kwargs["retryStrategy"] = {"attempts": self.retry_attempts}
+        if self.timeout_seconds is not None:
+            kwargs["timeout"] = {"attemptDurationSeconds": self.timeout_seconds}
+        if self.tags:
+            kwargs["tags"] = dict(self.tags)
+        return kwargs
+
+
+@dataclass(slots=True)
+class Validation:
+    """The outcome of :func:`validate_submission`: a request, or messages per field."""
+
+    request: SubmitRequest | None
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.request is not None and not self.errors
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _parse_int(text: object, name: str, lo: int, hi: int | None, errors: dict[str, str], what: str) -> int | None:
+    if _blank(text):
+        return None
+    try:
+        number = int(str(text).strip())
+    except ValueError:
+        errors[name] = f"{what}: {text!r} is not a whole number"
+        return None
+    if number < lo or (hi is not None and number > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        errors[name] = f"{what} must be {bound} (got {number})"
+        return None
+    return number
+
+
+def _parse_pairs(text: object, name: str, errors: dict[str, str], what: str) -> list[tuple[str, str]]:
+    """``KEY=VALUE`` per line (or comma-separated on one line); a Mapping is taken as is."""
+    if isinstance(text, Mapping):
+        return [(str(k), str(v)) for k, v in text.items()]
+    if _blank(text):
+        return []
+    pairs: list[tuple[str, str]] = []
+    raw = str(text)
+    items = raw.splitlines() if "\n" in raw else raw.split(",")
+    for lineno, item in enumerate(items, start=1):
+        item = item.strip()
+        if not item:
+            continue
+        if "=" not in item:
+            errors[name] = f"{what} entry {lineno} ({item!r}) is not KEY=VALUE"
+            return []
+        key, value = item.split("=", 1)
+        pairs.append((key.strip(), value.strip()))
+    keys = [k for k, _ in pairs]
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if dupes:
+        errors[name] = f"{what}: {', '.join(dupes)} given more than once"
+        return []
+    return pairs
+
+
+def validate_submission(
+    values: Mapping[str, Any],
+    *,
+    queues: Collection[str] | None = None,
+    job_definitions: Collection[str] | None = None,
+) -> Validation:
+    """Check raw form values; ``queues``/``job_definitions`` are what the account has.
+
+    Keys are the names in :data:`FIELDS`; values are what the user typed (strings)
+    or already-typed values. Unknown keys are an error so a typo in code is caught.
+    """
+    errors: dict[str, str] = {}
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        errors["form"] = f"unknown field(s): {', '.join(unknown)}"
+
+    job_name = str(values.get("job_name") or "").strip()
+    if not job_name:
+        errors["job_name"] = "Job name is required (letters, digits, - and _, up to 128)"
+    elif not _JOB_NAME.match(job_name):
+        errors["job_name"] = (
+            f"Job name {job_name!r} is invalid: AWS Batch allows up to 128 letters, digits, "
+            "hyphens and underscores, starting with a letter or digit"
+        )
+
+    job_queue = str(values.get("job_queue") or "").strip()
+    if not job_queue:
+        errors["job_queue"] = "Pick a job queue"
+    elif queues is not None and job_queue not in queues:
+        known = ", ".join(sorted(queues)) or "none"
+        errors["job_queue"] = f"Job queue {job_queue!r} does not exist in this account/region (known: {known})"
+
+    job_definition = str(values.get("job_definition") or "").strip()
+    if not job_definition:
+        errors["job_definition"] = "Pick a job definition"
+    elif job_definitions is not None and job_definition not in job_definitions:
+        base = job_definition.split(":", 1)[0]
+        if base not in job_definitions:
+            known = ", ".join(sorted(job_definitions)) or "none"
+            errors["job_definition"] = f"Job definition {job_definition!r} is not registered (known: {known})"
+
+    command: tuple[str, ...] = ()
+    raw_command = values.get("command")
+    if isinstance(raw_command, list | tuple):
+        command = tuple(str(part) for part in raw_command)
+    elif not _blank(raw_command):
+        try:
+            command = tuple(shlex.split(str(raw_command)))
+        except ValueError as exc:
+            errors["command"] = f"Command cannot be split into words ({exc}): check the quotes"
+
+    vcpus: float | None = None
+    raw_vcpus = values.get("vcpus")
+    if not _blank(raw_vcpus):
+        try:
+            vcpus = float(str(raw_vcpus).strip())
+        except ValueError:
+            errors["vcpus"] = f"vCPUs: {raw_vcpus!r} is not a number"
+        else:
+            # Fargate takes 0.25 steps; EC2 whole vCPUs. Both need > 0.
+            if not vcpus > 0 or vcpus > 4096:
+                errors["vcpus"] = f"vCPUs must be more than 0 and at most 4096 (got {raw_vcpus})"
+                vcpus = None
+            elif (vcpus * 4) % 1:
+                errors["vcpus"] = f"vCPUs must be a whole number or a multiple of 0.25 (got {raw_vcpus})"
+                vcpus = None
+
+    # AWS Batch rejects MEMORY below 4 MiB.
+    memory = _parse_int(values.get("memory"), "memory", 4, None, errors, "Memory (MiB)")
+
+    env_pairs = _parse_pairs(values.get("environment"), "environment", errors, "Environment")
+    for key, _ in env_pairs:
+        if not _ENV_NAME.match(key):
+            errors["environment"] = f"Environment variable name {key!r} is not a valid name"
+            break
+        if key.startswith("AWS_BATCH"):
+            errors["environment"] = f"Environment variable {key!r}: names starting with AWS_BATCH are reserved by Batch"
+            break
+
+    # Array jobs need 2..10,000 children; leave blank for a single job.
+    array_size = _parse_int(values.get("array_size"), "array_size", 2, 10_000, errors, "Array size")
+    retry_attempts = _parse_int(values.get("retry_attempts"), "retry_attempts", 1, 10, errors, "Retry attempts")
+    timeout = _parse_int(values.get("timeout"), "timeout", 60, None, errors, "Timeout (seconds)")
+
+    tag_pairs = _parse_pairs(values.get("tags"), "tags", errors, "Tags")
+    for key, value in tag_pairs:
+        if not key or len(key) > 128 or len(value) > 256:
+            errors["tags"] = f"Tag {key!r}: keys need 1-128 characters, values up to 256"
+            break
+        if key.lower().startswith("aws:"):
+            errors["tags"] = f"Tag {key!r}: the aws: prefix is reserved by AWS"
+            break
+        if key.startswith("batchkit:"):
+            errors["tags"] = f"Tag {key!r}: the batchkit: prefix is set by batchkit itself"
+            break
+
+    if errors:
+        return Validation(request=None, errors=errors)
+    return Validation(
+        request=SubmitRequest(
+            job_name=job_name,
+            job_queue=job_queue,
+            job_definition=job_definition,
+            command=command,
+            vcpus=vcpus,
+            memory_mib=memory,
+            environment=tuple(env_pairs),
+            array_size=array_size,
+            retry_attempts=retry_attempts,
+            timeout_seconds=timeout,
+            tags=tuple(tag_pairs),
+        )
+    )
