@@ -1,0 +1,7 @@
+"""``python -m batchkit``: the same CLI as the ``batchkit`` command."""
+
+from __future__ import annotations
+
+from batchkit.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,848 @@
+"""The tracker: polls Batch for one Nextflow run, reconciles, and kills what should not run.
+
+The pure work lives elsewhere (``batchkit.reconcile``); this module only decides *what to
+ask* Batch, keeps what it learnt, and carries out kill plans. It polls only what can still
+change: the run's recorded job ids and the in-scope jobs it discovered, minus jobs already
+seen in a terminal state (Batch never moves a job out of SUCCEEDED/FAILED), plus a scope
+discovery on the run's queues restricted to jobs created since the last poll.
+
+AWS failing is a state, not an exception: a refresh that cannot reach Batch keeps the last
+good snapshot, marks it degraded and says why (the 500 bursts that killed Nextflow runs in
+nextflow-io/nextflow#4709 and #5516 must not kill the notebook watching them).
+
+Events are plain dataclasses named for what happened; subscribers run on the thread or
+event loop that produced them, and a failing subscriber is logged, never propagated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import pandas as pd
+
+from batchkit import reconcile as rec
+from batchkit.client import BatchClient
+from batchkit.errors import BatchkitError, InputError
+from batchkit.ledger import Ledger
+from batchkit.nextflow import NextflowRun
+from batchkit.schema import (
+    JOB_TERMINAL,
+    DescribeResult,
+    JobCol,
+    JobOutcome,
+    KillJob,
+    RecCol,
+    TaskCol,
+)
+
+log = logging.getLogger(__name__)
+
+Clock: TypeAlias = Callable[[], datetime]
+
+#: Jobs listed by ListJobs may show up a little after their createdAt, and the launch
+#: machine's clock is not Batch's: discovery looks this far behind its watermark.
+DISCOVERY_SKEW = timedelta(minutes=5)
+#: TerminateJobs takes at most 50 ids a call (DESIGN §3); one chunk = one progress step.
+KILL_CHUNK = 50
+#: A job whose terminate answered a per-job error (throttling, ServerException — the bulk
+#: API returns HTTP 200 and the SDK does not retry them) is re-driven this many times.
+KILL_ROUNDS = 3
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- values -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The last good reconciliation of a run, with how fresh and how trustworthy it is."""
+
+    frame: pd.DataFrame
+    summary: dict[str, Any]
+    taken_at: datetime  # UTC, when the data in ``frame`` was fetched
+    run_state: str
+    degraded: bool = False
+    error: str | None = None
+    client_stats: Any = None
+    clock: Clock = field(default=_utcnow, repr=False, compare=False)
+
+    @property
+    def age(self) -> float:
+        """Seconds since the data was fetched (grows while Batch keeps failing)."""
+        return (self.clock() - self.taken_at).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class KillReport:
+    """What a kill did, per job, with Batch's status described after the call."""
+
+    #: (instruction, what terminate answered, Batch's status on verification or None
+    #: when the job could not be described; "not_found" when Batch no longer knows it).
+    outcomes: list[tuple[KillJob, JobOutcome, str | None]] = field(default_factory=list)
+    #: jobs of the plan the ledger already showed killed (a double click is harmless).
+    skipped: list[KillJob] = field(default_factory=list)
+    #: False when the tracker was closed before every chunk was sent; the ledger holds
+    #: the intents, and the next ``kill`` re-drives what is left.
+    complete: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.complete and all(outcome.ok for _, outcome, _ in self.outcomes)
+
+    @property
+    def failed(self) -> list[tuple[KillJob, JobOutcome, str | None]]:
+        return [row for row in self.outcomes if not row[1].ok]
+
+    def summary(self) -> str:
+        done = sum(1 for _, outcome, _ in self.outcomes if outcome.ok)
+        text = f"{done} of {len(self.outcomes)} job(s) killed"
+        if self.skipped:
+            text += f", {len(self.skipped)} already killed"
+        if self.failed:
+            text += f", {len(self.failed)} failed"
+        if not self.complete:
+            text += " (stopped before the end: run the kill again to finish)"
+        return text
+
+
+# --- events -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    snapshot: Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshFailed:
+    error: str
+    age: float | None  # seconds since the last good snapshot, None if there never was one
+
+
+@dataclass(frozen=True, slots=True)
+class JobStateChanged:
+    job_id: str
+    old: str | None  # None the first time the tracker sees the job
+    new: str | None  # None when Batch no longer returns it
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictChanged:
+    job_id: str | None  # None for a task that has no Batch job (e.g. CACHED)
+    task_name: str | None
+    old: str | None
+    new: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class KillStarted:
+    job_ids: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class KillProgress:
+    done: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class KillFinished:
+    report: KillReport
+
+
+Event: TypeAlias = (
+    Refreshed
+    | RefreshFailed
+    | JobStateChanged
+    | VerdictChanged
+    | KillStarted
+    | KillProgress
+    | KillFinished
+)
+Emit: TypeAlias = Callable[[Event], None]
+
+
+# --- pure helpers (tested with hand-built frames) ----------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value is pd.NA:
+        return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def _row_key(row: Any) -> str:
+    job_id = _text(row.get(JobCol.JOB_ID))
+    if job_id is not None:
+        return f"job:{job_id}"
+    return f"task:{_text(row.get(TaskCol.TASK_ID))}:{_text(row.get(TaskCol.NAME))}"
+
+
+def diff_frames(old: pd.DataFrame | None, new: pd.DataFrame) -> list[Event]:
+    """Events between two reconcile frames: job state and verdict changes, in row order."""
+    before: dict[str, Any] = {}
+    if old is not None:
+        for _, row in old.iterrows():
+            before[_row_key(row)] = row
+    events: list[Event] = []
+    seen_jobs: set[str] = set()
+    for _, row in new.iterrows():
+        key = _row_key(row)
+        prev = before.get(key)
+        job_id = _text(row.get(JobCol.JOB_ID))
+        new_status = _text(row.get(RecCol.BATCH_STATUS))
+        old_status = _text(prev.get(RecCol.BATCH_STATUS)) if prev is not None else None
+        if job_id is not None and job_id not in seen_jobs:
+            seen_jobs.add(job_id)
+            if new_status != old_status and not (prev is None and new_status is None):
+                events.append(JobStateChanged(job_id, old_status, new_status))
+        new_verdict = _text(row.get(RecCol.VERDICT))
+        old_verdict = _text(prev.get(RecCol.VERDICT)) if prev is not None else None
+        if new_verdict != old_verdict:
+            events.append(
+                VerdictChanged(job_id, _text(row.get(TaskCol.NAME)), old_verdict, new_verdict)
+            )
+    return events
+
+
+def _created_at(summary: dict[str, Any]) -> datetime | None:
+    value = summary.get("createdAt")
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    # ListJobs answers epoch milliseconds on the wire.
+    return datetime.fromtimestamp(float(value) / 1000.0, tz=UTC)
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        stamp = value if value.tzinfo else value.tz_localize(UTC)
+        return datetime.fromtimestamp(stamp.timestamp(), tz=UTC)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None
+
+
+def _status(job: dict[str, Any] | None) -> str | None:
+    if job is None:
+        return None
+    value = job.get("status")
+    return None if value is None else str(value)
+
+
+# --- the tracker ------------------------------------------------------------------------
+
+
+class Tracker:
+    """Keeps one run's reconciliation fresh and carries out kill plans.
+
+    >>> tracker = Tracker(NextflowRun.from_dir("launch"), BatchClient(region="eu-west-1"))
+    >>> tracker.start()           # in a notebook: an asyncio task; returns at once
+    >>> tracker.snapshot.summary  # the last good result
+    >>> tracker.kill(tracker.plan())
+    """
+
+    def __init__(
+        self,
+        run: NextflowRun,
+        client: BatchClient,
+        *,
+        queues: Sequence[str] | None = None,
+        ledger: Ledger | str | Path | None = None,
+        price_per_vcpu_hour: float = 0.05,
+        interval: float = 15.0,
+        reload_run: bool = True,
+        clock: Clock | None = None,
+    ) -> None:
+        self.run = run
+        self.client = client
+        self.queues: list[str] | None = list(queues) if queues else None
+        if isinstance(ledger, str | Path):
+            ledger = Ledger(ledger)
+        if ledger is None and getattr(run, "launch_dir", None) is not None:
+            ledger = Ledger.for_launch_dir(run.launch_dir)
+        self.ledger: Ledger | None = ledger
+        self.price_per_vcpu_hour = price_per_vcpu_hour
+        self.interval = interval
+        self.reload_run = reload_run
+        self.clock: Clock = clock or _utcnow
+
+        self.snapshot: Snapshot | None = None
+        #: the exception behind the last failed refresh (the CLI turns it into one line)
+        self.last_error: BaseException | None = None
+
+        self._jobs: dict[str, dict[str, Any]] = {}  # recorded + in-scope jobs, last answer
+        self._known: set[str] = set()  # in-scope job ids found by discovery
+        self._foreign: set[str] = set()  # described once, proven out of scope: never again
+        self._candidates: set[str] = set()  # listed but not yet described (API failing)
+        self._watermark: datetime | None = None  # every job created before it was listed
+        self._seeded = False
+
+        self._subscribers: list[Emit] = []
+        self._lock = threading.RLock()  # one refresh at a time; guards the caches
+        self._kill_lock = threading.Lock()  # one kill at a time (a double click waits)
+        self._paused = threading.Event()
+        self._stop = threading.Event()
+        self._closed = False
+        self._runner: asyncio.Task[None] | threading.Thread | None = None
+        self._runner_loop: asyncio.AbstractEventLoop | None = None
+
+    # --- subscriptions ------------------------------------------------------------------
+
+    def subscribe(self, callback: Emit) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event; returns a function that unsubscribes."""
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _emit(self, event: Event) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception:  # a broken widget must never stop the tracker
+                log.exception("batchkit tracker: subscriber %r failed on %s", callback, event)
+
+    def _emit_all(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self._emit(event)
+
+    # --- polling ------------------------------------------------------------------------
+
+    @property
+    def run_name(self) -> str:
+        return self.run.name or (str(self.run.launch_dir) if self.run.launch_dir else "run")
+
+    def refresh(self) -> Snapshot:
+        """Poll Batch once (blocking) and reconcile; never raises because AWS is failing.
+
+        Returns the new snapshot, or the last good one marked degraded when Batch could
+        not be reached (``snapshot.error`` says why, ``snapshot.age`` how old it is).
+        """
+        snapshot, events = self._poll()
+        self._emit_all(events)
+        return snapshot
+
+    async def refresh_async(self) -> Snapshot:
+        """``refresh`` with the blocking I/O in a worker thread; events fire on this loop."""
+        snapshot, events = await asyncio.to_thread(self._poll)
+        self._emit_all(events)
+        return snapshot
+
+    def _poll(self) -> tuple[Snapshot, list[Event]]:
+        with self._lock:
+            fetched_at = self.clock()
+            try:
+                if self.reload_run:
+                    self.run.reload()
+                self._seed_from_ledger()
+                failed = self._describe_tracked()
+                failed |= self._discover(fetched_at)
+            except (BatchkitError, OSError) as exc:
+                # AwsError: Batch unreachable past the client's deadline; InputError/OSError:
+                # the trace or log is being rewritten under us. Either way the last good
+                # answer stays up, marked degraded.
+                return self._degrade(exc)
+            unknown = [i for i in failed if i not in self._jobs]
+            if unknown:
+                exc = _PartialAnswer(
+                    f"Batch did not answer for {len(unknown)} job(s) (e.g. {unknown[0]}); "
+                    "showing the last good result, retrying on the next poll"
+                )
+                return self._degrade(exc)
+            error = None
+            if failed:
+                error = (
+                    f"{len(failed)} job(s) could not be described this time; "
+                    "their last known state is shown"
+                )
+            return self._publish(fetched_at, degraded=bool(failed), error=error)
+
+    def _degrade(self, exc: BaseException) -> tuple[Snapshot, list[Event]]:
+        self.last_error = exc
+        message = str(exc) or type(exc).__name__
+        log.warning("batchkit tracker: refresh of run %r failed: %s", self.run_name, message)
+        stats = self._client_stats()
+        if self.snapshot is None:
+            empty = Snapshot(
+                frame=pd.DataFrame(),
+                summary={},
+                taken_at=self.clock(),
+                run_state=str(self.run.state),
+                degraded=True,
+                error=message,
+                client_stats=stats,
+                clock=self.clock,
+            )
+            return empty, [RefreshFailed(message, None)]
+        self.snapshot = replace(self.snapshot, degraded=True, error=message, client_stats=stats)
+        return self.snapshot, [RefreshFailed(message, self.snapshot.age)]
+
+    def _publish(
+        self, fetched_at: datetime, *, degraded: bool, error: str | None
+    ) -> tuple[Snapshot, list[Event]]:
+        frame = rec.reconcile(
+            self.run,
+            list(self._jobs.values()),
+            price_per_vcpu_hour=self.price_per_vcpu_hour,
+            now=pd.Timestamp(fetched_at),
+            queues=self._queue_names(),
+        )
+        old = (
+            self.snapshot.frame
+            if self.snapshot is not None and not self.snapshot.frame.empty
+            else None
+        )
+        events = diff_frames(old, frame)
+        self.snapshot = Snapshot(
+            frame=frame,
+            summary=rec.summarize(frame),
+            taken_at=fetched_at,
+            run_state=str(self.run.state),
+            degraded=degraded,
+            error=error,
+            client_stats=self._client_stats(),
+            clock=self.clock,
+        )
+        if not degraded:
+            self.last_error = None
+        events.append(Refreshed(self.snapshot))
+        return self.snapshot, events
+
+    def _client_stats(self) -> Any:
+        try:
+            return self.client.stats
+        except Exception:  # stats are decoration; never fail a refresh over them
+            return None
+
+    def _seed_from_ledger(self) -> None:
+        """A restarted tracker picks up what the last one found (jobs, discovery mark)."""
+        if self._seeded:
+            return
+        self._seeded = True
+        if self.ledger is None:
+            return
+        self._known.update(self.ledger.known_jobs(self.run_name))
+        self._watermark = _as_datetime(self.ledger.last_poll(self.run_name))
+
+    def _recorded_ids(self) -> list[str]:
+        tasks = self.run.tasks
+        if tasks is None or len(tasks) == 0 or TaskCol.NATIVE_ID not in tasks:
+            return []
+        ids = tasks[TaskCol.NATIVE_ID].dropna().astype(str)
+        return list(dict.fromkeys(i for i in ids if i))
+
+    def _describe_tracked(self) -> set[str]:
+        """Describe recorded and known jobs that can still change; returns ids that failed."""
+        wanted = [*self._recorded_ids(), *sorted(self._known)]
+        todo = [
+            job_id
+            for job_id in dict.fromkeys(wanted)
+            if _status(self._jobs.get(job_id)) not in JOB_TERMINAL
+        ]
+        if not todo:
+            return set()
+        result = self.client.describe_jobs(todo)
+        self._absorb(result)
+        return set(result.failed)
+
+    def _absorb(self, result: DescribeResult) -> None:
+        for job_id, job in result.jobs.items():
+            self._jobs[job_id] = dict(job)
+        for job_id in result.missing:
+            # DescribeJobs drops unknown ids silently (nextflow-io/nextflow#7301): forget
+            # what we had so reconcile calls the pair "vanished" rather than trusting it.
+            self._jobs.pop(job_id, None)
+
+    def _queue_names(self) -> list[str] | None:
+        if self.queues:
+            return self.queues
+        queues = [str(q) for q in (getattr(self.run, "queues", None) or []) if q]
+        if not queues:
+            for job in self._jobs.values():
+                queue = job.get("jobQueue")
+                if queue:
+                    queues.append(str(queue))
+        return list(dict.fromkeys(queues)) or None
+
+    def _discover(self, started: datetime) -> set[str]:
+        """List jobs created on the run's queues since the last poll; keep those in scope.
+
+        Jobs never recorded by Nextflow (submitted after an abort, nextflow-io/nextflow#7445,
+        or lost from a crashed trace) are only visible this way. ListJobs summaries carry no
+        command, so candidates are described once to prove scope by work dir; a name match
+        alone never is proof (DESIGN §4).
+        """
+        queues = self._queue_names()
+        if not queues:
+            return set()
+        since = self._watermark
+        if since is None:
+            since = _as_datetime(self.run.launch_time)
+        created_after = None if since is None else since - DISCOVERY_SKEW
+        newest: datetime | None = None
+        listed: list[str] = []
+        for queue in queues:
+            for summary in self.client.list_jobs(queue, created_after=created_after):
+                job_id = str(summary.get("jobId", ""))
+                if job_id:
+                    listed.append(job_id)
+                created = _created_at(summary)
+                if created is not None and (newest is None or created > newest):
+                    newest = created
+        candidates = self._candidates | {
+            i
+            for i in listed
+            if i not in self._foreign and i not in self._known and i not in self._jobs
+        }
+        failed: set[str] = set()
+        if candidates:
+            result = self.client.describe_jobs(sorted(candidates))
+            failed = set(result.failed)
+            found = list(result.jobs.values())
+            fresh: list[str] = []
+            if found:
+                frame = rec.jobs_frame(found)
+                mask = rec.in_scope(self.run, frame, queues=queues)
+                ours = set(frame.loc[mask.to_numpy(dtype=bool), JobCol.JOB_ID].astype(str))
+                for job_id, job in result.jobs.items():
+                    if job_id in ours:
+                        self._jobs[job_id] = dict(job)
+                        if job_id not in self._known:
+                            fresh.append(job_id)
+                        self._known.add(job_id)
+                    else:
+                        self._foreign.add(job_id)
+            self._foreign.update(result.missing)
+            self._candidates = failed
+            if fresh and self.ledger is not None:
+                self.ledger.remember_jobs(self.run_name, fresh)
+        # Batch's clock and ours differ (and the emulator runs on its own): never move the
+        # mark past the newest job Batch showed, nor past the moment this poll began.
+        mark = started if newest is None else min(started, newest)
+        if self._watermark is not None and newest is None:
+            mark = min(mark, self._watermark)
+        if self._watermark is None or mark > self._watermark:
+            self._watermark = mark
+            if self.ledger is not None:
+                self.ledger.set_last_poll(self.run_name, mark)
+        return failed
+
+    # --- kill planning and execution -------------------------------------------------------
+
+    def plan(
+        self,
+        *,
+        force: bool = False,
+        verdicts: Sequence[str] | None = None,
+        job_ids: Sequence[str] | None = None,
+    ) -> list[KillJob]:
+        """What a kill would terminate now (refreshes first if nothing was fetched yet)."""
+        snapshot = self.snapshot
+        if snapshot is None or snapshot.frame.empty:
+            snapshot = self.refresh()
+        if snapshot.frame.empty:
+            return []
+        plan = rec.plan_kills(
+            snapshot.frame,
+            force=force,
+            run_name=self.run.name,
+            verdicts=list(verdicts) if verdicts is not None else None,
+            job_ids=list(job_ids) if job_ids is not None else None,
+        )
+        killed = set(self.ledger.killed_job_ids()) if self.ledger is not None else set()
+        return [job for job in plan if job.job_id not in killed]
+
+    def kill(
+        self, plan: Sequence[KillJob], *, progress: Callable[[int, int], None] | None = None
+    ) -> KillReport:
+        """Terminate the plan's jobs, ledger first, and verify each end state.
+
+        Kills interrupted earlier (an intent in the ledger with no result: the kernel died
+        mid-kill) are re-driven first under their original audit entry, so every job is
+        killed and recorded exactly once. A job the ledger already shows killed is skipped.
+        """
+        return self._kill(plan, progress, self._emit)
+
+    async def kill_async(
+        self, plan: Sequence[KillJob], progress: Callable[[int, int], None] | None = None
+    ) -> KillReport:
+        """``kill`` in a worker thread; progress and events are delivered on this loop."""
+        loop = asyncio.get_running_loop()
+
+        def emit(event: Event) -> None:
+            loop.call_soon_threadsafe(self._emit, event)
+
+        def on_progress(done: int, total: int) -> None:
+            if progress is not None:
+                loop.call_soon_threadsafe(progress, done, total)
+
+        return await asyncio.to_thread(self._kill, plan, on_progress, emit)
+
+    def resume_kills(self, *, progress: Callable[[int, int], None] | None = None) -> KillReport:
+        """Finish kills a previous tracker recorded but never completed (kernel restart)."""
+        return self._kill([], progress, self._emit)
+
+    def _require_ledger(self) -> Ledger:
+        if self.ledger is None:
+            raise InputError(
+                f"run {self.run_name!r} has no launch directory, so there is no ledger to "
+                "record kills in; pass ledger=PATH to Tracker (or --ledger to the CLI)"
+            )
+        return self.ledger
+
+    def _kill(
+        self,
+        plan: Sequence[KillJob],
+        progress: Callable[[int, int], None] | None,
+        emit: Emit,
+    ) -> KillReport:
+        ledger = self._require_ledger()
+        with self._kill_lock:
+            run_name = self.run_name
+            killed = set(ledger.killed_job_ids())
+            pending = _pending_with_ids(ledger, run_name)
+            todo: dict[str, tuple[KillJob, int | None]] = {}
+            for job, kill_id in pending:
+                todo.setdefault(job.job_id, (job, kill_id))
+            skipped: list[KillJob] = []
+            for job in plan:
+                if job.job_id in killed:
+                    skipped.append(job)
+                elif job.job_id not in todo:
+                    todo[job.job_id] = (job, None)
+            entries = list(todo.values())
+            total = len(entries)
+            emit(KillStarted([job.job_id for job, _ in entries]))
+            outcomes: list[tuple[KillJob, JobOutcome, str | None]] = []
+            complete = True
+            done = 0
+            for chunk in _chunks_by_reason(entries, KILL_CHUNK):
+                if self._closed:
+                    complete = False
+                    break
+                outcomes.extend(self._kill_chunk(ledger, run_name, chunk))
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+                emit(KillProgress(done, total))
+            report = KillReport(outcomes=outcomes, skipped=skipped, complete=complete)
+        if outcomes and not self._closed:
+            with self._lock:
+                if self.snapshot is not None:
+                    self._publish_quietly(emit)
+        emit(KillFinished(report))
+        return report
+
+    def _kill_chunk(
+        self, ledger: Ledger, run_name: str, chunk: list[tuple[KillJob, int | None]]
+    ) -> list[tuple[KillJob, JobOutcome, str | None]]:
+        reason = chunk[0][0].reason
+        request = {"operation": "TerminateJob", "reason": reason, "request_id": str(uuid.uuid4())}
+        ids: dict[str, int] = {}
+        jobs: dict[str, KillJob] = {}
+        # Intent BEFORE the call: a kernel that dies inside terminate_jobs leaves a pending
+        # entry that the next kill re-drives (TerminateJob is idempotent, DESIGN §6).
+        for job, kill_id in chunk:
+            jobs[job.job_id] = job
+            ids[job.job_id] = (
+                kill_id
+                if kill_id is not None
+                else ledger.record_kill_intent(run_name, job, request)
+            )
+        answers: dict[str, JobOutcome] = {}
+        remaining = list(jobs)
+        for _ in range(KILL_ROUNDS):
+            if not remaining:
+                break
+            for outcome in self.client.terminate_jobs(remaining, reason):
+                answers[outcome.job_id] = outcome
+            remaining = [i for i in remaining if i in answers and not answers[i].ok]
+        verified = self.client.describe_jobs(list(jobs))
+        with self._lock:
+            self._absorb(_only_found(verified))
+        rows: list[tuple[KillJob, JobOutcome, str | None]] = []
+        for job_id, job in jobs.items():
+            outcome = answers.get(job_id) or JobOutcome(
+                job_id, "error", message="Batch gave no answer for this job"
+            )
+            if job_id in verified.jobs:
+                status: str | None = _status(verified.jobs[job_id])
+            elif job_id in verified.missing:
+                status = "not_found"
+            else:
+                status = outcome.status
+            # Result AFTER the call, with the status Batch showed on verification.
+            ledger.record_kill_result(ids[job_id], outcome, status)
+            rows.append((job, outcome, status))
+        return rows
+
+    def _publish_quietly(self, emit: Emit) -> None:
+        """Re-reconcile from the cache after a kill (no extra API call) and announce it."""
+        try:
+            _, events = self._publish(self.clock(), degraded=False, error=None)
+        except Exception:  # the kill succeeded; a failing redraw must not hide that
+            log.exception("batchkit tracker: re-reconcile after kill failed")
+            return
+        for event in events:
+            emit(event)
+
+    # --- running in the background ---------------------------------------------------------
+
+    def pause(self) -> None:
+        """Stop polling until ``resume``; a refresh already under way finishes."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def start(self) -> asyncio.Task[None] | threading.Thread:
+        """Refresh every ``interval`` seconds in the background; returns at once.
+
+        In a notebook (a running event loop) the loop is an asyncio task whose blocking
+        calls run in worker threads, so cells stay responsive; without a running loop it
+        is a daemon thread. Kills a previous tracker left half done are re-driven first.
+        """
+        if self._closed:
+            raise InputError("this tracker is closed; create a new Tracker to start again")
+        if self._runner is not None:
+            return self._runner
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            self._runner_loop = loop
+            self._runner = loop.create_task(
+                self._loop_async(), name=f"batchkit-tracker-{self.run_name}"
+            )
+        else:
+            thread = threading.Thread(
+                target=self._loop_thread, name=f"batchkit-tracker-{self.run_name}", daemon=True
+            )
+            self._runner = thread
+            thread.start()
+        return self._runner
+
+    def _has_pending_kills(self) -> bool:
+        return self.ledger is not None and bool(self.ledger.pending_kills(self.run_name))
+
+    async def _loop_async(self) -> None:
+        try:
+            if self._has_pending_kills():
+                await self.kill_async([])
+            while not self._closed:
+                if not self._paused.is_set():
+                    await self.refresh_async()
+                await asyncio.sleep(self.interval)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("batchkit tracker: background loop of run %r stopped", self.run_name)
+
+    def _loop_thread(self) -> None:
+        try:
+            if self._has_pending_kills():
+                self.resume_kills()
+            self.run_blocking()
+        except Exception:
+            log.exception("batchkit tracker: background thread of run %r stopped", self.run_name)
+
+    def run_blocking(self, *, until: Callable[[Snapshot], bool] | None = None) -> Snapshot | None:
+        """Refresh every ``interval`` seconds in this thread until ``until(snapshot)`` or close."""
+        while not self._closed:
+            if not self._paused.is_set():
+                snapshot = self.refresh()
+                if until is not None and until(snapshot):
+                    return snapshot
+            if self._stop.wait(self.interval):
+                break
+        return self.snapshot
+
+    def run_forever(self) -> None:
+        self.run_blocking()
+
+    def close(self) -> None:
+        """Stop the background loop and any kill at its next chunk; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        runner, self._runner = self._runner, None
+        if isinstance(runner, threading.Thread):
+            if runner is not threading.current_thread():
+                runner.join(timeout=max(1.0, self.interval))
+        elif runner is not None:
+            loop = self._runner_loop
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if loop is None or running is loop:
+                runner.cancel()
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(runner.cancel)
+
+    def __enter__(self) -> Tracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _PartialAnswer(BatchkitError):
+    """Some recorded jobs could not be described: the new frame would mislabel them."""
+
+
+def _only_found(result: DescribeResult) -> DescribeResult:
+    # A kill's verification must not drop jobs from the cache on a missing answer: the
+    # next refresh decides "vanished" with a full describe.
+    return DescribeResult(jobs=result.jobs)
+
+
+def _chunks_by_reason(
+    entries: list[tuple[KillJob, int | None]], size: int
+) -> list[list[tuple[KillJob, int | None]]]:
+    """Group by reason (one reason per TerminateJobs call), then cut into chunks of ``size``."""
+    groups: dict[str, list[tuple[KillJob, int | None]]] = {}
+    for entry in entries:
+        groups.setdefault(entry[0].reason, []).append(entry)
+    chunks: list[list[tuple[KillJob, int | None]]] = []
+    for group in groups.values():
+        chunks.extend(group[i : i + size] for i in range(0, len(group), size))
+    return chunks
+
+
+def _pending_with_ids(ledger: Ledger, run_name: str) -> list[tuple[KillJob, int | None]]:
+    return [(job, None) for job in ledger.pending_kills(run_name)]

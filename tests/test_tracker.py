@@ -1,0 +1,618 @@
+"""The Tracker: what it polls, how it degrades, its events, kills, resume, background loop.
+
+Pure helpers are tested on hand-built frames. The polling/kill logic is tested with a
+small in-memory Batch (``FakeBatch``) where a test needs to see *which* ids were asked
+for, or to fail one call in a precise way; everything else runs against the real
+LocalBatch over HTTP with the real BatchClient, NextflowRun and Ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from batchkit.ledger import Ledger
+
+from batchkit.errors import ApiUnavailableError, InputError
+from batchkit.schema import (
+    TASK_COLUMNS,
+    TASK_DTYPES,
+    DescribeResult,
+    JobCol,
+    JobOutcome,
+    KillJob,
+    RecCol,
+    TaskCol,
+)
+from batchkit.tracker import (
+    JobStateChanged,
+    KillFinished,
+    KillProgress,
+    KillStarted,
+    Refreshed,
+    RefreshFailed,
+    Tracker,
+    VerdictChanged,
+    _chunks_by_reason,
+    diff_frames,
+)
+
+T0 = datetime(2026, 1, 24, 12, 0, tzinfo=UTC)
+WORK = "s3://bucket/work"
+
+
+# --- fakes that honour the real signatures ---------------------------------------------------
+
+
+class Clock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def _hash(i: int) -> str:
+    return f"{i:02x}/{i:030x}"
+
+
+def job_dict(
+    job_id: str,
+    *,
+    status: str = "RUNNING",
+    workdir: str | None = None,
+    queue: str = "q",
+    created: datetime = T0 + timedelta(minutes=1),
+    attempts: int = 0,
+) -> dict[str, Any]:
+    command = ["bash", "-o", "pipefail", "-c", "true"]
+    if workdir is not None:
+        command = [
+            "bash",
+            "-o",
+            "pipefail",
+            "-c",
+            f'trap "{{ ret=$?; exit $ret; }}" EXIT; aws s3 cp --only-show-errors {workdir}/.command.run - | bash 2>&1 | tee .command.log',
+        ]
+    job: dict[str, Any] = {
+        "jobId": job_id,
+        "jobName": f"nf-{job_id}",
+        "jobQueue": queue,
+        "status": status,
+        "createdAt": _ms(created),
+        "jobDefinition": "nf-def",
+        "container": {"command": command, "vcpus": 2, "memory": 1024},
+        "attempts": [
+            {"container": {"exitCode": 143}, "statusReason": "Host EC2 (instance i-1) terminated."}
+        ]
+        * attempts,
+    }
+    if status in {"RUNNING", "SUCCEEDED", "FAILED"}:
+        job["startedAt"] = _ms(created + timedelta(minutes=1))
+    if status in {"SUCCEEDED", "FAILED"}:
+        job["stoppedAt"] = _ms(created + timedelta(minutes=5))
+    return job
+
+
+class FakeBatch:
+    """In-memory Batch with the BatchClient's method signatures; records every call."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.calls: list[tuple[str, Any]] = []
+        self.fail_describe: int = 0  # the next N describe calls mark everything failed
+        self.raise_list: BaseException | None = None
+        self.on_terminate: Any = None
+        self.stats = None
+
+    def add(self, job: dict[str, Any]) -> None:
+        self.jobs[job["jobId"]] = job
+
+    def describe_jobs(self, ids: list[str]) -> DescribeResult:
+        self.calls.append(("describe", list(ids)))
+        if self.fail_describe:
+            self.fail_describe -= 1
+            return DescribeResult(failed=list(ids))
+        found = {i: dict(self.jobs[i]) for i in ids if i in self.jobs}
+        return DescribeResult(jobs=found, missing=[i for i in ids if i not in self.jobs])
+
+    def list_jobs(
+        self,
+        queue: str,
+        *,
+        statuses: Any = None,
+        created_after: Any = None,
+        name_prefix: str | None = None,
+    ) -> list[dict[str, Any]]:
+        self.calls.append(("list", (queue, created_after)))
+        if self.raise_list is not None:
+            raise self.raise_list
+        out = []
+        for job in self.jobs.values():
+            if job["jobQueue"] != queue:
+                continue
+            if created_after is not None and job["createdAt"] <= _ms(created_after):
+                continue
+            out.append({k: job[k] for k in ("jobId", "jobName", "status", "createdAt")})
+        return out
+
+    def terminate_jobs(self, ids: list[str], reason: str) -> list[JobOutcome]:
+        self.calls.append(("terminate", (list(ids), reason)))
+        if self.on_terminate is not None:
+            self.on_terminate(ids)
+        out = []
+        for job_id in ids:
+            job = self.jobs.get(job_id)
+            if job is None:
+                out.append(JobOutcome(job_id, "not_found"))
+            elif job["status"] in {"SUCCEEDED", "FAILED"}:
+                out.append(JobOutcome(job_id, "already_done", status=job["status"]))
+            else:
+                job["status"] = "FAILED"
+                job["statusReason"] = reason
+                out.append(JobOutcome(job_id, "terminated", status="FAILED"))
+        return out
+
+    def described(self) -> list[str]:
+        return [i for op, ids in self.calls if op == "describe" for i in ids]
+
+
+def tasks_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame({c: [r.get(c) for r in rows] for c in TASK_COLUMNS})
+    return frame.astype(TASK_DTYPES)
+
+
+@dataclass
+class FakeRun:
+    """Satisfies what Tracker and reconcile read from a NextflowRun."""
+
+    tasks: pd.DataFrame
+    name: str | None = "wise_hypatia"
+    state: str = "aborted"
+    work_dir: str | None = WORK
+    launch_time: Any = field(default_factory=lambda: pd.Timestamp(T0))
+    end_time: Any = field(default_factory=lambda: pd.Timestamp(T0 + timedelta(minutes=10)))
+    queues: list[str] = field(default_factory=lambda: ["q"])
+    launch_dir: Path | None = None
+    last_activity: Any = None
+    abort_cause: str | None = None
+    reloads: int = 0
+
+    def reload(self) -> FakeRun:
+        self.reloads += 1
+        return self
+
+
+def task(i: int, status: str, job_id: str | None) -> dict[str, Any]:
+    return {
+        TaskCol.TASK_ID: i,
+        TaskCol.HASH: _hash(i)[:9],
+        TaskCol.NATIVE_ID: job_id,
+        TaskCol.NAME: f"ALIGN ({i})",
+        TaskCol.PROCESS: "ALIGN",
+        TaskCol.TAG: str(i),
+        TaskCol.STATUS: status,
+        TaskCol.SUBMIT: pd.Timestamp(T0 + timedelta(minutes=1)),
+        TaskCol.WORKDIR: f"{WORK}/{_hash(i)}",
+        TaskCol.CPUS: 2.0,
+        TaskCol.SOURCE: "trace+log",
+    }
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[FakeRun, FakeBatch, Clock, Ledger]]:
+    """An aborted run: task 1 completed (job done), 2 aborted but job still RUNNING
+    (orphan), 3 submitted and its job succeeded (stale); plus job x4 nobody recorded
+    with the run's work dir (untracked) and a stranger's job with another work dir."""
+    batch = FakeBatch()
+    batch.add(job_dict("j1", status="SUCCEEDED", workdir=f"{WORK}/{_hash(1)}"))
+    batch.add(job_dict("j2", status="RUNNING", workdir=f"{WORK}/{_hash(2)}", attempts=1))
+    batch.add(job_dict("j3", status="SUCCEEDED", workdir=f"{WORK}/{_hash(3)}"))
+    batch.add(job_dict("x4", status="RUNNING", workdir=f"{WORK}/{_hash(4)}"))
+    batch.add(job_dict("other", status="RUNNING", workdir=f"s3://elsewhere/work/{_hash(9)}"))
+    run = FakeRun(
+        tasks_frame(
+            [task(1, "COMPLETED", "j1"), task(2, "ABORTED", "j2"), task(3, "SUBMITTED", "j3")]
+        ),
+        launch_dir=tmp_path,
+    )
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    yield run, batch, Clock(), ledger
+
+
+def make(world: tuple[FakeRun, FakeBatch, Clock, Ledger], **kw: Any) -> Tracker:
+    run, batch, clock, ledger = world
+    return Tracker(run, batch, ledger=ledger, clock=clock, interval=0.01, **kw)  # type: ignore[arg-type]
+
+
+def verdicts(frame: pd.DataFrame) -> dict[str, str]:
+    rows = frame[frame[JobCol.JOB_ID].notna()]
+    return dict(zip(rows[JobCol.JOB_ID].astype(str), rows[RecCol.VERDICT].astype(str), strict=True))
+
+
+# --- pure helpers ------------------------------------------------------------------------------
+
+
+def _rec_frame(rows: list[tuple[str | None, str, str | None, str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            JobCol.JOB_ID: pd.array([r[0] for r in rows], dtype="string"),
+            TaskCol.NAME: pd.array([r[1] for r in rows], dtype="string"),
+            TaskCol.TASK_ID: pd.array([1 + i for i in range(len(rows))], dtype="Int64"),
+            RecCol.BATCH_STATUS: pd.array([r[2] for r in rows], dtype="string"),
+            RecCol.VERDICT: pd.array([r[3] for r in rows], dtype="string"),
+        }
+    )
+
+
+def test_diff_frames_names_state_and_verdict_changes() -> None:
+    old = _rec_frame([("a", "A (1)", "RUNNING", "ok"), ("b", "B (2)", "RUNNING", "orphan")])
+    new = _rec_frame(
+        [
+            ("a", "A (1)", "RUNNING", "ok"),
+            ("b", "B (2)", "FAILED", "ok"),
+            ("c", "C (3)", "RUNNABLE", "untracked"),
+        ]
+    )
+    assert diff_frames(old, new) == [
+        JobStateChanged("b", "RUNNING", "FAILED"),
+        VerdictChanged("b", "B (2)", "orphan", "ok"),
+        JobStateChanged("c", None, "RUNNABLE"),
+        VerdictChanged("c", "C (3)", None, "untracked"),
+    ]
+
+
+def test_diff_frames_first_frame_announces_everything_and_cached_tasks_by_name() -> None:
+    new = _rec_frame([(None, "A (1)", None, "ok"), ("b", "B (2)", "RUNNING", "orphan")])
+    assert diff_frames(None, new) == [
+        VerdictChanged(None, "A (1)", None, "ok"),
+        JobStateChanged("b", None, "RUNNING"),
+        VerdictChanged("b", "B (2)", None, "orphan"),
+    ]
+    assert diff_frames(new, new) == []
+
+
+def test_chunks_group_by_reason_then_cut() -> None:
+    jobs = [KillJob(f"j{i}", "orphan", "r1" if i % 2 else "r2") for i in range(7)]
+    chunks = _chunks_by_reason([(j, None) for j in jobs], 2)
+    assert [[e[0].job_id for e in c] for c in chunks] == [
+        ["j0", "j2"],
+        ["j4", "j6"],
+        ["j1", "j3"],
+        ["j5"],
+    ]
+    assert all(len({e[0].reason for e in c}) == 1 for c in chunks)
+
+
+# --- polling ---------------------------------------------------------------------------------
+
+
+def test_refresh_reconciles_recorded_and_discovered_jobs(world: Any) -> None:
+    tracker = make(world)
+    snap = tracker.refresh()
+    assert verdicts(snap.frame) == {"j1": "ok", "j2": "orphan", "j3": "stale", "x4": "untracked"}
+    assert not snap.degraded and snap.error is None
+    assert snap.taken_at == T0 and snap.age == 0.0
+    assert snap.run_state == "aborted"
+    retries = snap.frame.set_index(JobCol.JOB_ID)[RecCol.BATCH_RETRIES]
+    assert int(retries["j2"]) == 1
+    # the discovered job is remembered in the ledger for a restarted tracker
+    run, _, _, ledger = world
+    assert set(ledger.known_jobs(run.name)) == {"x4"}
+
+
+def test_refresh_polls_only_what_can_still_change(world: Any) -> None:
+    _, batch, clock, _ = world
+    tracker = make(world)
+    tracker.refresh()
+    assert sorted(batch.described()) == ["j1", "j2", "j3", "other", "x4"]
+    batch.calls.clear()
+    clock.advance(60)
+    tracker.refresh()
+    # j1, j3 are terminal (cached); "other" was proven foreign and is never asked again
+    assert sorted(batch.described()) == ["j2", "x4"]
+    lists = [args for op, args in batch.calls if op == "list"]
+    assert lists and all(
+        after is not None and after > T0 - timedelta(minutes=10) for _, after in lists
+    )
+
+
+def test_new_untracked_job_found_on_a_later_poll(world: Any) -> None:
+    _, batch, clock, _ = world
+    tracker = make(world)
+    tracker.refresh()
+    clock.advance(300)
+    batch.add(job_dict("x5", workdir=f"{WORK}/{_hash(5)}", created=clock.now))
+    snap = tracker.refresh()
+    assert verdicts(snap.frame)["x5"] == "untracked"
+
+
+def test_api_failure_keeps_last_good_snapshot_marked_degraded(world: Any) -> None:
+    _, batch, clock, _ = world
+    tracker = make(world)
+    events: list[Any] = []
+    tracker.subscribe(events.append)
+    good = tracker.refresh()
+    clock.advance(90)
+    batch.raise_list = ApiUnavailableError(
+        "ListJobs kept failing (HTTP 500) for 300 s", operation="ListJobs"
+    )
+    snap = tracker.refresh()
+    assert snap.degraded and "ListJobs kept failing" in (snap.error or "")
+    assert snap.age == 90.0
+    assert snap.frame is good.frame and snap.taken_at == good.taken_at
+    assert tracker.snapshot is snap
+    assert isinstance(events[-1], RefreshFailed) and events[-1].age == 90.0
+    # recovery clears the flag
+    batch.raise_list = None
+    clock.advance(10)
+    snap = tracker.refresh()
+    assert not snap.degraded and snap.error is None and snap.age == 0.0
+
+
+def test_describe_failure_of_an_unseen_job_is_not_called_vanished(world: Any) -> None:
+    _, batch, _, _ = world
+    tracker = make(world)
+    batch.fail_describe = 1
+    snap = tracker.refresh()
+    assert snap.degraded and tracker.snapshot is None
+    assert snap.frame.empty
+    snap = tracker.refresh()
+    assert not snap.degraded and "vanished" not in set(snap.frame[RecCol.VERDICT])
+
+
+def test_describe_failure_of_a_cached_job_shows_its_last_state(world: Any) -> None:
+    _, batch, _, _ = world
+    tracker = make(world)
+    tracker.refresh()
+    batch.fail_describe = 1
+    snap = tracker.refresh()
+    assert snap.degraded and "last known state" in (snap.error or "")
+    assert verdicts(snap.frame)["j2"] == "orphan"
+
+
+def test_missing_job_is_vanished(world: Any) -> None:
+    _, batch, _, _ = world
+    del batch.jobs["j2"]
+    snap = make(world).refresh()
+    assert verdicts(snap.frame)["j2"] == "vanished"
+
+
+def test_events_and_a_failing_subscriber_does_not_break_the_tracker(
+    world: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, batch, _, _ = world
+    tracker = make(world)
+    seen: list[Any] = []
+
+    def broken(event: Any) -> None:
+        raise RuntimeError("widget exploded")
+
+    tracker.subscribe(broken)
+    unsubscribe = tracker.subscribe(seen.append)
+    tracker.refresh()
+    assert JobStateChanged("j2", None, "RUNNING") in seen
+    assert isinstance(seen[-1], Refreshed)
+    assert "widget exploded" in caplog.text
+    seen.clear()
+    batch.jobs["j2"]["status"] = "FAILED"
+    tracker.refresh()
+    assert JobStateChanged("j2", "RUNNING", "FAILED") in seen
+    assert any(isinstance(e, VerdictChanged) and e.job_id == "j2" for e in seen)
+    unsubscribe()
+    seen.clear()
+    tracker.refresh()
+    assert seen == []
+
+
+def test_reload_run_each_poll(world: Any) -> None:
+    run = world[0]
+    tracker = make(world)
+    tracker.refresh()
+    tracker.refresh()
+    assert run.reloads == 2
+    make(world, reload_run=False).refresh()
+    assert run.reloads == 2
+
+
+# --- kills -----------------------------------------------------------------------------------
+
+
+def test_plan_and_kill_write_intent_before_and_result_after(world: Any) -> None:
+    run, batch, _, ledger = world
+    tracker = make(world)
+    tracker.refresh()
+    plan = tracker.plan()
+    assert sorted(j.job_id for j in plan) == ["j2", "x4"]
+
+    seen_intents: list[set[str]] = []
+    batch.on_terminate = lambda ids: seen_intents.append(
+        {k.job_id for k in ledger.pending_kills(run.name)}
+    )
+    events: list[Any] = []
+    tracker.subscribe(events.append)
+    progress: list[tuple[int, int]] = []
+    report = tracker.kill(plan, progress=lambda d, t: progress.append((d, t)))
+
+    assert all(
+        set(batch_ids) <= intents
+        for intents, (op, (batch_ids, _)) in zip(
+            seen_intents, [c for c in batch.calls if c[0] == "terminate"], strict=True
+        )
+    )
+    assert report.ok and report.complete
+    assert {(k.job_id, o.outcome, s) for k, o, s in report.outcomes} == {
+        ("j2", "terminated", "FAILED"),
+        ("x4", "terminated", "FAILED"),
+    }
+    assert progress[-1] == (2, 2)
+    assert ledger.pending_kills(run.name) == []
+    assert set(ledger.killed_job_ids()) == {"j2", "x4"}
+    kinds = [type(e) for e in events]
+    assert kinds[0] is KillStarted and kinds[-1] is KillFinished
+    assert KillProgress in kinds
+    # the snapshot is redrawn from what the kill verified, without another poll
+    assert tracker.snapshot is not None
+    assert set(
+        tracker.snapshot.frame.set_index(JobCol.JOB_ID)[RecCol.BATCH_STATUS][["j2", "x4"]]
+    ) == {"FAILED"}
+
+
+def test_double_kill_is_harmless_and_audited_once(world: Any) -> None:
+    _run, batch, _, ledger = world
+    tracker = make(world)
+    tracker.refresh()
+    plan = tracker.plan()
+    tracker.kill(plan)
+    batch.calls.clear()
+    again = tracker.kill(plan)
+    assert again.ok and again.outcomes == [] and {k.job_id for k in again.skipped} == {"j2", "x4"}
+    assert not [c for c in batch.calls if c[0] == "terminate"]
+    assert sorted(k["job_id"] for k in ledger.kills()) == ["j2", "x4"]
+
+
+def test_interrupted_kill_is_redriven_under_its_original_entry(world: Any) -> None:
+    run, batch, _, ledger = world
+    tracker = make(world)
+    tracker.refresh()
+    plan = tracker.plan()
+
+    def die(ids: list[str]) -> None:
+        raise KeyboardInterrupt  # the kernel dies inside the call, after the intents
+
+    batch.on_terminate = die
+    with pytest.raises(KeyboardInterrupt):
+        tracker.kill(plan)
+    assert {k.job_id for k in ledger.pending_kills(run.name)} == {"j2", "x4"}
+
+    batch.on_terminate = None
+    fresh = make(world)
+    report = fresh.kill([])  # nothing new planned: the pending ones alone are re-driven
+    assert {k.job_id for k, _, _ in report.outcomes} == {"j2", "x4"}
+    assert ledger.pending_kills(run.name) == []
+    assert sorted(k["job_id"] for k in ledger.kills()) == ["j2", "x4"]
+
+
+def test_kill_needs_a_ledger(world: Any) -> None:
+    run, batch, clock, _ = world
+    run.launch_dir = None
+    tracker = Tracker(run, batch, clock=clock)  # type: ignore[arg-type]
+    assert tracker.ledger is None
+    tracker.refresh()
+    with pytest.raises(InputError, match="ledger"):
+        tracker.kill(tracker.plan())
+
+
+def test_close_stops_a_kill_between_chunks(world: Any) -> None:
+    _run, batch, _, ledger = world
+    for i in range(120):
+        batch.add(job_dict(f"y{i}", workdir=f"{WORK}/{_hash(100 + i)}"))
+    tracker = make(world)
+    tracker.refresh()
+    plan = tracker.plan()
+    assert len(plan) == 122
+
+    def stop_after_first(done: int, total: int) -> None:
+        tracker.close()
+
+    report = tracker.kill(plan, progress=stop_after_first)
+    assert not report.complete and not report.ok
+    assert len(report.outcomes) == 50
+    fresh = make(world)
+    fresh.refresh()
+    rest = fresh.kill(fresh.plan())
+    assert rest.ok and len(rest.outcomes) == 72
+    assert len(ledger.kills()) == 122
+
+
+# --- the background loop ----------------------------------------------------------------------
+
+
+def test_start_in_a_running_loop_returns_at_once_and_close_stops_it(world: Any) -> None:
+    async def scenario() -> None:
+        tracker = make(world)
+        got = asyncio.Event()
+        tracker.subscribe(lambda e: got.set() if isinstance(e, Refreshed) else None)
+        task = tracker.start()
+        assert isinstance(task, asyncio.Task) and not task.done()
+        assert tracker.start() is task  # idempotent
+        await asyncio.wait_for(got.wait(), 10)
+        tracker.close()
+        tracker.close()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert tracker.snapshot is not None
+
+    asyncio.run(scenario())
+
+
+def test_start_without_a_loop_is_a_daemon_thread(world: Any) -> None:
+    tracker = make(world)
+    refreshed = threading.Event()
+    tracker.subscribe(lambda e: refreshed.set() if isinstance(e, Refreshed) else None)
+    thread = tracker.start()
+    assert isinstance(thread, threading.Thread) and thread.daemon
+    assert refreshed.wait(10)
+    tracker.close()
+    assert not thread.is_alive()
+    with pytest.raises(InputError):
+        tracker.start()
+
+
+def test_pause_stops_polling_and_resume_restarts(world: Any) -> None:
+    _, batch, _, _ = world
+    tracker = make(world)
+    tracker.pause()
+    assert tracker.paused
+    thread = tracker.start()
+    assert isinstance(thread, threading.Thread)
+    threading.Event().wait(0.1)
+    assert batch.calls == []
+    refreshed = threading.Event()
+    tracker.subscribe(lambda e: refreshed.set() if isinstance(e, Refreshed) else None)
+    tracker.resume()
+    assert refreshed.wait(10)
+    tracker.close()
+
+
+def test_run_blocking_until(world: Any) -> None:
+    _, _batch, _, _ = world
+    tracker = make(world)
+    polls: list[int] = []
+
+    def until(snap: Any) -> bool:
+        polls.append(1)
+        return len(polls) == 3
+
+    snap = tracker.run_blocking(until=until)
+    assert snap is tracker.snapshot and len(polls) == 3
+
+
+def test_refresh_async_and_kill_async_deliver_events_on_the_loop(world: Any) -> None:
+    async def scenario() -> None:
+        tracker = make(world)
+        loop_thread = threading.get_ident()
+        threads: set[int] = set()
+        tracker.subscribe(lambda e: threads.add(threading.get_ident()))
+        await tracker.refresh_async()
+        progress: list[tuple[int, int]] = []
+        report = await tracker.kill_async(tracker.plan(), lambda d, t: progress.append((d, t)))
+        await asyncio.sleep(0)  # let call_soon_threadsafe callbacks run
+        assert report.ok and progress == [(2, 2)]
+        assert threads == {loop_thread}
+
+    asyncio.run(scenario())
