@@ -1,0 +1,325 @@
+"""The dashboard's side-by-side table, as pure functions over a reconcile frame.
+
+``select(frame, query)`` filters, searches, sorts and pages; ``render_table(page)``
+turns the one visible page into escaped HTML. Nothing here imports ipywidgets or
+touches the network, so a 100,000-row run costs one vectorised pandas pass per
+refresh and the browser only ever receives ``page_size`` rows.
+
+Every piece of text is HTML-escaped: task names come from pipeline parameters
+(``tag`` is user input), and Batch's status reasons are free text.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, Literal
+
+import pandas as pd
+
+from batchkit.schema import MISMATCH_VERDICTS, VERDICTS, JobCol, RecCol, TaskCol
+
+#: Verdict filter values besides the verdicts themselves.
+FILTER_ALL: Final = "all"
+FILTER_MISMATCHES: Final = "mismatches"
+FILTERS: Final[tuple[str, ...]] = (FILTER_ALL, FILTER_MISMATCHES, *VERDICTS)
+
+SortKey = Literal["severity", "task", "waste", "submit", "batch_status", "nf_status"]
+SORT_KEYS: Final[tuple[str, ...]] = ("severity", "task", "waste", "submit", "batch_status", "nf_status")
+SORT_LABELS: Final[dict[str, str]] = {
+    "severity": "mismatch first",
+    "task": "task name",
+    "waste": "waste",
+    "submit": "submitted",
+    "batch_status": "Batch state",
+    "nf_status": "Nextflow state",
+}
+
+#: Most urgent first: what is burning money now, then what is merely inconsistent.
+SEVERITY: Final[dict[str, int]] = {
+    "orphan": 0,
+    "untracked": 1,
+    "disagree": 2,
+    "stale": 3,
+    "vanished": 4,
+    "ok": 5,
+}
+
+#: Row height in pixels. The dashboard lines its per-row kill buttons up beside the
+#: HTML rows, so rows never wrap: long text is cut with an ellipsis and kept whole
+#: in the cell's ``title``.
+ROW_HEIGHT_PX: Final = 34
+HEADER_HEIGHT_PX: Final = 34
+
+
+@dataclass(frozen=True, slots=True)
+class TableQuery:
+    """What the user asked the table to show."""
+
+    verdict: str = FILTER_ALL
+    search: str = ""
+    sort: str = "severity"
+    ascending: bool = True
+    page: int = 0
+    page_size: int = 50
+
+    def with_(self, **changes: Any) -> TableQuery:
+        """A copy with ``changes``; a new filter, search or sort starts again at page 0."""
+        if changes.keys() & {"verdict", "search", "sort", "ascending", "page_size"}:
+            changes.setdefault("page", 0)
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class TablePage:
+    """One page of rows and where it sits in the filtered whole."""
+
+    rows: pd.DataFrame
+    total: int  # rows matching the filter and search
+    page: int  # clamped to the pages that exist
+    n_pages: int
+    query: TableQuery
+    killable_ids: tuple[str, ...] = field(default=())  # job ids on this page that may be killed
+
+    @property
+    def first(self) -> int:
+        """1-based index of the first row shown (0 when nothing matches)."""
+        return 0 if self.total == 0 else self.page * self.query.page_size + 1
+
+    @property
+    def last(self) -> int:
+        return min(self.total, (self.page + 1) * self.query.page_size)
+
+
+def _text(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A column as plain strings with missing values as ''; absent columns read as empty."""
+    if column not in frame.columns:
+        return pd.Series([""] * len(frame), index=frame.index, dtype="object")
+    return frame[column].astype("string").fillna("")
+
+
+def _filter_mask(frame: pd.DataFrame, query: TableQuery) -> pd.Series:
+    mask = pd.Series(True, index=frame.index)
+    if query.verdict == FILTER_MISMATCHES:
+        mask &= _text(frame, RecCol.VERDICT).isin(sorted(MISMATCH_VERDICTS))
+    elif query.verdict != FILTER_ALL:
+        mask &= _text(frame, RecCol.VERDICT) == query.verdict
+    needle = query.search.strip().lower()
+    if needle:
+        # Search the task name and both ids: people paste a job id from the console.
+        hay = (
+            _text(frame, TaskCol.NAME).str.lower()
+            + "\x00"
+            + _text(frame, JobCol.JOB_ID).str.lower()
+            + "\x00"
+            + _text(frame, JobCol.JOB_NAME).str.lower()
+        )
+        mask &= hay.str.contains(needle, regex=False)
+    return mask
+
+
+def _sort_frame(frame: pd.DataFrame, query: TableQuery) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    keys: dict[str, pd.Series] = {}
+    severity = _text(frame, RecCol.VERDICT).map(SEVERITY).fillna(len(SEVERITY)).astype("int64")
+    name = _text(frame, TaskCol.NAME).str.lower()
+    if query.sort == "task":
+        keys["k0"] = name
+    elif query.sort == "waste":
+        waste = frame[RecCol.WASTE_VCPU_H] if RecCol.WASTE_VCPU_H in frame.columns else None
+        values = (
+            pd.Series(0.0, index=frame.index)
+            if waste is None
+            else pd.to_numeric(waste, errors="coerce").astype("float64").fillna(0.0)
+        )
+        # "ascending" on waste means the biggest first: that is what anyone sorting by waste wants.
+        keys["k0"] = -values
+    elif query.sort == "submit":
+        if TaskCol.SUBMIT in frame.columns:
+            submit = pd.to_datetime(frame[TaskCol.SUBMIT], utc=True, errors="coerce")
+            keys["k0"] = submit.fillna(pd.Timestamp.max.tz_localize("UTC"))
+        else:
+            keys["k0"] = name
+    elif query.sort == "batch_status":
+        keys["k0"] = _text(frame, JobCol.STATUS)
+    elif query.sort == "nf_status":
+        keys["k0"] = _text(frame, RecCol.NF_STATUS)
+    else:
+        keys["k0"] = severity
+    keys["k1"] = severity
+    keys["k2"] = name
+    keys["k3"] = _text(frame, JobCol.JOB_ID)
+    order = pd.DataFrame(keys, index=frame.index)
+    ascending = [query.ascending, True, True, True]
+    # mergesort is stable, so equal keys keep the reconcile order between refreshes
+    # (rows that jump around while the user reads them are worse than any order).
+    sorted_index = order.sort_values(list(keys), ascending=ascending, kind="mergesort").index
+    return frame.loc[sorted_index]
+
+
+def select(frame: pd.DataFrame, query: TableQuery) -> TablePage:
+    """Filter, search, sort and cut one page out of a reconcile frame."""
+    size = max(1, int(query.page_size))
+    if size != query.page_size:
+        query = replace(query, page_size=size)
+    matching = frame.loc[_filter_mask(frame, query)]
+    total = len(matching)
+    n_pages = max(1, math.ceil(total / size))
+    page = min(max(0, query.page), n_pages - 1)
+    ordered = _sort_frame(matching, query)
+    rows = ordered.iloc[page * size : (page + 1) * size]
+    killable: tuple[str, ...] = ()
+    if RecCol.KILLABLE in rows.columns and JobCol.JOB_ID in rows.columns:
+        flags = rows[RecCol.KILLABLE].astype("boolean").fillna(False).astype(bool)
+        killable = tuple(str(j) for j in rows.loc[flags, JobCol.JOB_ID] if not pd.isna(j))
+    return TablePage(
+        rows=rows,
+        total=total,
+        page=page,
+        n_pages=n_pages,
+        query=replace(query, page=page),
+        killable_ids=killable,
+    )
+
+
+# --- rendering ------------------------------------------------------------------------
+
+#: Verdict -> (background, accent) for rows and chips. Mismatches get colour; "ok"
+#: stays plain so the eye goes to what is wrong.
+VERDICT_COLOURS: Final[dict[str, tuple[str, str]]] = {
+    "orphan": ("#fde2e1", "#c0392b"),
+    "untracked": ("#fdebd3", "#d35400"),
+    "disagree": ("#f3e5f5", "#8e44ad"),
+    "stale": ("#fff7cc", "#b7950b"),
+    "vanished": ("#e3edf7", "#2e6da4"),
+    "ok": ("#ffffff", "#5b7a5b"),
+}
+
+#: Per-row kill states the dashboard overlays on rows while and after it kills.
+KillMark = Literal["pending", "killed", "already_done", "failed"]
+
+KILL_MARK_TEXT: Final[dict[str, str]] = {
+    "pending": "killing…",
+    "killed": "killed",
+    "already_done": "already finished",
+    "failed": "kill failed",
+}
+
+_VERDICT_CSS: Final = "\n".join(
+    f".bk-table tr.bk-{v} td {{ background: {bg}; }}"
+    f" .bk-table tr.bk-{v} td:first-child {{ box-shadow: inset 4px 0 0 {accent}; }}"
+    f" .bk-table .bk-verdict-{v} {{ background: {accent}; }}"
+    for v, (bg, accent) in VERDICT_COLOURS.items()
+    if v != "ok"
+)
+
+TABLE_CSS: Final = f"""
+<style>
+.bk-table {{ border-collapse: collapse; width: 100%; table-layout: fixed;
+  font: 13px/1.3 -apple-system, "Segoe UI", "DejaVu Sans", Arial, sans-serif; }}
+.bk-table th {{ height: {HEADER_HEIGHT_PX}px; box-sizing: border-box; text-align: left;
+  padding: 0 8px; background: #f4f5f7; color: #333; font-weight: 600;
+  border-bottom: 2px solid #d0d4da; white-space: nowrap; overflow: hidden; }}
+.bk-table td {{ height: {ROW_HEIGHT_PX}px; box-sizing: border-box; padding: 0 8px;
+  border-bottom: 1px solid #e6e8eb; white-space: nowrap; overflow: hidden;
+  text-overflow: ellipsis; vertical-align: middle; }}
+.bk-table td.bk-task {{ font-weight: 500; }}
+.bk-table .bk-sub {{ color: #777; font-size: 11px; margin-left: 6px; }}
+.bk-table .bk-verdict {{ display: inline-block; min-width: 64px; padding: 1px 6px;
+  border-radius: 9px; font-size: 11px; font-weight: 600; text-align: center;
+  color: #fff; margin-right: 6px; }}
+.bk-table tr.bk-killed td {{ color: #6b6b6b; }}
+.bk-table tr.bk-killed td.bk-task {{ text-decoration: line-through; text-decoration-color: #999; }}
+.bk-empty {{ padding: 18px; color: #666; font-style: italic; }}
+{_VERDICT_CSS}
+.bk-table .bk-verdict-ok {{ background: {VERDICT_COLOURS["ok"][1]}; }}
+</style>
+"""
+
+
+def _cell(value: object) -> str:
+    """Escaped text of one value; missing values as an em dash."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    return html.escape(str(value), quote=True)
+
+
+def _int(value: object) -> int | None:
+    if value is None or pd.isna(value):
+        return None
+    try:
+        return int(value)  # type: ignore[call-overload, no-any-return]
+    except (TypeError, ValueError):
+        return None
+
+
+def batch_state_text(batch_status: object, retries: object, job_id: object) -> str:
+    """'RUNNING (2 attempts)', or what a missing job means (plain text, not escaped)."""
+    status = _cell(batch_status)
+    if not status:
+        return "no such job" if _cell(job_id) else "no job"
+    extra = _int(retries)
+    attempts = 1 + (extra or 0)
+    return f"{status} ({attempts} attempt{'s' if attempts != 1 else ''})"
+
+
+def _row_html(row: dict[str, object], mark: str | None) -> str:
+    verdict = str(row.get(RecCol.VERDICT) or "ok")
+    verdict_cls = verdict if verdict in VERDICT_COLOURS else "ok"
+    name = _cell(row.get(TaskCol.NAME)) or _cell(row.get(JobCol.JOB_NAME)) or "(unnamed)"
+    job_id = _cell(row.get(JobCol.JOB_ID)) or _cell(row.get(TaskCol.NATIVE_ID))
+    task_id = _int(row.get(TaskCol.TASK_ID))
+    sub = f"#{task_id}" if task_id is not None else "no task"
+    nf = _cell(row.get(RecCol.NF_STATUS)) or "no record"
+    batch = html.escape(
+        batch_state_text(row.get(JobCol.STATUS), row.get(RecCol.BATCH_RETRIES), row.get(JobCol.JOB_ID))
+    )
+    reason = _cell(row.get(RecCol.REASON))
+    classes = f"bk-row bk-{verdict_cls}"
+    if mark is not None:
+        classes += f" bk-mark-{mark}"
+    if mark == "killed":
+        classes += " bk-killed"
+    full_task = f"{name} [{job_id}]" if job_id else name
+    return (
+        f'<tr class="{classes}" data-job-id="{job_id}" data-verdict="{html.escape(verdict)}">'
+        f'<td class="bk-task" title="{full_task}">{name}<span class="bk-sub">{html.escape(sub)}</span></td>'
+        f'<td class="bk-nf" title="{nf}">{nf}</td>'
+        f'<td class="bk-batch" title="{batch} {job_id}">{batch}</td>'
+        f'<td class="bk-why" title="{reason}"><span class="bk-verdict bk-verdict-{verdict_cls}">'
+        f"{html.escape(verdict)}</span>{reason}</td>"
+        "</tr>"
+    )
+
+
+def render_table(page: TablePage, marks: dict[str, str] | None = None) -> str:
+    """The page as one HTML ``<table>`` (style it with ``TABLE_CSS``); ``marks`` overlays kill progress by job id."""
+    marks = marks or {}
+    head = (
+        '<table class="bk-table"><colgroup>'
+        '<col style="width:31%"><col style="width:14%"><col style="width:19%">'
+        '<col style="width:36%"></colgroup>'
+        "<thead><tr><th>task</th><th>Nextflow state</th><th>Batch state (attempts)</th>"
+        "<th>verdict and reason</th></tr></thead><tbody>"
+    )
+    if page.total == 0:
+        return head + '</tbody></table><div class="bk-empty">No task matches this filter.</div>'
+    body = []
+    columns = list(page.rows.columns)
+    for values in page.rows.itertuples(index=False, name=None):
+        row = dict(zip(columns, values, strict=True))
+        job_id = row.get(JobCol.JOB_ID)
+        mark = marks.get(str(job_id)) if job_id is not None and not pd.isna(job_id) else None
+        body.append(_row_html(row, mark))
+    return head + "".join(body) + "</tbody></table>"
+
+
+def page_label(page: TablePage) -> str:
+    """'rows 51-100 of 1,234 · page 2 of 25' (plain text, with an en dash)."""
+    if page.total == 0:
+        return "no rows"
+    return (
+        f"rows {page.first:,}–{page.last:,} of {page.total:,} · page {page.page + 1:,} of {page.n_pages:,}"
+    )

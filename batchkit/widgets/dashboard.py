@@ -1,0 +1,960 @@
+"""The notebook dashboard: what Nextflow believes beside what AWS Batch holds.
+
+``Dashboard`` is a thin ipywidgets 8 view over a ``Tracker``: the tracker polls Batch
+on the kernel's event loop and announces each refresh; the dashboard only assigns
+trait values from the snapshot it is handed, and acts (kills) through the tracker,
+never calling AWS itself. Everything shown is computed by pure functions
+(``header_html``, ``chip_labels``, ``kill_all_label``, ``outcome_rows_html`` and the
+table module) that tests exercise on hand-built data.
+
+A 100,000-task run stays responsive: one refresh is one vectorised filter/sort, one
+HTML widget with the visible page (``page_size`` rows), and a fixed pool of
+``page_size`` kill buttons that are reused page after page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import ipywidgets as widgets
+import pandas as pd
+
+from batchkit.schema import VERDICTS, JobCol, KillJob, RecCol
+from batchkit.widgets._table import (
+    FILTER_ALL,
+    FILTER_MISMATCHES,
+    FILTERS,
+    HEADER_HEIGHT_PX,
+    KILL_MARK_TEXT,
+    SORT_KEYS,
+    SORT_LABELS,
+    TABLE_CSS,
+    TablePage,
+    TableQuery,
+    page_label,
+    render_table,
+    select,
+)
+
+log = logging.getLogger(__name__)
+
+#: Verdicts the kill-all button terminates: jobs nobody will ever collect. Both are
+#: only planned when ownership is proven (native id or work dir, DESIGN §6).
+KILL_ALL_VERDICTS: Final[tuple[str, ...]] = ("orphan", "untracked")
+
+DASHBOARD_CSS: Final = """
+<style>
+.bk-dashboard { font-family: -apple-system, "Segoe UI", "DejaVu Sans", Arial, sans-serif;
+  max-width: 1200px; }
+.bk-dashboard .bk-card { border: 1px solid #dfe3e8; border-radius: 8px; padding: 10px 14px;
+  background: #fafbfc; }
+.bk-head-title { font-size: 18px; font-weight: 700; color: #1f2933; }
+.bk-head-line { margin-top: 4px; font-size: 13px; color: #3e4c59; }
+.bk-head-line b { color: #1f2933; }
+.bk-badge { display: inline-block; padding: 1px 9px; border-radius: 10px; font-size: 12px;
+  font-weight: 700; color: #fff; margin: 0 4px; }
+.bk-badge-alive { background: #2e7d32; } .bk-badge-completed { background: #546e7a; }
+.bk-badge-aborted { background: #c0392b; } .bk-badge-unknown { background: #8a8a8a; }
+.bk-health-ok { color: #2e7d32; font-weight: 600; }
+.bk-health-degraded { color: #b26a00; font-weight: 600; }
+.bk-health-failing { color: #c0392b; font-weight: 600; }
+.bk-muted { color: #7b8794; }
+.bk-waste { font-size: 13px; color: #3e4c59; padding: 4px 8px; }
+.bk-waste b { color: #c0392b; font-size: 15px; }
+.jupyter-widgets.widget-button.bk-chip { border-radius: 14px; font-weight: 600; height: 28px;
+  margin: 2px 4px 2px 0; padding: 0 12px; border: 1px solid #cfd6dd; background: #fff;
+  color: #1f2933; }
+.jupyter-widgets.widget-button.bk-chip.bk-chip-active { box-shadow: 0 0 0 2px #1f2933 inset; }
+.jupyter-widgets.widget-button.bk-kill-all { background: #c0392b; color: #fff; font-weight: 700; }
+.jupyter-widgets.widget-button.bk-kill-all:disabled { background: #d9b8b4; color: #fff; }
+.jupyter-widgets.widget-button.bk-confirm { background: #8e1b10; color: #fff; font-weight: 700; }
+.bk-confirm-text { color: #8e1b10; font-weight: 600; }
+.jupyter-widgets.widget-button.bk-kill-row { height: 26px; margin: 4px 0 3px 6px; padding: 0 6px;
+  font-size: 12px; line-height: 26px; }
+.jupyter-widgets.widget-button.bk-kill-row.bk-can-kill { background: #fff; color: #c0392b;
+  border: 1px solid #c0392b; font-weight: 600; }
+.jupyter-widgets.widget-button.bk-kill-row.bk-can-kill:hover { background: #c0392b; color: #fff; }
+.jupyter-widgets.widget-button.bk-kill-row.bk-killed-btn { background: #e6f4ea; color: #1e7e34;
+  border: none; opacity: 1; }
+.jupyter-widgets.widget-button.bk-kill-row.bk-failed-btn { background: #fde2e1; color: #c0392b;
+  border: none; opacity: 1; }
+.bk-action-head { height: %(head)spx; box-sizing: border-box; border-bottom: 2px solid #d0d4da;
+  background: #f4f5f7; font: 600 13px/%(head)spx -apple-system, "Segoe UI", "DejaVu Sans", Arial, sans-serif;
+  padding-left: 8px; color: #333; }
+.bk-kill-status { font-size: 13px; }
+.bk-outcomes { border-collapse: collapse; font-size: 12px; margin-top: 4px; }
+.bk-outcomes td, .bk-outcomes th { padding: 2px 10px 2px 0; text-align: left; }
+.bk-out-ok { color: #1e7e34; font-weight: 600; } .bk-out-err { color: #c0392b; font-weight: 600; }
+.bk-advice-item { margin: 6px 0; } .bk-sev-error { color: #c0392b; font-weight: 700; }
+.bk-sev-warning { color: #b26a00; font-weight: 700; } .bk-sev-info { color: #2e6da4; font-weight: 700; }
+</style>
+""".replace("%(head)s", str(HEADER_HEIGHT_PX))
+
+
+# --- pure view functions (tested on hand-built data) -----------------------------------
+
+
+def _esc(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def format_age(seconds: float | None) -> str:
+    """'just now', '42 s ago', '3 min ago', '2 h ago'."""
+    if seconds is None:
+        return "never"
+    if seconds < 2:
+        return "just now"
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"
+
+
+def api_health(client_stats: Any, *, degraded: bool, error: str | None) -> tuple[str, str]:
+    """(css class, text) for the Batch API's health from the client's stats and the last refresh."""
+    text = ""
+    stats_degraded = False
+    if client_stats is not None:
+        with contextlib.suppress(Exception):  # stats are decoration: never break the header
+            stats_degraded = bool(getattr(client_stats, "degraded", False))
+            summary = getattr(client_stats, "summary", None)
+            text = str(summary() if callable(summary) else summary or "")
+    if degraded and error:
+        return "bk-health-failing", f"last refresh failed: {error}" + (f" ({text})" if text else "")
+    if stats_degraded:
+        return "bk-health-degraded", text or "degraded"
+    return "bk-health-ok", text or "healthy"
+
+
+def header_html(
+    *,
+    run_name: str | None,
+    run_state: str | None,
+    abort_cause: str | None,
+    health: tuple[str, str],
+    age: float | None,
+    paused: bool = False,
+    loading: bool = False,
+) -> str:
+    """The header card: run name, Nextflow's state, Batch API health, freshness."""
+    state = (run_state or "unknown").lower()
+    badge = state if state in {"alive", "completed", "aborted"} else "unknown"
+    cause = f' <span class="bk-muted">cause:</span> {_esc(abort_cause)}' if state == "aborted" and abort_cause else ""
+    health_cls, health_text = health
+    if loading:
+        fresh = '<span class="bk-muted">asking AWS Batch…</span>'
+    else:
+        fresh = f"updated <b>{_esc(format_age(age))}</b>"
+    if paused:
+        fresh += ' <span class="bk-muted">(paused)</span>'
+    return (
+        '<div class="bk-card bk-header-card">'
+        f'<div class="bk-head-title">Run <span class="bk-run-name">{_esc(run_name or "(unnamed)")}</span></div>'
+        f'<div class="bk-head-line">Nextflow: <span class="bk-badge bk-badge-{badge} bk-run-state">{_esc(state)}</span>{cause}</div>'
+        f'<div class="bk-head-line">Batch API: <span class="{health_cls} bk-api-health">{_esc(health_text)}</span>'
+        f' · {fresh}</div>'
+        "</div>"
+    )
+
+
+def verdict_counts(summary: Mapping[str, Any], frame: pd.DataFrame | None = None) -> dict[str, int]:
+    """Rows per verdict, from ``summarize``'s dict (or counted from the frame)."""
+    counts: dict[str, int] = {}
+    nested = summary.get("verdicts") if isinstance(summary.get("verdicts"), Mapping) else None
+    for verdict in VERDICTS:
+        value = (nested or summary).get(verdict)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            counts[verdict] = int(value)
+    if len(counts) < len(VERDICTS) and frame is not None and RecCol.VERDICT in frame.columns:
+        observed = frame[RecCol.VERDICT].astype("string").value_counts()
+        for verdict in VERDICTS:
+            counts.setdefault(verdict, int(observed.get(verdict, 0)))
+    for verdict in VERDICTS:
+        counts.setdefault(verdict, 0)
+    return counts
+
+
+def chip_labels(counts: Mapping[str, int], total: int) -> dict[str, str]:
+    """Button labels of the filter chips: 'all 40', 'mismatches 12', 'orphan 5', …"""
+    mismatches = sum(n for v, n in counts.items() if v != "ok")
+    labels = {FILTER_ALL: f"all {total:,}", FILTER_MISMATCHES: f"mismatches {mismatches:,}"}
+    labels.update({v: f"{v} {counts.get(v, 0):,}" for v in VERDICTS})
+    return labels
+
+
+def waste_numbers(frame: pd.DataFrame, summary: Mapping[str, Any]) -> tuple[float, float]:
+    """(vCPU-hours, cost) wasted, from the summary when it has them, else the frame."""
+    hours = summary.get("waste_vcpu_hours")
+    cost = summary.get("waste_cost")
+    if hours is None and RecCol.WASTE_VCPU_H in frame.columns:
+        hours = pd.to_numeric(frame[RecCol.WASTE_VCPU_H], errors="coerce").sum()
+    if cost is None and RecCol.WASTE_COST in frame.columns:
+        cost = pd.to_numeric(frame[RecCol.WASTE_COST], errors="coerce").sum()
+    return float(hours or 0.0), float(cost or 0.0)
+
+
+def waste_html(hours: float, cost: float, killable: int) -> str:
+    return (
+        f'<div class="bk-waste">Waste so far: <b>{hours:,.2f} vCPU-h</b> (${cost:,.2f})'
+        f' · <span class="bk-muted">{killable:,} job(s) can be killed</span></div>'
+    )
+
+
+def killable_rows(frame: pd.DataFrame, verdicts: Sequence[str] = KILL_ALL_VERDICTS) -> pd.DataFrame:
+    """Rows the kill-all button would terminate: killable, with one of ``verdicts``."""
+    if frame.empty or RecCol.KILLABLE not in frame.columns or RecCol.VERDICT not in frame.columns:
+        return frame.iloc[0:0]
+    mask = frame[RecCol.KILLABLE].astype("boolean").fillna(False).astype(bool) & frame[
+        RecCol.VERDICT
+    ].astype("string").isin(list(verdicts)).fillna(False).astype(bool)
+    return frame.loc[mask]
+
+
+def kill_all_label(frame: pd.DataFrame, exclude: set[str] | frozenset[str] = frozenset()) -> tuple[str, int]:
+    """('Kill all orphans (N jobs, X vCPU-h)', N) for the killable rows not yet killed."""
+    rows = killable_rows(frame)
+    if exclude and JobCol.JOB_ID in rows.columns:
+        rows = rows.loc[~rows[JobCol.JOB_ID].astype("string").isin(sorted(exclude)).fillna(False).astype(bool)]
+    n = len(rows)
+    hours = (
+        float(pd.to_numeric(rows[RecCol.WASTE_VCPU_H], errors="coerce").sum())
+        if RecCol.WASTE_VCPU_H in rows.columns
+        else 0.0
+    )
+    return f"Kill all orphans ({n:,} job{'s' if n != 1 else ''}, {hours:,.2f} vCPU-h)", n
+
+
+def plan_text(plan: Sequence[KillJob], run_name: str | None) -> str:
+    """The confirmation question, naming what will be killed and why (escaped HTML)."""
+    by_verdict: dict[str, int] = {}
+    for job in plan:
+        by_verdict[job.verdict] = by_verdict.get(job.verdict, 0) + 1
+    parts = ", ".join(f"{n:,} {v}" for v, n in sorted(by_verdict.items()))
+    hours = sum(job.vcpu_hours for job in plan)
+    reason = plan[0].reason if plan else ""
+    return (
+        f'<span class="bk-confirm-text">Terminate {len(plan):,} job(s) of run '
+        f"{_esc(run_name or '(unnamed)')} ({_esc(parts)}; {hours:,.2f} vCPU-h wasted so far)?</span> "
+        f'<span class="bk-muted">Batch will record the reason “{_esc(reason)}”.</span>'
+    )
+
+
+def outcome_mark(outcome_kind: str, verified: str | None) -> str:
+    """The row mark for one job's kill outcome (see ``_table.KILL_MARK_TEXT``)."""
+    if outcome_kind in {"terminated", "cancelled"}:
+        return "killed"
+    if outcome_kind in {"already_done", "not_found"}:
+        return "already_done"
+    return "failed"
+
+
+def outcome_rows_html(outcomes: Sequence[tuple[KillJob, Any, str | None]], summary: str) -> str:
+    """Per-job verified outcomes of a kill, as a small escaped table."""
+    rows = []
+    for job, outcome, verified in outcomes:
+        ok = bool(getattr(outcome, "ok", False))
+        kind = str(getattr(outcome, "outcome", "error"))
+        detail = getattr(outcome, "error_code", None) or getattr(outcome, "message", "") or ""
+        rows.append(
+            f"<tr><td>{_esc(job.task_name or '')}</td><td><code>{_esc(job.job_id)}</code></td>"
+            f'<td class="{"bk-out-ok" if ok else "bk-out-err"}">{_esc(kind)}</td>'
+            f"<td>Batch now: <b>{_esc(verified or 'unknown')}</b></td><td>{_esc(detail)}</td></tr>"
+        )
+    more = ""
+    if len(rows) > 200:
+        more = f'<div class="bk-muted">… and {len(rows) - 200:,} more (see the ledger).</div>'
+        rows = rows[:200]
+    return (
+        f'<div class="bk-kill-summary"><b>{_esc(summary)}</b></div>'
+        '<table class="bk-outcomes"><tr><th>task</th><th>job</th><th>outcome</th><th>verified</th><th></th></tr>'
+        + "".join(rows)
+        + "</table>"
+        + more
+    )
+
+
+def advice_html(findings: Sequence[Any]) -> str:
+    """``doctor()`` findings as an escaped list (most severe first)."""
+    if not findings:
+        return '<div class="bk-muted">No problem found.</div>'
+    order = {"error": 0, "warning": 1, "info": 2}
+    items = []
+    for f in sorted(findings, key=lambda f: order.get(str(getattr(f, "severity", "info")), 3)):
+        sev = str(getattr(f, "severity", "info"))
+        items.append(
+            f'<div class="bk-advice-item"><span class="bk-sev-{_esc(sev)}">{_esc(sev)}</span> '
+            f"<b>{_esc(getattr(f, 'title', ''))}</b> <span class=\"bk-muted\">[{_esc(getattr(f, 'rule', ''))}]</span><br>"
+            f"{_esc(getattr(f, 'evidence', ''))}<br><i>{_esc(getattr(f, 'advice', ''))}</i>"
+            + (f'<br><span class="bk-muted">{_esc(getattr(f, "source", ""))}</span>' if getattr(f, "source", "") else "")
+            + "</div>"
+        )
+    return "".join(items)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+# --- the widget --------------------------------------------------------------------------
+
+
+class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
+    """Nextflow's view beside AWS Batch's for one run, refreshed on the kernel's loop.
+
+    >>> dash = Dashboard("path/to/launch-dir", client=BatchClient(region="eu-west-1"))
+    >>> dash                     # displays at once; refreshes every ``interval`` seconds
+    >>> dash.pause(); dash.resume(); dash.close()
+    >>> await dash.kill_orphans_async()   # what "Kill all orphans" + confirm does
+
+    ``run_or_launch_dir`` is a ``NextflowRun`` or a launch directory. Pass ``tracker``
+    to share one with other code (the dashboard then leaves it running on ``close``).
+    With ``autostart=False`` nothing polls until ``refresh()`` is called (scripts, tests).
+    """
+
+    def __init__(
+        self,
+        run_or_launch_dir: Any,
+        client: Any = None,
+        *,
+        tracker: Any = None,
+        queues: Sequence[str] | None = None,
+        interval: float = 10.0,
+        page_size: int = 50,
+        price_per_vcpu_hour: float | None = None,
+        autostart: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        from batchkit.tracker import (
+            KillProgress,
+            Refreshed,
+            RefreshFailed,
+            Tracker,
+        )
+
+        self._Refreshed, self._RefreshFailed, self._KillProgress = Refreshed, RefreshFailed, KillProgress
+        if tracker is None:
+            run = run_or_launch_dir
+            if isinstance(run_or_launch_dir, str | Path):
+                from batchkit.nextflow import NextflowRun
+
+                run = NextflowRun.from_dir(run_or_launch_dir)
+            if client is None:
+                from batchkit.client import BatchClient
+
+                client = BatchClient()
+            extra: dict[str, Any] = {}
+            if price_per_vcpu_hour is not None:
+                extra["price_per_vcpu_hour"] = price_per_vcpu_hour
+            tracker = Tracker(run, client, queues=queues, interval=interval, **extra)
+            self._owns_tracker = True
+        else:
+            tracker.interval = interval
+            self._owns_tracker = False
+        self.tracker = tracker
+        self.run = tracker.run
+        self.query = TableQuery(page_size=max(1, int(page_size)))
+        self.marks: dict[str, str] = {}  # job id -> kill mark, kept across refreshes
+        self._busy: set[str] = set()  # job ids a kill is working on right now
+        self._pending_plan: list[KillJob] = []
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._page: TablePage | None = None
+        self._frame: pd.DataFrame = pd.DataFrame()
+        self._closed = False
+        self._lock = threading.RLock()
+        self._figure_key: object = None
+        self._advice_loaded = False
+
+        self._build(self.query.page_size)
+        super().__init__(children=self._layout_children(), **kwargs)
+        self.add_class("bk-dashboard")
+        self._unsubscribe = tracker.subscribe(self._on_event)
+        if tracker.snapshot is not None:
+            self._render()
+        else:
+            self._render_header(loading=True)
+        if autostart and not getattr(tracker, "closed", False):
+            tracker.start()
+
+    # --- building ------------------------------------------------------------------------
+
+    def _build(self, page_size: int) -> None:
+        W = widgets
+        self.style_html = W.HTML(TABLE_CSS + DASHBOARD_CSS, layout=W.Layout(display="none"))
+        self.header = W.HTML()
+        self.header.add_class("bk-header")
+
+        self.chips: dict[str, Any] = {}
+        for key in FILTERS:
+            chip = W.Button(description=key, tooltip=f"show {key} rows", layout=W.Layout(width="auto"))
+            chip.add_class("bk-chip")
+            chip.add_class(f"bk-chip-{key}")
+            chip.on_click(self._chip_clicked(key))
+            self.chips[key] = chip
+        self.waste = W.HTML()
+        self.waste.add_class("bk-waste-box")
+
+        self.filter = W.Dropdown(
+            options=[(f"verdict: {k}", k) for k in FILTERS], value=self.query.verdict,
+            layout=W.Layout(width="170px"),
+        )
+        self.filter.add_class("bk-filter")
+        self.search = W.Text(
+            placeholder="search task name or job id", continuous_update=False,
+            layout=W.Layout(width="240px"),
+        )
+        self.search.add_class("bk-search")
+        self.sort = W.Dropdown(
+            options=[(f"sort: {SORT_LABELS[k]}", k) for k in SORT_KEYS], value=self.query.sort,
+            layout=W.Layout(width="190px"),
+        )
+        self.sort.add_class("bk-sort")
+        self.descending = W.ToggleButton(value=False, description="reverse", icon="sort",
+                                         layout=W.Layout(width="90px"))
+        self.descending.add_class("bk-reverse")
+        self.prev_button = W.Button(description="◀ prev", layout=W.Layout(width="80px"))
+        self.prev_button.add_class("bk-prev")
+        self.next_button = W.Button(description="next ▶", layout=W.Layout(width="80px"))
+        self.next_button.add_class("bk-next")
+        self.page_info = W.HTML()
+        self.page_info.add_class("bk-page-info")
+        self.filter.observe(lambda c: self._set_query(verdict=c["new"]), names="value")
+        self.search.observe(lambda c: self._set_query(search=c["new"]), names="value")
+        self.sort.observe(lambda c: self._set_query(sort=c["new"]), names="value")
+        self.descending.observe(lambda c: self._set_query(ascending=not c["new"]), names="value")
+        self.prev_button.on_click(lambda _b: self._set_query(page=self.query.page - 1))
+        self.next_button.on_click(lambda _b: self._set_query(page=self.query.page + 1))
+
+        self.refresh_button = W.Button(description="refresh now", icon="refresh", layout=W.Layout(width="130px"))
+        self.refresh_button.add_class("bk-refresh")
+        self.refresh_button.on_click(lambda _b: self._spawn(self.tracker.refresh_async, self.tracker.refresh))
+        self.pause_button = W.ToggleButton(value=False, description="pause", icon="pause",
+                                           layout=W.Layout(width="100px"))
+        self.pause_button.add_class("bk-pause")
+        self.pause_button.observe(self._pause_toggled, names="value")
+
+        self.kill_all_button = W.Button(description="Kill all orphans", layout=W.Layout(width="auto"))
+        self.kill_all_button.add_class("bk-kill-all")
+        self.kill_all_button.on_click(self._kill_all_clicked)
+        self.confirm_text = W.HTML()
+        self.confirm_button = W.Button(description="Yes, kill them", layout=W.Layout(width="auto"))
+        self.confirm_button.add_class("bk-confirm")
+        self.confirm_button.on_click(self._confirm_clicked)
+        self.cancel_button = W.Button(description="Cancel", layout=W.Layout(width="auto"))
+        self.cancel_button.add_class("bk-cancel")
+        self.cancel_button.on_click(self._cancel_clicked)
+        self.confirm_panel = W.HBox(
+            [self.confirm_text, self.confirm_button, self.cancel_button],
+            layout=W.Layout(display="none", align_items="center", padding="6px", border="1px solid #e3b5b0"),
+        )
+        self.confirm_panel.add_class("bk-confirm-panel")
+        self.kill_status = W.HTML()
+        self.kill_status.add_class("bk-kill-status")
+
+        self.table = W.HTML(layout=W.Layout(flex="1 1 auto", width="auto"))
+        self.table.add_class("bk-table-html")
+        self.row_buttons: list[Any] = []
+        self._slot_jobs: list[str | None] = [None] * page_size
+        for i in range(page_size):
+            button = W.Button(description="", layout=W.Layout(width="118px", visibility="hidden"))
+            button.add_class("bk-kill-row")
+            button.on_click(self._row_clicked(i))
+            self.row_buttons.append(button)
+        action_head = W.HTML('<div class="bk-action-head">action</div>', layout=W.Layout(width="124px", margin="0"))
+        self.actions = W.VBox([action_head, *self.row_buttons], layout=W.Layout(width="124px", flex="0 0 auto"))
+        self.actions.add_class("bk-actions")
+        self.table_box = W.HBox([self.table, self.actions], layout=W.Layout(align_items="flex-start", width="100%"))
+        self.table_box.add_class("bk-table-box")
+
+        self.timeline_out = W.Output()
+        self.summary_out = W.Output()
+        self.export_button = W.Button(description="export post-mortem (HTML)", icon="download", layout=W.Layout(width="auto"))
+        self.export_button.add_class("bk-export")
+        self.export_button.on_click(lambda _b: self._export_clicked())
+        self.export_status = W.HTML()
+        self.advice = W.HTML('<div class="bk-muted">Open to run the checks.</div>')
+        self.advice.add_class("bk-advice")
+        self.figures = W.Accordion(
+            children=[
+                W.VBox([self.summary_out, W.HBox([self.export_button, self.export_status])]),
+                self.timeline_out,
+                self.advice,
+            ],
+            titles=("Verdicts and waste", "Timelines: Nextflow beside Batch", "Advice"),
+            selected_index=None,
+        )
+        self.figures.add_class("bk-figures")
+        self.figures.observe(self._panel_opened, names="selected_index")
+
+    def _layout_children(self) -> list[Any]:
+        W = widgets
+        chips = W.HBox([self.chips[k] for k in FILTERS], layout=W.Layout(flex_flow="row wrap"))
+        chips.add_class("bk-chips")
+        controls = W.HBox(
+            [self.filter, self.search, self.sort, self.descending, self.prev_button, self.page_info,
+             self.next_button],
+            layout=W.Layout(flex_flow="row wrap", align_items="center"),
+        )
+        controls.add_class("bk-controls")
+        actions = W.HBox(
+            [self.kill_all_button, self.refresh_button, self.pause_button],
+            layout=W.Layout(align_items="center", margin="4px 0"),
+        )
+        return [
+            self.style_html, self.header, chips, self.waste, actions, self.confirm_panel,
+            self.kill_status, controls, self.table_box, self.figures,
+        ]
+
+    # --- public API -----------------------------------------------------------------------
+
+    @property
+    def interval(self) -> float:
+        """Seconds between refreshes (settable; takes effect after the current wait)."""
+        return float(self.tracker.interval)
+
+    @interval.setter
+    def interval(self, seconds: float) -> None:
+        if seconds <= 0:
+            raise ValueError(f"interval must be a positive number of seconds, not {seconds!r}")
+        self.tracker.interval = float(seconds)
+
+    @property
+    def page(self) -> TablePage | None:
+        """The page of rows currently shown."""
+        return self._page
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The reconcile frame of the last good refresh (empty before the first one)."""
+        return self._frame
+
+    def refresh(self) -> None:
+        """Poll Batch now (blocking) and redraw; the tracker's events do the redraw."""
+        self.tracker.refresh()
+
+    async def refresh_async(self) -> None:
+        await self.tracker.refresh_async()
+
+    def pause(self) -> None:
+        """Stop polling until ``resume`` (the tracker keeps its state)."""
+        self.pause_button.value = True
+
+    def resume(self) -> None:
+        self.pause_button.value = False
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.pause_button.value)
+
+    def show(
+        self, *, verdict: str | None = None, search: str | None = None, sort: str | None = None,
+        page: int | None = None,
+    ) -> None:
+        """Set the table's filter, search, sort or page, as the controls do."""
+        if verdict is not None:
+            self.filter.value = verdict
+        if search is not None:
+            self.search.value = search
+        if sort is not None:
+            self.sort.value = sort
+        if page is not None:
+            self._set_query(page=page)
+
+    def kill_orphans(self) -> Any:
+        """Kill every killable orphan/untracked job now, blocking; returns the KillReport."""
+        plan = self.tracker.plan(verdicts=list(KILL_ALL_VERDICTS))
+        return self._kill_blocking(plan)
+
+    async def kill_orphans_async(self) -> Any:
+        """What "Kill all orphans" followed by "confirm" does; returns the KillReport."""
+        snapshot = self.tracker.snapshot
+        if snapshot is None or snapshot.frame.empty:
+            await self.tracker.refresh_async()
+        plan = self.tracker.plan(verdicts=list(KILL_ALL_VERDICTS))
+        return await self._kill_async(plan)
+
+    async def wait_idle(self) -> None:
+        """Wait for kills and refreshes the buttons started on this loop."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def close(self) -> None:
+        """Stop refreshing (and the tracker, when the dashboard made it) and close the widgets."""
+        if self._closed:
+            return
+        self._closed = True
+        self._unsubscribe()
+        if self._owns_tracker:
+            self.tracker.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for child in self._all_widgets():
+            child.close()
+        super().close()
+
+    def _all_widgets(self) -> list[Any]:
+        return [
+            self.style_html, self.header, *self.chips.values(), self.waste, self.filter, self.search,
+            self.sort, self.descending, self.prev_button, self.next_button, self.page_info,
+            self.refresh_button, self.pause_button, self.kill_all_button, self.confirm_text,
+            self.confirm_button, self.cancel_button, self.confirm_panel, self.kill_status,
+            self.table, *self.row_buttons, self.actions, self.table_box, self.timeline_out,
+            self.summary_out, self.export_button, self.export_status, self.advice, self.figures,
+        ]
+
+    # --- events from the tracker ------------------------------------------------------------
+
+    def _on_event(self, event: Any) -> None:
+        if self._closed:
+            return
+        if isinstance(event, self._Refreshed | self._RefreshFailed):
+            self._render()
+
+    # --- rendering -----------------------------------------------------------------------------
+
+    def _render_header(self, *, loading: bool = False) -> None:
+        snapshot = self.tracker.snapshot
+        run_state = getattr(snapshot, "run_state", None) or getattr(self.run, "state", None)
+        health = api_health(
+            getattr(snapshot, "client_stats", None),
+            degraded=bool(getattr(snapshot, "degraded", False)),
+            error=getattr(snapshot, "error", None),
+        )
+        has_data = snapshot is not None and not snapshot.frame.empty
+        self.header.value = header_html(
+            run_name=getattr(self.run, "name", None),
+            run_state=run_state,
+            abort_cause=getattr(self.run, "abort_cause", None),
+            health=health,
+            age=snapshot.age if has_data else None,
+            paused=self.paused,
+            loading=loading or (snapshot is None),
+        )
+
+    def _render(self) -> None:
+        with self._lock:
+            snapshot = self.tracker.snapshot
+            self._render_header()
+            if snapshot is None or (snapshot.frame.empty and self._frame.empty):
+                if snapshot is not None and not snapshot.degraded:
+                    self.table.value = '<div class="bk-empty">This run has no tasks and no Batch jobs yet.</div>'
+                self._update_kill_all()
+                return
+            if not snapshot.frame.empty:
+                self._frame = snapshot.frame
+            frame = self._frame
+            counts = verdict_counts(snapshot.summary or {}, frame)
+            labels = chip_labels(counts, len(frame))
+            for key, chip in self.chips.items():
+                chip.description = labels[key]
+                active = key == self.query.verdict
+                if active and "bk-chip-active" not in chip._dom_classes:
+                    chip.add_class("bk-chip-active")
+                elif not active and "bk-chip-active" in chip._dom_classes:
+                    chip.remove_class("bk-chip-active")
+            hours, cost = waste_numbers(frame, snapshot.summary or {})
+            self.waste.value = waste_html(hours, cost, len(killable_rows(frame)))
+            self._render_table()
+            self._update_kill_all()
+            self._redraw_open_panel()
+
+    def _render_table(self) -> None:
+        page = select(self._frame, self.query)
+        self._page = page
+        self.query = page.query
+        self.table.value = render_table(page, self.marks)
+        self.page_info.value = f'<span class="bk-muted">{_esc(page_label(page))}</span>'
+        self.prev_button.disabled = page.page <= 0
+        self.next_button.disabled = page.page >= page.n_pages - 1
+        self._update_row_buttons(page)
+
+    def _update_row_buttons(self, page: TablePage) -> None:
+        rows = page.rows
+        ids = (
+            rows[JobCol.JOB_ID].astype("string").fillna("").tolist()
+            if JobCol.JOB_ID in rows.columns
+            else [""] * len(rows)
+        )
+        verdicts = rows[RecCol.VERDICT].astype("string").fillna("ok").tolist() if RecCol.VERDICT in rows.columns else ["ok"] * len(rows)
+        killable = set(page.killable_ids)
+        for i, button in enumerate(self.row_buttons):
+            job_id = ids[i] if i < len(ids) else ""
+            mark = self.marks.get(job_id) if job_id else None
+            if i >= len(ids):
+                self._slot_jobs[i] = None
+                button.layout.display = "none"
+                continue
+            button.layout.display = None
+            self._slot_jobs[i] = job_id or None
+            state_classes = {"bk-can-kill", "bk-killed-btn", "bk-failed-btn"}
+            for cls in [c for c in button._dom_classes if c in state_classes or c.startswith("bk-row-")]:
+                button.remove_class(cls)
+            button.add_class(f"bk-row-{verdicts[i]}")
+            if mark is not None:
+                button.description = KILL_MARK_TEXT[mark]
+                button.disabled = True
+                button.layout.visibility = "visible"
+                button.add_class("bk-failed-btn" if mark == "failed" else "bk-killed-btn")
+                button.tooltip = f"job {job_id}: {KILL_MARK_TEXT[mark]}"
+            elif job_id in killable:
+                button.description = "Kill"
+                button.icon = "times"
+                button.disabled = job_id in self._busy
+                button.layout.visibility = "visible"
+                button.add_class("bk-can-kill")
+                button.tooltip = f"terminate job {job_id}"
+            else:
+                button.description = ""
+                button.disabled = True
+                button.layout.visibility = "hidden"
+                button.tooltip = ""
+            if mark is not None:
+                button.icon = "check" if mark in {"killed", "already_done"} else ("spinner" if mark == "pending" else "exclamation-triangle")
+
+    def _update_kill_all(self) -> None:
+        label, n = kill_all_label(self._frame, exclude=frozenset(self.marks))
+        busy = bool(self._busy)
+        if not busy:
+            self.kill_all_button.description = label
+        self.kill_all_button.disabled = busy or n == 0 or self.confirm_panel.layout.display != "none"
+
+    def _set_query(self, **changes: Any) -> None:
+        self.query = self.query.with_(**changes)
+        for key, chip in self.chips.items():
+            active = key == self.query.verdict
+            if active:
+                chip.add_class("bk-chip-active")
+            else:
+                chip.remove_class("bk-chip-active")
+        if self.filter.value != self.query.verdict:
+            self.filter.value = self.query.verdict
+        if not self._frame.empty:
+            with self._lock:
+                self._render_table()
+
+    def _chip_clicked(self, key: str) -> Callable[[Any], None]:
+        def clicked(_button: Any) -> None:
+            self._set_query(verdict=key)
+
+        return clicked
+
+    def _pause_toggled(self, change: Mapping[str, Any]) -> None:
+        if change["new"]:
+            self.tracker.pause()
+            self.pause_button.description, self.pause_button.icon = "resume", "play"
+        else:
+            self.tracker.resume()
+            self.pause_button.description, self.pause_button.icon = "pause", "pause"
+        self._render_header()
+
+    # --- panels: figures and advice ----------------------------------------------------------
+
+    def _panel_opened(self, change: Mapping[str, Any]) -> None:
+        self._figure_key = None
+        self._redraw_open_panel()
+
+    def _redraw_open_panel(self) -> None:
+        index = self.figures.selected_index
+        if index is None or (self._frame.empty and index != 2):
+            return
+        if index == 2:
+            if not self._advice_loaded:
+                self._advice_loaded = True
+                self._load_advice()
+            return
+        frame = self._frame
+        # Redraw only when what the figure shows changed: a 10,000-task timeline is
+        # megabytes of JSON, not something to resend every poll.
+        key = (index, len(frame), tuple(sorted(verdict_counts({}, frame).items())),
+               tuple(frame[JobCol.STATUS].astype("string").fillna("").value_counts().sort_index().items())
+               if JobCol.STATUS in frame.columns else ())
+        if key == self._figure_key:
+            return
+        self._figure_key = key
+        from IPython.display import display
+
+        from batchkit import figures
+
+        out = self.summary_out if index == 0 else self.timeline_out
+        snapshot = self.tracker.snapshot
+        if index == 0:
+            fig = figures.summary_figure(frame)
+        else:
+            fig = figures.timeline_figure(
+                frame, now=getattr(snapshot, "taken_at", None),
+                run_end=getattr(self.run, "end_time", None),
+            )
+        out.clear_output(wait=True)
+        with out:
+            display(fig)
+
+    def _load_advice(self) -> None:
+        self.advice.value = '<div class="bk-muted">Running the checks…</div>'
+        try:
+            from batchkit.doctor import doctor
+        except ImportError:
+            self.advice.value = '<div class="bk-muted">Advice needs batchkit.doctor, which this installation lacks.</div>'
+            return
+
+        def work() -> None:
+            try:
+                findings = doctor(self.run, self.tracker.client)
+            except Exception as exc:  # advice is optional: say why it is missing, keep the rest up
+                log.exception("batchkit dashboard: doctor failed")
+                self.advice.value = f'<div class="bk-health-failing">The checks failed: {_esc(exc)}</div>'
+                return
+            self.advice.value = advice_html(findings)
+
+        threading.Thread(target=work, name="batchkit-doctor", daemon=True).start()
+
+    def _export_clicked(self) -> None:
+        from batchkit.figures import export_html
+
+        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(getattr(self.run, "name", "") or "run"))
+        path = Path.cwd() / f"batchkit-{name}-postmortem.html"
+        try:
+            export_html(self, path)
+        except Exception as exc:  # a failed export must not break the dashboard
+            self.export_status.value = f'<span class="bk-health-failing">export failed: {_esc(exc)}</span>'
+            return
+        self.export_status.value = f'<span class="bk-muted">saved {_esc(path)}</span>'
+
+    # --- killing -------------------------------------------------------------------------------
+
+    def _row_clicked(self, slot: int) -> Callable[[Any], None]:
+        def clicked(_button: Any) -> None:
+            job_id = self._slot_jobs[slot]
+            if job_id is None or job_id in self._busy or job_id in self.marks:
+                return  # a double click, or a stale slot: harmless
+            plan = self.tracker.plan(job_ids=[job_id])
+            if not plan:
+                self.kill_status.value = (
+                    f'<span class="bk-muted">Job {_esc(job_id)} is no longer killable '
+                    "(it finished, or the ledger shows it killed).</span>"
+                )
+                return
+            self._start_kill(plan)
+
+        return clicked
+
+    def _kill_all_clicked(self, _button: Any) -> None:
+        if self._busy:
+            return
+        plan = [job for job in self.tracker.plan(verdicts=list(KILL_ALL_VERDICTS)) if job.job_id not in self.marks]
+        if not plan:
+            self.kill_status.value = '<span class="bk-muted">No orphans to kill.</span>'
+            return
+        # What the user confirms is exactly what gets killed: keep this plan.
+        self._pending_plan = plan
+        self.confirm_text.value = plan_text(plan, getattr(self.run, "name", None))
+        self.confirm_button.description = f"Yes, kill {len(plan):,} job{'s' if len(plan) != 1 else ''}"
+        self.confirm_button.disabled = False
+        self.confirm_panel.layout.display = "flex"
+        self.kill_all_button.disabled = True
+
+    def _confirm_clicked(self, _button: Any) -> None:
+        plan, self._pending_plan = self._pending_plan, []
+        self.confirm_button.disabled = True
+        self.confirm_panel.layout.display = "none"
+        if plan:
+            self._start_kill(plan)
+        else:
+            self._update_kill_all()
+
+    def _cancel_clicked(self, _button: Any) -> None:
+        self._pending_plan = []
+        self.confirm_panel.layout.display = "none"
+        self.kill_status.value = '<span class="bk-muted">Nothing was killed.</span>'
+        self._update_kill_all()
+
+    def _start_kill(self, plan: list[KillJob]) -> None:
+        self._spawn(lambda: self._kill_async(plan), lambda: self._kill_blocking(plan))
+
+    def _spawn(self, coroutine: Callable[[], Awaitable[Any]], blocking: Callable[[], Any]) -> None:
+        """Run on the kernel's loop when there is one (the cell returns at once), else inline."""
+        loop = _running_loop()
+        if loop is None:
+            blocking()
+            return
+        task = asyncio.ensure_future(coroutine())
+        self._tasks.add(task)
+
+        def done(t: asyncio.Future[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("batchkit dashboard: background action failed", exc_info=t.exception())
+
+        task.add_done_callback(done)
+
+    def _begin(self, plan: Sequence[KillJob]) -> None:
+        ids = [job.job_id for job in plan]
+        self._busy.update(ids)
+        for job_id in ids:
+            self.marks[job_id] = "pending"
+        self.kill_all_button.disabled = True
+        self.kill_all_button.description = f"Killing 0/{len(ids):,}…"
+        self.kill_status.value = f'<span class="bk-muted">Terminating {len(ids):,} job(s)…</span>'
+        if not self._frame.empty:
+            self._render_table()
+
+    def _progress(self, done: int, total: int) -> None:
+        self.kill_all_button.description = f"Killing {done:,}/{total:,}…"
+
+    def _finish(self, plan: Sequence[KillJob], report: Any = None, error: BaseException | None = None) -> None:
+        for job in plan:
+            self._busy.discard(job.job_id)
+        if error is not None:
+            for job in plan:
+                if self.marks.get(job.job_id) == "pending":
+                    self.marks[job.job_id] = "failed"
+            self.kill_status.value = (
+                f'<span class="bk-health-failing">The kill stopped: {_esc(error)}. '
+                "The ledger kept every intent; press the button again to finish.</span>"
+            )
+        else:
+            for job, outcome, verified in report.outcomes:
+                self.marks[job.job_id] = outcome_mark(str(outcome.outcome), verified)
+            for job in report.skipped:
+                self.marks[job.job_id] = "killed"
+            for job in plan:  # interrupted before its chunk was sent
+                if self.marks.get(job.job_id) == "pending":
+                    del self.marks[job.job_id]
+            self.kill_status.value = outcome_rows_html(report.outcomes, report.summary())
+        self._render()
+
+    def _kill_blocking(self, plan: list[KillJob]) -> Any:
+        if not plan:
+            return None
+        self._begin(plan)
+        try:
+            report = self.tracker.kill(plan, progress=self._progress)
+        except Exception as exc:
+            self._finish(plan, error=exc)
+            raise
+        self._finish(plan, report)
+        return report
+
+    async def _kill_async(self, plan: list[KillJob]) -> Any:
+        if not plan:
+            return None
+        self._begin(plan)
+        try:
+            report = await self.tracker.kill_async(plan, progress=self._progress)
+        except Exception as exc:
+            self._finish(plan, error=exc)
+            raise
+        self._finish(plan, report)
+        return report
+
+
+__all__ = ["Dashboard"]
