@@ -1,0 +1,1286 @@
+"""The run doctor: known-bug advice, risky settings, permissions and queue health.
+
+Most orphan incidents are predictable from things batchkit can already read: the
+Nextflow version in ``.nextflow.log``, a few settings in ``nextflow.config``, the
+caller's IAM permissions and the state of the run's queues. Each rule below is a
+small pure function over what the log reader, the config reader
+(:mod:`batchkit._nfconfig`) and the :class:`~batchkit.client.BatchClient` return,
+and each names its source (issue or release note) in a comment and in the finding.
+
+Versions compare as (year, month, patch, kind): ``SNAPSHOT`` builds come before the
+``-edge`` release of the same number, edge before ``-RC``, and all of them before the
+stable release of the same number — so ``24.04.0-edge`` < ``24.04.0`` < ``24.04.4`` <
+``24.10.2`` < ``24.12.0-edge``. A fourth numeric part (``22.04.0.5697``, the build
+number older launchers print) is kept but does not take part in the order.
+
+Exit codes of :func:`main` (``batchkit doctor``): 0 when no finding is an error
+(warnings and info are advice, not failures), 4 when at least one is; 2 for a bad
+launch dir or bad usage, 1 when AWS cannot be asked at all (no credentials).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import total_ordering
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from batchkit._nfconfig import Lookup, NfConfig, config_candidates, read_config
+from batchkit.errors import (
+    ApiUnavailableError,
+    AwsError,
+    BatchkitError,
+    CredentialsError,
+    InputError,
+    NotFoundError,
+)
+
+if TYPE_CHECKING:
+    from batchkit.client import BatchClient
+    from batchkit.nextflow import NextflowRun
+
+__all__ = [
+    "EXIT_AWS",
+    "EXIT_ERROR_FINDING",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Finding",
+    "Version",
+    "account_findings",
+    "config_findings",
+    "doctor",
+    "exit_code",
+    "format_findings",
+    "log_facts",
+    "main",
+    "version_findings",
+]
+
+Severity = Literal["error", "warning", "info"]
+SEVERITIES: Final[tuple[str, ...]] = ("error", "warning", "info")
+
+EXIT_OK: Final = 0
+EXIT_AWS: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_ERROR_FINDING: Final = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One piece of advice: what is wrong, the proof, what to do, and where that is known from."""
+
+    rule: str  # stable id, e.g. "nf-no-500-retry"
+    severity: Severity
+    title: str  # one line
+    evidence: str  # "file:line", or the API answer
+    advice: str  # what to do
+    source: str  # issue / release note, e.g. "nextflow-io/nextflow#4709"
+
+    def to_dict(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+
+# --- versions ---------------------------------------------------------------------------------
+
+_VERSION = re.compile(
+    r"^v?(?P<year>\d+)\.(?P<month>\d+)(?:\.(?P<patch>\d+))?(?:\.(?P<build>\d+))?"
+    r"(?:u(?P<update>\d+))?"
+    r"(?:-(?P<kind>edge|SNAPSHOT|RC|rc|beta|alpha)(?P<num>\d*))?$"
+)
+#: Rank of a pre-release kind against the stable release of the same number.
+_KIND_RANK: Final[dict[str, int]] = {"snapshot": 0, "alpha": 0, "beta": 0, "edge": 1, "rc": 2, "stable": 3}
+
+
+@total_ordering
+@dataclass(frozen=True, slots=True)
+class Version:
+    """A Nextflow version, ordered as the module docstring says."""
+
+    year: int
+    month: int
+    patch: int = 0
+    kind: str = "stable"  # "stable" | "edge" | "rc" | "snapshot" | "alpha" | "beta"
+    num: int = 0  # the 1 of "-RC1"
+    update: int = 0  # the 2 of "0.32.0u2"
+    build: int | None = None  # the 5697 of "22.04.0.5697": not part of the order
+    text: str = ""
+
+    @classmethod
+    def parse(cls, text: str | None) -> Version | None:
+        """The version in ``text`` (``"24.04.4"``, ``"19.12.0-edge"``, ...), or None if unreadable."""
+        if not text:
+            return None
+        m = _VERSION.match(text.strip())
+        if m is None:
+            return None
+        kind = (m["kind"] or "stable").lower()
+        return cls(
+            year=int(m["year"]),
+            month=int(m["month"]),
+            patch=int(m["patch"] or 0),
+            kind=kind,
+            num=int(m["num"] or 0),
+            update=int(m["update"] or 0),
+            build=int(m["build"]) if m["build"] else None,
+            text=text.strip(),
+        )
+
+    @property
+    def key(self) -> tuple[int, int, int, int, int, int]:
+        return (self.year, self.month, self.patch, self.update, _KIND_RANK[self.kind], self.num)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self.key < other.key
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __str__(self) -> str:
+        return self.text or f"{self.year}.{self.month:02d}.{self.patch}"
+
+
+def _v(text: str) -> Version:
+    version = Version.parse(text)
+    assert version is not None, text
+    return version
+
+
+# The first releases carrying each fix (DESIGN §1). An edge release of month N is the
+# first to carry a fix merged that month; the stable of the same number comes after it.
+#: Retry on 429/500/502/503/504 from the Batch API: 24.03.0-edge changelog "Improve retry
+#: logic for AWS Batch executor" [62926c28], nextflow-io/nextflow#4709.
+FIXED_500_RETRY: Final = _v("24.03.0-edge")
+#: Guard against a DescribeJobs answer without the job (NullPointerException): 24.10.2.
+FIXED_NULL_DESCRIBE: Final = _v("24.10.2")
+#: Kill the job when its status check throws, instead of dropping the task: 24.12,
+#: the fix for the orphans of nextflow-io/nextflow#5516.
+FIXED_STATUS_CHECK_KILL: Final = _v("24.12.0-edge")
+#: aws.batch.maxSpotAttempts default 5 -> 0 (nextflow-io/nextflow#5215, 24.08.0-edge);
+#: before it an explicit 0 was also ignored (Groovy truth, nextflow-io/nextflow#5330).
+SPOT_DEFAULT_ZERO: Final = _v("24.08.0-edge")
+#: #7445 (ParallelPollingMonitor submits queued tasks after the abort) was closed by
+#: nextflow-io/nextflow#7482, merged 2026-08-15. We could not confirm which release first
+#: carries it, so every version gets the finding: a warning up to 26.08 (all built before
+#: or around the merge), info from 26.09 on ("probably fixed, check your release notes").
+SUBMIT_AFTER_ABORT_MERGED: Final = _v("26.09.0-edge")
+#: -with-weblog / weblog.* became the nf-weblog plugin in 25.04 (DESIGN §2); from 26.10
+#: weblog.enabled no longer loads it by itself (nf-weblog 1.2.0 release notes).
+WEBLOG_PLUGIN: Final = _v("25.04.0-edge")
+WEBLOG_NO_AUTOLOAD: Final = _v("26.10.0-edge")
+#: aws.batch.terminateUnschedulableJobs (nextflow-io/nextflow#5936): 25.03.0-edge, stable 25.04.
+UNSCHEDULABLE_OPTION: Final = _v("25.03.0-edge")
+
+
+# --- version rules (pure) ---------------------------------------------------------------------
+
+
+def version_findings(
+    version: str | None, evidence: str, *, config: NfConfig | None = None
+) -> list[Finding]:
+    """Known Nextflow bugs of ``version``; ``evidence`` is where the version was read.
+
+    ``config`` (optional) refines the two rules that depend on a setting
+    (``aws.batch.maxSpotAttempts``, the weblog); without it they fire on the version alone.
+    """
+    v = Version.parse(version)
+    if v is None:
+        return [
+            Finding(
+                "nf-version-unknown",
+                "info",
+                f"could not determine the Nextflow version ({version or 'no version banner'})",
+                evidence,
+                "Version rules were skipped. Run the doctor on the launch dir that holds the "
+                "run's .nextflow.log (its second line reads 'N E X T F L O W  ~  version …').",
+                "batchkit",
+            )
+        ]
+    out: list[Finding] = []
+    if v < FIXED_500_RETRY:
+        # nextflow-io/nextflow#4709: a 500 AuthorizerConfigurationException on SubmitJob or
+        # DescribeJobs aborted the whole run; retries on 429/5xx arrived in 24.03.0-edge.
+        out.append(
+            Finding(
+                "nf-no-500-retry",
+                "warning",
+                f"Nextflow {v} does not retry AWS Batch API errors: one burst of HTTP 500s aborts the run",
+                evidence,
+                "Upgrade Nextflow to 24.04 or later (retries 429/500/502/503/504). Until then, "
+                "after any abort run `batchkit reconcile` on the launch dir and kill the orphans.",
+                "nextflow-io/nextflow#4709",
+            )
+        )
+    if v < FIXED_NULL_DESCRIBE:
+        # DESIGN §1: a DescribeJobs answer without the job (empty or null) crashed the task
+        # monitor with a NullPointerException until the guard of 24.10.2.
+        out.append(
+            Finding(
+                "nf-null-describe-crash",
+                "warning",
+                f"Nextflow {v} crashes when DescribeJobs answers without the job (null response)",
+                evidence,
+                "Upgrade Nextflow to 24.10.2 or later. A crashed run leaves its jobs running: "
+                "use `batchkit reconcile` to find them.",
+                "Nextflow 24.10.2 release notes (null DescribeJobs response guard)",
+            )
+        )
+    if v < FIXED_STATUS_CHECK_KILL:
+        # nextflow-io/nextflow#5516 (the incident): when a status check threw, the error
+        # path dropped the task from the running queue without killing its job; the job
+        # ran on (Batch even re-ran one) and the report said "running". Fixed in 24.12.
+        out.append(
+            Finding(
+                "nf-status-check-orphans",
+                "warning",
+                f"Nextflow {v} drops a task whose status check fails without killing its Batch job",
+                evidence,
+                "Upgrade Nextflow to 24.12 or later. After an abort, the dropped jobs keep "
+                "running and costing: `batchkit reconcile` lists them as orphans, `batchkit kill` stops them.",
+                "nextflow-io/nextflow#5516",
+            )
+        )
+    out.extend(_spot_default_findings(v, evidence, config))
+    # nextflow-io/nextflow#7445: submissions queued in ParallelPollingMonitor still go out
+    # after the abort; the kill sweep has already run, so nothing ever kills those jobs.
+    # Fixed by #7482 (merged 2026-08-15); see SUBMIT_AFTER_ABORT_MERGED for the decision.
+    if v < SUBMIT_AFTER_ABORT_MERGED:
+        out.append(
+            Finding(
+                "nf-submit-after-abort",
+                "warning",
+                f"Nextflow {v} can submit jobs after the run aborted, and never kills them",
+                evidence,
+                "After an abort, look for jobs created after the abort time on the run's queues "
+                "(`batchkit reconcile` marks them untracked) and kill them.",
+                "nextflow-io/nextflow#7445",
+            )
+        )
+    else:
+        out.append(
+            Finding(
+                "nf-submit-after-abort",
+                "info",
+                f"Nextflow {v} is newer than the fix for jobs submitted after an abort (#7482); check that it carries it",
+                evidence,
+                "Check the release notes of your version for nextflow-io/nextflow#7482; until "
+                "confirmed, reconcile after any abort.",
+                "nextflow-io/nextflow#7445",
+            )
+        )
+    out.extend(_weblog_findings(v, evidence, config))
+    return out
+
+
+def _spot_default_findings(v: Version, evidence: str, config: NfConfig | None) -> list[Finding]:
+    if v >= SPOT_DEFAULT_ZERO:
+        return []
+    look = config.lookup("aws.batch.maxSpotAttempts") if config is not None else Lookup("", "unset")
+    value = look.value if look.state == "set" else None
+    if look.state == "set" and isinstance(value, int | float) and value == 0:
+        # nextflow-io/nextflow#5330: before 24.08 `maxSpotAttempts ?: 5` treats 0 as false,
+        # so an explicit 0 still gives jobs a retryStrategy of 5 attempts.
+        return [
+            Finding(
+                "nf-spot-zero-ignored",
+                "warning",
+                f"aws.batch.maxSpotAttempts = 0 is ignored by Nextflow {v}: Batch still retries spot-reclaimed jobs 5 times",
+                f"{look.evidence}; version at {evidence}",
+                "Set aws.batch.maxSpotAttempts = -1 (the workaround from #5330) or upgrade to 24.08+.",
+                "nextflow-io/nextflow#5330",
+            )
+        ]
+    if look.state == "set":
+        return []  # an explicit non-zero value: config_findings judges it
+    where = evidence if look.state == "unset" else f"{evidence}; {look.evidence} ({look.reason})"
+    unless = "" if look.state == "unset" else " (if the unreadable config does not set it)"
+    # nextflow-io/nextflow#5215: before 24.08 the default was 5, so Batch silently re-ran
+    # spot-reclaimed jobs in the same work dir, invisible to Nextflow (extra cost, and a
+    # job that outlives the run).
+    return [
+        Finding(
+            "nf-spot-retry-default",
+            "warning",
+            f"Nextflow {v} lets Batch retry spot-reclaimed jobs 5 times without telling Nextflow{unless}",
+            where,
+            "Set aws.batch.maxSpotAttempts = -1 (0 is ignored before 24.08, #5330) or upgrade to "
+            "24.08+, and retry with errorStrategy instead.",
+            "nextflow-io/nextflow#5215",
+        )
+    ]
+
+
+def _weblog_findings(v: Version, evidence: str, config: NfConfig | None) -> list[Finding]:
+    if config is None or v < WEBLOG_PLUGIN:
+        return []
+    flag = config.cli_flag("-with-weblog")
+    enabled = config.lookup("weblog.enabled")
+    url = config.lookup("weblog.url")
+    used = flag is not None or (enabled.state == "set" and enabled.value is True) or url.state == "set"
+    if not used:
+        return []
+    declared = any(
+        isinstance(p.value, str) and p.value.split("@")[0] == "nf-weblog" for p in config.plugins
+    )
+    if declared:
+        return []
+    where = next(
+        (s.evidence for s in (enabled.setting, url.setting) if s is not None),
+        "the command line: -with-weblog",
+    )
+    if v >= WEBLOG_NO_AUTOLOAD:
+        # nf-weblog 1.2.0 release notes: from 26.10 weblog.enabled no longer loads the plugin.
+        return [
+            Finding(
+                "nf-weblog-plugin",
+                "warning",
+                f"Nextflow {v} sends no weblog events: the nf-weblog plugin is not declared",
+                f"{where}; version at {evidence}",
+                "Add `plugins { id 'nf-weblog' }` (pin a version) to the config.",
+                "nf-weblog 1.2.0 release notes",
+            )
+        ]
+    # DESIGN §2: since 25.04 the weblog is the nf-weblog plugin, loaded (downloaded) at launch.
+    return [
+        Finding(
+            "nf-weblog-plugin",
+            "info",
+            f"on Nextflow {v} the weblog is the nf-weblog plugin, fetched at launch unless declared",
+            f"{where}; version at {evidence}",
+            "Declare it with `plugins { id 'nf-weblog@<version>' }` so offline runs (NXF_OFFLINE) and "
+            "26.10+ keep sending events.",
+            "Nextflow 25.04 migration notes (nf-weblog plugin)",
+        )
+    ]
+
+
+# --- config rules (pure) ----------------------------------------------------------------------
+
+#: The settings the config rules read; an unreadable value of one of these is reported.
+WATCHED_KEYS: Final[tuple[str, ...]] = (
+    "aws.batch.maxSpotAttempts",
+    "aws.batch.maxTransferAttempts",
+    "aws.batch.retryMode",
+    "executor.submitRateLimit",
+    "process.resourceLabels",
+    "trace.enabled",
+    "weblog.enabled",
+)
+#: aws.batch.retryMode values Nextflow accepts (config reference).
+RETRY_MODES: Final = frozenset({"standard", "legacy", "adaptive", "built-in"})
+#: DESIGN §3: assume ~50 TPS per account for Batch calls, shared with Nextflow itself.
+ACCOUNT_TPS: Final = 50.0
+
+_DURATION_S: Final[dict[str, float]] = {
+    "ms": 0.001, "milli": 0.001, "millis": 0.001,
+    "s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0,
+    "m": 60.0, "min": 60.0, "minute": 60.0, "minutes": 60.0,
+    "h": 3600.0, "hour": 3600.0, "hours": 3600.0,
+    "d": 86400.0, "day": 86400.0, "days": 86400.0,
+}  # fmt: skip
+
+
+def submit_rate(text: str) -> float | None:
+    """Jobs per second of an ``executor.submitRateLimit`` (``'10sec'``, ``'50/2min'``, ``'10/1s'``)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*/?\s*(\d+(?:\.\d+)?)?\s*([A-Za-z]+)\s*", text)
+    if m is None:
+        return None
+    unit = _DURATION_S.get(m[3])
+    if unit is None:
+        return None
+    per = float(m[2]) if m[2] else 1.0
+    if per <= 0:
+        return None
+    return float(m[1]) / (per * unit)
+
+
+def _undetermined(key: str, look: Lookup) -> Finding:
+    return Finding(
+        "cfg-undetermined",
+        "info",
+        f"could not determine {key}",
+        look.evidence or "config",
+        f"{look.reason}. batchkit does not run Groovy; check this setting by hand "
+        "(`nextflow config` prints the resolved config).",
+        "batchkit",
+    )
+
+
+def config_findings(config: NfConfig, *, version: str | None = None) -> list[Finding]:
+    """Risky or missing settings in the run's config files; unreadable ones said as such."""
+    out: list[Finding] = []
+    v = Version.parse(version)
+    opaque_reasons = {f"{o.reason}: {o.text}" for o in config.opaque}
+
+    def undetermined(key: str, look: Lookup) -> None:
+        # Opaque entries are reported once each below, not once per key they could touch.
+        if look.reason not in opaque_reasons:
+            out.append(_undetermined(key, look))
+
+    # aws.batch.maxSpotAttempts > 0: Batch re-runs spot-reclaimed jobs inside one task,
+    # in the same work dir, invisible to Nextflow (nextflow-io/nextflow#5215).
+    spot = config.lookup("aws.batch.maxSpotAttempts")
+    if spot.state == "unknown":
+        undetermined("aws.batch.maxSpotAttempts", spot)
+    elif spot.state == "set" and isinstance(spot.value, int | float) and spot.value > 0:
+        out.append(
+            Finding(
+                "cfg-spot-retries",
+                "warning",
+                f"aws.batch.maxSpotAttempts = {spot.value}: Batch re-runs spot-reclaimed jobs without telling Nextflow",
+                spot.evidence,
+                "Set aws.batch.maxSpotAttempts = 0 (or -1 before 24.08, #5330) and retry with "
+                "errorStrategy 'retry', so every attempt is a task Nextflow sees and kills.",
+                "nextflow-io/nextflow#5215",
+            )
+        )
+    # aws.batch.maxTransferAttempts (default 1): one transient S3 error fails the task.
+    transfer = config.lookup("aws.batch.maxTransferAttempts")
+    if transfer.state == "unknown":
+        undetermined("aws.batch.maxTransferAttempts", transfer)
+    elif transfer.state == "unset" or (
+        isinstance(transfer.value, int | float) and not isinstance(transfer.value, bool) and transfer.value <= 1
+    ):
+        shown = "not set (default 1)" if transfer.state == "unset" else f"= {transfer.value}"
+        out.append(
+            Finding(
+                "cfg-transfer-attempts",
+                "info",
+                f"aws.batch.maxTransferAttempts {shown}: each S3 transfer in a job is tried once",
+                transfer.evidence or ", ".join(config.files) or "no config file",
+                "Set aws.batch.maxTransferAttempts = 3 so a transient S3 error does not fail the task.",
+                "Nextflow config reference (aws.batch.maxTransferAttempts)",
+            )
+        )
+    # aws.batch.retryMode: passed to the AWS SDK; only these names are understood.
+    mode = config.lookup("aws.batch.retryMode")
+    if mode.state == "unknown":
+        undetermined("aws.batch.retryMode", mode)
+    elif mode.state == "set" and str(mode.value) not in RETRY_MODES:
+        out.append(
+            Finding(
+                "cfg-retry-mode",
+                "warning",
+                f"aws.batch.retryMode = {mode.value!r} is not a retry mode Nextflow knows",
+                mode.evidence,
+                f"Use one of {', '.join(sorted(RETRY_MODES))} (default standard).",
+                "Nextflow config reference (aws.batch.retryMode)",
+            )
+        )
+    out.extend(_submit_rate_findings(config, undetermined))
+    # process.resourceLabels: the only way jobs get tags (DESIGN §4); without them a job's
+    # owner is proven only by its id or its work dir.
+    labels = config.any_key(lambda k: k.startswith("process.") and k.endswith("resourceLabels"))
+    if not labels:
+        if config.opaque:
+            pass  # an unreadable part could set them: reported once below
+        else:
+            out.append(
+                Finding(
+                    "cfg-no-resource-labels",
+                    "info",
+                    "process.resourceLabels is not set: the run's Batch jobs carry no tags",
+                    ", ".join(config.files) or "no config file found",
+                    "Set process.resourceLabels (e.g. [run: workflow.runName]) so every job names "
+                    "its run; batchkit then matches jobs without guessing from names.",
+                    "Nextflow process reference (resourceLabels)",
+                )
+            )
+    out.extend(_observer_findings(config, undetermined))
+    for item in config.opaque:
+        out.append(
+            Finding(
+                "cfg-unreadable",
+                "info",
+                f"could not read part of the config ({item.reason}): settings it sets are not checked",
+                f"{item.evidence}: {item.text}" if item.text else item.evidence,
+                "Check that part by hand (`nextflow config` prints the resolved config); the "
+                "rules above treat the settings it could set as unknown.",
+                "batchkit",
+            )
+        )
+    if v is not None and v >= UNSCHEDULABLE_OPTION:
+        opt = config.lookup("aws.batch.terminateUnschedulableJobs")
+        if opt.state == "unset":
+            # nextflow-io/nextflow#5936: without it an unschedulable job waits in RUNNABLE forever.
+            out.append(
+                Finding(
+                    "cfg-unschedulable-wait",
+                    "info",
+                    "aws.batch.terminateUnschedulableJobs is not set: a job no compute environment can run waits forever",
+                    ", ".join(config.files) or "no config file found",
+                    "Set aws.batch.terminateUnschedulableJobs = true so Nextflow fails such tasks.",
+                    "nextflow-io/nextflow#5936",
+                )
+            )
+    return out
+
+
+def _submit_rate_findings(config: NfConfig, undetermined: Any) -> list[Finding]:
+    # executor.$awsbatch.submitRateLimit overrides executor.submitRateLimit for awsbatch.
+    look = config.first_of("executor.$awsbatch.submitRateLimit", "executor.submitRateLimit")
+    if look.state == "unknown":
+        undetermined(look.key, look)
+        return []
+    if look.state == "unset":
+        return [
+            Finding(
+                "cfg-no-submit-rate",
+                "info",
+                "executor.submitRateLimit is not set: Nextflow submits as fast as Batch answers",
+                ", ".join(config.files) or "no config file found",
+                "Set executor.submitRateLimit (e.g. '10/1s'): the account's ~50 calls/s are shared "
+                "by SubmitJob, Nextflow's own polling and any kill batchkit sends.",
+                "AWS Batch quotas (SubmitJob 50 TPS)",
+            )
+        ]
+    rate = submit_rate(str(look.value))
+    if rate is None:
+        return [
+            Finding(
+                "cfg-undetermined",
+                "info",
+                f"could not determine the rate of executor.submitRateLimit = {look.value!r}",
+                look.evidence,
+                "Write it as '<n>/<duration>' (e.g. '50/2min') or '<n>sec'.",
+                "Nextflow config reference (executor.submitRateLimit)",
+            )
+        ]
+    if rate > ACCOUNT_TPS:
+        return [
+            Finding(
+                "cfg-submit-rate-high",
+                "warning",
+                f"executor.submitRateLimit = {look.value!r} ({rate:g}/s) is above the account's ~50 calls/s",
+                look.evidence,
+                "Lower it (e.g. '20/1s') so Nextflow's polling and kills are not throttled.",
+                "AWS Batch quotas (SubmitJob 50 TPS)",
+            )
+        ]
+    return []
+
+
+def _observer_findings(config: NfConfig, undetermined: Any) -> list[Finding]:
+    out: list[Finding] = []
+    known_cli = bool(config.cli_args)
+    for scope, flag, why in (
+        ("trace", "-with-trace", "after a crash the log is the only record of in-flight tasks"),
+        ("weblog", "-with-weblog", "batchkit cannot follow the run live"),
+    ):
+        look = config.lookup(f"{scope}.enabled")
+        if look.state == "unknown":
+            undetermined(f"{scope}.enabled", look)
+            continue
+        on = look.state == "set" and look.value is True
+        if scope == "weblog" and config.lookup("weblog.url").state == "set":
+            on = on or (look.state == "unset" and config.cli_flag(flag) is not None)
+        if on or config.cli_flag(flag) is not None:
+            continue
+        if look.state == "unset" and config.opaque:
+            continue  # an unreadable part may enable it
+        unless = "" if known_cli else f" (unless the command line had {flag})"
+        out.append(
+            Finding(
+                f"cfg-{scope}-off",
+                "info",
+                f"{scope} is off{unless}: {why}",
+                look.evidence or ", ".join(config.files) or "no config file found",
+                f"Set {scope}.enabled = true in nextflow.config, or run with {flag}.",
+                f"Nextflow config reference ({scope})",
+            )
+        )
+    return out
+
+
+# --- what the log says -------------------------------------------------------------------------
+
+_BANNER = re.compile(r"N E X T F L O W\s+~\s+version\s+(\S+)")
+_LAUNCHER = re.compile(r"nextflow\.cli\.Launcher - \$> (.*)$")
+_PROFILE = re.compile(r"Applying config profile: `([^`]+)`")
+_PARSING = re.compile(r"Parsing config file: (.+?)\s*$")
+_LOCAL = re.compile(r"Found config local: (.+?)\s*$")
+_ABORT = re.compile(r"Session aborted -- Cause: (.*)$")
+_REAPER = "Exiting before jobs reaper thread pool complete"
+
+
+@dataclass(slots=True)
+class LogFacts:
+    """What the doctor reads from ``.nextflow.log`` itself (line numbers are 1-based)."""
+
+    path: str | None = None
+    version: str | None = None
+    version_line: int | None = None
+    cli_args: tuple[str, ...] = ()
+    profiles: tuple[str, ...] | None = None
+    config_files: tuple[str, ...] = ()
+    abort_cause: str | None = None
+    abort_line: int | None = None
+    reaper_line: int | None = None
+    on_batch: bool = False
+    #: where the run was launched, on the launch machine ("Found config local: <dir>/nextflow.config")
+    launch_dir: str | None = None
+
+    @property
+    def version_evidence(self) -> str:
+        if self.path is None:
+            return "no .nextflow.log"
+        return f"{self.path}:{self.version_line}" if self.version_line else self.path
+
+
+def log_facts(lines: Iterable[str], path: str | None = None) -> LogFacts:
+    """Read the version banner, command line, profiles, config files and abort from log lines. Pure."""
+    facts = LogFacts(path=path)
+    profiles: list[str] = []
+    configs: list[str] = []
+    for no, line in enumerate(lines, start=1):
+        if facts.version is None and (m := _BANNER.search(line)):
+            facts.version, facts.version_line = m[1], no
+        elif not facts.cli_args and (m := _LAUNCHER.search(line)):
+            facts.cli_args = tuple(m[1].split())
+        elif m := _PROFILE.search(line):
+            if m[1] not in profiles:
+                profiles.append(m[1])
+        elif m := _LOCAL.search(line):
+            facts.launch_dir = str(Path(m[1]).parent)
+        elif m := _PARSING.search(line):
+            if m[1] not in configs:
+                configs.append(m[1])
+        elif facts.abort_cause is None and (m := _ABORT.search(line)):
+            facts.abort_cause, facts.abort_line = m[1].strip(), no
+        elif _REAPER in line and facts.reaper_line is None:
+            facts.reaper_line = no
+        if not facts.on_batch and ("[AWS BATCH]" in line or "executor > awsbatch" in line):
+            facts.on_batch = True
+    # Nextflow logs "Applying config profile" for `standard` even without -profile; with no
+    # such line at all the profiles are unknown (an old or truncated log).
+    facts.profiles = tuple(profiles) if profiles else None
+    facts.config_files = tuple(configs)
+    return facts
+
+
+def _read_log(launch_dir: Path) -> LogFacts:
+    log = launch_dir / ".nextflow.log"
+    try:
+        with log.open(encoding="utf-8", errors="replace") as fh:
+            return log_facts(fh, str(log))
+    except FileNotFoundError:
+        return LogFacts()
+    except OSError as exc:
+        raise InputError(f"cannot read the log ({exc.strerror})", path=str(log)) from exc
+
+
+def run_findings(facts: LogFacts, findings: Sequence[Finding]) -> list[Finding]:
+    """Sharpen the version findings with what this run did (aborted on Batch -> errors).
+
+    A known bug is a warning until the log shows the run hit the situation it is about;
+    then it is an error with the abort line as evidence.
+    """
+    if facts.path is None:
+        return list(findings)
+    out: list[Finding] = []
+    aborted = facts.abort_line is not None
+    abort_at = f"{facts.path}:{facts.abort_line}"
+    for f in findings:
+        hit = f.rule in ("nf-status-check-orphans", "nf-submit-after-abort") and f.severity == "warning"
+        if aborted and facts.on_batch and hit:
+            f = dataclasses.replace(
+                f,
+                severity="error",
+                title=f"{f.title} — and this run aborted on AWS Batch ({facts.abort_cause})",
+                evidence=f"{f.evidence}; abort at {abort_at}",
+            )
+        out.append(f)
+    if facts.reaper_line is not None:
+        # nextflow-io/nextflow#2169: the shutdown gave up on its kill queue.
+        out.append(
+            Finding(
+                "nf-reaper-gave-up",
+                "error",
+                "Nextflow gave up killing the run's jobs at shutdown: some jobs may not be terminated",
+                f"{facts.path}:{facts.reaper_line}",
+                "Run `batchkit reconcile` on the launch dir and kill the orphans it lists.",
+                "nextflow-io/nextflow#2169",
+            )
+        )
+    return out
+
+
+# --- account rules (through the BatchClient) ------------------------------------------------
+
+#: Error codes AWS answers a missing IAM permission with.
+DENIED_CODES: Final = frozenset(
+    {"AccessDeniedException", "AccessDenied", "UnauthorizedException", "UnauthorizedOperation", "Forbidden", "403"}
+)
+#: The probe id for DescribeJobs when there is no job to ask about: unknown ids are
+#: silently absent from the answer (DESIGN §3), so this asks for nothing.
+PROBE_JOB_ID: Final = "batchkit-doctor-probe"
+
+
+def _is_denied(exc: AwsError) -> bool:
+    text = str(exc).lower()
+    return (exc.code in DENIED_CODES) or "not authorized" in text or "accessdenied" in text
+
+
+def _iam_finding(action: str, exc: AwsError, target: str) -> Finding:
+    return Finding(
+        "aws-permission",
+        "error",
+        f"the caller may not call {action}: batchkit cannot {target}",
+        f"{action}: {exc.code or 'refused'}: {exc}",
+        f"Add batch:{action} to the role's (or user's) IAM policy.",
+        "AWS Batch IAM actions",
+    )
+
+
+def _call(
+    findings: list[Finding], action: str, target: str, fn: Any, *args: Any, **kwargs: Any
+) -> tuple[bool, Any]:
+    """Run one client call; turn a refusal into a finding. Credentials errors propagate."""
+    try:
+        return True, fn(*args, **kwargs)
+    except CredentialsError:
+        raise
+    except ApiUnavailableError as exc:
+        findings.append(
+            Finding(
+                "aws-api-unavailable",
+                "error",
+                f"the Batch API kept failing on {action}",
+                f"{action}: {exc}",
+                "Try again later; a run of an old Nextflow aborts on such an outage (#4709).",
+                "nextflow-io/nextflow#4709",
+            )
+        )
+    except NotFoundError:
+        raise
+    except AwsError as exc:
+        if _is_denied(exc):
+            findings.append(_iam_finding(action, exc, target))
+        else:
+            findings.append(
+                Finding(
+                    "aws-call-failed",
+                    "error",
+                    f"{action} failed: {exc.code or 'error'}",
+                    f"{action}: {exc}",
+                    "Check the region/endpoint and the caller's permissions.",
+                    "batchkit",
+                )
+            )
+    return False, None
+
+
+def _requested(job: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """(vCPUs, memory MiB) a job asks for: resourceRequirements first, then the legacy fields."""
+    container = job.get("container") or {}
+    vcpus: float | None = None
+    memory: float | None = None
+    for req in container.get("resourceRequirements") or []:
+        try:
+            if req.get("type") == "VCPU":
+                vcpus = float(req["value"])
+            elif req.get("type") == "MEMORY":
+                memory = float(req["value"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    if vcpus is None and container.get("vcpus") is not None:
+        vcpus = float(container["vcpus"])
+    if memory is None and container.get("memory") is not None:
+        memory = float(container["memory"])
+    return vcpus, memory
+
+
+def _ms_to_dt(value: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(float(value) / 1000.0, tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _summary(ids: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def account_findings(
+    client: BatchClient,
+    queues: Sequence[str] | None,
+    *,
+    runnable_after: float = 1800.0,
+    now: datetime | None = None,
+    version: str | None = None,
+    job_ids: Sequence[str] = (),
+) -> list[Finding]:
+    """Permissions, queue and compute environment health, stuck and unschedulable jobs.
+
+    Every call goes through ``client``; each is a harmless read. A refused call
+    becomes an "add batch:<Action>" finding; no credentials raises CredentialsError.
+    """
+    now = now or datetime.now(UTC)
+    findings: list[Finding] = []
+    wanted = list(dict.fromkeys(queues or ()))
+    if not wanted:
+        findings.append(
+            Finding(
+                "aws-no-queue",
+                "info",
+                "the run's job queue is not known: queue checks were skipped",
+                "no queue in the run's log/trace or config, and none given",
+                "Pass the queue: `batchkit doctor LAUNCH_DIR --queue NAME`.",
+                "batchkit",
+            )
+        )
+    try:
+        ok, answer = _call(
+            findings, "DescribeJobQueues", "check the run's queues",
+            client.describe_job_queues, names=wanted or None,
+        )  # fmt: skip
+    except NotFoundError as exc:
+        ok, answer = True, []
+        findings.append(_queue_missing(wanted, str(exc)))
+        wanted = []
+    queue_rows: list[dict[str, Any]] = list(answer or []) if ok else []
+    by_name = {q.get("jobQueueName"): q for q in queue_rows}
+    by_arn = {q.get("jobQueueArn"): q for q in queue_rows}
+    missing = [n for n in wanted if n not in by_name and n not in by_arn]
+    if ok and missing:
+        findings.append(_queue_missing(missing, f"DescribeJobQueues answered {sorted(k for k in by_name if k)}"))
+    checked = [q for q in queue_rows if not wanted or q.get("jobQueueName") in wanted or q.get("jobQueueArn") in wanted]
+
+    # queue state and status
+    ce_refs: list[str] = []
+    for q in checked:
+        name = q.get("jobQueueName", "?")
+        state, status = q.get("state"), q.get("status")
+        if state != "ENABLED":
+            findings.append(
+                Finding(
+                    "aws-queue-disabled",
+                    "error",
+                    f"job queue {name} is {state}: it takes no new jobs, so the run's submissions fail",
+                    f"DescribeJobQueues: {name} state={state} status={status}",
+                    f"Enable it: `aws batch update-job-queue --job-queue {name} --state ENABLED`.",
+                    "AWS Batch UpdateJobQueue",
+                )
+            )
+        if status not in ("VALID", "CREATING", "UPDATING"):
+            findings.append(
+                Finding(
+                    "aws-queue-invalid",
+                    "error",
+                    f"job queue {name} is {status}: {q.get('statusReason', '')}".rstrip(": "),
+                    f"DescribeJobQueues: {name} status={status} statusReason={q.get('statusReason')!r}",
+                    "Fix what statusReason names (usually its compute environment order), then update the queue.",
+                    "AWS Batch DescribeJobQueues",
+                )
+            )
+        for ref in q.get("computeEnvironmentOrder") or []:
+            ce = ref.get("computeEnvironment")
+            if ce and ce not in ce_refs:
+                ce_refs.append(ce)
+
+    # compute environments
+    ces: dict[str, dict[str, Any]] = {}
+    if ce_refs:
+        ok, answer = _call(
+            findings, "DescribeComputeEnvironments", "check the queues' compute environments",
+            client.describe_compute_environments, names=ce_refs,
+        )  # fmt: skip
+        for ce in answer or []:
+            for key in (ce.get("computeEnvironmentArn"), ce.get("computeEnvironmentName")):
+                if key:
+                    ces[key] = ce
+        for ce in {id(c): c for c in ces.values()}.values():
+            name = ce.get("computeEnvironmentName", "?")
+            if ce.get("state") != "ENABLED":
+                findings.append(
+                    Finding(
+                        "aws-ce-disabled",
+                        "error",
+                        f"compute environment {name} is {ce.get('state')}: it starts no jobs",
+                        f"DescribeComputeEnvironments: {name} state={ce.get('state')} status={ce.get('status')}",
+                        f"Enable it: `aws batch update-compute-environment --compute-environment {name} --state ENABLED`.",
+                        "AWS Batch UpdateComputeEnvironment",
+                    )
+                )
+            if ce.get("status") not in ("VALID", "CREATING", "UPDATING"):
+                findings.append(
+                    Finding(
+                        "aws-ce-invalid",
+                        "error",
+                        f"compute environment {name} is {ce.get('status')}: jobs on it stay RUNNABLE",
+                        f"DescribeComputeEnvironments: {name} status={ce.get('status')} statusReason={ce.get('statusReason')!r}",
+                        "Fix what statusReason names (service role, subnets, security groups, AMI), then update it.",
+                        "AWS Batch DescribeComputeEnvironments",
+                    )
+                )
+
+    # RUNNABLE jobs: the ListJobs probe, stuck jobs, unschedulable jobs
+    probe_queues = [q.get("jobQueueName") for q in checked] or [q.get("jobQueueName") for q in queue_rows[:1]]
+    runnable: dict[str, list[dict[str, Any]]] = {}
+    for qname in [q for q in probe_queues if q]:
+        ok, answer = _call(
+            findings, "ListJobs", "list the run's jobs (orphan search)",
+            client.list_jobs, qname, statuses=["RUNNABLE"],
+        )  # fmt: skip
+        if not ok:
+            break  # one permission finding is enough
+        if qname in [q.get("jobQueueName") for q in checked]:
+            runnable[qname] = list(answer or [])
+    probe_ids = [s["jobId"] for rows in runnable.values() for s in rows if s.get("jobId")]
+    ok, described = _call(
+        findings, "DescribeJobs", "read job details (commands, attempts, resources)",
+        client.describe_jobs, probe_ids or list(job_ids)[:100] or [PROBE_JOB_ID],
+    )  # fmt: skip
+    details: Mapping[str, Any] = described.jobs if ok and described is not None else {}
+    v = Version.parse(version)
+    for q in checked:
+        qname = q.get("jobQueueName", "?")
+        rows = runnable.get(qname, [])
+        if not rows:
+            continue
+        findings.extend(_runnable_findings(q, rows, details, ces, now, runnable_after, v))
+    return findings
+
+
+def _queue_missing(names: Sequence[str], answer: str) -> Finding:
+    return Finding(
+        "aws-queue-missing",
+        "error",
+        f"job queue {', '.join(names)} does not exist in this account and region",
+        answer,
+        "Check the queue name and the region (--region / AWS_REGION) the run used.",
+        "AWS Batch DescribeJobQueues",
+    )
+
+
+def _runnable_findings(
+    queue: Mapping[str, Any],
+    rows: Sequence[Mapping[str, Any]],
+    details: Mapping[str, Any],
+    ces: Mapping[str, Mapping[str, Any]],
+    now: datetime,
+    runnable_after: float,
+    version: Version | None,
+) -> list[Finding]:
+    qname = queue.get("jobQueueName", "?")
+    refs = [r.get("computeEnvironment") for r in queue.get("computeEnvironmentOrder") or []]
+    envs = [ces[r] for r in refs if r in ces]
+    enabled = [e for e in envs if e.get("state") == "ENABLED"]
+    limits = [(e.get("computeResources") or {}).get("maxvCpus") for e in enabled]
+    # An unmanaged environment has no computeResources: its capacity is unknown, so the
+    # vCPU test only runs when every enabled environment states its maxvCpus.
+    numbers = [float(x) for x in limits if isinstance(x, int | float)]
+    max_vcpus = max(numbers) if numbers and len(numbers) == len(limits) else None
+    ce_text = ", ".join(
+        f"{e.get('computeEnvironmentName')} maxvCpus={(e.get('computeResources') or {}).get('maxvCpus')}" for e in enabled
+    ) or "no enabled compute environment"
+    unschedulable: list[str] = []
+    evidence: list[str] = []
+    for row in rows:
+        job_id = str(row.get("jobId"))
+        job = details.get(job_id) or {}
+        vcpus, memory = _requested(job)
+        reason = str(job.get("statusReason") or row.get("statusReason") or "")
+        # Batch's own verdict for a job no environment can place (what Nextflow's
+        # terminateUnschedulableJobs looks for, nextflow-io/nextflow#5936); it covers memory too.
+        if reason.startswith("MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT"):
+            unschedulable.append(job_id)
+            evidence.append(f"{job_id} statusReason={reason!r}")
+        elif max_vcpus is not None and vcpus is not None and vcpus > max_vcpus:
+            unschedulable.append(job_id)
+            mem = f", memory={memory:g} MiB" if memory is not None else ""
+            evidence.append(f"{job_id} ({row.get('jobName')}) asks vcpus={vcpus:g}{mem}")
+    out: list[Finding] = []
+    if unschedulable:
+        if version is not None and version >= UNSCHEDULABLE_OPTION:
+            how = "set aws.batch.terminateUnschedulableJobs = true so Nextflow fails such tasks"
+        else:
+            how = "Nextflow before 25.04 waits for them forever (25.04 added aws.batch.terminateUnschedulableJobs)"
+        out.append(
+            Finding(
+                "aws-unschedulable",
+                "error",
+                f"{len(unschedulable)} job(s) on queue {qname} ask for more than any of its compute environments can give: they never start",
+                f"DescribeJobs: {'; '.join(evidence[:5])}{' …' if len(evidence) > 5 else ''}; "
+                f"DescribeComputeEnvironments: {ce_text}",
+                f"Terminate them (`batchkit kill`), lower the process's cpus/memory or raise the environment's "
+                f"maxvCpus; {how}.",
+                "nextflow-io/nextflow#5936",
+            )
+        )
+    stuck: list[str] = []
+    stuck_ev: list[str] = []
+    for row in rows:
+        job_id = str(row.get("jobId"))
+        if job_id in unschedulable:
+            continue
+        created = _ms_to_dt(row.get("createdAt"))
+        if created is None:
+            continue
+        age = (now - created).total_seconds()
+        if age > runnable_after:
+            stuck.append(job_id)
+            why = (details.get(job_id) or {}).get("statusReason") or row.get("statusReason")
+            stuck_ev.append(f"{job_id} created {age / 60:.0f} min ago" + (f" ({why})" if why else ""))
+    if stuck:
+        out.append(
+            Finding(
+                "aws-runnable-stuck",
+                "warning",
+                f"{len(stuck)} job(s) RUNNABLE on queue {qname} for more than {runnable_after / 60:g} min",
+                f"ListJobs RUNNABLE: {'; '.join(stuck_ev[:5])}{' …' if len(stuck_ev) > 5 else ''}; {ce_text}",
+                "Check the queue's compute environments: maxvCpus reached, instance types, subnets, "
+                "AMI, service limits; the job's statusReason says what Batch is waiting for.",
+                "AWS Batch troubleshooting: jobs stuck in RUNNABLE",
+            )
+        )
+    return out
+
+
+# --- the whole check ---------------------------------------------------------------------------
+
+_ORDER: Final = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+def _config_for(
+    launch_dir: Path, facts: LogFacts, extra: Sequence[str | Path], env: Mapping[str, str] | None
+) -> NfConfig:
+    """Read the run's config files in Nextflow's precedence order.
+
+    With a log, the files it says it parsed, in its order (home config, project and
+    launch-dir ``nextflow.config``, then ``-c`` files: later wins); paths under the
+    original launch dir are mapped onto ``launch_dir``, and a file the run read that is
+    not here becomes an "unreadable" entry, never a silent skip. Without a log: the
+    usual places, each optional.
+    """
+    home, local = config_candidates(launch_dir, env=env)
+    ordered: list[str | Path] = []
+    optional: list[str | Path] = []
+    if facts.config_files:
+        if not any(_same(Path(p), home) for p in facts.config_files):
+            ordered.append(home)
+            optional.append(home)
+        for text in facts.config_files:
+            ordered.append(_map_path(Path(text), facts.launch_dir, launch_dir))
+    else:
+        ordered += [home, local, *_cli_config_files(facts.cli_args, launch_dir)]
+        optional += [home, local]
+    ordered += list(extra)
+    unique: list[str | Path] = []
+    for p in ordered:
+        if not any(_same(Path(p), Path(q)) for q in unique):
+            unique.append(p)
+    return read_config(unique, optional=optional, profiles=facts.profiles, cli_args=facts.cli_args)
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return str(a) == str(b)
+
+
+def _map_path(path: Path, original_launch_dir: str | None, launch_dir: Path) -> Path:
+    """A path the log names on the launch machine, as it is found here."""
+    if path.exists() or original_launch_dir is None:
+        return path
+    try:
+        return launch_dir / path.relative_to(original_launch_dir)
+    except ValueError:
+        return path
+
+
+def _cli_config_files(args: Sequence[str], launch_dir: Path) -> list[Path]:
+    """The ``-c``/``-config`` files of the logged command line, resolved against the launch dir."""
+    out: list[Path] = []
+    for i, arg in enumerate(args):
+        if arg in ("-c", "-config", "-C") and i + 1 < len(args):
+            for part in args[i + 1].split(","):
+                p = Path(part)
+                out.append(p if p.is_absolute() else launch_dir / p)
+    return out
+
+
+def doctor(
+    run_or_launch_dir: NextflowRun | str | Path,
+    client: BatchClient | None = None,
+    *,
+    queues: Sequence[str] | None = None,
+    runnable_after: float = 1800.0,
+    now: datetime | None = None,
+    config_files: Sequence[str | Path] = (),
+    env: Mapping[str, str] | None = None,
+) -> list[Finding]:
+    """Every finding for a run, errors first.
+
+    ``run_or_launch_dir``: a :class:`~batchkit.nextflow.NextflowRun` or the directory
+    where ``nextflow run`` was started. Without ``client`` only the log and config
+    rules run. ``queues`` overrides the queues the run's log/config name.
+    ``config_files``: extra ``-c`` files; ``env`` stands for ``os.environ`` (NXF_HOME, HOME).
+    """
+    run: Any = None
+    if isinstance(run_or_launch_dir, str | Path):
+        launch_dir = Path(run_or_launch_dir)
+        if not launch_dir.is_dir():
+            raise InputError(
+                "no such launch directory; pass the directory where `nextflow run` was started "
+                "(it holds .nextflow.log)",
+                path=str(launch_dir),
+            )
+    else:
+        run = run_or_launch_dir
+        launch_dir = Path(getattr(run, "launch_dir", None) or ".")
+    facts = _read_log(launch_dir)
+    version = facts.version or (getattr(run, "version", None) if run is not None else None)
+    evidence = facts.version_evidence if facts.version else (
+        "NextflowRun.version" if version else f"{launch_dir / '.nextflow.log'} (not found)"
+    )
+    config = _config_for(launch_dir, facts, config_files, env)
+    findings = version_findings(version, evidence, config=config)
+    findings = run_findings(facts, findings)
+    findings += config_findings(config, version=version)
+    if client is not None:
+        wanted = list(queues or ())
+        if not wanted:
+            wanted = _run_queues(run, launch_dir, config)
+        findings += account_findings(
+            client, wanted, runnable_after=runnable_after, now=now, version=version,
+            job_ids=_run_job_ids(run),
+        )  # fmt: skip
+    return sorted(findings, key=lambda f: _ORDER[f.severity])
+
+
+def _run_queues(run: Any, launch_dir: Path, config: NfConfig) -> list[str]:
+    """The run's queues: from the NextflowRun (log/trace), else the config's process.queue."""
+    found: list[str] = []
+    if run is None:
+        try:
+            from batchkit.nextflow import NextflowRun
+
+            run = NextflowRun.from_dir(launch_dir)
+        except (BatchkitError, ImportError, OSError):
+            run = None
+    for q in getattr(run, "queues", None) or ():
+        if q and str(q) not in found:
+            found.append(str(q))
+    if not found:
+        for s in config.any_key(lambda k: k == "process.queue" or (k.startswith("process.with") and k.endswith(".queue"))):
+            if isinstance(s.value, str) and s.value not in found:
+                found.append(s.value)
+    return found
+
+
+def _run_job_ids(run: Any) -> list[str]:
+    tasks = getattr(run, "tasks", None)
+    if tasks is None:
+        return []
+    try:
+        from batchkit.schema import TaskCol
+
+        ids = tasks[TaskCol.NATIVE_ID].dropna().astype(str).tolist()
+    except (KeyError, AttributeError, TypeError):
+        return []
+    return [i for i in ids if i and ":" not in i][:100]
+
+
+# --- output --------------------------------------------------------------------------------
+
+_COLORS: Final = {"error": "\x1b[31;1m", "warning": "\x1b[33;1m", "info": "\x1b[36m"}
+_RESET: Final = "\x1b[0m"
+
+
+def format_findings(findings: Sequence[Finding], *, color: bool = False) -> str:
+    """Findings as text for a terminal: one block per finding, then a one-line count."""
+    if not findings:
+        return "No findings: nothing known to be wrong.\n"
+    lines: list[str] = []
+    for f in findings:
+        label = f.severity.upper().ljust(7)
+        if color:
+            label = f"{_COLORS[f.severity]}{label}{_RESET}"
+        lines.append(f"{label} {f.title}  [{f.rule}]")
+        lines.append(f"        evidence: {f.evidence}")
+        lines.append(f"        advice:   {f.advice}")
+        lines.append(f"        source:   {f.source}")
+    counts = {s: sum(1 for f in findings if f.severity == s) for s in SEVERITIES}
+    lines.append(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info")
+    return "\n".join(lines) + "\n"
+
+
+def exit_code(findings: Iterable[Finding]) -> int:
+    """0 unless a finding is an error (4): warnings and info are advice, not failures."""
+    return EXIT_ERROR_FINDING if any(f.severity == "error" for f in findings) else EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="batchkit doctor",
+        description="Known-bug advice for the run's Nextflow version, risky settings, "
+        "permissions and queue health. Exit 0: no error finding; 4: an error finding; "
+        "2: bad launch dir; 1: AWS could not be asked.",
+    )
+    p.add_argument("launch_dir", type=Path, help="directory where `nextflow run` was started")
+    p.add_argument("--queue", action="append", default=None, help="job queue to check (repeatable)")
+    p.add_argument("-c", "--config", action="append", default=[], type=Path, help="extra config file (repeatable)")
+    p.add_argument("--endpoint-url", help="Batch endpoint, e.g. a local emulator")
+    p.add_argument("--region", help="AWS region")
+    p.add_argument("--profile", help="AWS named profile")
+    p.add_argument("--offline", action="store_true", help="skip the AWS checks (log and config only)")
+    p.add_argument("--runnable-after", type=float, default=1800.0, help="seconds before a RUNNABLE job counts as stuck (default 1800)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``batchkit doctor LAUNCH_DIR [--queue Q]... [--endpoint-url URL | --region R --profile P] [--format text|json]``."""
+    try:
+        args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:  # argparse printed its usage line
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    client = None
+    try:
+        if not args.launch_dir.is_dir():
+            raise InputError(
+                "no such launch directory; pass the directory where `nextflow run` was started",
+                path=str(args.launch_dir),
+            )
+        if not args.offline:
+            from batchkit.client import BatchClient
+
+            client = BatchClient(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url)
+        findings = doctor(
+            args.launch_dir, client, queues=args.queue, runnable_after=args.runnable_after,
+            config_files=args.config,
+        )  # fmt: skip
+    except InputError as exc:
+        print(f"batchkit doctor: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except AwsError as exc:
+        print(f"batchkit doctor: error: {exc} (use --offline for the log and config checks only)", file=sys.stderr)
+        return EXIT_AWS
+    except BatchkitError as exc:
+        print(f"batchkit doctor: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        close = getattr(client, "close", None)
+        if callable(close):
+            close()
+    if args.format == "json":
+        print(json.dumps([f.to_dict() for f in findings], indent=2))
+    else:
+        sys.stdout.write(format_findings(findings, color=sys.stdout.isatty()))
+    return exit_code(findings)
