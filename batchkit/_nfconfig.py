@@ -88,7 +88,7 @@ class Opaque:
 
     @property
     def evidence(self) -> str:
-        return f"{self.path}:{self.line}"
+        return f"{self.path}:{self.line}" if self.line > 0 else self.path
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +158,7 @@ class NfConfig:
         # A later unreadable include/statement could override (or set) anything.
         for item in self.opaque:
             if item.seq > after:
-                return Lookup(key, "unknown", last, f"{item.reason}: {item.text}", item.evidence)
+                return Lookup(key, "unknown", last, f"{item.reason}: {item.text}" if item.text else item.reason, item.evidence)
         for s in self.profile_settings:
             if s.key == key and s.seq > after:
                 return Lookup(
@@ -764,7 +764,9 @@ def read_config(
         except OSError as exc:
             if str(raw) in optional_set:
                 continue
-            config.opaque.append(stamp(Opaque(str(path), 0, str(path), f"config file not readable here ({exc.strerror})")))
+            config.opaque.append(
+                stamp(Opaque(str(path), 0, "", f"the run read this config file but it cannot be read here ({exc.strerror})"))
+            )
             continue
         read.append(str(path))
         parsed = parse_config(text, str(path), _file_loader)

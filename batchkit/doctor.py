@@ -407,6 +407,10 @@ def submit_rate(text: str) -> float | None:
     return float(m[1]) / (per * unit)
 
 
+def _lookup_reason(reason: str, text: str) -> str:
+    return f"{reason}: {text}" if text else reason
+
+
 def _undetermined(key: str, look: Lookup) -> Finding:
     return Finding(
         "cfg-undetermined",
@@ -423,7 +427,7 @@ def config_findings(config: NfConfig, *, version: str | None = None) -> list[Fin
     """Risky or missing settings in the run's config files; unreadable ones said as such."""
     out: list[Finding] = []
     v = Version.parse(version)
-    opaque_reasons = {f"{o.reason}: {o.text}" for o in config.opaque}
+    opaque_reasons = {_lookup_reason(o.reason, o.text) for o in config.opaque}
 
     def undetermined(key: str, look: Lookup) -> None:
         # Opaque entries are reported once each below, not once per key they could touch.
@@ -734,13 +738,20 @@ def _is_denied(exc: AwsError) -> bool:
     return (exc.code in DENIED_CODES) or "not authorized" in text or "accessdenied" in text
 
 
+_IAM_ACTION = re.compile(r"perform:\s*(batch:[A-Za-z]+)")
+
+
 def _iam_finding(action: str, exc: AwsError, target: str) -> Finding:
+    # AWS names the missing action in the message ("... is not authorized to perform:
+    # batch:ListJobs"); every Batch API operation has the IAM action batch:<Operation>.
+    m = _IAM_ACTION.search(str(exc))
+    iam = m[1] if m else f"batch:{action}"
     return Finding(
         "aws-permission",
         "error",
         f"the caller may not call {action}: batchkit cannot {target}",
         f"{action}: {exc.code or 'refused'}: {exc}",
-        f"Add batch:{action} to the role's (or user's) IAM policy.",
+        f"Add {iam} to the role's (or user's) IAM policy.",
         "AWS Batch IAM actions",
     )
 
@@ -748,11 +759,14 @@ def _iam_finding(action: str, exc: AwsError, target: str) -> Finding:
 def _call(
     findings: list[Finding], action: str, target: str, fn: Any, *args: Any, **kwargs: Any
 ) -> tuple[bool, Any]:
-    """Run one client call; turn a refusal into a finding. Credentials errors propagate."""
+    """Run one client call; turn a refusal into a finding.
+
+    No credentials at all (or an invalid/expired token) raises CredentialsError: every
+    other probe would fail the same way. BatchClient reports AccessDeniedException as a
+    CredentialsError too; that one is a missing permission, so it becomes a finding.
+    """
     try:
         return True, fn(*args, **kwargs)
-    except CredentialsError:
-        raise
     except ApiUnavailableError as exc:
         findings.append(
             Finding(
@@ -769,6 +783,8 @@ def _call(
     except AwsError as exc:
         if _is_denied(exc):
             findings.append(_iam_finding(action, exc, target))
+        elif isinstance(exc, CredentialsError):
+            raise
         else:
             findings.append(
                 Finding(
