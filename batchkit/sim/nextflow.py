@@ -1,0 +1,1121 @@
+"""A simulated Nextflow: runs a synthetic pipeline on (local) AWS Batch like Nextflow does.
+
+It talks to Batch through a real boto3 client the way ``AwsBatchTaskHandler`` does —
+SubmitJob with Nextflow's job name rule and container command, resourceLabels as
+tags, DescribeJobs polling in batches of 100, TerminateJob with the reason
+``Job killed by NF`` — and writes the three artefacts Nextflow writes, in Nextflow's
+exact formats: the trace file, ``.nextflow.log`` and weblog POSTs (DESIGN §2).
+
+Behaviours, by name (each the way a real Nextflow version behaves):
+
+``healthy``
+    Nextflow 24.10.4: every task is polled to the end; the run completes.
+``24.02``
+    Nextflow 24.02.0-edge when DescribeJobs keeps answering HTTP 500
+    ``AuthorizerConfigurationException``: the SDK retries 3 times, then the status
+    check throws; ``TaskPollingMonitor.checkAllTasks`` evicts the task and aborts the
+    session — without killing the job (nextflow-io/nextflow#5516). Every task whose
+    check fails in that poll is dropped the same way; the trace keeps saying RUNNING.
+``24.12``
+    Nextflow 24.12.0-edge: the same failure, but the task's job is killed before the
+    task is dropped (the #5516 fix), then the session aborts.
+``crash``
+    Nextflow dies hard (``kill -9``, an OOM-killed head node) part way through: no
+    in-flight trace rows, no ``Execution complete -- Goodbye``, no final weblog event.
+``post-abort-submit``
+    Nextflow 25.10.2: a task fails under ``errorStrategy 'terminate'``; the session
+    aborts and kills the running tasks, but submissions already queued in
+    ``ParallelPollingMonitor``'s pool still reach Batch afterwards and nothing ever
+    records, polls or kills them (nextflow-io/nextflow#7445).
+``spot-retries``
+    Nextflow 24.04.4 with ``aws.batch.maxSpotAttempts = 5`` (the default before 24.08):
+    jobs carry a retryStrategy and some spot hosts are reclaimed; Batch re-runs those
+    jobs under the same id and Nextflow never notices.
+
+The 500s themselves are not part of a behaviour: they come from the emulator's fault
+plan (``LocalBatch.faults``), as they came from AWS. :func:`replay_incident` wires the
+two together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from random import Random
+from typing import Any, Final, Literal, get_args
+
+from ._nf_artefacts import LogWriter, TraceWriter, Weblog
+from ._nf_control import AdminControl, Control, LocalControl, WallControl
+from ._nf_format import (
+    EXIT_UNKNOWN,
+    TRACE_DEFAULT_FIELDS,
+    TRACE_FIELD_TYPES,
+    aws_sdk_v1_message,
+    fmt_duration,
+    launch_command,
+    normalize_job_name,
+    random_run_name,
+    short_hash,
+    task_workdir,
+    trace_file_timestamp,
+    utc_iso,
+    version_tuple,
+)
+from ._nf_pipeline import Pipeline, TaskTemplate, plan
+
+__all__ = [
+    "BEHAVIORS",
+    "GroundTruth",
+    "Incident",
+    "Pipeline",
+    "SimulatedNextflow",
+    "main",
+    "replay_incident",
+]
+
+Behavior = Literal["healthy", "24.02", "24.12", "crash", "post-abort-submit", "spot-retries"]
+BEHAVIORS: Final[tuple[str, ...]] = get_args(Behavior)
+
+#: The Nextflow release each behaviour reproduces.
+DEFAULT_VERSIONS: Final[Mapping[str, str]] = {
+    "healthy": "24.10.4",
+    "24.02": "24.02.0-edge",
+    "24.12": "24.12.0-edge",
+    "crash": "24.10.4",
+    "post-abort-submit": "25.10.2",
+    "spot-retries": "24.04.4",
+}
+
+KILL_REASON: Final = "Job killed by NF"
+#: DescribeJobs takes at most 100 ids (AwsBatchTaskHandler: context.getBatchFor(jobId, 100)).
+DESCRIBE_BATCH: Final = 100
+#: TaskPollingMonitor dumps its running queue this often (dumpInterval, 5 min).
+DUMP_INTERVAL: Final = 300.0
+_RETRYABLE_CODES: Final = frozenset(
+    {"TooManyRequestsException", "ThrottlingException", "Throttling", "RequestLimitExceeded"}
+)
+
+_TM: Final = "Task monitor"
+_TS: Final = "Task submitter"
+_MAIN: Final = "main"
+_REAPER: Final = "AWSBatch-reaper"
+_L_SESSION: Final = "nextflow.Session"
+_L_HANDLER: Final = "nextflow.cloud.aws.batch.AwsBatchTaskHandler"
+_L_MONITOR: Final = "nextflow.processor.TaskPollingMonitor"
+_L_PROCESSOR: Final = "nextflow.processor.TaskProcessor"
+_L_CMDRUN: Final = "nextflow.cli.CmdRun"
+
+
+class AwsCallFailed(Exception):
+    """A Batch call that still failed after the SDK's retries; ``str()`` is the SDK's text."""
+
+
+@dataclass
+class _Task:
+    tpl: TaskTemplate
+    task_id: int
+    workdir: str
+    status: str = "NEW"  # Nextflow's own view: NEW, SUBMITTED, RUNNING, COMPLETED, FAILED, ABORTED
+    job_id: str | None = None
+    submit_ms: int | None = None
+    start_ms: int | None = None
+    complete_ms: int | None = None
+    realtime_ms: int | None = None
+    exit: int | None = None
+    error: str | None = None
+    trace_status: str | None = None  # what the trace file says (None: no row)
+    nf_status: str | None = None  # the last status Nextflow notified its observers of
+    evicted: bool = False
+    killed: bool = False
+    abandoned: bool = False
+    spot_retried: bool = False
+    post_abort: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.tpl.name
+
+    @property
+    def hash(self) -> str:
+        return short_hash(self.tpl.hash32)
+
+
+@dataclass
+class GroundTruth:
+    """What really happened in a simulated run, to check readers and reconcile against.
+
+    ``tasks`` holds one dict per task Nextflow knows (``task_id``, ``hash``, ``name``,
+    ``process``, ``tag``, ``job_id``, ``workdir``, ``status`` — the final status as
+    Nextflow recorded it: the trace row, or for a task without one the last status it
+    notified (weblog) —, ``trace_status``, ``nf_status``, ``exit``, ``abandoned``,
+    ``killed``, ``spot_retried``). Jobs Nextflow has no record of at all are only in
+    ``untracked_job_ids``.
+    """
+
+    run_name: str
+    session_id: str
+    behavior: str
+    version: str
+    launch_dir: Path
+    work_dir: str
+    queue: str
+    trace_file: Path
+    log_file: Path
+    tasks: list[dict[str, Any]]
+    abandoned_job_ids: set[str]
+    untracked_job_ids: set[str]
+    killed_by_nf: set[str]
+    spot_retried_job_ids: set[str]
+    run_state: str  # "completed" | "aborted" | "alive"
+    abort_cause: str | None
+    start_time: float
+    end_time: float | None
+    weblog_url: str | None = None
+
+    def task(self, name: str) -> dict[str, Any]:
+        """The task called ``name`` (e.g. ``"ALIGN (sample_01:2)"``)."""
+        for t in self.tasks:
+            if t["name"] == name:
+                return t
+        raise KeyError(f"no task named {name!r} in run {self.run_name!r} ({len(self.tasks)} tasks)")
+
+    def tasks_frame(self) -> Any:
+        """``tasks`` as a pandas DataFrame (one row per task, sorted by task_id)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.tasks).sort_values("task_id").reset_index(drop=True)
+
+    @property
+    def job_ids(self) -> set[str]:
+        """Every job id Nextflow recorded."""
+        return {t["job_id"] for t in self.tasks if t["job_id"]}
+
+
+class SimulatedNextflow:
+    """One Nextflow run of a synthetic :class:`Pipeline` on AWS Batch, through ``client``.
+
+    ``client`` is a boto3 ``batch`` client; give it no retries of its own
+    (``lb.client(retries={"total_max_attempts": 1})``) so the simulated SDK retry
+    policy of the chosen Nextflow version decides — botocore's retries would add
+    real-time sleeps on top. ``batch`` (a LocalBatch in this process) gives the run
+    the emulator's clock (``advance`` on a manual clock: a run takes milliseconds)
+    and lets it set each job's duration/exit code; without it, ``clock``/``sleep``
+    are wall-clock time and the duration/exit travel in the command (see
+    ``batchkit.sim._nf_control``).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        launch_dir: str | Path,
+        work_dir: str = "s3://batchkit-demo/work",
+        queue: str = "demo-queue",
+        job_definition: str = "nf-demo",
+        pipeline: Pipeline | None = None,
+        behavior: str = "healthy",
+        run_name: str | None = None,
+        version: str | None = None,
+        weblog_url: str | None = None,
+        trace_file: str | Path | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+        poll_interval: float = 5.0,
+        tz: str = "UTC",
+        resource_labels: Mapping[str, str] | None = None,
+        batch: Any = None,
+        control: Control | None = None,
+        fields: Sequence[str] = TRACE_DEFAULT_FIELDS,
+        trace_raw: bool = False,
+        script_name: str = "main.nf",
+        crash_after: float = 0.3,
+        max_spot_attempts: int | None = None,
+        spot_fraction: float = 0.3,
+        max_run_seconds: float = 14 * 86400.0,
+        seed: int | None = None,
+    ) -> None:
+        if behavior not in BEHAVIORS:
+            raise ValueError(f"unknown behavior {behavior!r}: use one of {', '.join(BEHAVIORS)}")
+        bad = [f for f in fields if f not in TRACE_FIELD_TYPES]
+        if bad:
+            raise ValueError(f"not Nextflow trace fields: {', '.join(bad)} (see TraceRecord.FIELDS)")
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval}")
+        self.client = client
+        self.launch_dir = Path(launch_dir)
+        self.work_dir = work_dir.rstrip("/")
+        self.queue = queue
+        self.job_definition = job_definition
+        self.pipeline = pipeline or Pipeline()
+        self.behavior = behavior
+        self.version = version or DEFAULT_VERSIONS[behavior]
+        self._rng = Random(self.pipeline.seed if seed is None else seed)
+        self.run_name = run_name or random_run_name(self._rng)
+        self.session_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        self.weblog_url = weblog_url
+        self.poll_interval = float(poll_interval)
+        self.tz = tz
+        self.resource_labels = dict(resource_labels or {})
+        self.fields = tuple(fields)
+        self.trace_raw = trace_raw
+        self.script_name = script_name
+        self.crash_after = crash_after
+        self.spot_fraction = spot_fraction
+        self.max_run_seconds = max_run_seconds
+        if control is not None:
+            self.control: Control = control
+        elif batch is not None:
+            self.control = LocalControl(batch, clock=clock, sleep=sleep)
+        else:
+            self.control = WallControl(clock=clock, sleep=sleep)
+        vt = version_tuple(self.version)
+        if max_spot_attempts is None:
+            # aws.batch.maxSpotAttempts defaulted to 5 until 24.08, then 0.
+            max_spot_attempts = 5 if (vt < (24, 8, 0) or behavior == "spot-retries") else 0
+        self.max_spot_attempts = max_spot_attempts
+        self._vt = vt
+        self._trace_path = Path(trace_file) if trace_file is not None else None
+        self._templates = self._plan()
+        self._by_key = {t.key: t for t in self._templates}
+        self._spot_keys = self._pick_spot_targets()
+
+        # run state
+        self._tasks: dict[str, _Task] = {}
+        self._ready: list[_Task] = []  # created, waiting for the submitter
+        self._running: list[_Task] = []  # Nextflow's runningQueue, in submission order
+        self._next_task_id = 1
+        self._aborted = False
+        self._abort_cause: str | None = None
+        self._error_shown = False
+        self._crashed = False
+        self._t0 = 0.0
+        self._end: float | None = None
+        self._last_dump = 0.0
+        self._untracked: set[str] = set()
+        self._killed: set[str] = set()
+        self._log: LogWriter | None = None
+        self._trace: TraceWriter | None = None
+        self._weblog = Weblog(weblog_url, run_name=self.run_name, run_id=self.session_id)
+
+    # --- planning --------------------------------------------------------------------
+
+    def _plan(self) -> list[TaskTemplate]:
+        templates = plan(self.pipeline)
+        if self.behavior != "post-abort-submit":
+            return templates
+        # #7445 needs submissions queued when the abort lands: the 2nd scatter task fails
+        # in the same poll in which the 1st completes and releases its fan-out tasks.
+        scatter = [t for t in templates if t.process == self.pipeline.processes[0]]
+        if len(scatter) < 2:
+            raise ValueError(
+                "behavior 'post-abort-submit' needs at least 2 samples: use Pipeline(n_tasks=9) or more"
+            )
+        first, second = scatter[0], scatter[1]
+        out = []
+        for t in templates:
+            if t.key == second.key:
+                t = dataclasses.replace(t, exit_code=1, duration=first.duration)
+            elif t.exit_code != 0:
+                t = dataclasses.replace(t, exit_code=0)
+            out.append(t)
+        return out
+
+    def _pick_spot_targets(self) -> set[str]:
+        if self.behavior != "spot-retries":
+            return set()
+        fanout = [t.key for t in self._templates if t.process == self.pipeline.processes[1]]
+        n = max(1, round(len(fanout) * self.spot_fraction))
+        return set(Random(self.pipeline.seed + 7).sample(fanout, min(n, len(fanout))))
+
+    @property
+    def error_strategy(self) -> str:
+        return "terminate" if self.behavior == "post-abort-submit" else self.pipeline.error_strategy
+
+    # --- small helpers ------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self.control.now()
+
+    def _ms(self) -> int:
+        return round(self._now() * 1000)
+
+    def _logw(self, thread: str, level: str, logger: str, message: str) -> None:
+        if self._log is not None and not self._crashed:
+            self._log.write(self._now(), thread, level, logger, message)
+
+    def _post(self, event: str, *, trace: Mapping[str, Any] | None = None,
+              metadata: Mapping[str, Any] | None = None) -> None:
+        if self._crashed or not self.weblog_url:
+            return
+        err = self._weblog.send(event, self._now(), trace=trace, metadata=metadata)
+        if err is not None:
+            self._logw("Actor Thread 1", "DEBUG", "nextflow.trace.WebLogObserver", err)
+
+    # --- AWS calls with the simulated SDK's retries ----------------------------------
+
+    def _sdk_attempts(self) -> tuple[int, float]:
+        """(attempts, base backoff seconds) of the Batch client of this Nextflow version."""
+        if self._vt < (24, 3, 0):
+            return 4, 0.1  # AWS SDK for Java v1 defaults: 3 retries, 100 ms full-jitter backoff
+        # 24.03 added retries on 429/500/502/503/504 on top of the SDK's own.
+        return 10, 0.5
+
+    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        attempts, base = self._sdk_attempts()
+        for attempt in range(1, attempts + 1):
+            try:
+                answer: dict[str, Any] = getattr(self.client, operation)(**params)
+                return answer
+            except ClientError as e:
+                meta = e.response.get("ResponseMetadata", {})
+                status = int(meta.get("HTTPStatusCode") or 0)
+                err = e.response.get("Error", {})
+                code = str(err.get("Code", "Unknown"))
+                text = aws_sdk_v1_message(
+                    _sdk_v1_text(code, status, str(err.get("Message", ""))), status, code,
+                    str(meta.get("RequestId") or uuid.UUID(int=self._rng.getrandbits(128), version=4)),
+                )
+                if not (status >= 500 or status == 429 or code in _RETRYABLE_CODES) or attempt == attempts:
+                    raise AwsCallFailed(text) from e
+            except BotoCoreError as e:
+                if attempt == attempts:
+                    raise AwsCallFailed(f"Unable to execute HTTP request: {e}") from e
+            cap = min(20.0, base * (2**attempt))
+            self.control.sleep(self._rng.uniform(0, cap))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- the run --------------------------------------------------------------------------
+
+    def run(self) -> GroundTruth:
+        """Run the pipeline to its end (completed, aborted, or crashed); return the truth."""
+        self._start()
+        try:
+            while True:
+                self._submit_ready()
+                if self._aborted:
+                    break
+                if not self._running and not self._ready:
+                    break
+                self.control.sleep(self.poll_interval)
+                self._check_all_tasks()
+                if self._aborted:
+                    break
+                if self._should_crash():
+                    self._crash()
+                    return self._truth()
+                self._dump_queue()
+                if self._now() - self._t0 > self.max_run_seconds:
+                    raise RuntimeError(
+                        f"simulated run {self.run_name!r} still has {len(self._running)} tasks running after "
+                        f"{self.max_run_seconds:.0f} s of emulator time: check the queue {self.queue!r} has capacity"
+                    )
+            self._shutdown()
+        finally:
+            if self._log is not None:
+                self._log.close()
+            if self._trace is not None:
+                self._trace.close()
+        return self._truth()
+
+    def _start(self) -> None:
+        self.launch_dir.mkdir(parents=True, exist_ok=True)
+        self._t0 = self._now()
+        self._last_dump = self._t0
+        if self._trace_path is None:
+            self._trace_path = self.launch_dir / f"trace-{trace_file_timestamp(self._t0, self.tz)}.txt"
+        elif not self._trace_path.is_absolute():
+            self._trace_path = self.launch_dir / self._trace_path
+        self._log = LogWriter(self.launch_dir / ".nextflow.log", tz=self.tz)
+        cmdline = f"nextflow run {self.script_name} -name {self.run_name} -with-trace {self._trace_path}"
+        if self.weblog_url:
+            cmdline += f" -with-weblog {self.weblog_url}"
+        cmdline += f" -work-dir {self.work_dir}"
+        revision = f"{self._rng.getrandbits(40):010x}"
+        self._logw(_MAIN, "DEBUG", "nextflow.cli.Launcher", f"$> {cmdline}")
+        self._logw(_MAIN, "INFO", _L_CMDRUN, f"N E X T F L O W  ~  version {self.version}")
+        self._logw(_MAIN, "INFO", _L_CMDRUN,
+                   f"Launching `{self.script_name}` [{self.run_name}] DSL2 - revision: {revision}")
+        uuid_label = "Session UUID" if self._vt >= (22, 8, 0) else "Session uuid"
+        self._logw(_MAIN, "DEBUG", _L_SESSION, f"{uuid_label}: {self.session_id}")
+        self._logw(_MAIN, "DEBUG", _L_SESSION, f"Run name: {self.run_name}")
+        self._logw(_MAIN, "DEBUG", _L_SESSION, "Executor pool size: 2")
+        # FileHelper.getPathFsType runs `stat -f -c %T` on the path; for s3:// it fails -> null.
+        self._logw(_MAIN, "DEBUG", _L_SESSION, f"Work-dir: {self.work_dir} [null]")
+        self._logw(_MAIN, "DEBUG", "nextflow.trace.TraceFileObserver",
+                   f"Workflow started -- trace file: {self._trace_path}")
+        self._logw(_MAIN, "DEBUG", "nextflow.script.ScriptRunner", "> Launching execution")
+        self._logw(_MAIN, "DEBUG", "nextflow.executor.Executor", "[warm up] executor > awsbatch")
+        self._logw(_MAIN, "DEBUG", _L_MONITOR,
+                   f"Creating task monitor for executor 'awsbatch' > capacity: 1000; "
+                   f"pollInterval: {fmt_duration(self.poll_interval * 1000)}; dumpInterval: 5m ")
+        if self.resource_labels:
+            self._logw(_MAIN, "DEBUG", _L_PROCESSOR, f"Resource labels: {self.resource_labels}")
+        self._logw(_MAIN, "DEBUG", _L_SESSION, "Session await")
+        self._trace = TraceWriter(self._trace_path, self.fields, raw=self.trace_raw, tz=self.tz)
+        self._post("started", metadata=self._metadata(final=False))
+        for tpl in self._templates:
+            if not tpl.depends_on:
+                self._create(tpl)
+
+    def _create(self, tpl: TaskTemplate) -> None:
+        task = _Task(tpl=tpl, task_id=self._next_task_id, workdir=task_workdir(self.work_dir, tpl.hash32))
+        self._next_task_id += 1
+        self._tasks[tpl.key] = task
+        self._ready.append(task)
+
+    # --- submission ------------------------------------------------------------------------
+
+    def _submit_request(self, task: _Task) -> dict[str, Any]:
+        tpl = task.tpl
+        command = launch_command(task.workdir)
+        if not self.control.steers_jobs:
+            # Nothing can tell the emulator how long the job runs: say it in a comment bash ignores.
+            command[-1] += f" # batchkit-sim: sleep {tpl.duration}; exit {tpl.exit_code}"
+        resources = [{"type": "MEMORY", "value": str(tpl.memory_mib)}]
+        if tpl.cpus > 1:
+            # Nextflow only overrides vCPUs above the job definition's 1.
+            resources.append({"type": "VCPU", "value": str(tpl.cpus)})
+        req: dict[str, Any] = {
+            "jobName": normalize_job_name(task.name, keep_hyphen=self._vt >= (24, 10, 0)),
+            "jobQueue": self.queue,
+            "jobDefinition": self.job_definition,
+            "containerOverrides": {"command": command, "resourceRequirements": resources},
+        }
+        if self.resource_labels:
+            req["tags"] = dict(self.resource_labels)
+            req["propagateTags"] = True
+        if self.max_spot_attempts > 0:
+            # Retry on a spot reclaim only; any other failure goes back to Nextflow's errorStrategy.
+            req["retryStrategy"] = {
+                "attempts": self.max_spot_attempts,
+                "evaluateOnExit": [
+                    {"action": "RETRY", "onStatusReason": "Host EC2*"},
+                    {"action": "EXIT", "onReason": "*"},
+                ],
+            }
+        return req
+
+    def _submit_ready(self) -> None:
+        ready, self._ready = self._ready, []
+        for task in ready:
+            if self._aborted:
+                self._ready.append(task)
+                continue
+            self._submit(task)
+
+    def _submit(self, task: _Task, *, record: bool = True) -> None:
+        try:
+            answer = self._call("submit_job", **self._submit_request(task))
+        except AwsCallFailed as e:
+            if not record:
+                return
+            task.status = "FAILED"
+            task.error = f"Failed to submit job: {normalize_job_name(task.name)} - Reason: {e}"
+            self._notify_complete(task)
+            self._fault(task, task.error, exc="nextflow.exception.ProcessSubmitException")
+            return
+        task.job_id = str(answer["jobId"])
+        self.control.set_behavior(task.job_id, float(task.tpl.duration), task.tpl.exit_code)
+        if not record:
+            task.post_abort = True
+            self._untracked.add(task.job_id)
+            return
+        task.status = "SUBMITTED"
+        task.submit_ms = self._ms()
+        self._running.append(task)
+        if self._vt >= (24, 4, 0):
+            line = f"[AWS BATCH] Process `{task.name}` submitted > job={task.job_id}; work-dir={task.workdir}"
+        else:
+            # Before job arrays (24.04) the submit line did not name the task.
+            line = f"[AWS BATCH] submitted > job={task.job_id}; work-dir={task.workdir}"
+        self._logw(_TS, "DEBUG", _L_HANDLER, line)
+        self._logw(_TS, "INFO", _L_SESSION, f"[{task.hash}] Submitted process > {task.name}")
+        task.nf_status = "SUBMITTED"
+        self._post("process_submitted", trace=self._weblog_trace(task))
+
+    # --- polling -------------------------------------------------------------------------------
+
+    def _check_all_tasks(self) -> None:
+        """TaskPollingMonitor.checkAllTasks: every running task, DescribeJobs 100 ids at a time."""
+        cache: dict[str, dict[str, Any]] = {}
+        for task in list(self._running):
+            try:
+                job = self._describe(task, cache)
+            except AwsCallFailed as e:
+                self._status_check_failed(task, str(e))
+                continue
+            self._update(task, job)
+
+    def _describe(self, task: _Task, cache: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+        assert task.job_id is not None
+        if task.job_id in cache:
+            return cache[task.job_id]
+        start = self._running.index(task)
+        ids = [t.job_id for t in self._running[start:] if t.job_id and t.job_id not in cache][:DESCRIBE_BATCH]
+        answer = self._call("describe_jobs", jobs=ids)
+        for job in answer.get("jobs") or []:
+            cache[str(job["jobId"])] = job
+        if task.job_id not in cache:
+            # AwsBatchTaskHandler: "cannot find running status" -> null; polled again next time (#7301).
+            self._logw(_TM, "DEBUG", _L_HANDLER, f"[AWS BATCH] cannot find running status for job={task.job_id}")
+            return None
+        return cache[task.job_id]
+
+    def _update(self, task: _Task, job: dict[str, Any] | None) -> None:
+        if job is None:
+            return
+        status = str(job.get("status"))
+        if task.status == "SUBMITTED" and status in ("RUNNING", "SUCCEEDED", "FAILED"):
+            task.status = "RUNNING"
+            task.start_ms = self._ms()
+            task.nf_status = "RUNNING"
+            self._post("process_started", trace=self._weblog_trace(task))
+            if task.tpl.key in self._spot_keys and not task.spot_retried and status == "RUNNING":
+                # The spot host goes away; Batch retries the job under the same id (retryStrategy).
+                task.spot_retried = self.control.interrupt(task.job_id or "")
+        if task.status == "RUNNING" and status in ("SUCCEEDED", "FAILED"):
+            self._completed(task, job)
+
+    def _completed(self, task: _Task, job: dict[str, Any]) -> None:
+        self._running.remove(task)
+        task.complete_ms = self._ms()
+        started, stopped = job.get("startedAt"), job.get("stoppedAt")
+        task.realtime_ms = int(stopped) - int(started) if started and stopped else None
+        code = (job.get("container") or {}).get("exitCode")
+        # `job.container.exitCode ?: readExitFile()`: a missing code reads .exitcode; none -> MAX_VALUE
+        task.exit = int(code) if code is not None else (0 if job.get("status") == "SUCCEEDED" else EXIT_UNKNOWN)
+        failed = job.get("status") == "FAILED" or task.exit != 0
+        if failed:
+            reason = " - ".join(x for x in (job.get("statusReason"), _last_attempt_reason(job)) if x)
+            task.error = f"nextflow.exception.ProcessException: {reason or '(unknown)'}"
+        exit_text = "-" if task.exit == EXIT_UNKNOWN else str(task.exit)
+        self._logw(_TM, "DEBUG", _L_MONITOR,
+                   f"Task completed > TaskHandler[id: {task.task_id}; name: {task.name}; status: COMPLETED; "
+                   f"exit: {exit_text}; error: {task.error or '-'}; workDir: {task.workdir}]")
+        task.status = "FAILED" if failed else "COMPLETED"
+        self._notify_complete(task)
+        if not failed:
+            self._release_dependents()
+            return
+        message = f"Process `{task.name}` terminated with an error exit status ({exit_text})"
+        if self.error_strategy == "ignore":
+            self._logw(_TM, "INFO", _L_PROCESSOR, f"[{task.hash}] NOTE: {message} -- Error is ignored")
+            self._release_dependents()
+        else:
+            self._fault(task, message, exc="nextflow.exception.ProcessFailedException")
+
+    def _release_dependents(self) -> None:
+        """Create the tasks whose inputs are now all there (a gather waits for every chunk)."""
+        if self._aborted:
+            return
+        for tpl in self._templates:
+            if tpl.key in self._tasks or not tpl.depends_on:
+                continue
+            states = [self._state_of(k) for k in tpl.depends_on]
+            if tpl.gather:
+                # collect(): runs once nothing upstream can still produce, if anything did
+                if any(s in ("pending", "active") for s in states) or "COMPLETED" not in states:
+                    continue
+            elif any(s != "COMPLETED" for s in states):
+                continue
+            self._create(tpl)
+
+    def _state_of(self, key: str) -> str:
+        """COMPLETED/FAILED/ABORTED, "active", "pending" (can still run) or "dropped"."""
+        task = self._tasks.get(key)
+        if task is not None:
+            return task.status if task.status in ("COMPLETED", "FAILED", "ABORTED") else "active"
+        tpl = self._by_key[key]
+        deps = [self._state_of(k) for k in tpl.depends_on]
+        if tpl.gather:
+            return "pending" if any(s in ("pending", "active", "COMPLETED") for s in deps) else "dropped"
+        return "dropped" if any(s in ("FAILED", "ABORTED", "dropped") for s in deps) else "pending"
+
+    def _status_check_failed(self, task: _Task, message: str) -> None:
+        """A DescribeJobs that kept failing: the task is dropped from the running queue."""
+        if self._vt >= (24, 12, 0):
+            # nextflow-io/nextflow#5516 fix: kill the job first, it may well still be running.
+            self._kill(task, thread=_TM)
+        self._running.remove(task)
+        task.evicted = True
+        task.abandoned = not task.killed
+        self._logw(_TM, "DEBUG", _L_PROCESSOR,
+                   f"Handling unexpected condition for\n  task: name={task.name}; work-dir={task.workdir}\n"
+                   f"  error [com.amazonaws.services.batch.model.AWSBatchException]: {message}")
+        self._fault(task, message, exc=None)
+
+    def _fault(self, task: _Task, message: str, *, exc: str | None) -> None:
+        """TaskProcessor.resumeOrDie + Session.fault: report once, then abort the session."""
+        if self._error_shown or self._aborted:
+            return
+        self._error_shown = True
+        lines = [f"Error executing process > '{task.name}'", "", "Caused by:", f"  {message}", ""]
+        if exc is not None:
+            lines += [
+                "Command executed:", "", f"  {task.tpl.process.lower()}.sh {task.tpl.tag or ''}".rstrip(), "",
+                "Command exit status:", f"  {'-' if task.exit in (None, EXIT_UNKNOWN) else task.exit}", "",
+                "Work dir:", f"  {task.workdir}", "",
+                "Tip: view the complete command output by changing to the process work dir and entering the "
+                "command `cat .command.out`",
+            ]
+        self._logw(_TM, "ERROR", _L_PROCESSOR, "\n".join(lines))
+        self._abort(message)
+
+    def _abort(self, cause: str) -> None:
+        self._aborted = True
+        self._abort_cause = cause
+        self._end = self._now()
+        self._logw(_TM, "DEBUG", _L_SESSION, f"Session aborted -- Cause: {cause}")
+        # Session.abort -> notifyError(null): the weblog gets an `error` event without a trace.
+        self._post("error")
+
+    def _kill(self, task: _Task, *, thread: str) -> None:
+        if task.job_id is None:
+            return
+        if self._vt >= (25, 4, 0):
+            self._logw(thread, "DEBUG", _L_HANDLER, f"[AWS BATCH] cleanup = terminating job {task.job_id}")
+        try:
+            answer = self._call("terminate_job", jobId=task.job_id, reason=KILL_REASON)
+        except AwsCallFailed:
+            return  # the reaper swallows it: the job keeps running, nobody says so
+        task.killed = True
+        self._killed.add(task.job_id)
+        if self._vt >= (25, 4, 0):
+            self._logw(_REAPER, "DEBUG", _L_HANDLER, f"[AWS BATCH] cleanup = killing job {task.job_id}")
+        else:
+            resp = {k: v for k, v in answer.items() if k != "ResponseMetadata"}
+            self._logw(_REAPER, "DEBUG", _L_HANDLER, f"[AWS BATCH] killing job={task.job_id}; response={resp}")
+
+    def _dump_queue(self) -> None:
+        now = self._now()
+        if now - self._last_dump < DUMP_INTERVAL:
+            return
+        self._last_dump = now
+        if not self._running:
+            return
+        lines = [f"!! executor awsbatch > tasks to be completed: {len(self._running)} -- submitted tasks are shown below"]
+        for task in self._running[:10]:
+            lines.append(f"~> TaskHandler[id: {task.task_id}; name: {task.name}; status: {task.status}; exit: -; "
+                         f"error: -; workDir: {task.workdir}]")
+        if len(self._running) > 10:
+            lines.append(".. remaining tasks omitted.")
+        self._logw(_TM, "DEBUG", _L_MONITOR, "\n".join(lines))
+
+    # --- the end ------------------------------------------------------------------------------
+
+    def _should_crash(self) -> bool:
+        if self.behavior != "crash" or not self._running:
+            return False
+        done = sum(1 for t in self._tasks.values() if t.status in ("COMPLETED", "FAILED"))
+        return done >= max(1, round(self.crash_after * len(self._templates)))
+
+    def _crash(self) -> None:
+        """kill -9: nothing more is written anywhere; in-flight jobs run on unwatched."""
+        self._crashed = True
+        for task in self._running:
+            task.abandoned = True
+        if self._log is not None:
+            self._log.close()
+        if self._trace is not None:
+            self._trace.close()
+
+    def _shutdown(self) -> None:
+        self._logw(_MAIN, "DEBUG", _L_SESSION, "Session await > all process finished")
+        self._logw(_MAIN, "DEBUG", _L_SESSION, "Session await > all barriers passed")
+        if self._aborted:
+            self._cleanup()
+            if self.behavior == "post-abort-submit":
+                # nextflow-io/nextflow#7445: queued submissions run after the kill sweep.
+                queued, self._ready = self._ready, []
+                for task in queued:
+                    self._submit(task, record=False)
+        if self._end is None:
+            self._end = self._now()
+        counts = {s: sum(1 for t in self._tasks.values() if t.status == s) for s in ("COMPLETED", "FAILED", "ABORTED")}
+        ignored = counts["FAILED"] if self.error_strategy == "ignore" else 0
+        self._logw(_MAIN, "DEBUG", "nextflow.trace.WorkflowStatsObserver",
+                   f"Workflow completed > WorkflowStats[succeededCount={counts['COMPLETED']}; "
+                   f"failedCount={counts['FAILED'] - ignored}; ignoredCount={ignored}; cachedCount=0; "
+                   f"pendingCount=0; submittedCount=0; runningCount=0; retriesCount=0; "
+                   f"abortedCount={counts['ABORTED']}]")
+        self._logw(_MAIN, "DEBUG", "nextflow.trace.TraceFileObserver", "Workflow completed -- saving trace file")
+        # TraceFileObserver.onFlowComplete: tasks still in `current` get their last record.
+        for task in sorted(self._tasks.values(), key=lambda t: t.task_id):
+            if task.trace_status is None and task.nf_status in ("SUBMITTED", "RUNNING") and not task.post_abort:
+                self._write_trace(task, task.nf_status)
+        self._post("completed", metadata=self._metadata(final=True))
+        self._logw(_MAIN, "DEBUG", "nextflow.cache.CacheDB", "Closing CacheDB done")
+        self._logw(_MAIN, "DEBUG", "nextflow.script.ScriptRunner", "> Execution complete -- Goodbye")
+
+    def _cleanup(self) -> None:
+        """TaskPollingMonitor.cleanup: kill every task still in the running queue."""
+        if not self._running:
+            return
+        word = "running" if self._vt >= (21, 12, 0) else "pending"
+        self._logw(_MAIN, "WARN", _L_MONITOR, f"Killing {word} tasks ({len(self._running)})")
+        running, self._running = self._running, []
+        for task in running:
+            self._kill(task, thread=_MAIN)
+            task.status = "ABORTED"
+            self._notify_complete(task)
+
+    # --- observers: trace rows and weblog events ---------------------------------------------------
+
+    def _notify_complete(self, task: _Task) -> None:
+        task.nf_status = task.status
+        self._write_trace(task, task.status)
+        self._post("process_completed", trace=self._weblog_trace(task))
+
+    def _record(self, task: _Task, status: str) -> dict[str, Any]:
+        """A TraceRecord's raw values (epoch ms, bytes, ms) for ``status``."""
+        tpl = task.tpl
+        rec: dict[str, Any] = {
+            "task_id": task.task_id,
+            "hash": task.hash,
+            "native_id": task.job_id,
+            "process": tpl.process,
+            "tag": tpl.tag,
+            "name": task.name,
+            "status": status,
+            "exit": EXIT_UNKNOWN,
+            "submit": task.submit_ms,
+            "attempt": 1,
+            "workdir": task.workdir,
+            "queue": self.queue,
+            "cpus": tpl.cpus,
+            "memory": tpl.memory_mib * 1024 * 1024,
+            "container": f"job-definition://{self.job_definition}",
+            "script": f"\n    {tpl.process.lower()}.sh {tpl.tag or ''}\n    ",
+            "env": None,
+        }
+        if status == "ABORTED":
+            return rec  # killed before it could report: only identity and submit time (cf. a real ABORTED row)
+        if task.start_ms is not None and status != "SUBMITTED":
+            rec["start"] = task.start_ms
+        if status in ("COMPLETED", "FAILED"):
+            rec.update(
+                exit=task.exit,
+                complete=task.complete_ms,
+                duration=(task.complete_ms or 0) - (task.submit_ms or 0),
+                realtime=task.realtime_ms,
+                **{"%cpu": tpl.pct_cpu},
+                peak_rss=tpl.peak_rss,
+                peak_vmem=tpl.peak_vmem,
+                rchar=tpl.rchar,
+                wchar=tpl.wchar,
+                error_action="IGNORE" if status == "FAILED" and self.error_strategy == "ignore" else None,
+            )
+        return rec
+
+    def _write_trace(self, task: _Task, status: str) -> None:
+        if self._trace is None or self._crashed:
+            return
+        self._trace.write(self._record(task, status))
+        task.trace_status = status
+
+    def _weblog_trace(self, task: _Task) -> dict[str, Any]:
+        rec = self._record(task, task.status)
+        rec.setdefault("start", 0)  # WebLogObserver sends 0 before the task starts
+        rec["module"] = []
+        rec.setdefault("scratch", None)
+        rec.setdefault("disk", None)
+        rec.setdefault("time", None)
+        return {k: v for k, v in rec.items()}
+
+    def _metadata(self, *, final: bool) -> dict[str, Any]:
+        """The ``metadata`` of the ``started``/``completed`` events (``WorkflowMetadata``)."""
+        counts = {s: sum(1 for t in self._tasks.values() if t.status == s) for s in ("COMPLETED", "FAILED", "ABORTED")}
+        success = final and not self._aborted
+        workflow: dict[str, Any] = {
+            "runName": self.run_name,
+            "sessionId": self.session_id,
+            "start": utc_iso(self._t0),
+            "complete": utc_iso(self._now()) if final else None,
+            "duration": int((self._now() - self._t0) * 1000) if final else None,
+            "success": success,
+            "exitStatus": (0 if success else 1) if final else None,
+            "errorMessage": self._abort_cause if final else None,
+            "errorReport": self._abort_cause if final else None,
+            "workDir": self.work_dir,
+            "launchDir": str(self.launch_dir),
+            "projectDir": str(self.launch_dir),
+            "scriptName": self.script_name,
+            "scriptFile": str(self.launch_dir / self.script_name),
+            "commandLine": f"nextflow run {self.script_name} -name {self.run_name}",
+            "profile": "standard",
+            "resume": False,
+            "container": {},
+            "manifest": {"mainScript": self.script_name, "defaultBranch": "master"},
+            "nextflow": {"version": self.version, "build": 5900, "timestamp": utc_iso(self._t0)},
+            "stats": {
+                "succeedCount": counts["COMPLETED"],
+                "failedCount": counts["FAILED"],
+                "ignoredCount": counts["FAILED"] if self.error_strategy == "ignore" else 0,
+                "cachedCount": 0,
+                "abortedCount": counts["ABORTED"],
+            },
+        }
+        return {"parameters": {}, "workflow": workflow}
+
+    # --- ground truth ----------------------------------------------------------------------------
+
+    def _truth(self) -> GroundTruth:
+        tasks: list[dict[str, Any]] = []
+        for task in sorted(self._tasks.values(), key=lambda t: t.task_id):
+            if task.post_abort or (task.job_id is None and task.status == "NEW"):
+                continue
+            tasks.append(
+                {
+                    "task_id": task.task_id,
+                    "hash": task.hash,
+                    "name": task.name,
+                    "process": task.tpl.process,
+                    "tag": task.tpl.tag,
+                    "job_id": task.job_id,
+                    "workdir": task.workdir,
+                    "status": task.trace_status or task.nf_status,
+                    "trace_status": task.trace_status,
+                    "nf_status": task.nf_status,
+                    "exit": None if task.exit in (None, EXIT_UNKNOWN) else task.exit,
+                    "abandoned": task.abandoned,
+                    "killed": task.killed,
+                    "spot_retried": task.spot_retried,
+                }
+            )
+        state = "alive" if self._crashed else ("aborted" if self._aborted else "completed")
+        assert self._trace_path is not None
+        return GroundTruth(
+            run_name=self.run_name,
+            session_id=self.session_id,
+            behavior=self.behavior,
+            version=self.version,
+            launch_dir=self.launch_dir,
+            work_dir=self.work_dir,
+            queue=self.queue,
+            trace_file=self._trace_path,
+            log_file=self.launch_dir / ".nextflow.log",
+            tasks=tasks,
+            abandoned_job_ids={t["job_id"] for t in tasks if t["abandoned"] and t["job_id"]},
+            untracked_job_ids=set(self._untracked),
+            killed_by_nf=set(self._killed),
+            spot_retried_job_ids={t["job_id"] for t in tasks if t["spot_retried"] and t["job_id"]},
+            run_state=state,
+            abort_cause=self._abort_cause,
+            start_time=self._t0,
+            end_time=None if self._crashed else self._end,
+            weblog_url=self.weblog_url,
+        )
+
+
+def _sdk_v1_text(code: str, status: int, message: str) -> str:
+    """The error message part of the SDK v1 text.
+
+    API Gateway's AuthorizerConfigurationException reached Nextflow as ``Internal server
+    error`` (nextflow-io/nextflow#5516); other errors carry the service's message.
+    """
+    if code == "AuthorizerConfigurationException":
+        return "Internal server error"
+    return message or f"HTTP {status}"
+
+
+def _last_attempt_reason(job: Mapping[str, Any]) -> str | None:
+    attempts = job.get("attempts") or []
+    if not attempts:
+        return None
+    reason = (attempts[-1].get("container") or {}).get("reason")
+    return str(reason) if reason else None
+
+
+# --- replaying the incident ------------------------------------------------------------------
+
+
+@dataclass
+class Incident:
+    """A replayed nextflow-io/nextflow#5516: the artefacts, the emulator (still running), the truth.
+
+    Use as a context manager (or call :meth:`close`) to stop the emulator.
+    """
+
+    launch_dir: Path
+    batch: Any  # LocalBatch
+    truth: GroundTruth
+    endpoint_url: str
+    _tmp: Any = field(default=None, repr=False)
+
+    def close(self) -> None:
+        self.batch.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> Incident:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+#: Emulator seconds after launch when the 500 burst starts, and how long it lasts.
+INCIDENT_BURST_AT: Final = 300.0
+INCIDENT_BURST_FOR: Final = 900.0
+
+
+def replay_incident(
+    *,
+    launch_dir: str | Path | None = None,
+    n_tasks: int = 40,
+    speed: float | None = None,
+    seed: int = 0,
+    keep_running: bool = True,
+    weblog_url: str | None = None,
+    queue: str = "demo-queue",
+    work_dir: str = "s3://batchkit-demo/work",
+) -> Incident:
+    """Replay the #5516 incident on a fresh LocalBatch and return it with the ground truth.
+
+    Nextflow 24.02 runs a FASTQC -> ALIGN -> MERGE pipeline of ``n_tasks`` tasks whose
+    ALIGN tasks run for hours; five minutes in, DescribeJobs answers HTTP 500
+    ``AuthorizerConfigurationException`` for fifteen minutes. Nextflow aborts and
+    abandons every running job: after the call those jobs are still active in the
+    emulator (``incident.truth.abandoned_job_ids``).
+
+    ``speed=None`` uses a manual clock (deterministic, milliseconds of real time);
+    a number runs the emulator that many times faster than the wall clock. With
+    ``keep_running=False`` the emulator is stopped before returning (the truth and
+    the artefacts stay). ``launch_dir=None`` uses a temporary directory, removed by
+    ``Incident.close()``.
+    """
+    from .localbatch import LocalBatch
+
+    tmp = None
+    if launch_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="batchkit-incident-")
+        launch_dir = tmp.name
+    lb = LocalBatch(manual_clock=speed is None, speed=speed or 1.0, seed=seed)
+    lb.start()
+    try:
+        lb.create_environment(queue, vcpus=512, job_definition="nf-demo")
+        t0 = lb.clock.now()
+        lb.faults.add(
+            "DescribeJobs", "authorizer-500", window=(t0 + INCIDENT_BURST_AT, t0 + INCIDENT_BURST_AT + INCIDENT_BURST_FOR)
+        )
+        pipeline = Pipeline(
+            n_tasks=n_tasks,
+            durations={"FASTQC": 90.0, "ALIGN": 4 * 3600.0, "MERGE": 600.0},
+            seed=seed,
+        )
+        nf = SimulatedNextflow(
+            lb.client(retries={"total_max_attempts": 1}),
+            launch_dir=launch_dir,
+            work_dir=work_dir,
+            queue=queue,
+            pipeline=pipeline,
+            behavior="24.02",
+            weblog_url=weblog_url,
+            batch=lb,
+            poll_interval=10.0,
+            resource_labels={"project": "incident-5516"},
+            seed=seed,
+        )
+        truth = nf.run()
+    except BaseException:
+        lb.stop()
+        if tmp is not None:
+            tmp.cleanup()
+        raise
+    incident = Incident(Path(launch_dir), lb, truth, lb.endpoint_url, tmp)
+    if not keep_running:
+        lb.stop()
+    return incident
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m batchkit.sim.nextflow",
+        description="A stand-in for `nextflow run` on (local) AWS Batch, with Nextflow's flags.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a synthetic pipeline")
+    run.add_argument("pipeline", help="pipeline (script) name, e.g. main.nf")
+    run.add_argument("-name", dest="name", help="run name (default: adjective_scientist)")
+    run.add_argument("-with-trace", dest="trace", nargs="?", const="", default="",
+                     help="trace file (default trace-<timestamp>.txt in the launch dir)")
+    run.add_argument("-with-weblog", dest="weblog", help="URL to POST weblog events to")
+    run.add_argument("-work-dir", "-w", dest="work_dir", default="s3://batchkit-demo/work")
+    run.add_argument("-behavior", dest="behavior", default="healthy",
+                     help=f"one of {', '.join(BEHAVIORS)} (default healthy)")
+    run.add_argument("-queue", dest="queue", default="demo-queue")
+    run.add_argument("-job-definition", dest="job_definition", default="nf-demo")
+    run.add_argument("-n-tasks", dest="n_tasks", type=int, default=12)
+    run.add_argument("-seed", dest="seed", type=int, default=0)
+    run.add_argument("-poll-interval", dest="poll_interval", type=float, default=5.0)
+    run.add_argument("-nf-version", dest="nf_version", help="Nextflow version to imitate")
+    run.add_argument("-launch-dir", dest="launch_dir", default=".", help="where .nextflow.log goes (default .)")
+    run.add_argument("--endpoint-url", dest="endpoint_url", help="Batch endpoint (a LocalBatch)")
+    run.add_argument("--region", dest="region", default="us-east-1")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m batchkit.sim.nextflow run NAME -name X -with-trace F -with-weblog URL -work-dir S3``.
+
+    Exit status as Nextflow's: 0 completed, 1 aborted; a ``crash`` run exits 137 (killed).
+    """
+    args = _parser().parse_args(argv)
+    if args.behavior not in BEHAVIORS:
+        print(f"unknown -behavior {args.behavior!r}: use one of {', '.join(BEHAVIORS)}", file=sys.stderr)
+        return 2
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session(region_name=args.region)
+    creds = {}
+    if session.get_credentials() is None:
+        creds = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    client = session.client("batch", endpoint_url=args.endpoint_url,
+                            config=Config(retries={"total_max_attempts": 1}), **creds)
+    control: Control | None = AdminControl.probe(args.endpoint_url) if args.endpoint_url else None
+    try:
+        nf = SimulatedNextflow(
+            client,
+            launch_dir=args.launch_dir,
+            work_dir=args.work_dir,
+            queue=args.queue,
+            job_definition=args.job_definition,
+            pipeline=Pipeline(n_tasks=args.n_tasks, seed=args.seed),
+            behavior=args.behavior,
+            run_name=args.name,
+            version=args.nf_version,
+            weblog_url=args.weblog,
+            trace_file=args.trace or None,
+            poll_interval=args.poll_interval,
+            control=control,
+            script_name=args.pipeline,
+            seed=args.seed,
+        )
+    except ValueError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    with contextlib.suppress(KeyboardInterrupt):
+        truth = nf.run()
+        print(f"{truth.run_name}: {truth.run_state}" + (f" -- {truth.abort_cause}" if truth.abort_cause else ""))
+        if truth.run_state == "alive":
+            return 137
+        return 0 if truth.run_state == "completed" else 1
+    return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
