@@ -1,0 +1,573 @@
+"""The run doctor: each rule with inputs it should and should not fire on.
+
+Pure rules are fed hand-written versions, configs and log lines; the account rules
+run through a real BatchClient over HTTP against LocalBatch.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import real_fixture
+
+from batchkit._nfconfig import NfConfig, read_config
+from batchkit.doctor import (
+    EXIT_ERROR_FINDING,
+    EXIT_OK,
+    Finding,
+    Version,
+    account_findings,
+    config_findings,
+    doctor,
+    exit_code,
+    format_findings,
+    log_facts,
+    main,
+    run_findings,
+    submit_rate,
+    version_findings,
+)
+
+REAL_LOG = "slurm-sigint-abort.nextflow.log"
+
+
+def rules(findings: list[Finding]) -> dict[str, Finding]:
+    return {f.rule: f for f in findings}
+
+
+def cfg(tmp_path: Path, text: str, **kwargs: Any) -> NfConfig:
+    path = tmp_path / "nextflow.config"
+    path.write_text(text)
+    return read_config([path], **kwargs)
+
+
+# --- versions ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("19.12.0-edge", (19, 12, 0, "edge", None)),
+        ("24.10.2", (24, 10, 2, "stable", None)),
+        ("24.04.4", (24, 4, 4, "stable", None)),
+        ("25.04.0", (25, 4, 0, "stable", None)),
+        ("24.12.0-edge", (24, 12, 0, "edge", None)),
+        ("23.10.1-SNAPSHOT", (23, 10, 1, "snapshot", None)),
+        ("22.04.0.5697", (22, 4, 0, "stable", 5697)),
+        ("v24.04.0", (24, 4, 0, "stable", None)),
+        ("20.07.0-RC1", (20, 7, 0, "rc", None)),
+    ],
+)
+def test_version_parse(text: str, parts: tuple[Any, ...]) -> None:
+    v = Version.parse(text)
+    assert v is not None
+    assert (v.year, v.month, v.patch, v.kind, v.build) == parts
+    assert str(v) == text
+
+
+@pytest.mark.parametrize("text", [None, "", "latest", "twenty.four", "24"])
+def test_version_parse_rejects(text: str | None) -> None:
+    assert Version.parse(text) is None
+
+
+def test_version_order() -> None:
+    ordered = [
+        "19.12.0-edge", "22.04.0", "23.10.1-SNAPSHOT", "23.10.1", "24.03.0-edge", "24.04.0-edge",
+        "24.04.0", "24.04.4", "24.10.2-SNAPSHOT", "24.10.2", "24.11.0-edge", "24.12.0-SNAPSHOT",
+        "24.12.0-edge", "25.04.0",
+    ]  # fmt: skip
+    versions = [Version.parse(t) for t in ordered]
+    assert all(v is not None for v in versions)
+    assert sorted(versions, key=lambda v: v.key) == versions  # type: ignore[union-attr]
+    assert Version.parse("20.07.0-RC1") < Version.parse("20.07.0")  # type: ignore[operator]
+    assert Version.parse("23.10.1-SNAPSHOT") < Version.parse("23.10.1-edge")  # type: ignore[operator]
+    # the build number of old launchers is not part of the order
+    assert Version.parse("22.04.0.5697") == Version.parse("22.04.0")
+
+
+# --- version rules -------------------------------------------------------------------------------
+
+VERSION_RULES = [
+    # rule, versions it fires on, versions it must not fire on
+    ("nf-no-500-retry", ["19.12.0-edge", "23.10.1", "23.10.1-SNAPSHOT", "24.02.0-edge"], ["24.03.0-edge", "24.04.4", "25.04.0"]),
+    ("nf-null-describe-crash", ["24.04.4", "24.10.1", "24.10.2-SNAPSHOT"], ["24.10.2", "24.11.0-edge", "25.04.0"]),
+    ("nf-status-check-orphans", ["24.02.0-edge", "24.10.2", "24.12.0-SNAPSHOT"], ["24.12.0-edge", "25.04.0", "25.10.0"]),
+    ("nf-spot-retry-default", ["22.04.0.5697", "24.04.4", "24.07.0-edge"], ["24.08.0-edge", "24.10.2", "25.04.0"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("rule", "fires", "quiet"), VERSION_RULES)
+def test_version_rule(rule: str, fires: list[str], quiet: list[str]) -> None:
+    for v in fires:
+        found = rules(version_findings(v, "log:2"))
+        assert rule in found, v
+        assert found[rule].evidence == "log:2"
+        assert found[rule].severity == "warning"
+        assert v in found[rule].title
+    for v in quiet:
+        assert rule not in rules(version_findings(v, "log:2")), v
+
+
+def test_status_check_rule_names_the_incident() -> None:
+    f = rules(version_findings("24.02.0-edge", "log:2"))["nf-status-check-orphans"]
+    assert f.source == "nextflow-io/nextflow#5516"
+    assert "24.12" in f.advice
+
+
+def test_submit_after_abort_fires_for_every_version() -> None:
+    # nextflow-io/nextflow#7445: fixed by #7482 (Aug 2026) in a release we cannot name.
+    for v in ("19.12.0-edge", "24.04.4", "25.10.0", "26.04.0"):
+        assert rules(version_findings(v, "log:2"))["nf-submit-after-abort"].severity == "warning"
+    for v in ("26.09.0-edge", "26.10.0"):
+        assert rules(version_findings(v, "log:2"))["nf-submit-after-abort"].severity == "info"
+
+
+def test_unknown_version_is_said_not_guessed() -> None:
+    found = version_findings(None, "/x/.nextflow.log")
+    assert [f.rule for f in found] == ["nf-version-unknown"]
+    assert found[0].severity == "info"
+    assert rules(version_findings("latest", "x"))["nf-version-unknown"].title.endswith("(latest)")
+
+
+def test_spot_default_depends_on_the_config(tmp_path: Path) -> None:
+    zero = cfg(tmp_path, "aws.batch.maxSpotAttempts = 0\n")
+    got = rules(version_findings("24.04.4", "log:2", config=zero))
+    # nextflow-io/nextflow#5330: before 24.08 an explicit 0 is ignored (Groovy truth)
+    assert "nf-spot-retry-default" not in got
+    assert got["nf-spot-zero-ignored"].evidence.startswith(f"{tmp_path / 'nextflow.config'}:1")
+    assert "-1" in got["nf-spot-zero-ignored"].advice
+    assert "nf-spot-zero-ignored" not in rules(version_findings("24.10.0", "log:2", config=zero))
+    minus = cfg(tmp_path, "aws { batch { maxSpotAttempts = -1 } }\n")
+    assert not {"nf-spot-retry-default", "nf-spot-zero-ignored"} & set(rules(version_findings("24.04.4", "l", config=minus)))
+    unset = cfg(tmp_path, "aws.region = 'eu-west-1'\n")
+    assert "nf-spot-retry-default" in rules(version_findings("24.04.4", "l", config=unset))
+    unknown = cfg(tmp_path, "aws.batch.maxSpotAttempts = params.spot\n")
+    f = rules(version_findings("24.04.4", "l", config=unknown))["nf-spot-retry-default"]
+    assert "params.spot" in f.evidence
+    assert "unreadable config" in f.title
+
+
+def test_weblog_plugin_rule(tmp_path: Path) -> None:
+    on = cfg(tmp_path, "weblog { enabled = true; url = 'http://127.0.0.1:9/' }\n")
+    assert "nf-weblog-plugin" not in rules(version_findings("24.10.0", "l", config=on))
+    assert rules(version_findings("25.04.0", "l", config=on))["nf-weblog-plugin"].severity == "info"
+    assert rules(version_findings("26.10.0", "l", config=on))["nf-weblog-plugin"].severity == "warning"
+    declared = cfg(tmp_path, "weblog.enabled = true\nplugins { id 'nf-weblog@1.2.0' }\n")
+    assert "nf-weblog-plugin" not in rules(version_findings("26.10.0", "l", config=declared))
+    off = cfg(tmp_path, "trace.enabled = true\n")
+    assert "nf-weblog-plugin" not in rules(version_findings("25.04.0", "l", config=off))
+    flag = read_config([], cli_args=("nextflow", "run", "x", "-with-weblog", "http://h/"))
+    f = rules(version_findings("25.04.0", "l", config=flag))["nf-weblog-plugin"]
+    assert "-with-weblog" in f.evidence
+
+
+# --- config rules --------------------------------------------------------------------------------
+
+
+def test_spot_retries_setting(tmp_path: Path) -> None:
+    assert rules(config_findings(cfg(tmp_path, "aws.batch.maxSpotAttempts = 3\n")))["cfg-spot-retries"].evidence == (
+        f"{tmp_path / 'nextflow.config'}:1"
+    )
+    for text in ("aws.batch.maxSpotAttempts = 0\n", "aws.batch.maxSpotAttempts = -1\n", "aws.region = 'x'\n"):
+        assert "cfg-spot-retries" not in rules(config_findings(cfg(tmp_path, text))), text
+
+
+def test_transfer_attempts_setting(tmp_path: Path) -> None:
+    assert "cfg-transfer-attempts" in rules(config_findings(cfg(tmp_path, "aws.region = 'x'\n")))
+    assert "cfg-transfer-attempts" in rules(config_findings(cfg(tmp_path, "aws.batch.maxTransferAttempts = 1\n")))
+    assert "cfg-transfer-attempts" not in rules(config_findings(cfg(tmp_path, "aws.batch.maxTransferAttempts = 3\n")))
+
+
+def test_retry_mode_setting(tmp_path: Path) -> None:
+    bad = rules(config_findings(cfg(tmp_path, "aws { batch { retryMode = 'aggressive' } }\n")))["cfg-retry-mode"]
+    assert bad.severity == "warning" and "aggressive" in bad.title
+    for text in ("aws.batch.retryMode = 'standard'\n", "aws.batch.retryMode = 'built-in'\n", "aws.region = 'x'\n"):
+        assert "cfg-retry-mode" not in rules(config_findings(cfg(tmp_path, text))), text
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"),
+    [("10sec", 10.0), ("10 sec", 10.0), ("50/2min", 50 / 120), ("10/1s", 10.0), ("1/5 min", 1 / 300), ("fast", None), ("10/0s", None)],
+)
+def test_submit_rate(text: str, rate: float | None) -> None:
+    got = submit_rate(text)
+    assert got == pytest.approx(rate) if rate is not None else got is None
+
+
+def test_submit_rate_setting(tmp_path: Path) -> None:
+    assert "cfg-no-submit-rate" in rules(config_findings(cfg(tmp_path, "aws.region = 'x'\n")))
+    high = rules(config_findings(cfg(tmp_path, "executor.submitRateLimit = '100/1s'\n")))
+    assert high["cfg-submit-rate-high"].severity == "warning"
+    ok = rules(config_findings(cfg(tmp_path, "executor { $awsbatch { submitRateLimit = '20 sec' } }\n")))
+    assert not {"cfg-no-submit-rate", "cfg-submit-rate-high"} & set(ok)
+    odd = rules(config_findings(cfg(tmp_path, "executor.submitRateLimit = 'fast'\n")))
+    assert odd["cfg-undetermined"].evidence == f"{tmp_path / 'nextflow.config'}:1"
+
+
+def test_resource_labels_setting(tmp_path: Path) -> None:
+    assert "cfg-no-resource-labels" in rules(config_findings(cfg(tmp_path, "aws.region = 'x'\n")))
+    for text in (
+        "process.resourceLabels = [run: 'x']\n",
+        "process { withName: 'FOO' { resourceLabels = [a: 'b'] } }\n",
+        "process.resourceLabels = { [run: workflow.runName] }\n",
+    ):
+        assert "cfg-no-resource-labels" not in rules(config_findings(cfg(tmp_path, text))), text
+
+
+def test_trace_and_weblog_off(tmp_path: Path) -> None:
+    off = rules(config_findings(cfg(tmp_path, "aws.region = 'x'\n")))
+    assert {"cfg-trace-off", "cfg-weblog-off"} <= set(off)
+    assert "unless the command line" in off["cfg-trace-off"].title
+    on = rules(config_findings(cfg(tmp_path, "trace.enabled = true\nweblog { enabled = true }\n")))
+    assert not {"cfg-trace-off", "cfg-weblog-off"} & set(on)
+    flags = read_config([], cli_args=("nextflow", "run", "x", "-with-trace", "-with-weblog", "http://h/"))
+    assert not {"cfg-trace-off", "cfg-weblog-off"} & set(rules(config_findings(flags)))
+    no_flags = rules(config_findings(read_config([], cli_args=("nextflow", "run", "x"))))
+    assert "unless" not in no_flags["cfg-trace-off"].title
+
+
+def test_unreadable_settings_are_reported_not_guessed(tmp_path: Path) -> None:
+    got = config_findings(cfg(tmp_path, "aws.batch.maxSpotAttempts = params.spot\ntrace.enabled = params.trace\n"))
+    undetermined = [f for f in got if f.rule == "cfg-undetermined"]
+    assert {f.title for f in undetermined} == {
+        "could not determine aws.batch.maxSpotAttempts",
+        "could not determine trace.enabled",
+    }
+    assert all(f.severity == "info" for f in undetermined)
+    assert "cfg-spot-retries" not in rules(got) and "cfg-trace-off" not in rules(got)
+
+
+def test_missing_include_is_one_finding_and_silences_unset_rules(tmp_path: Path) -> None:
+    got = config_findings(cfg(tmp_path, "includeConfig 'conf/aws.config'\n"))
+    unreadable = [f for f in got if f.rule == "cfg-unreadable"]
+    assert len(unreadable) == 1
+    assert unreadable[0].evidence.startswith(f"{tmp_path / 'nextflow.config'}:1")
+    # an unreadable include could set any of these: no "not set" advice on a guess
+    assert not {"cfg-no-resource-labels", "cfg-trace-off", "cfg-spot-retries"} & set(rules(got))
+
+
+def test_unschedulable_option_advice(tmp_path: Path) -> None:
+    unset = cfg(tmp_path, "aws.region = 'x'\n")
+    assert "cfg-unschedulable-wait" in rules(config_findings(unset, version="25.04.0"))
+    assert "cfg-unschedulable-wait" not in rules(config_findings(unset, version="24.10.2"))
+    on = cfg(tmp_path, "aws.batch.terminateUnschedulableJobs = true\n")
+    assert "cfg-unschedulable-wait" not in rules(config_findings(on, version="25.04.0"))
+
+
+# --- the log -------------------------------------------------------------------------------------
+
+
+def test_log_facts_of_the_real_log() -> None:
+    path = real_fixture(REAL_LOG)
+    facts = log_facts(path.read_text().splitlines(), str(path))
+    assert (facts.version, facts.version_line) == ("19.12.0-edge", 2)
+    assert facts.cli_args[:3] == ("nextflow", "run", "singlecell/cellranger/cellranger.nf")
+    assert facts.profiles == ("standard",)
+    assert facts.config_files == (
+        "/home/sravisha/projects/NextFlow/nextflow.config",
+        "/home/sravisha/projects/NextFlow/singlecell/cellranger/params.config",
+    )
+    assert facts.launch_dir == "/home/sravisha/projects/NextFlow"
+    assert (facts.abort_cause, facts.abort_line) == ("SIGINT", 655)
+    assert facts.on_batch is False and facts.reaper_line is None
+
+
+@pytest.fixture
+def real_launch_dir(tmp_path: Path) -> Path:
+    launch = tmp_path / "NextFlow"
+    launch.mkdir()
+    shutil.copy(real_fixture(REAL_LOG), launch / ".nextflow.log")
+    return launch
+
+
+def test_every_pre_24_version_rule_fires_on_the_real_log(real_launch_dir: Path) -> None:
+    found = rules(doctor(real_launch_dir, env={"HOME": str(real_launch_dir / "home")}))
+    for rule in ("nf-no-500-retry", "nf-null-describe-crash", "nf-status-check-orphans",
+                 "nf-spot-retry-default", "nf-submit-after-abort"):  # fmt: skip
+        assert rule in found, rule
+        assert found[rule].evidence.startswith(f"{real_launch_dir / '.nextflow.log'}:2")
+    # a SLURM run stopped by SIGINT: known bugs, not an AWS Batch abort -> no error
+    assert all(f.severity != "error" for f in found.values())
+    # the run read two config files that are not here: said, not guessed
+    unreadable = [f for f in doctor(real_launch_dir, env={"HOME": "/nonexistent"}) if f.rule == "cfg-unreadable"]
+    assert {f.evidence for f in unreadable} == {
+        str(real_launch_dir / "nextflow.config"),
+        str(real_launch_dir / "singlecell" / "cellranger" / "params.config"),
+    }
+
+
+def test_config_files_named_in_the_log_are_found_in_the_launch_dir(real_launch_dir: Path) -> None:
+    (real_launch_dir / "nextflow.config").write_text("aws.batch.maxSpotAttempts = 0\n")
+    params = real_launch_dir / "singlecell" / "cellranger" / "params.config"
+    params.parent.mkdir(parents=True)
+    params.write_text("trace { enabled = true }\nprocess.resourceLabels = [a: 'b']\n")
+    found = rules(doctor(real_launch_dir, env={"HOME": str(real_launch_dir / "home")}))
+    assert "cfg-unreadable" not in found
+    assert found["nf-spot-zero-ignored"].evidence.startswith(f"{real_launch_dir / 'nextflow.config'}:1")
+    assert "cfg-trace-off" not in found and "cfg-no-resource-labels" not in found
+
+
+BATCH_LOG = """\
+Mar-10 10:00:00.000 [main] DEBUG nextflow.cli.Launcher - $> nextflow run main.nf -profile awsbatch
+Mar-10 10:00:00.100 [main] INFO  nextflow.cli.CmdRun - N E X T F L O W  ~  version {version}
+Mar-10 10:00:00.200 [main] DEBUG nextflow.config.ConfigBuilder - Applying config profile: `awsbatch`
+Mar-10 10:00:01.000 [main] DEBUG nextflow.Session - Run name: tiny_turing
+Mar-10 10:00:02.000 [AWSBatch-executor-1] DEBUG n.c.aws.batch.AwsBatchTaskHandler - [AWS BATCH] Process `FOO (1)` submitted > job=70af3d53-0000-0000-0000-000000000001; work-dir=s3://b/work/2e/8bJ
+{tail}"""
+ABORT = (
+    "Mar-10 10:05:00.000 [Task monitor] DEBUG nextflow.Session - Session aborted -- Cause: "
+    "Internal server error (Service: AWSBatch; Status Code: 500; Error Code: AuthorizerConfigurationException)\n"
+)
+REAPER = (
+    "Mar-10 10:05:09.000 [main] WARN  n.c.aws.batch.AwsBatchExecutor - [AWS BATCH] Exiting before jobs "
+    "reaper thread pool complete -- Some jobs may not be terminated\n"
+)
+
+
+def launch_with_log(tmp_path: Path, version: str, tail: str) -> Path:
+    (tmp_path / ".nextflow.log").write_text(BATCH_LOG.format(version=version, tail=tail))
+    return tmp_path
+
+
+def test_an_aborted_batch_run_turns_the_known_bugs_into_errors(tmp_path: Path) -> None:
+    launch = launch_with_log(tmp_path, "24.04.4", ABORT + REAPER)
+    found = rules(doctor(launch, env={"HOME": str(tmp_path / "h")}))
+    orphans = found["nf-status-check-orphans"]
+    assert orphans.severity == "error"
+    assert orphans.evidence == f"{launch / '.nextflow.log'}:2; abort at {launch / '.nextflow.log'}:6"
+    assert "AuthorizerConfigurationException" in orphans.title
+    assert found["nf-submit-after-abort"].severity == "error"
+    assert found["nf-reaper-gave-up"].evidence == f"{launch / '.nextflow.log'}:7"
+    assert found["nf-reaper-gave-up"].source == "nextflow-io/nextflow#2169"
+    assert exit_code(list(found.values())) == EXIT_ERROR_FINDING
+
+
+def test_a_healthy_batch_run_keeps_them_warnings(tmp_path: Path) -> None:
+    launch = launch_with_log(tmp_path, "24.04.4", "")
+    found = rules(doctor(launch, env={"HOME": str(tmp_path / "h")}))
+    assert found["nf-status-check-orphans"].severity == "warning"
+    assert "nf-reaper-gave-up" not in found
+    fixed = rules(doctor(launch_with_log(tmp_path, "25.04.0", ABORT), env={"HOME": str(tmp_path / "h")}))
+    assert "nf-status-check-orphans" not in fixed
+    assert fixed["nf-submit-after-abort"].severity == "error"
+
+
+def test_run_findings_without_a_log_change_nothing() -> None:
+    from batchkit.doctor import LogFacts
+
+    given = version_findings("24.04.4", "x")
+    assert run_findings(LogFacts(), given) == given
+
+
+# --- output and CLI ------------------------------------------------------------------------------
+
+
+def test_format_and_exit_code() -> None:
+    warn = Finding("r-w", "warning", "a warning", "f:1", "do this", "src#1")
+    err = Finding("r-e", "error", "an error", "f:2", "do that", "src#2")
+    text = format_findings([err, warn])
+    assert "ERROR   an error  [r-e]" in text and "evidence: f:2" in text and "source:   src#1" in text
+    assert text.rstrip().endswith("1 error(s), 1 warning(s), 0 info")
+    assert "\x1b[" in format_findings([err], color=True) and "\x1b[" not in text
+    assert format_findings([]).startswith("No findings")
+    assert exit_code([warn, Finding("i", "info", "t", "e", "a", "s")]) == EXIT_OK
+    assert exit_code([warn, err]) == EXIT_ERROR_FINDING
+    assert exit_code([]) == EXIT_OK
+
+
+def test_main_offline_on_the_real_log(real_launch_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(real_launch_dir / "home"))
+    monkeypatch.delenv("NXF_HOME", raising=False)
+    assert main([str(real_launch_dir), "--offline"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "nextflow-io/nextflow#4709" in out and "[nf-status-check-orphans]" in out
+    assert main([str(real_launch_dir), "--offline", "--format", "json"]) == EXIT_OK
+    parsed = json.loads(capsys.readouterr().out)
+    assert {"rule", "severity", "title", "evidence", "advice", "source"} == set(parsed[0])
+
+
+def test_main_bad_path_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(tmp_path / "nope"), "--offline"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nope" in err and "Traceback" not in err
+
+
+def test_main_without_credentials_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"):  # fmt: skip
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".nextflow.log").write_text(BATCH_LOG.format(version="24.04.4", tail=""))
+    code = main([str(tmp_path), "--region", "us-east-1", "--queue", "q"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and "credentials" in err.lower() and "Traceback" not in err
+
+
+# --- account rules on LocalBatch -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lb() -> Iterator[Any]:
+    from batchkit.sim import LocalBatch
+
+    with LocalBatch(manual_clock=True) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def client(lb: Any) -> Iterator[Any]:
+    from batchkit.client import BatchClient
+
+    with BatchClient(lb.client()) as c:
+        yield c
+
+
+def emulator_now(lb: Any) -> datetime:
+    return datetime.fromtimestamp(lb.clock.now(), tz=UTC)
+
+
+def submit(lb: Any, queue: str, vcpus: int, name: str = "job") -> str:
+    answer = lb.client().submit_job(
+        jobName=name,
+        jobQueue=queue,
+        jobDefinition="nf-demo",
+        containerOverrides={"resourceRequirements": [{"type": "VCPU", "value": str(vcpus)}, {"type": "MEMORY", "value": "1024"}]},
+    )
+    return str(answer["jobId"])
+
+
+def test_job_asking_more_vcpus_than_the_environment_is_unschedulable(lb: Any, client: Any) -> None:
+    lb.create_environment("small-q", vcpus=4, compute_environment="small-ce")
+    big = submit(lb, "small-q", 16, "big")
+    fits = submit(lb, "small-q", 2, "fits")
+    lb.advance(10)
+    found = rules(account_findings(client, ["small-q"], now=emulator_now(lb)))
+    f = found["aws-unschedulable"]
+    assert f.severity == "error"
+    assert big in f.evidence and "vcpus=16" in f.evidence and "small-ce maxvCpus=4" in f.evidence
+    assert fits not in f.evidence
+    assert "25.04" in f.advice and "terminateUnschedulableJobs" in f.advice
+    newer = rules(account_findings(client, ["small-q"], now=emulator_now(lb), version="25.04.0"))
+    assert "aws.batch.terminateUnschedulableJobs = true" in newer["aws-unschedulable"].advice
+
+
+def test_job_that_fits_is_not_unschedulable(lb: Any, client: Any) -> None:
+    lb.create_environment("wide-q", vcpus=16, compute_environment="wide-ce")
+    submit(lb, "wide-q", 16, "exact")
+    lb.advance(10)
+    found = rules(account_findings(client, ["wide-q"], now=emulator_now(lb)))
+    assert "aws-unschedulable" not in found
+    assert not [f for f in found.values() if f.severity == "error"]
+
+
+def test_job_waiting_too_long_in_runnable(lb: Any, client: Any) -> None:
+    lb.create_environment("busy-q", vcpus=4, compute_environment="busy-ce")
+    first = submit(lb, "busy-q", 4, "first")
+    lb.advance(5)
+    lb.set_job_behavior(first, duration=100_000)
+    waiting = submit(lb, "busy-q", 4, "waiting")
+    lb.advance(60)
+    quiet = rules(account_findings(client, ["busy-q"], now=emulator_now(lb), runnable_after=1800))
+    assert "aws-runnable-stuck" not in quiet
+    lb.advance(2000)
+    found = rules(account_findings(client, ["busy-q"], now=emulator_now(lb), runnable_after=1800))
+    assert waiting in found["aws-runnable-stuck"].evidence
+    assert "aws-unschedulable" not in found
+
+
+def test_disabled_queue_is_reported(lb: Any, client: Any) -> None:
+    ce = lb.create_environment("on-q", vcpus=8, compute_environment="shared-ce")
+    # LocalBatch has no UpdateJobQueue: create the queue DISABLED instead.
+    lb.client().create_job_queue(
+        jobQueueName="off-q", state="DISABLED", priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce["computeEnvironmentArn"]}],
+    )  # fmt: skip
+    found = rules(account_findings(client, ["off-q"], now=emulator_now(lb)))
+    f = found["aws-queue-disabled"]
+    assert f.severity == "error" and "off-q" in f.title and "state=DISABLED" in f.evidence
+    assert "--state ENABLED" in f.advice
+    assert "aws-queue-disabled" not in rules(account_findings(client, ["on-q"], now=emulator_now(lb)))
+
+
+def test_missing_queue_is_reported(lb: Any, client: Any) -> None:
+    found = rules(account_findings(client, ["no-such-queue"], now=emulator_now(lb)))
+    assert "no-such-queue" in found["aws-queue-missing"].title
+
+
+class _Raw:
+    """The raw body botocore reads a short-circuited answer from."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+def refuse(boto_client: Any, operation: str) -> None:
+    """Answer ``operation`` with HTTP 403 AccessDeniedException before it is sent.
+
+    LocalBatch has no access-denied fault kind yet, so this hooks the boto3 client.
+    """
+    from botocore.awsrequest import AWSResponse
+
+    body = json.dumps(
+        {"__type": "AccessDeniedException",
+         "message": f"User: arn:aws:iam::123:user/x is not authorized to perform: batch:{operation}"}
+    ).encode()  # fmt: skip
+
+    def answer(request: Any, **_: Any) -> Any:
+        return AWSResponse(request.url, 403, {"Content-Type": "application/json"}, _Raw(body))
+
+    boto_client.meta.events.register(f"before-send.batch.{operation}", answer)
+
+
+def test_refused_list_jobs_names_the_iam_action(lb: Any) -> None:
+    from batchkit.client import BatchClient
+
+    lb.create_environment("perm-q", vcpus=4)
+    boto = lb.client()
+    refuse(boto, "ListJobs")
+    with BatchClient(boto) as c:
+        found = account_findings(c, ["perm-q"], now=emulator_now(lb))
+    perms = [f for f in found if f.rule == "aws-permission"]
+    assert len(perms) == 1
+    assert perms[0].advice == "Add batch:ListJobs to the role's (or user's) IAM policy."
+    assert "ListJobs" in perms[0].title and perms[0].severity == "error"
+
+
+def test_permitted_caller_gets_no_permission_finding(lb: Any, client: Any) -> None:
+    lb.create_environment("perm-ok-q", vcpus=4)
+    assert "aws-permission" not in rules(account_findings(client, ["perm-ok-q"], now=emulator_now(lb)))
+
+
+def test_refused_describe_job_queues(lb: Any) -> None:
+    from batchkit.client import BatchClient
+
+    boto = lb.client()
+    refuse(boto, "DescribeJobQueues")
+    with BatchClient(boto) as c:
+        found = rules(account_findings(c, ["perm-ok-q"], now=emulator_now(lb)))
+    assert "batch:DescribeJobQueues" in found["aws-permission"].advice
+
+
+def test_doctor_with_a_client_checks_the_config_queue(tmp_path: Path, lb: Any, client: Any) -> None:
+    lb.create_environment("cfg-q", vcpus=2, compute_environment="cfg-ce")
+    big = submit(lb, "cfg-q", 8, "big")
+    lb.advance(10)
+    launch = launch_with_log(tmp_path, "24.04.4", "")
+    (tmp_path / "nextflow.config").write_text("process { executor = 'awsbatch'; queue = 'cfg-q' }\n")
+    findings = doctor(launch, client, now=emulator_now(lb), env={"HOME": str(tmp_path / "h")})
+    assert big in rules(findings)["aws-unschedulable"].evidence
+    order = {"error": 0, "warning": 1, "info": 2}
+    assert [order[f.severity] for f in findings] == sorted(order[f.severity] for f in findings)
