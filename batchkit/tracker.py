@@ -29,11 +29,11 @@ from typing import Any, TypeAlias
 
 import pandas as pd
 
-from batchkit import reconcile as rec
 from batchkit.client import BatchClient
 from batchkit.errors import BatchkitError, InputError
 from batchkit.ledger import Ledger
 from batchkit.nextflow import NextflowRun
+from batchkit.reconcile import in_scope, jobs_frame, plan_kills, reconcile, summarize
 from batchkit.schema import (
     JOB_TERMINAL,
     DescribeResult,
@@ -368,11 +368,11 @@ class Tracker:
                 return self._degrade(exc)
             unknown = [i for i in failed if i not in self._jobs]
             if unknown:
-                exc = _PartialAnswer(
+                partial = _PartialAnswer(
                     f"Batch did not answer for {len(unknown)} job(s) (e.g. {unknown[0]}); "
                     "showing the last good result, retrying on the next poll"
                 )
-                return self._degrade(exc)
+                return self._degrade(partial)
             error = None
             if failed:
                 error = (
@@ -404,7 +404,7 @@ class Tracker:
     def _publish(
         self, fetched_at: datetime, *, degraded: bool, error: str | None
     ) -> tuple[Snapshot, list[Event]]:
-        frame = rec.reconcile(
+        frame = reconcile(
             self.run,
             list(self._jobs.values()),
             price_per_vcpu_hour=self.price_per_vcpu_hour,
@@ -419,7 +419,7 @@ class Tracker:
         events = diff_frames(old, frame)
         self.snapshot = Snapshot(
             frame=frame,
-            summary=rec.summarize(frame),
+            summary=summarize(frame),
             taken_at=fetched_at,
             run_state=str(self.run.state),
             degraded=degraded,
@@ -525,9 +525,9 @@ class Tracker:
             found = list(result.jobs.values())
             fresh: list[str] = []
             if found:
-                frame = rec.jobs_frame(found)
-                mask = rec.in_scope(self.run, frame, queues=queues)
-                ours = set(frame.loc[mask.to_numpy(dtype=bool), JobCol.JOB_ID].astype(str))
+                frame = jobs_frame(found)
+                rule = in_scope(self.run, frame, queues=queues)
+                ours = set(frame.loc[rule.ne("").to_numpy(dtype=bool), JobCol.JOB_ID].astype(str))
                 for job_id, job in result.jobs.items():
                     if job_id in ours:
                         self._jobs[job_id] = dict(job)
@@ -566,7 +566,7 @@ class Tracker:
             snapshot = self.refresh()
         if snapshot.frame.empty:
             return []
-        plan = rec.plan_kills(
+        plan = plan_kills(
             snapshot.frame,
             force=force,
             run_name=self.run.name,
@@ -678,26 +678,25 @@ class Tracker:
         for _ in range(KILL_ROUNDS):
             if not remaining:
                 break
+            # terminate_jobs describes the jobs again after the call (verify=True), so each
+            # outcome carries the end state Batch shows now.
             for outcome in self.client.terminate_jobs(remaining, reason):
                 answers[outcome.job_id] = outcome
             remaining = [i for i in remaining if i in answers and not answers[i].ok]
-        verified = self.client.describe_jobs(list(jobs))
-        with self._lock:
-            self._absorb(_only_found(verified))
         rows: list[tuple[KillJob, JobOutcome, str | None]] = []
         for job_id, job in jobs.items():
             outcome = answers.get(job_id) or JobOutcome(
                 job_id, "error", message="Batch gave no answer for this job"
             )
-            if job_id in verified.jobs:
-                status: str | None = _status(verified.jobs[job_id])
-            elif job_id in verified.missing:
-                status = "not_found"
-            else:
-                status = outcome.status
+            status = "not_found" if outcome.outcome == "not_found" else outcome.status
             # Result AFTER the call, with the status Batch showed on verification.
             ledger.record_kill_result(ids[job_id], outcome, status)
             rows.append((job, outcome, status))
+        with self._lock:
+            for _, outcome, status in rows:
+                cached = self._jobs.get(outcome.job_id)
+                if cached is not None and status in JOB_TERMINAL:
+                    cached["status"] = status
         return rows
 
     def _publish_quietly(self, emit: Emit) -> None:
@@ -823,12 +822,6 @@ class Tracker:
 
 class _PartialAnswer(BatchkitError):
     """Some recorded jobs could not be described: the new frame would mislabel them."""
-
-
-def _only_found(result: DescribeResult) -> DescribeResult:
-    # A kill's verification must not drop jobs from the cache on a missing answer: the
-    # next refresh decides "vanished" with a full describe.
-    return DescribeResult(jobs=result.jobs)
 
 
 def _chunks_by_reason(

@@ -1,0 +1,343 @@
+"""The CLI, in-process (``main(argv)``) against the replayed incident on LocalBatch, plus a
+couple of real subprocesses (``python -m batchkit``) for the entry point and the
+no-credentials path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from batchkit.ledger import Ledger
+
+from batchkit import cli
+from batchkit.client import BatchClient
+from batchkit.schema import JOB_ACTIVE
+from batchkit.sim.nextflow import Incident, replay_incident
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def incident_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Incident]:
+    """One replayed #5516 incident, read-only for the tests that use it."""
+    with replay_incident(launch_dir=tmp_path_factory.mktemp("ro") / "launch", n_tasks=20) as inc:
+        yield inc
+
+
+@pytest.fixture
+def incident(tmp_path: Path) -> Iterator[Incident]:
+    """A fresh incident a test may kill jobs in."""
+    with replay_incident(launch_dir=tmp_path / "launch", n_tasks=20) as inc:
+        yield inc
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def target(inc: Incident) -> list[str]:
+    return [str(inc.launch_dir), "--endpoint-url", inc.endpoint_url, "--queue", inc.truth.queue]
+
+
+def active_ids(inc: Incident) -> set[str]:
+    return {j["jobId"] for j in inc.batch.jobs() if j["status"] in JOB_ACTIVE}
+
+
+# --- reconcile ---------------------------------------------------------------------------------
+
+
+def test_reconcile_table_exit_3_on_mismatch(
+    incident_module: Incident, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(capsys, "reconcile", *target(incident_module))
+    assert code == cli.EXIT_MISMATCH, err
+    assert "VERDICT" in out and "orphan" in out
+    some = sorted(incident_module.truth.abandoned_job_ids & active_ids(incident_module))[0]
+    assert some in out
+    assert "waste" in out.splitlines()[-1]
+
+
+def test_reconcile_json_and_csv(
+    incident_module: Incident, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run_cli(capsys, "reconcile", *target(incident_module), "--format", "json")
+    assert code == cli.EXIT_MISMATCH
+    rows = json.loads(out)
+    orphans = {r["job_id"] for r in rows if r["verdict"] == "orphan"}
+    assert orphans == incident_module.truth.abandoned_job_ids & active_ids(incident_module)
+    code, out, _ = run_cli(capsys, "reconcile", *target(incident_module), "--format", "csv")
+    assert out.splitlines()[0].startswith("task_id,")
+    assert len(out.splitlines()) == len(rows) + 1
+
+
+def test_reconcile_with_trace_and_log_files(
+    incident_module: Incident, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    truth = incident_module.truth
+    code, out, err = run_cli(
+        capsys,
+        "reconcile",
+        "--trace",
+        truth.trace_file,
+        "--log",
+        truth.log_file,
+        "--endpoint-url",
+        incident_module.endpoint_url,
+        "--queue",
+        truth.queue,
+        "--ledger",
+        tmp_path / "ledger.sqlite",
+        "--format",
+        "json",
+    )
+    assert code == cli.EXIT_MISMATCH, err
+    assert {r["job_id"] for r in json.loads(out) if r["verdict"] == "orphan"}
+
+
+def test_reconcile_healthy_run_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from batchkit.sim import LocalBatch
+    from batchkit.sim.nextflow import Pipeline, SimulatedNextflow
+
+    with LocalBatch(manual_clock=True) as lb:
+        lb.create_environment("q", vcpus=64)
+        SimulatedNextflow(
+            lb.client(retries={"total_max_attempts": 1}),
+            launch_dir=tmp_path / "launch",
+            queue="q",
+            pipeline=Pipeline(n_tasks=6),
+            batch=lb,
+        ).run()
+        code, out, err = run_cli(
+            capsys,
+            "reconcile",
+            tmp_path / "launch",
+            "--endpoint-url",
+            lb.endpoint_url,
+            "--queue",
+            "q",
+        )
+    assert code == cli.EXIT_OK, out + err
+    assert "orphan" not in out
+
+
+# --- errors: one line, the right code, no traceback -------------------------------------------
+
+
+def test_bad_path_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(
+        capsys, "reconcile", tmp_path / "nope", "--endpoint-url", "http://127.0.0.1:9"
+    )
+    assert code == cli.EXIT_USAGE
+    assert err.count("\n") == 1 and str(tmp_path / "nope") in err and "launch directory" in err
+    assert "Traceback" not in err and out == ""
+
+
+def test_missing_trace_file_and_no_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "kill", "--trace", tmp_path / "trace.txt")
+    assert code == cli.EXIT_USAGE and "trace.txt" in err and err.count("\n") == 1
+    code, _, err = run_cli(capsys, "reconcile")
+    assert code == cli.EXIT_USAGE and "LAUNCH_DIR" in err
+
+
+def test_unknown_queue_is_an_aws_error(
+    incident_module: Incident, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(
+        capsys,
+        "reconcile",
+        incident_module.launch_dir,
+        "--endpoint-url",
+        incident_module.endpoint_url,
+        "--queue",
+        "no-such-queue",
+    )
+    assert code == cli.EXIT_AWS
+    assert err.count("\n") == 1 and "no-such-queue" in err and "Traceback" not in err
+    assert out == ""
+
+
+def test_usage_error_from_argparse(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "reconcile", "--format", "xml")
+    assert code == cli.EXIT_USAGE and "invalid choice" in err
+    code, _, _ = run_cli(capsys)
+    assert code == cli.EXIT_USAGE
+
+
+# --- kill ------------------------------------------------------------------------------------
+
+
+def test_kill_dry_run_then_yes_then_noop(
+    incident: Incident, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truth = incident.truth
+    orphans = truth.abandoned_job_ids & active_ids(incident)
+    assert orphans
+
+    code, out, _ = run_cli(capsys, "kill", *target(incident))
+    assert code == cli.EXIT_OK
+    assert "dry run" in out and all(j in out for j in orphans)
+    assert active_ids(incident) >= orphans  # nothing was touched
+
+    code, out, err = run_cli(capsys, "kill", *target(incident), "--yes")
+    assert code == cli.EXIT_OK, out + err
+    assert f"{len(orphans)}/{len(orphans)}" in err  # the progress bar reached the end
+    assert all(f"{j}  terminated" in out for j in orphans)
+    assert not (active_ids(incident) & orphans)
+
+    ledger = Ledger.for_launch_dir(incident.launch_dir)
+    assert sorted(k["job_id"] for k in ledger.kills()) == sorted(orphans)
+
+    code, out, _ = run_cli(capsys, "kill", *target(incident), "--yes")
+    assert code == cli.EXIT_OK and "nothing to kill" in out
+    assert sorted(k["job_id"] for k in ledger.kills()) == sorted(orphans)
+
+    # after the kill, no orphan is active any more
+    code, out, _ = run_cli(capsys, "reconcile", *target(incident), "--format", "json")
+    active_orphans = [
+        r
+        for r in json.loads(out)
+        if r["verdict"] in ("orphan", "untracked") and r["batch_status"] in JOB_ACTIVE
+    ]
+    assert active_orphans == []
+
+
+def test_kill_never_touches_another_run_on_the_same_queue(
+    incident: Incident, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A second run, launched after the first on the same queue with the same task names
+    (so colliding job names) but its own work dir, keeps every job running."""
+    from batchkit.sim.nextflow import Pipeline, SimulatedNextflow
+
+    lb = incident.batch
+    second = SimulatedNextflow(
+        lb.client(retries={"total_max_attempts": 1}),
+        launch_dir=tmp_path / "second",
+        work_dir="s3://batchkit-demo/work-second",
+        queue=incident.truth.queue,
+        pipeline=Pipeline(
+            n_tasks=20, durations={"FASTQC": 90.0, "ALIGN": 4 * 3600.0, "MERGE": 600.0}
+        ),
+        behavior="crash",  # dies with its jobs in flight: they keep running, untouched
+        batch=lb,
+        crash_after=0.2,
+    ).run()
+    theirs = {t["job_id"] for t in second.tasks if t["job_id"]} & active_ids(incident)
+    assert theirs, "the second run must have jobs in flight"
+    names_first = {j["jobName"] for j in lb.jobs() if j["jobId"] in incident.truth.job_ids}
+    names_second = {j["jobName"] for j in lb.jobs() if j["jobId"] in theirs}
+    assert names_first & names_second, "the two runs' job names must collide"
+
+    code, out, err = run_cli(capsys, "kill", *target(incident), "--yes")
+    assert code == cli.EXIT_OK, out + err
+    assert theirs <= active_ids(incident)
+    assert not any(j in out for j in theirs)
+
+
+def test_kill_with_a_stopped_api_is_an_aws_error(
+    incident: Incident, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = target(incident)
+    incident.batch.stop()
+    code, _, err = run_cli(capsys, "kill", *args, "--yes")
+    assert code == cli.EXIT_AWS and err.count("\n") == 1 and "Traceback" not in err
+
+
+# --- demo ------------------------------------------------------------------------------------
+
+
+def test_demo_headless_kills_the_orphans(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = run_cli(
+        capsys, "demo", "--headless", "--tasks", "12", "--launch-dir", tmp_path / "d"
+    )
+    assert code == cli.EXIT_OK, out + err
+    assert "orphan" in out and "waste" in out
+    assert "0 active orphan/untracked job(s) remain" in out
+
+
+def test_demo_without_notebook_falls_back_to_headless(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "find_notebook", lambda: None)
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(cli, "run_headless_demo", lambda **kw: calls.append(kw) or 0)
+    code, _, err = run_cli(capsys, "demo")
+    assert code == 0 and calls and "headless" in err
+
+
+def test_demo_opens_jupyterlab_on_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    notebook = tmp_path / "01-incident-replay.ipynb"
+    notebook.write_text("{}")
+    monkeypatch.setattr(cli, "find_notebook", lambda: notebook)
+    launched: list[list[str]] = []
+    args = cli.build_parser().parse_args(["demo"])
+    code = cli.cmd_demo(args, launcher=lambda cmd: launched.append(cmd) or 0)
+    assert code == 0
+    assert launched == [
+        [sys.executable, "-m", "jupyterlab", "--ip", "127.0.0.1", "--no-browser", str(notebook)]
+    ]
+
+
+# --- subprocesses: the real entry point --------------------------------------------------------
+
+
+def test_python_m_batchkit_help() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "batchkit", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0
+    for command in ("reconcile", "kill", "demo", "sim", "doctor"):
+        assert command in done.stdout
+
+
+def test_no_credentials_is_one_line_and_exit_1(incident_module: Incident, tmp_path: Path) -> None:
+    """AWS env cleared, no endpoint, HOME without ~/.aws: one clear line, exit 1."""
+    env = {
+        "HOME": str(tmp_path),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        # no instance metadata service on this machine: don't wait for its timeout
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "batchkit",
+            "reconcile",
+            str(incident_module.launch_dir),
+            "--queue",
+            "q",
+            "--region",
+            "eu-west-1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.returncode == cli.EXIT_AWS, done.stderr
+    assert done.stderr.count("\n") == 1 and "credentials" in done.stderr.lower()
+    assert "Traceback" not in done.stderr
+
+
+def test_client_is_built_from_the_flags(incident_module: Incident) -> None:
+    args = cli.build_parser().parse_args(
+        ["reconcile", "x", "--endpoint-url", incident_module.endpoint_url]
+    )
+    client = cli.make_client(args)
+    assert isinstance(client, BatchClient)
+    assert client.check_queue(incident_module.truth.queue)
