@@ -908,6 +908,8 @@ class Engine:
             "jobDefinitions": [dict(d) for revs in self.jobdefs.values() for d in revs],
             "jobs": [self.describe(j) for j in self.jobs.values()],
             "simulation": sim,
+            # The FIFO of each compute environment, so a reload starts jobs in the same order.
+            "runnable": {c.name: [j.job_id for j in c.runnable if j.status == "RUNNABLE"] for c in self.ces.values()},
         }
 
     def load(self, state: dict[str, Any] | list[Any]) -> int:
@@ -940,6 +942,16 @@ class Engine:
                 revs.append(dict(d))
         sim = state.get("simulation") or {}
         loaded = [self._load_job(j, sim.get(j.get("jobId"))) for j in state.get("jobs", [])]
+        now = self.clock.now()
+        # Resume what holds vCPUs first, then the RUNNABLE jobs in their dumped FIFO order,
+        # so capacity is counted before anything new starts.
+        for job in loaded:
+            if job.status != "RUNNABLE":
+                self._resume(job, sim.get(job.job_id), now)
+        order = {jid: k for k, jid in enumerate(i for ids in (state.get("runnable") or {}).values() for i in ids)}
+        waiting = sorted((j for j in loaded if j.status == "RUNNABLE"), key=lambda j: order.get(j.job_id, len(order)))
+        for job in waiting:
+            self._resume(job, sim.get(job.job_id), now)
         # Link array children to their parents once every job exists.
         for job in loaded:
             if ":" in job.job_id and job.array_index is not None:
@@ -1014,7 +1026,6 @@ class Engine:
             job.attempt_start = sim.get("attemptStart")
             job.running_since = sim.get("runningSince")
             job.end_kind = sim.get("endKind")
-        self._resume(job, sim, now)
         return job
 
     def _resume(self, job: Job, sim: dict[str, Any] | None, now: float) -> None:
@@ -1055,6 +1066,14 @@ def _merge_container(base: dict[str, Any], over: dict[str, Any]) -> dict[str, An
     for key in ("vcpus", "memory", "command", "instanceType"):
         if over.get(key) is not None:
             c[key] = over[key]
+    # An override wins over the job definition, whichever of the two spellings each used.
+    for key, rtype in (("vcpus", "VCPU"), ("memory", "MEMORY")):
+        if over.get(key) is not None and c.get("resourceRequirements"):
+            c["resourceRequirements"] = [r for r in c["resourceRequirements"] if r.get("type") != rtype]
+    for r in over.get("resourceRequirements") or ():
+        legacy = {"VCPU": "vcpus", "MEMORY": "memory"}.get(r.get("type", ""))
+        if legacy is not None:
+            c.pop(legacy, None)
     if over.get("environment"):
         env = {e["name"]: e for e in c.get("environment", []) if "name" in e}
         for e in over["environment"]:

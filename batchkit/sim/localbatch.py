@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import signal
@@ -87,6 +88,16 @@ _HANDLERS: dict[str, Callable[[Engine, dict[str, Any]], dict[str, Any]]] = {
 }
 
 DUMMY_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+_BOTO_SESSION_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _boto_session() -> Any:
+    """One boto3 session for every LocalBatch.client(): it caches the parsed service
+    model, so a client costs milliseconds instead of re-reading botocore's JSON."""
+    import boto3
+
+    return boto3.session.Session()
 
 
 class LocalBatch:
@@ -163,13 +174,19 @@ class LocalBatch:
         ``config_kwargs`` go to ``botocore.config.Config``, e.g.
         ``retries={"max_attempts": 1}`` to see every injected fault.
         """
-        import boto3
         from botocore.config import Config
 
         if not self.endpoint_url:
             raise RuntimeError("LocalBatch is not started: use `with LocalBatch() as lb:` or lb.start()")
-        session = boto3.session.Session(region_name=self.region, **DUMMY_CREDENTIALS)
-        return session.client("batch", endpoint_url=self.endpoint_url, config=Config(**config_kwargs))
+        session = _boto_session()
+        with _BOTO_SESSION_LOCK:  # boto3 sessions are not thread-safe
+            return session.client(
+                "batch",
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                config=Config(**config_kwargs),
+                **DUMMY_CREDENTIALS,
+            )
 
     # --- time and lifecycle -----------------------------------------------------------
 
@@ -486,6 +503,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like the real endpoint
+    # Headers and body leave in two writes; with Nagle on, the body waits for the
+    # client's delayed ACK and every call costs ~40 ms.
+    disable_nagle_algorithm = True
     server: _Server
     timeout = 300
 
