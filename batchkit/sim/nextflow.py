@@ -986,7 +986,8 @@ def replay_incident(
     ALIGN tasks run for hours; five minutes in, DescribeJobs answers HTTP 500
     ``AuthorizerConfigurationException`` for fifteen minutes. Nextflow aborts and
     abandons every running job: after the call those jobs are still active in the
-    emulator (``incident.truth.abandoned_job_ids``).
+    emulator (``incident.truth.abandoned_job_ids``), and the outage is over (the fault
+    rule is removed), so a client sees them.
 
     ``speed=None`` uses a manual clock (deterministic, milliseconds of real time);
     a number runs the emulator that many times faster than the wall clock. With
@@ -1005,7 +1006,7 @@ def replay_incident(
     try:
         lb.create_environment(queue, vcpus=512, job_definition="nf-demo")
         t0 = lb.clock.now()
-        lb.faults.add(
+        burst = lb.faults.add(
             "DescribeJobs", "authorizer-500", window=(t0 + INCIDENT_BURST_AT, t0 + INCIDENT_BURST_AT + INCIDENT_BURST_FOR)
         )
         pipeline = Pipeline(
@@ -1027,6 +1028,8 @@ def replay_incident(
             seed=seed,
         )
         truth = nf.run()
+        # The outage is over by the time someone looks: Batch answers again, the orphans run on.
+        lb.faults.remove(burst)
     except BaseException:
         lb.stop()
         if tmp is not None:
