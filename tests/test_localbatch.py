@@ -212,6 +212,14 @@ def test_spot_interruption_without_retry_fails_with_the_host_reason(lb: LocalBat
         lb.interrupt(job_id)
 
 
+def test_nextflow_spot_strategy_does_not_retry_an_ordinary_failure(lb: LocalBatch, batch: Any) -> None:
+    # `onReason: "*"` matches the absent container reason of a plain non-zero exit.
+    job_id = submit(batch, "plainfail", sleep_cmd(5, 1), retryStrategy=SPOT_RETRY)
+    lb.advance(30)
+    job = describe(batch, job_id)
+    assert job["status"] == "FAILED" and len(job["attempts"]) == 1
+
+
 def test_evaluate_on_exit_exit_action_stops_retries(lb: LocalBatch, batch: Any) -> None:
     strategy = {"attempts": 3, "evaluateOnExit": [{"onExitCode": "4*", "action": "EXIT"}]}
     stop = submit(batch, "stop", sleep_cmd(5, 42), retryStrategy=strategy)
@@ -590,6 +598,21 @@ def test_applied_lost_applies_the_submit_but_the_caller_sees_a_failure(lb: Local
     names = sorted(j["jobName"] for j in lb.jobs())
     assert names == ["ambiguous", "ambiguous2"]
     assert lb.jobs()[0]["tags"] == {"batchkit:submission-id": "s-1"}
+
+
+def test_job_errors_are_reported_per_job_in_a_200_answer(lb: LocalBatch, batch: Any) -> None:
+    ids = [submit(batch, f"je{i}", sleep_cmd(1000)) for i in range(40)]
+    lb.advance(10)
+    rule = lb.faults.add("TerminateJobs", "job-errors", rate=0.5)
+    answer = batch.terminate_jobs(jobs=ids, reason="kill")
+    failed = {e["job"] for e in answer["errors"]}
+    assert 0 < len(failed) < 40 and set(answer["successful"]) == set(ids) - failed
+    assert {e["code"] for e in answer["errors"]} <= {"ThrottlingException", "ServerException"}
+    assert {status(batch, i) for i in failed} <= {"RUNNING", "RUNNABLE"}  # not applied
+    assert {status(batch, i) for i in answer["successful"]} == {"FAILED"}
+    lb.faults.remove(rule)
+    again = batch.terminate_jobs(jobs=sorted(failed), reason="kill")
+    assert again["errors"] == [] and {status(batch, i) for i in failed} == {"FAILED"}
 
 
 def test_latency_is_real_time_and_rate_uses_the_seeded_rng(lb: LocalBatch, batch: Any) -> None:

@@ -23,7 +23,7 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -65,9 +65,14 @@ def parse_command(command: Iterable[str] | None) -> tuple[float | None, int | No
 
 
 def glob_match(pattern: str, value: str | None) -> bool:
-    """evaluateOnExit matching: exact, or a prefix when the pattern ends in ``*``."""
+    """evaluateOnExit matching: exact, or a prefix when the pattern ends in ``*``.
+
+    A missing value matches as "": Nextflow's spot strategy ends in
+    ``{onReason: "*", action: EXIT}`` to stop every other failure from retrying, and
+    an ordinary non-zero exit carries no container reason at all.
+    """
     if value is None:
-        return False
+        value = ""
     if pattern.endswith("*"):
         return value.startswith(pattern[:-1])
     return value == pattern
@@ -833,15 +838,26 @@ class Engine:
             self.cancel(job, reason, now)
         return {}
 
-    def bulk(self, p: dict[str, Any], action: str) -> dict[str, Any]:
-        """TerminateJobs / CancelJobs: up to 50 ids; HTTP 200 with per-job errors; unknown = success."""
+    def bulk(
+        self, p: dict[str, Any], action: str, fail: Callable[[str], str | None] | None = None
+    ) -> dict[str, Any]:
+        """TerminateJobs / CancelJobs: up to 50 ids; HTTP 200 with per-job errors; unknown = success.
+
+        ``fail(job_id)`` returns an error code for a job the service "could not process"
+        this time (an injected per-job error: reported, not applied, not retried by the SDK).
+        """
         ids = p["jobs"]
         if len(ids) > 50:
             raise client_error(f"Too many jobs: {len(ids)} job ids were given, at most 50 are accepted")
         reason = _reason(p)
         now = self.clock.now()
         ok: list[str] = []
+        errors: list[dict[str, str]] = []
         for ref in ids:
+            code = fail(ref) if fail is not None else None
+            if code is not None:
+                errors.append({"job": ref, "code": code, "message": f"{code}: the job was not processed, try again"})
+                continue
             job = self.find_job(ref)
             if job is not None:
                 if action == "terminate":
@@ -849,7 +865,7 @@ class Engine:
                 else:
                     self.cancel(job, reason, now)
             ok.append(ref)
-        return {"successful": ok, "errors": []}
+        return {"successful": ok, "errors": errors}
 
     def tag_resource(self, p: dict[str, Any]) -> dict[str, Any]:
         arn = p["resourceArn"]

@@ -31,7 +31,10 @@ FAULT_KINDS: Final[tuple[str, ...]] = (
     "empty-list",  # 200 with {"jobs": []} (DescribeJobs) / {"jobSummaryList": []} (ListJobs)
     "applied-lost",  # the request is applied, then the connection is dropped
     "applied-500",  # the request is applied, then HTTP 500 ServerException is answered
+    "job-errors",  # TerminateJobs/CancelJobs: 200, but each id fails with probability `rate`
 )
+#: Per-job error codes a bulk call reports in its ``errors`` list (DESIGN §3).
+JOB_ERROR_CODES: Final[tuple[str, ...]] = ("ThrottlingException", "ServerException")
 
 #: (HTTP status, __type, message) of the error kinds.
 ERROR_ANSWERS: Final[dict[str, tuple[int, str, str]]] = {
@@ -69,6 +72,7 @@ class FaultDecision:
     latency: float = 0.0
     kind: str | None = None
     firing: int = 0  # how many times this rule fired so far (used to alternate "empty")
+    job_error_rate: float = 0.0  # "job-errors": probability per job id
 
 
 class FaultPlan:
@@ -156,7 +160,8 @@ class FaultPlan:
                     continue
                 if rule.count is not None and rule.count <= 0:
                     continue
-                if rule.rate < 1.0 and self._rng.random() >= rule.rate:
+                # For "job-errors" the rate is per job id, rolled by job_error(); the call always matches.
+                if rule.kind != "job-errors" and rule.rate < 1.0 and self._rng.random() >= rule.rate:
                     continue
                 if rule.count is not None:
                     rule.count -= 1
@@ -167,5 +172,17 @@ class FaultPlan:
                 if rule.kind == "latency":
                     latency += rule.latency
                     continue
-                return FaultDecision(latency=latency + rule.latency, kind=rule.kind, firing=fired)
+                return FaultDecision(
+                    latency=latency + rule.latency,
+                    kind=rule.kind,
+                    firing=fired,
+                    job_error_rate=rule.rate if rule.kind == "job-errors" else 0.0,
+                )
             return FaultDecision(latency=latency)
+
+    def job_error(self, rate: float) -> str | None:
+        """Roll for one job id of a bulk call: an error code, or None (processed)."""
+        with self._lock:
+            if self._rng.random() >= rate:
+                return None
+            return JOB_ERROR_CODES[self._rng.randrange(len(JOB_ERROR_CODES))]

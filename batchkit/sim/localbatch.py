@@ -18,6 +18,28 @@ The wire protocol is the real REST-JSON one, routed and validated with botocore'
 own service model (see ``_emu_model``); the lifecycle is in ``_emu_engine`` and the
 fault plan in ``_emu_faults``.
 
+Fault kinds (``lb.faults.add(operation, kind, rate=, count=, window=, latency=)``;
+``operation`` is a Batch operation name such as ``"DescribeJobs"``, or None for all):
+``authorizer-500`` (HTTP 500 ``AuthorizerConfigurationException``, nextflow-io/nextflow#4709),
+``server-500`` (500 ``ServerException``), ``throttle-429`` (429 ``TooManyRequestsException``),
+``latency`` (adds ``latency`` seconds of real time), ``drop`` (the connection is closed
+without an answer; nothing applied), ``empty`` (200 with an empty answer, alternately
+``{}`` and ``{"jobs": []}``; ``empty-body`` / ``empty-list`` pick one), ``applied-lost``
+(applied, then the connection is dropped), ``applied-500`` (applied, then 500),
+``job-errors`` (TerminateJobs/CancelJobs answer 200 with each id in ``errors`` with
+probability ``rate``, not applied). ``rate`` is a probability per matching call (seeded),
+``count`` a burst of the next N matching calls, ``window=(t0, t1)`` an outage on the
+emulator clock. ``lb.faults.counts[(operation, kind)]`` counts what fired.
+
+Note for test clients: botocore's ``retries={"max_attempts": 1}`` still retries once;
+``retries={"total_max_attempts": 1}`` turns retries off.
+
+Simplifications, on purpose: TerminateJob moves a job to FAILED at once (real Batch
+takes a few seconds); ``dependsOn`` is stored and shown but does not hold a job back;
+a queue runs its jobs on the first compute environment of its order, FIFO; an array
+parent stays PENDING until its children end; spot interruptions (``interrupt``,
+``spot_interruption_rate``) apply to any compute environment.
+
 Admin endpoint, on the same server (JSON in, JSON out; errors are
 ``{"error": "..."}`` with HTTP 400/404):
 
@@ -38,6 +60,9 @@ Admin endpoint, on the same server (JSON in, JSON out; errors are
 ``POST   /_admin/jobs/<id>/behavior``       ``{"duration": 30, "exit_code": 1}``
 ``POST   /_admin/spot``                     ``{"rate": 0.2}``: spot interruption rate per attempt
 ==========================================  ===================================================
+
+e.g. a 90-second outage from now: ``curl -X POST $URL/_admin/faults -d '{"operation": null,
+"kind": "authorizer-500", "window": [NOW, NOW+90]}'`` with NOW from ``GET /_admin/clock``.
 """
 
 from __future__ import annotations
@@ -365,7 +390,15 @@ class LocalBatch:
             model.validate_input(op, params)
             with self._lock:
                 self._engine.catch_up()
-                body = _HANDLERS[op](self._engine, params)
+                if kind == "job-errors" and op in ("TerminateJobs", "CancelJobs"):
+                    rate = decision.job_error_rate
+                    body = self._engine.bulk(
+                        params,
+                        "terminate" if op == "TerminateJobs" else "cancel",
+                        fail=lambda _job_id: self.faults.job_error(rate),
+                    )
+                else:
+                    body = _HANDLERS[op](self._engine, params)
             body = model.shape_output(op, body)
         except ApiError as e:
             handler.send_error_json(e)
@@ -475,6 +508,7 @@ def _empty_answer(op: str, kind: str, firing: int) -> dict[str, Any]:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # many concurrent clients open connections at once
     emulator: LocalBatch
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
