@@ -434,6 +434,21 @@ def test_describe_jobs_limits_and_unknown_ids(lb: LocalBatch, batch: Any) -> Non
     assert client_error(e)[:2] == (400, "ClientException")
 
 
+def test_forgotten_and_aged_out_jobs_vanish(lb: LocalBatch, batch: Any) -> None:
+    gone = submit(batch, "gone", sleep_cmd(1000))
+    old = submit(batch, "old", sleep_cmd(10))
+    lb.advance(5)
+    lb.forget(gone)
+    assert batch.describe_jobs(jobs=[gone])["jobs"] == []
+    assert gone not in {s["jobId"] for s in batch.list_jobs(jobQueue="q")["jobSummaryList"]}
+    batch.terminate_job(jobId=gone, reason="unknown now: still a success")
+    lb.retention = 7 * 86400
+    lb.advance(20)
+    assert status(batch, old) == "SUCCEEDED"
+    lb.advance(7 * 86400 + 1)
+    assert batch.describe_jobs(jobs=[old])["jobs"] == [] and lb.jobs() == []
+
+
 def test_tags_are_kept_and_listed(lb: LocalBatch, batch: Any) -> None:
     job_id = submit(batch, "tagged", tags={"batchkit:submission-id": "abc"})
     arn = describe(batch, job_id)["jobArn"]

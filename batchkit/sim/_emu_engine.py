@@ -171,6 +171,7 @@ class Job:
     parent: Job | None = None
     children: list[Job] = field(default_factory=list)
     cancel_reason: str | None = None  # an array parent cancelled while children still run
+    forgotten: bool = False  # aged out / vanished: absent from every answer
 
 
 class Engine:
@@ -182,6 +183,9 @@ class Engine:
         self.account_id = account_id
         self.rng = random.Random(seed)
         self.spot_interruption_rate = 0.0
+        #: Seconds after which a finished job ages out of every answer (real Batch:
+        #: about a week); None keeps every job.
+        self.retention: float | None = None
         self.ces: dict[str, ComputeEnv] = {}
         self.queues: dict[str, JobQueue] = {}
         self.jobdefs: dict[str, list[dict[str, Any]]] = {}  # name -> revisions (index = rev - 1)
@@ -469,7 +473,22 @@ class Engine:
 
     def find_job(self, ref: str) -> Job | None:
         key = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
-        return self.jobs.get(key)
+        job = self.jobs.get(key)
+        return job if job is not None and self.visible(job) else None
+
+    def visible(self, job: Job) -> bool:
+        """False for a job that has aged out or was forgotten (nextflow-io/nextflow#7301)."""
+        if job.forgotten:
+            return False
+        if self.retention is not None and job.stopped is not None and job.status in TERMINAL:
+            return self.clock.now() - job.stopped <= self.retention
+        return True
+
+    def forget(self, job: Job) -> None:
+        """Make a job vanish from every answer, as an aged-out job does; it stops running."""
+        self.terminate(job, "forgotten", self.clock.now())
+        for j in (job, *job.children):
+            j.forgotten = True
 
     # --- describing -----------------------------------------------------------------
 
@@ -815,7 +834,7 @@ class Engine:
         while i < n and len(out) < max_results:
             job = source[i]
             i += 1
-            if match(job):
+            if match(job) and self.visible(job):
                 out.append(self.summary(job))
         body: dict[str, Any] = {"jobSummaryList": out}
         if i < n and any(match(j) for j in itertools.islice(source, i, None)):
@@ -897,13 +916,13 @@ class Engine:
     # --- iteration ---------------------------------------------------------------------
 
     def iter_jobs(self) -> Iterator[Job]:
-        return iter(self.jobs.values())
+        return (j for j in self.jobs.values() if self.visible(j))
 
     # --- state --------------------------------------------------------------------------
 
     def dump(self) -> dict[str, Any]:
         sim: dict[str, Any] = {}
-        for job in self.jobs.values():
+        for job in self.iter_jobs():
             s: dict[str, Any] = {"duration": job.duration, "exitCode": job.exit_code, "vcpus": job.vcpus}
             if job.next_event is not None:
                 s["nextEvent"] = list(job.next_event)
@@ -922,7 +941,7 @@ class Engine:
             "computeEnvironments": [dict(c.detail) | {"tags": dict(self.tags.get(c.arn, {}))} for c in self.ces.values()],
             "jobQueues": [dict(q.detail) | {"tags": dict(self.tags.get(q.arn, {}))} for q in self.queues.values()],
             "jobDefinitions": [dict(d) for revs in self.jobdefs.values() for d in revs],
-            "jobs": [self.describe(j) for j in self.jobs.values()],
+            "jobs": [self.describe(j) for j in self.iter_jobs()],
             "simulation": sim,
             # The FIFO of each compute environment, so a reload starts jobs in the same order.
             "runnable": {c.name: [j.job_id for j in c.runnable if j.status == "RUNNABLE"] for c in self.ces.values()},

@@ -58,6 +58,7 @@ Admin endpoint, on the same server (JSON in, JSON out; errors are
 ``POST   /_admin/environment``              ``create_environment`` kwargs, e.g. ``{"queue": "q"}``
 ``POST   /_admin/jobs/<id>/interrupt``      spot reclaim now
 ``POST   /_admin/jobs/<id>/behavior``       ``{"duration": 30, "exit_code": 1}``
+``POST   /_admin/jobs/<id>/forget``         the job vanishes from every answer
 ``POST   /_admin/spot``                     ``{"rate": 0.2}``: spot interruption rate per attempt
 ==========================================  ===================================================
 
@@ -313,6 +314,26 @@ class LocalBatch:
             now = self._engine.catch_up()
             self._engine.interrupt(self._job(job_id), now)
 
+    def forget(self, job_id: str) -> None:
+        """Make a job vanish: DescribeJobs and ListJobs stop returning it, as when a job
+        ages out or is looked up in the wrong region (nextflow-io/nextflow#7301)."""
+        with self._lock:
+            self._engine.catch_up()
+            self._engine.forget(self._job(job_id))
+
+    @property
+    def retention(self) -> float | None:
+        """Seconds (emulator time) after which finished jobs age out; None (default) = never.
+        Real Batch keeps finished jobs for about a week (604800 s)."""
+        return self._engine.retention
+
+    @retention.setter
+    def retention(self, seconds: float | None) -> None:
+        if seconds is not None and seconds < 0:
+            raise ValueError(f"retention {seconds!r} must be >= 0 seconds, or None")
+        with self._lock:
+            self._engine.retention = seconds
+
     def _job(self, job_id: str) -> Any:
         job = self._engine.find_job(job_id)
         if job is None:
@@ -469,8 +490,11 @@ class LocalBatch:
         if route == ("POST", "spot"):
             self.spot_interruption_rate = float(body["rate"])
             return {"rate": self.spot_interruption_rate}
-        if route == ("POST", "jobs") and len(parts) == 3 and parts[2] in ("interrupt", "behavior"):
+        if route == ("POST", "jobs") and len(parts) == 3 and parts[2] in ("interrupt", "behavior", "forget"):
             job_id = parts[1]
+            if parts[2] == "forget":
+                self.forget(job_id)
+                return {}
             if parts[2] == "interrupt":
                 self.interrupt(job_id)
             else:
