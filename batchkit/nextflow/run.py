@@ -1,0 +1,413 @@
+"""One view of a Nextflow run: what Nextflow believes now, from trace, log and weblog.
+
+Tasks are merged per task (key: the hash when known — a task id or job id is
+mapped to the hash another source gives it — else the task id, else the
+native id). Where sources disagree on the status, the order of belief is:
+
+1. a trace row with a terminal status (COMPLETED/FAILED/ABORTED/CACHED): written
+   when the task ended, it is Nextflow's final word;
+2. the weblog's latest event: live, ahead of a trace that only writes in-flight
+   tasks at the end of the run;
+3. a trace row with a live status (written at the end of the run);
+4. the log (submission lines; DEBUG "Task completed" lines).
+
+Every other column is filled from the first source in that order that has it
+(the log's ``[AWS BATCH] … submitted > job=…`` line is the one place an
+in-flight job id survives a crash). ``source`` lists the contributing sources.
+
+The run's ``state``: ``"aborted"`` when the log says ``Session aborted -- Cause: …``
+or the weblog sent ``error`` (or a ``completed`` whose workflow did not
+succeed), or — trace alone — a task is ABORTED; ``"completed"`` when the log
+says ``Execution complete -- Goodbye`` without an abort or the weblog sent
+``completed``; else ``"alive"``. A log that simply stops (a hard crash) still
+reads ``"alive"``: there is no marker to tell a crash from a quiet run, so
+callers judge with :attr:`NextflowRun.last_activity` and
+:meth:`NextflowRun.silent_for`. Task statuses are never rewritten from the run
+state: after an abort, tasks Nextflow still lists as SUBMITTED/RUNNING keep that
+status, and the reconciler combines it with ``state``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+
+from batchkit.errors import NextflowReadError
+from batchkit.nextflow import _formats as fmt
+from batchkit.nextflow.log import LogInfo, read_log
+from batchkit.nextflow.trace import merge_trace_frames, read_trace, task_key
+from batchkit.nextflow.weblog import WeblogReceiver
+from batchkit.schema import TASK_TERMINAL, TaskCol
+
+PathLike = str | Path
+
+_SOURCE_ORDER: Final = ("trace", "weblog", "log")
+_LOG_NAME_RE: Final = re.compile(r"^\.nextflow\.log(\.\d+)?$")
+_TRACE_GLOBS: Final = (
+    "trace-*.txt",
+    "trace.txt",
+    "pipeline_info/execution_trace*.txt",
+    "*/pipeline_info/execution_trace*.txt",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class NextflowRun:
+    """What Nextflow believes about a run and each of its tasks (satisfies ``schema.RunLike``)."""
+
+    name: str | None
+    session_id: str | None
+    version: str | None
+    work_dir: str | None
+    launch_time: pd.Timestamp | None
+    end_time: pd.Timestamp | None
+    state: str
+    abort_cause: str | None
+    abort_time: pd.Timestamp | None
+    last_activity: pd.Timestamp | None
+    tasks: pd.DataFrame
+    launch_dir: str | None = None
+    sources: list[str] = field(default_factory=list)
+    queues: list[str] = field(default_factory=list)
+    trace_paths: list[str] = field(default_factory=list)
+    log_paths: list[str] = field(default_factory=list)
+    log: LogInfo | None = field(default=None, repr=False)
+    warnings: list[str] = field(default_factory=list, repr=False)
+    _loader: Callable[[], NextflowRun] | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        counts = self.tasks[TaskCol.STATUS].value_counts(dropna=False).to_dict() if len(self.tasks) else {}
+        shown = ", ".join(f"{k}={v}" for k, v in counts.items())
+        return (
+            f"NextflowRun(name={self.name!r}, state={self.state!r}, tasks={len(self.tasks)} "
+            f"[{shown}], sources={'+'.join(self.sources)})"
+        )
+
+    def silent_for(self, now: pd.Timestamp | None = None) -> pd.Timedelta:
+        """Time since the last sign of life (a log line, weblog event or trace write)."""
+        if self.last_activity is None:
+            return pd.Timedelta("NaT")
+        current = pd.Timestamp.now(tz="UTC") if now is None else _utc(now)
+        return current - self.last_activity
+
+    def reload(self) -> NextflowRun:
+        """Read the same files (and weblog receiver) again; a new object."""
+        if self._loader is None:
+            raise NextflowReadError("this NextflowRun was built by hand and has no files to reload")
+        return self._loader()
+
+    @classmethod
+    def from_files(
+        cls,
+        *,
+        trace: PathLike | Sequence[PathLike] | None = None,
+        log: PathLike | Sequence[PathLike] | None = None,
+        weblog: WeblogReceiver | None = None,
+        tz: str | tzinfo | None = None,
+        year: int | None = None,
+    ) -> NextflowRun:
+        """Merge explicit trace file(s), log file(s) and/or a live weblog receiver."""
+        if trace is None and log is None and weblog is None:
+            raise NextflowReadError("nothing to read: pass trace=, log= and/or weblog=")
+        trace_list = _paths(trace)
+        log_list = _paths(log)
+        trace_frame = read_trace(trace_list, tz=tz) if trace_list else None
+
+        def loader() -> NextflowRun:
+            return cls.from_files(trace=trace_list or None, log=log_list or None, weblog=weblog, tz=tz, year=year)
+
+        return _assemble(
+            trace_frame,
+            trace_list,
+            log_list,
+            weblog,
+            tz=tz,
+            year=year,
+            launch_dir=str(log_list[-1].parent) if log_list else None,
+            loader=loader,
+        )
+
+    @classmethod
+    def from_dir(
+        cls,
+        launch_dir: PathLike,
+        *,
+        tz: str | tzinfo | None = None,
+        year: int | None = None,
+        weblog: WeblogReceiver | None = None,
+    ) -> NextflowRun:
+        """Find and merge the run's files in Nextflow's launch directory.
+
+        Looks for ``trace-*.txt``, ``trace.txt``, ``pipeline_info/execution_trace*.txt``
+        (also one folder down, e.g. ``results/pipeline_info``) and ``.nextflow.log*``.
+        Each launch writes its own trace file, so the newest one is read, plus
+        older ones sharing a task hash with it (the earlier launches of a
+        ``-resume``d run, whose abandoned tasks only they record); traces of
+        unrelated earlier runs in the same folder are left out.
+        """
+        folder = Path(launch_dir)
+        if not folder.is_dir():
+            raise NextflowReadError(
+                "not a directory: pass the folder where `nextflow run` was launched", path=str(folder)
+            )
+        trace_candidates = _find_traces(folder)
+        log_list = sorted(
+            (p for p in folder.glob(".nextflow.log*") if _LOG_NAME_RE.match(p.name) and p.is_file()),
+            key=lambda p: p.name,
+        )
+        if not trace_candidates and not log_list and weblog is None:
+            raise NextflowReadError(
+                "no Nextflow trace or log found here: expected trace-*.txt, trace.txt, "
+                "pipeline_info/execution_trace*.txt or .nextflow.log (run with -with-trace, "
+                "or pass the files to NextflowRun.from_files)",
+                path=str(folder),
+            )
+        frames = [read_trace(p, tz=tz) for p in trace_candidates]
+        chosen = _same_run_traces(frames)
+        trace_list = [trace_candidates[i] for i in chosen]
+        trace_frame = merge_trace_frames([frames[i] for i in chosen]) if chosen else None
+        if trace_frame is not None:
+            trace_frame.attrs["warnings"] = [w for i in chosen for w in frames[i].attrs.get("warnings", [])]
+
+        def loader() -> NextflowRun:
+            return cls.from_dir(folder, tz=tz, year=year, weblog=weblog)
+
+        return _assemble(
+            trace_frame, trace_list, log_list, weblog, tz=tz, year=year, launch_dir=str(folder), loader=loader
+        )
+
+
+# --- assembling -----------------------------------------------------------------
+
+
+def _assemble(
+    trace_frame: pd.DataFrame | None,
+    trace_list: list[Path],
+    log_list: list[Path],
+    weblog: WeblogReceiver | None,
+    *,
+    tz: str | tzinfo | None,
+    year: int | None,
+    launch_dir: str | None,
+    loader: Callable[[], NextflowRun],
+) -> NextflowRun:
+    reference = None
+    if trace_frame is not None and len(trace_frame) and trace_frame[TaskCol.SUBMIT].notna().any():
+        reference = trace_frame[TaskCol.SUBMIT].min()
+    log_info = read_log(log_list, tz=tz, year=year, reference_time=reference) if log_list else None
+    weblog_tasks = weblog.tasks() if weblog is not None else None
+    tasks = merge_tasks(trace_frame, log_info.tasks if log_info else None, weblog_tasks)
+    state, cause, abort_time, end_time = run_state(
+        log_info, weblog, trace_frame if trace_frame is not None else None
+    )
+    sources = [
+        name
+        for name, present in (("trace", trace_frame is not None), ("log", log_info is not None), ("weblog", weblog is not None))
+        if present
+    ]
+    queues: list[str] = []
+    if "queue" in tasks:
+        queues = sorted({str(q) for q in tasks["queue"].dropna().unique()})
+    warnings = list(trace_frame.attrs.get("warnings", [])) if trace_frame is not None else []
+    return NextflowRun(
+        name=_first(log_info.run_name if log_info else None, weblog.run_name if weblog else None),
+        session_id=_first(log_info.session_id if log_info else None, weblog.run_id if weblog else None),
+        version=_first(log_info.version if log_info else None, weblog.version if weblog else None),
+        work_dir=_first(
+            log_info.work_dir if log_info else None,
+            weblog.work_dir if weblog else None,
+            _work_dir_from_tasks(tasks),
+        ),
+        launch_time=_first(
+            log_info.launch_time if log_info else None,
+            weblog.launch_time if weblog else None,
+            reference,
+        ),
+        end_time=end_time,
+        state=state,
+        abort_cause=cause,
+        abort_time=abort_time,
+        last_activity=_last_activity(trace_frame, trace_list, log_info, weblog),
+        tasks=tasks,
+        launch_dir=launch_dir,
+        sources=sources,
+        queues=queues,
+        trace_paths=[str(p) for p in trace_list],
+        log_paths=log_info.paths if log_info else [],
+        log=log_info,
+        warnings=warnings,
+        _loader=loader,
+    )
+
+
+def merge_tasks(
+    trace: pd.DataFrame | None, log: pd.DataFrame | None, weblog: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Merge the three sources' task frames into one row per task (pure; see module doc)."""
+    parts: list[pd.DataFrame] = []
+    if trace is not None and len(trace):
+        terminal = trace[TaskCol.STATUS].isin(list(TASK_TERMINAL)).fillna(False).to_numpy(dtype=bool)
+        parts.append(trace.assign(_rank=np.where(terminal, 0, 2)))
+    if weblog is not None and len(weblog):
+        parts.append(weblog.assign(_rank=1))
+    if log is not None and len(log):
+        parts.append(log.assign(_rank=3))
+    if not parts:
+        return fmt.empty_tasks()
+    combined = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+    combined["_key"] = _merge_keys(combined).to_numpy()
+    combined = combined.sort_values(["_key", "_rank"], kind="stable")
+    source = combined[TaskCol.SOURCE].astype("string")
+    grouped = combined.drop(columns=[TaskCol.SOURCE, "_rank"]).groupby("_key", sort=False)
+    merged = grouped.first()
+    labels = pd.Series("", index=merged.index, dtype=object)
+    for name in _SOURCE_ORDER:
+        has = (source == name).fillna(False).groupby(combined["_key"], sort=False).any()
+        has = has.reindex(merged.index, fill_value=False).to_numpy(dtype=bool)
+        labels = labels.where(~has, labels + name + "+")
+    merged[TaskCol.SOURCE] = labels.str.rstrip("+")
+    merged = merged.reset_index(drop=True)
+    out = fmt.conform_tasks(merged)
+    order = out.sort_values([TaskCol.TASK_ID, TaskCol.SUBMIT], na_position="last", kind="stable").index
+    return out.loc[order].reset_index(drop=True)
+
+
+def _merge_keys(frame: pd.DataFrame) -> pd.Series:
+    """The hash when known here or (via the job id / task id) in another source."""
+    short = frame[TaskCol.HASH].astype("string")
+    known = frame[short.notna().to_numpy()]
+    for col in (TaskCol.NATIVE_ID, TaskCol.TASK_ID):
+        ids = known[col].astype("string")
+        pairs = pd.DataFrame({"id": ids, "hash": known[TaskCol.HASH].astype("string")}).dropna()
+        pairs = pairs.drop_duplicates()
+        unique = pairs[~pairs["id"].duplicated(keep=False)]  # ambiguous ids (resumes) map nowhere
+        lookup = pd.Series(unique["hash"].to_numpy(), index=unique["id"].to_numpy(), dtype="string")
+        short = short.fillna(frame[col].astype("string").map(lookup).astype("string"))
+    with_hash = frame.assign(**{TaskCol.HASH: short})
+    return task_key(with_hash)
+
+
+def run_state(
+    log_info: LogInfo | None, weblog: WeblogReceiver | None, trace: pd.DataFrame | None
+) -> tuple[str, str | None, pd.Timestamp | None, pd.Timestamp | None]:
+    """(state, abort cause, abort time, end time) from what the sources say (pure)."""
+    aborted = completed = False
+    cause: str | None = None
+    abort_time: pd.Timestamp | None = None
+    end_time: pd.Timestamp | None = None
+    if log_info is not None:
+        if log_info.abort_cause is not None:
+            aborted, cause, abort_time = True, log_info.abort_cause, log_info.abort_time
+        elif log_info.completed:
+            completed, end_time = True, log_info.end_time
+    if weblog is not None:
+        if weblog.run_state == "aborted":
+            aborted = True
+            cause = cause or weblog.error_message or "the weblog reported an error"
+            abort_time = abort_time or weblog.abort_time
+        elif weblog.run_state == "completed":
+            completed = True
+            end_time = end_time or weblog.end_time
+    if log_info is None and weblog is None and trace is not None and len(trace):
+        # A trace alone: ABORTED rows are only written when Nextflow aborted the run.
+        aborted_rows = trace[TaskCol.STATUS].eq("ABORTED").fillna(False)
+        if aborted_rows.any():
+            aborted = True
+            cause = f"the trace lists {int(aborted_rows.sum())} ABORTED task(s)"
+    if aborted:
+        return "aborted", cause, abort_time, abort_time
+    if completed:
+        return "completed", None, None, end_time
+    return "alive", None, None, None
+
+
+# --- helpers ----------------------------------------------------------------------
+
+
+def _paths(value: PathLike | Sequence[PathLike] | None) -> list[Path]:
+    if value is None:
+        return []
+    if isinstance(value, str | Path):
+        return [Path(value)]
+    return [Path(v) for v in value]
+
+
+def _find_traces(folder: Path) -> list[Path]:
+    found: set[Path] = set()
+    for pattern in _TRACE_GLOBS:
+        found.update(p for p in folder.glob(pattern) if p.is_file())
+    return sorted(found, key=lambda p: (_mtime(p), p.name))  # oldest first
+
+
+def _same_run_traces(frames: Sequence[pd.DataFrame]) -> list[int]:
+    """Indices (oldest first) of the newest trace and the older ones sharing a hash with it."""
+    if not frames:
+        return []
+    chosen = [len(frames) - 1]
+    hashes = _hashes(frames[-1])
+    for i in range(len(frames) - 2, -1, -1):
+        older = _hashes(frames[i])
+        if older & hashes:
+            chosen.append(i)
+            hashes |= older
+    return sorted(chosen)
+
+
+def _hashes(frame: pd.DataFrame) -> set[str]:
+    return set(frame[TaskCol.HASH].dropna().astype(str)) if TaskCol.HASH in frame else set()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _utc(stamp: Any) -> pd.Timestamp:
+    ts = pd.Timestamp(stamp)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _first(*values: Any) -> Any:
+    for value in values:
+        if value is not None and not (isinstance(value, float) and value != value) and value is not pd.NaT:
+            return value
+    return None
+
+
+def _work_dir_from_tasks(tasks: pd.DataFrame) -> str | None:
+    dirs = tasks[TaskCol.WORKDIR].dropna()
+    if dirs.empty:
+        return None
+    return fmt.workdir_root(str(dirs.iloc[0]))
+
+
+def _last_activity(
+    trace: pd.DataFrame | None,
+    trace_list: Sequence[Path],
+    log_info: LogInfo | None,
+    weblog: WeblogReceiver | None,
+) -> pd.Timestamp | None:
+    stamps: list[pd.Timestamp] = []
+    if log_info is not None and log_info.last_line_time is not None:
+        stamps.append(log_info.last_line_time)
+    if weblog is not None and weblog.last_event_time is not None:
+        stamps.append(weblog.last_event_time)
+    for path in trace_list:  # a trace gains a row whenever a task ends
+        mtime = _mtime(path)
+        if mtime:
+            stamps.append(pd.Timestamp(mtime, unit="s", tz="UTC"))
+    if trace is not None and len(trace):
+        for col in (TaskCol.SUBMIT, TaskCol.START, TaskCol.COMPLETE):
+            latest = trace[col].max()
+            if latest is not None and latest is not pd.NaT:
+                stamps.append(latest)
+    return max(stamps) if stamps else None
