@@ -456,13 +456,13 @@ def run_headless_demo(
     from batchkit.client import BatchClient
     from batchkit.nextflow import NextflowRun
     from batchkit.schema import JOB_ACTIVE, JobCol, RecCol
-    from batchkit.sim import replay_incident
+    from batchkit.sim.nextflow import replay_incident
     from batchkit.tracker import Tracker
 
     out = out or sys.stdout
     print("replaying the incident on the embedded local Batch (no AWS account needed)…", file=out)
     incident = replay_incident(launch_dir=launch_dir, n_tasks=n_tasks, seed=seed)
-    with incident.batch:
+    with incident:
         run = NextflowRun.from_dir(incident.launch_dir)
         client = BatchClient(endpoint_url=incident.endpoint_url)
         with Tracker(run, client, queues=[incident.truth.queue], reload_run=False) as tracker:

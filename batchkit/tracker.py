@@ -25,14 +25,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import pandas as pd
 
 from batchkit.client import BatchClient
 from batchkit.errors import BatchkitError, InputError
-from batchkit.ledger import Ledger
-from batchkit.nextflow import NextflowRun
 from batchkit.reconcile import in_scope, jobs_frame, plan_kills, reconcile, summarize
 from batchkit.schema import (
     JOB_TERMINAL,
@@ -41,8 +39,12 @@ from batchkit.schema import (
     JobOutcome,
     KillJob,
     RecCol,
+    RunLike,
     TaskCol,
 )
+
+if TYPE_CHECKING:
+    from batchkit.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,27 @@ KILL_CHUNK = 50
 KILL_ROUNDS = 3
 
 
+class TrackedRun(RunLike, Protocol):
+    """What the tracker reads from a run; ``batchkit.nextflow.NextflowRun`` satisfies it."""
+
+    @property
+    def launch_dir(self) -> Any: ...  # Path | None: where the ledger lives by default
+    @property
+    def queues(self) -> Any: ...  # job queues the run used, from the log/config, if known
+    def reload(self) -> Any: ...  # re-read the trace/log (the run may still be going)
+
+
+def _open_ledger(where: str | Path | None, launch_dir: Any) -> Ledger | None:
+    # Imported here: the ledger (sqlite) is only needed once a tracker is built with one.
+    from batchkit.ledger import Ledger
+
+    if where is not None:
+        return Ledger(where)
+    if launch_dir is not None:
+        return Ledger.for_launch_dir(launch_dir)
+    return None
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -65,7 +88,7 @@ def _utcnow() -> datetime:
 # --- values -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Snapshot:
     """The last good reconciliation of a run, with how fresh and how trustworthy it is."""
 
@@ -240,6 +263,10 @@ def _as_datetime(value: Any) -> datetime | None:
         return datetime.fromtimestamp(stamp.timestamp(), tz=UTC)
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(float(value), tz=UTC)  # epoch seconds
+    if isinstance(value, str) and value:
+        return _as_datetime(pd.Timestamp(value))
     return None
 
 
@@ -264,7 +291,7 @@ class Tracker:
 
     def __init__(
         self,
-        run: NextflowRun,
+        run: TrackedRun,
         client: BatchClient,
         *,
         queues: Sequence[str] | None = None,
@@ -277,10 +304,8 @@ class Tracker:
         self.run = run
         self.client = client
         self.queues: list[str] | None = list(queues) if queues else None
-        if isinstance(ledger, str | Path):
-            ledger = Ledger(ledger)
-        if ledger is None and getattr(run, "launch_dir", None) is not None:
-            ledger = Ledger.for_launch_dir(run.launch_dir)
+        if ledger is None or isinstance(ledger, str | Path):
+            ledger = _open_ledger(ledger, getattr(run, "launch_dir", None))
         self.ledger: Ledger | None = ledger
         self.price_per_vcpu_hour = price_per_vcpu_hour
         self.interval = interval

@@ -623,3 +623,126 @@ def test_refresh_async_and_kill_async_deliver_events_on_the_loop(world: Any) -> 
         assert threads == {loop_thread}
 
     asyncio.run(scenario())
+
+
+# --- real parts: BatchClient over HTTP against LocalBatch -----------------------------------
+
+
+class NoSleep:
+    """The BatchClient's clock and sleep: rate budget and backoff never sleep for real."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def nf_command(workdir: str) -> list[str]:
+    # Nextflow's container command; `sleep 6h` tells the emulator how long the job runs.
+    return [
+        "bash",
+        "-o",
+        "pipefail",
+        "-c",
+        f'trap "{{ ret=$?; exit $ret; }}" EXIT; sleep 6h; aws s3 cp --only-show-errors {workdir}/.command.run - | bash',
+    ]
+
+
+class DyingClient:
+    """A real BatchClient whose process 'dies' (KeyboardInterrupt) inside the N-th terminate
+    call, before Batch answers: what a kernel restart looks like to the ledger."""
+
+    def __init__(self, inner: Any, die_on_call: int) -> None:
+        self.inner = inner
+        self.left = die_on_call
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def terminate_jobs(self, ids: Any, reason: str) -> Any:
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+        return self.inner.terminate_jobs(ids, reason)
+
+
+@pytest.mark.slow
+def test_kill_500_orphans_across_two_kernel_restarts(tmp_path: Path) -> None:
+    """Kernel 1 dies after ~250 kills (its progress callback raises); kernel 2 dies inside
+    a TerminateJobs call (intents written, no results); kernel 3 finishes. Every job ends
+    killed, and each appears exactly once in the ledger's audit."""
+    from batchkit.client import BatchClient
+    from batchkit.sim import LocalBatch
+
+    n = 500
+    with LocalBatch(manual_clock=True) as lb:
+        lb.create_environment("q", vcpus=4096)
+        raw = lb.client()
+        launched = pd.Timestamp(lb.clock.now(), unit="s", tz="UTC")
+        ids = []
+        for i in range(n):
+            answer = raw.submit_job(
+                jobName=f"ALIGN_{i}",
+                jobQueue="q",
+                jobDefinition="nf-demo",
+                containerOverrides={"command": nf_command(f"{WORK}/{_hash(i)}")},
+            )
+            ids.append(answer["jobId"])
+        lb.advance(120)
+        assert sum(1 for j in lb.jobs() if j["status"] == "RUNNING") == n
+
+        rows = [task(i, "ABORTED", ids[i]) for i in range(n)]
+        run = FakeRun(
+            tasks_frame(rows), launch_time=launched, end_time=launched, launch_dir=tmp_path
+        )
+        ledger_path = tmp_path / "ledger.sqlite"
+        timing = NoSleep()
+
+        def new_tracker(client: Any) -> Tracker:
+            return Tracker(run, client, queues=["q"], ledger=Ledger(ledger_path), reload_run=False)  # type: ignore[arg-type]
+
+        client = BatchClient(endpoint_url=lb.endpoint_url, clock=timing.clock, sleep=timing.sleep)
+        first = new_tracker(client)
+        snap = first.refresh()
+        assert snap.summary["verdicts"]["orphan"] == n
+        plan = first.plan()
+        assert len(plan) == n
+
+        def kernel_dies(done: int, total: int) -> None:
+            if done >= 250:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            first.kill(plan, progress=kernel_dies)
+        ledger = Ledger(ledger_path)
+        assert len(ledger.kills()) == 250 and ledger.pending_kills(run.name) == []
+
+        second = new_tracker(DyingClient(client, die_on_call=2))
+        second.refresh()
+        with pytest.raises(KeyboardInterrupt):
+            second.kill(second.plan())
+        assert len(ledger.pending_kills(run.name)) == 50  # one chunk: intent, no result
+
+        third = new_tracker(client)
+        events: list[Any] = []
+        third.subscribe(events.append)
+        third.refresh()
+        report = third.kill(third.plan())
+        assert report.ok and report.complete
+        assert isinstance(events[-1], KillFinished) and events[-1].report is report
+
+        statuses = {j["jobId"]: j["status"] for j in lb.jobs()}
+        assert all(statuses[i] == "FAILED" for i in ids)
+        audit = [k["job_id"] for k in ledger.kills()]
+        assert sorted(audit) == sorted(ids)  # every job once, none twice
+        assert ledger.pending_kills(run.name) == []
+        assert set(ledger.killed_job_ids()) >= set(ids)
+        # a double click afterwards sends nothing and writes nothing
+        again = third.kill(plan)
+        assert again.outcomes == [] and len(again.skipped) == n
+        assert len(ledger.kills()) == n
+        client.close()
