@@ -760,6 +760,16 @@ def test_admin_endpoint_drives_faults_clock_and_state(lb: LocalBatch, batch: Any
     assert err.value.code == 404
 
 
+def test_submit_jobs_seeds_many_jobs_in_process(lb: LocalBatch, batch: Any) -> None:
+    ids = lb.submit_jobs(2000, queue="q", name="seed", command=sleep_cmd(50), tags={"run": "r1"})
+    assert len(set(ids)) == 2000
+    lb.advance(10)
+    assert len(lb.jobs("RUNNING")) == 4 and len(lb.jobs("RUNNABLE")) == 1996
+    assert describe(batch, ids[0])["tags"] == {"run": "r1"}
+    with pytest.raises(ValueError, match="Job Queue nope does not exist"):
+        lb.submit_jobs(1, queue="nope")
+
+
 def test_concurrent_submissions_all_land(lb: LocalBatch) -> None:
     clients = [lb.client(retries={"total_max_attempts": 1}) for _ in range(4)]
 

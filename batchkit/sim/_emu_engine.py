@@ -727,6 +727,8 @@ class Engine:
             n = retry.get("attempts", 1)
             if not 1 <= int(n) <= 10:
                 raise client_error(f"retryStrategy.attempts {n} is out of range: use 1 to 10")
+            if len(retry.get("evaluateOnExit") or ()) > 5:
+                raise client_error("retryStrategy.evaluateOnExit accepts up to 5 conditions")
             for cond in retry.get("evaluateOnExit") or ():
                 if str(cond.get("action", "")).upper() not in ("RETRY", "EXIT"):
                     raise client_error("evaluateOnExit.action must be RETRY or EXIT")

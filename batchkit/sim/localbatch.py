@@ -302,6 +302,46 @@ class LocalBatch:
                 "jobDefinitionArn": jd["jobDefinitionArn"],
             }
 
+    def submit_jobs(
+        self,
+        count: int,
+        *,
+        queue: str = "demo-queue",
+        name: str = "job",
+        job_definition: str = "nf-demo",
+        command: list[str] | None = None,
+        vcpus: int | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> list[str]:
+        """Submit ``count`` jobs in-process (no HTTP; SubmitJob's checks); return their ids.
+
+        For seeding thousands of jobs fast; names are ``<name>-<i>``.
+        """
+        overrides: dict[str, Any] = {}
+        if command is not None:
+            overrides["command"] = list(command)
+        if vcpus is not None:
+            overrides["vcpus"] = vcpus
+        ids: list[str] = []
+        model = service_model()
+        with self._lock:
+            self._engine.catch_up()
+            for i in range(count):
+                params: dict[str, Any] = {
+                    "jobName": f"{name}-{i}",
+                    "jobQueue": queue,
+                    "jobDefinition": job_definition,
+                    "containerOverrides": overrides,
+                    "tags": dict(tags or {}),
+                }
+                if i == 0:
+                    model.validate_input("SubmitJob", params)
+                try:
+                    ids.append(self._engine.submit_job(params)["jobId"])
+                except ApiError as e:
+                    raise ValueError(e.message) from None
+        return ids
+
     def set_job_behavior(self, job_id: str, *, duration: float | None = None, exit_code: int | None = None) -> None:
         """Set how long a job's tries run (seconds, emulator time) and their exit code."""
         with self._lock:
