@@ -591,6 +591,21 @@ def test_drop_closes_the_connection_without_an_answer(lb: LocalBatch, batch: Any
     with pytest.raises((botocore.exceptions.ConnectionClosedError, botocore.exceptions.EndpointConnectionError)):
         batch.describe_jobs(jobs=["x"])
     assert batch.describe_jobs(jobs=["x"])["jobs"] == []
+    lb.faults.add("SubmitJob", "drop", count=1)
+    with pytest.raises((botocore.exceptions.ConnectionClosedError, botocore.exceptions.EndpointConnectionError)):
+        submit(batch, "never")
+    assert lb.jobs() == []  # a dropped request was never applied
+
+
+def test_every_emulated_operation_routes_by_botocore_model() -> None:
+    from batchkit.sim._emu_model import service_model
+
+    model = service_model()
+    for op in localbatch_module._HANDLERS:
+        http = model.model.operation_model(op).http
+        path = http["requestUri"].replace("{resourceArn}", "arn%3Aaws%3Abatch%3Aus-east-1%3A1%3Ajob%2Fx")
+        assert model.route(http["method"], path)[0] == op  # type: ignore[index]
+    assert model.route("POST", "/v1/nothing") is None
 
 
 def test_empty_answers_alternate_between_no_member_and_an_empty_list(lb: LocalBatch, batch: Any) -> None:

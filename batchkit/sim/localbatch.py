@@ -673,6 +673,8 @@ def _usage_text(lb: LocalBatch, env: dict[str, Any] | None) -> str:
         "AWS CLI:",
         f"  export AWS_ENDPOINT_URL_BATCH={url} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={lb.region}",
         "  aws batch describe-job-queues",
+        f"  aws batch submit-job --job-name demo --job-queue {env['jobQueueName'] if env else 'QUEUE'} "
+        f"--job-definition {env['jobDefinitionName'] if env else 'JOBDEF'} --container-overrides 'command=bash,-c,sleep 30'",
         f"  (or pass --endpoint-url {url} to each command)",
         "boto3:",
         f'  boto3.client("batch", endpoint_url="{url}", region_name="{lb.region}",',
