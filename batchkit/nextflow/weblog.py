@@ -53,6 +53,7 @@ _RUN_EVENTS: Final = frozenset({"started", "completed", "error"})
 _STATUS_RANK: Final[dict[str, int]] = {"NEW": 0, "SUBMITTED": 1, "RUNNING": 2}
 _MAX_HEADER_BYTES: Final = 64 * 1024
 _IDLE_TIMEOUT_S: Final = 60.0
+_MAX_DRAIN_BYTES: Final = 64 * 1024 * 1024
 _REASONS: Final[dict[int, str]] = {
     200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
     405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
@@ -483,9 +484,21 @@ async def _read_request(reader: asyncio.StreamReader, max_body: int) -> _Request
             raise _HttpError(400, "bad Content-Length header")
         length = int(length_text)
         if length > max_body:
+            if length <= _MAX_DRAIN_BYTES:
+                # read the body away first: answering before the client has sent it all
+                # makes most clients see a broken pipe instead of the 413
+                await _discard(reader, length)
             raise _HttpError(413, f"weblog POST of {length} bytes is larger than max_body={max_body}")
         body = await reader.readexactly(length)
     return _Request(method, headers, body, keep_alive)
+
+
+async def _discard(reader: asyncio.StreamReader, length: int) -> None:
+    while length > 0:
+        chunk = await reader.read(min(length, 1 << 16))
+        if not chunk:
+            return
+        length -= len(chunk)
 
 
 async def _read_chunked(reader: asyncio.StreamReader, max_body: int) -> bytes:
