@@ -591,6 +591,15 @@ def test_drop_closes_the_connection_without_an_answer(lb: LocalBatch, batch: Any
     with pytest.raises((botocore.exceptions.ConnectionClosedError, botocore.exceptions.EndpointConnectionError)):
         batch.describe_jobs(jobs=["x"])
     assert batch.describe_jobs(jobs=["x"])["jobs"] == []
+    lb.faults.add("DescribeJobs", "reset", count=1)
+    with pytest.raises((botocore.exceptions.ConnectionClosedError, botocore.exceptions.EndpointConnectionError)) as e:
+        batch.describe_jobs(jobs=["x"])
+    causes = []
+    cause: BaseException | None = e.value
+    while cause is not None:
+        causes.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    assert any(isinstance(c, ConnectionResetError) or "reset" in str(c).lower() for c in causes), causes
     lb.faults.add("SubmitJob", "drop", count=1)
     with pytest.raises((botocore.exceptions.ConnectionClosedError, botocore.exceptions.EndpointConnectionError)):
         submit(batch, "never")

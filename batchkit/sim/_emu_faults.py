@@ -26,6 +26,7 @@ FAULT_KINDS: Final[tuple[str, ...]] = (
     "throttle-429",  # HTTP 429 TooManyRequestsException
     "latency",  # add `latency` seconds of real time, then answer normally
     "drop",  # close the connection without answering; nothing is applied
+    "reset",  # abort the connection with a TCP RST (ConnectionResetError); nothing is applied
     "empty",  # 200 with an empty answer; alternates {} and {"jobs": []}
     "empty-body",  # 200 with {}
     "empty-list",  # 200 with {"jobs": []} (DescribeJobs) / {"jobSummaryList": []} (ListJobs)

@@ -23,7 +23,7 @@ Fault kinds (``lb.faults.add(operation, kind, rate=, count=, window=, latency=)`
 ``authorizer-500`` (HTTP 500 ``AuthorizerConfigurationException``, nextflow-io/nextflow#4709),
 ``server-500`` (500 ``ServerException``), ``throttle-429`` (429 ``TooManyRequestsException``),
 ``latency`` (adds ``latency`` seconds of real time), ``drop`` (the connection is closed
-without an answer; nothing applied), ``empty`` (200 with an empty answer, alternately
+without an answer; nothing applied), ``reset`` (likewise, with a TCP RST), ``empty`` (200 with an empty answer, alternately
 ``{}`` and ``{"jobs": []}``; ``empty-body`` / ``empty-list`` pick one), ``applied-lost``
 (applied, then the connection is dropped), ``applied-500`` (applied, then 500),
 ``job-errors`` (TerminateJobs/CancelJobs answer 200 with each id in ``errors`` with
@@ -75,6 +75,7 @@ import json
 import logging
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -432,8 +433,8 @@ class LocalBatch:
         if decision.latency > 0:
             time.sleep(decision.latency)  # real time on purpose: it is the caller's wall clock that suffers
         kind = decision.kind
-        if kind == "drop":
-            handler.drop()
+        if kind in ("drop", "reset"):
+            handler.drop(reset=kind == "reset")
             return
         if kind in ("authorizer-500", "server-500", "throttle-429"):
             status, code, message = ERROR_ANSWERS[kind]
@@ -647,11 +648,16 @@ class _Handler(BaseHTTPRequestHandler):
             error.status, {"__type": error.code, "message": error.message}, {"x-amzn-ErrorType": error.code}
         )
 
-    def drop(self) -> None:
-        """Close the connection without a byte of answer."""
+    def drop(self, *, reset: bool = False) -> None:
+        """Close the connection without a byte of answer (``reset``: with a TCP RST)."""
         self.close_connection = True
         with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
+            if reset:
+                # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+            else:
+                self.connection.shutdown(socket.SHUT_RDWR)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("LocalBatch %s " + format, self.address_string(), *args)
