@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pandas as pd
@@ -44,7 +44,7 @@ from batchkit.nextflow import _formats as fmt
 from batchkit.nextflow.log import LogInfo, read_log
 from batchkit.nextflow.trace import merge_trace_frames, read_trace, task_key
 from batchkit.nextflow.weblog import WeblogReceiver
-from batchkit.schema import TASK_TERMINAL, TaskCol
+from batchkit.schema import TASK_TERMINAL, RunLike, TaskCol
 
 PathLike = str | Path
 
@@ -411,3 +411,9 @@ def _last_activity(
             if latest is not None and latest is not pd.NaT:
                 stamps.append(latest)
     return max(stamps) if stamps else None
+
+
+if TYPE_CHECKING:
+
+    def _is_run_like(run: NextflowRun) -> RunLike:  # mypy proves NextflowRun satisfies RunLike
+        return run
