@@ -407,6 +407,11 @@ def submit_rate(text: str) -> float | None:
     return float(m[1]) / (per * unit)
 
 
+def _files(config: NfConfig) -> str:
+    """Evidence for "not set": the files that were read."""
+    return "not set in " + ", ".join(config.files) if config.files else "no config file found"
+
+
 def _lookup_reason(reason: str, text: str) -> str:
     return f"{reason}: {text}" if text else reason
 
@@ -464,7 +469,7 @@ def config_findings(config: NfConfig, *, version: str | None = None) -> list[Fin
                 "cfg-transfer-attempts",
                 "info",
                 f"aws.batch.maxTransferAttempts {shown}: each S3 transfer in a job is tried once",
-                transfer.evidence or ", ".join(config.files) or "no config file",
+                transfer.evidence or _files(config),
                 "Set aws.batch.maxTransferAttempts = 3 so a transient S3 error does not fail the task.",
                 "Nextflow config reference (aws.batch.maxTransferAttempts)",
             )
@@ -497,7 +502,7 @@ def config_findings(config: NfConfig, *, version: str | None = None) -> list[Fin
                     "cfg-no-resource-labels",
                     "info",
                     "process.resourceLabels is not set: the run's Batch jobs carry no tags",
-                    ", ".join(config.files) or "no config file found",
+                    _files(config),
                     "Set process.resourceLabels (e.g. [run: workflow.runName]) so every job names "
                     "its run; batchkit then matches jobs without guessing from names.",
                     "Nextflow process reference (resourceLabels)",
@@ -525,7 +530,7 @@ def config_findings(config: NfConfig, *, version: str | None = None) -> list[Fin
                     "cfg-unschedulable-wait",
                     "info",
                     "aws.batch.terminateUnschedulableJobs is not set: a job no compute environment can run waits forever",
-                    ", ".join(config.files) or "no config file found",
+                    _files(config),
                     "Set aws.batch.terminateUnschedulableJobs = true so Nextflow fails such tasks.",
                     "nextflow-io/nextflow#5936",
                 )
@@ -545,7 +550,7 @@ def _submit_rate_findings(config: NfConfig, undetermined: Any) -> list[Finding]:
                 "cfg-no-submit-rate",
                 "info",
                 "executor.submitRateLimit is not set: Nextflow submits as fast as Batch answers",
-                ", ".join(config.files) or "no config file found",
+                _files(config),
                 "Set executor.submitRateLimit (e.g. '10/1s'): the account's ~50 calls/s are shared "
                 "by SubmitJob, Nextflow's own polling and any kill batchkit sends.",
                 "AWS Batch quotas (SubmitJob 50 TPS)",
@@ -601,7 +606,7 @@ def _observer_findings(config: NfConfig, undetermined: Any) -> list[Finding]:
                 f"cfg-{scope}-off",
                 "info",
                 f"{scope} is off{unless}: {why}",
-                look.evidence or ", ".join(config.files) or "no config file found",
+                look.evidence or _files(config),
                 f"Set {scope}.enabled = true in nextflow.config, or run with {flag}.",
                 f"Nextflow config reference ({scope})",
             )
@@ -675,8 +680,7 @@ def log_facts(lines: Iterable[str], path: str | None = None) -> LogFacts:
     return facts
 
 
-def _read_log(launch_dir: Path) -> LogFacts:
-    log = launch_dir / ".nextflow.log"
+def _read_log(log: Path) -> LogFacts:
     try:
         with log.open(encoding="utf-8", errors="replace") as fh:
             return log_facts(fh, str(log))
@@ -684,6 +688,17 @@ def _read_log(launch_dir: Path) -> LogFacts:
         return LogFacts()
     except OSError as exc:
         raise InputError(f"cannot read the log ({exc.strerror})", path=str(log)) from exc
+
+
+_AWS_CAUSE = re.compile(r"Status Code: (\d+); Error Code: (\w+)")
+
+
+def _short(text: str | None, limit: int = 100) -> str:
+    """The abort cause for a title: the AWS status and error code when the SDK's text has them."""
+    text = text or "unknown cause"
+    if m := _AWS_CAUSE.search(text):
+        return f"HTTP {m[1]} {m[2]}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def run_findings(facts: LogFacts, findings: Sequence[Finding]) -> list[Finding]:
@@ -703,7 +718,7 @@ def run_findings(facts: LogFacts, findings: Sequence[Finding]) -> list[Finding]:
             f = dataclasses.replace(
                 f,
                 severity="error",
-                title=f"{f.title} — and this run aborted on AWS Batch ({facts.abort_cause})",
+                title=f"{f.title} — and this run aborted on AWS Batch ({_short(facts.abort_cause)})",
                 evidence=f"{f.evidence}; abort at {abort_at}",
             )
         out.append(f)
@@ -1149,6 +1164,8 @@ def doctor(
     ``config_files``: extra ``-c`` files; ``env`` stands for ``os.environ`` (NXF_HOME, HOME).
     """
     run: Any = None
+    launch_dir: Path | None
+    log: Path | None
     if isinstance(run_or_launch_dir, str | Path):
         launch_dir = Path(run_or_launch_dir)
         if not launch_dir.is_dir():
@@ -1157,18 +1174,43 @@ def doctor(
                 "(it holds .nextflow.log)",
                 path=str(launch_dir),
             )
+        log = launch_dir / ".nextflow.log"
     else:
         run = run_or_launch_dir
-        launch_dir = Path(getattr(run, "launch_dir", None) or ".")
-    facts = _read_log(launch_dir)
+        logs = [Path(p) for p in getattr(run, "log_paths", None) or ()]
+        current = [p for p in logs if p.name == ".nextflow.log"] or logs
+        log = current[0] if current else None
+        where = getattr(run, "launch_dir", None)
+        launch_dir = Path(where) if where else (log.parent if log is not None else None)
+        if log is None and launch_dir is not None:
+            log = launch_dir / ".nextflow.log"
+    facts = _read_log(log) if log is not None else LogFacts()
     version = facts.version or (getattr(run, "version", None) if run is not None else None)
-    evidence = facts.version_evidence if facts.version else (
-        "NextflowRun.version" if version else f"{launch_dir / '.nextflow.log'} (not found)"
-    )
-    config = _config_for(launch_dir, facts, config_files, env)
-    findings = version_findings(version, evidence, config=config)
-    findings = run_findings(facts, findings)
-    findings += config_findings(config, version=version)
+    if facts.version:
+        evidence = facts.version_evidence
+    elif version:
+        evidence = "NextflowRun.version (no version banner in the log)"
+    else:
+        evidence = f"{log} (not found)" if log is not None else "no .nextflow.log"
+    findings: list[Finding] = []
+    if launch_dir is not None:
+        config = _config_for(launch_dir, facts, config_files, env)
+        findings += run_findings(facts, version_findings(version, evidence, config=config))
+        findings += config_findings(config, version=version)
+    else:
+        # No launch dir: the config files cannot be found, and "not set" would be a guess.
+        config = read_config(list(config_files), cli_args=facts.cli_args)
+        findings += run_findings(facts, version_findings(version, evidence, config=None))
+        findings.append(
+            Finding(
+                "cfg-not-checked",
+                "info",
+                "the run has no launch directory: its nextflow.config was not checked",
+                "NextflowRun.launch_dir is None",
+                "Run the doctor on the launch directory (where `nextflow run` was started).",
+                "batchkit",
+            )
+        )
     if client is not None:
         wanted = list(queues or ())
         if not wanted:
@@ -1180,10 +1222,10 @@ def doctor(
     return sorted(findings, key=lambda f: _ORDER[f.severity])
 
 
-def _run_queues(run: Any, launch_dir: Path, config: NfConfig) -> list[str]:
+def _run_queues(run: Any, launch_dir: Path | None, config: NfConfig) -> list[str]:
     """The run's queues: from the NextflowRun (log/trace), else the config's process.queue."""
     found: list[str] = []
-    if run is None:
+    if run is None and launch_dir is not None:
         try:
             from batchkit.nextflow import NextflowRun
 

@@ -571,3 +571,50 @@ def test_doctor_with_a_client_checks_the_config_queue(tmp_path: Path, lb: Any, c
     assert big in rules(findings)["aws-unschedulable"].evidence
     order = {"error": 0, "warning": 1, "info": 2}
     assert [order[f.severity] for f in findings] == sorted(order[f.severity] for f in findings)
+
+
+# --- the simulated 24.02 incident ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def incident(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from batchkit.sim.nextflow import replay_incident
+
+    with replay_incident(n_tasks=12, launch_dir=tmp_path_factory.mktemp("incident")) as inc:
+        yield inc
+
+
+def test_the_incident_is_named_from_the_log_alone(incident: Any, tmp_path: Path) -> None:
+    found = rules(doctor(incident.launch_dir, env={"HOME": str(tmp_path)}))
+    cause = found["nf-status-check-orphans"]
+    assert cause.source == "nextflow-io/nextflow#5516"
+    assert cause.severity == "error" and "24.02.0-edge" in cause.title
+    assert "AuthorizerConfigurationException" in cause.title
+    assert found["nf-no-500-retry"].source == "nextflow-io/nextflow#4709"
+
+
+def test_the_incident_through_the_client_and_a_nextflow_run(incident: Any, tmp_path: Path) -> None:
+    from batchkit.client import BatchClient
+    from batchkit.nextflow import NextflowRun
+
+    run = NextflowRun.from_dir(incident.launch_dir)
+    with BatchClient(incident.batch.client()) as c:
+        findings = doctor(
+            run, c, queues=["demo-queue"], now=emulator_now(incident.batch), env={"HOME": str(tmp_path)}
+        )
+    found = rules(findings)
+    assert "nextflow-io/nextflow#5516" in {f.source for f in findings}
+    assert found["nf-status-check-orphans"].evidence.startswith(f"{incident.launch_dir / '.nextflow.log'}:2")
+    # the queue and the caller are fine: the trouble is Nextflow's, not the account's
+    assert not {"aws-permission", "aws-queue-disabled", "aws-queue-missing", "aws-unschedulable"} & set(found)
+    assert exit_code(findings) == EXIT_ERROR_FINDING
+
+
+def test_a_run_without_a_launch_dir_skips_the_config() -> None:
+    from types import SimpleNamespace
+
+    bare = SimpleNamespace(version="24.04.4", launch_dir=None, log_paths=[], queues=[], tasks=None)
+    found = rules(doctor(bare))  # type: ignore[arg-type]
+    assert found["nf-null-describe-crash"].evidence.startswith("NextflowRun.version")
+    assert "cfg-not-checked" in found
+    assert not [r for r in found if r.startswith("cfg-") and r != "cfg-not-checked"]
