@@ -258,8 +258,8 @@ class Engine:
         q = ce.runnable
         while q:
             head = q[0]
-            if head.status != "RUNNABLE" or head.holds_vcpus:
-                q.popleft()  # cancelled/terminated while waiting
+            if head.status != "RUNNABLE" or head.holds_vcpus or head.forgotten:
+                q.popleft()  # cancelled/terminated/replaced while waiting
                 continue
             if ce.used + head.vcpus > ce.capacity + 1e-9:
                 return  # FIFO: the head waits for capacity
@@ -1030,7 +1030,9 @@ class Engine:
         timeout = (d.get("timeout") or {}).get("attemptDurationSeconds")
         old = self.jobs.get(d["jobId"])
         if old is not None:
+            # The loaded record replaces the old one; the old object may still sit in a FIFO.
             self._cancel_event(old)
+            old.forgotten = True
             self._release(old, now)
             if old in old.queue.jobs:
                 old.queue.jobs.remove(old)
