@@ -1,0 +1,1099 @@
+"""``BatchClient``: the only code in batchkit that talks to AWS Batch.
+
+Tracking, kills, submissions and the doctor all go through it. It keeps working while the
+API fails, because that is exactly when Nextflow gave up and orphaned its jobs
+(nextflow-io/nextflow#4709, #5516: bursts of HTTP 500 ``AuthorizerConfigurationException``
+on DescribeJobs aborted runs whose jobs then kept running).
+
+Two layers of retries:
+
+- botocore underneath, in "standard" mode with a few attempts, but with its sleep routed
+  through our injected ``sleep`` (so tests never sleep for real) and switched off for
+  SubmitJob, which botocore would blindly re-send (SubmitJob has no idempotency token);
+- an outer policy (``batchkit.retry``) for outages that outlast botocore's attempts:
+  exponential backoff with full jitter until a per-call deadline.
+
+Every HTTP request, botocore's own retries included, first takes a token from one shared
+``RateBudget`` (default 20 requests/s), so batchkit never starves Nextflow of the account's
+~50 TPS. ``stats`` is a snapshot of calls, retries and errors for the dashboard; reading it
+never touches the network.
+
+Note: the boto3 client passed in is modified: its retry handler is replaced (standard mode,
+injected sleep, no SDK retry of SubmitJob) and a rate-budget hook is added; ``close()`` takes
+our hooks off again and gives it back a plain standard-mode retry handler.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
+
+from botocore.exceptions import ClientError, NoCredentialsError, ParamValidationError
+from botocore.retries import standard as botocore_standard
+
+from batchkit.errors import ApiUnavailableError, AwsError, CredentialsError, NotFoundError
+from batchkit.ratelimit import BudgetStats, RateBudget
+from batchkit.retry import (
+    DeadlineExceededError,
+    MalformedAnswerError,
+    OperationKind,
+    RetryableAnswerError,
+    Retrying,
+    error_code,
+    error_message,
+    http_status,
+    is_ambiguous,
+    is_code_retryable,
+    policy_for,
+)
+from batchkit.schema import (
+    JOB_CANCELLABLE,
+    JOB_STATUSES,
+    JOB_TERMINAL,
+    SUBMISSION_TAG,
+    DescribeResult,
+    JobOutcome,
+    OutcomeKind,
+)
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+#: DescribeJobs takes at most 100 ids a call (DESIGN §3).
+DESCRIBE_CHUNK: Final = 100
+#: TerminateJobs / CancelJobs take at most 50 ids a call (botocore >= 1.44 model).
+BULK_KILL_CHUNK: Final = 50
+#: ListJobs page sizes: up to 1000 without a filter, 100 with one (DESIGN §3).
+LIST_PAGE_NO_FILTER: Final = 1000
+LIST_PAGE_FILTER: Final = 100
+#: Batch's limit on a TerminateJob/CancelJob reason.
+MAX_REASON: Final = 1024
+#: botocore's attempts per call underneath the outer policy (standard mode's default).
+BOTOCORE_ATTEMPTS: Final = 3
+#: Seconds over which "retries in the last minute" is counted.
+STATS_WINDOW: Final = 60.0
+
+#: Error codes meaning "this service does not know that operation" (an older region, an
+#: emulator, moto): fall back from the bulk call to the per-job one.
+UNKNOWN_OPERATION_CODES: Final[frozenset[str]] = frozenset(
+    {"UnknownOperationException", "UnknownOperation", "InvalidAction", "404", "NotFound",
+     "NotFoundException", "HTTP404"}
+)
+
+_DUMMY_CREDENTIALS: Final = {"aws_access_key_id": "batchkit", "aws_secret_access_key": "batchkit"}
+
+
+# --- stats: pure data --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LastError:
+    """The most recent error any call saw."""
+
+    operation: str
+    code: str
+    message: str
+    #: when it happened, on the client's clock
+    at: float
+    #: seconds between then and the snapshot
+    age: float
+
+
+@dataclass(frozen=True, slots=True)
+class OperationStats:
+    """Counts for one AWS operation: HTTP attempts, re-sends (botocore's and ours), failures."""
+
+    calls: int = 0
+    retries: int = 0
+    errors: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStats:
+    """A snapshot of how the Batch API has been answering; pure data, no network."""
+
+    operations: Mapping[str, OperationStats]
+    errors_by_code: Mapping[str, int]
+    last_error: LastError | None
+    degraded: bool
+    retries_last_minute: int
+    errors_last_minute: int
+    #: the most frequent error code in the last minute (else over the client's lifetime)
+    top_error_code: str | None
+    #: calls backing off right now
+    retrying_now: int
+    budget: BudgetStats
+
+    @property
+    def calls(self) -> int:
+        return sum(o.calls for o in self.operations.values())
+
+    @property
+    def retries(self) -> int:
+        return sum(o.retries for o in self.operations.values())
+
+    @property
+    def errors(self) -> int:
+        return sum(o.errors for o in self.operations.values())
+
+    def summary(self) -> str:
+        """One line for the dashboard."""
+        if not self.degraded:
+            return "healthy"
+        code = f" — {self.top_error_code}" if self.top_error_code else ""
+        if self.retries_last_minute:
+            noun = "retry" if self.retries_last_minute == 1 else "retries"
+            return f"degraded: {self.retries_last_minute} {noun} in the last minute{code}"
+        return f"degraded: {self.retrying_now} call(s) retrying now{code}"
+
+
+class _StatsRecorder:
+    """Thread-safe counters behind ``BatchClient.stats``."""
+
+    def __init__(self, clock: Callable[[], float], degraded_after: int) -> None:
+        self._clock = clock
+        self._degraded_after = degraded_after
+        self._lock = threading.Lock()
+        self._calls: Counter[str] = Counter()
+        self._retries: Counter[str] = Counter()
+        self._errors: Counter[str] = Counter()
+        self._codes: Counter[str] = Counter()
+        self._recent_retries: deque[tuple[float, str]] = deque()
+        self._recent_errors: deque[tuple[float, str]] = deque()
+        self._last: tuple[str, str, str, float] | None = None
+        self._retrying_now = 0
+
+    def call(self, op: str) -> None:
+        with self._lock:
+            self._calls[op] += 1
+
+    def error(self, op: str, code: str, message: str) -> None:
+        now = self._clock()
+        with self._lock:
+            self._errors[op] += 1
+            self._codes[code] += 1
+            self._recent_errors.append((now, code))
+            self._last = (op, code, message, now)
+
+    def retry(self, op: str, code: str) -> None:
+        now = self._clock()
+        with self._lock:
+            self._retries[op] += 1
+            self._recent_retries.append((now, code))
+
+    @contextmanager
+    def retrying(self) -> Iterator[None]:
+        with self._lock:
+            self._retrying_now += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._retrying_now -= 1
+
+    def snapshot(self, budget: BudgetStats) -> ClientStats:
+        now = self._clock()
+        with self._lock:
+            for recent in (self._recent_retries, self._recent_errors):
+                while recent and recent[0][0] < now - STATS_WINDOW:
+                    recent.popleft()
+            ops = sorted(set(self._calls) | set(self._retries) | set(self._errors))
+            operations = {
+                op: OperationStats(self._calls[op], self._retries[op], self._errors[op])
+                for op in ops
+            }
+            recent_codes = Counter(code for _, code in self._recent_errors)
+            recent_codes.update(code for _, code in self._recent_retries)
+            top = (recent_codes or self._codes).most_common(1)
+            last = None
+            if self._last is not None:
+                op, code, message, at = self._last
+                last = LastError(op, code, message, at, max(0.0, now - at))
+            retries_recent = len(self._recent_retries)
+            return ClientStats(
+                operations=operations,
+                errors_by_code=dict(self._codes),
+                last_error=last,
+                degraded=retries_recent >= self._degraded_after or self._retrying_now > 0,
+                retries_last_minute=retries_recent,
+                errors_last_minute=len(self._recent_errors),
+                top_error_code=top[0][0] if top else None,
+                retrying_now=self._retrying_now,
+                budget=budget,
+            )
+
+
+# --- small pure helpers ----------------------------------------------------------------------
+
+
+def _unique(ids: Iterable[str], what: str) -> list[str]:
+    """Ids in first-seen order, without repeats or blanks."""
+    if isinstance(ids, str):
+        raise TypeError(f"{what} takes an iterable of job ids, not one string: wrap it in a list")
+    out: dict[str, None] = {}
+    for raw in ids:
+        if not isinstance(raw, str):
+            raise TypeError(f"{what}: job id {raw!r} is not a string")
+        jid = raw.strip()
+        if jid:
+            out.setdefault(jid, None)
+    return list(out)
+
+
+def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def epoch_ms(when: datetime | float) -> int:
+    """Epoch milliseconds for ListJobs' ``AFTER_CREATED_AT`` filter (a string of epoch ms)."""
+    if isinstance(when, datetime):
+        if when.tzinfo is None:
+            raise ValueError(
+                f"created_after={when!r} has no time zone: pass a tz-aware datetime "
+                "(e.g. datetime.now(timezone.utc)) or epoch seconds"
+            )
+        return int(when.timestamp() * 1000)
+    return int(float(when) * 1000)
+
+
+def _is_loopback(endpoint_url: str) -> bool:
+    host = urlsplit(endpoint_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _answer_error(response: Any, caught: BaseException | None) -> tuple[str, str] | None:
+    """(code, message) of a failed HTTP attempt as the ``needs-retry`` event sees it."""
+    if caught is not None:
+        return (error_code(caught), error_message(caught))
+    if not isinstance(response, tuple) or len(response) != 2:
+        return None
+    http, parsed = response
+    status = getattr(http, "status_code", 200)
+    if isinstance(status, int) and status < 300:
+        return None
+    err = parsed.get("Error", {}) if isinstance(parsed, dict) else {}
+    code = str(err.get("Code") or f"HTTP{status}")
+    return (code, " ".join(str(err.get("Message") or "").split()))
+
+
+def _validate_describe(answer: Any, chunk: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The jobs of a DescribeJobs answer that were asked for, or MalformedAnswerError.
+
+    A missing ``jobs`` key or wrong types is a broken answer (retried); unknown ids simply
+    absent from a well-formed answer are legitimate (DESIGN §3, nextflow-io/nextflow#7301).
+    """
+    if not isinstance(answer, dict) or not isinstance(answer.get("jobs"), list):
+        raise MalformedAnswerError(
+            f"DescribeJobs answered without a 'jobs' list for {len(chunk)} ids (starting {chunk[0]})"
+        )
+    wanted = set(chunk)
+    found: dict[str, dict[str, Any]] = {}
+    for job in answer["jobs"]:
+        if (
+            not isinstance(job, dict)
+            or not isinstance(job.get("jobId"), str)
+            or not isinstance(job.get("status"), str)
+        ):
+            raise MalformedAnswerError(f"DescribeJobs answered a job without jobId/status: {job!r:.200}")
+        if job["jobId"] in wanted:
+            found[job["jobId"]] = job
+    return found
+
+
+def _list_of(answer: Any, key: str, op: str) -> list[Any]:
+    if not isinstance(answer, dict) or not isinstance(answer.get(key), list):
+        raise MalformedAnswerError(f"{op} answered without a '{key}' list")
+    return list(answer[key])
+
+
+@dataclass(frozen=True, slots=True)
+class _KillMode:
+    bulk_op: str
+    bulk_method: str
+    single_op: str
+    single_method: str
+    done: OutcomeKind
+    #: states in which the call does something; others are reported, not sent
+    acts_on: frozenset[str] | None
+
+
+_TERMINATE: Final = _KillMode("TerminateJobs", "terminate_jobs", "TerminateJob", "terminate_job", "terminated", None)
+_CANCEL: Final = _KillMode("CancelJobs", "cancel_jobs", "CancelJob", "cancel_job", "cancelled", JOB_CANCELLABLE)
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """State of one bulk kill chunk while it is being re-driven."""
+
+    pending: list[str]
+    done: dict[str, JobOutcome] = field(default_factory=dict)
+
+
+# --- the client ------------------------------------------------------------------------------
+
+
+class BatchClient:
+    """A retrying, rate-limited AWS Batch client (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: Any | None = None,
+        *,
+        region: str | None = None,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        rate: float = 20.0,
+        deadline: float = 300.0,
+        max_workers: int = 4,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        botocore_attempts: int = BOTOCORE_ATTEMPTS,
+        empty_rechecks: int = 1,
+        degraded_after: int = 5,
+    ) -> None:
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be >= 1, got {max_workers}")
+        if botocore_attempts < 1:
+            raise ValueError(f"botocore_attempts must be >= 1, got {botocore_attempts}")
+        self._client: Any = client if client is not None else _make_boto3_client(
+            region=region, profile=profile, endpoint_url=endpoint_url, max_workers=max_workers
+        )
+        self.region: str = str(self._client.meta.region_name)
+        self.deadline = float(deadline)
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng if rng is not None else random.Random()
+        self._max_workers = max_workers
+        self._empty_rechecks = max(0, empty_rechecks)
+        self._budget = RateBudget(rate, clock=clock, sleep=sleep)
+        self._stats = _StatsRecorder(clock, degraded_after)
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+        self._bulk_supported: dict[str, bool] = {}
+        self._closed = False
+        self._install_hooks(botocore_attempts)
+
+    # -- botocore hooks ------------------------------------------------------------------
+
+    @property
+    def _event_prefix(self) -> str:
+        return str(self._client.meta.service_model.service_id.hyphenize())
+
+    def _install_hooks(self, attempts: int) -> None:
+        events = self._client.meta.events
+        prefix = self._event_prefix
+        unique = f"retry-config-{prefix}"
+        # Replace whatever retry handler the client came with (legacy mode by default) by
+        # botocore's standard one, then wrap it so its sleep is ours and SubmitJob is never
+        # re-sent blindly. register_retry_handler registers under `unique`; take it off again.
+        events.unregister(f"needs-retry.{prefix}", unique_id=unique)
+        self._sdk_retry = botocore_standard.register_retry_handler(self._client, max_attempts=attempts)
+        events.unregister(f"needs-retry.{prefix}", unique_id=unique)
+        events.register(f"needs-retry.{prefix}", self._on_needs_retry, unique_id=unique)
+        # First, so a test's fault hook (or any hook that answers) cannot skip the budget.
+        events.register_first(
+            f"before-send.{prefix}", self._on_before_send, unique_id=f"batchkit-budget-{id(self)}"
+        )
+
+    def _on_before_send(self, **kwargs: Any) -> None:
+        # Every HTTP request pays, including botocore's own re-sends.
+        self._budget.acquire()
+        return None
+
+    def _on_needs_retry(self, **kwargs: Any) -> Any:
+        """After every HTTP attempt: count it, and let botocore's policy decide on a re-send."""
+        operation = kwargs.get("operation")
+        op = str(getattr(operation, "name", "?"))
+        self._stats.call(op)
+        failure = _answer_error(kwargs.get("response"), kwargs.get("caught_exception"))
+        if failure is None:
+            return False
+        code, message = failure
+        self._stats.error(op, code, message)
+        if op == "SubmitJob":
+            # SubmitJob has no idempotency token (DESIGN §3): a blind re-send after a lost
+            # answer creates a duplicate job. submit_job() looks for its tag first instead.
+            return False
+        delay = self._sdk_retry.needs_retry(**kwargs)
+        if delay is None or delay is False:
+            return False
+        self._stats.retry(op, code)
+        with self._stats.retrying():
+            self._sleep(float(delay))
+        return 0  # we slept already; botocore's own time.sleep(0) is a no-op
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._executor_lock:
+            if self._closed:
+                raise RuntimeError("this BatchClient is closed: create a new one")
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self._max_workers, thread_name_prefix="batchkit-aws"
+                )
+            return self._executor
+
+    def _map(self, fn: Callable[[T], U], items: Sequence[T]) -> list[U]:
+        """``fn`` over ``items``, concurrently when there is more than one (within the budget)."""
+        if len(items) <= 1 or self._max_workers == 1:
+            return [fn(item) for item in items]
+        return list(self._pool().map(fn, items))
+
+    def _backoff_sleep(self, seconds: float) -> None:
+        with self._stats.retrying():
+            self._sleep(seconds)
+
+    def _retrying(self, op: str, kind: OperationKind) -> Retrying:
+        def on_retry(_n: int, error: BaseException, _wait: float) -> None:
+            self._stats.retry(op, error_code(error))
+
+        return Retrying(
+            policy_for(kind, self.deadline),
+            clock=self._clock,
+            sleep=self._backoff_sleep,
+            rng=self._rng,
+            on_retry=on_retry,
+        )
+
+    def _raw(self, op: str, kind: OperationKind, fn: Callable[[], T]) -> T:
+        """Run one logical call under the outer policy; errors other than credentials raw."""
+        try:
+            return self._retrying(op, kind).call(fn)
+        except NoCredentialsError as error:
+            raise _credentials_error(op) from error
+
+    def _call(self, op: str, kind: OperationKind, fn: Callable[[], T], what: str) -> T:
+        """Like ``_raw`` but every failure becomes a batchkit error naming ``what``."""
+        try:
+            return self._raw(op, kind, fn)
+        except DeadlineExceededError as error:
+            raise self._unavailable(op, what, error) from error
+        except (ClientError, ParamValidationError) as error:
+            raise _refused(op, what, error) from error
+
+    def _unavailable(self, op: str, what: str, error: DeadlineExceededError) -> ApiUnavailableError:
+        code = error_code(error.last_error)
+        return ApiUnavailableError(
+            f"AWS Batch {op} {what} kept failing for {error.elapsed:.0f} s "
+            f"({error.attempts} attempts); last error {code}: {error_message(error.last_error)}. "
+            "The Batch API is degraded: try again later, or pass a longer deadline.",
+            operation=op,
+            code=code,
+        )
+
+    def _malformed(self, op: str, error: MalformedAnswerError) -> MalformedAnswerError:
+        self._stats.error(op, error.code, str(error))
+        return error
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def describe_jobs(self, ids: Iterable[str]) -> DescribeResult:
+        """Describe any number of jobs: chunks of 100, concurrently, within the budget.
+
+        Never raises for an API failure: ids whose chunk kept failing until the deadline are
+        in ``failed``; ids Batch did not return are in ``missing`` (unknown, aged out after
+        about a week, or another region/account — nextflow-io/nextflow#7301).
+        """
+        wanted = _unique(ids, "describe_jobs")
+        result = DescribeResult()
+        chunks = _chunks(wanted, DESCRIBE_CHUNK)
+        for chunk, (found, failed) in zip(chunks, self._map(self._describe_chunk, chunks), strict=True):
+            for jid in chunk:
+                if jid in found:
+                    result.jobs[jid] = found[jid]
+                elif failed:
+                    result.failed.append(jid)
+                else:
+                    result.missing.append(jid)
+        return result
+
+    def _describe_once(self, chunk: Sequence[str]) -> dict[str, dict[str, Any]]:
+        def ask() -> dict[str, dict[str, Any]]:
+            answer = self._client.describe_jobs(jobs=list(chunk))
+            try:
+                return _validate_describe(answer, chunk)
+            except MalformedAnswerError as error:
+                raise self._malformed("DescribeJobs", error) from None
+
+        return self._raw("DescribeJobs", "read", ask)
+
+    def _describe_chunk(self, chunk: Sequence[str]) -> tuple[dict[str, dict[str, Any]], bool]:
+        """(jobs found, whether the chunk failed for good)."""
+        try:
+            found = self._describe_once(chunk)
+            rechecks = 0
+            # A well-formed answer with none of a chunk's jobs is legitimate (all aged out)
+            # but is also what a broken front end returns; ask again before believing it.
+            while not found and rechecks < self._empty_rechecks:
+                rechecks += 1
+                self._stats.retry("DescribeJobs", "EmptyAnswer")
+                self._backoff_sleep(policy_for("read").backoff(rechecks, self._rng))
+                found = self._describe_once(chunk)
+            return (found, False)
+        except (DeadlineExceededError, ClientError, ParamValidationError):
+            # Counted in stats already; the caller sees these ids in `failed`.
+            return ({}, True)
+
+    def list_jobs(
+        self,
+        queue: str,
+        *,
+        statuses: Iterable[str] | None = None,
+        created_after: datetime | float | None = None,
+        name_prefix: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every job summary on ``queue`` in ``statuses`` (default: all seven), de-duplicated.
+
+        ListJobs takes one filter at a time and a filter makes it ignore ``jobStatus`` and
+        return every status (DESIGN §3); without a filter it lists one status per call and
+        defaults to RUNNING only — the trap behind users' one-status-at-a-time kill loops.
+        So: with ``created_after`` the AFTER_CREATED_AT filter goes to the server and the
+        status/name conditions are applied here; with only ``name_prefix`` the JOB_NAME
+        filter ("prefix*", case-insensitive) goes to the server; with neither, one paginated
+        listing per status. Raises ApiUnavailableError when a page keeps failing.
+        """
+        wanted = _statuses(statuses)
+        after = epoch_ms(created_after) if created_after is not None else None
+        prefix = name_prefix.lower() if name_prefix else None
+        listings: list[dict[str, Any]]
+        if after is not None:
+            listings = [{"filters": [{"name": "AFTER_CREATED_AT", "values": [str(after)]}],
+                         "maxResults": LIST_PAGE_FILTER}]
+        elif name_prefix:
+            listings = [{"filters": [{"name": "JOB_NAME", "values": [f"{name_prefix}*"]}],
+                         "maxResults": LIST_PAGE_FILTER}]
+        else:
+            listings = [{"jobStatus": s, "maxResults": LIST_PAGE_NO_FILTER} for s in wanted]
+        seen: dict[str, dict[str, Any]] = {}
+        for params in listings:
+            for summary in self._list_pages(queue, params):
+                jid = summary.get("jobId")
+                if not isinstance(jid, str) or jid in seen:
+                    continue
+                # Filters ignore jobStatus, and some implementations ignore filters (moto
+                # ignores AFTER_CREATED_AT): apply every condition here as well.
+                if summary.get("status") not in wanted:
+                    continue
+                if prefix is not None and not str(summary.get("jobName", "")).lower().startswith(prefix):
+                    continue
+                created = summary.get("createdAt")
+                if after is not None and isinstance(created, int | float) and created < after:
+                    continue
+                seen[jid] = summary
+        return list(seen.values())
+
+    def _list_pages(self, queue: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        token: str | None = None
+        tokens: set[str] = set()
+        what = f"on job queue '{queue}'"
+        while True:
+            request = {"jobQueue": queue, **params}
+            if token is not None:
+                request["nextToken"] = token
+
+            def page(request: dict[str, Any] = request) -> tuple[list[Any], str | None]:
+                answer = self._client.list_jobs(**request)
+                try:
+                    items = _list_of(answer, "jobSummaryList", "ListJobs")
+                except MalformedAnswerError as error:
+                    raise self._malformed("ListJobs", error) from None
+                nxt = answer.get("nextToken")
+                return (items, nxt if isinstance(nxt, str) and nxt else None)
+
+            items, token = self._call("ListJobs", "read", page, what)
+            yield from (s for s in items if isinstance(s, dict))
+            if token is None:
+                return
+            if token in tokens:
+                raise AwsError(
+                    f"ListJobs {what} returned the same nextToken twice; stopping so the listing "
+                    "does not loop forever. Try again; if it persists, report it to AWS support.",
+                    operation="ListJobs",
+                    code="RepeatedNextToken",
+                )
+            tokens.add(token)
+
+    def _paginate(
+        self, op: str, method: str, key: str, params: dict[str, Any], what: str
+    ) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            request = dict(params)
+            if token is not None:
+                request["nextToken"] = token
+
+            def page(request: dict[str, Any] = request) -> tuple[list[Any], str | None]:
+                answer = getattr(self._client, method)(**request)
+                try:
+                    got = _list_of(answer, key, op)
+                except MalformedAnswerError as error:
+                    raise self._malformed(op, error) from None
+                nxt = answer.get("nextToken")
+                return (got, nxt if isinstance(nxt, str) and nxt else None)
+
+            got, nxt = self._call(op, "read", page, what)
+            items.extend(x for x in got if isinstance(x, dict))
+            if nxt is None or nxt == token:
+                return items
+            token = nxt
+
+    def describe_job_queues(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Job queues by name or ARN (all of them when ``names`` is None); unknown names are absent."""
+        if names is None:
+            return self._paginate("DescribeJobQueues", "describe_job_queues", "jobQueues", {}, "")
+        wanted = _unique(names, "describe_job_queues")
+        out: list[dict[str, Any]] = []
+        for chunk in _chunks(wanted, 100):
+            out += self._paginate(
+                "DescribeJobQueues", "describe_job_queues", "jobQueues",
+                {"jobQueues": list(chunk)}, f"for {', '.join(chunk)}",
+            )
+        return out
+
+    def describe_compute_environments(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Compute environments by name or ARN (all when ``names`` is None)."""
+        op, method, key = "DescribeComputeEnvironments", "describe_compute_environments", "computeEnvironments"
+        if names is None:
+            return self._paginate(op, method, key, {}, "")
+        wanted = _unique(names, "describe_compute_environments")
+        out: list[dict[str, Any]] = []
+        for chunk in _chunks(wanted, 100):
+            out += self._paginate(op, method, key, {"computeEnvironments": list(chunk)},
+                                  f"for {', '.join(chunk)}")
+        return out
+
+    def describe_job_definitions(self, *, status: str = "ACTIVE") -> list[dict[str, Any]]:
+        """Every job definition revision with ``status`` (ACTIVE or INACTIVE)."""
+        return self._paginate(
+            "DescribeJobDefinitions", "describe_job_definitions", "jobDefinitions",
+            {"status": status}, f"with status {status}",
+        )
+
+    def check_queue(self, queue: str) -> dict[str, Any]:
+        """The job queue ``queue`` (name or ARN); NotFoundError when Batch has no such queue."""
+        found = self.describe_job_queues([queue])
+        for q in found:
+            if queue in (q.get("jobQueueName"), q.get("jobQueueArn")):
+                return q
+        if found:
+            return found[0]
+        raise NotFoundError(
+            f"Job queue '{queue}' does not exist in region {self.region}: check the name with "
+            f"`aws batch describe-job-queues --region {self.region}`, or pass the right "
+            "region/profile to BatchClient.",
+            operation="DescribeJobQueues",
+            code="NotFound",
+        )
+
+    # -- kills ---------------------------------------------------------------------------
+
+    def terminate_jobs(self, ids: Iterable[str], reason: str, *, verify: bool = True) -> list[JobOutcome]:
+        """Terminate jobs in any active state; one outcome per id, in the order given.
+
+        TerminateJob semantics (DESIGN §3, §6): STARTING/RUNNING -> FAILED, earlier states are
+        cancelled. Idempotent: an unknown job is ``not_found``, a finished one ``already_done``.
+        Uses bulk TerminateJobs (<= 50 ids) where the service has it, re-driving the per-job
+        errors it returns inside its HTTP 200; falls back to TerminateJob per job otherwise.
+        With ``verify`` the jobs are described again and each outcome carries Batch's status.
+        """
+        return self._kill(ids, reason, _TERMINATE, verify)
+
+    def cancel_jobs(self, ids: Iterable[str], reason: str, *, verify: bool = True) -> list[JobOutcome]:
+        """Cancel jobs that have not started (SUBMITTED/PENDING/RUNNABLE); one outcome per id.
+
+        CancelJob quietly does nothing to a STARTING/RUNNING job (DESIGN §3), so those are not
+        sent and come back as errors telling the caller to use ``terminate_jobs``.
+        """
+        return self._kill(ids, reason, _CANCEL, verify)
+
+    def _kill(self, ids: Iterable[str], reason: str, mode: _KillMode, verify: bool) -> list[JobOutcome]:
+        wanted = _unique(ids, mode.bulk_method)
+        if not reason or not reason.strip():
+            raise ValueError(f"{mode.bulk_method}: a reason is required (Batch shows it on the job)")
+        if len(reason) > MAX_REASON:
+            raise ValueError(
+                f"{mode.bulk_method}: the reason is {len(reason)} characters; Batch accepts at most {MAX_REASON}"
+            )
+        if not wanted:
+            return []
+        before = self.describe_jobs(wanted)
+        outcomes: dict[str, JobOutcome] = {}
+        todo: list[str] = []
+        missing = set(before.missing)
+        for jid in wanted:
+            job = before.jobs.get(jid)
+            status = str(job["status"]) if job is not None else None
+            if jid in missing:
+                outcomes[jid] = JobOutcome(
+                    jid, "not_found",
+                    message="Batch has no such job (unknown id, another region/account, or aged out after about a week)",
+                )
+            elif status in JOB_TERMINAL:
+                outcomes[jid] = JobOutcome(jid, "already_done", status=status,
+                                           message=f"already {status}")
+            elif status is not None and mode.acts_on is not None and status not in mode.acts_on:
+                outcomes[jid] = JobOutcome(
+                    jid, "error", status=status, error_code="NotCancellable",
+                    message=f"job {jid} is {status}: CancelJob would quietly do nothing; use terminate_jobs",
+                )
+            else:
+                todo.append(jid)  # active, or its state is unknown because describing failed
+        if todo:
+            if self._bulk_available(mode):
+                outcomes.update(self._kill_bulk(todo, reason, mode))
+            else:
+                outcomes.update(self._kill_each(todo, reason, mode))
+        if verify:
+            sent = [jid for jid in todo if outcomes[jid].outcome == mode.done]
+            after = self.describe_jobs(sent)
+            for jid in sent:
+                job = after.jobs.get(jid)
+                if job is not None:
+                    o = outcomes[jid]
+                    outcomes[jid] = JobOutcome(jid, o.outcome, str(job["status"]), o.error_code, o.message)
+        return [outcomes[jid] for jid in wanted]
+
+    def _bulk_available(self, mode: _KillMode) -> bool:
+        known = self._bulk_supported.get(mode.bulk_op)
+        if known is not None:
+            return known
+        # The model check: TerminateJobs/CancelJobs arrived in botocore 1.44; an older SDK has
+        # no such method. Whether the service answers it is learnt from the first call.
+        in_model = mode.bulk_op in self._client.meta.service_model.operation_names
+        if not in_model:
+            self._bulk_supported[mode.bulk_op] = False
+        return in_model
+
+    def _kill_bulk(self, ids: list[str], reason: str, mode: _KillMode) -> dict[str, JobOutcome]:
+        results: dict[str, JobOutcome] = {}
+        fallback: list[str] = []
+        for done, rest in self._map(lambda c: self._kill_chunk(c, reason, mode), _chunks(ids, BULK_KILL_CHUNK)):
+            results.update(done)
+            fallback += rest
+        if fallback:
+            results.update(self._kill_each(fallback, reason, mode))
+        return results
+
+    def _kill_chunk(
+        self, chunk: Sequence[str], reason: str, mode: _KillMode
+    ) -> tuple[dict[str, JobOutcome], list[str]]:
+        """(outcomes, ids to send one by one because the bulk call is unknown)."""
+        state = _Chunk(pending=list(chunk))
+        if self._bulk_supported.get(mode.bulk_op) is False:
+            return ({}, state.pending)
+
+        def attempt() -> None:
+            answer = getattr(self._client, mode.bulk_method)(jobs=state.pending, reason=reason)
+            try:
+                successful = _list_of(answer, "successful", mode.bulk_op)
+                errors = _list_of(answer, "errors", mode.bulk_op)
+            except MalformedAnswerError as error:
+                raise self._malformed(mode.bulk_op, error) from None
+            pending = set(state.pending)
+            for jid in successful:
+                if jid in pending:
+                    # Unknown ids count as successful too (AWS docs); the verify step tells.
+                    state.done[jid] = JobOutcome(jid, mode.done)
+            again: list[str] = []
+            first: tuple[str, str] | None = None
+            for err in errors:
+                if not isinstance(err, dict) or err.get("job") not in pending:
+                    continue
+                jid, code = str(err["job"]), str(err.get("code") or "Unknown")
+                message = " ".join(str(err.get("message") or "").split())
+                # HTTP 200 with per-job errors that the SDK does not retry (DESIGN §3).
+                self._stats.error(mode.bulk_op, code, message)
+                if is_code_retryable(code):
+                    again.append(jid)
+                    first = first or (code, message)
+                else:
+                    state.done[jid] = JobOutcome(jid, "error", error_code=code,
+                                                 message=message or f"{mode.bulk_op} failed for {jid}")
+            # An id in neither list: the answer is incomplete; ask again for it.
+            again += [j for j in state.pending if j not in state.done and j not in again]
+            state.pending = again
+            if again:
+                code, message = first or ("IncompleteAnswer", "ids missing from both lists")
+                raise RetryableAnswerError(code, f"{len(again)} jobs not done yet: {message}")
+
+        try:
+            self._raw(mode.bulk_op, "idempotent_write", attempt)
+        except DeadlineExceededError as error:
+            for jid in state.pending:
+                state.done[jid] = JobOutcome(
+                    jid, "error", error_code=error_code(error.last_error),
+                    message=f"{mode.bulk_op} kept failing until the deadline: {error_message(error.last_error)}",
+                )
+        except ClientError as error:
+            if error_code(error) in UNKNOWN_OPERATION_CODES or http_status(error) == 404:
+                # The service (or emulator) does not have the bulk call: per-job from now on.
+                self._bulk_supported[mode.bulk_op] = False
+                return (state.done, state.pending)
+            for jid in state.pending:
+                state.done[jid] = JobOutcome(jid, "error", error_code=error_code(error),
+                                             message=error_message(error))
+        except ParamValidationError as error:
+            for jid in state.pending:
+                state.done[jid] = JobOutcome(jid, "error", error_code="ParamValidation",
+                                             message=error_message(error))
+        else:
+            self._bulk_supported.setdefault(mode.bulk_op, True)
+        return (state.done, [])
+
+    def _kill_each(self, ids: list[str], reason: str, mode: _KillMode) -> dict[str, JobOutcome]:
+        def one(jid: str) -> JobOutcome:
+            try:
+                self._raw(mode.single_op, "idempotent_write",
+                          lambda: getattr(self._client, mode.single_method)(jobId=jid, reason=reason))
+            except DeadlineExceededError as error:
+                return JobOutcome(jid, "error", error_code=error_code(error.last_error),
+                                  message=f"{mode.single_op} kept failing until the deadline: "
+                                          f"{error_message(error.last_error)}")
+            except (ClientError, ParamValidationError) as error:
+                message = error_message(error)
+                if "not found" in message.lower() or "does not exist" in message.lower():
+                    return JobOutcome(jid, "not_found", error_code=error_code(error), message=message)
+                return JobOutcome(jid, "error", error_code=error_code(error), message=message)
+            return JobOutcome(jid, mode.done)
+
+        return dict(zip(ids, self._map(one, ids), strict=True))
+
+    # -- submissions ---------------------------------------------------------------------
+
+    def submit_job(
+        self,
+        *,
+        job_name: str,
+        job_queue: str,
+        job_definition: str,
+        submission_id: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Submit one job, never twice.
+
+        SubmitJob has no idempotency token (DESIGN §3), so every submission carries the tag
+        ``schema.SUBMISSION_TAG`` = a unique id, and after an ambiguous failure (timeout,
+        reset, dropped connection, 5xx: the request may have been applied) we look for a job
+        with that tag before sending again. ``kwargs`` are SubmitJob's other parameters in
+        boto3 spelling (``containerOverrides=...``, ``tags=...``).
+        Returns {"jobId", "jobName", "jobArn", "submissionId", "attempts", "deduplicated"}.
+        """
+        sid = submission_id or str(uuid.uuid4())
+        tags = dict(kwargs.pop("tags", None) or {})
+        tags[SUBMISSION_TAG] = sid
+        params = {"jobName": job_name, "jobQueue": job_queue, "jobDefinition": job_definition,
+                  "tags": tags, **kwargs}
+        what = f"of job '{job_name}' to queue '{job_queue}' (submission {sid})"
+        attempts = 0
+        ambiguous = False
+
+        def attempt() -> dict[str, Any]:
+            nonlocal attempts, ambiguous
+            if ambiguous:
+                job = self._find_submission(job_queue, job_name, sid)
+                if job is not None:
+                    return {"jobId": job["jobId"], "jobName": job.get("jobName", job_name),
+                            "jobArn": job.get("jobArn"), "submissionId": sid,
+                            "attempts": attempts, "deduplicated": True}
+            attempts += 1
+            try:
+                answer = self._client.submit_job(**params)
+            except Exception as error:
+                ambiguous = ambiguous or is_ambiguous(error)
+                raise
+            if not isinstance(answer, dict) or not isinstance(answer.get("jobId"), str):
+                ambiguous = True  # something was answered: the job may well exist
+                raise self._malformed("SubmitJob", MalformedAnswerError("SubmitJob answered without a jobId"))
+            return {"jobId": answer["jobId"], "jobName": answer.get("jobName", job_name),
+                    "jobArn": answer.get("jobArn"), "submissionId": sid,
+                    "attempts": attempts, "deduplicated": False}
+
+        try:
+            return self._raw("SubmitJob", "submit", attempt)
+        except DeadlineExceededError as error:
+            unavailable = self._unavailable("SubmitJob", what, error)
+            hint = (
+                f" It may have been applied: look for tag {SUBMISSION_TAG}={sid} on queue "
+                f"'{job_queue}' before submitting again, or retry with submission_id='{sid}'."
+                if ambiguous else ""
+            )
+            raise ApiUnavailableError(str(unavailable) + hint, operation="SubmitJob",
+                                      code=unavailable.code) from error
+        except (ClientError, ParamValidationError) as error:
+            raise _refused("SubmitJob", what, error) from error
+
+    def _find_submission(self, queue: str, name: str, sid: str) -> dict[str, Any] | None:
+        """The job on ``queue`` named ``name`` carrying our submission tag, if any.
+
+        One pass, no retries of its own: a failure propagates to submit_job's policy, which
+        backs off and looks again — it never re-submits without a completed look.
+        """
+        candidates: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            request: dict[str, Any] = {
+                "jobQueue": queue,
+                # JOB_NAME without a trailing * is an exact (case-insensitive) match.
+                "filters": [{"name": "JOB_NAME", "values": [name]}],
+                "maxResults": LIST_PAGE_FILTER,
+            }
+            if token is not None:
+                request["nextToken"] = token
+            answer = self._client.list_jobs(**request)
+            try:
+                page = _list_of(answer, "jobSummaryList", "ListJobs")
+            except MalformedAnswerError as error:
+                raise self._malformed("ListJobs", error) from None
+            candidates += [s for s in page if isinstance(s, dict) and s.get("jobName") == name]
+            nxt = answer.get("nextToken")
+            if not isinstance(nxt, str) or not nxt or nxt == token:
+                break
+            token = nxt
+        # Newest first: the submission we look for is recent.
+        candidates.sort(key=lambda s: s.get("createdAt") or 0, reverse=True)
+        ids = _unique((str(s["jobId"]) for s in candidates if isinstance(s.get("jobId"), str)), "lookup")
+        for chunk in _chunks(ids, DESCRIBE_CHUNK):
+            answer = self._client.describe_jobs(jobs=list(chunk))
+            try:
+                jobs = _validate_describe(answer, chunk)
+            except MalformedAnswerError as error:
+                raise self._malformed("DescribeJobs", error) from None
+            for jid in chunk:
+                job = jobs.get(jid)
+                if job is not None and (job.get("tags") or {}).get(SUBMISSION_TAG) == sid:
+                    return job
+        return None
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> ClientStats:
+        """Calls, retries and errors so far, and whether the API is degraded; no network."""
+        return self._stats.snapshot(self._budget.stats())
+
+    @property
+    def boto3_client(self) -> Any:
+        """The underlying boto3 client (for the emulator's admin helpers and tests)."""
+        return self._client
+
+    def close(self) -> None:
+        """Stop the worker threads and take our hooks off the boto3 client. Idempotent."""
+        with self._executor_lock:
+            if self._closed:
+                return
+            self._closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+        events = self._client.meta.events
+        prefix = self._event_prefix
+        unique = f"retry-config-{prefix}"
+        events.unregister(f"before-send.{prefix}", unique_id=f"batchkit-budget-{id(self)}")
+        events.unregister(f"needs-retry.{prefix}", unique_id=unique)
+        botocore_standard.register_retry_handler(self._client)
+
+    def __enter__(self) -> BatchClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<BatchClient region={self.region} {self.stats.summary()}>"
+
+
+# --- module helpers ----------------------------------------------------------------------------
+
+
+def _statuses(statuses: Iterable[str] | None) -> tuple[str, ...]:
+    if statuses is None:
+        return JOB_STATUSES
+    if isinstance(statuses, str):
+        statuses = [statuses]
+    wanted = tuple(dict.fromkeys(s.upper() for s in statuses))
+    unknown = [s for s in wanted if s not in JOB_STATUSES]
+    if unknown:
+        raise ValueError(f"unknown job status {', '.join(unknown)}: use some of {', '.join(JOB_STATUSES)}")
+    return wanted
+
+
+def _credentials_error(op: str) -> CredentialsError:
+    return CredentialsError(
+        "No AWS credentials found: set AWS_PROFILE or run `aws configure`, or pass "
+        "endpoint_url for the local emulator",
+        operation=op,
+        code="NoCredentials",
+    )
+
+
+def _refused(op: str, what: str, error: Exception) -> AwsError:
+    """A non-retryable answer (bad input) as a batchkit error naming the job/queue."""
+    if isinstance(error, ParamValidationError):
+        return AwsError(f"AWS Batch {op} {what}: invalid parameters: {error_message(error)}",
+                        operation=op, code="ParamValidation")
+    code = error_code(error)
+    message = error_message(error)
+    text = f"AWS Batch refused {op} {what}: {code}: {message}"
+    lowered = message.lower()
+    if "does not exist" in lowered or "not found" in lowered:
+        return NotFoundError(text + " — check the name, the region and the profile.", operation=op, code=code)
+    if code in {"AccessDeniedException", "UnrecognizedClientException", "ExpiredTokenException"}:
+        return CredentialsError(text + " — check the credentials/role and their batch:* permissions.",
+                                operation=op, code=code)
+    return AwsError(text, operation=op, code=code)
+
+
+def _make_boto3_client(
+    *, region: str | None, profile: str | None, endpoint_url: str | None, max_workers: int
+) -> Any:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        session = boto3.session.Session(profile_name=profile, region_name=region)
+    except ProfileNotFound as error:
+        raise CredentialsError(
+            f"AWS profile '{profile}' not found in ~/.aws/config: run `aws configure --profile "
+            f"{profile}` or pass another profile",
+            code="ProfileNotFound",
+        ) from error
+    resolved = session.region_name or ("us-east-1" if endpoint_url else None)
+    if resolved is None:
+        raise AwsError(
+            "No AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), add a region to your profile, "
+            "or pass region= to BatchClient",
+            code="NoRegion",
+        )
+    extra: dict[str, str] = {}
+    # The local emulator ignores signatures; don't make a user without an AWS account (Binder)
+    # configure fake credentials, and don't let botocore probe the instance metadata service.
+    if endpoint_url and _is_loopback(endpoint_url) and profile is None:
+        extra = dict(_DUMMY_CREDENTIALS)
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": BOTOCORE_ATTEMPTS},
+        connect_timeout=5,
+        read_timeout=60,
+        max_pool_connections=max(10, 2 * max_workers),
+        user_agent_extra="batchkit",
+    )
+    return session.client("batch", region_name=resolved, endpoint_url=endpoint_url, config=config, **extra)
