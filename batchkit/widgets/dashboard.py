@@ -76,7 +76,7 @@ DASHBOARD_CSS: Final = """
 .jupyter-widgets.widget-button.bk-kill-all:disabled { background: #d9b8b4; color: #fff; }
 .jupyter-widgets.widget-button.bk-confirm { background: #8e1b10; color: #fff; font-weight: 700; }
 .bk-confirm-text { color: #8e1b10; font-weight: 600; }
-.jupyter-widgets.widget-button.bk-kill-row { height: 26px; margin: 4px 0 3px 6px; padding: 0 6px;
+.jupyter-widgets.widget-button.bk-kill-row { height: 26px; margin: 4px 0 4px 6px; padding: 0 6px;
   font-size: 12px; line-height: 26px; }
 .jupyter-widgets.widget-button.bk-kill-row.bk-can-kill { background: #fff; color: #c0392b;
   border: 1px solid #c0392b; font-weight: 600; }
@@ -362,7 +362,6 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             tracker.interval = interval
             self._owns_tracker = False
         self.tracker = tracker
-        self.run = tracker.run
         self.query = TableQuery(page_size=max(1, int(page_size)))
         self.marks: dict[str, str] = {}  # job id -> kill mark, kept across refreshes
         self._busy: set[str] = set()  # job ids a kill is working on right now
@@ -518,6 +517,11 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     # --- public API -----------------------------------------------------------------------
 
     @property
+    def run(self) -> Any:
+        """The run as the tracker last read it (a live run's files are re-read every poll)."""
+        return self.tracker.run
+
+    @property
     def interval(self) -> float:
         """Seconds between refreshes (settable; takes effect after the current wait)."""
         return float(self.tracker.interval)
@@ -544,6 +548,11 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     async def refresh_async(self) -> None:
         await self.tracker.refresh_async()
+
+    async def ready(self) -> None:
+        """Wait for the first refresh (a cell that needs ``dash.frame`` awaits this first)."""
+        if self.tracker.snapshot is None:
+            await self.tracker.refresh_async()
 
     def pause(self) -> None:
         """Stop polling until ``resume`` (the tracker keeps its state)."""

@@ -1,0 +1,123 @@
+"""Both notebooks run top to bottom in a real kernel (the venv's python), with no AWS account."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+#: Every way boto3 could find real credentials, switched off: these notebooks must run
+#: without an AWS account, and must never reach the instance metadata service.
+NO_AWS = {
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/batchkit-test/credentials",
+    "AWS_CONFIG_FILE": "/nonexistent/batchkit-test/config",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+UNSET = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "BATCHKIT_LAUNCH_DIR",
+)
+
+
+def run_notebook(path: Path, cwd: Path, *, timeout: int = 240) -> nbformat.NotebookNode:
+    """Execute ``path`` in a fresh kernel started from this interpreter; returns the executed notebook.
+
+    The kernelspec ``python3`` starts ``python -m ipykernel_launcher``; jupyter_client
+    replaces a bare ``python`` with ``sys.executable``, so the kernel is this venv's
+    (checked by the last cell).
+    """
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("import sys as _sys; print('KERNEL', _sys.executable)"))
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(cwd)}},
+        allow_errors=False,
+    )
+    client.execute()
+    return nb
+
+
+def outputs_text(nb: nbformat.NotebookNode) -> str:
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                parts.append(out.get("text", ""))
+            elif "data" in out:
+                parts.append(str(out["data"].get("text/plain", "")))
+    return "\n".join(parts)
+
+
+@pytest.fixture
+def no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in NO_AWS.items():
+        monkeypatch.setenv(key, value)
+    for key in UNSET:
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.mark.slow
+def test_incident_replay_runs_top_to_bottom_and_ends_with_no_orphans(
+    tmp_path: Path, no_aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real-time clock `make demo` uses (60x): the replay must finish and nothing may hang.
+    monkeypatch.setenv("BATCHKIT_SIM_SPEED", "60")
+    monkeypatch.setenv("BATCHKIT_AUTO_KILL", "1")
+    nb = run_notebook(NOTEBOOKS / "01-incident-replay.ipynb", tmp_path)
+    text = outputs_text(nb)
+    assert f"KERNEL {sys.executable}" in text
+    assert "LocalBatch endpoint: http://127.0.0.1:" in text
+    assert "aborted" in text
+    assert "orphans still running: 0" in text
+    # the dashboard was displayed as a widget (not a repr string)
+    widget_views = [
+        out
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+        if "application/vnd.jupyter.widget-view+json" in out.get("data", {})
+    ]
+    assert widget_views, "the dashboard cell displayed no widget"
+    # the plotly figures were rendered as plotly output
+    assert any(
+        "application/vnd.plotly.v1+json" in out.get("data", {})
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+    )
+
+
+@pytest.mark.slow
+def test_investigate_without_credentials_says_so_and_uses_the_example(tmp_path: Path, no_aws: None) -> None:
+    nb = run_notebook(NOTEBOOKS / "02-investigate-a-run.ipynb", tmp_path)
+    text = outputs_text(nb)
+    assert f"KERNEL {sys.executable}" in text
+    assert "no AWS credentials found" in text
+    assert "Falling back to the saved example" in text
+    assert "state: aborted" in text
+    assert "mismatches" in text
+    assert "wrote " in text and "batchkit-post-mortem.html" in text
+
+
+def test_committed_notebooks_carry_no_outputs() -> None:
+    # Outputs would embed a temp path, an endpoint port and megabytes of plotly JSON.
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs, f"{path.name}: a code cell has saved outputs; clear them"
+                assert cell.execution_count is None, f"{path.name}: clear execution counts"
