@@ -720,6 +720,20 @@ def test_dump_and_load_state_round_trip(lb: LocalBatch, batch: Any) -> None:
         assert twin_batch.list_jobs(jobQueue="q", jobStatus="SUCCEEDED")["jobSummaryList"]
 
 
+def test_loading_over_existing_jobs_replaces_them(lb: LocalBatch, batch: Any) -> None:
+    filler = submit(batch, "filler", sleep_cmd(100), containerOverrides={"vcpus": 4})
+    lb.advance(5)
+    waiting = submit(batch, "waiting", sleep_cmd(10))
+    lb.advance(5)
+    lb.load_state(lb.dump_state())  # same ids: every job is replaced by its loaded copy
+    assert len(lb.jobs()) == 2
+    assert (status(batch, filler), status(batch, waiting)) == ("RUNNING", "RUNNABLE")
+    lb.advance(50)
+    assert status(batch, waiting) == "RUNNABLE"  # capacity is still held by the filler
+    lb.advance(45)  # t = 105: the filler ended at 103, the waiting job runs since 104
+    assert (status(batch, filler), status(batch, waiting)) == ("SUCCEEDED", "RUNNING")
+
+
 def _comparable(jobs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return sorted((j["jobId"], j["status"], j.get("statusReason"), len(j["attempts"]), j.get("stoppedAt")) for j in jobs)
 
