@@ -14,6 +14,7 @@ and a hard crash loses nothing already written.
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -44,10 +45,19 @@ class LogWriter:
         self._fh.flush()
         self.lines += 1
 
-    def close(self) -> None:
+    def close(self, mtime: float | None = None) -> None:
+        """Close; ``mtime`` stamps the file with the run's (emulated) time of the last write."""
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+            _stamp(self.path, mtime)
+
+
+def _stamp(path: Path, mtime: float | None) -> None:
+    # Log lines carry no year: readers infer it from the file's modification time, which
+    # must then be the run's clock, not the wall clock of a sped-up or stepped emulator.
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
 
 
 def rotate(path: Path) -> None:
@@ -88,10 +98,11 @@ class TraceWriter:
         self._fh.flush()
         self.rows += 1
 
-    def close(self) -> None:
+    def close(self, mtime: float | None = None) -> None:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+            _stamp(self.path, mtime)
 
 
 class Weblog:

@@ -420,11 +420,15 @@ class SimulatedNextflow:
                     )
             self._shutdown()
         finally:
-            if self._log is not None:
-                self._log.close()
-            if self._trace is not None:
-                self._trace.close()
+            self._close_files()
         return self._truth()
+
+    def _close_files(self) -> None:
+        now = self._now()
+        if self._log is not None:
+            self._log.close(mtime=now)
+        if self._trace is not None:
+            self._trace.close(mtime=now)
 
     def _start(self) -> None:
         self.launch_dir.mkdir(parents=True, exist_ok=True)
@@ -723,10 +727,7 @@ class SimulatedNextflow:
         self._crashed = True
         for task in self._running:
             task.abandoned = True
-        if self._log is not None:
-            self._log.close()
-        if self._trace is not None:
-            self._trace.close()
+        self._close_files()
 
     def _shutdown(self) -> None:
         self._logw(_MAIN, "DEBUG", _L_SESSION, "Session await > all process finished")
