@@ -54,12 +54,16 @@ __all__ = [
     "Finding",
     "Version",
     "account_findings",
+    "compute_environment_findings",
     "config_findings",
     "doctor",
     "exit_code",
     "format_findings",
     "log_facts",
     "main",
+    "queue_health_findings",
+    "run_findings",
+    "runnable_findings",
     "version_findings",
 ]
 
@@ -329,7 +333,8 @@ def _weblog_findings(v: Version, evidence: str, config: NfConfig | None) -> list
     flag = config.cli_flag("-with-weblog")
     enabled = config.lookup("weblog.enabled")
     url = config.lookup("weblog.url")
-    used = flag is not None or (enabled.state == "set" and enabled.value is True) or url.state == "set"
+    # weblog.url alone does not switch the weblog on: enabled = true or -with-weblog does
+    used = flag is not None or (enabled.state == "set" and enabled.value is True)
     if not used:
         return []
     declared = any(
@@ -594,8 +599,6 @@ def _observer_findings(config: NfConfig, undetermined: Any) -> list[Finding]:
             undetermined(f"{scope}.enabled", look)
             continue
         on = look.state == "set" and look.value is True
-        if scope == "weblog" and config.lookup("weblog.url").state == "set":
-            on = on or (look.state == "unset" and config.cli_flag(flag) is not None)
         if on or config.cli_flag(flag) is not None:
             continue
         if look.state == "unset" and config.opaque:
@@ -793,8 +796,19 @@ def _call(
                 "nextflow-io/nextflow#4709",
             )
         )
-    except NotFoundError:
-        raise
+    except NotFoundError as exc:
+        if action == "DescribeJobQueues":
+            raise  # the caller names the missing queues
+        findings.append(
+            Finding(
+                "aws-not-found",
+                "error",
+                f"{action} found no such resource",
+                f"{action}: {exc}",
+                "Check the queue/environment names and the region the run used.",
+                "batchkit",
+            )
+        )
     except AwsError as exc:
         if _is_denied(exc):
             findings.append(_iam_finding(action, exc, target))
@@ -883,47 +897,23 @@ def account_findings(
         ok, answer = True, []
         findings.append(_queue_missing(wanted, str(exc)))
         wanted = []
+    queues_ok = ok
     queue_rows: list[dict[str, Any]] = list(answer or []) if ok else []
     by_name = {q.get("jobQueueName"): q for q in queue_rows}
     by_arn = {q.get("jobQueueArn"): q for q in queue_rows}
     missing = [n for n in wanted if n not in by_name and n not in by_arn]
-    if ok and missing:
+    if queues_ok and missing:
         findings.append(_queue_missing(missing, f"DescribeJobQueues answered {sorted(k for k in by_name if k)}"))
     checked = [q for q in queue_rows if not wanted or q.get("jobQueueName") in wanted or q.get("jobQueueArn") in wanted]
 
-    # queue state and status
+    # queue state and status, then their compute environments
+    findings += queue_health_findings(checked)
     ce_refs: list[str] = []
     for q in checked:
-        name = q.get("jobQueueName", "?")
-        state, status = q.get("state"), q.get("status")
-        if state != "ENABLED":
-            findings.append(
-                Finding(
-                    "aws-queue-disabled",
-                    "error",
-                    f"job queue {name} is {state}: it takes no new jobs, so the run's submissions fail",
-                    f"DescribeJobQueues: {name} state={state} status={status}",
-                    f"Enable it: `aws batch update-job-queue --job-queue {name} --state ENABLED`.",
-                    "AWS Batch UpdateJobQueue",
-                )
-            )
-        if status not in ("VALID", "CREATING", "UPDATING"):
-            findings.append(
-                Finding(
-                    "aws-queue-invalid",
-                    "error",
-                    f"job queue {name} is {status}: {q.get('statusReason', '')}".rstrip(": "),
-                    f"DescribeJobQueues: {name} status={status} statusReason={q.get('statusReason')!r}",
-                    "Fix what statusReason names (usually its compute environment order), then update the queue.",
-                    "AWS Batch DescribeJobQueues",
-                )
-            )
         for ref in q.get("computeEnvironmentOrder") or []:
             ce = ref.get("computeEnvironment")
             if ce and ce not in ce_refs:
                 ce_refs.append(ce)
-
-    # compute environments
     ces: dict[str, dict[str, Any]] = {}
     if ce_refs:
         ok, answer = _call(
@@ -934,33 +924,13 @@ def account_findings(
             for key in (ce.get("computeEnvironmentArn"), ce.get("computeEnvironmentName")):
                 if key:
                     ces[key] = ce
-        for ce in {id(c): c for c in ces.values()}.values():
-            name = ce.get("computeEnvironmentName", "?")
-            if ce.get("state") != "ENABLED":
-                findings.append(
-                    Finding(
-                        "aws-ce-disabled",
-                        "error",
-                        f"compute environment {name} is {ce.get('state')}: it starts no jobs",
-                        f"DescribeComputeEnvironments: {name} state={ce.get('state')} status={ce.get('status')}",
-                        f"Enable it: `aws batch update-compute-environment --compute-environment {name} --state ENABLED`.",
-                        "AWS Batch UpdateComputeEnvironment",
-                    )
-                )
-            if ce.get("status") not in ("VALID", "CREATING", "UPDATING"):
-                findings.append(
-                    Finding(
-                        "aws-ce-invalid",
-                        "error",
-                        f"compute environment {name} is {ce.get('status')}: jobs on it stay RUNNABLE",
-                        f"DescribeComputeEnvironments: {name} status={ce.get('status')} statusReason={ce.get('statusReason')!r}",
-                        "Fix what statusReason names (service role, subnets, security groups, AMI), then update it.",
-                        "AWS Batch DescribeComputeEnvironments",
-                    )
-                )
+        findings += compute_environment_findings(list({id(c): c for c in ces.values()}.values()))
 
     # RUNNABLE jobs: the ListJobs probe, stuck jobs, unschedulable jobs
-    probe_queues = [q.get("jobQueueName") for q in checked] or [q.get("jobQueueName") for q in queue_rows[:1]]
+    # ListJobs is probed even when DescribeJobQueues was refused: the names are known.
+    probe_queues: list[Any] = [q.get("jobQueueName") for q in checked]
+    if not probe_queues:
+        probe_queues = wanted[:1] if not queues_ok else [q.get("jobQueueName") for q in queue_rows[:1]]
     runnable: dict[str, list[dict[str, Any]]] = {}
     for qname in [q for q in probe_queues if q]:
         ok, answer = _call(
@@ -983,8 +953,76 @@ def account_findings(
         rows = runnable.get(qname, [])
         if not rows:
             continue
-        findings.extend(_runnable_findings(q, rows, details, ces, now, runnable_after, v))
+        findings.extend(runnable_findings(q, rows, details, ces, now=now, runnable_after=runnable_after, version=v))
     return findings
+
+
+#: Queue/environment statuses that are not a fault (the others: INVALID, DELETING, DELETED).
+_HEALTHY_STATUS: Final = frozenset({"VALID", "CREATING", "UPDATING"})
+
+
+def queue_health_findings(queues: Sequence[Mapping[str, Any]]) -> list[Finding]:
+    """DISABLED or INVALID job queues, from DescribeJobQueues answers. Pure."""
+    out: list[Finding] = []
+    for q in queues:
+        name = q.get("jobQueueName", "?")
+        state, status = q.get("state"), q.get("status")
+        if state != "ENABLED":
+            # A DISABLED queue refuses SubmitJob; jobs already in it still run.
+            out.append(
+                Finding(
+                    "aws-queue-disabled",
+                    "error",
+                    f"job queue {name} is {state}: it takes no new jobs, so the run's submissions fail",
+                    f"DescribeJobQueues: {name} state={state} status={status}",
+                    f"Enable it: `aws batch update-job-queue --job-queue {name} --state ENABLED`.",
+                    "AWS Batch UpdateJobQueue",
+                )
+            )
+        if status not in _HEALTHY_STATUS:
+            reason = q.get("statusReason") or ""
+            out.append(
+                Finding(
+                    "aws-queue-invalid",
+                    "error",
+                    f"job queue {name} is {status}" + (f": {reason}" if reason else ""),
+                    f"DescribeJobQueues: {name} status={status} statusReason={reason!r}",
+                    "Fix what statusReason names (usually its compute environment order), then update the queue.",
+                    "AWS Batch DescribeJobQueues",
+                )
+            )
+    return out
+
+
+def compute_environment_findings(envs: Sequence[Mapping[str, Any]]) -> list[Finding]:
+    """DISABLED or INVALID compute environments, from DescribeComputeEnvironments answers. Pure."""
+    out: list[Finding] = []
+    for ce in envs:
+        name = ce.get("computeEnvironmentName", "?")
+        state, status = ce.get("state"), ce.get("status")
+        if state != "ENABLED":
+            out.append(
+                Finding(
+                    "aws-ce-disabled",
+                    "error",
+                    f"compute environment {name} is {state}: it starts no jobs",
+                    f"DescribeComputeEnvironments: {name} state={state} status={status}",
+                    f"Enable it: `aws batch update-compute-environment --compute-environment {name} --state ENABLED`.",
+                    "AWS Batch UpdateComputeEnvironment",
+                )
+            )
+        if status not in _HEALTHY_STATUS:
+            out.append(
+                Finding(
+                    "aws-ce-invalid",
+                    "error",
+                    f"compute environment {name} is {status}: jobs on it stay RUNNABLE",
+                    f"DescribeComputeEnvironments: {name} status={status} statusReason={ce.get('statusReason')!r}",
+                    "Fix what statusReason names (service role, subnets, security groups, AMI), then update it.",
+                    "AWS Batch DescribeComputeEnvironments",
+                )
+            )
+    return out
 
 
 def _queue_missing(names: Sequence[str], answer: str) -> Finding:
@@ -998,15 +1036,21 @@ def _queue_missing(names: Sequence[str], answer: str) -> Finding:
     )
 
 
-def _runnable_findings(
+def runnable_findings(
     queue: Mapping[str, Any],
     rows: Sequence[Mapping[str, Any]],
     details: Mapping[str, Any],
     ces: Mapping[str, Mapping[str, Any]],
+    *,
     now: datetime,
     runnable_after: float,
     version: Version | None,
 ) -> list[Finding]:
+    """Unschedulable and stuck jobs among a queue's RUNNABLE ``rows`` (ListJobs summaries).
+
+    ``details``: DescribeJobs answers by job id; ``ces``: DescribeComputeEnvironments
+    answers by ARN and name. Pure.
+    """
     qname = queue.get("jobQueueName", "?")
     refs = [r.get("computeEnvironment") for r in queue.get("computeEnvironmentOrder") or []]
     envs = [ces[r] for r in refs if r in ces]

@@ -23,13 +23,16 @@ from batchkit.doctor import (
     Finding,
     Version,
     account_findings,
+    compute_environment_findings,
     config_findings,
     doctor,
     exit_code,
     format_findings,
     log_facts,
     main,
+    queue_health_findings,
     run_findings,
+    runnable_findings,
     submit_rate,
     version_findings,
 )
@@ -499,6 +502,48 @@ def test_disabled_queue_is_reported(lb: Any, client: Any) -> None:
     assert "aws-queue-disabled" not in rules(account_findings(client, ["on-q"], now=emulator_now(lb)))
 
 
+def test_disabled_compute_environment_is_reported(lb: Any, client: Any) -> None:
+    boto = lb.client()
+    ce = boto.create_compute_environment(
+        computeEnvironmentName="off-ce", type="MANAGED", state="DISABLED",
+        computeResources={"type": "EC2", "minvCpus": 0, "maxvCpus": 4, "instanceTypes": ["optimal"],
+                          "subnets": ["subnet-1"], "securityGroupIds": ["sg-1"], "instanceRole": "ecsInstanceRole"},
+    )  # fmt: skip
+    boto.create_job_queue(
+        jobQueueName="off-ce-q", state="ENABLED", priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce["computeEnvironmentArn"]}],
+    )  # fmt: skip
+    found = rules(account_findings(client, ["off-ce-q"], now=emulator_now(lb)))
+    assert "off-ce" in found["aws-ce-disabled"].title
+    assert "aws-queue-disabled" not in found
+
+
+def test_no_queue_known_still_probes_permissions(lb: Any, client: Any) -> None:
+    lb.create_environment("any-q", vcpus=4)
+    found = rules(account_findings(client, [], now=emulator_now(lb)))
+    assert found["aws-no-queue"].severity == "info"
+    assert "aws-permission" not in found
+
+
+def test_api_down_past_the_deadline_is_a_finding(lb: Any) -> None:
+    from batchkit.client import BatchClient
+
+    lb.create_environment("down-q", vcpus=4)
+    t = [0.0]
+
+    def sleep(seconds: float) -> None:
+        t[0] += seconds  # no real sleeping: the client's clock moves instead
+
+    rule = lb.faults.add("DescribeComputeEnvironments", "authorizer-500")
+    try:
+        with BatchClient(lb.client(), deadline=30.0, clock=lambda: t[0], sleep=sleep) as c:
+            found = rules(account_findings(c, ["down-q"], now=emulator_now(lb)))
+    finally:
+        lb.faults.remove(rule)
+    f = found["aws-api-unavailable"]
+    assert "DescribeComputeEnvironments" in f.title and "AuthorizerConfigurationException" in f.evidence
+
+
 def test_missing_queue_is_reported(lb: Any, client: Any) -> None:
     found = rules(account_findings(client, ["no-such-queue"], now=emulator_now(lb)))
     assert "no-such-queue" in found["aws-queue-missing"].title
@@ -571,6 +616,61 @@ def test_doctor_with_a_client_checks_the_config_queue(tmp_path: Path, lb: Any, c
     assert big in rules(findings)["aws-unschedulable"].evidence
     order = {"error": 0, "warning": 1, "info": 2}
     assert [order[f.severity] for f in findings] == sorted(order[f.severity] for f in findings)
+
+
+# --- pure account rules over hand-built API answers (states LocalBatch cannot produce) -----------
+
+
+def test_queue_health_findings() -> None:
+    healthy = {"jobQueueName": "q", "state": "ENABLED", "status": "VALID"}
+    invalid = {"jobQueueName": "bad", "state": "ENABLED", "status": "INVALID",
+               "statusReason": "CLIENT_ERROR - compute environment ce-1 is deleted"}  # fmt: skip
+    assert queue_health_findings([healthy, {**healthy, "status": "UPDATING"}]) == []
+    (f,) = queue_health_findings([invalid])
+    assert f.rule == "aws-queue-invalid" and "ce-1 is deleted" in f.title and "status=INVALID" in f.evidence
+
+
+def test_compute_environment_findings() -> None:
+    ok = {"computeEnvironmentName": "ce", "state": "ENABLED", "status": "VALID"}
+    assert compute_environment_findings([ok]) == []
+    got = rules(compute_environment_findings([
+        {"computeEnvironmentName": "off", "state": "DISABLED", "status": "VALID"},
+        {"computeEnvironmentName": "broken", "state": "ENABLED", "status": "INVALID",
+         "statusReason": "CLIENT_ERROR - The security group 'sg-1' does not exist"},
+    ]))  # fmt: skip
+    assert "off" in got["aws-ce-disabled"].title
+    assert "sg-1" in got["aws-ce-invalid"].evidence
+
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+QUEUE = {"jobQueueName": "q", "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "arn:ce"}]}
+MANAGED = {"arn:ce": {"computeEnvironmentName": "ce", "state": "ENABLED", "computeResources": {"maxvCpus": 8}}}
+
+
+def row(job_id: str, minutes_ago: float) -> dict[str, Any]:
+    return {"jobId": job_id, "jobName": job_id, "createdAt": int((NOW.timestamp() - minutes_ago * 60) * 1000)}
+
+
+def test_batch_says_unschedulable_for_memory() -> None:
+    # Batch's own verdict covers memory, which maxvCpus cannot (nextflow-io/nextflow#5936)
+    details = {"m": {"statusReason": "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - not enough memory"}}
+    got = rules(runnable_findings(QUEUE, [row("m", 1)], details, MANAGED, now=NOW, runnable_after=1800, version=None))
+    assert "MISCONFIGURATION" in got["aws-unschedulable"].evidence
+
+
+def test_unmanaged_environment_gives_no_vcpu_verdict() -> None:
+    unmanaged = {"arn:ce": {"computeEnvironmentName": "ce", "state": "ENABLED", "type": "UNMANAGED"}}
+    details = {"big": {"container": {"vcpus": 64}}}
+    assert runnable_findings(QUEUE, [row("big", 1)], details, unmanaged, now=NOW, runnable_after=1800, version=None) == []
+    got = rules(runnable_findings(QUEUE, [row("big", 1)], details, MANAGED, now=NOW, runnable_after=1800, version=None))
+    assert "vcpus=64" in got["aws-unschedulable"].evidence
+
+
+def test_stuck_threshold_is_settable() -> None:
+    rows = [row("old", 45), row("new", 5)]
+    got = rules(runnable_findings(QUEUE, rows, {}, MANAGED, now=NOW, runnable_after=1800, version=None))
+    assert "old created 45 min ago" in got["aws-runnable-stuck"].evidence and "new" not in got["aws-runnable-stuck"].evidence
+    assert runnable_findings(QUEUE, rows, {}, MANAGED, now=NOW, runnable_after=3600, version=None) == []
 
 
 # --- the simulated 24.02 incident ----------------------------------------------------------------
