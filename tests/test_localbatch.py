@@ -773,6 +773,17 @@ def test_load_describe_jobs_json_keeps_running_jobs_running(lb: LocalBatch, batc
         lb.load_state({"jobs": [{"status": "RUNNING"}]})
 
 
+def test_answers_carry_only_members_of_botocores_model(
+    lb: LocalBatch, batch: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    lb.load_state({"jobs": [{"jobId": "odd", "jobQueue": "q", "status": "SUCCEEDED", "notABatchMember": 1,
+                             "container": {"exitCode": 0, "alsoNot": "x"}}]})
+    job = describe(batch, "odd")
+    assert "notABatchMember" not in job and "alsoNot" not in job["container"]
+    assert job["container"]["exitCode"] == 0
+    assert "notABatchMember" in caplog.text
+
+
 def test_admin_endpoint_drives_faults_clock_and_state(lb: LocalBatch, batch: Any) -> None:
     assert admin(lb, "GET", "/_admin/health")["ok"] is True
     rule = admin(lb, "POST", "/_admin/faults", {"operation": "DescribeJobs", "kind": "throttle-429", "count": 1})["id"]

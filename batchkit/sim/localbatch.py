@@ -18,6 +18,13 @@ The wire protocol is the real REST-JSON one, routed and validated with botocore'
 own service model (see ``_emu_model``); the lifecycle is in ``_emu_engine`` and the
 fault plan in ``_emu_faults``.
 
+Test hooks beyond the API (all in-process, no HTTP): ``advance(s)`` on a manual clock,
+``set_job_behavior(id, duration=, exit_code=)``, ``interrupt(id)`` (spot reclaim now),
+``spot_interruption_rate``, ``submit_jobs(n, queue=...)`` (seed thousands of jobs fast),
+``forget(id)`` and ``retention`` (jobs that vanish or age out, nextflow-io/nextflow#7301),
+``unsupported_operations`` (answer 404 UnknownOperationException, e.g. for TerminateJobs),
+``jobs(status)`` / ``describe_job(id)``, ``load_state`` / ``dump_state``, ``calls``.
+
 Fault kinds (``lb.faults.add(operation, kind, rate=, count=, window=, latency=)``;
 ``operation`` is a Batch operation name such as ``"DescribeJobs"``, or None for all):
 ``authorizer-500`` (HTTP 500 ``AuthorizerConfigurationException``, nextflow-io/nextflow#4709),
