@@ -619,6 +619,15 @@ class BatchClient:
                 return (items, nxt if isinstance(nxt, str) and nxt else None)
 
             items, token = self._call("ListJobs", "read", page, what)
+            rechecks = 0
+            # An empty last page is what an empty queue answers, and also what a broken front
+            # end answers (Nextflow needed a null-answer guard for this, 24.10.2): a
+            # silently truncated listing would hide orphans, so ask again before believing it.
+            while not items and token is None and rechecks < self._empty_rechecks:
+                rechecks += 1
+                self._stats.retry("ListJobs", "EmptyAnswer")
+                self._backoff_sleep(policy_for("read").backoff(rechecks, self._rng))
+                items, token = self._call("ListJobs", "read", page, what)
             yield from (s for s in items if isinstance(s, dict))
             if token is None:
                 return
@@ -786,9 +795,16 @@ class BatchClient:
     def _kill_bulk(self, ids: list[str], reason: str, mode: _KillMode) -> dict[str, JobOutcome]:
         results: dict[str, JobOutcome] = {}
         fallback: list[str] = []
-        for done, rest in self._map(lambda c: self._kill_chunk(c, reason, mode), _chunks(ids, BULK_KILL_CHUNK)):
+        chunks = _chunks(ids, BULK_KILL_CHUNK)
+        # Until we know the service answers the bulk call, send one chunk alone: a service
+        # without it answers 404 once, not once per concurrent chunk.
+        first: list[tuple[dict[str, JobOutcome], list[str]]] = []
+        if self._bulk_supported.get(mode.bulk_op) is None:
+            first, chunks = [self._kill_chunk(chunks[0], reason, mode)], chunks[1:]
+        rest = self._map(lambda c: self._kill_chunk(c, reason, mode), chunks)
+        for done, unsent in [*first, *rest]:
             results.update(done)
-            fallback += rest
+            fallback += unsent
         if fallback:
             results.update(self._kill_each(fallback, reason, mode))
         return results
