@@ -9,6 +9,7 @@ exactly as the wire carried it.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -860,6 +861,8 @@ def test_serve_main_runs_standalone_for_any_sdk(tmp_path: Any) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A profile this machine lacks must not break the emulator (it needs no credentials).
+        env={**os.environ, "AWS_PROFILE": "no-such-profile"},
     )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)

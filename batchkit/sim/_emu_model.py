@@ -64,9 +64,7 @@ class ServiceModel:
     """botocore's ``batch`` model, indexed for routing and validation."""
 
     def __init__(self) -> None:
-        import botocore.session
-
-        self.model = botocore.session.get_session().get_service_model("batch")
+        self.model = profileless_session().get_service_model("batch")
         self._memo: dict[str, _Node] = {}
         self._outputs: dict[str, _Node] = {}
         self.routes: list[Route] = []
@@ -238,3 +236,14 @@ def _warn_drift(operation: str, key: str) -> None:
 def service_model() -> ServiceModel:
     """The model, loaded once (botocore parses a large JSON file)."""
     return ServiceModel()
+
+
+def profileless_session() -> Any:
+    """A botocore session that reads no profile from the environment.
+
+    An ``AWS_PROFILE`` naming a profile this machine lacks makes botocore raise
+    ProfileNotFound on first use; a local emulator with dummy credentials needs none.
+    """
+    import botocore.session
+
+    return botocore.session.Session(session_vars={"profile": (None, None, None, None)})

@@ -95,7 +95,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from ._emu_engine import EmuClock, Engine
 from ._emu_faults import ERROR_ANSWERS, FaultPlan
-from ._emu_model import ApiError, client_error, service_model
+from ._emu_model import ApiError, client_error, profileless_session, service_model
 
 log = logging.getLogger("batchkit.sim")
 
@@ -131,7 +131,7 @@ def _boto_session() -> Any:
     model, so a client costs milliseconds instead of re-reading botocore's JSON."""
     import boto3
 
-    return boto3.session.Session()
+    return boto3.session.Session(botocore_session=profileless_session())
 
 
 class LocalBatch:
@@ -173,6 +173,7 @@ class LocalBatch:
         """Start the HTTP server thread; return self."""
         if self._server is not None:
             return self
+        service_model()  # load botocore's model now: a broken install fails here, not per request
         server = _Server((self.host, self.port), _Handler)
         server.emulator = self
         self._server = server
@@ -425,6 +426,15 @@ class LocalBatch:
     # --- request handling (called by the HTTP handler threads) ----------------------
 
     def _api(self, handler: _Handler, method: str, raw: bytes) -> None:
+        try:
+            self._api_call(handler, method, raw)
+        except Exception:
+            # Never a traceback on the wire, never a silently dropped connection.
+            log.exception("LocalBatch: %s %s failed", method, handler.path)
+            with contextlib.suppress(OSError):
+                handler.send_error_json(ApiError("ServerException", "Internal error: see the emulator log", 500))
+
+    def _api_call(self, handler: _Handler, method: str, raw: bytes) -> None:
         model = service_model()
         found = model.route(method, handler.path)
         if found is None:
@@ -496,6 +506,10 @@ class LocalBatch:
             return
         except (ValueError, KeyError, TypeError, ApiError) as e:
             handler.send_json(400, {"error": e.message if isinstance(e, ApiError) else str(e)})
+            return
+        except Exception as e:
+            log.exception("LocalBatch admin: %s %s failed", method, path)
+            handler.send_json(500, {"error": f"{type(e).__name__}: {e} (see the emulator log)"})
             return
         handler.send_json(200, answer)
 
