@@ -12,6 +12,7 @@ import argparse
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -61,6 +62,12 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     aws.add_argument(
         "--endpoint-url",
         help="Batch endpoint, e.g. a local emulator from `batchkit sim serve`",
+    )
+    aws.add_argument(
+        "--deadline",
+        type=float,
+        default=300.0,
+        help="seconds to keep retrying a failing Batch API before giving up (default 300)",
     )
     parser.add_argument(
         "--price", type=float, default=0.05, help="price per vCPU-hour for the waste (default 0.05)"
@@ -190,7 +197,12 @@ def load_run(args: argparse.Namespace) -> NextflowRun:
 def make_client(args: argparse.Namespace) -> BatchClient:
     from batchkit.client import BatchClient
 
-    return BatchClient(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url)
+    return BatchClient(
+        region=args.region,
+        profile=args.profile,
+        endpoint_url=args.endpoint_url,
+        deadline=args.deadline,
+    )
 
 
 def make_tracker(args: argparse.Namespace, run: NextflowRun, client: BatchClient) -> Tracker:
@@ -463,9 +475,20 @@ def run_headless_demo(
     print("replaying the incident on the embedded local Batch (no AWS account needed)…", file=out)
     incident = replay_incident(launch_dir=launch_dir, n_tasks=n_tasks, seed=seed)
     with incident:
+        lb = incident.batch
+        # The orphans keep running after the abort; let an hour of emulator time pass so the
+        # waste shows, and judge "now" by the emulator's clock, not this machine's.
+        lb.advance(3600.0)
+
+        def emulator_now() -> datetime:
+            return datetime.fromtimestamp(lb.clock.now(), tz=UTC)
+
         run = NextflowRun.from_dir(incident.launch_dir)
         client = BatchClient(endpoint_url=incident.endpoint_url)
-        with Tracker(run, client, queues=[incident.truth.queue], reload_run=False) as tracker:
+        with Tracker(
+            run, client, queues=[incident.truth.queue], reload_run=False, clock=emulator_now
+        ) as tracker:
+            print("an hour after Nextflow aborted:", file=out)
             snapshot = first_snapshot(tracker)
             frame = snapshot.frame
             print(f"\nrun {run.name!r} ({run.state}) in {incident.launch_dir}", file=out)

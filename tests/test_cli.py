@@ -246,7 +246,7 @@ def test_kill_with_a_stopped_api_is_an_aws_error(
 ) -> None:
     args = target(incident)
     incident.batch.stop()
-    code, _, err = run_cli(capsys, "kill", *args, "--yes")
+    code, _, err = run_cli(capsys, "kill", *args, "--yes", "--deadline", "1")
     assert code == cli.EXIT_AWS and err.count("\n") == 1 and "Traceback" not in err
 
 
