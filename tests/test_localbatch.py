@@ -692,6 +692,8 @@ def test_fault_plan_rejects_nonsense() -> None:
         plan.add("DescribeJobs", "server-500", rate=2)
     with pytest.raises(ValueError, match="end after"):
         plan.add(None, "server-500", window=(10, 5))
+    with pytest.raises(ValueError, match="unknown operation 'DescribeJob'"):
+        plan.add("DescribeJob", "server-500")
     rule = plan.add(None, "server-500")
     plan.remove(rule)
     plan.remove(rule)  # harmless twice
@@ -802,6 +804,16 @@ def test_admin_endpoint_drives_faults_clock_and_state(lb: LocalBatch, batch: Any
     assert status(batch, job_id) == "FAILED"
     state = admin(lb, "GET", "/_admin/state")
     assert [j["jobId"] for j in state["jobs"]] == [job_id]
+    admin(lb, "POST", "/_admin/retention", {"seconds": 0})
+    admin(lb, "POST", "/_admin/clock/advance", {"seconds": 1})
+    assert admin(lb, "GET", "/_admin/state")["jobs"] == []  # aged out
+    admin(lb, "POST", "/_admin/retention", {"seconds": None})
+    seeded = admin(lb, "POST", "/_admin/jobs", {"count": 3, "queue": "q", "name": "seed"})["jobIds"]
+    assert [describe(batch, i)["jobName"] for i in seeded] == ["seed-0", "seed-1", "seed-2"]
+    admin(lb, "POST", "/_admin/unsupported", {"operations": ["CancelJobs"]})
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        batch.cancel_jobs(jobs=seeded, reason="r")
+    assert client_error(e)[:2] == (404, "UnknownOperationException")
     with pytest.raises(urllib.error.HTTPError) as err:
         admin(lb, "POST", "/_admin/faults", {"kind": "nonsense"})
     assert err.value.code == 400 and "unknown fault kind" in json.loads(err.value.read())["error"]

@@ -105,6 +105,11 @@ class FaultPlan:
         latency: float = 0.0,
     ) -> str:
         """Add a rule and return its id (for ``remove``)."""
+        if operation is not None and not _is_operation(operation):
+            raise ValueError(
+                f"unknown operation {operation!r}: use a Batch operation name as botocore spells it "
+                "(e.g. DescribeJobs, ListJobs, SubmitJob, TerminateJobs), or None for every call"
+            )
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}: use one of {', '.join(FAULT_KINDS)}")
         if not 0.0 <= rate <= 1.0:
@@ -187,3 +192,10 @@ class FaultPlan:
             if self._rng.random() >= rate:
                 return None
             return JOB_ERROR_CODES[self._rng.randrange(len(JOB_ERROR_CODES))]
+
+
+def _is_operation(name: str) -> bool:
+    # A typo ("DescribeJob") would make a rule that never fires; check against the model.
+    from ._emu_model import service_model
+
+    return service_model().operation_exists(name)

@@ -67,6 +67,10 @@ Admin endpoint, on the same server (JSON in, JSON out; errors are
 ``POST   /_admin/jobs/<id>/behavior``       ``{"duration": 30, "exit_code": 1}``
 ``POST   /_admin/jobs/<id>/forget``         the job vanishes from every answer
 ``POST   /_admin/spot``                     ``{"rate": 0.2}``: spot interruption rate per attempt
+``POST   /_admin/jobs``                     ``submit_jobs``: ``{"count": 5000, "queue": "demo-queue",
+                                            "command": [...], "tags": {...}}`` -> ``{"jobIds": [...]}``
+``POST   /_admin/unsupported``              ``{"operations": ["TerminateJobs"]}`` (404 for those)
+``POST   /_admin/retention``                ``{"seconds": 604800}`` (null: keep every job)
 ==========================================  ===================================================
 
 e.g. a 90-second outage from now: ``curl -X POST $URL/_admin/faults -d '{"operation": null,
@@ -549,6 +553,25 @@ class LocalBatch:
             return {"loaded": len(body.get("jobs", [])), "jobs": len(self._engine.jobs), "before": before}
         if route == ("POST", "environment"):
             return self.create_environment(**body)
+        if route == ("POST", "unsupported"):
+            ops = [str(o) for o in body.get("operations") or []]
+            with self._lock:
+                self.unsupported_operations = set(ops)
+            return {"operations": sorted(ops)}
+        if route == ("POST", "retention"):
+            self.retention = None if body.get("seconds") is None else float(body["seconds"])
+            return {"seconds": self.retention}
+        if route == ("POST", "jobs") and len(parts) == 1:
+            ids = self.submit_jobs(
+                int(body["count"]),
+                queue=str(body.get("queue", "demo-queue")),
+                name=str(body.get("name", "job")),
+                job_definition=str(body.get("job_definition", "nf-demo")),
+                command=body.get("command"),
+                vcpus=body.get("vcpus"),
+                tags=body.get("tags"),
+            )
+            return {"jobIds": ids}
         if route == ("POST", "spot"):
             self.spot_interruption_rate = float(body["rate"])
             return {"rate": self.spot_interruption_rate}
