@@ -1,0 +1,529 @@
+"""Start a Nextflow run from the notebook, tracked by batchkit from its first second.
+
+``launch_nextflow`` starts ``nextflow run`` as a subprocess — the real ``nextflow``
+when it is on PATH, else batchkit's simulated one (``python -m batchkit.sim.nextflow``,
+same flags) — with ``-with-trace`` and a weblog URL pointing at a receiver batchkit
+starts on 127.0.0.1, so the run is visible before its first task completes: the
+trace only gets rows on completion, and after a hard crash in-flight tasks are not in
+it at all (DESIGN §2); the weblog and the log's ``[AWS BATCH] ... submitted > job=``
+lines are what survive.
+
+The weblog moved from ``-with-weblog URL`` to the nf-weblog plugin in Nextflow 25.04;
+for those versions batchkit writes a small config (``plugins { id 'nf-weblog' }`` and
+``weblog.url``) and passes it with ``-c``.
+
+``NextflowLaunch.stop()`` sends SIGTERM first so Nextflow can kill its own jobs and
+write its trace, waits, and only then SIGKILLs; ``leftovers()`` then reconciles and
+lists what it left behind. The :class:`Watchdog` (off by default) notices a run whose
+process is gone, or whose weblog has gone silent, while Batch still runs its jobs; it
+raises an alert, and only when armed kills them through the Tracker's safe kill path.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from batchkit.errors import BatchkitError, InputError
+from batchkit.schema import JOB_ACTIVE, JobCol, KillJob, RecCol
+
+if TYPE_CHECKING:
+    from batchkit.client import BatchClient
+    from batchkit.nextflow import NextflowRun, WeblogReceiver
+    from batchkit.tracker import KillReport, Tracker
+
+log = logging.getLogger(__name__)
+
+#: Nextflow moved the weblog to the nf-weblog plugin in 25.04 (the -with-weblog flag
+#: is gone there).
+WEBLOG_PLUGIN_SINCE = (25, 4)
+
+_VERSION_RE = re.compile(r"version\s+(\d+)\.(\d+)\.(\d+)")
+
+
+# --- pure parts ------------------------------------------------------------------------
+
+
+def parse_nextflow_version(text: str) -> tuple[int, int, int] | None:
+    """``nextflow -version`` output -> (year, month, patch), or None when not found."""
+    match = _VERSION_RE.search(text)
+    if match is None:
+        return None
+    year, month, patch = (int(g) for g in match.groups())
+    return year, month, patch
+
+
+def weblog_config(url: str, token: str | None = None) -> str:
+    """The nf-weblog plugin config (Nextflow >= 25.04) that sends events to ``url``."""
+    lines = ["plugins {", "    id 'nf-weblog'", "}", "weblog {", "    enabled = true", f"    url = '{url}'"]
+    if token:
+        lines.append(f"    basicToken = '{token}'")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def build_command(
+    pipeline: str,
+    *,
+    executable: Sequence[str],
+    run_name: str,
+    trace_file: str,
+    work_dir: str,
+    weblog_url: str,
+    version: tuple[int, int, int] | None,
+    simulated: bool,
+    config_file: str | None = None,
+    extra_args: Sequence[str] = (),
+) -> list[str]:
+    """The ``nextflow run`` command line, with batchkit's trace and weblog wiring."""
+    cmd = [*executable, "run", pipeline, "-name", run_name, "-with-trace", trace_file, "-work-dir", work_dir]
+    if not simulated and version is not None and version[:2] >= WEBLOG_PLUGIN_SINCE:
+        if config_file is None:
+            raise ValueError("Nextflow >= 25.04 needs the nf-weblog config file")
+        cmd += ["-c", config_file]
+    else:
+        cmd += ["-with-weblog", weblog_url]
+    return [*cmd, *extra_args]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchdogAlert:
+    """Why the watchdog thinks the run's jobs are orphans."""
+
+    reason: str  # e.g. "the nextflow process exited (code -9)"
+    active_jobs: int
+    killable: int
+    armed: bool
+
+
+def assess(
+    *,
+    process_exit: int | None,
+    process_known: bool,
+    silent_for: float | None,
+    silent_after: float,
+    active_jobs: int,
+    killable: int,
+    armed: bool,
+) -> WatchdogAlert | None:
+    """The watchdog's decision (pure): alert when nobody is left to collect active jobs.
+
+    The process is gone (``process_exit`` set) or the run has been silent longer than
+    ``silent_after`` seconds, while Batch still holds active jobs of the run.
+    """
+    if active_jobs <= 0:
+        return None
+    if process_known and process_exit is not None:
+        reason = f"the nextflow process exited (code {process_exit}) while Batch still runs its jobs"
+    elif silent_for is not None and silent_for >= silent_after:
+        reason = f"the run has been silent for {silent_for / 60:.0f} min while Batch still runs its jobs"
+    else:
+        return None
+    return WatchdogAlert(reason=reason, active_jobs=active_jobs, killable=killable, armed=armed)
+
+
+def _random_run_name() -> str:
+    return "batchkit_" + uuid.uuid4().hex[:8]
+
+
+# --- the launch handle -----------------------------------------------------------------
+
+
+class NextflowLaunch:
+    """A Nextflow run started by :func:`launch_nextflow`.
+
+    ``run()`` is what Nextflow believes right now (trace + log + weblog); once the
+    process has exited without Nextflow recording an end (a crash, SIGKILL), the run
+    reads as aborted, so its still-active jobs become orphans rather than "alive".
+    """
+
+    def __init__(
+        self,
+        *,
+        command: list[str],
+        launch_dir: Path,
+        run_name: str,
+        trace_file: Path,
+        weblog: WeblogReceiver,
+        simulated: bool,
+        client: BatchClient | None,
+        queues: Sequence[str] | None,
+        env: Mapping[str, str] | None = None,
+        console_lines: int = 2000,
+    ) -> None:
+        self.command = command
+        self.launch_dir = launch_dir
+        self.run_name = run_name
+        self.trace_file = trace_file
+        self.weblog = weblog
+        self.simulated = simulated
+        self.client = client
+        self.queues = list(queues) if queues else None
+        self.console: collections.deque[str] = collections.deque(maxlen=console_lines)
+        self._declared_dead: tuple[str, pd.Timestamp] | None = None
+        self._exit_time: pd.Timestamp | None = None
+        self._tracker: Tracker | None = None
+        self._output: Any = None
+        self._listeners: list[Callable[[str], None]] = []
+        self._lock = threading.Lock()
+        self.process = subprocess.Popen(  # the command is built above, not a shell string
+            command,
+            cwd=launch_dir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+            env={**os.environ, **(env or {})},
+            # Its own process group: SIGTERM reaches the JVM behind the nextflow launcher
+            # script, and a Ctrl-C in the kernel does not reach Nextflow.
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._pump, name=f"nextflow-{run_name}", daemon=True)
+        self._reader.start()
+
+    def __repr__(self) -> str:
+        state = "running" if self.returncode is None else f"exited {self.returncode}"
+        kind = "simulated " if self.simulated else ""
+        return f"NextflowLaunch({kind}run {self.run_name!r}, pid {self.process.pid}, {state}, {self.launch_dir})"
+
+    # --- the process ---------------------------------------------------------------
+
+    def _pump(self) -> None:
+        stream = self.process.stdout
+        if stream is None:
+            return
+        for line in stream:
+            self.console.append(line)
+            for listener in list(self._listeners):
+                try:
+                    listener(line)
+                except Exception:  # a closed widget must not stop the console
+                    log.exception("batchkit launcher: console listener failed")
+        self.process.wait()
+        self._exit_time = pd.Timestamp.now(tz="UTC")
+
+    @property
+    def returncode(self) -> int | None:
+        """The process's exit code, None while it runs (no I/O: ``Popen.poll``)."""
+        return self.process.poll()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for the process to exit; its exit code, or None on timeout."""
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, *, grace: float = 60.0) -> int:
+        """Stop the run: SIGTERM first so Nextflow can kill its jobs and write its trace.
+
+        After ``grace`` seconds the process group gets SIGKILL. Returns the exit code.
+        Then look at ``leftovers()``: what Nextflow did not clean up.
+        """
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            if self.wait(grace) is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._reader.join(timeout=5)
+        code = self.process.returncode
+        assert code is not None
+        return code
+
+    def kill_process(self) -> int:
+        """SIGKILL the run's process group at once (what a crash or OOM would do)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        code = self.process.wait()
+        self._reader.join(timeout=5)
+        return code
+
+    def declare_dead(self, reason: str) -> None:
+        """Treat the run as ended (e.g. silent too long): its active jobs become orphans."""
+        self._declared_dead = (reason, pd.Timestamp.now(tz="UTC"))
+
+    # --- what Nextflow believes --------------------------------------------------------
+
+    def run(self) -> NextflowRun:
+        """Read the run's trace, log and weblog now (a new NextflowRun)."""
+        from batchkit.nextflow import NextflowRun
+
+        run = NextflowRun.from_dir(self.launch_dir, weblog=self.weblog)
+        ended = self._ended()
+        if run.state == "alive" and ended is not None:
+            cause, when = ended
+            run = dataclasses.replace(run, state="aborted", abort_cause=cause, abort_time=when, end_time=when)
+        # Reloads (the Tracker's, each refresh) go through this view too.
+        return dataclasses.replace(run, _loader=self.run)
+
+    def _ended(self) -> tuple[str, pd.Timestamp] | None:
+        code = self.returncode
+        if code is not None:
+            when = self._exit_time or pd.Timestamp.now(tz="UTC")
+            return f"the nextflow process exited (code {code}) without ending the run", when
+        return self._declared_dead
+
+    def tracker(self, client: BatchClient | None = None, **kwargs: Any) -> Tracker:
+        """The Tracker of this run (one per launch; created on first use)."""
+        from batchkit.tracker import Tracker
+
+        with self._lock:
+            if self._tracker is None:
+                use = client or self.client
+                if use is None:
+                    raise BatchkitError(
+                        f"run {self.run_name!r}: pass client= (a BatchClient) to track its Batch jobs"
+                    )
+                kwargs.setdefault("queues", self.queues)
+                self._tracker = Tracker(self.run(), use, **kwargs)
+            return self._tracker
+
+    def dashboard(self, client: BatchClient | None = None, **kwargs: Any) -> Any:
+        """The Dashboard on this live run (shares this launch's Tracker)."""
+        from batchkit.widgets import Dashboard
+
+        tracker = self.tracker(client, interval=float(kwargs.pop("interval", 5.0)))
+        return Dashboard(self.run(), tracker=tracker, **kwargs)
+
+    def leftovers(self) -> list[KillJob]:
+        """Refresh and plan the kills of what the run left running in Batch."""
+        tracker = self.tracker()
+        tracker.refresh()
+        return tracker.plan()
+
+    def kill_leftovers(self) -> KillReport:
+        """Kill what ``leftovers()`` lists, through the Tracker's safe kill path."""
+        tracker = self.tracker()
+        return tracker.kill(self.leftovers())
+
+    # --- console -----------------------------------------------------------------------
+
+    def on_console(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``listener(line)`` for each console line from now on; returns unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def output(self) -> Any:
+        """An ipywidgets Output that streams the run's console (created on first use)."""
+        if self._output is None:
+            import ipywidgets as widgets
+
+            out = widgets.Output(layout=widgets.Layout(max_height="240px", overflow="auto"))
+            out.add_class("bk-console")
+            for line in list(self.console):
+                out.append_stdout(line)
+            self.on_console(out.append_stdout)
+            self._output = out
+        return self._output
+
+    def close(self) -> None:
+        """Stop watching (not the run): the weblog receiver and the tracker."""
+        if self._tracker is not None:
+            self._tracker.close()
+        self.weblog.stop()
+
+
+def launch_nextflow(
+    pipeline: str,
+    launch_dir: str | Path,
+    *,
+    client: BatchClient | None = None,
+    work_dir: str = "s3://batchkit-demo/work",
+    queue: str | None = None,
+    run_name: str | None = None,
+    nextflow: str | None = None,
+    simulated: bool | None = None,
+    endpoint_url: str | None = None,
+    weblog_token: str | None = None,
+    extra_args: Sequence[str] = (),
+    sim_args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> NextflowLaunch:
+    """Start ``nextflow run PIPELINE`` in ``launch_dir``, wired to batchkit.
+
+    ``nextflow``: the executable (default: ``nextflow`` on PATH). ``simulated``: force
+    batchkit's stand-in (default: only when no ``nextflow`` is on PATH). ``queue`` and
+    ``endpoint_url`` go to the simulated run (a real pipeline takes its queue from its
+    config). ``sim_args`` are extra flags for the simulated one (``-behavior 24.02``).
+    """
+    from batchkit.nextflow import WeblogReceiver
+
+    folder = Path(launch_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():
+        raise InputError("cannot launch here: not a directory", path=str(folder))
+    found = nextflow or shutil.which("nextflow")
+    if simulated is None:
+        simulated = found is None
+    if not simulated and found is None:
+        raise BatchkitError("nextflow is not on PATH: install it, pass nextflow=..., or use simulated=True")
+
+    name = run_name or _random_run_name()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    trace_file = folder / f"trace-{stamp}.txt"
+    receiver = WeblogReceiver(token=weblog_token).start()
+    config_file: str | None = None
+    version: tuple[int, int, int] | None = None
+    child_env = dict(env or {})
+    if simulated:
+        executable = [sys.executable, "-m", "batchkit.sim.nextflow"]
+        extra = list(extra_args)
+        if queue:
+            extra += ["-queue", queue]
+        if endpoint_url:
+            extra += ["--endpoint-url", endpoint_url]
+        extra += list(sim_args)
+    else:
+        assert found is not None
+        executable = [found]
+        version = _nextflow_version(found)
+        if version is not None and version[:2] >= WEBLOG_PLUGIN_SINCE:
+            config_path = folder / ".batchkit" / "weblog.config"
+            config_path.parent.mkdir(exist_ok=True)
+            config_path.write_text(weblog_config(receiver.url, weblog_token))
+            config_file = str(config_path)
+        extra = list(extra_args)
+        if endpoint_url:
+            # Nextflow's AWS SDK honours the service endpoint override variable.
+            child_env.setdefault("AWS_ENDPOINT_URL_BATCH", endpoint_url)
+    command = build_command(
+        pipeline,
+        executable=executable,
+        run_name=name,
+        trace_file=str(trace_file),
+        work_dir=work_dir,
+        weblog_url=receiver.url,
+        version=version,
+        simulated=simulated,
+        config_file=config_file,
+        extra_args=extra,
+    )
+    try:
+        return NextflowLaunch(
+            command=command,
+            launch_dir=folder,
+            run_name=name,
+            trace_file=trace_file,
+            weblog=receiver,
+            simulated=simulated,
+            client=client,
+            queues=[queue] if queue else None,
+            env=child_env,
+        )
+    except OSError as exc:
+        receiver.stop()
+        raise BatchkitError(f"could not start {command[0]}: {exc}") from exc
+
+
+def _nextflow_version(executable: str) -> tuple[int, int, int] | None:
+    """Ask ``nextflow -version`` (an explicit call: it starts a JVM)."""
+    try:
+        done = subprocess.run(
+            [executable, "-version"], capture_output=True, text=True, timeout=120, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_nextflow_version(done.stdout + done.stderr)
+
+
+# --- the watchdog ----------------------------------------------------------------------
+
+
+class Watchdog:
+    """Watches a launched run; alerts when its jobs outlive it, kills them only if armed.
+
+    Off by default: nothing is killed unless ``arm()`` was called. Kills go through
+    ``Tracker.plan()``/``Tracker.kill()``: only jobs proven to be the run's (recorded id
+    or work dir, DESIGN §6), so a canary run on the same queue is never touched.
+    """
+
+    def __init__(
+        self,
+        launch: NextflowLaunch,
+        *,
+        silent_after: float = 900.0,
+        armed: bool = False,
+        on_alert: Callable[[WatchdogAlert], None] | None = None,
+    ) -> None:
+        self.launch = launch
+        self.silent_after = silent_after
+        self.armed = armed
+        self.alerts: list[WatchdogAlert] = []
+        self.kills: list[KillReport] = []
+        self._callbacks: list[Callable[[WatchdogAlert], None]] = [on_alert] if on_alert else []
+
+    def arm(self) -> None:
+        self.armed = True
+
+    def disarm(self) -> None:
+        self.armed = False
+
+    def subscribe(self, callback: Callable[[WatchdogAlert], None]) -> None:
+        self._callbacks.append(callback)
+
+    def check(self) -> WatchdogAlert | None:
+        """One look (refreshes the tracker, so it calls AWS); kills only when armed."""
+        tracker = self.launch.tracker()
+        run = self.launch.run()
+        silent = run.silent_for()
+        silent_s = None if pd.isna(silent) else float(silent.total_seconds())
+        # A hung Nextflow that stopped talking: treat it as gone so its jobs read as
+        # orphans — only when armed; unarmed, the alert below is all that happens.
+        if (
+            self.armed
+            and silent_s is not None
+            and silent_s >= self.silent_after
+            and self.launch.returncode is None
+            and run.state == "alive"
+        ):
+            self.launch.declare_dead(f"silent for {silent_s / 60:.0f} min (watchdog)")
+        snapshot = tracker.refresh()
+        frame = snapshot.frame
+        active = killable = 0
+        if len(frame) and JobCol.STATUS in frame:
+            is_active = frame[JobCol.STATUS].isin(list(JOB_ACTIVE)).fillna(False)
+            in_scope = frame[RecCol.IN_SCOPE_BY].fillna("").ne("")
+            active = int((is_active & in_scope).sum())
+            killable = int(frame[RecCol.KILLABLE].fillna(False).astype(bool).sum())
+        alert = assess(
+            process_exit=self.launch.returncode,
+            process_known=True,
+            silent_for=silent_s,
+            silent_after=self.silent_after,
+            active_jobs=active,
+            killable=killable,
+            armed=self.armed,
+        )
+        if alert is None:
+            return None
+        self.alerts.append(alert)
+        for callback in list(self._callbacks):
+            try:
+                callback(alert)
+            except Exception:
+                log.exception("batchkit watchdog: alert callback failed")
+        if self.armed:
+            plan = tracker.plan()
+            if plan:
+                self.kills.append(tracker.kill(plan))
+        return alert

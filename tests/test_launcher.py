@@ -1,0 +1,166 @@
+"""launch_nextflow, the stop path and the watchdog, with the simulated Nextflow as a real subprocess."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from batchkit.client import BatchClient
+from batchkit.launcher import (
+    Watchdog,
+    assess,
+    build_command,
+    launch_nextflow,
+    parse_nextflow_version,
+    weblog_config,
+)
+from batchkit.schema import JOB_ACTIVE
+from batchkit.sim import LocalBatch
+
+# --- pure parts -------------------------------------------------------------------------
+
+
+def test_parse_nextflow_version() -> None:
+    text = "\n      N E X T F L O W\n      version 24.10.4 build 5934\n      created 05-02-2025"
+    assert parse_nextflow_version(text) == (24, 10, 4)
+    assert parse_nextflow_version("nextflow: command not found") is None
+
+
+def test_weblog_wiring_follows_the_version() -> None:
+    common = dict(
+        executable=["nextflow"], run_name="r", trace_file="t.txt", work_dir="s3://b/w",
+        weblog_url="http://127.0.0.1:9/", simulated=False,
+    )
+    old = build_command("main.nf", version=(24, 10, 4), **common)  # type: ignore[arg-type]
+    assert old[:4] == ["nextflow", "run", "main.nf", "-name"]
+    assert old[old.index("-with-weblog") + 1] == "http://127.0.0.1:9/"
+    assert "-c" not in old
+    new = build_command("main.nf", version=(25, 4, 0), config_file="w.config", **common)  # type: ignore[arg-type]
+    assert "-with-weblog" not in new
+    assert new[new.index("-c") + 1] == "w.config"
+    with pytest.raises(ValueError):
+        build_command("main.nf", version=(25, 10, 0), **common)  # type: ignore[arg-type]
+    assert "-with-trace" in new and new[new.index("-with-trace") + 1] == "t.txt"
+
+
+def test_weblog_config_text() -> None:
+    text = weblog_config("http://127.0.0.1:5/", "s3cret")
+    assert "id 'nf-weblog'" in text
+    assert "url = 'http://127.0.0.1:5/'" in text
+    assert "basicToken = 's3cret'" in text
+    assert "basicToken" not in weblog_config("http://127.0.0.1:5/")
+
+
+def test_assess() -> None:
+    base = dict(process_known=True, silent_after=600.0, killable=3, armed=False)
+    assert assess(process_exit=None, silent_for=10.0, active_jobs=3, **base) is None  # type: ignore[arg-type]
+    gone = assess(process_exit=-9, silent_for=10.0, active_jobs=3, **base)  # type: ignore[arg-type]
+    assert gone is not None and "exited (code -9)" in gone.reason
+    silent = assess(process_exit=None, silent_for=900.0, active_jobs=2, **base)  # type: ignore[arg-type]
+    assert silent is not None and "silent for 15 min" in silent.reason
+    assert assess(process_exit=-9, silent_for=None, active_jobs=0, **base) is None  # type: ignore[arg-type]
+
+
+# --- a real subprocess on LocalBatch ---------------------------------------------------------
+
+
+def _wait(predicate: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _submitted(launch: object) -> int:
+    tasks = launch.weblog.tasks()  # type: ignore[attr-defined]
+    return int(tasks["native_id"].notna().sum()) if len(tasks) else 0
+
+
+@pytest.mark.slow
+def test_killed_run_leaves_orphans_that_the_armed_watchdog_kills(tmp_path: Path) -> None:
+    with LocalBatch(speed=20.0) as lb:
+        lb.create_environment("demo-queue", vcpus=512)
+        client = BatchClient(client=lb.client(), rate=200.0)
+        sim = ["-n-tasks", "8", "-poll-interval", "5"]
+        victim = launch_nextflow(
+            "main.nf", tmp_path / "victim", client=client, queue="demo-queue",
+            endpoint_url=lb.endpoint_url, simulated=True, sim_args=sim,
+        )
+        # The canary: another run of the same pipeline on the same queue (so the same
+        # job names), in another launch dir and work dir. It must never be touched.
+        canary = launch_nextflow(
+            "main.nf", tmp_path / "canary", client=client, queue="demo-queue",
+            endpoint_url=lb.endpoint_url, simulated=True, work_dir="s3://batchkit-demo/canary",
+            sim_args=sim,
+        )
+        try:
+            _wait(lambda: _submitted(victim) >= 2 and _submitted(canary) >= 2, 60, "submissions")
+            # Visible in its dashboard's tracker within one refresh of the first submission.
+            tracker = victim.tracker()
+            snap = tracker.refresh()
+            seen = set(snap.frame["job_id"].dropna()) if len(snap.frame) else set()
+            ids = set(victim.weblog.tasks()["native_id"].dropna())
+            assert ids and ids <= seen
+
+            watchdog = Watchdog(victim, silent_after=3600)
+            assert watchdog.check() is None  # alive: no alert
+            code = victim.kill_process()
+            assert code != 0
+            alert = watchdog.check()  # unarmed: an alert, no kill
+            assert alert is not None and "exited" in alert.reason and not alert.armed
+            assert watchdog.kills == []
+            victim_jobs = {j["jobId"]: j for j in lb.jobs() if "batchkit-demo/work/" in " ".join(j["container"]["command"])}
+            active_before = {i for i, j in victim_jobs.items() if j["status"] in JOB_ACTIVE}
+            assert active_before, "the killed run should have left active jobs"
+
+            watchdog.arm()
+            alert = watchdog.check()
+            assert alert is not None and alert.armed
+            assert watchdog.kills and watchdog.kills[-1].ok
+            after = {j["jobId"]: j for j in lb.jobs()}
+            for job_id in active_before:
+                assert after[job_id]["status"] == "FAILED", after[job_id]
+                assert after[job_id]["statusReason"].startswith("batchkit: ")
+            canary_jobs = [j for j in after.values() if "batchkit-demo/canary/" in " ".join(j["container"]["command"])]
+            assert canary_jobs
+            assert not any((j.get("statusReason") or "").startswith("batchkit") for j in canary_jobs)
+            assert canary.returncode is None  # still running
+        finally:
+            for launch in (victim, canary):
+                if launch.returncode is None:
+                    launch.kill_process()
+                launch.close()
+
+
+@pytest.mark.slow
+def test_stop_sends_sigterm_and_streams_console(tmp_path: Path) -> None:
+    with LocalBatch(speed=20.0) as lb:
+        lb.create_environment("demo-queue", vcpus=512)
+        client = BatchClient(client=lb.client(), rate=200.0)
+        launch = launch_nextflow(
+            "main.nf", tmp_path, client=client, queue="demo-queue", endpoint_url=lb.endpoint_url,
+            simulated=True, sim_args=["-n-tasks", "4", "-poll-interval", "5"],
+        )
+        try:
+            _wait(lambda: _submitted(launch) >= 1, 60, "a submission")
+            code = launch.stop(grace=30)
+            # SIGTERM: the simulated Nextflow aborts the way Nextflow does on a signal.
+            assert code != 0
+            run = launch.run()
+            assert run.state == "aborted"
+            assert any(launch.console), "the console was streamed"
+            assert launch.leftovers() is not None
+        finally:
+            launch.close()
+
+
+def test_no_nextflow_and_not_simulated_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from batchkit.errors import BatchkitError
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nextflow anywhere on PATH
+    with pytest.raises(BatchkitError, match="nextflow is not on PATH"):
+        launch_nextflow("main.nf", tmp_path / "run", simulated=False)
