@@ -772,6 +772,13 @@ def test_load_describe_jobs_json_keeps_running_jobs_running(lb: LocalBatch, batc
     listed = batch.list_jobs(jobQueue="prod-queue")["jobSummaryList"]
     assert [s["jobId"] for s in listed] == ["70af3d53-7a4b-4c1e-9a1b-6d1e1f0c2a11"]
     assert status(batch, "81bf4e64-7a4b-4c1e-9a1b-6d1e1f0c2a22") == "SUCCEEDED"
+    lb.advance(3599)
+    assert status(batch, "70af3d53-7a4b-4c1e-9a1b-6d1e1f0c2a11") == "RUNNING"  # an hour from load
+    lb.advance(1)
+    assert status(batch, "70af3d53-7a4b-4c1e-9a1b-6d1e1f0c2a11") == "SUCCEEDED"
+    lb.load_state({"jobs": [{"jobId": "short", "jobQueue": "q", "status": "RUNNING"}]}, duration=5)
+    lb.advance(5)
+    assert status(batch, "short") == "SUCCEEDED"
     with pytest.raises(ValueError, match="jobId"):
         lb.load_state({"jobs": [{"status": "RUNNING"}]})
 

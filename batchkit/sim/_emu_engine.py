@@ -35,6 +35,9 @@ PENDING_DELAY: Final = 1.0
 STARTING_DELAY: Final = 1.0
 #: Duration of a job whose command has no ``sleep N`` (seconds).
 DEFAULT_DURATION: Final = 60.0
+#: Duration of a loaded job (replayed incident) whose command has no ``sleep N``: long
+#: enough that a replayed orphan is still running when someone looks for it.
+DEFAULT_LOADED_DURATION: Final = 3600.0
 
 ACTIVE: Final = frozenset({"SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"})
 TERMINAL: Final = frozenset({"SUCCEEDED", "FAILED"})
@@ -949,7 +952,7 @@ class Engine:
             "runnable": {c.name: [j.job_id for j in c.runnable if j.status == "RUNNABLE"] for c in self.ces.values()},
         }
 
-    def load(self, state: dict[str, Any] | list[Any]) -> int:
+    def load(self, state: dict[str, Any] | list[Any], duration: float | None = None) -> int:
         """Seed from dump() output or a saved ``aws batch describe-jobs`` answer; returns jobs loaded."""
         if isinstance(state, list):
             state = {"jobs": state}
@@ -978,7 +981,8 @@ class Engine:
             if len(revs) < rev:
                 revs.append(dict(d))
         sim = state.get("simulation") or {}
-        loaded = [self._load_job(j, sim.get(j.get("jobId"))) for j in state.get("jobs", [])]
+        fallback = DEFAULT_LOADED_DURATION if duration is None else float(duration)
+        loaded = [self._load_job(j, sim.get(j.get("jobId")), fallback) for j in state.get("jobs", [])]
         now = self.clock.now()
         # Resume what holds vCPUs first, then the RUNNABLE jobs in their dumped FIFO order,
         # so capacity is counted before anything new starts.
@@ -1013,7 +1017,7 @@ class Engine:
         self.create_job_queue({"jobQueueName": name, "priority": 1, "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": ce_name}]})
         return self.queues[name]
 
-    def _load_job(self, d: dict[str, Any], sim: dict[str, Any] | None) -> Job:
+    def _load_job(self, d: dict[str, Any], sim: dict[str, Any] | None, fallback: float) -> Job:
         if not isinstance(d, dict) or not d.get("jobId") or not d.get("jobQueue"):
             raise ValueError(f"a loaded job needs at least jobId and jobQueue: {json.dumps(d)[:200]}")
         now = self.clock.now()
@@ -1046,7 +1050,7 @@ class Engine:
             attempts=[dict(a) for a in d.get("attempts") or []], retry_strategy=d.get("retryStrategy"),
             timeout=None if timeout is None else float(timeout), tags=dict(d.get("tags") or {}),
             parameters=dict(d.get("parameters") or {}), extra=extra,
-            duration=DEFAULT_DURATION if duration is None else duration,
+            duration=fallback if duration is None else duration,
             exit_code=0 if exit_code is None else exit_code,
             is_cancelled=bool(d.get("isCancelled")), is_terminated=bool(d.get("isTerminated")),
         )

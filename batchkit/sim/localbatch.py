@@ -62,6 +62,7 @@ Admin endpoint, on the same server (JSON in, JSON out; errors are
 ``DELETE /_admin/faults/<id>``              remove one rule
 ``GET    /_admin/state``                    ``LocalBatch.dump_state()``
 ``POST   /_admin/state``                    ``LocalBatch.load_state(body)`` -> ``{"loaded": n}``
+                                            (optional ``"duration"``: see ``load_state``)
 ``POST   /_admin/environment``              ``create_environment`` kwargs, e.g. ``{"queue": "q"}``
 ``POST   /_admin/jobs/<id>/interrupt``      spot reclaim now
 ``POST   /_admin/jobs/<id>/behavior``       ``{"duration": 30, "exit_code": 1}``
@@ -395,16 +396,18 @@ class LocalBatch:
 
     # --- state ---------------------------------------------------------------------------
 
-    def load_state(self, state: dict[str, Any] | list[Any]) -> None:
+    def load_state(self, state: dict[str, Any] | list[Any], *, duration: float | None = None) -> None:
         """Seed jobs from a saved ``aws batch describe-jobs`` JSON or ``dump_state()`` output.
 
-        Missing queues are created (with a large compute environment). Jobs loaded
-        RUNNING run for their duration from now, so a captured incident's orphans
-        are still running when replayed.
+        Missing queues are created (with a large compute environment); a job whose id
+        exists is replaced. An active job from a describe-jobs JSON runs, from now, for
+        the ``sleep N`` of its command, else ``duration`` seconds (default one hour), so
+        a captured incident's orphans are still running when replayed. A ``dump_state()``
+        restores every job's schedule exactly.
         """
         with self._lock:
             self._engine.catch_up()
-            self._engine.load(state)
+            self._engine.load(state, duration)
 
     def dump_state(self) -> dict[str, Any]:
         """The full state, JSON-serialisable; ``load_state`` of it restores it."""
@@ -549,7 +552,7 @@ class LocalBatch:
             return self.dump_state()
         if route == ("POST", "state"):
             before = len(self._engine.jobs)
-            self.load_state(body)
+            self.load_state(body, duration=None if body.get("duration") is None else float(body["duration"]))
             return {"loaded": len(body.get("jobs", [])), "jobs": len(self._engine.jobs), "before": before}
         if route == ("POST", "environment"):
             return self.create_environment(**body)
