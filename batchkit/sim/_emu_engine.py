@@ -175,6 +175,8 @@ class Job:
     children: list[Job] = field(default_factory=list)
     cancel_reason: str | None = None  # an array parent cancelled while children still run
     forgotten: bool = False  # aged out / vanished: absent from every answer
+    open_children: int = 0  # array parent: children not finished yet (O(1) per child end)
+    failed_children: int = 0
 
 
 class Engine:
@@ -379,8 +381,13 @@ class Engine:
         if job.started is None and job.running_since is not None:
             job.started = job.running_since
         parent = job.parent
-        if parent is not None and parent.status in ACTIVE and all(c.status in TERMINAL for c in parent.children):
-            ok = all(c.status == "SUCCEEDED" for c in parent.children)
+        if parent is None:
+            return
+        parent.open_children -= 1
+        if status == "FAILED":
+            parent.failed_children += 1
+        if parent.status in ACTIVE and parent.open_children <= 0:
+            ok = parent.failed_children == 0
             if parent.cancel_reason is not None:
                 parent.is_cancelled = True
                 self._finish(parent, "FAILED", parent.cancel_reason, t)
@@ -769,6 +776,7 @@ class Engine:
                 child.array_index = i
                 child.parent = job
                 job.children.append(child)
+            job.open_children = size
         return {"jobArn": self.arn("job", job.job_id), "jobName": name, "jobId": job.job_id}
 
     def _new_job(
@@ -1000,6 +1008,10 @@ class Engine:
                 if parent is not None and job.parent is not parent:
                     job.parent = parent
                     parent.children.append(job)
+                    if job.status in TERMINAL:
+                        parent.failed_children += job.status == "FAILED"
+                    else:
+                        parent.open_children += 1
         for q in self.queues.values():
             q.jobs.sort(key=lambda j: (j.created, j.job_id))
         return len(loaded)
