@@ -397,7 +397,7 @@ def test_a_short_burst_is_survived(lb: LocalBatch, tmp_path: Path) -> None:
 def test_crash_leaves_no_final_rows_and_no_goodbye(
     lb: LocalBatch, tmp_path: Path, weblog: tuple[str, list[dict[str, Any]]]
 ) -> None:
-    truth = _run(lb, tmp_path, "crash", durations={"FASTQC": 60.0, "ALIGN": 3600.0, "MERGE": 60.0},
+    truth = _run(lb, tmp_path, "crash", durations={"FASTQC": 60.0, "ALIGN": 900.0, "MERGE": 60.0},
                  weblog_url=weblog[0])  # fmt: skip
     assert truth.run_state == "alive" and truth.end_time is None
     in_flight = [t for t in truth.tasks if t["trace_status"] is None]
@@ -521,3 +521,12 @@ def test_command_line_runs_against_a_localbatch_server(lb: LocalBatch, tmp_path:
     assert len(rows) == 6 and all("COMPLETED" in r for r in rows[1:])
     assert {j["status"] for j in lb.jobs()} == {"SUCCEEDED"}
     assert main(["run", "x.nf", "-behavior", "nope"]) == 2
+
+
+def test_each_launch_has_its_own_identity_unless_seeded(lb: LocalBatch, tmp_path: Path) -> None:
+    client = lb.client()
+    a, b = (SimulatedNextflow(client, launch_dir=tmp_path) for _ in range(2))
+    assert a.session_id != b.session_id
+    c, d = (SimulatedNextflow(client, launch_dir=tmp_path, seed=9) for _ in range(2))
+    assert (c.session_id, c.run_name) == (d.session_id, d.run_name)
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", c.session_id)

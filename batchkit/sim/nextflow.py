@@ -241,6 +241,7 @@ class SimulatedNextflow:
         max_run_seconds: float = 14 * 86400.0,
         seed: int | None = None,
     ) -> None:
+        """See the class docstring; ``seed`` also fixes the run name and session id."""
         if behavior not in BEHAVIORS:
             raise ValueError(f"unknown behavior {behavior!r}: use one of {', '.join(BEHAVIORS)}")
         bad = [f for f in fields if f not in TRACE_FIELD_TYPES]
@@ -256,9 +257,13 @@ class SimulatedNextflow:
         self.pipeline = pipeline or Pipeline()
         self.behavior = behavior
         self.version = version or DEFAULT_VERSIONS[behavior]
+        # Timing (SDK backoff jitter) is always seeded, so a behaviour replays the same way.
         self._rng = Random(self.pipeline.seed if seed is None else seed)
-        self.run_name = run_name or random_run_name(self._rng)
-        self.session_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        # Identity is per launch like Nextflow's: random unless a seed is given, so two runs
+        # of one pipeline on one queue never share a session id or a run name.
+        ident = Random(seed) if seed is not None else Random()
+        self.run_name = run_name or random_run_name(ident)
+        self.session_id = str(uuid.UUID(int=ident.getrandbits(128), version=4))
         self.weblog_url = weblog_url
         self.poll_interval = float(poll_interval)
         self.tz = tz
