@@ -718,3 +718,21 @@ def test_a_run_without_a_launch_dir_skips_the_config() -> None:
     assert found["nf-null-describe-crash"].evidence.startswith("NextflowRun.version")
     assert "cfg-not-checked" in found
     assert not [r for r in found if r.startswith("cfg-") and r != "cfg-not-checked"]
+
+
+def test_main_against_the_emulator_exits_4_on_an_error_finding(
+    lb: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ce = lb.create_environment("cli-ok-q", vcpus=4)
+    lb.client().create_job_queue(
+        jobQueueName="cli-off-q", state="DISABLED", priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce["computeEnvironmentArn"]}],
+    )  # fmt: skip
+    launch = launch_with_log(tmp_path, "25.04.0", "")
+    base = [str(launch), "--endpoint-url", lb.endpoint_url, "--region", "us-east-1", "--format", "json"]
+    assert main([*base, "--queue", "cli-ok-q"]) == EXIT_OK
+    capsys.readouterr()
+    assert main([*base, "--queue", "cli-off-q"]) == EXIT_ERROR_FINDING
+    found = {f["rule"]: f for f in json.loads(capsys.readouterr().out)}
+    assert "cli-off-q" in found["aws-queue-disabled"]["title"]
