@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from batchkit.errors import AwsError, BatchkitError, InputError
 
@@ -205,11 +205,15 @@ def make_client(args: argparse.Namespace) -> BatchClient:
     )
 
 
-def make_tracker(args: argparse.Namespace, run: NextflowRun, client: BatchClient) -> Tracker:
+def make_tracker(
+    args: argparse.Namespace, run: NextflowRun, client: BatchClient, *, write: bool = True
+) -> Tracker:
     from batchkit.tracker import Tracker
 
-    ledger: Path | None = args.ledger
-    if ledger is None and getattr(run, "launch_dir", None) is None:
+    ledger: Path | Literal[False] | None = args.ledger
+    if ledger is None and not write:
+        ledger = False  # reconcile only reads: it writes nothing into the launch dir
+    elif ledger is None and getattr(run, "launch_dir", None) is None:
         anchor = args.trace or args.log
         if anchor is not None:
             ledger = Path(anchor).resolve().parent / ".batchkit" / "ledger.sqlite"
@@ -372,7 +376,7 @@ def render_report(report: KillReport, out: TextIO) -> None:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     run = load_run(args)
     client = make_client(args)
-    tracker = make_tracker(args, run, client)
+    tracker = make_tracker(args, run, client, write=False)
     try:
         snapshot = first_snapshot(tracker)
     finally:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 import pandas as pd
 
@@ -71,6 +71,8 @@ class TrackedRun(RunLike, Protocol):
 
 
 def _open_ledger(where: str | Path | None, launch_dir: Any) -> Ledger | None:
+    if where is None and launch_dir is None:
+        return None
     # Imported here: the ledger (sqlite) is only needed once a tracker is built with one.
     from batchkit.ledger import Ledger
 
@@ -295,7 +297,7 @@ class Tracker:
         client: BatchClient,
         *,
         queues: Sequence[str] | None = None,
-        ledger: Ledger | str | Path | None = None,
+        ledger: Ledger | str | Path | Literal[False] | None = None,
         price_per_vcpu_hour: float = 0.05,
         interval: float = 15.0,
         reload_run: bool = True,
@@ -304,7 +306,11 @@ class Tracker:
         self.run = run
         self.client = client
         self.queues: list[str] | None = list(queues) if queues else None
-        if ledger is None or isinstance(ledger, str | Path):
+        # None: the launch dir's ledger; False: none at all (a read-only tracker, e.g.
+        # `batchkit reconcile` on a launch dir it may not write to; kill then refuses).
+        if ledger is False:
+            ledger = None
+        elif ledger is None or isinstance(ledger, str | Path):
             ledger = _open_ledger(ledger, getattr(run, "launch_dir", None))
         self.ledger: Ledger | None = ledger
         self.price_per_vcpu_hour = price_per_vcpu_hour
@@ -862,5 +868,35 @@ def _chunks_by_reason(
     return chunks
 
 
+def _field(row: Any, *names: str) -> Any:
+    for name in names:
+        if isinstance(row, dict):
+            if name in row:
+                return row[name]
+        elif hasattr(row, name):
+            return getattr(row, name)
+    return None
+
+
 def _pending_with_ids(ledger: Ledger, run_name: str) -> list[tuple[KillJob, int | None]]:
-    return [(job, None) for job in ledger.pending_kills(run_name)]
+    """Interrupted kills with the audit entry each belongs to.
+
+    A re-driven kill finishes under its original intent, so the audit holds each job once.
+    The entry id is looked up among ``kills()`` rows that have no result yet; if a ledger
+    does not expose it, the kill is re-driven under a new entry (still safe: TerminateJob
+    is idempotent).
+    """
+    pending = ledger.pending_kills(run_name)
+    if not pending:
+        return []
+    open_ids: dict[str, int] = {}
+    for row in ledger.kills():
+        job_id = _field(row, "job_id")
+        kill_id = _field(row, "kill_id", "id")
+        if job_id is None or kill_id is None:
+            continue
+        if _field(row, "run_name") not in (None, run_name):
+            continue
+        if _field(row, "outcome", "result") is None:
+            open_ids[str(job_id)] = int(kill_id)
+    return [(job, open_ids.get(job.job_id)) for job in pending]

@@ -122,7 +122,7 @@ def test_behaviour_reconciles_to_ground_truth(scenario: Scenario, fault_rate: fl
         timing = NoSleep()
         client = client_for(batch, timing)
         run = NextflowRun.from_dir(scenario.launch_dir)
-        tracker = Tracker(run, client, queues=[QUEUE], ledger=None, reload_run=False)
+        tracker = Tracker(run, client, queues=[QUEUE], ledger=False, reload_run=False)
         snap = tracker.refresh()
         stats = client.stats
     finally:
