@@ -1013,6 +1013,7 @@ class Engine:
                     else:
                         parent.open_children += 1
         for q in self.queues.values():
+            q.jobs = [j for j in q.jobs if self.jobs.get(j.job_id) is j]
             q.jobs.sort(key=lambda j: (j.created, j.job_id))
         return len(loaded)
 
@@ -1049,9 +1050,7 @@ class Engine:
             # The loaded record replaces the old one; the old object may still sit in a FIFO.
             self._cancel_event(old)
             old.forgotten = True
-            self._release(old, now)
-            if old in old.queue.jobs:
-                old.queue.jobs.remove(old)
+            self._release(old, now)  # its queue list entry is dropped once loading is done
         job = Job(
             job_id=d["jobId"], name=str(d.get("jobName") or d["jobId"]), queue=queue,
             job_definition=d.get("jobDefinition", self.arn("job-definition", "unknown:1")),
