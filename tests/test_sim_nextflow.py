@@ -530,3 +530,30 @@ def test_each_launch_has_its_own_identity_unless_seeded(lb: LocalBatch, tmp_path
     c, d = (SimulatedNextflow(client, launch_dir=tmp_path, seed=9) for _ in range(2))
     assert (c.session_id, c.run_name) == (d.session_id, d.run_name)
     assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", c.session_id)
+
+
+def test_describe_jobs_is_polled_100_ids_at_a_time(tmp_path: Path) -> None:
+    with LocalBatch(manual_clock=True, start_time=T0) as batch:
+        batch.create_environment("demo-queue", vcpus=1024)
+        client = batch.client(retries={"total_max_attempts": 1})
+        sizes: list[int] = []
+        client.meta.events.register(
+            "provide-client-params.batch.DescribeJobs", lambda params, **_: sizes.append(len(params["jobs"]))
+        )
+        pipeline = Pipeline(n_tasks=141, durations={"FASTQC": 60.0, "ALIGN": 300.0, "MERGE": 30.0}, jitter=0.1)
+        truth = SimulatedNextflow(client, launch_dir=tmp_path, pipeline=pipeline, batch=batch, poll_interval=60.0).run()
+        assert truth.run_state == "completed" and len(truth.tasks) == 141
+        assert max(sizes) == 100  # 105 ALIGN jobs in flight: one full batch of 100, then the rest
+        assert 5 in sizes
+        assert len(sizes) <= 2 * 20  # about two calls per poll, never one per task
+
+
+def test_command_line_against_a_real_time_emulator(tmp_path: Path) -> None:
+    with LocalBatch(speed=7200.0) as batch:  # two emulated hours per wall-clock second
+        batch.create_environment("demo-queue")
+        code = main(["run", "main.nf", "-launch-dir", str(tmp_path), "--endpoint-url", batch.endpoint_url,
+                     "-n-tasks", "5", "-poll-interval", "60", "-with-trace"])  # fmt: skip
+        assert code == 0
+        traces = list(tmp_path.glob("trace-*.txt"))
+        assert len(traces) == 1 and len(traces[0].read_text().splitlines()) == 6
+        assert {j["status"] for j in batch.jobs()} == {"SUCCEEDED"}
