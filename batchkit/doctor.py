@@ -374,16 +374,6 @@ def _weblog_findings(v: Version, evidence: str, config: NfConfig | None) -> list
 
 # --- config rules (pure) ----------------------------------------------------------------------
 
-#: The settings the config rules read; an unreadable value of one of these is reported.
-WATCHED_KEYS: Final[tuple[str, ...]] = (
-    "aws.batch.maxSpotAttempts",
-    "aws.batch.maxTransferAttempts",
-    "aws.batch.retryMode",
-    "executor.submitRateLimit",
-    "process.resourceLabels",
-    "trace.enabled",
-    "weblog.enabled",
-)
 #: aws.batch.retryMode values Nextflow accepts (config reference).
 RETRY_MODES: Final = frozenset({"standard", "legacy", "adaptive", "built-in"})
 #: DESIGN §3: assume ~50 TPS per account for Batch calls, shared with Nextflow itself.
@@ -853,11 +843,6 @@ def _ms_to_dt(value: Any) -> datetime | None:
         return datetime.fromtimestamp(float(value) / 1000.0, tz=UTC)
     except (TypeError, ValueError, OverflowError, OSError):
         return None
-
-
-def _summary(ids: Sequence[str], limit: int = 5) -> str:
-    shown = ", ".join(ids[:limit])
-    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
 def account_findings(
