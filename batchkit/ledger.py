@@ -1,0 +1,492 @@
+"""The local ledger: every submission and kill written before and after the AWS call.
+
+SQLite through the standard library, one file per launch dir by default
+(``<launch_dir>/.batchkit/ledger.sqlite``). A kernel restart, a crash between the call
+and its answer, or two notebooks on the same launch dir lose nothing:
+
+* WAL journal, ``synchronous=NORMAL``: a committed row survives the writing process
+  dying (a kernel restart); only an OS crash or power cut can undo the last commits.
+* every write is one ``BEGIN IMMEDIATE`` transaction, so two processes queue on the
+  write lock (``busy_timeout``) instead of failing with "database is locked" on a
+  read-to-write upgrade;
+* one connection per thread (sqlite3 connections must not cross threads) and per
+  process (a forked child opens its own).
+
+Kill audit contract: ``record_kill_intent`` (before the call) writes one row per job;
+``record_kill_result`` (after) completes *that* row. At most one open intent per job
+exists (a partial unique index), so re-driving a pending kill after a restart —
+``pending_kills`` then ``record_kill_intent`` again — returns the SAME ``kill_id`` and
+the result lands on the original row: each job ends with exactly one final result.
+An ``"error"`` outcome is not final unless ``final=True``: the row stays pending (its
+``tries`` and ``last_error`` record the failure) so it is re-driven, not duplicated. A
+second result for a row already final is refused (returns False), so two kernels
+racing on the same kill cannot overwrite each other's audit.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+import pandas as pd
+
+from batchkit.errors import InputError
+from batchkit.schema import JobOutcome, KillJob
+
+__all__ = ["DEFAULT_RELATIVE_PATH", "Ledger", "LedgerClosedError"]
+
+#: Where ``Ledger.for_launch_dir`` keeps the file, relative to the launch dir.
+DEFAULT_RELATIVE_PATH: Final = Path(".batchkit") / "ledger.sqlite"
+SCHEMA_VERSION: Final = 1
+#: Outcomes that end a kill (JobOutcome.outcome); "error" ends it only with final=True.
+_KILL_DONE: Final = ("terminated", "cancelled", "already_done", "not_found")
+
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS submissions (
+        submission_id TEXT PRIMARY KEY,
+        requested_at TEXT NOT NULL,
+        request TEXT NOT NULL,
+        writer TEXT NOT NULL,
+        finished_at TEXT,
+        job_id TEXT,
+        outcome TEXT,
+        error TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS kills (
+        kill_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_name TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        task_name TEXT,
+        vcpu_hours REAL NOT NULL DEFAULT 0,
+        request TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        writer TEXT NOT NULL,
+        tries INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        finished_at TEXT,
+        outcome TEXT,
+        status TEXT,
+        error_code TEXT,
+        message TEXT,
+        verified_status TEXT
+    )""",
+    # At most one open (unfinished) intent per job: a re-drive reuses it.
+    "CREATE UNIQUE INDEX IF NOT EXISTS kills_open_intent ON kills(job_id) WHERE finished_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS kills_by_run ON kills(run_name, job_id)",
+    """CREATE TABLE IF NOT EXISTS snapshots (
+        snapshot_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_name TEXT NOT NULL,
+        taken_at TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        frame TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS snapshots_by_run ON snapshots(run_name, snapshot_id)",
+    """CREATE TABLE IF NOT EXISTS known_jobs (
+        run_name TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        PRIMARY KEY (run_name, job_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS polls (
+        run_name TEXT PRIMARY KEY,
+        last_poll TEXT NOT NULL
+    )""",
+)
+
+
+class LedgerClosedError(RuntimeError):
+    """The ledger was used after ``close()``."""
+
+
+def _utc(ts: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(ts)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _run_key(run_name: str | None) -> str:
+    # RunLike.name may be None (a log without "Run name:"); store it as "".
+    return run_name or ""
+
+
+class Ledger:
+    """A SQLite ledger of submissions, kills, reconcile snapshots and scope progress.
+
+    ``Ledger(path)`` creates the folder and the schema if needed. ``clock`` (returning a
+    UTC timestamp) is injectable for tests. Safe to share between threads of one
+    process and between processes on the same file; call ``close()`` when done.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_s: float = 30.0,
+        clock: Callable[[], Any] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self._busy_timeout_s = busy_timeout_s
+        self._clock = clock or (lambda: pd.Timestamp.now(tz="UTC"))
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._closed = False
+        self._writer = f"{socket.gethostname()}:{os.getpid()}"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(
+                f"cannot create the ledger folder ({exc.strerror}); pass a writable path to Ledger()",
+                path=str(self.path.parent),
+            ) from exc
+        with self._write() as conn:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise InputError(
+                    f"ledger schema version {version} is newer than this batchkit ({SCHEMA_VERSION}); "
+                    "upgrade batchkit or use another ledger path",
+                    path=str(self.path),
+                )
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @classmethod
+    def for_launch_dir(cls, launch_dir: str | Path, **kwargs: Any) -> Ledger:
+        """The ledger of a Nextflow launch dir: ``<launch_dir>/.batchkit/ledger.sqlite``."""
+        return cls(Path(launch_dir) / DEFAULT_RELATIVE_PATH, **kwargs)
+
+    # --- connections ---------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise LedgerClosedError(f"the ledger {self.path} is closed; open a new Ledger({str(self.path)!r})")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        # A forked child must not reuse its parent's connection (SQLite forbids it).
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            try:
+                # check_same_thread=False only so close() can close every thread's
+                # connection; each thread still uses its own (threading.local).
+                conn = sqlite3.connect(
+                    self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
+                )
+                conn.row_factory = sqlite3.Row
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    # e.g. a network filesystem that cannot share memory for WAL.
+                    raise InputError(
+                        f"SQLite refused WAL mode here (got {mode!r}); put the ledger on a local disk",
+                        path=str(self.path),
+                    )
+                conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.DatabaseError as exc:
+                raise InputError(
+                    f"cannot open the ledger ({exc}); check the file's permissions or pass another path",
+                    path=str(self.path),
+                ) from exc
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        # IMMEDIATE takes the write lock up front (waiting up to busy_timeout), so a
+        # transaction never has to upgrade a read lock and fail with SQLITE_BUSY.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _read(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        return [dict(row) for row in self._conn().execute(sql, tuple(params))]
+
+    def _now(self) -> str:
+        return str(_utc(self._clock()).isoformat())
+
+    def close(self) -> None:
+        """Close every connection this object opened (any thread). Idempotent."""
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def integrity_check(self) -> str:
+        """SQLite's ``PRAGMA integrity_check``: ``"ok"`` when the file is sound."""
+        return str(self._conn().execute("PRAGMA integrity_check").fetchone()[0])
+
+    # --- submissions -------------------------------------------------------------------
+
+    def record_submission_intent(self, submission_id: str, request: dict[str, Any]) -> None:
+        """Before SubmitJob: the request (tagged with ``submission_id``) about to be sent.
+
+        Calling it again for a submission still pending is a no-op (a re-drive); a
+        submission id that already has a result cannot be reused.
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT finished_at FROM submissions WHERE submission_id = ?", (submission_id,)
+            ).fetchone()
+            if row is not None:
+                if row["finished_at"] is not None:
+                    raise ValueError(
+                        f"submission {submission_id!r} already has a result in {self.path}; "
+                        "every SubmitJob request needs a fresh submission id"
+                    )
+                return
+            conn.execute(
+                "INSERT INTO submissions (submission_id, requested_at, request, writer) VALUES (?, ?, ?, ?)",
+                (submission_id, self._now(), json.dumps(request, default=str), self._writer),
+            )
+
+    def record_submission_result(
+        self, submission_id: str, job_id: str | None, outcome: str, error: str | None = None
+    ) -> bool:
+        """After SubmitJob: the job id (or None) and outcome. False if already recorded."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE submissions SET finished_at = ?, job_id = ?, outcome = ?, error = ? "
+                "WHERE submission_id = ? AND finished_at IS NULL",
+                (self._now(), job_id, outcome, error, submission_id),
+            )
+            if cur.rowcount == 0:
+                exists = conn.execute(
+                    "SELECT 1 FROM submissions WHERE submission_id = ?", (submission_id,)
+                ).fetchone()
+                if exists is None:
+                    raise KeyError(
+                        f"no submission intent {submission_id!r} in {self.path}: "
+                        "call record_submission_intent before SubmitJob"
+                    )
+                return False
+            return True
+
+    def submissions(self) -> list[dict[str, Any]]:
+        """Every submission, oldest first; ``request`` decoded from JSON."""
+        rows = self._read("SELECT * FROM submissions ORDER BY requested_at, submission_id")
+        for row in rows:
+            row["request"] = json.loads(row["request"])
+        return rows
+
+    def submissions_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.submissions())
+
+    def pending_submissions(self) -> list[dict[str, Any]]:
+        """Intents without a result: after a crash, look for their tag before re-submitting."""
+        return [row for row in self.submissions() if row["finished_at"] is None]
+
+    # --- kills ---------------------------------------------------------------------------
+
+    def record_kill_intent(self, run_name: str | None, kill: KillJob, request: dict[str, Any]) -> int:
+        """Before TerminateJob: one audit row for this job; returns its ``kill_id``.
+
+        If the job already has an open intent (a re-drive after a restart), that row's
+        id is returned and nothing new is written.
+        """
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO kills (run_name, job_id, verdict, reason, task_name, vcpu_hours, request, "
+                "requested_at, writer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (job_id) WHERE finished_at IS NULL DO NOTHING",
+                (
+                    _run_key(run_name),
+                    kill.job_id,
+                    kill.verdict,
+                    kill.reason,
+                    kill.task_name,
+                    kill.vcpu_hours,
+                    json.dumps(request, default=str),
+                    self._now(),
+                    self._writer,
+                ),
+            )
+            row = conn.execute(
+                "SELECT kill_id FROM kills WHERE job_id = ? AND finished_at IS NULL", (kill.job_id,)
+            ).fetchone()
+            return int(row["kill_id"])
+
+    def record_kill_result(
+        self,
+        kill_id: int,
+        result: JobOutcome | str,
+        verified_status: str | None = None,
+        *,
+        status: str | None = None,
+        error_code: str | None = None,
+        message: str = "",
+        final: bool | None = None,
+    ) -> bool:
+        """After TerminateJob: complete the intent row ``kill_id``.
+
+        ``result`` is a ``JobOutcome`` or its ``outcome`` string (then ``status``,
+        ``error_code``, ``message`` give the rest). An ``"error"`` outcome keeps the
+        row pending (counted in ``tries``, kept in ``last_error``) unless ``final=True``.
+        Returns True when this call wrote the final result, False when the row stays
+        pending or was already final (its first result is kept).
+        """
+        outcome: str
+        if isinstance(result, JobOutcome):
+            outcome, status, error_code, message = result.outcome, result.status, result.error_code, result.message
+        else:
+            outcome = result
+        is_final = outcome != "error" if final is None else final
+        with self._write() as conn:
+            if is_final:
+                cur = conn.execute(
+                    "UPDATE kills SET finished_at = ?, outcome = ?, status = ?, error_code = ?, message = ?, "
+                    "verified_status = ?, tries = tries + 1 WHERE kill_id = ? AND finished_at IS NULL",
+                    (self._now(), outcome, status, error_code, message, verified_status, kill_id),
+                )
+            else:
+                error = f"{error_code}: {message}" if error_code else message
+                cur = conn.execute(
+                    "UPDATE kills SET tries = tries + 1, last_error = ? WHERE kill_id = ? AND finished_at IS NULL",
+                    (error, kill_id),
+                )
+            if cur.rowcount == 0:
+                if conn.execute("SELECT 1 FROM kills WHERE kill_id = ?", (kill_id,)).fetchone() is None:
+                    raise KeyError(f"no kill intent {kill_id} in {self.path}: call record_kill_intent first")
+                return False
+            return is_final
+
+    def record_kill_verification(self, kill_id: int, verified_status: str) -> None:
+        """The job's status when described again after the kill (DESIGN §6: verify)."""
+        with self._write() as conn:
+            conn.execute("UPDATE kills SET verified_status = ? WHERE kill_id = ?", (verified_status, kill_id))
+
+    def kills(self, run_name: str | None = None) -> list[dict[str, Any]]:
+        """The kill audit (all runs, or one), oldest first; ``request`` decoded."""
+        if run_name is None:
+            rows = self._read("SELECT * FROM kills ORDER BY kill_id")
+        else:
+            rows = self._read("SELECT * FROM kills WHERE run_name = ? ORDER BY kill_id", (_run_key(run_name),))
+        for row in rows:
+            row["request"] = json.loads(row["request"])
+        return rows
+
+    def killed_job_ids(self, run_name: str | None = None) -> set[str]:
+        """Jobs whose kill ended well (terminated, cancelled, already done, or unknown to Batch)."""
+        marks = ",".join("?" * len(_KILL_DONE))
+        sql = f"SELECT job_id FROM kills WHERE finished_at IS NOT NULL AND outcome IN ({marks})"
+        params: list[Any] = list(_KILL_DONE)
+        if run_name is not None:
+            sql += " AND run_name = ?"
+            params.append(_run_key(run_name))
+        return {row["job_id"] for row in self._read(sql, params)}
+
+    def pending_kills(self, run_name: str | None = None) -> list[KillJob]:
+        """Intents written without a final result: the jobs to re-drive after a restart."""
+        sql = "SELECT * FROM kills WHERE finished_at IS NULL"
+        params: list[Any] = []
+        if run_name is not None:
+            sql += " AND run_name = ?"
+            params.append(_run_key(run_name))
+        return [
+            KillJob(
+                job_id=row["job_id"],
+                verdict=row["verdict"],
+                reason=row["reason"],
+                task_name=row["task_name"],
+                vcpu_hours=float(row["vcpu_hours"]),
+            )
+            for row in self._read(sql + " ORDER BY kill_id", params)
+        ]
+
+    # --- snapshots -------------------------------------------------------------------
+
+    def record_snapshot(
+        self, run_name: str | None, frame_summary: dict[str, Any], frame: pd.DataFrame | None = None
+    ) -> int:
+        """A reconcile snapshot: the summary always, the frame when given.
+
+        Only the newest frame per run is kept (older rows keep their summary), so
+        polling every few seconds does not grow the file without bound.
+        """
+        payload = None
+        if frame is not None:
+            # orient="table" keeps dtypes (Int64, string, tz-aware timestamps) on the way back.
+            payload = frame.reset_index(drop=True).to_json(orient="table", date_unit="ns", index=False)
+        key = _run_key(run_name)
+        with self._write() as conn:
+            if payload is not None:
+                conn.execute("UPDATE snapshots SET frame = NULL WHERE run_name = ? AND frame IS NOT NULL", (key,))
+            cur = conn.execute(
+                "INSERT INTO snapshots (run_name, taken_at, summary, frame) VALUES (?, ?, ?, ?)",
+                (key, self._now(), json.dumps(frame_summary, default=str), payload),
+            )
+            return int(cur.lastrowid or 0)
+
+    def last_snapshot(self, run_name: str | None) -> tuple[pd.Timestamp, dict[str, Any], pd.DataFrame | None] | None:
+        """The newest snapshot of a run: (taken_at, summary, frame or None), or None."""
+        rows = self._read(
+            "SELECT taken_at, summary, frame FROM snapshots WHERE run_name = ? ORDER BY snapshot_id DESC LIMIT 1",
+            (_run_key(run_name),),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        frame = None
+        if row["frame"] is not None:
+            frame = pd.read_json(io.StringIO(row["frame"]), orient="table")
+        return pd.Timestamp(row["taken_at"]), json.loads(row["summary"]), frame
+
+    def snapshot_history(self, run_name: str | None) -> list[dict[str, Any]]:
+        """Every snapshot's time and summary (oldest first), for trend charts."""
+        rows = self._read(
+            "SELECT snapshot_id, taken_at, summary FROM snapshots WHERE run_name = ? ORDER BY snapshot_id",
+            (_run_key(run_name),),
+        )
+        return [
+            {"snapshot_id": r["snapshot_id"], "taken_at": pd.Timestamp(r["taken_at"]), "summary": json.loads(r["summary"])}
+            for r in rows
+        ]
+
+    # --- scope discovery progress ------------------------------------------------------
+
+    def remember_jobs(self, run_name: str | None, job_ids: Iterable[str]) -> int:
+        """Add job ids found in the run's scope; returns how many were new."""
+        key, now = _run_key(run_name), self._now()
+        with self._write() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO known_jobs (run_name, job_id, first_seen) VALUES (?, ?, ?)",
+                ((key, job_id, now) for job_id in job_ids),
+            )
+            return conn.total_changes - before
+
+    def known_jobs(self, run_name: str | None) -> set[str]:
+        return {r["job_id"] for r in self._read("SELECT job_id FROM known_jobs WHERE run_name = ?", (_run_key(run_name),))}
+
+    def last_poll(self, run_name: str | None) -> pd.Timestamp | None:
+        """When scope discovery last completed for this run (UTC), or None."""
+        rows = self._read("SELECT last_poll FROM polls WHERE run_name = ?", (_run_key(run_name),))
+        return pd.Timestamp(rows[0]["last_poll"]) if rows else None
+
+    def set_last_poll(self, run_name: str | None, ts: Any) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO polls (run_name, last_poll) VALUES (?, ?) "
+                "ON CONFLICT (run_name) DO UPDATE SET last_poll = excluded.last_poll",
+                (_run_key(run_name), _utc(ts).isoformat()),
+            )
