@@ -557,3 +557,40 @@ def test_command_line_against_a_real_time_emulator(tmp_path: Path) -> None:
         traces = list(tmp_path.glob("trace-*.txt"))
         assert len(traces) == 1 and len(traces[0].read_text().splitlines()) == 6
         assert {j["status"] for j in batch.jobs()} == {"SUCCEEDED"}
+
+
+def test_a_lost_submit_answer_leaves_an_untracked_duplicate(lb: LocalBatch, tmp_path: Path) -> None:
+    # The request is applied, the answer never arrives; the retry creates a second job.
+    lb.faults.add("SubmitJob", "applied-lost", count=1)
+    truth = _run(lb, tmp_path, "healthy", n_tasks=5)
+    assert truth.run_state == "completed" and len(truth.untracked_job_ids) == 1
+    jobs = _jobs(lb)
+    (dup,) = truth.untracked_job_ids
+    first = truth.tasks[0]
+    assert jobs[dup]["container"]["command"] == jobs[first["job_id"]]["container"]["command"]
+    text = truth.log_file.read_text() + truth.trace_file.read_text()
+    assert dup not in text and first["job_id"] in text
+
+
+def test_terminate_strategy_aborts_and_kills_the_running_tasks(lb: LocalBatch, tmp_path: Path) -> None:
+    pipeline = Pipeline(n_tasks=12, durations=LONG, seed=5, error_strategy="terminate",
+                        fail_tasks=("ALIGN (sample_02:1)",))  # fmt: skip
+    truth = _run(lb, tmp_path, "healthy", pipeline=pipeline, durations=LONG)
+    assert truth.run_state == "aborted"
+    assert truth.abort_cause == "Process `ALIGN (sample_02:1)` terminated with an error exit status (1)"
+    aborted = {t["job_id"] for t in truth.tasks if t["status"] == "ABORTED"}
+    assert aborted and aborted == truth.killed_by_nf and not truth.abandoned_job_ids
+    log = truth.log_file.read_text()
+    assert f"Killing running tasks ({len(aborted)})" in log
+    assert all(f"[AWS BATCH] killing job={j}; response={{}}" in log for j in aborted)
+    assert all(_jobs(lb)[j]["status"] == "FAILED" for j in aborted)
+
+
+def test_a_submit_that_keeps_failing_aborts_the_run(lb: LocalBatch, tmp_path: Path) -> None:
+    lb.faults.add("SubmitJob", "server-500")
+    truth = _run(lb, tmp_path, "healthy", n_tasks=5)
+    assert truth.run_state == "aborted"
+    assert (truth.abort_cause or "").startswith("Failed to submit job: FASTQC_sample_01 - Reason: ")
+    assert not lb.jobs() and not truth.job_ids
+    rows = _trace_rows(truth)
+    assert [(r["name"], r["status"], r["native_id"]) for r in rows] == [("FASTQC (sample_01)", "FAILED", "-")]

@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import re
 import sys
 import tempfile
 import uuid
@@ -101,6 +102,8 @@ DUMP_INTERVAL: Final = 300.0
 _RETRYABLE_CODES: Final = frozenset(
     {"TooManyRequestsException", "ThrottlingException", "Throttling", "RequestLimitExceeded"}
 )
+
+_WORKDIR_IN_COMMAND: Final = re.compile(r"(\S+/[0-9a-f]{2}/[0-9a-f]{30})/\.command\.run")
 
 _TM: Final = "Task monitor"
 _TS: Final = "Task submitter"
@@ -874,6 +877,29 @@ class SimulatedNextflow:
 
     # --- ground truth ----------------------------------------------------------------------------
 
+    def _unrecorded_jobs(self, recorded: set[str | None]) -> set[str]:
+        """Jobs of this run's tasks that Nextflow never learnt about (needs the emulator).
+
+        A SubmitJob whose answer was lost (dropped connection, 5xx after the job was
+        created) is retried by the SDK and creates a second job: SubmitJob has no
+        idempotency token (DESIGN §3). The first job runs with the task's work dir in its
+        command and no record anywhere. Found by that work dir, among jobs created since
+        this run started.
+        """
+        batch = getattr(self.control, "batch", None)
+        if batch is None:
+            return set()
+        ours = {t.workdir for t in self._tasks.values()}
+        since = self._t0 * 1000 - 1
+        found: set[str] = set()
+        for job in batch.jobs():
+            if job["jobId"] in recorded or float(job.get("createdAt") or 0) < since:
+                continue
+            m = _WORKDIR_IN_COMMAND.search(" ".join((job.get("container") or {}).get("command") or ()))
+            if m is not None and m.group(1) in ours:
+                found.add(str(job["jobId"]))
+        return found
+
     def _truth(self) -> GroundTruth:
         tasks: list[dict[str, Any]] = []
         for task in sorted(self._tasks.values(), key=lambda t: t.task_id):
@@ -911,7 +937,7 @@ class SimulatedNextflow:
             log_file=self.launch_dir / ".nextflow.log",
             tasks=tasks,
             abandoned_job_ids={t["job_id"] for t in tasks if t["abandoned"] and t["job_id"]},
-            untracked_job_ids=set(self._untracked),
+            untracked_job_ids=self._untracked | self._unrecorded_jobs({t["job_id"] for t in tasks}),
             killed_by_nf=set(self._killed),
             spot_retried_job_ids={t["job_id"] for t in tasks if t["spot_retried"] and t["job_id"]},
             run_state=state,
