@@ -868,35 +868,8 @@ def _chunks_by_reason(
     return chunks
 
 
-def _field(row: Any, *names: str) -> Any:
-    for name in names:
-        if isinstance(row, dict):
-            if name in row:
-                return row[name]
-        elif hasattr(row, name):
-            return getattr(row, name)
-    return None
-
-
 def _pending_with_ids(ledger: Ledger, run_name: str) -> list[tuple[KillJob, int | None]]:
-    """Interrupted kills with the audit entry each belongs to.
-
-    A re-driven kill finishes under its original intent, so the audit holds each job once.
-    The entry id is looked up among ``kills()`` rows that have no result yet; if a ledger
-    does not expose it, the kill is re-driven under a new entry (still safe: TerminateJob
-    is idempotent).
-    """
-    pending = ledger.pending_kills(run_name)
-    if not pending:
-        return []
-    open_ids: dict[str, int] = {}
-    for row in ledger.kills():
-        job_id = _field(row, "job_id")
-        kill_id = _field(row, "kill_id", "id")
-        if job_id is None or kill_id is None:
-            continue
-        if _field(row, "run_name") not in (None, run_name):
-            continue
-        if _field(row, "outcome", "result") is None:
-            open_ids[str(job_id)] = int(kill_id)
-    return [(job, open_ids.get(job.job_id)) for job in pending]
+    """Interrupted kills to re-drive. No entry id is needed: the ledger keeps at most one
+    open intent per job and ``record_kill_intent`` returns that same id for a re-drive,
+    so the result lands on the original audit row (each job audited exactly once)."""
+    return [(job, None) for job in ledger.pending_kills(run_name)]

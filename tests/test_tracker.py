@@ -171,8 +171,8 @@ class FakeBatch:
 
 
 class FakeLedger:
-    """In-memory stand-in with batchkit.ledger.Ledger's signatures (for the unit tests);
-    the restart test below uses the real, file-backed Ledger."""
+    """In-memory stand-in with batchkit.ledger.Ledger's signatures and audit contract
+    (one open intent per job: a re-drive gets the same id back)."""
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
@@ -180,6 +180,9 @@ class FakeLedger:
         self.polls: dict[str, Any] = {}
 
     def record_kill_intent(self, run_name: str, job: KillJob, request: Any) -> int:
+        for row in self.rows:
+            if row["job_id"] == job.job_id and row["outcome"] is None:
+                return int(row["id"])
         self.rows.append(
             {
                 "id": len(self.rows) + 1,
@@ -221,6 +224,15 @@ class FakeLedger:
 
     def last_poll(self, run_name: str) -> Any:
         return self.polls.get(run_name)
+
+
+def open_ledger(path: Path) -> Any:
+    """The real file-backed Ledger; the in-memory fake only until batchkit.ledger exists."""
+    try:
+        from batchkit.ledger import Ledger
+    except ImportError:
+        return FakeLedger()
+    return Ledger(path)
 
 
 def tasks_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -266,7 +278,7 @@ def task(i: int, status: str, job_id: str | None) -> dict[str, Any]:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[FakeRun, FakeBatch, Clock, FakeLedger]]:
+def world(tmp_path: Path) -> Iterator[tuple[FakeRun, FakeBatch, Clock, Any]]:
     """An aborted run: task 1 completed (job done), 2 aborted but job still RUNNING
     (orphan), 3 submitted and its job succeeded (stale); plus job x4 nobody recorded
     with the run's work dir (untracked) and a stranger's job with another work dir."""
@@ -282,10 +294,10 @@ def world(tmp_path: Path) -> Iterator[tuple[FakeRun, FakeBatch, Clock, FakeLedge
         ),
         launch_dir=tmp_path,
     )
-    yield run, batch, Clock(), FakeLedger()
+    yield run, batch, Clock(), open_ledger(tmp_path / "ledger.sqlite")
 
 
-def make(world: tuple[FakeRun, FakeBatch, Clock, FakeLedger], **kw: Any) -> Tracker:
+def make(world: tuple[FakeRun, FakeBatch, Clock, Any], **kw: Any) -> Tracker:
     run, batch, clock, ledger = world
     return Tracker(run, batch, ledger=ledger, clock=clock, interval=0.01, **kw)  # type: ignore[arg-type]
 
