@@ -594,3 +594,10 @@ def test_a_submit_that_keeps_failing_aborts_the_run(lb: LocalBatch, tmp_path: Pa
     assert not lb.jobs() and not truth.job_ids
     rows = _trace_rows(truth)
     assert [(r["name"], r["status"], r["native_id"]) for r in rows] == [("FASTQC (sample_01)", "FAILED", "-")]
+
+
+def test_a_simulated_launch_runs_once(lb: LocalBatch, tmp_path: Path) -> None:
+    nf = SimulatedNextflow(lb.client(), launch_dir=tmp_path, pipeline=Pipeline(n_tasks=3, durations=SHORT), batch=lb)
+    assert nf.run().run_state == "completed"
+    with pytest.raises(RuntimeError, match="already ran"):
+        nf.run()

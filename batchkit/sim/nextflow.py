@@ -405,6 +405,10 @@ class SimulatedNextflow:
 
     def run(self) -> GroundTruth:
         """Run the pipeline to its end (completed, aborted, or crashed); return the truth."""
+        if self._t0:
+            raise RuntimeError(
+                f"run {self.run_name!r} already ran: a SimulatedNextflow is one launch, create another"
+            )
         self._start()
         try:
             while True:
