@@ -383,15 +383,18 @@ def extract_workdir(commands: pd.Series) -> pd.Series:
 def _as_jobs(jobs: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     # Copy-on-write (pandas 3): a shallow copy keeps the caller's frame untouched.
     frame = jobs.copy(deep=False) if isinstance(jobs, pd.DataFrame) else jobs_frame(jobs)
+    missing_extras = [c for c in JOB_EXTRA_COLUMNS if c not in frame.columns]
     for col, dtype in _JOB_DTYPES.items():
         if col not in frame.columns:
-            frame[col] = pd.Series([() if col == ATTEMPT_SPANS else None] * len(frame), index=frame.index)
+            frame[col] = pd.Series([None] * len(frame), index=frame.index, dtype="object")
         if str(frame[col].dtype) != dtype:
             frame[col] = (
                 pd.to_datetime(frame[col], utc=True).astype(dtype)
                 if dtype == _UTC
                 else frame[col].astype(dtype)
             )
+    if missing_extras:
+        _derive_extras(frame, missing_extras)
     if frame[JobCol.WORK_DIR].isna().all() and frame[JobCol.COMMAND].notna().any():
         frame[JobCol.WORK_DIR] = extract_workdir(frame[JobCol.COMMAND])
     # Describe pages can repeat a job; the last answer is the freshest.
@@ -400,6 +403,30 @@ def _as_jobs(jobs: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     if drop.any():
         frame = frame[~drop]
     return frame.reset_index(drop=True)
+
+
+def _derive_extras(frame: pd.DataFrame, missing: list[str]) -> None:
+    """Best guesses for JOB_EXTRA_COLUMNS when a frame was built without ``jobs_frame``.
+
+    Without attempts[] the visible try is the job's own startedAt..stoppedAt, the try
+    running now starts at startedAt, and attempts listed = attempts minus the running try.
+    """
+    status = frame[JobCol.STATUS]
+    if LISTED_ATTEMPTS in missing:
+        running_now = status.isin(_RUNNING_NOW).fillna(False).astype(int)
+        frame[LISTED_ATTEMPTS] = (frame[JobCol.ATTEMPTS] - running_now).astype("Int64")
+    if TRY_STARTED_AT in missing:
+        frame[TRY_STARTED_AT] = frame[JobCol.STARTED_AT].where(status.eq("RUNNING").fillna(False))
+    if ATTEMPT_SPANS in missing:
+        start_ms = (_seconds(frame[JobCol.STARTED_AT]) * 1000.0).tolist()
+        stop_ms = (_seconds(frame[JobCol.STOPPED_AT]) * 1000.0).tolist()
+        done = (status.isin(JOB_TERMINAL).fillna(False) & frame[JobCol.STARTED_AT].notna()
+                & frame[JobCol.STOPPED_AT].notna()).tolist()
+        frame[ATTEMPT_SPANS] = pd.Series(
+            [((0, a, b),) if d else () for a, b, d in zip(start_ms, stop_ms, done, strict=True)],
+            index=frame.index,
+            dtype="object",
+        )
 
 
 # --- tasks and scope --------------------------------------------------------------
@@ -425,6 +452,16 @@ def _batch_ids(native_ids: pd.Series) -> pd.Series:
     """native_id where it is a Batch job id; PIDs (digits only) and blanks -> <NA>."""
     pid = native_ids.str.isdigit().fillna(False).astype(bool)
     return native_ids.mask(pid | native_ids.eq("").fillna(False).astype(bool))
+
+
+def _recorded_ids(tasks: pd.DataFrame) -> pd.Series:
+    """The Batch job ids this run recorded, per task row (<NA> where none).
+
+    A CACHED row's native_id (the trace repeats it from the cache) is the job of the
+    run that computed the result, not of this run: it proves nothing about scope.
+    """
+    cached = _Codes(tasks[TaskCol.STATUS]).isin({"CACHED"})
+    return _batch_ids(tasks[TaskCol.NATIVE_ID]).mask(cached)
 
 
 def _array_parents(ids: pd.Series) -> pd.Series:
@@ -484,7 +521,7 @@ def in_scope(
     A job name never counts. ``jobs`` is a ``jobs_frame``; the result shares its index.
     """
     normal = _as_jobs(jobs)
-    recorded = _batch_ids(_as_tasks(run)[TaskCol.NATIVE_ID])
+    recorded = _recorded_ids(_as_tasks(run))
     rule = _scope(run, normal, recorded, _array_parents(recorded), queues)
     # _as_jobs drops jobs without an id and repeated ids; map back onto the caller's rows.
     lookup = pd.Series(rule.to_numpy(), index=normal[JobCol.JOB_ID].to_numpy())
@@ -604,7 +641,7 @@ def reconcile(
         now_ts = now_ts.tz_localize("UTC")
     tasks = _as_tasks(run)
     jobs_df = _as_jobs(jobs)
-    recorded = _batch_ids(tasks[TaskCol.NATIVE_ID])
+    recorded = _recorded_ids(tasks)
     parents = _array_parents(recorded)
     scope = _scope(run, jobs_df, recorded, parents, queues)
 
