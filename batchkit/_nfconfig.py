@@ -212,8 +212,8 @@ class _Tok:
     interpolated: bool = False
 
 
-_IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
-_NUMBER = re.compile(r"\d[\d_]*(?:\.\d+)?(?:[eE][+-]?\d+)?[lLgGdDfF]?")
+_IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*", re.ASCII)
+_NUMBER = re.compile(r"\d[\d_]*(?:\.\d+)?(?:[eE][+-]?\d+)?[lLgGdDfF]?", re.ASCII)
 _OPS = ("==", "!=", "<=", ">=", "->", "?:", "?.", "*.", "&&", "||", "<<", ">>", "++", "--", "**")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "$": "$", "b": "\b", "f": "\f"}
 
@@ -280,14 +280,10 @@ def _tokenize(text: str) -> list[_Tok]:
             end = j + len(quote)
             toks.append(_Tok("string", "".join(buf), start_line, i, end, interpolated))
             i = end
-        elif c.isdigit():
-            m = _NUMBER.match(text, i)
-            assert m is not None
+        elif m := _NUMBER.match(text, i):
             toks.append(_Tok("number", m.group(), line, i, m.end()))
             i = m.end()
-        elif c.isalpha() or c in "_$":
-            m = _IDENT.match(text, i)
-            assert m is not None
+        elif m := _IDENT.match(text, i):
             toks.append(_Tok("ident", m.group(), line, i, m.end()))
             i = m.end()
         else:
@@ -406,6 +402,8 @@ def _evaluate(toks: Sequence[_Tok], source: str) -> Any:
         return Unknown(text, "a closure, evaluated for each task")
     try:
         return _ValueParser(toks).parse()
+    except RecursionError:
+        return Unknown(text, "nested too deeply to read")
     except ValueError as exc:
         idents = {t.text for t in toks if t.kind == "ident"}
         if "params" in idents:
@@ -552,7 +550,12 @@ class _Parser:
         # dotted name
         name = [tok.text]
         self.i += 1
-        while self.at(".") and (nxt := self.peek(1)) is not None and nxt.kind == "ident":
+        # a.b.c, and quoted segments such as process.'withName:FOO'.cpus
+        while (
+            self.at(".")
+            and (nxt := self.peek(1)) is not None
+            and (nxt.kind == "ident" or (nxt.kind == "string" and not nxt.interpolated))
+        ):
             name.append(nxt.text)
             self.i += 2
         if self.at("="):

@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from batchkit._nfconfig import Unknown, config_candidates, parse_config, read_config
 
@@ -233,3 +236,28 @@ trace {
     assert reasons == ["an includeConfig whose path is an expression"]
     assert cfg.lookup("process.withLabel:process_high.cpus").value == 12
     assert cfg.lookup("params.input").value == "x"
+
+
+def test_quoted_segments_in_dotted_keys() -> None:
+    assert settings("process.'withName:FOO'.cpus = 2\n") == {"process.withName:FOO.cpus": 2}
+
+
+def test_non_ascii_text_is_read_or_opaque() -> None:
+    parsed = parse_config("params.title = 'Ünïcode ²'\nrésumé = 1\n", "n.config")
+    assert parsed.settings[0].value == "Ünïcode ²"
+    assert parsed.opaque and parsed.opaque[0].line == 2
+
+
+_FUZZ_ALPHABET = [
+    *"aws.batch{}[]()='\"$:;/*\\\n\t 0123456789-_²éxü#!",
+    "includeConfig ", "profiles ", "plugins ", "withName:", "if ", "else ", "try ", "catch ", "def ", "'" * 3,
+]
+
+
+@hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_FUZZ_ALPHABET), max_size=120).map("".join))
+def test_the_reader_never_raises(text: str) -> None:
+    """Any text: settings with a key and a line, or opaque entries; never an exception."""
+    parsed = parse_config(text, "fuzz.config")
+    assert all(s.key and s.line >= 1 for s in parsed.settings)
+    assert all(o.line >= 0 for o in parsed.opaque)
