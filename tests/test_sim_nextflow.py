@@ -601,3 +601,13 @@ def test_a_simulated_launch_runs_once(lb: LocalBatch, tmp_path: Path) -> None:
     assert nf.run().run_state == "completed"
     with pytest.raises(RuntimeError, match="already ran"):
         nf.run()
+
+
+def test_dropped_connections_abort_like_an_sdk_client_exception(lb: LocalBatch, tmp_path: Path) -> None:
+    t0 = lb.clock.now()
+    lb.faults.add("DescribeJobs", "drop", window=(t0 + 200, t0 + 1200))
+    truth = _run(lb, tmp_path, "24.02", durations=LONG)
+    assert truth.run_state == "aborted"
+    assert (truth.abort_cause or "").startswith("Unable to execute HTTP request: ")
+    assert "error [com.amazonaws.SdkClientException]: Unable to execute HTTP request" in truth.log_file.read_text()
+    assert truth.abandoned_job_ids and all(_jobs(lb)[j]["status"] in ACTIVE for j in truth.abandoned_job_ids)

@@ -119,6 +119,11 @@ _L_CMDRUN: Final = "nextflow.cli.CmdRun"
 class AwsCallFailed(Exception):
     """A Batch call that still failed after the SDK's retries; ``str()`` is the SDK's text."""
 
+    def __init__(self, message: str, *, java_class: str = "com.amazonaws.services.batch.model.AWSBatchException") -> None:
+        super().__init__(message)
+        #: the exception class the AWS SDK for Java would have thrown (quoted in the log)
+        self.java_class = java_class
+
 
 @dataclass
 class _Task:
@@ -396,7 +401,9 @@ class SimulatedNextflow:
                     raise AwsCallFailed(text) from e
             except BotoCoreError as e:
                 if attempt == attempts:
-                    raise AwsCallFailed(f"Unable to execute HTTP request: {e}") from e
+                    raise AwsCallFailed(
+                        f"Unable to execute HTTP request: {e}", java_class="com.amazonaws.SdkClientException"
+                    ) from e
             cap = min(20.0, base * (2**attempt))
             self.control.sleep(self._rng.uniform(0, cap))
         raise AssertionError("unreachable")  # pragma: no cover
@@ -567,7 +574,7 @@ class SimulatedNextflow:
             try:
                 job = self._describe(task, cache)
             except AwsCallFailed as e:
-                self._status_check_failed(task, str(e))
+                self._status_check_failed(task, str(e), e.java_class)
                 continue
             self._update(task, job)
 
@@ -656,7 +663,7 @@ class SimulatedNextflow:
             return "pending" if any(s in ("pending", "active", "COMPLETED") for s in deps) else "dropped"
         return "dropped" if any(s in ("FAILED", "ABORTED", "dropped") for s in deps) else "pending"
 
-    def _status_check_failed(self, task: _Task, message: str) -> None:
+    def _status_check_failed(self, task: _Task, message: str, java_class: str) -> None:
         """A DescribeJobs that kept failing: the task is dropped from the running queue."""
         if self._vt >= (24, 12, 0):
             # nextflow-io/nextflow#5516 fix: kill the job first, it may well still be running.
@@ -666,7 +673,7 @@ class SimulatedNextflow:
         task.abandoned = not task.killed
         self._logw(_TM, "DEBUG", _L_PROCESSOR,
                    f"Handling unexpected condition for\n  task: name={task.name}; work-dir={task.workdir}\n"
-                   f"  error [com.amazonaws.services.batch.model.AWSBatchException]: {message}")
+                   f"  error [{java_class}]: {message}")
         self._fault(task, message, exc=None)
 
     def _fault(self, task: _Task, message: str, *, exc: str | None) -> None:
