@@ -4,7 +4,6 @@ no-credentials path."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,14 +16,11 @@ import pytest
 
 from batchkit import cli
 from batchkit.client import BatchClient
+from batchkit.ledger import Ledger
 from batchkit.schema import JOB_ACTIVE
 from batchkit.sim.nextflow import Incident, replay_incident
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Kills write a ledger; until batchkit.ledger lands these tests cannot run.
-needs_ledger = pytest.mark.skipif(
-    importlib.util.find_spec("batchkit.ledger") is None, reason="batchkit.ledger has not landed"
-)
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +172,6 @@ def test_usage_error_from_argparse(capsys: pytest.CaptureFixture[str]) -> None:
 # --- kill ------------------------------------------------------------------------------------
 
 
-@needs_ledger
 def test_kill_dry_run_then_yes_then_noop(
     incident: Incident, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -195,8 +190,6 @@ def test_kill_dry_run_then_yes_then_noop(
     assert all(f"{j}  terminated" in out for j in orphans)
     assert not (active_ids(incident) & orphans)
 
-    from batchkit.ledger import Ledger
-
     ledger = Ledger.for_launch_dir(incident.launch_dir)
     assert sorted(k["job_id"] for k in ledger.kills()) == sorted(orphans)
 
@@ -214,7 +207,6 @@ def test_kill_dry_run_then_yes_then_noop(
     assert active_orphans == []
 
 
-@needs_ledger
 def test_kill_never_touches_another_run_on_the_same_queue(
     incident: Incident, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -247,7 +239,6 @@ def test_kill_never_touches_another_run_on_the_same_queue(
     assert not any(j in out for j in theirs)
 
 
-@needs_ledger
 def test_kill_with_a_stopped_api_is_an_aws_error(
     incident: Incident, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -260,7 +251,6 @@ def test_kill_with_a_stopped_api_is_an_aws_error(
 # --- demo ------------------------------------------------------------------------------------
 
 
-@needs_ledger
 def test_demo_headless_kills_the_orphans(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from batchkit.errors import ApiUnavailableError, InputError
+from batchkit.ledger import Ledger
 from batchkit.schema import (
     TASK_COLUMNS,
     TASK_DTYPES,
@@ -170,71 +171,6 @@ class FakeBatch:
         return [i for op, ids in self.calls if op == "describe" for i in ids]
 
 
-class FakeLedger:
-    """In-memory stand-in with batchkit.ledger.Ledger's signatures and audit contract
-    (one open intent per job: a re-drive gets the same id back)."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-        self.known: dict[str, set[str]] = {}
-        self.polls: dict[str, Any] = {}
-
-    def record_kill_intent(self, run_name: str, job: KillJob, request: Any) -> int:
-        for row in self.rows:
-            if row["job_id"] == job.job_id and row["outcome"] is None:
-                return int(row["id"])
-        self.rows.append(
-            {
-                "id": len(self.rows) + 1,
-                "run_name": run_name,
-                "job_id": job.job_id,
-                "job": job,
-                "request": request,
-                "outcome": None,
-                "verified_status": None,
-            }
-        )
-        return len(self.rows)
-
-    def record_kill_result(
-        self, kill_id: int, outcome: JobOutcome, verified_status: str | None
-    ) -> None:
-        row = self.rows[kill_id - 1]
-        assert row["outcome"] is None, "a kill result recorded twice"
-        row["outcome"] = outcome.outcome
-        row["verified_status"] = verified_status
-
-    def pending_kills(self, run_name: str) -> list[KillJob]:
-        return [r["job"] for r in self.rows if r["run_name"] == run_name and r["outcome"] is None]
-
-    def killed_job_ids(self) -> set[str]:
-        return {r["job_id"] for r in self.rows if r["outcome"] not in (None, "error")}
-
-    def kills(self) -> list[dict[str, Any]]:
-        return list(self.rows)
-
-    def remember_jobs(self, run_name: str, ids: Any) -> None:
-        self.known.setdefault(run_name, set()).update(ids)
-
-    def known_jobs(self, run_name: str) -> set[str]:
-        return set(self.known.get(run_name, set()))
-
-    def set_last_poll(self, run_name: str, when: Any) -> None:
-        self.polls[run_name] = when
-
-    def last_poll(self, run_name: str) -> Any:
-        return self.polls.get(run_name)
-
-
-def open_ledger(path: Path) -> Any:
-    """The real file-backed Ledger; the in-memory fake only until batchkit.ledger exists."""
-    try:
-        from batchkit.ledger import Ledger
-    except ImportError:
-        return FakeLedger()
-    return Ledger(path)
-
-
 def tasks_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame({c: [r.get(c) for r in rows] for c in TASK_COLUMNS})
     return frame.astype(TASK_DTYPES)
@@ -278,7 +214,7 @@ def task(i: int, status: str, job_id: str | None) -> dict[str, Any]:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[FakeRun, FakeBatch, Clock, Any]]:
+def world(tmp_path: Path) -> Iterator[tuple[FakeRun, FakeBatch, Clock, Ledger]]:
     """An aborted run: task 1 completed (job done), 2 aborted but job still RUNNING
     (orphan), 3 submitted and its job succeeded (stale); plus job x4 nobody recorded
     with the run's work dir (untracked) and a stranger's job with another work dir."""
@@ -294,10 +230,10 @@ def world(tmp_path: Path) -> Iterator[tuple[FakeRun, FakeBatch, Clock, Any]]:
         ),
         launch_dir=tmp_path,
     )
-    yield run, batch, Clock(), open_ledger(tmp_path / "ledger.sqlite")
+    yield run, batch, Clock(), Ledger(tmp_path / "ledger.sqlite")
 
 
-def make(world: tuple[FakeRun, FakeBatch, Clock, Any], **kw: Any) -> Tracker:
+def make(world: tuple[FakeRun, FakeBatch, Clock, Ledger], **kw: Any) -> Tracker:
     run, batch, clock, ledger = world
     return Tracker(run, batch, ledger=ledger, clock=clock, interval=0.01, **kw)  # type: ignore[arg-type]
 
@@ -741,7 +677,6 @@ def test_kill_500_orphans_across_two_kernel_restarts(tmp_path: Path) -> None:
     from batchkit.client import BatchClient
     from batchkit.sim import LocalBatch
 
-    Ledger = pytest.importorskip("batchkit.ledger", reason="the real ledger has not landed").Ledger
     n = 500
     with LocalBatch(manual_clock=True) as lb:
         lb.create_environment("q", vcpus=4096)
