@@ -475,6 +475,8 @@ class BatchClient:
 
     def _raw(self, op: str, kind: OperationKind, fn: Callable[[], T]) -> T:
         """Run one logical call under the outer policy; errors other than credentials raw."""
+        if self._closed:
+            raise RuntimeError("this BatchClient is closed: create a new one")
         try:
             return self._retrying(op, kind).call(fn)
         except NoCredentialsError as error:

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -482,3 +483,54 @@ def test_no_credentials_is_a_clear_error(
     # pointed at a local endpoint, no credentials are needed
     with BatchClient(endpoint_url=moto_url, clock=clock, sleep=clock.sleep) as bc:
         assert bc.check_queue(QUEUE)["jobQueueName"] == QUEUE
+
+
+# --- the budget, stats and hooks ----------------------------------------------------------------
+
+
+def test_one_budget_spans_every_call_and_thread(moto_url: str, seeded: dict[str, Any]) -> None:
+    clock = FakeClock(start=0.0)
+    faults = ClientFaults(clock=clock)
+    faults.add("DescribeJobs", "throttle-429", count=2)  # botocore's re-sends pay too
+    with make(moto_url, faults, clock, rate=10.0, max_workers=3) as bc:
+        assert bc.stats.summary() == "healthy" and not bc.stats.degraded
+        bc.describe_jobs(list(seeded))  # 3 chunks on 3 threads
+        bc.list_jobs(QUEUE, statuses=["SUCCEEDED", "FAILED"])
+        stats = bc.stats
+    sends = sum(faults.sent.values())
+    assert stats.budget.acquired == sends == stats.calls
+    # 10 requests/s, burst 1: the n-th request cannot go before (n-1)/10 s
+    assert clock.now >= (sends - 1) / 10.0 - 1e-9
+    assert stats.operations["DescribeJobs"].retries == 2
+
+
+def test_close_takes_the_hooks_off(moto_url: str, seeded: dict[str, Any]) -> None:
+    clock = FakeClock()
+    faults = ClientFaults(clock=clock)
+    raw = faults.install(boto(moto_url))
+    bc = BatchClient(raw, clock=clock, sleep=clock.sleep, rate=1000.0)
+    bc.describe_jobs(list(seeded)[:1])
+    bc.close()
+    bc.close()  # idempotent
+    acquired = bc.stats.budget.acquired
+    faults.add("DescribeJobs", "server-500", count=1)
+    # the raw client still works, retries on its own again, and no longer pays our budget
+    assert raw.describe_jobs(jobs=list(seeded)[:1])["jobs"]
+    assert bc.stats.budget.acquired == acquired
+    with pytest.raises(RuntimeError, match="closed"):
+        bc.describe_jobs(list(seeded)[:1])
+
+
+def test_input_checks(moto_url: str) -> None:
+    clock = FakeClock()
+    with make(moto_url, ClientFaults(), clock) as bc:
+        assert bc.describe_jobs([]).jobs == {}
+        assert bc.terminate_jobs([], "r") == []
+        with pytest.raises(TypeError):
+            bc.describe_jobs("one-id-not-a-list")
+        with pytest.raises(ValueError, match="unknown job status"):
+            bc.list_jobs(QUEUE, statuses=["DONE"])
+        with pytest.raises(ValueError, match="at most 1024"):
+            bc.terminate_jobs(["a"], "x" * 1025)
+        with pytest.raises(ValueError, match="time zone"):
+            bc.list_jobs(QUEUE, created_after=datetime(2024, 1, 1))
