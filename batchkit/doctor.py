@@ -13,6 +13,15 @@ stable release of the same number — so ``24.04.0-edge`` < ``24.04.0`` < ``24.0
 ``24.10.2`` < ``24.12.0-edge``. A fourth numeric part (``22.04.0.5697``, the build
 number older launchers print) is kept but does not take part in the order.
 
+Severities: a known bug of the run's version is a *warning*; it becomes an *error*
+when the log shows this run hit it (aborted on AWS Batch, or the shutdown reaper gave
+up). Anything that stops the run's jobs or batchkit now (a disabled/invalid queue or
+compute environment, a refused call, a job no environment can place) is an *error*;
+advice on settings is *info*, and so is every "could not determine" — the doctor
+never guesses a setting it cannot read. nextflow-io/nextflow#7445 (jobs submitted
+after an abort) was closed by #7482 in August 2026 but no release carrying it could
+be confirmed, so it fires for every version (info from 26.09 on).
+
 Exit codes of :func:`main` (``batchkit doctor``): 0 when no finding is an error
 (warnings and info are advice, not failures), 4 when at least one is; 2 for a bad
 launch dir or bad usage, 1 when AWS cannot be asked at all (no credentials).
@@ -52,6 +61,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "Finding",
+    "LogFacts",
     "Version",
     "account_findings",
     "compute_environment_findings",
