@@ -1,0 +1,423 @@
+"""A form to submit AWS Batch jobs from the notebook, and a live table of what it started.
+
+Thin over pure parts: :func:`batchkit.submit.validate_submission` checks every field
+before anything is sent (a bad value never reaches the API), ``preview_html`` shows
+the exact SubmitJob request, and the submission goes through
+``BatchClient.submit_job`` (tagged with a unique id, so a retry after an ambiguous
+failure never creates a second job — SubmitJob has no idempotency token, DESIGN §3).
+
+Every submission and kill is written to the ledger before and after the call, and the
+form reloads its submissions from the ledger, so they are still tracked after a
+kernel restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import ipywidgets as widgets
+
+from batchkit.errors import BatchkitError
+from batchkit.schema import JOB_ACTIVE, SUBMISSION_TAG, KillJob
+from batchkit.submit import FIELDS, SubmitRequest, Validation, validate_submission
+
+log = logging.getLogger(__name__)
+
+#: The ledger's run name for jobs started from the form.
+FORM_RUN: Final = "submit-form"
+KILL_REASON: Final = "batchkit: killed from the submit form"
+
+_LABELS: Final[dict[str, str]] = {
+    "job_name": "Job name",
+    "job_queue": "Job queue",
+    "job_definition": "Job definition",
+    "command": "Command",
+    "vcpus": "vCPUs",
+    "memory": "Memory (MiB)",
+    "environment": "Environment (KEY=VALUE per line)",
+    "array_size": "Array size",
+    "retry_attempts": "Retry attempts",
+    "timeout": "Timeout (s)",
+    "tags": "Tags (KEY=VALUE per line)",
+}
+
+FORM_CSS: Final = """
+<style>
+.bk-submit-form .bk-field-error { color: #b42318; font-size: 12px; min-height: 0; }
+.bk-submit-form .bk-preview pre { background: #f5f7fa; border: 1px solid #dfe3e8; border-radius: 6px;
+  padding: 8px; font-size: 12px; max-height: 260px; overflow: auto; }
+.bk-submit-form table.bk-subs { border-collapse: collapse; font-size: 12px; }
+.bk-submit-form table.bk-subs td, .bk-submit-form table.bk-subs th { padding: 3px 8px;
+  border-bottom: 1px solid #e4e7eb; text-align: left; }
+.bk-submit-form .bk-state-FAILED { color: #b42318; font-weight: 600; }
+.bk-submit-form .bk-state-SUCCEEDED { color: #067647; font-weight: 600; }
+.bk-submit-form .bk-state-RUNNING { color: #175cd3; font-weight: 600; }
+</style>
+"""
+
+
+# --- pure rendering ----------------------------------------------------------------------
+
+
+def preview_html(request: SubmitRequest | None, submission_id: str, errors: Mapping[str, str]) -> str:
+    """The exact SubmitJob request as JSON (with batchkit's tag), or what is wrong."""
+    if request is None:
+        items = "".join(
+            f"<li><b>{html.escape(_LABELS.get(k, k))}</b>: {html.escape(v)}</li>" for k, v in errors.items()
+        )
+        return f"<div class='bk-preview'><b>Not ready to submit:</b><ul>{items}</ul></div>"
+    kwargs = request.to_kwargs()
+    kwargs["tags"] = {**kwargs.get("tags", {}), SUBMISSION_TAG: submission_id}
+    text = json.dumps(kwargs, indent=2)
+    return f"<div class='bk-preview'><b>SubmitJob request</b><pre>{html.escape(text)}</pre></div>"
+
+
+def _ms(value: Any) -> str:
+    if not isinstance(value, int | float) or value <= 0:
+        return ""
+    return datetime.fromtimestamp(value / 1000, tz=UTC).strftime("%H:%M:%S")
+
+
+def job_row(submission: Mapping[str, Any], job: Mapping[str, Any] | None) -> dict[str, str]:
+    """One live-table row from a submission and its last DescribeJobs answer (pure)."""
+    job = job or {}
+    attempts = job.get("attempts") or []
+    status = str(job.get("status") or submission.get("status") or "SUBMITTED")
+    tries = len(attempts) + (1 if status in {"STARTING", "RUNNING"} else 0)
+    container = job.get("container") or {}
+    return {
+        "job_id": str(submission.get("job_id") or ""),
+        "job_name": str(submission.get("job_name") or job.get("jobName") or ""),
+        "status": status,
+        "attempts": str(tries),
+        "created": _ms(job.get("createdAt")),
+        "started": _ms(job.get("startedAt")),
+        "stopped": _ms(job.get("stoppedAt")),
+        "log_stream": str(container.get("logStreamName") or ""),
+        "reason": str(job.get("statusReason") or ""),
+    }
+
+
+def table_html(rows: Sequence[Mapping[str, str]]) -> str:
+    if not rows:
+        return "<i>No jobs submitted from this form yet.</i>"
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("job", "job id", "state", "attempts", "created", "started", "stopped", "log stream", "reason")
+    )
+    body = []
+    for r in rows:
+        e = {k: html.escape(v) for k, v in r.items()}
+        body.append(
+            f"<tr class='bk-sub-row' data-job-id='{e['job_id']}'><td>{e['job_name']}</td><td><code>{e['job_id']}</code></td>"
+            f"<td class='bk-state-{e['status']}'>{e['status']}</td><td>{e['attempts']}</td><td>{e['created']}</td>"
+            f"<td>{e['started']}</td><td>{e['stopped']}</td><td>{e['log_stream']}</td><td>{e['reason']}</td></tr>"
+        )
+    return f"<table class='bk-subs'><tr>{head}</tr>{''.join(body)}</table>"
+
+
+# --- the widget ----------------------------------------------------------------------------
+
+
+class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
+    """Submit Batch jobs, validated first; track them live; kill them with one click.
+
+    >>> form = SubmitForm(BatchClient(region="eu-west-1"))   # loads queues and job definitions
+    >>> form                                                   # fill in, Submit
+    >>> form.refresh()                                         # or let it refresh itself
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        ledger: Any = None,
+        interval: float = 5.0,
+        autostart: bool = True,
+        defaults: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        from batchkit.ledger import Ledger
+
+        self.client = client
+        if ledger is None:
+            ledger = Path(".batchkit") / "ledger.sqlite"
+        self.ledger = ledger if isinstance(ledger, Ledger) else Ledger(ledger)
+        self.interval = interval
+        self.queues: list[str] = []
+        self.job_definitions: list[str] = []
+        #: job id -> {"job_id", "job_name", "submission_id", "status"}
+        self.submissions: dict[str, dict[str, Any]] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}  # job id -> last DescribeJobs answer
+        self.last_error: str | None = None
+        self._submission_id = str(uuid.uuid4())
+        self._lock = threading.RLock()
+        self._threads: list[threading.Thread] = []
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+        W = widgets
+        self.inputs: dict[str, Any] = {
+            "job_name": W.Text(placeholder="my-debug-job"),
+            "job_queue": W.Dropdown(options=[]),
+            "job_definition": W.Dropdown(options=[]),
+            "command": W.Text(placeholder="bash -c 'echo hello; sleep 60'"),
+            "vcpus": W.Text(value="1"),
+            "memory": W.Text(value="2048"),
+            "environment": W.Textarea(rows=2),
+            "array_size": W.Text(placeholder="blank: a single job"),
+            "retry_attempts": W.Text(placeholder="1-10"),
+            "timeout": W.Text(placeholder="seconds, >= 60"),
+            "tags": W.Textarea(rows=2),
+        }
+        self.messages: dict[str, Any] = {name: W.HTML() for name in FIELDS}
+        rows = []
+        for name in FIELDS:
+            widget = self.inputs[name]
+            widget.add_class(f"bk-input-{name}")
+            widget.observe(self._changed, names="value")
+            self.messages[name].add_class("bk-field-error")
+            label = W.HTML(f"<b>{html.escape(_LABELS[name])}</b>", layout=W.Layout(width="230px"))
+            rows.append(W.HBox([label, W.VBox([widget, self.messages[name]])]))
+        self.preview = W.HTML()
+        self.submit_button = W.Button(description="Submit", button_style="primary", icon="paper-plane")
+        self.submit_button.add_class("bk-submit")
+        self.submit_button.on_click(self._submit_clicked)
+        self.status = W.HTML()
+        self.status.add_class("bk-submit-status")
+        self.table = W.HTML()
+        self.kill_buttons = W.VBox()
+        super().__init__(
+            children=[
+                W.HTML(FORM_CSS, layout=W.Layout(display="none")),
+                W.HTML("<h3>Submit an AWS Batch job</h3>"),
+                *rows,
+                self.preview,
+                W.HBox([self.submit_button, self.status]),
+                W.HTML("<h4>Jobs started here</h4>"),
+                self.table,
+                self.kill_buttons,
+            ],
+            **kwargs,
+        )
+        self.add_class("bk-submit-form")
+        self._load_ledger()
+        try:
+            self.load_choices()
+        except BatchkitError as exc:
+            self._say(f"Could not list queues/job definitions: {exc}", error=True)
+        for name, value in (defaults or {}).items():
+            if name in self.inputs:
+                self.inputs[name].value = value
+        self._changed()
+        self._render_table()
+        if autostart:
+            self.start()
+
+    # --- explicit network calls ---------------------------------------------------------------
+
+    def load_choices(self) -> None:
+        """Fill the queue and job-definition pickers from the account (calls AWS)."""
+        queues = self.client.describe_job_queues()
+        defs = self.client.describe_job_definitions()
+        self.queues = sorted({q["jobQueueName"] for q in queues if q.get("state", "ENABLED") == "ENABLED"})
+        self.job_definitions = sorted({d["jobDefinitionName"] for d in defs})
+        for name, options in (("job_queue", self.queues), ("job_definition", self.job_definitions)):
+            picker = self.inputs[name]
+            current = picker.value
+            picker.options = options
+            # ipywidgets leaves the value empty when the options change: pick one.
+            picker.value = current if current in options else (options[0] if options else None)
+
+    def submit(self) -> dict[str, Any] | None:
+        """Validate and submit (blocking); the job id, or None with messages shown."""
+        with self._lock:
+            validation = self.validate()
+            if validation.request is None:
+                self._say("Fix the fields marked in red; nothing was sent.", error=True)
+                return None
+            request = validation.request
+            sid = self._submission_id
+            params = request.to_kwargs()
+            self.ledger.record_submission_intent(sid, {**params, "submissionId": sid})
+            try:
+                answer: dict[str, Any] = self.client.submit_job(
+                    job_name=params.pop("jobName"),
+                    job_queue=params.pop("jobQueue"),
+                    job_definition=params.pop("jobDefinition"),
+                    submission_id=sid,
+                    **params,
+                )
+            except BatchkitError as exc:
+                self.ledger.record_submission_result(sid, None, "error", str(exc))
+                self._say(f"Submission failed: {exc}", error=True)
+                return None
+            job_id = str(answer["jobId"])
+            self.ledger.record_submission_result(sid, job_id, "submitted", None)
+            self.submissions[job_id] = {
+                "job_id": job_id,
+                "job_name": request.job_name,
+                "submission_id": sid,
+                "status": "SUBMITTED",
+            }
+            # A new id for the next submission: the same id again would be deduplicated.
+            self._submission_id = str(uuid.uuid4())
+            self._changed()
+            extra = " (found after an ambiguous failure: not sent twice)" if answer.get("deduplicated") else ""
+            self._say(f"Submitted {html.escape(request.job_name)} as <code>{html.escape(job_id)}</code>{extra}")
+            self._render_table()
+            return answer
+
+    def refresh(self) -> None:
+        """Describe the jobs started here (calls AWS) and redraw the table."""
+        ids = [i for i in self.submissions if self._status(i) not in {"SUCCEEDED", "FAILED"}]
+        if ids:
+            result = self.client.describe_jobs(ids)
+            with self._lock:
+                self.jobs.update(result.jobs)
+                for jid in result.jobs:
+                    self.submissions[jid]["status"] = result.jobs[jid].get("status")
+        self._render_table()
+
+    def kill(self, job_id: str) -> Any:
+        """Terminate one job started here (ledger before and after the call)."""
+        sub = self.submissions.get(job_id)
+        if sub is None:
+            raise BatchkitError(f"job {job_id} was not submitted from this form")
+        kill = KillJob(job_id=job_id, verdict="manual", reason=KILL_REASON, task_name=sub["job_name"])
+        kill_id = self.ledger.record_kill_intent(FORM_RUN, kill, {"jobIds": [job_id], "reason": KILL_REASON})
+        outcome = self.client.terminate_jobs([job_id], KILL_REASON)[0]
+        self.ledger.record_kill_result(kill_id, outcome, outcome.status)
+        self._say(f"Kill of <code>{html.escape(job_id)}</code>: {html.escape(outcome.outcome)}")
+        self.refresh()
+        return outcome
+
+    # --- pure-ish helpers ---------------------------------------------------------------------
+
+    def values(self) -> dict[str, str]:
+        return {name: str(self.inputs[name].value or "") for name in FIELDS}
+
+    def validate(self) -> Validation:
+        validation = validate_submission(
+            self.values(),
+            queues=self.queues or None,
+            job_definitions=self.job_definitions or None,
+        )
+        for name in FIELDS:
+            message = validation.errors.get(name, "")
+            self.messages[name].value = html.escape(message)
+        return validation
+
+    def _changed(self, _change: Any = None) -> None:
+        validation = self.validate()
+        self.preview.value = preview_html(validation.request, self._submission_id, validation.errors)
+        self.submit_button.disabled = validation.request is None
+
+    def _status(self, job_id: str) -> str:
+        return str(self.submissions.get(job_id, {}).get("status") or "")
+
+    def _say(self, text: str, *, error: bool = False) -> None:
+        self.last_error = text if error else None
+        colour = "#b42318" if error else "#1f2933"
+        self.status.value = f"<span style='color:{colour}'>{text if not error else html.escape(text)}</span>"
+
+    def _load_ledger(self) -> None:
+        """Jobs submitted before a kernel restart come back from the ledger."""
+        for sub in self.ledger.submissions():
+            job_id = sub.get("job_id")
+            if not job_id:
+                continue
+            request = sub.get("request") or {}
+            if isinstance(request, str):
+                with contextlib.suppress(ValueError):
+                    request = json.loads(request)
+            name = request.get("jobName", "") if isinstance(request, dict) else ""
+            self.submissions[str(job_id)] = {
+                "job_id": str(job_id),
+                "job_name": name,
+                "submission_id": sub.get("submission_id"),
+                "status": "SUBMITTED",
+            }
+
+    def _render_table(self) -> None:
+        with self._lock:
+            rows = [job_row(sub, self.jobs.get(jid)) for jid, sub in self.submissions.items()]
+        self.table.value = table_html(rows)
+        buttons = []
+        for row in rows:
+            if row["status"] not in JOB_ACTIVE:
+                continue
+            button = widgets.Button(description=f"Kill {row['job_name']}", button_style="danger", icon="times")
+            button.add_class("bk-sub-kill")
+            button.on_click(self._kill_clicked(row["job_id"]))
+            buttons.append(button)
+        self.kill_buttons.children = buttons
+
+    # --- clicks and the refresh loop --------------------------------------------------------------
+
+    def _kill_clicked(self, job_id: str) -> Any:
+        def clicked(button: Any) -> None:
+            button.disabled = True  # a double click is harmless anyway: terminate is idempotent
+            self._in_thread(lambda: self.kill(job_id))
+
+        return clicked
+
+    def _submit_clicked(self, _button: Any) -> None:
+        self.submit_button.disabled = True
+        self._say("Submitting…")
+        self._in_thread(self.submit)
+
+    def _in_thread(self, work: Any) -> None:
+        # The client may retry through an outage for minutes: never block the kernel.
+        def run() -> None:
+            try:
+                work()
+            except Exception as exc:  # shown, never raised into ipywidgets' callback machinery
+                log.exception("batchkit submit form: action failed")
+                self._say(f"{type(exc).__name__}: {exc}", error=True)
+            finally:
+                self._changed()
+
+        thread = threading.Thread(target=run, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def wait(self, timeout: float = 60.0) -> None:
+        """Wait for clicks still being carried out (tests, scripts)."""
+        for thread in list(self._threads):
+            thread.join(timeout)
+        self._threads = [t for t in self._threads if t.is_alive()]
+
+    def start(self) -> None:
+        """Refresh every ``interval`` seconds on the running event loop (a notebook)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a script): call refresh() yourself
+        if self._task is None:
+            self._task = loop.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while not self._closed:
+            try:
+                await asyncio.to_thread(self.refresh)
+            except BatchkitError as exc:
+                self._say(f"Refresh failed (will retry): {exc}", error=True)
+            await asyncio.sleep(self.interval)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        super().close()
