@@ -81,6 +81,8 @@ LIST_PAGE_FILTER: Final = 100
 MAX_REASON: Final = 1024
 #: botocore's attempts per call underneath the outer policy (standard mode's default).
 BOTOCORE_ATTEMPTS: Final = 3
+#: Seconds between an ambiguous SubmitJob failure and the look for its tag.
+SUBMIT_LOOKUP_DELAY: Final = 5.0
 #: Seconds over which "retries in the last minute" is counted.
 STATS_WINDOW: Final = 60.0
 
@@ -776,9 +778,13 @@ class BatchClient:
         if verify:
             sent = [jid for jid in todo if outcomes[jid].outcome == mode.done]
             after = self.describe_jobs(sent)
+            gone = set(after.missing)
             for jid in sent:
                 job = after.jobs.get(jid)
-                if job is not None:
+                if jid in gone:
+                    # sent because describing it had failed; Batch does not know it
+                    outcomes[jid] = JobOutcome(jid, "not_found", message="Batch has no such job")
+                elif job is not None:
                     o = outcomes[jid]
                     outcomes[jid] = JobOutcome(jid, o.outcome, str(job["status"]), o.error_code, o.message)
         return [outcomes[jid] for jid in wanted]
@@ -923,10 +929,16 @@ class BatchClient:
         what = f"of job '{job_name}' to queue '{job_queue}' (submission {sid})"
         attempts = 0
         ambiguous = False
+        failed_at = 0.0
 
         def attempt() -> dict[str, Any]:
-            nonlocal attempts, ambiguous
+            nonlocal attempts, ambiguous, failed_at
             if ambiguous:
+                # ListJobs may lag SubmitJob by a moment: give an applied submission time to
+                # show up before concluding it was not applied and sending it again.
+                settle = SUBMIT_LOOKUP_DELAY - (self._clock() - failed_at)
+                if settle > 0:
+                    self._backoff_sleep(settle)
                 job = self._find_submission(job_queue, job_name, sid)
                 if job is not None:
                     return {"jobId": job["jobId"], "jobName": job.get("jobName", job_name),
@@ -936,10 +948,11 @@ class BatchClient:
             try:
                 answer = self._client.submit_job(**params)
             except Exception as error:
-                ambiguous = ambiguous or is_ambiguous(error)
+                if is_ambiguous(error):
+                    ambiguous, failed_at = True, self._clock()
                 raise
             if not isinstance(answer, dict) or not isinstance(answer.get("jobId"), str):
-                ambiguous = True  # something was answered: the job may well exist
+                ambiguous, failed_at = True, self._clock()  # something was answered: it may exist
                 raise self._malformed("SubmitJob", MalformedAnswerError("SubmitJob answered without a jobId"))
             return {"jobId": answer["jobId"], "jobName": answer.get("jobName", job_name),
                     "jobArn": answer.get("jobArn"), "submissionId": sid,
