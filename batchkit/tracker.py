@@ -388,7 +388,8 @@ class Tracker:
             fetched_at = self.clock()
             try:
                 if self.reload_run:
-                    self.run.reload()
+                    # NextflowRun is immutable: reload() returns the fresh view.
+                    self.run = self.run.reload()
                 self._seed_from_ledger()
                 failed = self._describe_tracked()
                 failed |= self._discover(fetched_at)
