@@ -258,7 +258,7 @@ def summary_figure(frame: pd.DataFrame, *, price_label: str = "$") -> go.Figure:
     fig.add_trace(
         go.Bar(
             x=order, y=[int(counts.get(v, 0)) for v in order], marker_color=colours,
-            text=[f"{int(counts.get(v, 0)):,}" for v in order], textposition="auto",
+            text=[f"{int(counts.get(v, 0)):,}" for v in order], textposition="outside", cliponaxis=False,
             name="rows", showlegend=False,
         ),
         row=1, col=1,
@@ -268,13 +268,13 @@ def summary_figure(frame: pd.DataFrame, *, price_label: str = "$") -> go.Figure:
     fig.add_trace(
         go.Bar(
             x=order, y=w, marker_color=colours,
-            text=[f"{wi:,.2f} vCPU-h · {price_label}{ci:,.2f}" if wi else "" for wi, ci in zip(w, c, strict=True)],
-            textposition="auto", name="waste", showlegend=False,
+            text=[f"{wi:,.2f} · {price_label}{ci:,.2f}" if wi else "" for wi, ci in zip(w, c, strict=True)],
+            textposition="outside", cliponaxis=False, name="waste", showlegend=False,
             hovertemplate="%{x}: %{y:,.2f} vCPU-h<extra></extra>",
         ),
         row=1, col=2,
     )
-    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 40, "b": 30}, plot_bgcolor="#fff")
+    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 50, "b": 30}, plot_bgcolor="#fff")
     fig.update_yaxes(gridcolor="#eee")
     return fig
 

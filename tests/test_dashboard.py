@@ -1,15 +1,24 @@
-"""The dashboard: pure table/view functions on hand-built frames."""
+"""The dashboard: pure table and view functions on hand-built frames, then the widget itself
+over the real parts (a replayed incident on LocalBatch, real boto3 over HTTP, the Tracker):
+buttons are clicked and trait values and the emulator's end state asserted."""
 
 from __future__ import annotations
 
+import asyncio
 import html
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 from test_figures import make_frame
 
+from batchkit.client import BatchClient
 from batchkit.schema import VERDICTS, JobCol, RecCol
-from batchkit.widgets import _table
+from batchkit.sim import replay_incident
+from batchkit.widgets import Dashboard, _table
 from batchkit.widgets._table import TableQuery, render_table, select
 from batchkit.widgets.dashboard import (
     api_health,
@@ -170,3 +179,188 @@ def test_chips_and_kill_all_label_count_what_is_killable() -> None:
     assert label == "Kill all orphans (8 jobs, 6.00 vCPU-h)"
     label, n = kill_all_label(frame, exclude={"job-00001"})
     assert n == 7 and label.startswith("Kill all orphans (7 jobs,")
+
+
+# --- the widget over the real parts: simulated incident, LocalBatch over HTTP, Tracker --------
+
+
+@pytest.fixture
+def incident(tmp_path: Path) -> Iterator[Any]:
+    with replay_incident(launch_dir=tmp_path / "launch", n_tasks=24, seed=3) as inc:
+        yield inc
+
+
+def make_dashboard(incident: Any, **kwargs: Any) -> Dashboard:
+    client = BatchClient(endpoint_url=incident.endpoint_url, region=incident.batch.region)
+    kwargs.setdefault("autostart", False)
+    return Dashboard(incident.launch_dir, client=client, queues=[incident.truth.queue], **kwargs)
+
+
+def row_classes(dash: Dashboard) -> list[str]:
+    return re.findall(r'<tr class="([^"]+)"', dash.table.value)
+
+
+def test_dashboard_shows_the_incident(incident: Any) -> None:
+    dash = make_dashboard(incident)
+    try:
+        assert "asking AWS Batch" in dash.header.value  # displayed before any answer
+        dash.refresh()
+        abandoned = incident.truth.abandoned_job_ids
+        assert abandoned
+        assert "bk-badge-aborted" in dash.header.value
+        assert html.escape(incident.truth.run_name) in dash.header.value
+        assert "healthy" in dash.header.value
+        assert dash.chips["orphan"].description == f"orphan {len(abandoned)}"
+        assert dash.chips["all"].description == f"all {len(dash.frame)}"
+        # Mismatches first: the orphan rows lead the table, coloured.
+        classes = row_classes(dash)
+        assert sum("bk-orphan" in c for c in classes) == len(abandoned)
+        assert all("bk-orphan" in c for c in classes[: len(abandoned)])
+        assert dash.kill_all_button.description.startswith(f"Kill all orphans ({len(abandoned)} jobs, ")
+        assert not dash.kill_all_button.disabled
+        killable_slots = [b for b in dash.row_buttons if b.description == "Kill"]
+        assert len(killable_slots) == len(abandoned)
+        assert all("bk-row-orphan" in b._dom_classes for b in killable_slots)
+        assert "vCPU-h" in dash.waste.value
+        # Filter, search and page through the controls.
+        dash.chips["ok"].click()
+        assert dash.filter.value == "ok" and "bk-chip-active" in dash.chips["ok"]._dom_classes
+        assert all("bk-ok" in c for c in row_classes(dash))
+        dash.filter.value = "all"
+        some_job = sorted(abandoned)[0]
+        dash.search.value = some_job
+        assert len(row_classes(dash)) == 1 and some_job in dash.table.value
+        dash.search.value = ""
+        dash.show(verdict="all")
+        small = make_dashboard(incident, page_size=5, tracker=dash.tracker)
+        assert "page 1 of" in small.page_info.value and small.prev_button.disabled
+        small.next_button.click()
+        assert "page 2 of" in small.page_info.value and not small.prev_button.disabled
+        small.close()
+        assert not dash.tracker.closed  # a shared tracker outlives the dashboard that borrowed it
+    finally:
+        dash.close()
+    assert dash.tracker.closed
+
+
+def test_kill_all_asks_first_then_kills_and_shows_verified_outcomes(incident: Any) -> None:
+    dash = make_dashboard(incident)
+    try:
+        dash.refresh()
+        abandoned = sorted(incident.truth.abandoned_job_ids)
+        dash.kill_all_button.click()
+        assert dash.confirm_panel.layout.display == "flex"
+        assert dash.kill_all_button.disabled
+        assert f"Terminate {len(abandoned)} job(s)" in dash.confirm_text.value
+        # Cancel: nothing happens to Batch.
+        dash.cancel_button.click()
+        assert dash.confirm_panel.layout.display == "none"
+        assert all(incident.batch.describe_job(j)["status"] in {"RUNNING", "RUNNABLE", "STARTING"} for j in abandoned)
+        assert not dash.kill_all_button.disabled
+
+        dash.kill_all_button.click()
+        dash.confirm_button.click()  # no event loop here: the kill runs inline
+        dash.confirm_button.click()  # a double click: the confirmed plan was used up
+        for job_id in abandoned:
+            job = incident.batch.describe_job(job_id)
+            assert job["status"] == "FAILED"
+            assert job["statusReason"] == f"batchkit: orphan of run '{incident.truth.run_name}'"
+            assert dash.marks[job_id] == "killed"
+        assert f"{len(abandoned)} of {len(abandoned)} job(s) killed" in dash.kill_status.value
+        assert dash.kill_status.value.count("Batch now: <b>FAILED</b>") == len(abandoned)
+        assert dash.confirm_panel.layout.display == "none"
+        # The refresh after the kill: no orphan left, the rows say killed.
+        assert dash.chips["orphan"].description == "orphan 0"
+        assert dash.kill_all_button.description.startswith("Kill all orphans (0 jobs")
+        assert dash.kill_all_button.disabled
+        assert sum("bk-killed" in c for c in row_classes(dash)) == len(abandoned)
+        assert {b.description for b in dash.row_buttons if b.layout.visibility == "visible"} == {"killed"}
+        # Pressing the button again finds nothing to do; the ledger recorded each job once.
+        terminations = dict(incident.batch.calls)
+        dash.kill_all_button.click()
+        assert dash.confirm_panel.layout.display == "none"
+        assert incident.batch.calls == terminations
+        assert sorted(dash.tracker.ledger.killed_job_ids()) == abandoned
+    finally:
+        dash.close()
+
+
+def test_row_kill_button_kills_that_job_only_and_ignores_a_double_click(incident: Any) -> None:
+    dash = make_dashboard(incident)
+    try:
+        dash.refresh()
+        dash.show(verdict="orphan")
+        slot = next(i for i, b in enumerate(dash.row_buttons) if b.description == "Kill")
+        button = dash.row_buttons[slot]
+        job_id = dash.page.rows[JobCol.JOB_ID].iat[slot]
+        button.click()
+        before = dict(incident.batch.calls)
+        button.click()  # double click: already killed, the button is a label now
+        assert incident.batch.calls == before
+        assert incident.batch.describe_job(job_id)["status"] == "FAILED"
+        others = sorted(set(incident.truth.abandoned_job_ids) - {job_id})
+        assert all(incident.batch.describe_job(j)["status"] != "FAILED" for j in others)
+        assert dash.marks == {job_id: "killed"}
+        # The killed row stays where it was clicked (the next click cannot hit another job)...
+        assert dash.page.rows[JobCol.JOB_ID].iat[slot] == job_id
+        assert "bk-killed" in row_classes(dash)[slot]
+        assert button.description == "killed" and button.disabled
+        # ...until the user moves on: Batch's truth, it is no longer an orphan.
+        assert dash.chips["orphan"].description == f"orphan {len(others)}"
+        dash.chips["orphan"].click()
+        assert job_id not in dash.table.value
+        dash.show(verdict="all", search=job_id)
+        assert "bk-killed" in row_classes(dash)[0]
+        assert dash.row_buttons[0].description == "killed" and dash.row_buttons[0].disabled
+    finally:
+        dash.close()
+
+
+def test_api_outage_keeps_the_last_good_view_and_says_so(incident: Any) -> None:
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:  # the client's backoff, without sleeping
+        now[0] += seconds
+
+    client = BatchClient(
+        endpoint_url=incident.endpoint_url, region=incident.batch.region,
+        clock=lambda: now[0], sleep=sleep, deadline=60.0,
+    )
+    dash = Dashboard(incident.launch_dir, client=client, queues=[incident.truth.queue], autostart=False)
+    try:
+        dash.refresh()
+        rows_before = dash.table.value
+        incident.batch.faults.add("DescribeJobs", "authorizer-500", rate=1.0)
+        incident.batch.faults.add("ListJobs", "authorizer-500", rate=1.0)
+        dash.refresh()
+        assert "bk-health-failing" in dash.header.value
+        assert "last refresh failed" in dash.header.value
+        assert "AuthorizerConfigurationException" in dash.header.value
+        assert dash.table.value == rows_before  # the last good answer stays up
+    finally:
+        dash.close()
+
+
+def test_on_a_running_loop_it_returns_at_once_refreshes_and_kills_in_the_background(incident: Any) -> None:
+    async def scenario() -> None:
+        dash = make_dashboard(incident, autostart=True, interval=0.05)
+        try:
+            assert dash.tracker.snapshot is None  # the constructor did not wait for AWS
+            await dash.ready()
+            dash.pause()
+            assert dash.tracker.paused and "(paused)" in dash.header.value
+            dash.resume()
+            assert not dash.tracker.paused
+            dash.interval = 30
+            assert dash.tracker.interval == 30
+            dash.kill_all_button.click()
+            dash.confirm_button.click()
+            assert dash.kill_all_button.disabled  # busy while the kill runs on the loop
+            await dash.wait_idle()
+            report_ids = sorted(j for j, m in dash.marks.items() if m == "killed")
+            assert report_ids == sorted(incident.truth.abandoned_job_ids)
+        finally:
+            dash.close()
+        assert dash.tracker.closed
+
+    asyncio.run(scenario())

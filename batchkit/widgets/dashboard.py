@@ -143,8 +143,13 @@ def header_html(
     age: float | None,
     paused: bool = False,
     loading: bool = False,
+    taken_at: Any = None,
 ) -> str:
-    """The header card: run name, Nextflow's state, Batch API health, freshness."""
+    """The header card: run name, Nextflow's state, Batch API health, freshness.
+
+    ``taken_at`` (when the data shown was fetched) is also written as an attribute, so
+    a browser test or benchmark can tell one refresh from the next.
+    """
     state = (run_state or "unknown").lower()
     badge = state if state in {"alive", "completed", "aborted"} else "unknown"
     cause = f' <span class="bk-muted">cause:</span> {_esc(abort_cause)}' if state == "aborted" and abort_cause else ""
@@ -155,8 +160,9 @@ def header_html(
         fresh = f"updated <b>{_esc(format_age(age))}</b>"
     if paused:
         fresh += ' <span class="bk-muted">(paused)</span>'
+    stamp = "" if taken_at is None else _esc(pd.Timestamp(taken_at).isoformat())
     return (
-        '<div class="bk-card bk-header-card">'
+        f'<div class="bk-card bk-header-card" data-taken-at="{stamp}">'
         f'<div class="bk-head-title">Run <span class="bk-run-name">{_esc(run_name or "(unnamed)")}</span></div>'
         f'<div class="bk-head-line">Nextflow: <span class="bk-badge bk-badge-{badge} bk-run-state">{_esc(state)}</span>{cause}</div>'
         f'<div class="bk-head-line">Batch API: <span class="{health_cls} bk-api-health">{_esc(health_text)}</span>'
@@ -273,11 +279,13 @@ def outcome_rows_html(outcomes: Sequence[tuple[KillJob, Any, str | None]], summa
         more = f'<div class="bk-muted">… and {len(rows) - 200:,} more (see the ledger).</div>'
         rows = rows[:200]
     return (
-        f'<div class="bk-kill-summary"><b>{_esc(summary)}</b></div>'
+        f'<details class="bk-kill-details"><summary class="bk-kill-summary"><b>{_esc(summary)}</b>'
+        ' <span class="bk-muted">(each job\'s verified outcome)</span></summary>'
         '<table class="bk-outcomes"><tr><th>task</th><th>job</th><th>outcome</th><th>verified</th><th></th></tr>'
         + "".join(rows)
         + "</table>"
         + more
+        + "</details>"
     )
 
 
@@ -364,6 +372,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.tracker = tracker
         self.query = TableQuery(page_size=max(1, int(page_size)))
         self.marks: dict[str, str] = {}  # job id -> kill mark, kept across refreshes
+        self._pinned: dict[str, str] = {}  # job id -> verdict it was killed under (see _view_frame)
         self._busy: set[str] = set()  # job ids a kill is working on right now
         self._pending_plan: list[KillJob] = []
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -648,6 +657,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             age=snapshot.age if has_data else None,
             paused=self.paused,
             loading=loading or (snapshot is None),
+            taken_at=getattr(snapshot, "taken_at", None) if has_data else None,
         )
 
     def _render(self) -> None:
@@ -677,8 +687,26 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self._update_kill_all()
             self._redraw_open_panel()
 
+    def _view_frame(self) -> pd.DataFrame:
+        """The frame the table shows: killed rows keep the verdict they were killed under.
+
+        After a kill the refresh turns those orphans into ``ok`` rows, which would re-sort
+        the table under the user's mouse: the next click on the same spot would hit
+        another job. So each killed row stays where it was (marked killed) until the
+        user changes the filter, search, sort or page.
+        """
+        frame = self._frame
+        if not self._pinned or JobCol.JOB_ID not in frame.columns or RecCol.VERDICT not in frame.columns:
+            return frame
+        ids = frame[JobCol.JOB_ID].astype("string")
+        pinned = ids.map(self._pinned)
+        if not pinned.notna().any():
+            return frame
+        verdict = frame[RecCol.VERDICT].astype("string").where(pinned.isna(), pinned.astype("string"))
+        return frame.assign(**{RecCol.VERDICT: verdict})
+
     def _render_table(self) -> None:
-        page = select(self._frame, self.query)
+        page = select(self._view_frame(), self.query)
         self._page = page
         self.query = page.query
         self.table.value = render_table(page, self.marks)
@@ -739,6 +767,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def _set_query(self, **changes: Any) -> None:
         self.query = self.query.with_(**changes)
+        self._pinned.clear()  # the user moved on: show the rows as they are now
         for key, chip in self.chips.items():
             active = key == self.query.verdict
             if active:
@@ -908,8 +937,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     def _begin(self, plan: Sequence[KillJob]) -> None:
         ids = [job.job_id for job in plan]
         self._busy.update(ids)
-        for job_id in ids:
-            self.marks[job_id] = "pending"
+        for job in plan:
+            self.marks[job.job_id] = "pending"
+            self._pinned[job.job_id] = job.verdict
         self.kill_all_button.disabled = True
         self.kill_all_button.description = f"Killing 0/{len(ids):,}…"
         self.kill_status.value = f'<span class="bk-muted">Terminating {len(ids):,} job(s)…</span>'
