@@ -626,6 +626,8 @@ _PARSING = re.compile(r"Parsing config file: (.+?)\s*$")
 _LOCAL = re.compile(r"Found config local: (.+?)\s*$")
 _ABORT = re.compile(r"Session aborted -- Cause: (.*)$")
 _REAPER = "Exiting before jobs reaper thread pool complete"
+#: The AWS Batch submit line, stable since 2018 (DESIGN §2).
+_SUBMIT = re.compile(r"\[AWS BATCH\].*submitted > job=([^;\s]+)")
 
 
 @dataclass(slots=True)
@@ -644,6 +646,8 @@ class LogFacts:
     on_batch: bool = False
     #: where the run was launched, on the launch machine ("Found config local: <dir>/nextflow.config")
     launch_dir: str | None = None
+    #: (line, job id) of AWS Batch submissions logged after the abort line (#7445)
+    submitted_after_abort: tuple[tuple[int, str], ...] = ()
 
     @property
     def version_evidence(self) -> str:
@@ -657,7 +661,10 @@ def log_facts(lines: Iterable[str], path: str | None = None) -> LogFacts:
     facts = LogFacts(path=path)
     profiles: list[str] = []
     configs: list[str] = []
+    late: list[tuple[int, str]] = []
     for no, line in enumerate(lines, start=1):
+        if facts.abort_line is not None and (m := _SUBMIT.search(line)):
+            late.append((no, m[1]))
         if facts.version is None and (m := _BANNER.search(line)):
             facts.version, facts.version_line = m[1], no
         elif not facts.cli_args and (m := _LAUNCHER.search(line)):
@@ -680,6 +687,7 @@ def log_facts(lines: Iterable[str], path: str | None = None) -> LogFacts:
     # such line at all the profiles are unknown (an old or truncated log).
     facts.profiles = tuple(profiles) if profiles else None
     facts.config_files = tuple(configs)
+    facts.submitted_after_abort = tuple(late)
     return facts
 
 
@@ -725,6 +733,20 @@ def run_findings(facts: LogFacts, findings: Sequence[Finding]) -> list[Finding]:
                 evidence=f"{f.evidence}; abort at {abort_at}",
             )
         out.append(f)
+    if facts.submitted_after_abort:
+        # nextflow-io/nextflow#7445: the kill sweep has already run; nothing kills these.
+        late = facts.submitted_after_abort
+        shown = "; ".join(f"{facts.path}:{no} job={job}" for no, job in late[:5])
+        out.append(
+            Finding(
+                "nf-jobs-after-abort",
+                "error",
+                f"{len(late)} job(s) were submitted after the run aborted: nothing will ever kill them",
+                f"abort at {abort_at}; {shown}{' …' if len(late) > 5 else ''}",
+                "Kill them: `batchkit reconcile` lists them as untracked/orphans, `batchkit kill` stops them.",
+                "nextflow-io/nextflow#7445",
+            )
+        )
     if facts.reaper_line is not None:
         # nextflow-io/nextflow#2169: the shutdown gave up on its kill queue.
         out.append(

@@ -351,6 +351,22 @@ def test_an_aborted_batch_run_turns_the_known_bugs_into_errors(tmp_path: Path) -
     assert exit_code(list(found.values())) == EXIT_ERROR_FINDING
 
 
+def test_jobs_submitted_after_the_abort_are_named(tmp_path: Path) -> None:
+    late = (
+        "Mar-10 10:05:00.500 [AWSBatch-executor-3] DEBUG n.c.aws.batch.AwsBatchTaskHandler - [AWS BATCH] "
+        "Process `FOO (2)` submitted > job=70af3d53-0000-0000-0000-000000000002; work-dir=s3://b/work/aa/bb\n"
+    )
+    launch = launch_with_log(tmp_path, "25.10.0", ABORT + late)
+    f = rules(doctor(launch, env={"HOME": str(tmp_path / "h")}))["nf-jobs-after-abort"]
+    assert f.severity == "error" and f.title.startswith("1 job(s)")
+    assert f"{launch / '.nextflow.log'}:7 job=70af3d53-0000-0000-0000-000000000002" in f.evidence
+    assert f.source == "nextflow-io/nextflow#7445"
+    # the submission before the abort (line 5) is not one of them
+    assert "000000000001" not in f.evidence
+    quiet = rules(doctor(launch_with_log(tmp_path, "25.10.0", ABORT), env={"HOME": str(tmp_path / "h")}))
+    assert "nf-jobs-after-abort" not in quiet
+
+
 def test_a_healthy_batch_run_keeps_them_warnings(tmp_path: Path) -> None:
     launch = launch_with_log(tmp_path, "24.04.4", "")
     found = rules(doctor(launch, env={"HOME": str(tmp_path / "h")}))
