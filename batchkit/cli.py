@@ -234,7 +234,7 @@ def make_tracker(
 
 def first_snapshot(tracker: Tracker) -> Any:
     snapshot = tracker.refresh()
-    if tracker.snapshot is None:
+    if not snapshot.has_result:
         error = tracker.last_error
         if isinstance(error, BatchkitError):
             raise error

@@ -102,6 +102,9 @@ class Snapshot:
     error: str | None = None
     client_stats: Any = None
     clock: Clock = field(default=_utcnow, repr=False, compare=False)
+    #: False only for the placeholder kept while no poll has ever succeeded (Batch down
+    #: from the start): empty frame, ``degraded`` and ``error`` set, nothing to act on.
+    has_result: bool = True
 
     @property
     def age(self) -> float:
@@ -418,8 +421,9 @@ class Tracker:
         message = str(exc) or type(exc).__name__
         log.warning("batchkit tracker: refresh of run %r failed: %s", self.run_name, message)
         stats = self._client_stats()
-        if self.snapshot is None:
-            empty = Snapshot(
+        if self.snapshot is None or not self.snapshot.has_result:
+            # Nothing good to keep yet: a placeholder, so a dashboard can show why.
+            self.snapshot = Snapshot(
                 frame=pd.DataFrame(),
                 summary={},
                 taken_at=self.clock(),
@@ -428,8 +432,9 @@ class Tracker:
                 error=message,
                 client_stats=stats,
                 clock=self.clock,
+                has_result=False,
             )
-            return empty, [RefreshFailed(message, None)]
+            return self.snapshot, [RefreshFailed(message, None)]
         self.snapshot = replace(self.snapshot, degraded=True, error=message, client_stats=stats)
         return self.snapshot, [RefreshFailed(message, self.snapshot.age)]
 
@@ -444,9 +449,7 @@ class Tracker:
             queues=self._queue_names(),
         )
         old = (
-            self.snapshot.frame
-            if self.snapshot is not None and not self.snapshot.frame.empty
-            else None
+            self.snapshot.frame if self.snapshot is not None and self.snapshot.has_result else None
         )
         events = diff_frames(old, frame)
         self.snapshot = Snapshot(
@@ -594,9 +597,9 @@ class Tracker:
     ) -> list[KillJob]:
         """What a kill would terminate now (refreshes first if nothing was fetched yet)."""
         snapshot = self.snapshot
-        if snapshot is None or snapshot.frame.empty:
+        if snapshot is None or not snapshot.has_result:
             snapshot = self.refresh()
-        if snapshot.frame.empty:
+        if not snapshot.has_result or snapshot.frame.empty:
             return []
         plan = plan_kills(
             snapshot.frame,

@@ -368,8 +368,8 @@ def test_describe_failure_of_an_unseen_job_is_not_called_vanished(world: Any) ->
     tracker = make(world)
     batch.fail_describe = 2  # the recorded jobs, then the discovered candidates
     snap = tracker.refresh()
-    assert snap.degraded and tracker.snapshot is None
-    assert snap.frame.empty
+    assert snap.degraded and not snap.has_result and snap.frame.empty
+    assert tracker.snapshot is snap
     snap = tracker.refresh()
     assert not snap.degraded and "vanished" not in set(snap.frame[RecCol.VERDICT])
 
