@@ -14,14 +14,13 @@ converted with pandas string/regex operations — no per-row Python loop.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -29,6 +28,9 @@ import pandas as pd
 from batchkit.errors import NextflowReadError
 from batchkit.nextflow import _formats as fmt
 from batchkit.schema import TaskCol
+
+#: numpy arrays; numpy is untyped for mypy here (pyproject overrides), so this is Any.
+Array: TypeAlias = Any
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +138,10 @@ def parse_trace_bytes(data: bytes, *, tz: tzinfo, path: str = "<trace>") -> pd.D
     fields = _parse_header(header_bytes, path)
     body = b"" if header_end < 0 else data[header_end + 1 :]
     warnings: list[str] = []
-    body, line_numbers, unterminated = _check_rows(body, len(fields), path, warnings)
-    raw = _split_rows(body, fields)
-    frame, bad_line = _convert(raw, fields, tz, line_numbers, path, unterminated)
+    rows = _locate_rows(body, len(fields), path, warnings)
+    frame, bad_line = _convert(rows, fields, tz, path)
     if bad_line is not None:
-        # the unterminated last line parsed but a value in it is cut short
+        # the unterminated last line has every field but a value in it is cut short
         message = f"dropped the half-written last line {bad_line} (a trace still being written)"
         warnings.append(f"{path}:{bad_line}: {message}")
         log.warning("%s:%d: %s", path, bad_line, message)
@@ -193,149 +194,239 @@ def _parse_header(header: bytes, path: str) -> list[str]:
     return fields
 
 
-def _check_rows(
-    body: bytes, n_fields: int, path: str, warnings: list[str]
-) -> tuple[bytes, np.ndarray, bool]:
-    """Check every row's field count (vectorized); drop a half-written last line.
+@dataclass(frozen=True)
+class _Rows:
+    """Where each field of each kept row lies in ``buf`` (all numpy, no per-row Python)."""
 
-    Returns the body to parse, the file line number of each non-blank row, and
-    whether the last kept row had no line terminator.
-    """
-    if not body:
-        return body, np.zeros(0, dtype=np.int64), False
+    buf: Array  # uint8 view of the body
+    starts: Array  # (rows, fields) start offsets
+    ends: Array  # (rows, fields) end offsets
+    line_numbers: Array  # file line number of each row
+    unterminated_last: bool  # the last row had no line terminator
+
+
+def _locate_rows(body: bytes, n_fields: int, path: str, warnings: list[str]) -> _Rows:
+    """Check every row's field count (vectorized); drop a half-written last line."""
     buf = np.frombuffer(body, dtype=np.uint8)
+    if not len(buf):
+        empty: Array = np.zeros((0, n_fields), dtype=np.int64)
+        return _Rows(buf, empty, empty, np.zeros(0, dtype=np.int64), False)
     newlines = np.flatnonzero(buf == 0x0A)
-    terminated = bool(len(newlines)) and newlines[-1] == len(buf) - 1
+    terminated = bool(len(newlines)) and bool(newlines[-1] == len(buf) - 1)
     ends = newlines if terminated else np.append(newlines, len(buf))
     starts = np.concatenate(([0], newlines + 1))[: len(ends)]
     tabs = np.flatnonzero(buf == 0x09)
     tab_counts = np.searchsorted(tabs, ends) - np.searchsorted(tabs, starts)
-    lengths = ends - starts
-    # An empty line is skipped by the reader below too (skip_blank_lines).
-    blank = lengths == 0
-    line_numbers: np.ndarray = np.arange(2, len(ends) + 2, dtype=np.int64)
+    line_numbers: Array = np.arange(2, len(ends) + 2, dtype=np.int64)
+    blank = (ends - starts) == 0  # an empty line is skipped
     wrong = (tab_counts != n_fields - 1) & ~blank
+    keep = ~blank
     unterminated_last = not terminated
     if wrong.any():
         first = int(np.flatnonzero(wrong)[0])
-        is_last = first == len(ends) - 1
-        if is_last and unterminated_last:
-            message = f"dropped the half-written last line {line_numbers[first]} (a trace still being written)"
-            warnings.append(f"{path}:{line_numbers[first]}: {message}")
-            log.warning("%s:%d: %s", path, line_numbers[first], message)
-            body = body[: int(starts[first])]
-            keep = ~blank[:first]
-            return body, line_numbers[:first][keep], False
-        raise NextflowReadError(
-            f"this row has {int(tab_counts[first]) + 1} tab-separated fields but the header names "
-            f"{n_fields}: the file is damaged or two traces were concatenated",
-            path=path,
-            line=int(line_numbers[first]),
-        )
-    keep = ~blank
-    last_kept_unterminated = unterminated_last and bool(len(keep)) and bool(keep[-1])
-    return body, line_numbers[keep], last_kept_unterminated
+        if first == len(ends) - 1 and unterminated_last:
+            line = int(line_numbers[first])
+            message = f"dropped the half-written last line {line} (a trace still being written)"
+            warnings.append(f"{path}:{line}: {message}")
+            log.warning("%s:%d: %s", path, line, message)
+            keep[first] = False
+            unterminated_last = False
+        else:
+            raise NextflowReadError(
+                f"this row has {int(tab_counts[first]) + 1} tab-separated fields but the header names "
+                f"{n_fields}: the file is damaged or two traces were concatenated",
+                path=path,
+                line=int(line_numbers[first]),
+            )
+    row_starts, row_ends = starts[keep], ends[keep]
+    # every kept row has exactly n_fields - 1 tabs, so the tabs inside kept rows
+    # reshape into one row of separators per row
+    inside = np.searchsorted(row_starts, tabs, side="right") - 1
+    in_kept = (inside >= 0) & (tabs < row_ends[np.clip(inside, 0, None)]) if len(row_starts) else np.zeros(len(tabs), bool)
+    seps = tabs[in_kept].reshape(len(row_starts), n_fields - 1)
+    field_starts = np.concatenate([row_starts[:, None], seps + 1], axis=1)
+    field_ends = np.concatenate([seps, row_ends[:, None]], axis=1)
+    last_kept_unterminated = unterminated_last and bool(keep[-1])
+    return _Rows(buf, field_starts, field_ends, line_numbers[keep], last_kept_unterminated)
 
 
-def _split_rows(body: bytes, fields: list[str]) -> pd.DataFrame:
-    if not body.strip():
-        return pd.DataFrame({f: pd.Series(dtype="str") for f in fields})
-    return pd.read_csv(
-        io.BytesIO(body),
-        sep="\t",
-        header=None,
-        names=fields,
-        dtype=str,
-        na_values=["-"],
-        keep_default_na=False,
-        quoting=csv.QUOTE_NONE,
-        skip_blank_lines=True,
-        engine="c",
-        encoding="utf-8",
-        encoding_errors="replace",
-    )
+#: Widest a typed value can be (longer ones are bad); and the budget for one gathered column.
+_MAX_TYPED_WIDTH: Final = 64
+_MAX_GATHER_BYTES: Final = 64 * 1024 * 1024
 
 
-_Parser = Callable[[pd.Series], tuple[pd.Series, pd.Series]]
+def _gather(buf: Array, starts: Array, ends: Array, width: int) -> Array:
+    """Each [start, end) slice of ``buf`` (cut to ``width``) as a numpy bytes array.
+
+    Cost is proportional to the bytes copied, not rows x width.
+    """
+    n = len(starts)
+    if n == 0 or width == 0:
+        return np.zeros(n, dtype="S1")  # never S0: np.strings misreads zero-width arrays
+    lengths = np.clip(ends - starts, 0, width)
+    total = int(lengths.sum())
+    grid: Array = np.zeros((n, width), dtype=np.uint8)
+    if total:
+        row: Array = np.repeat(np.arange(n), lengths)
+        first: Array = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        offset = np.arange(total) - first
+        grid[row, offset] = buf[np.repeat(starts, lengths) + offset]
+    return grid.view(f"S{width}").reshape(n)
 
 
-def _parser_for(kind: str, tz: tzinfo) -> _Parser | None:
-    parsers: dict[str, _Parser] = {
-        "date": lambda s: fmt.parse_trace_date(s, tz),
-        "time": fmt.parse_duration,
-        "mem": fmt.parse_memory,
-        "perc": fmt.parse_percent,
-        "int": fmt.parse_int,
-        "exit": lambda s: fmt.parse_int(s, unknown=fmt.UNKNOWN_EXIT),
-        "float": fmt.parse_float,
-        "status": _parse_status,
-    }
-    return parsers.get(kind)
+def _gather_narrow(buf: Array, starts: Array, lengths: Array, width: int) -> Array:
+    """Like :func:`_gather` for narrow columns: one (rows x width) take, values cut to ``width``."""
+    n = len(starts)
+    if n == 0 or width == 0:
+        return np.zeros(n, dtype="S1")
+    index = starts.astype(np.int64)[:, None] + np.arange(width, dtype=np.int64)[None, :]
+    grid = buf.take(index, mode="clip")
+    grid[np.arange(width)[None, :] >= lengths[:, None]] = 0
+    return np.ascontiguousarray(grid).view(f"S{width}").reshape(n)
 
 
-def _parse_status(s: pd.Series) -> tuple[pd.Series, pd.Series]:
-    text = s.astype("string").str.strip()
-    ok = text.str.fullmatch(_STATUS_RE).fillna(True)
-    return text.where(ok), ~ok.astype(bool)
+def _text_column(rows: _Rows, j: int, present: Array) -> tuple[pd.Series, Array | None]:
+    """A text column as pandas ``string`` (UTF-8, undecodable bytes replaced), and its bytes."""
+    starts, ends = rows.starts[:, j], rows.ends[:, j]
+    n = len(starts)
+    width = int((ends - starts).max()) if n else 0
+    arr = None
+    if width and n * width <= _MAX_GATHER_BYTES:
+        arr = _gather(rows.buf, starts, ends, width)
+        values = _decode(arr, width)
+    else:  # rare: a column of very long values (e.g. `script`): slice row by row
+        raw = rows.buf.tobytes()
+        values = np.array([raw[a:b].decode("utf-8", "replace") for a, b in zip(starts, ends, strict=True)], dtype=object)
+    values[~present] = None
+    return pd.Series(pd.array(values, dtype="string")), arr
 
 
-def _convert(
-    raw: pd.DataFrame,
-    fields: list[str],
-    tz: tzinfo,
-    line_numbers: np.ndarray,
-    path: str,
-    unterminated_last: bool,
-) -> tuple[pd.DataFrame, int | None]:
+def _decode(arr: Array, width: int) -> Array:
+    """Bytes to an object array of str: numpy's C ASCII path unless a byte is non-ASCII."""
+    try:
+        return np.asarray(arr.astype(f"U{max(width, 1)}").astype(object))
+    except UnicodeDecodeError:
+        return np.asarray(np.strings.decode(arr, "utf-8", "replace").astype(object))
+
+
+def _convert(rows: _Rows, fields: list[str], tz: tzinfo, path: str) -> tuple[pd.DataFrame, int | None]:
     """Type every column; returns the frame and the line number of a cut-short last row."""
+    n = len(rows.line_numbers)
+    lengths = rows.ends - rows.starts
+    first_byte = rows.buf[np.minimum(rows.starts, max(len(rows.buf) - 1, 0))] if len(rows.buf) else np.zeros_like(rows.starts)
+    present_all = (lengths > 0) & ~((lengths == 1) & (first_byte == ord("-")))
     out: dict[str, pd.Series] = {}
+    raw_text: dict[str, tuple[Array, Array]] = {}
     last_row_bad: int | None = None
-    n = len(raw)
-    for name in fields:
-        column = raw[name]
+    for j, name in enumerate(fields):
+        present = present_all[:, j] if n else np.zeros(0, dtype=bool)
         kind = TRACE_FIELD_TYPES.get(name, "str")
-        parser = _parser_for(kind, tz)
-        if parser is None:
-            out[name] = column.astype("string")
+        if kind == "str":
+            out[name], arr_or_none = _text_column(rows, j, present)
+            if arr_or_none is not None:
+                raw_text[name] = (arr_or_none, present)
             continue
-        values, bad = parser(column)
+        width = int(min(lengths[:, j].max(), _MAX_TYPED_WIDTH)) if n else 0
+        arr = _gather_narrow(rows.buf, rows.starts[:, j], lengths[:, j], width)
+        values, bad = _typed(kind, arr, present, tz)
+        bad |= present & (lengths[:, j] > _MAX_TYPED_WIDTH)
         if bad.any():
-            positions = np.flatnonzero(bad.to_numpy())
-            first = int(positions[0])
-            if unterminated_last and first == n - 1:
-                last_row_bad = int(line_numbers[first])
+            first = int(np.flatnonzero(bad)[0])
+            if rows.unterminated_last and first == n - 1:
+                last_row_bad = int(rows.line_numbers[first])
             else:
-                value = str(column.iloc[first])
+                shown = rows.buf[rows.starts[first, j] : rows.ends[first, j]].tobytes()[:60]
                 raise NextflowReadError(
-                    f"cannot read {value[:60]!r} in column {name} as {_WHAT[kind]}",
+                    f"cannot read {shown.decode('utf-8', 'replace')!r} in column {name} as {_WHAT[kind]}",
                     path=path,
-                    line=int(line_numbers[first]),
+                    line=int(rows.line_numbers[first]),
                 )
         out[name] = values
-    frame = pd.DataFrame(out, index=raw.index)
-    frame = _derive(frame)
-    frame[TaskCol.SOURCE] = pd.Series("trace", index=frame.index, dtype="string")
+    frame = pd.DataFrame(out) if out else pd.DataFrame(index=range(n))
+    _derive(frame, raw_text)
+    frame[TaskCol.SOURCE] = pd.Series(["trace"] * n, dtype="string")
     return frame, last_row_bad
 
 
-def _derive(frame: pd.DataFrame) -> pd.DataFrame:
+_EMPTY_DTYPES: Final[dict[str, str]] = {
+    "date": "datetime64[ns, UTC]", "status": "string", "time": "timedelta64[ns]", "float": "Float64",
+    "perc": "Float64", "mem": "Int64", "int": "Int64", "exit": "Int64",
+}  # fmt: skip
+
+
+def _typed(kind: str, arr: Array, present: Array, tz: tzinfo) -> tuple[pd.Series, Array]:
+    if not len(arr):  # numpy's string ufuncs refuse empty arrays
+        return pd.Series(dtype=_EMPTY_DTYPES[kind]), np.zeros(0, dtype=bool)
+    if kind == "date":
+        return fmt.parse_date_bytes(arr, present, tz)
+    if kind == "status":
+        text = np.strings.strip(arr if arr.dtype.itemsize else arr.astype("S1"))
+        ok = np.strings.str_len(np.strings.strip(text, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ_")) == 0
+        ok &= np.strings.str_len(text) > 0
+        values = _decode(text, text.dtype.itemsize)
+        values[~(present & ok)] = None
+        return pd.Series(pd.array(values, dtype="string")), present & ~ok
+    if kind == "time":
+        ms, bad = fmt.parse_duration_bytes(arr, present)
+        return pd.Series(pd.to_timedelta(ms, unit="ms")).astype("timedelta64[ns]"), bad
+    if kind == "float":
+        values, bad = fmt.parse_float_bytes(arr, present)
+        return _floats(values), bad
+    if kind == "perc":
+        values, bad = fmt.parse_percent_bytes(arr, present)
+        return _floats(values), bad
+    if kind == "mem":
+        values, bad = fmt.parse_memory_bytes(arr, present)
+        return _ints(values), bad
+    unknown = fmt.UNKNOWN_EXIT if kind == "exit" else None
+    values, bad = fmt.parse_int_bytes(arr, present, unknown=unknown)
+    return _ints(values), bad
+
+
+def _ints(values: Array) -> pd.Series:
+    missing = np.isnan(values)
+    return pd.Series(pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing))
+
+
+def _floats(values: Array) -> pd.Series:
+    missing = np.isnan(values)
+    return pd.Series(pd.arrays.FloatingArray(np.where(missing, 0.0, values), missing))
+
+
+def _derive(frame: pd.DataFrame, raw_text: dict[str, tuple[Array, Array]]) -> None:
     """Fill process/tag/name/hash from each other when the trace lacks the column."""
     if TaskCol.NAME in frame and (TaskCol.PROCESS not in frame or TaskCol.TAG not in frame):
-        process, tag = fmt.split_name(frame[TaskCol.NAME])
+        if TaskCol.NAME in raw_text:
+            arr, present = raw_text[TaskCol.NAME]
+            proc_b, tag_b, has_tag = fmt.split_name_bytes(arr)
+            process = _strings(proc_b, present)
+            tag = _strings(tag_b, present & has_tag)
+        else:
+            process, tag = fmt.split_name(frame[TaskCol.NAME])
         if TaskCol.PROCESS not in frame:
-            frame[TaskCol.PROCESS] = process
+            frame[TaskCol.PROCESS] = process.to_numpy()
         if TaskCol.TAG not in frame:
-            frame[TaskCol.TAG] = tag
+            frame[TaskCol.TAG] = tag.to_numpy()
     elif TaskCol.NAME not in frame and TaskCol.PROCESS in frame:
         tag = frame[TaskCol.TAG] if TaskCol.TAG in frame else pd.Series(pd.NA, index=frame.index)
         frame[TaskCol.NAME] = fmt.join_name(frame[TaskCol.PROCESS], tag)
     if TaskCol.WORKDIR in frame:
-        from_dir = fmt.hash_from_workdir(frame[TaskCol.WORKDIR])
+        if TaskCol.WORKDIR in raw_text:
+            arr, present = raw_text[TaskCol.WORKDIR]
+            short, found = fmt.hash_from_workdir_bytes(arr)
+            from_dir = _strings(short, present & found)
+        else:
+            from_dir = fmt.hash_from_workdir(frame[TaskCol.WORKDIR])
         if TaskCol.HASH in frame:
             frame[TaskCol.HASH] = frame[TaskCol.HASH].astype("string").fillna(from_dir)
         else:
             frame[TaskCol.HASH] = from_dir
-    return frame
+
+
+def _strings(arr: Array, present: Array) -> pd.Series:
+    values = _decode(arr, arr.dtype.itemsize)
+    values[~present] = None
+    return pd.Series(pd.array(values, dtype="string"))
 
 
 def _restore_extra_dtypes(combined: pd.DataFrame, frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
