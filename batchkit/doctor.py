@@ -1153,8 +1153,8 @@ def _config_for(
 ) -> NfConfig:
     """Read the run's config files in Nextflow's precedence order.
 
-    With a log, the files it says it parsed, in its order (home config, project and
-    launch-dir ``nextflow.config``, then ``-c`` files: later wins); paths under the
+    With a log, exactly the files it says it parsed, in its order (home config, project
+    and launch-dir ``nextflow.config``, then ``-c`` files: later wins); paths under the
     original launch dir are mapped onto ``launch_dir``, and a file the run read that is
     not here becomes an "unreadable" entry, never a silent skip. Without a log: the
     usual places, each optional.
@@ -1163,9 +1163,8 @@ def _config_for(
     ordered: list[str | Path] = []
     optional: list[str | Path] = []
     if facts.config_files:
-        if not any(_same(Path(p), home) for p in facts.config_files):
-            ordered.append(home)
-            optional.append(home)
+        # The log lists every file the run parsed ($NXF_HOME/config included when it
+        # existed there): exactly those, not this machine's home config.
         for text in facts.config_files:
             ordered.append(_map_path(Path(text), facts.launch_dir, launch_dir))
     else:

@@ -310,7 +310,12 @@ def test_config_files_named_in_the_log_are_found_in_the_launch_dir(real_launch_d
     params = real_launch_dir / "singlecell" / "cellranger" / "params.config"
     params.parent.mkdir(parents=True)
     params.write_text("trace { enabled = true }\nprocess.resourceLabels = [a: 'b']\n")
+    # this machine's home config was not part of that run: the log lists what it read
+    home = real_launch_dir / "home" / ".nextflow" / "config"
+    home.parent.mkdir(parents=True)
+    home.write_text("aws.batch.maxSpotAttempts = 7\n")
     found = rules(doctor(real_launch_dir, env={"HOME": str(real_launch_dir / "home")}))
+    assert "cfg-spot-retries" not in found
     assert "cfg-unreadable" not in found
     assert found["nf-spot-zero-ignored"].evidence.startswith(f"{real_launch_dir / 'nextflow.config'}:1")
     assert "cfg-trace-off" not in found and "cfg-no-resource-labels" not in found
@@ -349,6 +354,17 @@ def test_an_aborted_batch_run_turns_the_known_bugs_into_errors(tmp_path: Path) -
     assert found["nf-reaper-gave-up"].evidence == f"{launch / '.nextflow.log'}:7"
     assert found["nf-reaper-gave-up"].source == "nextflow-io/nextflow#2169"
     assert exit_code(list(found.values())) == EXIT_ERROR_FINDING
+
+
+def test_without_config_lines_in_the_log_the_usual_places_are_read(tmp_path: Path) -> None:
+    launch = launch_with_log(tmp_path, "24.10.2", "")
+    home = tmp_path / "nxf"
+    home.mkdir()
+    (home / "config").write_text("aws { batch { maxSpotAttempts = 3 } }\n")
+    (launch / "nextflow.config").write_text("executor.submitRateLimit = '10/1s'\n")
+    found = rules(doctor(launch, env={"NXF_HOME": str(home)}))
+    assert found["cfg-spot-retries"].evidence == f"{home / 'config'}:1"
+    assert "cfg-no-submit-rate" not in found and "cfg-unreadable" not in found
 
 
 def test_jobs_submitted_after_the_abort_are_named(tmp_path: Path) -> None:
