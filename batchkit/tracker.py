@@ -331,6 +331,7 @@ class Tracker:
         self._candidates: set[str] = set()  # listed but not yet described (API failing)
         self._watermark: datetime | None = None  # every job created before it was listed
         self._seeded = False
+        self._recorded_key: dict[str, Any] | None = None  # summary last written to the ledger
 
         self._subscribers: list[Emit] = []
         self._lock = threading.RLock()  # one refresh at a time; guards the caches
@@ -464,8 +465,27 @@ class Tracker:
         )
         if not degraded:
             self.last_error = None
+        self._record_snapshot(self.snapshot)
         events.append(Refreshed(self.snapshot))
         return self.snapshot, events
+
+    def _record_snapshot(self, snapshot: Snapshot) -> None:
+        """Keep the run's history in the ledger, one entry per change of verdicts.
+
+        Waste grows on every poll while orphans run, so it is not a change by itself;
+        a post-mortem reads the verdict timeline and the newest frame.
+        """
+        if self.ledger is None:
+            return
+        key = {k: v for k, v in snapshot.summary.items() if not str(k).startswith("waste")}
+        if key == self._recorded_key:
+            return
+        try:
+            self.ledger.record_snapshot(self.run_name, snapshot.summary, snapshot.frame)
+        except Exception:  # history is a convenience; never fail a poll over it
+            log.exception("batchkit tracker: could not record a snapshot of run %r", self.run_name)
+            return
+        self._recorded_key = key
 
     def _client_stats(self) -> Any:
         try:

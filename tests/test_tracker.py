@@ -310,8 +310,14 @@ def test_refresh_reconciles_recorded_and_discovered_jobs(world: Any) -> None:
     retries = snap.frame.set_index(JobCol.JOB_ID)[RecCol.BATCH_RETRIES]
     assert int(retries["j2"]) == 1
     # the discovered job is remembered in the ledger for a restarted tracker
-    run, _, _, ledger = world
+    run, _, clock, ledger = world
     assert set(ledger.known_jobs(run.name)) == {"x4"}
+    # and the snapshot is in its history, once per change of verdicts (not per poll)
+    _taken, summary, frame = ledger.last_snapshot(run.name)
+    assert summary["verdicts"]["orphan"] == 1 and len(frame) == len(snap.frame)
+    clock.advance(60)
+    tracker.refresh()
+    assert len(ledger.snapshot_history(run.name)) == 1
 
 
 def test_refresh_polls_only_what_can_still_change(world: Any) -> None:
