@@ -964,6 +964,8 @@ def account_findings(
         client.describe_jobs, probe_ids or list(job_ids)[:100] or [PROBE_JOB_ID],
     )  # fmt: skip
     details: Mapping[str, Any] = described.jobs if ok and described is not None else {}
+    if ok and described is not None and described.failed:
+        findings.append(_describe_failed(client, described.failed))
     v = Version.parse(version)
     for q in checked:
         qname = q.get("jobQueueName", "?")
@@ -1040,6 +1042,26 @@ def compute_environment_findings(envs: Sequence[Mapping[str, Any]]) -> list[Find
                 )
             )
     return out
+
+
+def _describe_failed(client: BatchClient, failed: Sequence[str]) -> Finding:
+    """BatchClient.describe_jobs never raises: a refused or failing chunk comes back as
+    ``failed`` ids. Its stats (local, no network) keep the last error's code and text."""
+    last = getattr(getattr(client, "stats", None), "last_error", None)
+    code = str(getattr(last, "code", "") or "")
+    message = str(getattr(last, "message", "") or "")
+    if getattr(last, "operation", None) == "DescribeJobs":
+        error = AwsError(message, operation="DescribeJobs", code=code)
+        if _is_denied(error):
+            return _iam_finding("DescribeJobs", error, "read job details (commands, attempts, resources)")
+    return Finding(
+        "aws-api-unavailable",
+        "error",
+        "DescribeJobs kept failing: job details could not be read",
+        f"DescribeJobs: {len(failed)} id(s) failed; last error {code or '?'}: {message}",
+        "Try again later; a run of an old Nextflow aborts on such an outage (#4709).",
+        "nextflow-io/nextflow#4709",
+    )
 
 
 def _queue_missing(names: Sequence[str], answer: str) -> Finding:

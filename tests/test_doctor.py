@@ -623,6 +623,17 @@ def test_refused_list_jobs_names_the_iam_action(lb: Any) -> None:
     assert "ListJobs" in perms[0].title and perms[0].severity == "error"
 
 
+def test_refused_describe_jobs_names_the_iam_action(lb: Any) -> None:
+    from batchkit.client import BatchClient
+
+    lb.create_environment("perm-dj-q", vcpus=4)
+    boto = lb.client()
+    refuse(boto, "DescribeJobs")
+    with BatchClient(boto) as c:
+        found = rules(account_findings(c, ["perm-dj-q"], now=emulator_now(lb)))
+    assert found["aws-permission"].advice == "Add batch:DescribeJobs to the role's (or user's) IAM policy."
+
+
 def test_permitted_caller_gets_no_permission_finding(lb: Any, client: Any) -> None:
     lb.create_environment("perm-ok-q", vcpus=4)
     assert "aws-permission" not in rules(account_findings(client, ["perm-ok-q"], now=emulator_now(lb)))
