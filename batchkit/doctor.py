@@ -771,6 +771,7 @@ DENIED_CODES: Final = frozenset(
 #: The probe id for DescribeJobs when there is no job to ask about: unknown ids are
 #: silently absent from the answer (DESIGN §3), so this asks for nothing.
 PROBE_JOB_ID: Final = "batchkit-doctor-probe"
+MAX_DESCRIBED: Final = 1000
 
 
 def _is_denied(exc: AwsError) -> bool:
@@ -921,7 +922,8 @@ def account_findings(
     missing = [n for n in wanted if n not in by_name and n not in by_arn]
     if queues_ok and missing:
         findings.append(_queue_missing(missing, f"DescribeJobQueues answered {sorted(k for k in by_name if k)}"))
-    checked = [q for q in queue_rows if not wanted or q.get("jobQueueName") in wanted or q.get("jobQueueArn") in wanted]
+    # Only the run's queues are judged; with none known the calls are permission probes only.
+    checked = [q for q in queue_rows if q.get("jobQueueName") in wanted or q.get("jobQueueArn") in wanted]
 
     # queue state and status, then their compute environments
     findings += queue_health_findings(checked)
@@ -958,7 +960,9 @@ def account_findings(
             break  # one permission finding is enough
         if qname in [q.get("jobQueueName") for q in checked]:
             runnable[qname] = list(answer or [])
-    probe_ids = [s["jobId"] for rows in runnable.values() for s in rows if s.get("jobId")]
+    # Details of at most MAX_DESCRIBED RUNNABLE jobs (10 DescribeJobs calls): enough to
+    # show a queue's unschedulable jobs without spending the account's shared rate.
+    probe_ids = [s["jobId"] for rows in runnable.values() for s in rows if s.get("jobId")][:MAX_DESCRIBED]
     ok, described = _call(
         findings, "DescribeJobs", "read job details (commands, attempts, resources)",
         client.describe_jobs, probe_ids or list(job_ids)[:100] or [PROBE_JOB_ID],
