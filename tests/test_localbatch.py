@@ -174,6 +174,15 @@ def test_set_job_behavior_changes_a_running_job(lb: LocalBatch, batch: Any) -> N
         lb.set_job_behavior("no-such-job", duration=1)
 
 
+def test_shortening_a_running_job_below_its_age_ends_it_now_not_in_the_past(lb: LocalBatch, batch: Any) -> None:
+    job_id = submit(batch, "long", sleep_cmd(1000))
+    lb.advance(100)  # RUNNING since 3 s
+    lb.set_job_behavior(job_id, duration=1)
+    lb.advance(0)
+    job = describe(batch, job_id)
+    assert job["status"] == "SUCCEEDED" and job["stoppedAt"] == int((T0 + 100) * 1000)
+
+
 # --- spot, retries, timeouts -----------------------------------------------------------
 
 SPOT_RETRY = {

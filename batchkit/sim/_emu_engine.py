@@ -281,8 +281,11 @@ class Engine:
         job.started = None
         self._push(job, t + STARTING_DELAY, "to_running")
 
-    def _plan_end(self, job: Job, spot_roll: bool = True) -> None:
-        """Schedule how the running try ends: exit, timeout or spot reclaim, whichever is first."""
+    def _plan_end(self, job: Job, spot_roll: bool = True, not_before: float | None = None) -> None:
+        """Schedule how the running try ends: exit, timeout or spot reclaim, whichever is first.
+
+        ``not_before``: a try shortened while it runs ends now at the earliest, never in the past.
+        """
         assert job.running_since is not None and job.attempt_start is not None
         job.started = job.running_since
         end = job.running_since + job.duration
@@ -297,6 +300,8 @@ class Engine:
             if at < end:
                 end, kind = at, "spot"
         job.end_kind = kind
+        if not_before is not None:
+            end = max(end, not_before)
         self._push(job, end, "end")
 
     def _release(self, job: Job, t: float) -> None:
@@ -449,7 +454,7 @@ class Engine:
                 j.exit_code = int(exit_code)
             if j.status == "RUNNING" and j.running_since is not None:
                 prev, was_spot = j.next_event, j.end_kind == "spot"
-                self._plan_end(j, spot_roll=False)
+                self._plan_end(j, spot_roll=False, not_before=self.clock.now())
                 if was_spot and prev is not None and j.next_event is not None and prev[0] < j.next_event[0]:
                     j.end_kind = "spot"  # a planned spot reclaim still comes first
                     self._push(j, prev[0], "end")

@@ -1,0 +1,157 @@
+"""The emulator's lifecycle engine on its own (no HTTP): invariants under random operations.
+
+Hypothesis drives random sequences of submits, clock steps, kills, cancels, spot
+reclaims and behaviour changes against ``_emu_engine.Engine`` and checks what must
+hold whatever the sequence: capacity is never exceeded, finished jobs stay finished,
+attempts respect the retry strategy, and timestamps never run backwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from batchkit.sim._emu_engine import (
+    ACTIVE,
+    TERMINAL,
+    EmuClock,
+    Engine,
+    glob_match,
+    parse_command,
+)
+
+T0 = 1_767_000_000.0
+CAPACITY = 6
+
+
+def make_engine(seed: int) -> Engine:
+    engine = Engine(EmuClock(manual=True, start_time=T0), region="us-east-1", account_id="123456789012", seed=seed)
+    engine.create_compute_environment(
+        {"computeEnvironmentName": "ce", "type": "MANAGED", "computeResources": {"type": "SPOT", "maxvCpus": CAPACITY}}
+    )
+    engine.create_job_queue(
+        {"jobQueueName": "q", "priority": 1, "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "ce"}]}
+    )
+    engine.register_job_definition(
+        {"jobDefinitionName": "jd", "type": "container", "containerProperties": {"image": "x", "vcpus": 1, "memory": 64}}
+    )
+    return engine
+
+
+submit_op = st.tuples(
+    st.just("submit"),
+    st.integers(1, 4),  # vCPUs
+    st.integers(1, 300),  # sleep
+    st.sampled_from([0, 0, 1, 137]),  # exit code
+    st.integers(1, 3),  # retry attempts
+    st.booleans(),  # array of 3
+    st.booleans(),  # 60 s timeout
+)
+kill_op = st.tuples(st.sampled_from(["terminate", "cancel", "interrupt"]), st.integers(0, 50))
+other_op = st.one_of(
+    st.tuples(st.just("behave"), st.integers(0, 50), st.integers(1, 100), st.sampled_from([0, 2])),
+    st.tuples(st.just("spot"), st.sampled_from([0.0, 0.3, 1.0])),
+)
+# Every step is an operation then a clock step (short ones often: the early states last 1 s),
+# so sequences reach every state and kill jobs in each of them.
+step = st.tuples(
+    st.one_of(submit_op, submit_op, kill_op, kill_op, other_op),
+    st.one_of(st.floats(0, 2.5), st.floats(2.5, 120)),
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 3), steps=st.lists(step, min_size=4, max_size=40))
+def test_lifecycle_invariants_hold_under_random_operations(
+    seed: int, steps: list[tuple[tuple[Any, ...], float]]
+) -> None:
+    engine = make_engine(seed)
+    ids: list[str] = []
+    finished: dict[str, tuple[str, str | None, int | None]] = {}
+    ops: list[tuple[Any, ...]] = []
+    for op, dt in steps:
+        ops += [op, ("advance", dt)]
+    for op in ops:
+        now = engine.catch_up()
+        kind = op[0]
+        if kind == "submit":
+            _, vcpus, sleep, code, attempts, array, timeout = op
+            params: dict[str, Any] = {
+                "jobName": "j",
+                "jobQueue": "q",
+                "jobDefinition": "jd",
+                "containerOverrides": {"vcpus": vcpus, "command": ["bash", "-c", f"sleep {sleep}; exit {code}"]},
+                "retryStrategy": {"attempts": attempts, "evaluateOnExit": [{"onExitCode": "137", "action": "EXIT"}]},
+            }
+            if array:
+                params["arrayProperties"] = {"size": 3}
+            if timeout:
+                params["timeout"] = {"attemptDurationSeconds": 60}
+            ids.append(engine.submit_job(params)["jobId"])
+        elif kind == "advance":
+            engine.clock.advance(op[1])
+        elif kind == "spot":
+            engine.spot_interruption_rate = op[1]
+        elif ids:
+            job = engine.find_job(ids[op[1] % len(ids)])
+            assert job is not None
+            if kind == "terminate":
+                engine.terminate(job, "stop", now)
+            elif kind == "cancel":
+                engine.cancel(job, "cancel", now)
+            elif kind == "interrupt" and job.status in ("STARTING", "RUNNING"):
+                engine.interrupt(job, now)
+            elif kind == "behave":
+                engine.set_behavior(job, float(op[2]), op[3])
+        engine.catch_up()
+        _check(engine, finished)
+    # Drain: with every kill done and time enough, nothing stays active forever.
+    for _ in range(100):  # worst case: 120 serial tries of 300 s each, on one CE
+        engine.clock.advance(4000)
+        engine.catch_up()
+        if all(j.status in TERMINAL for j in engine.iter_jobs()):
+            break
+    _check(engine, finished)
+    assert all(j.status in TERMINAL for j in engine.iter_jobs())
+
+
+def _check(engine: Engine, finished: dict[str, tuple[str, str | None, int | None]]) -> None:
+    ce = engine.ces["ce"]
+    holding = [j for j in engine.iter_jobs() if j.status in ("STARTING", "RUNNING")]
+    assert sum(j.vcpus for j in holding) <= CAPACITY + 1e-9
+    assert abs(ce.used - sum(j.vcpus for j in holding)) < 1e-9
+    for job in engine.iter_jobs():
+        d = engine.describe(job)
+        if job.status in TERMINAL:
+            # A finished job never changes again.
+            key = (d["status"], d.get("statusReason"), d.get("stoppedAt"))
+            assert finished.setdefault(job.job_id, key) == key
+            assert d["stoppedAt"] >= d["createdAt"]
+        else:
+            assert job.status in ACTIVE and job.job_id not in finished
+        if job.array_size is None:
+            allowed = int((job.retry_strategy or {}).get("attempts", 1))
+            assert len(d["attempts"]) <= allowed
+        for a in d["attempts"]:
+            assert d["createdAt"] <= a["startedAt"] <= a["stoppedAt"]
+        if "startedAt" in d:
+            assert d["startedAt"] >= d["createdAt"]
+        if job.parent is not None and job.status == "FAILED":
+            assert job.parent.status != "SUCCEEDED"
+
+
+def test_parse_command_reads_sleep_and_exit_but_not_shell_variables() -> None:
+    assert parse_command(["bash", "-c", "sleep 30; exit 3"]) == (30.0, 3)
+    assert parse_command(["bash", "-c", "sleep 2m && sleep 1.5"]) == (121.5, None)
+    assert parse_command(["bash", "-c", 'trap "{ ret=$?; exit $ret; }" EXIT; true']) == (None, None)
+    assert parse_command(["sleepy", "10"]) == (None, None)
+    assert parse_command(None) == (None, None)
+
+
+def test_glob_match_is_exact_or_a_trailing_star_prefix() -> None:
+    assert glob_match("Host EC2*", "Host EC2 (instance i-0abc) terminated.")
+    assert not glob_match("Host EC2", "Host EC2 (instance i-0abc) terminated.")
+    assert glob_match("*", None)  # an absent reason matches "*" (Nextflow's EXIT rule)
+    assert glob_match("13*", "137") and not glob_match("13*", "1")
