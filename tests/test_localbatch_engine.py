@@ -140,6 +140,14 @@ def _check(engine: Engine, finished: dict[str, tuple[str, str | None, int | None
             assert d["startedAt"] >= d["createdAt"]
         if job.parent is not None and job.status == "FAILED":
             assert job.parent.status != "SUCCEEDED"
+        if job.array_size is not None:
+            kids = job.children
+            if job.status in TERMINAL:
+                assert all(c.status in TERMINAL for c in kids)
+            if job.status == "SUCCEEDED":
+                assert all(c.status == "SUCCEEDED" for c in kids)
+            if job.status == "PENDING":
+                assert any(c.status in ACTIVE for c in kids)
 
 
 def test_parse_command_reads_sleep_and_exit_but_not_shell_variables() -> None:
