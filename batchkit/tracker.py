@@ -216,37 +216,52 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _row_key(row: Any) -> str:
-    job_id = _text(row.get(JobCol.JOB_ID))
-    if job_id is not None:
-        return f"job:{job_id}"
-    return f"task:{_text(row.get(TaskCol.TASK_ID))}:{_text(row.get(TaskCol.NAME))}"
+_DIFF_COLUMNS: tuple[str, ...] = (
+    JobCol.JOB_ID,
+    TaskCol.TASK_ID,
+    TaskCol.NAME,
+    RecCol.BATCH_STATUS,
+    RecCol.VERDICT,
+)
+
+
+def _diff_rows(frame: pd.DataFrame) -> list[tuple[str | None, ...]]:
+    """(job_id, task_id, name, batch_status, verdict) per row as plain text or None.
+
+    Column-wise, not ``iterrows``: a 2,000-row frame took seconds row by row.
+    """
+    columns: list[list[str | None]] = []
+    for col in _DIFF_COLUMNS:
+        if col in frame.columns:
+            values = frame[col].astype(object).tolist()
+            columns.append([_text(v) for v in values])
+        else:
+            columns.append([None] * len(frame))
+    return list(zip(*columns, strict=True)) if len(frame) else []
+
+
+def _key(job_id: str | None, task_id: str | None, name: str | None) -> str:
+    return f"job:{job_id}" if job_id is not None else f"task:{task_id}:{name}"
 
 
 def diff_frames(old: pd.DataFrame | None, new: pd.DataFrame) -> list[Event]:
     """Events between two reconcile frames: job state and verdict changes, in row order."""
-    before: dict[str, Any] = {}
+    before: dict[str, tuple[str | None, ...]] = {}
     if old is not None:
-        for _, row in old.iterrows():
-            before[_row_key(row)] = row
+        for row in _diff_rows(old):
+            before.setdefault(_key(row[0], row[1], row[2]), row)
     events: list[Event] = []
     seen_jobs: set[str] = set()
-    for _, row in new.iterrows():
-        key = _row_key(row)
-        prev = before.get(key)
-        job_id = _text(row.get(JobCol.JOB_ID))
-        new_status = _text(row.get(RecCol.BATCH_STATUS))
-        old_status = _text(prev.get(RecCol.BATCH_STATUS)) if prev is not None else None
+    for job_id, task_id, name, new_status, new_verdict in _diff_rows(new):
+        prev = before.get(_key(job_id, task_id, name))
+        old_status = prev[3] if prev is not None else None
+        old_verdict = prev[4] if prev is not None else None
         if job_id is not None and job_id not in seen_jobs:
             seen_jobs.add(job_id)
             if new_status != old_status and not (prev is None and new_status is None):
                 events.append(JobStateChanged(job_id, old_status, new_status))
-        new_verdict = _text(row.get(RecCol.VERDICT))
-        old_verdict = _text(prev.get(RecCol.VERDICT)) if prev is not None else None
         if new_verdict != old_verdict:
-            events.append(
-                VerdictChanged(job_id, _text(row.get(TaskCol.NAME)), old_verdict, new_verdict)
-            )
+            events.append(VerdictChanged(job_id, name, old_verdict, new_verdict))
     return events
 
 
