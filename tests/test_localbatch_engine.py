@@ -163,3 +163,48 @@ def test_glob_match_is_exact_or_a_trailing_star_prefix() -> None:
     assert not glob_match("Host EC2", "Host EC2 (instance i-0abc) terminated.")
     assert glob_match("*", None)  # an absent reason matches "*" (Nextflow's EXIT rule)
     assert glob_match("13*", "137") and not glob_match("13*", "1")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    statuses=st.lists(st.sampled_from(["RUNNING", "SUCCEEDED", "FAILED", "RUNNABLE"]), min_size=0, max_size=120),
+    page=st.integers(1, 50),
+    query=st.sampled_from(["status", "name", "after"]),
+)
+def test_list_jobs_pages_cover_every_match_exactly_once(statuses: list[str], page: int, query: str) -> None:
+    engine = make_engine(0)
+    engine.load(
+        {
+            "jobs": [
+                {
+                    "jobId": f"id-{i:04d}",
+                    "jobName": ("Align" if i % 3 else "other") + f"_{i}",
+                    "jobQueue": "q",
+                    "status": status,
+                    "createdAt": int(T0 * 1000) + i,
+                }
+                for i, status in enumerate(statuses)
+            ]
+        }
+    )
+    engine.clock.advance(0)
+    jobs = {j.job_id: j for j in engine.iter_jobs()}
+    params: dict[str, Any] = {"jobQueue": "q", "maxResults": page}
+    if query == "status":
+        params["jobStatus"] = "FAILED"
+        expected = {i for i, j in jobs.items() if j.status == "FAILED"}
+    elif query == "name":
+        params["filters"] = [{"name": "JOB_NAME", "values": ["align_*"]}]
+        expected = {i for i, j in jobs.items() if j.name.startswith("Align_")}
+    else:
+        params["filters"] = [{"name": "AFTER_CREATED_AT", "values": [str(int(T0 * 1000) + 50)]}]
+        expected = {i for i, j in jobs.items() if j.created * 1000 > T0 * 1000 + 50}
+    seen: list[str] = []
+    for _ in range(200):
+        answer = engine.list_jobs(params)
+        assert len(answer["jobSummaryList"]) <= page
+        seen += [s["jobId"] for s in answer["jobSummaryList"]]
+        if "nextToken" not in answer:
+            break
+        params["nextToken"] = answer["nextToken"]
+    assert sorted(seen) == sorted(expected)
