@@ -1,10 +1,10 @@
 """Pure, vectorized parsers for the value formats Nextflow writes (DESIGN §2).
 
-Every parser takes a pandas Series of text (missing values as NA, never the
-trace's ``-``) and returns ``(values, bad)``: the parsed Series and a boolean
-mask of the entries that were present but could not be read. Callers turn the
-first bad entry into a :class:`~batchkit.errors.NextflowReadError` naming the
-file, line and column; nothing here raises on bad data.
+The value parsers take a numpy bytes array (one trace column) and a mask of the
+entries present (not ``-``), and return ``(values, bad)``: the parsed values and
+a boolean mask of the entries that were present but could not be read. Callers
+turn the first bad entry into a :class:`~batchkit.errors.NextflowReadError`
+naming the file, line and column; nothing here raises on bad data.
 
 Formats, as ``nextflow.trace.TraceRecord`` renders them:
 
@@ -154,6 +154,17 @@ _POW10: Final = np.power(10.0, np.arange(-_POW10_SPAN, _POW10_SPAN + 1))
 
 
 def to_float(arr: Array) -> Array:
+    """Bytes to float64, NaN where not a finite number (in chunks of rows)."""
+    n = len(arr)
+    if n <= _CHUNK:
+        return _to_float(arr)
+    return np.concatenate([_to_float(arr[lo : lo + _CHUNK]) for lo in range(0, n, _CHUNK)])
+
+
+_CHUNK: Final = 16384
+
+
+def _to_float(arr: Array) -> Array:
     """Bytes to float64, NaN where not a finite number.
 
     Plain decimals (``206.9``, ``42``) are computed with numpy arithmetic on the

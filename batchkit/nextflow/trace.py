@@ -126,7 +126,8 @@ def task_key(frame: pd.DataFrame) -> pd.Series:
 
 def parse_trace_bytes(data: bytes, *, tz: tzinfo, path: str = "<trace>") -> pd.DataFrame:
     """Parse the bytes of one trace file (pure; ``path`` only names it in errors)."""
-    data = data.replace(b"\r\n", b"\n")
+    if b"\r\n" in data:  # Windows line ends; Nextflow writes \n (avoid copying 100 MB otherwise)
+        data = data.replace(b"\r\n", b"\n")
     if not data.strip():
         raise NextflowReadError(
             "the trace file is empty: expected a header line such as 'task_id<TAB>hash<TAB>native_id…'",
@@ -244,8 +245,9 @@ def _locate_rows(body: bytes, n_fields: int, path: str, warnings: list[str]) -> 
     inside = np.searchsorted(row_starts, tabs, side="right") - 1
     in_kept = (inside >= 0) & (tabs < row_ends[np.clip(inside, 0, None)]) if len(row_starts) else np.zeros(len(tabs), bool)
     seps = tabs[in_kept].reshape(len(row_starts), n_fields - 1)
-    field_starts = np.concatenate([row_starts[:, None], seps + 1], axis=1)
-    field_ends = np.concatenate([seps, row_ends[:, None]], axis=1)
+    offsets = np.int32 if len(buf) < 2**31 else np.int64  # halves the index memory
+    field_starts = np.concatenate([row_starts[:, None], seps + 1], axis=1).astype(offsets)
+    field_ends = np.concatenate([seps, row_ends[:, None]], axis=1).astype(offsets)
     last_kept_unterminated = unterminated_last and bool(keep[-1])
     return _Rows(buf, field_starts, field_ends, line_numbers[keep], last_kept_unterminated)
 
@@ -255,34 +257,26 @@ _MAX_TYPED_WIDTH: Final = 64
 _MAX_GATHER_BYTES: Final = 64 * 1024 * 1024
 
 
+_CHUNK_ROWS: Final = 8192
+
+
 def _gather(buf: Array, starts: Array, ends: Array, width: int) -> Array:
     """Each [start, end) slice of ``buf`` (cut to ``width``) as a numpy bytes array.
 
-    Cost is proportional to the bytes copied, not rows x width.
+    Done in chunks of rows so the (rows x width) index grid stays small.
     """
     n = len(starts)
     if n == 0 or width == 0:
         return np.zeros(n, dtype="S1")  # never S0: np.strings misreads zero-width arrays
     lengths = np.clip(ends - starts, 0, width)
-    total = int(lengths.sum())
-    grid: Array = np.zeros((n, width), dtype=np.uint8)
-    if total:
-        row: Array = np.repeat(np.arange(n), lengths)
-        first: Array = np.repeat(np.cumsum(lengths) - lengths, lengths)
-        offset = np.arange(total) - first
-        grid[row, offset] = buf[np.repeat(starts, lengths) + offset]
-    return grid.view(f"S{width}").reshape(n)
-
-
-def _gather_narrow(buf: Array, starts: Array, lengths: Array, width: int) -> Array:
-    """Like :func:`_gather` for narrow columns: one (rows x width) take, values cut to ``width``."""
-    n = len(starts)
-    if n == 0 or width == 0:
-        return np.zeros(n, dtype="S1")
-    index = starts.astype(np.int64)[:, None] + np.arange(width, dtype=np.int64)[None, :]
-    grid = buf.take(index, mode="clip")
-    grid[np.arange(width)[None, :] >= lengths[:, None]] = 0
-    return np.ascontiguousarray(grid).view(f"S{width}").reshape(n)
+    out: Array = np.empty(n, dtype=f"S{width}")
+    columns: Array = np.arange(width, dtype=np.int64)[None, :]
+    for lo in range(0, n, _CHUNK_ROWS):
+        hi = min(lo + _CHUNK_ROWS, n)
+        grid = buf.take(starts[lo:hi, None].astype(np.int64) + columns, mode="clip")
+        grid[columns >= lengths[lo:hi, None]] = 0
+        out[lo:hi] = np.ascontiguousarray(grid).view(f"S{width}").reshape(hi - lo)
+    return out
 
 
 def _text_column(rows: _Rows, j: int, present: Array) -> tuple[pd.Series, Array | None]:
@@ -327,7 +321,7 @@ def _convert(rows: _Rows, fields: list[str], tz: tzinfo, path: str) -> tuple[pd.
                 raw_text[name] = (arr_or_none, present)
             continue
         width = int(min(lengths[:, j].max(), _MAX_TYPED_WIDTH)) if n else 0
-        arr = _gather_narrow(rows.buf, rows.starts[:, j], lengths[:, j], width)
+        arr = _gather(rows.buf, rows.starts[:, j], rows.ends[:, j], width)
         values, bad = _typed(kind, arr, present, tz)
         bad |= present & (lengths[:, j] > _MAX_TYPED_WIDTH)
         if bad.any():
