@@ -206,7 +206,7 @@ _WASTE_VERDICTS: Final = ("orphan", "untracked")
 # cost 15.7 µs each (measured), str.find/rfind 1.7 µs: this runs once per job.
 _RUN_FILE: Final = "/.command.run"
 _SCHEME_RE: Final = re.compile(r"(?:s3|gs|az)://[^/\s]+/|/fusion/(s3|gs|az)/[^/\s]+/")
-_ARRAY_CHILD_RE: Final = r"^([^:]+):\d+$"
+_ARRAY_CHILD_RE: Final = r"^([^:\n]+):\d+$"
 
 
 # --- jobs -------------------------------------------------------------------------
@@ -380,7 +380,8 @@ def extract_workdir(commands: pd.Series) -> pd.Series:
     return commands.astype("string").map(_workdir_of, na_action="ignore").astype("string")
 
 
-def _as_jobs(jobs: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+def _as_jobs(jobs: pd.DataFrame | Iterable[Mapping[str, Any]]) -> tuple[pd.DataFrame, pd.Index]:
+    """A jobs frame with every column, one row per job id, and the index of those ids."""
     # Copy-on-write (pandas 3): a shallow copy keeps the caller's frame untouched.
     frame = jobs.copy(deep=False) if isinstance(jobs, pd.DataFrame) else jobs_frame(jobs)
     missing_extras = [c for c in JOB_EXTRA_COLUMNS if c not in frame.columns]
@@ -398,11 +399,14 @@ def _as_jobs(jobs: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     if frame[JobCol.WORK_DIR].isna().all() and frame[JobCol.COMMAND].notna().any():
         frame[JobCol.WORK_DIR] = extract_workdir(frame[JobCol.COMMAND])
     # Describe pages can repeat a job; the last answer is the freshest.
-    ids = frame[JobCol.JOB_ID]
-    drop = ids.isna().to_numpy(bool) | ids.duplicated(keep="last").to_numpy(bool)
-    if drop.any():
+    # The Index's hash table, built once by is_unique, serves every get_indexer after.
+    index = pd.Index(frame[JobCol.JOB_ID])
+    if index.hasnans or not index.is_unique:
+        ids = frame[JobCol.JOB_ID]
+        drop = ids.isna().to_numpy(bool) | ids.duplicated(keep="last").to_numpy(bool)
         frame = frame[~drop]
-    return frame.reset_index(drop=True)
+        index = pd.Index(frame[JobCol.JOB_ID])
+    return frame.reset_index(drop=True), index
 
 
 def _derive_extras(frame: pd.DataFrame, missing: list[str]) -> None:
@@ -450,8 +454,9 @@ def _as_tasks(run: RunLike) -> pd.DataFrame:
 
 def _batch_ids(native_ids: pd.Series) -> pd.Series:
     """native_id where it is a Batch job id; PIDs (digits only) and blanks -> <NA>."""
-    pid = native_ids.str.isdigit().fillna(False).astype(bool)
-    return native_ids.mask(pid | native_ids.eq("").fillna(False).astype(bool))
+    pid = native_ids.str.isdigit().to_numpy(dtype=bool, na_value=False)
+    blank = native_ids.eq("").to_numpy(dtype=bool, na_value=False)
+    return native_ids.mask(pid | blank)
 
 
 def _recorded_ids(tasks: pd.DataFrame) -> pd.Series:
@@ -464,11 +469,24 @@ def _recorded_ids(tasks: pd.DataFrame) -> pd.Series:
     return _batch_ids(tasks[TaskCol.NATIVE_ID]).mask(cached)
 
 
-def _array_parents(ids: pd.Series) -> pd.Series:
+def _array_parents(ids: pd.Series) -> list[str]:
     """The parent ids of array children ``<id>:<i>`` among ``ids`` (usually none)."""
     ids = ids.dropna()
-    children = ids[ids.str.contains(":", regex=False).to_numpy(bool)]
-    return children.str.extract(_ARRAY_CHILD_RE, expand=False).dropna()
+    children = ids[ids.str.contains(":", regex=False).to_numpy(dtype=bool, na_value=False)]
+    return sorted(set(children.str.extract(_ARRAY_CHILD_RE, expand=False).dropna()))
+
+
+def _claimed_by_id(
+    job_index: pd.Index, recorded: pd.Series, parents: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rule 1: each task's job position (-1 if absent), and which jobs the run recorded."""
+    pos: np.ndarray = job_index.get_indexer(recorded)
+    by_id: np.ndarray = np.zeros(len(job_index), dtype=bool)
+    by_id[pos[pos >= 0]] = True
+    if parents:
+        found = job_index.get_indexer(parents)
+        by_id[found[found >= 0]] = True
+    return pos, by_id
 
 
 def _queue_names(values: pd.Series | Collection[str]) -> Any:
@@ -480,12 +498,9 @@ def _queue_names(values: pd.Series | Collection[str]) -> Any:
 def _scope(
     run: RunLike,
     jobs: pd.DataFrame,
-    recorded: pd.Series,
-    parents: pd.Series,
+    by_id: np.ndarray,
     queues: Collection[str] | None,
 ) -> pd.Series:
-    by_id = jobs[JobCol.JOB_ID].isin(pd.concat([recorded.dropna(), parents])).to_numpy(bool)
-
     by_dir: np.ndarray = np.zeros(len(jobs), dtype=bool)
     work_dir = run.work_dir
     launch = run.launch_time
@@ -520,9 +535,10 @@ def in_scope(
     (default: ``run.queues`` when the run object has it; no queue check when unknown).
     A job name never counts. ``jobs`` is a ``jobs_frame``; the result shares its index.
     """
-    normal = _as_jobs(jobs)
+    normal, job_index = _as_jobs(jobs)
     recorded = _recorded_ids(_as_tasks(run))
-    rule = _scope(run, normal, recorded, _array_parents(recorded), queues)
+    _, by_id = _claimed_by_id(job_index, recorded, _array_parents(recorded))
+    rule = _scope(run, normal, by_id, queues)
     # _as_jobs drops jobs without an id and repeated ids; map back onto the caller's rows.
     lookup = pd.Series(rule.to_numpy(), index=normal[JobCol.JOB_ID].to_numpy())
     out = jobs[JobCol.JOB_ID].astype("string").map(lookup).astype("string")
@@ -640,14 +656,12 @@ def reconcile(
     if now_ts.tzinfo is None:
         now_ts = now_ts.tz_localize("UTC")
     tasks = _as_tasks(run)
-    jobs_df = _as_jobs(jobs)
+    jobs_df, job_index = _as_jobs(jobs)
     recorded = _recorded_ids(tasks)
     parents = _array_parents(recorded)
-    scope = _scope(run, jobs_df, recorded, parents, queues)
-
     # 1. native_id == job_id
-    job_index = pd.Index(jobs_df[JobCol.JOB_ID])
-    pos = job_index.get_indexer(recorded)
+    pos, by_id = _claimed_by_id(job_index, recorded, parents)
+    scope = _scope(run, jobs_df, by_id, queues)
     # 2./3. work dir, then hash prefix: tasks without a Batch id, jobs in scope by rule 2
     # that no task claimed by id. Latest-created job wins a shared work dir.
     claimed: np.ndarray = np.zeros(len(jobs_df), dtype=bool)
@@ -665,9 +679,10 @@ def reconcile(
         hit = pd.Index(by_dir[JobCol.WORK_DIR]).get_indexer(wd)
         pos[need[hit >= 0]] = by_dir["_pos"].to_numpy()[hit[hit >= 0]]
         need = need[hit < 0]
-        hashes = tasks[TaskCol.HASH].iloc[need].str.lower()
+        # Nextflow writes hashes and work dirs in lowercase hex on both sides.
+        hashes = tasks[TaskCol.HASH].iloc[need]
         # Candidates all lie under run.work_dir + "/": what follows is "ab/cdef…".
-        keys = cand[JobCol.WORK_DIR].str.slice(len((run.work_dir or "").rstrip("/")) + 1).str.lower()
+        keys = cand[JobCol.WORK_DIR].str.slice(len((run.work_dir or "").rstrip("/")) + 1)
         for length in hashes.str.len().dropna().unique():
             length = int(length)
             if length < 4:  # "ab/c" at least: shorter is no evidence
@@ -687,7 +702,10 @@ def reconcile(
 
     matched: np.ndarray = np.zeros(len(jobs_df), dtype=bool)
     matched[pos[pos >= 0]] = True
-    is_parent = jobs_df[JobCol.JOB_ID].isin(parents).to_numpy(bool)
+    is_parent: np.ndarray = np.zeros(len(jobs_df), dtype=bool)
+    if parents:
+        found = job_index.get_indexer(parents)
+        is_parent[found[found >= 0]] = True
     untracked_pos = np.flatnonzero((scope != "").to_numpy(bool) & ~matched & ~is_parent)
     untracked_pos = untracked_pos[np.argsort(_seconds(jobs_df[JobCol.CREATED_AT].iloc[untracked_pos]), kind="stable")]
 
