@@ -131,6 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK  # `batchkit reconcile … | head` closed the pipe: not an error
 
 
+def _delegate(entry: Callable[[list[str]], int | None], argv: list[str]) -> int:
+    try:
+        return int(entry(argv) or 0)
+    except SystemExit as exc:  # their argparse (--help, a usage error) exits
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+
+
 def _fail(message: str, code: int) -> int:
     print(f"batchkit: error: {message}", file=sys.stderr)
     return code
@@ -142,11 +149,11 @@ def _main(argv: list[str]) -> int:
     if argv[:2] == ["sim", "serve"]:
         from batchkit.sim.localbatch import serve_main
 
-        return int(serve_main(argv[2:]) or 0)
+        return _delegate(serve_main, argv[2:])
     if argv[:1] == ["doctor"]:
         from batchkit.doctor import main as doctor_main
 
-        return int(doctor_main(argv[1:]) or 0)
+        return _delegate(doctor_main, argv[1:])
 
     parser = build_parser()
     try:

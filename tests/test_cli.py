@@ -339,3 +339,12 @@ def test_client_is_built_from_the_flags(incident_module: Incident) -> None:
     client = cli.make_client(args)
     assert isinstance(client, BatchClient)
     assert client.check_queue(incident_module.truth.queue)
+
+
+def test_sim_serve_and_doctor_get_their_own_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "sim", "serve", "--help")
+    assert code == 0 and "batchkit sim serve" in out and "--port" in out
+    code, out, _ = run_cli(capsys, "doctor", "--help")
+    assert code == 0 and "batchkit doctor" in out
+    code, _, err = run_cli(capsys, "sim")
+    assert code == cli.EXIT_USAGE and "sim" in err

@@ -751,3 +751,38 @@ def test_kill_500_orphans_across_two_kernel_restarts(tmp_path: Path) -> None:
         assert again.outcomes == [] and len(again.skipped) == n
         assert len(ledger.kills()) == n
         client.close()
+
+
+def test_restarted_tracker_resumes_discovery_from_the_ledger(world: Any) -> None:
+    run, batch, clock, ledger = world
+    make(world).refresh()
+    mark = ledger.last_poll(run.name)
+    assert mark is not None
+    batch.calls.clear()
+    clock.advance(600)
+    again = make(world)  # a new kernel: nothing in memory, the same ledger
+    snap = again.refresh()
+    lists = [args[1] for op, args in batch.calls if op == "list"]
+    assert lists == [mark.to_pydatetime() - timedelta(minutes=5)]
+    # x4 is no longer in the listing window's news, but the ledger remembered it
+    assert verdicts(snap.frame)["x4"] == "untracked"
+    assert "x4" in batch.described()
+
+
+def test_two_concurrent_kills_send_each_job_once(world: Any) -> None:
+    _, batch, _, ledger = world
+    tracker = make(world)
+    tracker.refresh()
+    plan = tracker.plan()
+    reports: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda: reports.append(tracker.kill(plan))) for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    sent = [i for op, (ids, _) in (c for c in batch.calls if c[0] == "terminate") for i in ids]
+    assert sorted(sent) == ["j2", "x4"]
+    assert sorted(len(r.outcomes) for r in reports) == [0, 2]
+    assert sorted(k["job_id"] for k in ledger.kills()) == ["j2", "x4"]
