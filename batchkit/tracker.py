@@ -827,26 +827,41 @@ class Tracker:
     def _has_pending_kills(self) -> bool:
         return self.ledger is not None and bool(self.ledger.pending_kills(self.run_name))
 
+    def _unexpected(self, what: str, exc: Exception) -> None:
+        """A bug (not an AWS failure) in one poll: log it, tell subscribers, keep polling."""
+        log.exception("batchkit tracker: %s of run %r failed", what, self.run_name)
+        self.last_error = exc
+        age = self.snapshot.age if self.snapshot is not None and self.snapshot.has_result else None
+        self._emit(RefreshFailed(f"{what} failed: {type(exc).__name__}: {exc}", age))
+
     async def _loop_async(self) -> None:
-        try:
-            if self._has_pending_kills():
+        if self._has_pending_kills():
+            try:
                 await self.kill_async([])
-            while not self._closed:
-                if not self._paused.is_set():
+            except Exception as exc:
+                self._unexpected("resuming interrupted kills", exc)
+        while not self._closed:
+            if not self._paused.is_set():
+                try:
                     await self.refresh_async()
-                await asyncio.sleep(self.interval)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("batchkit tracker: background loop of run %r stopped", self.run_name)
+                except Exception as exc:
+                    self._unexpected("refresh", exc)
+            await asyncio.sleep(self.interval)
 
     def _loop_thread(self) -> None:
-        try:
-            if self._has_pending_kills():
+        if self._has_pending_kills():
+            try:
                 self.resume_kills()
-            self.run_blocking()
-        except Exception:
-            log.exception("batchkit tracker: background thread of run %r stopped", self.run_name)
+            except Exception as exc:
+                self._unexpected("resuming interrupted kills", exc)
+        while not self._closed:
+            if not self._paused.is_set():
+                try:
+                    self.refresh()
+                except Exception as exc:
+                    self._unexpected("refresh", exc)
+            if self._stop.wait(self.interval):
+                break
 
     def run_blocking(self, *, until: Callable[[Snapshot], bool] | None = None) -> Snapshot | None:
         """Refresh every ``interval`` seconds in this thread until ``until(snapshot)`` or close."""

@@ -786,3 +786,30 @@ def test_two_concurrent_kills_send_each_job_once(world: Any) -> None:
     assert sorted(sent) == ["j2", "x4"]
     assert sorted(len(r.outcomes) for r in reports) == [0, 2]
     assert sorted(k["job_id"] for k in ledger.kills()) == ["j2", "x4"]
+
+
+def test_background_loop_survives_a_failing_poll(world: Any) -> None:
+    _, batch, _, _ = world
+    tracker = make(world)
+    failures: list[RefreshFailed] = []
+    refreshed = threading.Event()
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, RefreshFailed):
+            failures.append(event)
+        elif isinstance(event, Refreshed):
+            refreshed.set()
+
+    tracker.subscribe(on_event)
+    batch.raise_list = RuntimeError("a bug, not AWS")  # not a BatchkitError: escapes _poll
+    thread = tracker.start()
+    deadline = threading.Event()
+    for _ in range(200):
+        if failures:
+            break
+        deadline.wait(0.05)
+    assert failures and "a bug, not AWS" in failures[0].error
+    batch.raise_list = None
+    assert refreshed.wait(10)  # the loop kept going and recovered
+    tracker.close()
+    assert isinstance(thread, threading.Thread) and not thread.is_alive()
