@@ -12,9 +12,13 @@ Scope (``in_scope``) — who owns a Batch job:
   * rule 2 ``"workdir"``: the task work dir extracted from the job's command lies under
     ``run.work_dir + "/"`` (the "/" boundary keeps ``s3://b/work2`` out of
     ``s3://b/work``), the job was created no earlier than ``run.launch_time`` minus
-    ``CLOCK_SKEW``, and — when the run's queues are known — it sits on one of them.
-    Without a launch time or a work dir rule 2 cannot prove anything. A job the
-    describe answer gives no queue for fails the queue check (conservative).
+    ``CLOCK_SKEW``, and — when the run's queues are known (``queues=``, else a
+    ``queues`` attribute of the run object if it has one) — it sits on one of them
+    (names and ARNs compare by name). Without a launch time or a work dir rule 2
+    cannot prove anything. A job the answer gives no queue for (a ListJobs summary)
+    fails the queue check (conservative).
+  * A CACHED row's native_id is the job of the run that computed the result (the trace
+    repeats it from the cache): it proves nothing for this run and claims no job.
   * A job name alone never proves ownership: names are not even read here.
   * Known limit: two runs sharing one work dir and one queue, launched close together,
     cannot be told apart by rule 2 (their work dirs are under the same prefix).
@@ -28,7 +32,10 @@ Matching a task to a job, strongest first:
      claimed by id, so a ``-resume`` run in another work dir (same hashes!) or an older
      run in the same work dir (created before launch) never matches. When two jobs
      share a task's work dir (a duplicate from an ambiguous SubmitJob retry), the most
-     recently created one is matched and the other is reported ``untracked``.
+     recently created one is matched and the other is reported ``untracked``. CACHED
+     tasks never claim a job by work dir or hash (that would hide a running job).
+     Two task rows holding the same native_id (unmerged sources) both get the job;
+     ``plan_kills`` still plans one kill per job.
   A ``native_id`` made only of digits is a PID (local/grid executors in a mixed
   pipeline), not a Batch job id.
 
@@ -47,12 +54,17 @@ Verdicts (first rule that applies wins):
     job id and the run ended with the task in flight (never submitted, or submitted
     outside the scope we could see — nothing to kill that we can prove).
 
+Reasons are one line each, clock times in UTC ("Nextflow aborted at 13:37 UTC (SIGINT)
+but Batch still RUNNING for 2h 3m, …"); the cause is quoted when the run object has an
+``abort_cause`` attribute (optional, not part of RunLike).
+
 Attempts and retries (``jobs_frame``): Batch lists an attempt in ``attempts[]`` once
 it has stopped; a try running now is not listed. So
 ``attempts = len(attempts[]) + (1 if status is STARTING/RUNNING)`` and
 ``batch_retries = max(len(attempts[]) + (1 if status is active) - 1, 0)``: a job back
 in RUNNABLE after a spot reclaim already counts its retry, so the count never flickers.
 ListJobs summaries carry no ``attempts[]``: attempts and batch_retries stay <NA>.
+Rows without a job have batch_retries 0.
 
 Waste (vCPU-hours; cost = vCPU-hours x price): vCPUs x seconds of every try (listed
 attempts plus the one running now, up to ``now``) that lies after the cutoff where
@@ -197,6 +209,7 @@ _JOB_CARRIED: Final = (
 _RUNNING_NOW: Final = frozenset({"STARTING", "RUNNING"})
 _TASK_DONE: Final = frozenset({"COMPLETED", "FAILED", "ABORTED"})
 _WASTE_VERDICTS: Final = ("orphan", "untracked")
+_SCOPE_RULES: Final = frozenset({"native_id", "workdir"})
 
 # Nextflow's container command (AwsBatchTaskHandler.classicSubmitCli / s5Cmd /
 # fusionSubmitCli): `... aws s3 cp --only-show-errors s3://b/work/ab/cd…/.command.run - | bash`,
@@ -219,7 +232,7 @@ def _ms(value: Any) -> Any:
 
 def _container_of(job: Mapping[str, Any]) -> Mapping[str, Any]:
     container = job.get("container")
-    if isinstance(container, Mapping):
+    if type(container) is dict or isinstance(container, Mapping):  # dict first: abc checks are slow
         return container
     # Jobs defined with ecsProperties (multi-container) keep their containers here.
     ecs = job.get("ecsProperties") or {}
@@ -307,7 +320,7 @@ def jobs_frame(jobs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         commands.append(joined)
         workdirs.append(_workdir_of(joined) if joined else None)
         tags = get("tags")
-        submission_ids.append(tags.get(SUBMISSION_TAG) if isinstance(tags, Mapping) else None)
+        submission_ids.append(tags.get(SUBMISSION_TAG) if tags and isinstance(tags, dict | Mapping) else None)
 
     def when(values: list[Any]) -> pd.Series:
         epoch_ms = pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce")
@@ -966,7 +979,8 @@ def plan_kills(
         return []
     name = run_name if run_name is not None else frame.attrs.get("run_name")
     name = name or "unnamed"
-    scoped = frame[RecCol.IN_SCOPE_BY].fillna("").ne("").to_numpy(bool)
+    # Only the two proofs of DESIGN §4 count; anything else (e.g. a hand-edited frame) does not.
+    scoped = frame[RecCol.IN_SCOPE_BY].isin(_SCOPE_RULES).to_numpy(dtype=bool, na_value=False)
     has_id = frame[JobCol.JOB_ID].notna().to_numpy(bool)
     active = frame[RecCol.BATCH_STATUS].isin(JOB_ACTIVE).to_numpy(bool)
     killable = frame[RecCol.KILLABLE].fillna(False).to_numpy(bool)

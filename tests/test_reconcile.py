@@ -585,6 +585,8 @@ def test_plan_kills_never_takes_a_job_outside_the_proven_scope() -> None:
     frame.loc[frame[JobCol.JOB_ID] == "alive-1", RecCol.IN_SCOPE_BY] = ""
     frame.loc[frame[JobCol.JOB_ID] == "alive-1", RecCol.KILLABLE] = True
     assert "alive-1" not in {k.job_id for k in plan_kills(frame, force=True)}
+    frame.loc[frame[JobCol.JOB_ID] == "alive-1", RecCol.IN_SCOPE_BY] = "job name"
+    assert "alive-1" not in {k.job_id for k in plan_kills(frame, force=True)}
 
 
 def test_plan_kills_narrows_and_truncates() -> None:
