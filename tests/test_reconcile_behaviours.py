@@ -151,6 +151,16 @@ def test_behaviour_reconciles_to_ground_truth(scenario: Scenario, fault_rate: fl
     assert killable == expected, behavior
     retried = set(frame.loc[frame[RecCol.BATCH_RETRIES].fillna(0) > 0, JobCol.JOB_ID].astype(str))
     assert retried == set(truth.spot_retried_job_ids), behavior
+    # and counted: every try Batch made beyond the first, from the emulator's own record
+    ours = truth.job_ids | untracked
+    extra = sum(
+        max(len(j.get("attempts") or []) + (j["status"] in {"STARTING", "RUNNING"}) - 1, 0)
+        for j in batch.jobs()
+        if j["jobId"] in ours
+    )
+    assert snap.summary["batch_retries"] == extra, behavior
+    if behavior == "spot-retries":
+        assert extra > 0
     if behavior == "healthy":
         assert set(frame[RecCol.VERDICT]) == {"ok"}
     if behavior in {"24.02", "post-abort-submit"}:
