@@ -16,13 +16,13 @@ import pytest
 from conftest import REAL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_weblog import post
 
 from batchkit.errors import NextflowReadError
 from batchkit.nextflow import WeblogReceiver
 from batchkit.nextflow.log import build_log_info, parse_log_text
 from batchkit.nextflow.trace import TRACE_FIELD_TYPES, parse_trace_bytes
 from batchkit.schema import TASK_COLUMNS
-from test_weblog import post
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FIELDS = sorted(TRACE_FIELD_TYPES)
@@ -202,8 +202,13 @@ def live() -> Iterator[WeblogReceiver]:
 
 
 VALID = json.dumps(
-    {"runName": "r", "runId": "s", "event": "process_started", "utcTime": "2024-01-01T00:00:00Z",
-     "trace": {"hash": "ab/cdef12", "status": "RUNNING"}}  # fmt: skip
+    {
+        "runName": "r",
+        "runId": "s",
+        "event": "process_started",
+        "utcTime": "2024-01-01T00:00:00Z",
+        "trace": {"hash": "ab/cdef12", "status": "RUNNING"},
+    }
 ).encode()
 
 
