@@ -43,7 +43,7 @@ SERVER_START_S = 120
 PAGE_READY_MS = 180_000
 KILL_DONE_MS = 90_000
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def chromium_or_skip() -> Path:

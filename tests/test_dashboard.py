@@ -364,3 +364,30 @@ def test_on_a_running_loop_it_returns_at_once_refreshes_and_kills_in_the_backgro
         assert dash.tracker.closed
 
     asyncio.run(scenario())
+
+
+def test_panels_draw_figures_run_the_doctor_and_export_a_post_mortem(
+    incident: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    dash = make_dashboard(incident)
+    try:
+        dash.refresh()
+        assert dash.summary_out.outputs == () and dash.timeline_out.outputs == ()  # drawn when opened
+        dash.figures.selected_index = 0
+        assert "application/vnd.plotly.v1+json" in dash.summary_out.outputs[0]["data"]
+        dash.figures.selected_index = 1
+        timeline = dash.timeline_out.outputs[0]["data"]["application/vnd.plotly.v1+json"]
+        names = {trace.get("name") for trace in timeline["data"]}
+        assert "orphan" in names
+        dash.refresh()  # nothing changed: the open figure is not re-sent
+        assert dash.timeline_out.outputs[0]["data"]["application/vnd.plotly.v1+json"] == timeline
+        dash.figures.selected_index = 2
+        assert "bk-advice-item" in dash.advice.value
+        assert "5516" in dash.advice.value  # the doctor recognises the 24.02 abort
+        dash.export_button.click()
+        saved = tmp_path / f"batchkit-{incident.truth.run_name}-postmortem.html"
+        assert saved.exists() and "saved" in dash.export_status.value
+        assert 'class="bk-row bk-orphan"' in saved.read_text(encoding="utf-8")
+    finally:
+        dash.close()

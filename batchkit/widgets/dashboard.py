@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import json
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -307,6 +309,17 @@ def advice_html(findings: Sequence[Any]) -> str:
     return "".join(items)
 
 
+def figure_output(fig: Any) -> dict[str, Any]:
+    """A plotly figure as one ``display_data`` output (what JupyterLab and Voila render)."""
+    payload = json.loads(fig.to_json())
+    payload.setdefault("config", {"displaylogo": False, "responsive": True})
+    return {
+        "output_type": "display_data",
+        "data": {"application/vnd.plotly.v1+json": payload, "text/plain": "<plotly figure>"},
+        "metadata": {},
+    }
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -327,6 +340,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     ``run_or_launch_dir`` is a ``NextflowRun`` or a launch directory. Pass ``tracker``
     to share one with other code (the dashboard then leaves it running on ``close``).
+    ``clock`` (a callable returning an aware UTC datetime) is the tracker's "now" for
+    waste; pass the emulator's clock when watching a LocalBatch that runs faster than
+    real time. The header's "updated … ago" is always the viewer's wall clock.
     With ``autostart=False`` nothing polls until ``refresh()`` is called (scripts, tests).
     """
 
@@ -340,6 +356,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         interval: float = 10.0,
         page_size: int = 50,
         price_per_vcpu_hour: float | None = None,
+        clock: Callable[[], Any] | None = None,
         autostart: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -364,6 +381,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             extra: dict[str, Any] = {}
             if price_per_vcpu_hour is not None:
                 extra["price_per_vcpu_hour"] = price_per_vcpu_hour
+            if clock is not None:
+                extra["clock"] = clock
             tracker = Tracker(run, client, queues=queues, interval=interval, **extra)
             self._owns_tracker = True
         else:
@@ -381,6 +400,10 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._closed = False
         self._lock = threading.RLock()
         self._figure_key: object = None
+        #: wall-clock (monotonic) time of the last good refresh this dashboard saw
+        self._fresh_at: float | None = None
+        if tracker.snapshot is not None and not tracker.snapshot.frame.empty:
+            self._fresh_at = time.monotonic() - max(0.0, float(tracker.snapshot.age))
         self._advice_loaded = False
 
         self._build(self.query.page_size)
@@ -635,6 +658,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     def _on_event(self, event: Any) -> None:
         if self._closed:
             return
+        if isinstance(event, self._Refreshed):
+            self._fresh_at = time.monotonic()
         if isinstance(event, self._Refreshed | self._RefreshFailed):
             self._render()
 
@@ -654,7 +679,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             run_state=run_state,
             abort_cause=getattr(self.run, "abort_cause", None),
             health=health,
-            age=snapshot.age if has_data else None,
+            age=None if self._fresh_at is None or not has_data else time.monotonic() - self._fresh_at,
             paused=self.paused,
             loading=loading or (snapshot is None),
             taken_at=getattr(snapshot, "taken_at", None) if has_data else None,
@@ -819,8 +844,6 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         if key == self._figure_key:
             return
         self._figure_key = key
-        from IPython.display import display
-
         from batchkit import figures
 
         out = self.summary_out if index == 0 else self.timeline_out
@@ -832,9 +855,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 frame, now=getattr(snapshot, "taken_at", None),
                 run_end=getattr(self.run, "end_time", None),
             )
-        out.clear_output(wait=True)
-        with out:
-            display(fig)
+        # Set the Output's content directly (not `with out: display(fig)`): no dependence
+        # on IPython's display hook or plotly's default renderer, same bytes everywhere.
+        out.outputs = (figure_output(fig),)
 
     def _load_advice(self) -> None:
         self.advice.value = '<div class="bk-muted">Running the checks…</div>'
@@ -853,7 +876,14 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 return
             self.advice.value = advice_html(findings)
 
-        threading.Thread(target=work, name="batchkit-doctor", daemon=True).start()
+        loop = _running_loop()
+        if loop is None:
+            work()
+            return
+        # doctor() asks AWS about queues and compute environments: keep the loop free.
+        future = loop.run_in_executor(None, work)
+        self._tasks.add(future)
+        future.add_done_callback(self._tasks.discard)
 
     def _export_clicked(self) -> None:
         from batchkit.figures import export_html
