@@ -279,7 +279,13 @@ def _gather(buf: Array, starts: Array, ends: Array, width: int) -> Array:
     return out
 
 
-def _text_column(rows: _Rows, j: int, present: Array) -> tuple[pd.Series, Array | None]:
+#: Text fields with a few distinct values per run, decoded once per value.
+_FEW_VALUES: Final = frozenset(
+    {"process", "module", "container", "queue", "scratch", "error_action", "hostname", "cpu_model", "accelerator_type"}
+)
+
+
+def _text_column(rows: _Rows, j: int, name: str, present: Array) -> tuple[pd.Series, Array | None]:
     """A text column as pandas ``string`` (UTF-8, undecodable bytes replaced), and its bytes."""
     starts, ends = rows.starts[:, j], rows.ends[:, j]
     n = len(starts)
@@ -287,7 +293,7 @@ def _text_column(rows: _Rows, j: int, present: Array) -> tuple[pd.Series, Array 
     arr = None
     if width and n * width <= _MAX_GATHER_BYTES:
         arr = _gather(rows.buf, starts, ends, width)
-        values = _decode(arr, width)
+        values = _decode(arr, width, few=name in _FEW_VALUES)
     else:  # rare: a column of very long values (e.g. `script`): slice row by row
         raw = rows.buf.tobytes()
         values = np.array([raw[a:b].decode("utf-8", "replace") for a, b in zip(starts, ends, strict=True)], dtype=object)
@@ -295,8 +301,15 @@ def _text_column(rows: _Rows, j: int, present: Array) -> tuple[pd.Series, Array 
     return pd.Series(pd.array(values, dtype="string")), arr
 
 
-def _decode(arr: Array, width: int) -> Array:
-    """Bytes to an object array of str: numpy's C ASCII path unless a byte is non-ASCII."""
+def _decode(arr: Array, width: int, *, few: bool = False) -> Array:
+    """Bytes to an object array of str: numpy's C ASCII path unless a byte is non-ASCII.
+
+    ``few``: the column repeats a few values (process, status, queue): decode each
+    distinct value once and share the str objects.
+    """
+    if few and len(arr):
+        uniques, inverse = np.unique(arr, return_inverse=True)
+        return np.asarray(_decode(uniques, width)[inverse.reshape(-1)])
     try:
         return np.asarray(arr.astype(f"U{max(width, 1)}").astype(object))
     except UnicodeDecodeError:
@@ -316,7 +329,7 @@ def _convert(rows: _Rows, fields: list[str], tz: tzinfo, path: str) -> tuple[pd.
         present = present_all[:, j] if n else np.zeros(0, dtype=bool)
         kind = TRACE_FIELD_TYPES.get(name, "str")
         if kind == "str":
-            out[name], arr_or_none = _text_column(rows, j, present)
+            out[name], arr_or_none = _text_column(rows, j, name, present)
             if arr_or_none is not None:
                 raw_text[name] = (arr_or_none, present)
             continue
@@ -357,7 +370,7 @@ def _typed(kind: str, arr: Array, present: Array, tz: tzinfo) -> tuple[pd.Series
         text = np.strings.strip(arr if arr.dtype.itemsize else arr.astype("S1"))
         ok = np.strings.str_len(np.strings.strip(text, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ_")) == 0
         ok &= np.strings.str_len(text) > 0
-        values = _decode(text, text.dtype.itemsize)
+        values = _decode(text, text.dtype.itemsize, few=True)
         values[~(present & ok)] = None
         return pd.Series(pd.array(values, dtype="string")), present & ~ok
     if kind == "time":
@@ -393,7 +406,7 @@ def _derive(frame: pd.DataFrame, raw_text: dict[str, tuple[Array, Array]]) -> No
         if TaskCol.NAME in raw_text:
             arr, present = raw_text[TaskCol.NAME]
             proc_b, tag_b, has_tag = fmt.split_name_bytes(arr)
-            process = _strings(proc_b, present)
+            process = _strings(proc_b, present, few=True)
             tag = _strings(tag_b, present & has_tag)
         else:
             process, tag = fmt.split_name(frame[TaskCol.NAME])
@@ -404,7 +417,7 @@ def _derive(frame: pd.DataFrame, raw_text: dict[str, tuple[Array, Array]]) -> No
     elif TaskCol.NAME not in frame and TaskCol.PROCESS in frame:
         tag = frame[TaskCol.TAG] if TaskCol.TAG in frame else pd.Series(pd.NA, index=frame.index)
         frame[TaskCol.NAME] = fmt.join_name(frame[TaskCol.PROCESS], tag)
-    if TaskCol.WORKDIR in frame:
+    if TaskCol.WORKDIR in frame and (TaskCol.HASH not in frame or frame[TaskCol.HASH].isna().any()):
         if TaskCol.WORKDIR in raw_text:
             arr, present = raw_text[TaskCol.WORKDIR]
             short, found = fmt.hash_from_workdir_bytes(arr)
@@ -417,8 +430,8 @@ def _derive(frame: pd.DataFrame, raw_text: dict[str, tuple[Array, Array]]) -> No
             frame[TaskCol.HASH] = from_dir
 
 
-def _strings(arr: Array, present: Array) -> pd.Series:
-    values = _decode(arr, arr.dtype.itemsize)
+def _strings(arr: Array, present: Array, *, few: bool = False) -> pd.Series:
+    values = _decode(arr, arr.dtype.itemsize, few=few)
     values[~present] = None
     return pd.Series(pd.array(values, dtype="string"))
 
