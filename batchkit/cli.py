@@ -9,6 +9,7 @@ stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -452,8 +453,14 @@ def find_notebook() -> Path | None:
     return None
 
 
-def jupyter_command(notebook: Path) -> list[str]:
-    return [sys.executable, "-m", "jupyterlab", "--ip", "127.0.0.1", "--no-browser", str(notebook)]
+def jupyter_command(notebook: Path, *, as_root: bool | None = None) -> list[str]:
+    command = [sys.executable, "-m", "jupyterlab", "--ip", "127.0.0.1", "--no-browser"]
+    if as_root is None:
+        as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if as_root:
+        # JupyterLab refuses to start as root without it (containers, CI machines).
+        command.append("--allow-root")
+    return [*command, str(notebook)]
 
 
 def cmd_demo(

@@ -280,9 +280,18 @@ def test_demo_opens_jupyterlab_on_loopback(tmp_path: Path, monkeypatch: pytest.M
     args = cli.build_parser().parse_args(["demo"])
     code = cli.cmd_demo(args, launcher=lambda cmd: launched.append(cmd) or 0)
     assert code == 0
-    assert launched == [
-        [sys.executable, "-m", "jupyterlab", "--ip", "127.0.0.1", "--no-browser", str(notebook)]
+    assert launched == [cli.jupyter_command(notebook)]
+    assert launched[0][:6] == [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--ip",
+        "127.0.0.1",
+        "--no-browser",
     ]
+    assert launched[0][-1] == str(notebook)
+    assert "--allow-root" in cli.jupyter_command(notebook, as_root=True)
+    assert "--allow-root" not in cli.jupyter_command(notebook, as_root=False)
 
 
 # --- subprocesses: the real entry point --------------------------------------------------------
