@@ -276,6 +276,24 @@ def test_snapshots_round_trip_and_keep_only_the_newest_frame(ledger: Ledger) -> 
     assert ledger.last_snapshot("wise_hypatia")[2] is None  # type: ignore[index]
 
 
+def test_snapshot_frames_keep_every_dtype(ledger: Ledger) -> None:
+    frame = pd.DataFrame(
+        {
+            "when": pd.Series([T0, pd.NaT], dtype="datetime64[ns, UTC]"),
+            "naive": pd.Series([pd.Timestamp("2026-01-01 01:02:03.000004005"), pd.NaT], dtype="datetime64[ns]"),
+            "realtime": pd.Series([pd.Timedelta("1h 2m 3.5s"), pd.NaT], dtype="timedelta64[ns]"),
+            "count": pd.array([3, None], dtype="Int64"),
+            "cpus": pd.array([1.5, None], dtype="Float64"),
+            "text": pd.array(["a'b\"c\n…", None], dtype="string"),
+            "flag": [True, False],
+            "score": [0.25, float("nan")],
+        }
+    )
+    ledger.record_snapshot("r", {"rows": 2}, frame)
+    _, _, back = ledger.last_snapshot("r")  # type: ignore[misc]
+    pd.testing.assert_frame_equal(back, frame)
+
+
 def test_closed_ledger_says_so(tmp_path: Path) -> None:
     led = Ledger(tmp_path / "l.sqlite")
     led.close()
