@@ -211,3 +211,33 @@ def test_reload_reads_new_rows(tmp_path: Path) -> None:
         fh.write(f"2\t3f/9c0123\t{JOB_B}\tALIGN (s2)\tFAILED\t1\t2025-03-03 10:00:06.000\t1m\tspot-q\t{WD_B}\n")
     again = run.reload()
     assert again is not run and len(again.tasks) == 2 and len(run.tasks) == 1
+
+
+def test_simulated_incident_reads_back_as_the_ground_truth() -> None:
+    """The simulated 24.02 incident (batchkit.sim), read from trace+log, log only, and weblog only."""
+    from batchkit.sim.nextflow import replay_incident
+
+    receiver = WeblogReceiver().start()
+    try:
+        with replay_incident(n_tasks=12, keep_running=False, weblog_url=receiver.url) as incident:
+            truth = incident.truth
+            runs = {
+                "trace+log": NextflowRun.from_dir(incident.launch_dir, tz="UTC"),
+                "log": NextflowRun.from_files(log=truth.log_file, tz="UTC"),
+                "weblog": NextflowRun.from_files(weblog=receiver),
+            }
+    finally:
+        receiver.stop()
+    for label, run in runs.items():
+        assert (run.name, run.session_id, run.state) == (truth.run_name, truth.session_id, truth.run_state), label
+        tasks = run.tasks.set_index(TaskCol.HASH)
+        assert set(tasks.index) == {t["hash"] for t in truth.tasks}, label
+        for task in truth.tasks:
+            if task["job_id"]:
+                assert tasks.loc[task["hash"], TaskCol.NATIVE_ID] == task["job_id"], label
+    trace_log = runs["trace+log"].tasks.set_index(TaskCol.HASH)[TaskCol.STATUS]
+    assert trace_log.to_dict() == {t["hash"]: t["status"] for t in truth.tasks}
+    assert runs["trace+log"].abort_cause == truth.abort_cause
+    # the abandoned jobs are exactly the tasks Nextflow still lists as alive in an aborted run
+    alive = {t["job_id"] for t in truth.tasks if trace_log[t["hash"]] in ("SUBMITTED", "RUNNING")}
+    assert truth.abandoned_job_ids <= alive
