@@ -357,3 +357,63 @@ def test_sim_serve_and_doctor_get_their_own_arguments(capsys: pytest.CaptureFixt
     assert code == 0 and "batchkit doctor" in out
     code, _, err = run_cli(capsys, "sim")
     assert code == cli.EXIT_USAGE and "sim" in err
+
+
+def test_failed_kill_exits_1_and_the_next_kill_finishes_it(
+    incident: Incident, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Batch refuses every terminate until the deadline: exit 1, per-job errors, the
+    intents stay pending in the ledger; once Batch answers again, the next kill re-drives
+    them and each job is audited exactly once."""
+    orphans = incident.truth.abandoned_job_ids & active_ids(incident)
+    rules = [
+        incident.batch.faults.add(op, "authorizer-500") for op in ("TerminateJobs", "TerminateJob")
+    ]
+    code, out, err = run_cli(capsys, "kill", *target(incident), "--yes", "--deadline", "0.5")
+    assert code == cli.EXIT_AWS, out + err
+    assert "error" in out and "failed" in out.splitlines()[-1]
+    ledger = Ledger.for_launch_dir(incident.launch_dir)
+    assert {k.job_id for k in ledger.pending_kills(incident.truth.run_name)} == orphans
+    assert active_ids(incident) >= orphans
+
+    for rule in rules:
+        incident.batch.faults.remove(rule)
+    code, out, err = run_cli(capsys, "kill", *target(incident), "--yes")
+    assert code == cli.EXIT_OK, out + err
+    assert not (active_ids(incident) & orphans)
+    assert sorted(k["job_id"] for k in ledger.kills()) == sorted(orphans)
+    assert ledger.pending_kills(incident.truth.run_name) == []
+
+
+def test_kill_force_takes_jobs_of_a_run_that_looks_alive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a kill -9 nothing says the run ended: its jobs are Nextflow's, so a plain kill
+    takes nothing and --force takes exactly the in-flight jobs."""
+    from batchkit.sim import LocalBatch
+    from batchkit.sim.nextflow import Pipeline, SimulatedNextflow
+
+    with LocalBatch(manual_clock=True) as lb:
+        lb.create_environment("q", vcpus=64)
+        truth = SimulatedNextflow(
+            lb.client(retries={"total_max_attempts": 1}),
+            launch_dir=tmp_path / "launch",
+            queue="q",
+            pipeline=Pipeline(
+                n_tasks=9, durations={"FASTQC": 90.0, "ALIGN": 3600.0, "MERGE": 60.0}
+            ),
+            behavior="crash",
+            batch=lb,
+        ).run()
+        running = {j["jobId"] for j in lb.jobs() if j["status"] in JOB_ACTIVE}
+        in_flight = truth.abandoned_job_ids & running
+        assert in_flight
+        args = [tmp_path / "launch", "--endpoint-url", lb.endpoint_url, "--queue", "q"]
+        code, out, _ = run_cli(capsys, "kill", *args, "--yes")
+        assert code == cli.EXIT_OK and "nothing to kill" in out
+        code, out, _ = run_cli(capsys, "kill", *args, "--force")
+        assert code == cli.EXIT_OK and "forced kill" in out and all(j in out for j in in_flight)
+        code, out, err = run_cli(capsys, "kill", *args, "--force", "--yes")
+        assert code == cli.EXIT_OK, out + err
+        still = {j["jobId"] for j in lb.jobs() if j["status"] in JOB_ACTIVE}
+        assert not (still & in_flight)
