@@ -256,6 +256,8 @@ def parse_duration_bytes(arr: Array, present: Array) -> BytesParsed:
     ok: Array = np.ones(len(arr), dtype=bool)
     tokens: Array = np.zeros(len(arr), dtype=np.int64)
     for _ in range(5):  # "1d 2h 3m 4s 5ms" at most
+        if not (np.strings.str_len(rest) > 0).any():
+            break
         token, _, rest = (_w(part) for part in np.strings.partition(np.strings.lstrip(_w(rest)), b" "))
         has = np.strings.str_len(token) > 0
         number = _w(np.strings.rstrip(token, b"dhms"))

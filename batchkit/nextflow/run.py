@@ -148,9 +148,11 @@ class NextflowRun:
         Looks for ``trace-*.txt``, ``trace.txt``, ``pipeline_info/execution_trace*.txt``
         (also one folder down, e.g. ``results/pipeline_info``) and ``.nextflow.log*``.
         Each launch writes its own trace file, so the newest one is read, plus
-        older ones sharing a task hash with it (the earlier launches of a
-        ``-resume``d run, whose abandoned tasks only they record); traces of
-        unrelated earlier runs in the same folder are left out.
+        older ones sharing a task hash with it: a task's hash includes the
+        session id (``TaskProcessor`` hashes ``session.uniqueId`` first), so only
+        the earlier launches of a ``-resume``d run share hashes — and they alone
+        record the tasks they abandoned. Traces of unrelated earlier runs in the
+        same folder are left out.
         """
         folder = Path(launch_dir)
         if not folder.is_dir():
