@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 #: Verdicts the kill-all button terminates: jobs nobody will ever collect. Both are
 #: only planned when ownership is proven (native id or work dir, DESIGN §6).
 KILL_ALL_VERDICTS: Final[tuple[str, ...]] = ("orphan", "untracked")
+#: Seconds between refreshes unless told otherwise: fresh enough to watch a kill land,
+#: and 6 polls a minute stay far inside the API budget Nextflow shares.
+DEFAULT_INTERVAL: Final = 10.0
 
 DASHBOARD_CSS: Final = """
 <style>
@@ -334,7 +337,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     """Nextflow's view beside AWS Batch's for one run, refreshed on the kernel's loop.
 
     >>> dash = Dashboard("path/to/launch-dir", client=BatchClient(region="eu-west-1"))
-    >>> dash                     # displays at once; refreshes every ``interval`` seconds
+    >>> dash                     # displays at once; refreshes every ``interval`` (10) seconds
     >>> dash.pause(); dash.resume(); dash.close()
     >>> await dash.kill_orphans_async()   # what "Kill all orphans" + confirm does
 
@@ -353,21 +356,16 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         *,
         tracker: Any = None,
         queues: Sequence[str] | None = None,
-        interval: float = 10.0,
+        interval: float | None = None,
         page_size: int = 50,
         price_per_vcpu_hour: float | None = None,
         clock: Callable[[], Any] | None = None,
         autostart: bool = True,
         **kwargs: Any,
     ) -> None:
-        from batchkit.tracker import (
-            KillProgress,
-            Refreshed,
-            RefreshFailed,
-            Tracker,
-        )
+        from batchkit.tracker import Refreshed, RefreshFailed, Tracker
 
-        self._Refreshed, self._RefreshFailed, self._KillProgress = Refreshed, RefreshFailed, KillProgress
+        self._Refreshed, self._RefreshFailed = Refreshed, RefreshFailed
         if tracker is None:
             run = run_or_launch_dir
             if isinstance(run_or_launch_dir, str | Path):
@@ -383,10 +381,13 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 extra["price_per_vcpu_hour"] = price_per_vcpu_hour
             if clock is not None:
                 extra["clock"] = clock
-            tracker = Tracker(run, client, queues=queues, interval=interval, **extra)
+            tracker = Tracker(
+                run, client, queues=queues, interval=DEFAULT_INTERVAL if interval is None else interval, **extra
+            )
             self._owns_tracker = True
         else:
-            tracker.interval = interval
+            if interval is not None:
+                tracker.interval = interval
             self._owns_tracker = False
         self.tracker = tracker
         self.query = TableQuery(page_size=max(1, int(page_size)))
@@ -477,11 +478,11 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.kill_all_button = W.Button(description="Kill all orphans", layout=W.Layout(width="auto"))
         self.kill_all_button.add_class("bk-kill-all")
         self.kill_all_button.on_click(self._kill_all_clicked)
-        self.confirm_text = W.HTML()
-        self.confirm_button = W.Button(description="Yes, kill them", layout=W.Layout(width="auto"))
+        self.confirm_text = W.HTML(layout=W.Layout(flex="1 1 auto"))
+        self.confirm_button = W.Button(description="Yes, kill them", layout=W.Layout(width="auto", flex="0 0 auto"))
         self.confirm_button.add_class("bk-confirm")
         self.confirm_button.on_click(self._confirm_clicked)
-        self.cancel_button = W.Button(description="Cancel", layout=W.Layout(width="auto"))
+        self.cancel_button = W.Button(description="Cancel", layout=W.Layout(width="auto", flex="0 0 auto"))
         self.cancel_button.add_class("bk-cancel")
         self.cancel_button.on_click(self._cancel_clicked)
         self.confirm_panel = W.HBox(
