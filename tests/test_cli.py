@@ -112,6 +112,7 @@ def test_reconcile_healthy_run_exits_0(tmp_path: Path, capsys: pytest.CaptureFix
             queue="q",
             pipeline=Pipeline(n_tasks=6),
             batch=lb,
+            poll_interval=60.0,
         ).run()
         code, out, err = run_cli(
             capsys,
@@ -404,6 +405,7 @@ def test_kill_force_takes_jobs_of_a_run_that_looks_alive(
             ),
             behavior="crash",
             batch=lb,
+            poll_interval=60.0,
         ).run()
         running = {j["jobId"] for j in lb.jobs() if j["status"] in JOB_ACTIVE}
         in_flight = truth.abandoned_job_ids & running
