@@ -516,11 +516,11 @@ def _scope(
 ) -> pd.Series:
     by_dir: np.ndarray = np.zeros(len(jobs), dtype=bool)
     work_dir = run.work_dir
-    launch = run.launch_time
-    if work_dir and launch is not None and not pd.isna(launch):
+    launch = _utc_or_none(run.launch_time)
+    if work_dir and launch is not None:
         prefix = work_dir.rstrip("/") + "/"
         under = jobs[JobCol.WORK_DIR].str.startswith(prefix).fillna(False).to_numpy(bool)
-        after = (jobs[JobCol.CREATED_AT] >= pd.Timestamp(launch) - CLOCK_SKEW).fillna(False)
+        after = (jobs[JobCol.CREATED_AT] >= launch - CLOCK_SKEW).fillna(False)
         by_dir = under & after.to_numpy(bool)
         if queues is None:
             queues = getattr(run, "queues", None)
@@ -569,6 +569,14 @@ def _seconds(ts: pd.Series) -> np.ndarray:
 
 #: Decimal strings of 0..9999 as Python objects: small numbers in reasons are lookups.
 _NUMBERS: Final = np.array([str(i) for i in range(10_000)], dtype=object)
+
+
+def _utc_or_none(value: Any) -> pd.Timestamp | None:
+    """A run's timestamp as UTC; a naive one is taken as UTC (RunLike promises UTC)."""
+    if value is None or pd.isna(value):
+        return None
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _text(values: np.ndarray) -> np.ndarray:
@@ -665,9 +673,7 @@ def reconcile(
     ``run_name``, ``run_state``, ``price_per_vcpu_hour`` and ``now`` for ``plan_kills``
     and ``summarize``. See the module docstring for every rule and edge.
     """
-    now_ts = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
-    if now_ts.tzinfo is None:
-        now_ts = now_ts.tz_localize("UTC")
+    now_ts = _utc_or_none(now) or pd.Timestamp.now(tz="UTC")
     tasks = _as_tasks(run)
     jobs_df, job_index = _as_jobs(jobs)
     recorded = _recorded_ids(tasks)
@@ -795,10 +801,8 @@ def reconcile(
 
     # --- waste ---
     now_s = (now_ts - _EPOCH).total_seconds()
-    end_s = run.end_time
-    run_end_s = (
-        (pd.Timestamp(end_s) - _EPOCH).total_seconds() if end_s is not None and not pd.isna(end_s) else np.nan
-    )
+    run_end = _utc_or_none(run.end_time)
+    run_end_s = np.nan if run_end is None else (run_end - _EPOCH).total_seconds()
     complete_s = _seconds(frame[TaskCol.COMPLETE])
     cutoff = np.full(len(frame), np.inf)
     orphan_done = (verdict == "orphan") & nf_done
@@ -900,8 +904,8 @@ def _reasons(
 
     put(orphan & nf_done, orphan_done)
     if run_ended:
-        end = run.end_time
-        end_text = f" at {pd.Timestamp(end):%H:%M} UTC" if end is not None and not pd.isna(end) else ""
+        end = _utc_or_none(run.end_time)
+        end_text = f" at {end:%H:%M} UTC" if end is not None else ""
         cause = getattr(run, "abort_cause", None)
         cause_text = f" ({cause})" if cause and run.state == "aborted" else ""
         verb = "aborted" if run.state == "aborted" else "completed"

@@ -362,6 +362,16 @@ def test_a_run_that_ended_orphans_its_in_flight_jobs() -> None:
     assert row_of(frame, job_id="j-done")[RecCol.VERDICT] == "stale"
 
 
+def test_naive_run_times_are_taken_as_utc() -> None:
+    naive = Run(tasks(task(1, "RUNNING", "j", "a1/000001")), state="aborted",
+                launch_time=T0.tz_localize(None), end_time=(T0 + minutes(60)).tz_localize(None))
+    aware = Run(naive.tasks, state="aborted", end_time=T0 + minutes(60))
+    jobs = [job("j", "RUNNING", started=T0), job("u", "RUNNING", short_hash="b1/000001", started=T0)]
+    pd.testing.assert_frame_equal(
+        reconcile(naive, jobs, now=NOW.tz_localize(None)), reconcile(aware, jobs, now=NOW)
+    )
+
+
 def test_aborted_vs_failed_is_ok_and_failed_vs_succeeded_disagrees() -> None:
     run = Run(tasks(task(1, "ABORTED", "j1", "a1/000001"), task(2, "FAILED", "j2", "a2/000002")))
     frame = reconcile(run, [job("j1", "FAILED"), job("j2", "SUCCEEDED")], now=NOW)
