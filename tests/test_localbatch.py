@@ -530,6 +530,7 @@ def test_wrong_types_and_missing_members_are_client_errors(lb: LocalBatch) -> No
         with pytest.raises(urllib.error.HTTPError) as http:
             urllib.request.urlopen(req, timeout=10)
         answer = json.loads(http.value.read())
+        http.value.close()
         assert (http.value.code, answer["__type"]) == (400, "ClientException")
         assert f"parameter {where}" in answer["message"]
 
@@ -541,6 +542,7 @@ def test_malformed_json_is_a_client_exception_not_a_traceback(lb: LocalBatch, bo
         urllib.request.urlopen(req, timeout=10)
     assert e.value.code == 400
     answer = json.loads(e.value.read())
+    e.value.close()
     assert answer["__type"] == "ClientException" and "Traceback" not in answer["message"]
 
 
@@ -833,9 +835,11 @@ def test_admin_endpoint_drives_faults_clock_and_state(lb: LocalBatch, batch: Any
     with pytest.raises(urllib.error.HTTPError) as err:
         admin(lb, "POST", "/_admin/faults", {"kind": "nonsense"})
     assert err.value.code == 400 and "unknown fault kind" in json.loads(err.value.read())["error"]
+    err.value.close()
     with pytest.raises(urllib.error.HTTPError) as err:
         admin(lb, "GET", "/_admin/nothing")
     assert err.value.code == 404
+    err.value.close()
 
 
 def test_submit_jobs_seeds_many_jobs_in_process(lb: LocalBatch, batch: Any) -> None:
