@@ -465,21 +465,28 @@ def _as_tasks(run: RunLike) -> pd.DataFrame:
     return tasks.reset_index(drop=True)
 
 
-def _batch_ids(native_ids: pd.Series) -> pd.Series:
-    """native_id where it is a Batch job id; PIDs (digits only) and blanks -> <NA>."""
-    pid = native_ids.str.isdigit().to_numpy(dtype=bool, na_value=False)
-    blank = native_ids.eq("").to_numpy(dtype=bool, na_value=False)
-    return native_ids.mask(pid | blank)
-
-
-def _recorded_ids(tasks: pd.DataFrame) -> pd.Series:
-    """The Batch job ids this run recorded, per task row (<NA> where none).
+def _recorded_ids(tasks: pd.DataFrame, job_index: pd.Index) -> tuple[pd.Series, np.ndarray]:
+    """The Batch job ids this run recorded per task row (<NA> where none), and where
+    each sits in ``job_index`` (-1 when Batch did not return it).
 
     A CACHED row's native_id (the trace repeats it from the cache) is the job of the
-    run that computed the result, not of this run: it proves nothing about scope.
+    run that computed the result, not of this run: it proves nothing about scope. A
+    PID (digits only: local/grid executors in a mixed pipeline) or a blank is no Batch
+    id; Batch ids are UUIDs, so only ids Batch did not return need that check.
     """
     cached = _Codes(tasks[TaskCol.STATUS]).isin({"CACHED"})
-    return _batch_ids(tasks[TaskCol.NATIVE_ID]).mask(cached)
+    recorded = tasks[TaskCol.NATIVE_ID].mask(cached)
+    pos: np.ndarray = job_index.get_indexer(recorded)
+    unknown = np.flatnonzero(recorded.notna().to_numpy(bool) & (pos < 0))
+    if len(unknown):
+        ids = recorded.iloc[unknown]
+        not_batch = ids.str.isdigit().to_numpy(dtype=bool, na_value=False) | ids.eq("").to_numpy(
+            dtype=bool, na_value=False
+        )
+        if not_batch.any():
+            recorded = recorded.copy()
+            recorded.iloc[unknown[not_batch]] = pd.NA
+    return recorded, pos
 
 
 def _array_parents(ids: pd.Series) -> list[str]:
@@ -489,17 +496,14 @@ def _array_parents(ids: pd.Series) -> list[str]:
     return sorted(set(children.str.extract(_ARRAY_CHILD_RE, expand=False).dropna()))
 
 
-def _claimed_by_id(
-    job_index: pd.Index, recorded: pd.Series, parents: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rule 1: each task's job position (-1 if absent), and which jobs the run recorded."""
-    pos: np.ndarray = job_index.get_indexer(recorded)
+def _claimed_by_id(job_index: pd.Index, pos: np.ndarray, parents: list[str]) -> np.ndarray:
+    """Rule 1: which jobs the run recorded (a task's job id, or an array child's parent)."""
     by_id: np.ndarray = np.zeros(len(job_index), dtype=bool)
     by_id[pos[pos >= 0]] = True
     if parents:
         found = job_index.get_indexer(parents)
         by_id[found[found >= 0]] = True
-    return pos, by_id
+    return by_id
 
 
 def _queue_names(values: pd.Series | Collection[str]) -> Any:
@@ -549,8 +553,8 @@ def in_scope(
     A job name never counts. ``jobs`` is a ``jobs_frame``; the result shares its index.
     """
     normal, job_index = _as_jobs(jobs)
-    recorded = _recorded_ids(_as_tasks(run))
-    _, by_id = _claimed_by_id(job_index, recorded, _array_parents(recorded))
+    recorded, pos = _recorded_ids(_as_tasks(run), job_index)
+    by_id = _claimed_by_id(job_index, pos, _array_parents(recorded))
     rule = _scope(run, normal, by_id, queues)
     # _as_jobs drops jobs without an id and repeated ids; map back onto the caller's rows.
     lookup = pd.Series(rule.to_numpy(), index=normal[JobCol.JOB_ID].to_numpy())
@@ -676,10 +680,10 @@ def reconcile(
     now_ts = _utc_or_none(now) or pd.Timestamp.now(tz="UTC")
     tasks = _as_tasks(run)
     jobs_df, job_index = _as_jobs(jobs)
-    recorded = _recorded_ids(tasks)
-    parents = _array_parents(recorded)
     # 1. native_id == job_id
-    pos, by_id = _claimed_by_id(job_index, recorded, parents)
+    recorded, pos = _recorded_ids(tasks, job_index)
+    parents = _array_parents(recorded)
+    by_id = _claimed_by_id(job_index, pos, parents)
     scope = _scope(run, jobs_df, by_id, queues)
     # 2./3. work dir, then hash prefix: tasks without a Batch id, jobs in scope by rule 2
     # that no task claimed by id. Latest-created job wins a shared work dir.
