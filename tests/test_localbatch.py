@@ -303,6 +303,33 @@ def test_cancel_job_only_touches_jobs_before_starting(lb: LocalBatch, batch: Any
         assert (job["status"], job["statusReason"]) == ("FAILED", "cancel")
 
 
+def test_terminate_delay_keeps_a_terminated_job_running_for_a_while(lb: LocalBatch, batch: Any) -> None:
+    lb.terminate_delay = 5
+    running = submit(batch, "r", sleep_cmd(1000), retryStrategy={"attempts": 3})
+    waiting = submit(batch, "w", sleep_cmd(1000), containerOverrides={"vcpus": 4})
+    lb.advance(10)
+    assert (status(batch, running), status(batch, waiting)) == ("RUNNING", "RUNNABLE")
+    batch.terminate_jobs(jobs=[running, waiting], reason="kill")
+    assert (status(batch, running), status(batch, waiting)) == ("RUNNING", "FAILED")  # not started: at once
+    batch.terminate_job(jobId=running, reason="second click")  # already terminating: harmless
+    batch.cancel_job(jobId=running, reason="cancel does nothing")
+    lb.advance(4.9)
+    assert status(batch, running) == "RUNNING"
+    lb.advance(0.1)
+    job = describe(batch, running)
+    assert (job["status"], job["statusReason"], len(job["attempts"])) == ("FAILED", "kill", 1)
+
+
+def test_a_job_ending_on_its_own_while_terminating_is_not_retried(lb: LocalBatch, batch: Any) -> None:
+    lb.terminate_delay = 30
+    job_id = submit(batch, "e", sleep_cmd(10, 1), retryStrategy={"attempts": 3})
+    lb.advance(5)
+    batch.terminate_job(jobId=job_id, reason="kill")
+    lb.advance(10)
+    job = describe(batch, job_id)
+    assert (job["status"], job["statusReason"], len(job["attempts"])) == ("FAILED", "kill", 1)
+
+
 def test_terminating_finished_or_unknown_jobs_is_a_success(lb: LocalBatch, batch: Any) -> None:
     done = submit(batch, "done", sleep_cmd(1))
     lb.advance(10)

@@ -176,6 +176,7 @@ class Job:
     cancel_reason: str | None = None  # an array parent cancelled while children still run
     forgotten: bool = False  # aged out / vanished: absent from every answer
     open_children: int = 0  # array parent: children not finished yet (O(1) per child end)
+    kill_reason: str | None = None  # TerminateJob received; the container is still stopping
     failed_children: int = 0
 
 
@@ -191,6 +192,9 @@ class Engine:
         #: Seconds after which a finished job ages out of every answer (real Batch:
         #: about a week); None keeps every job.
         self.retention: float | None = None
+        #: Seconds a STARTING/RUNNING job keeps its state after TerminateJob before it is
+        #: FAILED (real Batch takes a few seconds to stop the container); 0 = at once.
+        self.terminate_delay = 0.0
         self.ces: dict[str, ComputeEnv] = {}
         self.queues: dict[str, JobQueue] = {}
         self.jobdefs: dict[str, list[dict[str, Any]]] = {}  # name -> revisions (index = rev - 1)
@@ -246,6 +250,8 @@ class Engine:
             self._plan_end(job)
         elif kind == "end":
             self._end_attempt(job, t, job.end_kind or "exit")
+        elif kind == "kill":
+            self._kill_now(job, job.kill_reason or "Terminated", t)
 
     def _make_runnable(self, job: Job, t: float) -> None:
         job.status = "RUNNABLE"
@@ -352,6 +358,10 @@ class Engine:
             self._finish(job, "SUCCEEDED", reason, t)
             return
         # AWS Batch: "If a job is terminated due to a timeout, it isn't retried."
+        if job.kill_reason is not None:
+            # It ended on its own while being terminated: no new try for a killed job.
+            self._finish(job, "FAILED", job.kill_reason, t)
+            return
         if how != "timeout" and self._should_retry(job, rec):
             job.status = "RUNNABLE"
             job.status_reason = None
@@ -403,10 +413,22 @@ class Engine:
 
     def terminate(self, job: Job, reason: str, t: float) -> None:
         """TerminateJob: STARTING/RUNNING -> FAILED with the reason; earlier states are cancelled."""
-        if job.status in TERMINAL:
-            return  # idempotent: a finished job is left alone
+        if job.status in TERMINAL or job.kill_reason is not None:
+            return  # idempotent: a finished or already-terminating job is left alone
+        if job.status in ("STARTING", "RUNNING") and self.terminate_delay > 0:
+            # The job stays STARTING/RUNNING while its container stops (SIGTERM, then SIGKILL).
+            job.kill_reason = reason
+            when = t + self.terminate_delay
+            if job.status == "STARTING" or job.next_event is None or job.next_event[0] > when:
+                self._push(job, when, "kill")
+            return
+        self._kill_now(job, reason, t)
+
+    def _kill_now(self, job: Job, reason: str, t: float) -> None:
         if job.status in ("STARTING", "RUNNING"):
             job.is_terminated = True
+            if job.running_since is None and job.status == "RUNNING":
+                job.running_since = t
             # The container gets SIGTERM: bash exits 128+15.
             job.attempts.append(self._attempt_record(job, t, ESSENTIAL_EXITED, 143))
             job.container["exitCode"] = 143
@@ -452,7 +474,7 @@ class Engine:
                 j.duration = float(duration)
             if exit_code is not None:
                 j.exit_code = int(exit_code)
-            if j.status == "RUNNING" and j.running_since is not None:
+            if j.status == "RUNNING" and j.running_since is not None and j.kill_reason is None:
                 prev, was_spot = j.next_event, j.end_kind == "spot"
                 self._plan_end(j, spot_roll=False, not_before=self.clock.now())
                 if was_spot and prev is not None and j.next_event is not None and prev[0] < j.next_event[0]:
@@ -949,6 +971,8 @@ class Engine:
                 s["attemptStart"] = job.attempt_start
             if job.running_since is not None:
                 s["runningSince"] = job.running_since
+            if job.kill_reason is not None:
+                s["killReason"] = job.kill_reason
             sim[job.job_id] = s
         return {
             "version": 1,
@@ -956,6 +980,7 @@ class Engine:
             "region": self.region,
             "accountId": self.account_id,
             "spotInterruptionRate": self.spot_interruption_rate,
+            "terminateDelay": self.terminate_delay,
             "computeEnvironments": [dict(c.detail) | {"tags": dict(self.tags.get(c.arn, {}))} for c in self.ces.values()],
             "jobQueues": [dict(q.detail) | {"tags": dict(self.tags.get(q.arn, {}))} for q in self.queues.values()],
             "jobDefinitions": [dict(d) for revs in self.jobdefs.values() for d in revs],
@@ -975,6 +1000,8 @@ class Engine:
             self.clock.set(float(state["now"]))
         if state.get("spotInterruptionRate") is not None:
             self.spot_interruption_rate = float(state["spotInterruptionRate"])
+        if state.get("terminateDelay") is not None:
+            self.terminate_delay = float(state["terminateDelay"])
         for ce in state.get("computeEnvironments") or []:
             if ce["computeEnvironmentName"] not in self.ces:
                 p = {k: ce[k] for k in ("computeEnvironmentName", "type", "state", "computeResources", "serviceRole", "tags") if k in ce}
@@ -1085,6 +1112,7 @@ class Engine:
             job.attempt_start = sim.get("attemptStart")
             job.running_since = sim.get("runningSince")
             job.end_kind = sim.get("endKind")
+            job.kill_reason = sim.get("killReason")
         return job
 
     def _resume(self, job: Job, sim: dict[str, Any] | None, now: float) -> None:

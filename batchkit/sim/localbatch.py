@@ -23,6 +23,7 @@ Test hooks beyond the API (all in-process, no HTTP): ``advance(s)`` on a manual 
 ``spot_interruption_rate``, ``submit_jobs(n, queue=...)`` (seed thousands of jobs fast),
 ``forget(id)`` and ``retention`` (jobs that vanish or age out, nextflow-io/nextflow#7301),
 ``unsupported_operations`` (answer 404 UnknownOperationException, e.g. for TerminateJobs),
+``terminate_delay`` (a terminated STARTING/RUNNING job stays so for N s, as in real Batch),
 ``jobs(status)`` / ``describe_job(id)``, ``load_state`` / ``dump_state``, ``calls``.
 
 Fault kinds (``lb.faults.add(operation, kind, rate=, count=, window=, latency=)``;
@@ -41,8 +42,8 @@ emulator clock. ``lb.faults.counts[(operation, kind)]`` counts what fired.
 Note for test clients: botocore's ``retries={"max_attempts": 1}`` still retries once;
 ``retries={"total_max_attempts": 1}`` turns retries off.
 
-Simplifications, on purpose: TerminateJob moves a job to FAILED at once (real Batch
-takes a few seconds); ``dependsOn`` is stored and shown but does not hold a job back;
+Simplifications, on purpose: TerminateJob moves a job to FAILED at once unless
+``terminate_delay`` is set (real Batch takes a few seconds); ``dependsOn`` is stored and shown but does not hold a job back;
 a queue runs its jobs on the first compute environment of its order, FIFO; an array
 parent stays PENDING until its children end; spot interruptions (``interrupt``,
 ``spot_interruption_rate``) apply to any compute environment.
@@ -72,6 +73,7 @@ Admin endpoint, on the same server (JSON in, JSON out; errors are
                                             "command": [...], "tags": {...}}`` -> ``{"jobIds": [...]}``
 ``POST   /_admin/unsupported``              ``{"operations": ["TerminateJobs"]}`` (404 for those)
 ``POST   /_admin/retention``                ``{"seconds": 604800}`` (null: keep every job)
+``POST   /_admin/terminate-delay``          ``{"seconds": 5}``: a terminated job stops after that
 ==========================================  ===================================================
 
 e.g. a 90-second outage from now: ``curl -X POST $URL/_admin/faults -d '{"operation": null,
@@ -388,6 +390,20 @@ class LocalBatch:
         with self._lock:
             self._engine.retention = seconds
 
+    @property
+    def terminate_delay(self) -> float:
+        """Seconds (emulator time) a STARTING/RUNNING job keeps its state after TerminateJob
+        before it is FAILED, as real Batch needs to stop the container; 0 (default) = at once.
+        A second terminate in that window is a no-op success; CancelJob does nothing."""
+        return self._engine.terminate_delay
+
+    @terminate_delay.setter
+    def terminate_delay(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"terminate_delay {seconds!r} must be >= 0 seconds")
+        with self._lock:
+            self._engine.terminate_delay = float(seconds)
+
     def _job(self, job_id: str) -> Any:
         job = self._engine.find_job(job_id)
         if job is None:
@@ -561,6 +577,9 @@ class LocalBatch:
             with self._lock:
                 self.unsupported_operations = set(ops)
             return {"operations": sorted(ops)}
+        if route == ("POST", "terminate-delay"):
+            self.terminate_delay = float(body["seconds"])
+            return {"seconds": self.terminate_delay}
         if route == ("POST", "retention"):
             self.retention = None if body.get("seconds") is None else float(body["seconds"])
             return {"seconds": self.retention}
