@@ -226,9 +226,16 @@ def make_tracker(
         if anchor is not None:
             ledger = Path(anchor).resolve().parent / ".batchkit" / "ledger.sqlite"
     queues = args.queue or None
+    known = queues or [str(q) for q in (getattr(run, "queues", None) or [])]
+    if not known:
+        print(
+            "batchkit: note: no job queue named in the log or with --queue; jobs Nextflow "
+            "never recorded (untracked) cannot be looked for — pass --queue QUEUE",
+            file=sys.stderr,
+        )
     # Ask Batch about every queue up front: an unknown queue or missing credentials is
     # one clear line now, not a degraded snapshot later.
-    for queue in queues or [str(q) for q in (getattr(run, "queues", None) or [])]:
+    for queue in known:
         client.check_queue(queue)
     return Tracker(
         run,
