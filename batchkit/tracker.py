@@ -679,8 +679,9 @@ class Tracker:
     def _require_ledger(self) -> Ledger:
         if self.ledger is None:
             raise InputError(
-                f"run {self.run_name!r} has no launch directory, so there is no ledger to "
-                "record kills in; pass ledger=PATH to Tracker (or --ledger to the CLI)"
+                f"this tracker of run {self.run_name!r} has no ledger to record kills in "
+                "(it was made read-only, or the run has no launch directory); pass "
+                "ledger=PATH to Tracker (or --ledger to the CLI)"
             )
         return self.ledger
 
