@@ -172,6 +172,13 @@ def measure(url: str, repeat: int) -> dict[str, Any]:
         out["first_paint_from_dashboard_call_s"] = first["firstRow"] / 1000 - created
         out["first_paint_from_navigation_s"] = first["firstRowPerf"] / 1000
         out["rows_in_frame"] = page.inner_text(".bk-chip-all")
+        page.wait_for_function(
+            "() => { const e = document.querySelector('.bk-bench-probe');"
+            " return e && e.textContent.includes('after'); }", timeout=60_000,
+        )
+        first_stamps = json.loads(page.locator(".bk-bench-probe").text_content() or "{}")
+        out["first_poll_of_batch_s"] = first_stamps["before"] - created
+        out["first_paint_after_the_data_s"] = first["firstRow"] / 1000 - first_stamps["before"]
 
         def stamp() -> str:
             return page.locator(".bk-header-card").get_attribute("data-taken-at") or ""
@@ -186,11 +193,13 @@ def measure(url: str, repeat: int) -> dict[str, Any]:
                 arg=before, timeout=120_000,
             )
             t_dom = time.time()
+            # The probe is updated after the dashboard's own widgets: wait for this refresh's.
             page.wait_for_function(
-                "() => { const e = document.querySelector('.bk-bench-probe');"
-                " return e && e.innerText.includes('after'); }", timeout=30_000,
+                "t => { const e = document.querySelector('.bk-bench-probe');"
+                " if (!e || !e.textContent.includes('after')) return false;"
+                " return JSON.parse(e.textContent).before > t; }", arg=t_click, timeout=30_000,
             )
-            stamps = json.loads(page.inner_text(".bk-bench-probe"))
+            stamps = json.loads(page.locator(".bk-bench-probe").text_content() or "{}")
             end_to_end.append(t_dom - t_click)
             dashboard_part.append(t_dom - stamps["before"])
             kernel_render.append(stamps["after"] - stamps["before"])
@@ -263,7 +272,8 @@ def main() -> int:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
     print(f"tasks: {args.tasks:,} ({results.pop('rows_in_frame')} rows in the table)")
-    targets = {"first_paint_from_dashboard_call_s": 3.0, "refresh_dashboard_part_s": 0.5}
+    targets = {"first_paint_from_dashboard_call_s": 3.0, "refresh_dashboard_part_s": 0.5,
+               "first_paint_after_the_data_s": 3.0}
     for key, value in results.items():
         target = targets.get(key)
         verdict = "" if target is None else f"   (target < {target} s: {'met' if value < target else 'MISSED'})"

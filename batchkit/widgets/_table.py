@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
+import numpy as np
 import pandas as pd
 
 from batchkit.schema import MISMATCH_VERDICTS, VERDICTS, JobCol, RecCol, TaskCol
@@ -119,57 +120,98 @@ def _filter_mask(frame: pd.DataFrame, query: TableQuery) -> pd.Series:
     return mask
 
 
-def _sort_frame(frame: pd.DataFrame, query: TableQuery) -> pd.DataFrame:
-    if frame.empty:
-        return frame
-    keys: dict[str, pd.Series] = {}
-    severity = _text(frame, RecCol.VERDICT).map(SEVERITY).fillna(len(SEVERITY)).astype("int64")
-    name = _text(frame, TaskCol.NAME).str.lower()
+def _codes(values: pd.Series) -> np.ndarray:
+    """Integer ranks of strings in lexical order (equal strings, equal ranks)."""
+    codes: np.ndarray = np.asarray(pd.Categorical(values).codes, dtype=np.int64)
+    return codes
+
+
+def _order(frame: pd.DataFrame, query: TableQuery) -> np.ndarray:
+    """Row positions of ``frame`` in the order ``query`` asks for.
+
+    One ``np.lexsort`` over integer keys: sorting 100,000 rows on string columns with
+    ``DataFrame.sort_values`` costs ten times more. The sort is stable and ends on the
+    task name and job id, so equal keys keep one order between refreshes (rows that
+    jump around while the user reads them are worse than any order).
+    """
+    severity = _text(frame, RecCol.VERDICT).map(SEVERITY).fillna(len(SEVERITY)).to_numpy(dtype=np.int64)
+    name = _codes(_text(frame, TaskCol.NAME).str.lower())
+    job = _codes(_text(frame, JobCol.JOB_ID))
+    primary: np.ndarray
     if query.sort == "task":
-        keys["k0"] = name
+        primary = name
     elif query.sort == "waste":
-        waste = frame[RecCol.WASTE_VCPU_H] if RecCol.WASTE_VCPU_H in frame.columns else None
-        values = (
-            pd.Series(0.0, index=frame.index)
-            if waste is None
-            else pd.to_numeric(waste, errors="coerce").astype("float64").fillna(0.0)
+        waste = (
+            pd.to_numeric(frame[RecCol.WASTE_VCPU_H], errors="coerce").astype("float64").fillna(0.0)
+            if RecCol.WASTE_VCPU_H in frame.columns
+            else pd.Series(0.0, index=frame.index)
         )
         # "ascending" on waste means the biggest first: that is what anyone sorting by waste wants.
-        keys["k0"] = -values
+        primary = -waste.to_numpy(dtype=np.float64)
+    elif query.sort == "submit" and TaskCol.SUBMIT in frame.columns:
+        submit = pd.to_datetime(frame[TaskCol.SUBMIT], utc=True, errors="coerce")
+        ns = submit.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+        primary = np.where(submit.isna().to_numpy(), np.iinfo(np.int64).max, ns)
     elif query.sort == "submit":
-        if TaskCol.SUBMIT in frame.columns:
-            submit = pd.to_datetime(frame[TaskCol.SUBMIT], utc=True, errors="coerce")
-            keys["k0"] = submit.fillna(pd.Timestamp.max.tz_localize("UTC"))
-        else:
-            keys["k0"] = name
+        primary = name
     elif query.sort == "batch_status":
-        keys["k0"] = _text(frame, JobCol.STATUS)
+        primary = _codes(_text(frame, JobCol.STATUS))
     elif query.sort == "nf_status":
-        keys["k0"] = _text(frame, RecCol.NF_STATUS)
+        primary = _codes(_text(frame, RecCol.NF_STATUS))
     else:
-        keys["k0"] = severity
-    keys["k1"] = severity
-    keys["k2"] = name
-    keys["k3"] = _text(frame, JobCol.JOB_ID)
-    order = pd.DataFrame(keys, index=frame.index)
-    ascending = [query.ascending, True, True, True]
-    # mergesort is stable, so equal keys keep the reconcile order between refreshes
-    # (rows that jump around while the user reads them are worse than any order).
-    sorted_index = order.sort_values(list(keys), ascending=ascending, kind="mergesort").index
-    return frame.loc[sorted_index]
+        primary = severity
+    if not query.ascending:
+        primary = -primary
+    # np.lexsort: the LAST key is the primary one.
+    order: np.ndarray = np.lexsort((job, name, severity, primary))
+    return order
 
 
-def select(frame: pd.DataFrame, query: TableQuery) -> TablePage:
-    """Filter, search, sort and cut one page out of a reconcile frame."""
+class OrderCache:
+    """The filtered, sorted row positions of one frame, per query (paging reuses them).
+
+    Belongs to one frame: make a new one (or ``clear``) when the frame changes.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str, str, bool], np.ndarray] = {}
+
+    @staticmethod
+    def _key(query: TableQuery) -> tuple[str, str, str, bool]:
+        return (query.verdict, query.search.strip().lower(), query.sort, query.ascending)
+
+    def get(self, query: TableQuery) -> np.ndarray | None:
+        return self._entries.get(self._key(query))
+
+    def put(self, query: TableQuery, positions: np.ndarray) -> None:
+        if len(self._entries) > 16:  # a handful of recent views is all paging needs
+            self._entries.clear()
+        self._entries[self._key(query)] = positions
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def select(frame: pd.DataFrame, query: TableQuery, cache: OrderCache | None = None) -> TablePage:
+    """Filter, search, sort and cut one page out of a reconcile frame.
+
+    ``cache`` (for this very frame) keeps the sorted positions, so turning pages costs
+    one ``iloc`` of ``page_size`` rows.
+    """
     size = max(1, int(query.page_size))
     if size != query.page_size:
         query = replace(query, page_size=size)
-    matching = frame.loc[_filter_mask(frame, query)]
-    total = len(matching)
+    positions = cache.get(query) if cache is not None else None
+    if positions is None:
+        mask = _filter_mask(frame, query).to_numpy(dtype=bool)
+        matching = np.flatnonzero(mask)
+        positions = matching[_order(frame.iloc[matching], query)] if len(matching) else matching
+        if cache is not None:
+            cache.put(query, positions)
+    total = len(positions)
     n_pages = max(1, math.ceil(total / size))
     page = min(max(0, query.page), n_pages - 1)
-    ordered = _sort_frame(matching, query)
-    rows = ordered.iloc[page * size : (page + 1) * size]
+    rows = frame.iloc[positions[page * size : (page + 1) * size]]
     killable: tuple[str, ...] = ()
     if RecCol.KILLABLE in rows.columns and JobCol.JOB_ID in rows.columns:
         flags = rows[RecCol.KILLABLE].astype("boolean").fillna(False).astype(bool)

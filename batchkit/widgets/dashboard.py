@@ -38,6 +38,7 @@ from batchkit.widgets._table import (
     SORT_KEYS,
     SORT_LABELS,
     TABLE_CSS,
+    OrderCache,
     TablePage,
     TableQuery,
     page_label,
@@ -397,6 +398,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._pending_plan: list[KillJob] = []
         self._tasks: set[asyncio.Future[Any]] = set()
         self._page: TablePage | None = None
+        self._order_cache = OrderCache()
+        self._syncing = False  # set while a control is updated to match the query
         self._frame: pd.DataFrame = pd.DataFrame()
         self._closed = False
         self._lock = threading.RLock()
@@ -695,8 +698,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                     self.table.value = '<div class="bk-empty">This run has no tasks and no Batch jobs yet.</div>'
                 self._update_kill_all()
                 return
-            if not snapshot.frame.empty:
+            if not snapshot.frame.empty and snapshot.frame is not self._frame:
                 self._frame = snapshot.frame
+                self._order_cache.clear()
             frame = self._frame
             counts = verdict_counts(snapshot.summary or {}, frame)
             labels = chip_labels(counts, len(frame))
@@ -732,7 +736,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         return frame.assign(**{RecCol.VERDICT: verdict})
 
     def _render_table(self) -> None:
-        page = select(self._view_frame(), self.query)
+        view = self._view_frame()
+        # Paging reuses the sorted order of this frame; a pinned view is a fresh frame.
+        page = select(view, self.query, self._order_cache if view is self._frame else None)
         self._page = page
         self.query = page.query
         self.table.value = render_table(page, self.marks)
@@ -792,6 +798,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.kill_all_button.disabled = busy or n == 0 or self.confirm_panel.layout.display != "none"
 
     def _set_query(self, **changes: Any) -> None:
+        if self._syncing:
+            return  # the dropdown echoing a chip click: already applied
         self.query = self.query.with_(**changes)
         self._pinned.clear()  # the user moved on: show the rows as they are now
         for key, chip in self.chips.items():
@@ -801,7 +809,11 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             else:
                 chip.remove_class("bk-chip-active")
         if self.filter.value != self.query.verdict:
-            self.filter.value = self.query.verdict
+            self._syncing = True
+            try:
+                self.filter.value = self.query.verdict
+            finally:
+                self._syncing = False
         if not self._frame.empty:
             with self._lock:
                 self._render_table()
