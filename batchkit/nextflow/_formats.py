@@ -140,13 +140,23 @@ def _w(arr: Array) -> Array:
 def _lookup(keys: Array, table: dict[bytes, float]) -> Array:
     """``table[key]`` per entry (keys stripped, upper-cased), NaN where unknown.
 
-    Vectorized over the few distinct keys (units), never per row.
+    Exact spellings (Nextflow's ``MB``, ``ms``, ``h``) are matched with one vectorized
+    comparison per table entry; the rare other spellings are resolved per distinct key.
     """
     if not len(keys):
         return np.zeros(0, dtype=np.float64)
-    uniques, inverse = np.unique(_w(keys), return_inverse=True)
-    values = np.array([table.get(bytes(u).strip().upper(), np.nan) for u in uniques], dtype=np.float64)
-    return values[inverse.reshape(-1)]
+    keys = _w(keys)
+    out: Array = np.full(len(keys), np.nan)
+    for key, value in table.items():
+        for spelling in {key, key.lower()}:
+            if len(spelling) <= keys.dtype.itemsize:
+                out[keys == spelling] = value
+    rest = np.isnan(out)
+    if rest.any():
+        uniques, inverse = np.unique(keys[rest], return_inverse=True)
+        values = np.array([table.get(bytes(u).strip().upper(), np.nan) for u in uniques], dtype=np.float64)
+        out[rest] = values[inverse.reshape(-1)]
+    return out
 
 
 _POW10_SPAN: Final = 64
