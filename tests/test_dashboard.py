@@ -86,6 +86,21 @@ def test_paging_clamps_and_reports_position() -> None:
     assert "No task matches" in render_table(empty)
 
 
+def test_order_cache_gives_the_same_pages_and_keys_on_the_query() -> None:
+    frame = make_frame(300)
+    cache = _table.OrderCache()
+    for query in (TableQuery(page=2), TableQuery(verdict="orphan", page=1, page_size=7),
+                  TableQuery(sort="task", ascending=False, page=3), TableQuery(search="sample_001")):
+        cached = select(frame, query, cache)
+        assert cache.get(query) is not None
+        again = select(frame, query, cache)
+        plain = select(frame, query)
+        assert list(cached.rows.index) == list(again.rows.index) == list(plain.rows.index)
+    # A page of the same view reuses the order; another filter does not share it.
+    assert cache.get(TableQuery(page=5)) is cache.get(TableQuery(page=0))
+    assert cache.get(TableQuery(verdict="ok")) is None
+
+
 def test_killable_ids_are_those_on_the_page() -> None:
     frame = make_frame(60)
     page = select(frame, TableQuery(verdict="orphan", page_size=4))
