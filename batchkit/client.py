@@ -42,7 +42,13 @@ from urllib.parse import urlsplit
 from botocore.exceptions import ClientError, NoCredentialsError, ParamValidationError
 from botocore.retries import standard as botocore_standard
 
-from batchkit.errors import ApiUnavailableError, AwsError, CredentialsError, NotFoundError
+from batchkit.errors import (
+    AccessDeniedError,
+    ApiUnavailableError,
+    AwsError,
+    CredentialsError,
+    NotFoundError,
+)
 from batchkit.ratelimit import BudgetStats, RateBudget
 from batchkit.retry import (
     DeadlineExceededError,
@@ -1087,7 +1093,10 @@ def _refused(op: str, what: str, error: Exception) -> AwsError:
     lowered = message.lower()
     if "does not exist" in lowered or "not found" in lowered:
         return NotFoundError(text + " — check the name, the region and the profile.", operation=op, code=code)
-    if code in {"AccessDeniedException", "UnrecognizedClientException", "ExpiredTokenException"}:
+    if code in {"AccessDeniedException", "AccessDenied", "UnauthorizedException"}:
+        return AccessDeniedError(f"{text} — add batch:{op} to the role's (or user's) IAM policy.",
+                                 operation=op, code=code)
+    if code in {"UnrecognizedClientException", "ExpiredTokenException"}:
         return CredentialsError(text + " — check the credentials/role and their batch:* permissions.",
                                 operation=op, code=code)
     return AwsError(text, operation=op, code=code)

@@ -46,3 +46,11 @@ class NotFoundError(AwsError):
 
 class ApiUnavailableError(AwsError):
     """The Batch API kept failing until the call's deadline passed."""
+
+
+class AccessDeniedError(CredentialsError):
+    """Credentials work but lack a permission: the message names the IAM action to add.
+
+    A subclass of CredentialsError so code that treats both as "cannot ask AWS" still
+    does; code that can tell them apart (the doctor) checks for this one first.
+    """

@@ -781,3 +781,14 @@ def test_main_against_the_emulator_exits_4_on_an_error_finding(
     assert main([*base, "--queue", "cli-off-q"]) == EXIT_ERROR_FINDING
     found = {f["rule"]: f for f in json.loads(capsys.readouterr().out)}
     assert "cli-off-q" in found["aws-queue-disabled"]["title"]
+
+
+def test_client_names_the_missing_permission_not_missing_credentials(lb: Any) -> None:
+    from batchkit.client import BatchClient
+    from batchkit.errors import AccessDeniedError
+
+    lb.create_environment("perm-cli-q", vcpus=4)
+    boto = lb.client()
+    refuse(boto, "ListJobs")
+    with BatchClient(boto) as c, pytest.raises(AccessDeniedError, match=r"add batch:ListJobs to the role"):
+        c.list_jobs("perm-cli-q")
