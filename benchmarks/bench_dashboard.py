@@ -18,8 +18,11 @@ What it measures (wall clock, all on this machine):
   active (N/100 DescribeJobs calls through the client's rate budget, which leaves
   room for Nextflow) and reconciling.
 - refresh, the dashboard's part: from the tracker announcing the new snapshot to the
-  table redrawn in the browser (kernel render + websocket + DOM), i.e. what the
-  widget adds to a poll.
+  last widget update drawn in the browser (kernel render + websocket + DOM), i.e.
+  what the widget adds to a poll (an upper bound: it includes Playwright's polling).
+- first paint also split into the first Batch poll (tracker and client) and the
+  dashboard's paint after the data; before that poll answers, the table already
+  shows Nextflow's side ("asking AWS Batch…"), see ``first_paint_nextflow_side_s``.
 - page flip and filter: a click on "next" / a verdict chip until the rows change.
 """
 
@@ -128,12 +131,16 @@ dash""",
 ]
 
 FIRST_ROW_PROBE = """
-window.__bk = {firstRow: null};
+window.__bk = {firstRow: null, firstData: null};
 new MutationObserver((m, obs) => {
-  if (document.querySelector('tr.bk-row')) {
-    window.__bk.firstRow = Date.now(); window.__bk.firstRowPerf = performance.now(); obs.disconnect();
+  if (window.__bk.firstRow === null && document.querySelector('tr.bk-row')) {
+    window.__bk.firstRow = Date.now(); window.__bk.firstRowPerf = performance.now();
   }
-}).observe(document, {subtree: true, childList: true});
+  const r = document.querySelector('tr.bk-row');
+  if (r && r.getAttribute('data-verdict') !== 'pending') {
+    window.__bk.firstData = Date.now(); window.__bk.firstDataPerf = performance.now(); obs.disconnect();
+  }
+}).observe(document, {subtree: true, childList: true, attributes: true});
 """
 
 
@@ -166,11 +173,13 @@ def measure(url: str, repeat: int) -> dict[str, Any]:
         page.add_init_script(FIRST_ROW_PROBE)
         page.goto(url, timeout=300_000)
         page.wait_for_selector("tr.bk-row", timeout=300_000)
+        page.wait_for_function("() => window.__bk.firstData !== null", timeout=300_000)
         body = page.inner_text("body")
         created = float(body.split("T_CREATED=")[1].split()[0])
         first = page.evaluate("window.__bk")
-        out["first_paint_from_dashboard_call_s"] = first["firstRow"] / 1000 - created
-        out["first_paint_from_navigation_s"] = first["firstRowPerf"] / 1000
+        out["first_paint_nextflow_side_s"] = first["firstRow"] / 1000 - created
+        out["first_paint_from_dashboard_call_s"] = first["firstData"] / 1000 - created
+        out["first_paint_from_navigation_s"] = first["firstDataPerf"] / 1000
         out["rows_in_frame"] = page.inner_text(".bk-chip-all")
         page.wait_for_function(
             "() => { const e = document.querySelector('.bk-bench-probe');"
@@ -178,7 +187,7 @@ def measure(url: str, repeat: int) -> dict[str, Any]:
         )
         first_stamps = json.loads(page.locator(".bk-bench-probe").text_content() or "{}")
         out["first_poll_of_batch_s"] = first_stamps["before"] - created
-        out["first_paint_after_the_data_s"] = first["firstRow"] / 1000 - first_stamps["before"]
+        out["first_paint_after_the_data_s"] = first["firstData"] / 1000 - first_stamps["before"]
 
         def stamp() -> str:
             return page.locator(".bk-header-card").get_attribute("data-taken-at") or ""
@@ -199,9 +208,10 @@ def measure(url: str, repeat: int) -> dict[str, Any]:
                 " if (!e || !e.textContent.includes('after')) return false;"
                 " return JSON.parse(e.textContent).before > t; }", arg=t_click, timeout=30_000,
             )
+            t_all = time.time()  # the probe is sent after every dashboard widget: all drawn
             stamps = json.loads(page.locator(".bk-bench-probe").text_content() or "{}")
             end_to_end.append(t_dom - t_click)
-            dashboard_part.append(t_dom - stamps["before"])
+            dashboard_part.append(t_all - stamps["before"])
             kernel_render.append(stamps["after"] - stamps["before"])
         out["refresh_end_to_end_s"] = statistics.median(end_to_end)
         out["refresh_dashboard_part_s"] = statistics.median(dashboard_part)
@@ -273,7 +283,7 @@ def main() -> int:
             proc.wait(timeout=30)
     print(f"tasks: {args.tasks:,} ({results.pop('rows_in_frame')} rows in the table)")
     targets = {"first_paint_from_dashboard_call_s": 3.0, "refresh_dashboard_part_s": 0.5,
-               "first_paint_after_the_data_s": 3.0}
+               "first_paint_after_the_data_s": 3.0, "first_paint_nextflow_side_s": 3.0}
     for key, value in results.items():
         target = targets.get(key)
         verdict = "" if target is None else f"   (target < {target} s: {'met' if value < target else 'MISSED'})"

@@ -219,6 +219,11 @@ def test_dashboard_shows_the_incident(incident: Any) -> None:
     dash = make_dashboard(incident)
     try:
         assert "asking AWS Batch" in dash.header.value  # displayed before any answer
+        # First paint: Nextflow's side at once, Batch's column still "asking…", nothing killable.
+        assert len(row_classes(dash)) == len(dash.run.tasks)
+        assert "asking…" in dash.table.value and "bk-orphan" not in dash.table.value
+        assert not any(b.layout.visibility == "visible" for b in dash.row_buttons)
+        assert dash.kill_all_button.disabled
         dash.refresh()
         abandoned = incident.truth.abandoned_job_ids
         assert abandoned

@@ -308,16 +308,20 @@ def batch_state_text(batch_status: object, retries: object, job_id: object) -> s
 
 
 def _row_html(row: dict[str, object], mark: str | None) -> str:
-    verdict = str(row.get(RecCol.VERDICT) or "ok")
-    verdict_cls = verdict if verdict in VERDICT_COLOURS else "ok"
+    raw_verdict = row.get(RecCol.VERDICT)
+    verdict = "ok" if raw_verdict is None or pd.isna(raw_verdict) or not raw_verdict else str(raw_verdict)
+    verdict_cls = verdict if verdict in VERDICT_COLOURS or verdict == "pending" else "ok"
     name = _cell(row.get(TaskCol.NAME)) or _cell(row.get(JobCol.JOB_NAME)) or "(unnamed)"
     job_id = _cell(row.get(JobCol.JOB_ID)) or _cell(row.get(TaskCol.NATIVE_ID))
     task_id = _int(row.get(TaskCol.TASK_ID))
     sub = f"#{task_id}" if task_id is not None else "no task"
     nf = _cell(row.get(RecCol.NF_STATUS)) or "no record"
-    batch = html.escape(
-        batch_state_text(row.get(JobCol.STATUS), row.get(RecCol.BATCH_RETRIES), row.get(JobCol.JOB_ID))
-    )
+    if verdict == "pending":  # the dashboard's first paint, before Batch has answered
+        batch = "asking…"
+    else:
+        batch = html.escape(
+            batch_state_text(row.get(JobCol.STATUS), row.get(RecCol.BATCH_RETRIES), row.get(JobCol.JOB_ID))
+        )
     reason = _cell(row.get(RecCol.REASON))
     classes = f"bk-row bk-{verdict_cls}"
     if mark is not None:

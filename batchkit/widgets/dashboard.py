@@ -28,7 +28,7 @@ from typing import Any, Final
 import ipywidgets as widgets
 import pandas as pd
 
-from batchkit.schema import VERDICTS, JobCol, KillJob, RecCol
+from batchkit.schema import VERDICTS, JobCol, KillJob, RecCol, TaskCol
 from batchkit.widgets._table import (
     FILTER_ALL,
     FILTER_MISMATCHES,
@@ -98,6 +98,7 @@ DASHBOARD_CSS: Final = """
 .bk-outcomes { border-collapse: collapse; font-size: 12px; margin-top: 4px; }
 .bk-outcomes td, .bk-outcomes th { padding: 2px 10px 2px 0; text-align: left; }
 .bk-out-ok { color: #1e7e34; font-weight: 600; } .bk-out-err { color: #c0392b; font-weight: 600; }
+.bk-table .bk-verdict-pending { background: #9aa5b1; }
 .bk-advice-item { margin: 6px 0; } .bk-sev-error { color: #c0392b; font-weight: 700; }
 .bk-sev-warning { color: #b26a00; font-weight: 700; } .bk-sev-info { color: #2e6da4; font-weight: 700; }
 </style>
@@ -324,6 +325,32 @@ def figure_output(fig: Any) -> dict[str, Any]:
     }
 
 
+#: The verdict shown before Batch has answered: Nextflow's side only.
+PENDING: Final = "pending"
+
+
+def provisional_frame(tasks: pd.DataFrame | None) -> pd.DataFrame:
+    """Nextflow's tasks shaped as reconcile rows, before Batch has answered.
+
+    The first poll of a large run takes a while (DescribeJobs answers 100 jobs a call,
+    within a rate budget that leaves room for Nextflow): meanwhile the table shows
+    what Nextflow recorded, marked "asking AWS Batch", with nothing killable.
+    """
+    if tasks is None or len(tasks) == 0:
+        return pd.DataFrame()
+    carried = [c for c in (TaskCol.TASK_ID, TaskCol.NAME, TaskCol.PROCESS, TaskCol.HASH,
+                           TaskCol.NATIVE_ID, TaskCol.WORKDIR, TaskCol.SUBMIT, TaskCol.COMPLETE)
+               if c in tasks.columns]
+    frame = tasks[carried].copy()
+    n = len(frame)
+    status = tasks[TaskCol.STATUS] if TaskCol.STATUS in tasks.columns else pd.Series(pd.NA, index=tasks.index)
+    frame[RecCol.NF_STATUS] = status.astype("string")
+    frame[RecCol.VERDICT] = pd.array([PENDING] * n, dtype="string")
+    frame[RecCol.REASON] = pd.array(["asking AWS Batch…"] * n, dtype="string")
+    frame[RecCol.KILLABLE] = pd.array([False] * n, dtype="boolean")
+    return frame.reset_index(drop=True)
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -418,6 +445,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self._render()
         else:
             self._render_header(loading=True)
+            self._frame = provisional_frame(getattr(tracker.run, "tasks", None))
+            if not self._frame.empty:
+                self._render_table()
         if autostart and not getattr(tracker, "closed", False):
             tracker.start()
 
@@ -478,7 +508,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.pause_button.add_class("bk-pause")
         self.pause_button.observe(self._pause_toggled, names="value")
 
-        self.kill_all_button = W.Button(description="Kill all orphans", layout=W.Layout(width="auto"))
+        # Disabled until Batch has answered: there is nothing proven to kill before that.
+        self.kill_all_button = W.Button(description="Kill all orphans", disabled=True, layout=W.Layout(width="auto"))
         self.kill_all_button.add_class("bk-kill-all")
         self.kill_all_button.on_click(self._kill_all_clicked)
         self.confirm_text = W.HTML(layout=W.Layout(flex="1 1 auto"))
