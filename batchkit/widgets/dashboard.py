@@ -351,6 +351,16 @@ def provisional_frame(tasks: pd.DataFrame | None) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+def _set(widget: Any, **values: Any) -> None:
+    """Assign only the traits whose value differs (one message for the ones that do)."""
+    changed = {k: v for k, v in values.items() if getattr(widget, k) != v}
+    if not changed:
+        return
+    with widget.hold_sync():
+        for key, value in changed.items():
+            setattr(widget, key, value)
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -792,34 +802,28 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             mark = self.marks.get(job_id) if job_id else None
             if i >= len(ids):
                 self._slot_jobs[i] = None
-                button.layout.display = "none"
+                _set(button.layout, display="none")
                 continue
-            button.layout.display = None
             self._slot_jobs[i] = job_id or None
-            state_classes = {"bk-can-kill", "bk-killed-btn", "bk-failed-btn"}
-            for cls in [c for c in button._dom_classes if c in state_classes or c.startswith("bk-row-")]:
-                button.remove_class(cls)
-            button.add_class(f"bk-row-{verdicts[i]}")
+            classes = ["bk-kill-row", f"bk-row-{verdicts[i]}"]
             if mark is not None:
-                button.description = KILL_MARK_TEXT[mark]
-                button.disabled = True
-                button.layout.visibility = "visible"
-                button.add_class("bk-failed-btn" if mark == "failed" else "bk-killed-btn")
-                button.tooltip = f"job {job_id}: {KILL_MARK_TEXT[mark]}"
+                classes.append("bk-failed-btn" if mark == "failed" else "bk-killed-btn")
+                icon = {"killed": "check", "already_done": "check", "pending": "spinner"}.get(mark, "exclamation-triangle")
+                state = dict(description=KILL_MARK_TEXT[mark], disabled=True, icon=icon,
+                             tooltip=f"job {job_id}: {KILL_MARK_TEXT[mark]}")
+                visibility = "visible"
             elif job_id in killable:
-                button.description = "Kill"
-                button.icon = "times"
-                button.disabled = job_id in self._busy
-                button.layout.visibility = "visible"
-                button.add_class("bk-can-kill")
-                button.tooltip = f"terminate job {job_id}"
+                classes.append("bk-can-kill")
+                state = dict(description="Kill", disabled=job_id in self._busy, icon="times",
+                             tooltip=f"terminate job {job_id}")
+                visibility = "visible"
             else:
-                button.description = ""
-                button.disabled = True
-                button.layout.visibility = "hidden"
-                button.tooltip = ""
-            if mark is not None:
-                button.icon = "check" if mark in {"killed", "already_done"} else ("spinner" if mark == "pending" else "exclamation-triangle")
+                state = dict(description="", disabled=True, icon="", tooltip="")
+                visibility = "hidden"
+            # Only what changed goes over the wire: an unchanged refresh of a page sends
+            # nothing for its buttons (remove/add_class would send every class twice).
+            _set(button, _dom_classes=tuple(classes), **state)
+            _set(button.layout, display=None, visibility=visibility)
 
     def _update_kill_all(self) -> None:
         label, n = kill_all_label(self._frame, exclude=frozenset(self.marks))
