@@ -257,25 +257,32 @@ _MAX_TYPED_WIDTH: Final = 64
 _MAX_GATHER_BYTES: Final = 64 * 1024 * 1024
 
 
-_CHUNK_ROWS: Final = 8192
-
-
 def _gather(buf: Array, starts: Array, ends: Array, width: int) -> Array:
     """Each [start, end) slice of ``buf`` (cut to ``width``) as a numpy bytes array.
 
-    Done in chunks of rows so the (rows x width) index grid stays small.
+    Rows are grouped by value length; each group is read through a strided
+    ``S<length>`` view of the buffer (one memcpy per value, NUL padding for free),
+    instead of a (rows x width) byte-index grid. Most columns have one or a few
+    lengths (dates, hashes, job ids), so this is a handful of passes.
     """
     n = len(starts)
     if n == 0 or width == 0:
         return np.zeros(n, dtype="S1")  # never S0: np.strings misreads zero-width arrays
     lengths = np.clip(ends - starts, 0, width)
-    out: Array = np.empty(n, dtype=f"S{width}")
-    columns: Array = np.arange(width, dtype=np.int64)[None, :]
-    for lo in range(0, n, _CHUNK_ROWS):
-        hi = min(lo + _CHUNK_ROWS, n)
-        grid = buf.take(starts[lo:hi, None].astype(np.int64) + columns, mode="clip")
-        grid[columns >= lengths[lo:hi, None]] = 0
-        out[lo:hi] = np.ascontiguousarray(grid).view(f"S{width}").reshape(hi - lo)
+    out: Array = np.zeros(n, dtype=f"S{width}")
+    low, high = int(lengths.min()), int(lengths.max())
+    if low == high:
+        groups: list[tuple[int, Array]] = [(low, slice(None))]
+    else:
+        # a stable sort of small integers is a radix sort: linear
+        order = np.argsort(lengths.astype(np.int16 if width < 2**15 else np.int64), kind="stable")
+        bounds: Array = np.flatnonzero(np.diff(lengths[order])) + 1
+        groups = [(int(lengths[g[0]]), g) for g in np.split(order, bounds)]
+    for length, rows in groups:
+        if length == 0:
+            continue
+        view = np.ndarray(shape=(len(buf) - length + 1,), dtype=f"S{length}", buffer=buf, strides=(1,))
+        out[rows] = view[starts[rows]]
     return out
 
 
@@ -362,8 +369,45 @@ _EMPTY_DTYPES: Final[dict[str, str]] = {
 
 
 def _typed(kind: str, arr: Array, present: Array, tz: tzinfo) -> tuple[pd.Series, Array]:
+    """Parse a typed column; each distinct value once when values repeat.
+
+    Traces repeat most typed values (status, exit, cpus, requested memory, and
+    durations/percentages at their printed precision), and every parser is a pure
+    function of one value, so parsing the distinct values and broadcasting the
+    result gives the same column for a fraction of the work.
+    """
     if not len(arr):  # numpy's string ufuncs refuse empty arrays
         return pd.Series(dtype=_EMPTY_DTYPES[kind]), np.zeros(0, dtype=bool)
+    codes, first = factorize_bytes(arr)
+    if len(first) * 2 > len(arr):  # mostly distinct (e.g. dates): broadcasting would not pay
+        return _typed_values(kind, arr, present, tz)
+    values, bad = _typed_values(kind, arr[first], present[first], tz)
+    return pd.Series(values.array.take(codes)), bad[codes]
+
+
+def factorize_bytes(arr: Array) -> tuple[Array, Array]:
+    """(codes, first): ``arr[first][codes] == arr`` for a numpy bytes array.
+
+    Hashes the values as 8-byte words with pandas' integer hash table (one
+    factorize per word, combining codes), far cheaper than sorting byte strings
+    (np.unique) or building Python bytes objects.
+    """
+    n, width = len(arr), arr.dtype.itemsize
+    words_per_value = -(-width // 8)
+    grid: Array = np.zeros((n, words_per_value * 8), dtype=np.uint8)
+    grid[:, :width] = np.ascontiguousarray(arr).view(np.uint8).reshape(n, width)
+    words = grid.view(np.uint64)
+    codes, uniques = pd.factorize(words[:, 0])
+    for k in range(1, words_per_value):
+        word_codes, word_uniques = pd.factorize(words[:, k])
+        # both code ranges are below n, so the product stays far inside int64
+        codes, uniques = pd.factorize(codes.astype(np.int64) * len(word_uniques) + word_codes)
+    first: Array = np.empty(len(uniques), dtype=np.int64)
+    first[codes[::-1]] = np.arange(n - 1, -1, -1, dtype=np.int64)  # the earliest row wins
+    return codes, first
+
+
+def _typed_values(kind: str, arr: Array, present: Array, tz: tzinfo) -> tuple[pd.Series, Array]:
     if kind == "date":
         return fmt.parse_date_bytes(arr, present, tz)
     if kind == "status":
