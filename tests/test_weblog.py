@@ -256,7 +256,8 @@ def test_a_new_run_resets_the_run_state() -> None:
 
 def test_wait_for_in_thread_mode(receiver: WeblogReceiver) -> None:
     assert not receiver.wait_for(lambda r: r.run_state == "completed", timeout=0.05)
-    sender = threading.Thread(target=lambda: [post(receiver.url, b) for b in real_sequence()])
+    bodies = real_sequence()  # here, not in the thread: it skips when ../shared is absent
+    sender = threading.Thread(target=lambda: [post(receiver.url, b) for b in bodies])
     sender.start()
     assert receiver.wait_for(lambda r: r.run_state == "completed", timeout=10)
     sender.join()
