@@ -809,10 +809,15 @@ def reconcile(
     run_end_s = np.nan if run_end is None else (run_end - _EPOCH).total_seconds()
     complete_s = _seconds(frame[TaskCol.COMPLETE])
     cutoff = np.full(len(frame), np.inf)
-    orphan_done = (verdict == "orphan") & nf_done
-    cutoff[orphan_done] = np.where(np.isnan(complete_s[orphan_done]), run_end_s, complete_s[orphan_done])
-    orphan_run = (verdict == "orphan") & ~nf_done
-    cutoff[orphan_run] = run_end_s
+    # Rows where Nextflow had stopped caring: the orphans, and the jobs that were
+    # orphans until they stopped (killed by us, or finished on their own) — their
+    # burnt time stays in the post-mortem after the kill turns them "stale"/"ok".
+    ended_early = np.asarray(b_terminal & ((nf_alive_status & run_ended) | nf_is["ABORTED"]), dtype=bool)
+    stopped_caring = ((verdict == "orphan") | ended_early) & np.asarray(has_job, dtype=bool)
+    done_np = np.asarray(nf_done, dtype=bool)
+    caring_done = stopped_caring & done_np
+    cutoff[caring_done] = np.where(np.isnan(complete_s[caring_done]), run_end_s, complete_s[caring_done])
+    cutoff[stopped_caring & ~done_np] = run_end_s
     cutoff[verdict == "untracked"] = -np.inf
     # An orphan whose cutoff is unknown (no complete time, no run end): all of its run time.
     cutoff[np.isnan(cutoff)] = -np.inf
@@ -821,7 +826,9 @@ def reconcile(
     running = bs.isin({"RUNNING"}) & ~np.isnan(running_start)
     # Finished tries, exploded to one row per try, then the try running now. Only rows
     # where a finished try can count: waste verdicts, or jobs with an extra attempt.
-    span_rows = np.flatnonzero(has_job & (np.isin(verdict, _WASTE_VERDICTS) | (listed_n >= 2)))
+    span_rows = np.flatnonzero(
+        np.asarray(has_job, dtype=bool) & (np.isin(verdict, _WASTE_VERDICTS) | stopped_caring | (listed_n >= 2))
+    )
     exploded = job_part[ATTEMPT_SPANS].iloc[span_rows].explode().dropna()
     tries = np.array(exploded.tolist(), dtype=float).reshape(-1, 3)
     try_row = np.concatenate([exploded.index.to_numpy(dtype=np.int64), np.flatnonzero(running)])

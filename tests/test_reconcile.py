@@ -502,6 +502,37 @@ def test_waste_arithmetic_on_hand_picked_numbers() -> None:
     assert summary["waste_cost"] == pytest.approx(summary["waste_vcpu_hours"] * 0.25)
 
 
+def test_waste_stays_in_the_post_mortem_after_the_kill() -> None:
+    """Killed orphans turn "stale" (Nextflow: RUNNING, Batch: FAILED); what they burnt stays."""
+    end = T0 + pd.Timedelta(hours=1)
+    run = Run(
+        tasks(
+            task(1, "ABORTED", "was-orphan-4cpu", "a1/000001", complete=end),
+            task(2, "RUNNING", "was-orphan-2cpu", "a2/000002"),
+            task(3, "COMPLETED", "ok", "a3/000003", complete=T0 + minutes(30)),
+        ),
+        state="aborted",
+        end_time=end,
+    )
+    killed_at = T0 + pd.Timedelta(hours=3)
+    jobs = [
+        # 12:10-15:00, killed by batchkit at 15:00: 2 h after the abort x 4 vCPU.
+        job("was-orphan-4cpu", "FAILED", started=T0 + minutes(10), stopped=killed_at, vcpus=4,
+            attempts=[(T0 + minutes(10), killed_at)], reason="batchkit: orphan of run 'r'"),
+        # 12:20-14:00, finished on its own after the abort: 1 h after x 2 vCPU.
+        job("was-orphan-2cpu", "SUCCEEDED", started=T0 + minutes(20), stopped=T0 + minutes(120), vcpus=2,
+            attempts=[(T0 + minutes(20), T0 + minutes(120))]),
+        # finished before Nextflow recorded it: no waste.
+        job("ok", "SUCCEEDED", started=T0, stopped=T0 + minutes(29), vcpus=8, attempts=[(T0, T0 + minutes(29))]),
+    ]
+    frame = reconcile(run, jobs, now=NOW)
+    verdicts = dict(zip(frame[JobCol.JOB_ID], frame[RecCol.VERDICT], strict=True))
+    assert verdicts == {"was-orphan-4cpu": "ok", "was-orphan-2cpu": "stale", "ok": "ok"}
+    waste = dict(zip(frame[JobCol.JOB_ID], frame[RecCol.WASTE_VCPU_H], strict=True))
+    assert waste == pytest.approx({"was-orphan-4cpu": 8.0, "was-orphan-2cpu": 2.0, "ok": 0.0})
+    assert not frame[RecCol.KILLABLE].any()
+
+
 def test_orphan_after_a_completed_task_counts_from_completion() -> None:
     run = Run(tasks(task(1, "COMPLETED", "j", "a1/000001", complete=T0 + minutes(30))))
     frame = reconcile(run, [job("j", "RUNNING", started=T0, vcpus=2)], now=T0 + minutes(90))
