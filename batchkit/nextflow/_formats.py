@@ -281,7 +281,9 @@ def parse_duration_bytes(arr: Array, present: Array) -> BytesParsed:
         total += np.where(has, np.nan_to_num(part), 0.0)
         tokens += has
     ok &= np.strings.str_len(np.strings.strip(rest)) == 0
-    values: Array = np.where(raw, to_float(np.where(raw, np.strings.strip(_fill(_w(arr), present)), b"0")), total)
+    values: Array = total.copy()
+    if raw.any():  # raw milliseconds (trace.raw = true); parse only those entries
+        values[raw] = to_float(np.strings.strip(_fill(_w(arr), present)[raw]))
     ok = (ok | raw) & (tokens > 0)
     values[np.abs(values) >= 9.2e15] = np.nan  # beyond timedelta64[ns]
     ok &= ~np.isnan(values)
@@ -295,7 +297,9 @@ def parse_date_bytes(arr: Array, present: Array, tz: tzinfo) -> tuple[pd.Series,
     n = len(arr)
     text = _w(np.strings.strip(_fill(_w(arr), present)))
     raw = np.strings.isdigit(text) & (np.strings.str_len(text) <= 16)
-    epoch = to_float(np.where(raw, text, b"0"))
+    epoch: Array = np.zeros(n, dtype=np.float64)
+    if raw.any():  # only raw entries are read as numbers (the rest stay 0, never used)
+        epoch[raw] = to_float(text[raw])
     raw_ok = raw & (epoch >= _MIN_EPOCH_MS) & (epoch <= _MAX_EPOCH_MS)
     result: Array = np.full(n, np.datetime64("NaT", "ms"), dtype="datetime64[ms]")
     result[raw_ok] = epoch[raw_ok].astype(np.int64).astype("datetime64[ms]")

@@ -128,7 +128,7 @@ def parse_trace_bytes(data: bytes, *, tz: tzinfo, path: str = "<trace>") -> pd.D
     """Parse the bytes of one trace file (pure; ``path`` only names it in errors)."""
     if b"\r\n" in data:  # Windows line ends; Nextflow writes \n (avoid copying 100 MB otherwise)
         data = data.replace(b"\r\n", b"\n")
-    if not data.strip():
+    if not data or data.isspace():  # as `not data.strip()`, without copying the file
         raise NextflowReadError(
             "the trace file is empty: expected a header line such as 'task_id<TAB>hash<TAB>native_id…'",
             path=path,
@@ -212,12 +212,17 @@ def _locate_rows(body: bytes, n_fields: int, path: str, warnings: list[str]) -> 
     if not len(buf):
         empty: Array = np.zeros((0, n_fields), dtype=np.int64)
         return _Rows(buf, empty, empty, np.zeros(0, dtype=np.int64), False)
-    newlines = np.flatnonzero(buf == 0x0A)
-    terminated = bool(len(newlines)) and bool(newlines[-1] == len(buf) - 1)
-    ends = newlines if terminated else np.append(newlines, len(buf))
-    starts = np.concatenate(([0], newlines + 1))[: len(ends)]
-    tabs = np.flatnonzero(buf == 0x09)
-    tab_counts = np.searchsorted(tabs, ends) - np.searchsorted(tabs, starts)
+    # one scan for both separators: tabs between newlines are each line's field count
+    offsets = np.int32 if len(buf) < 2**31 else np.int64  # halves the index memory
+    seps: Array = np.flatnonzero((buf == 0x09) | (buf == 0x0A)).astype(offsets)
+    line_end_idx: Array = np.flatnonzero(buf[seps] == 0x0A)  # where each newline is in seps
+    terminated = bool(buf[-1] == 0x0A)
+    if not terminated:  # a virtual terminator closes the last line
+        seps = np.append(seps, np.array(len(buf), dtype=offsets))
+        line_end_idx = np.append(line_end_idx, len(seps) - 1)
+    ends = seps[line_end_idx]
+    starts = np.concatenate((np.zeros(1, dtype=offsets), ends[:-1] + 1))
+    tab_counts = np.diff(line_end_idx, prepend=-1) - 1
     line_numbers: Array = np.arange(2, len(ends) + 2, dtype=np.int64)
     blank = (ends - starts) == 0  # an empty line is skipped
     wrong = (tab_counts != n_fields - 1) & ~blank
@@ -239,15 +244,13 @@ def _locate_rows(body: bytes, n_fields: int, path: str, warnings: list[str]) -> 
                 path=path,
                 line=int(line_numbers[first]),
             )
-    row_starts, row_ends = starts[keep], ends[keep]
-    # every kept row has exactly n_fields - 1 tabs, so the tabs inside kept rows
-    # reshape into one row of separators per row
-    inside = np.searchsorted(row_starts, tabs, side="right") - 1
-    in_kept = (inside >= 0) & (tabs < row_ends[np.clip(inside, 0, None)]) if len(row_starts) else np.zeros(len(tabs), bool)
-    seps = tabs[in_kept].reshape(len(row_starts), n_fields - 1)
-    offsets = np.int32 if len(buf) < 2**31 else np.int64  # halves the index memory
-    field_starts = np.concatenate([row_starts[:, None], seps + 1], axis=1).astype(offsets)
-    field_ends = np.concatenate([seps, row_ends[:, None]], axis=1).astype(offsets)
+    row_starts = starts[keep]
+    # every kept row has exactly n_fields - 1 tabs: the n_fields separators that
+    # end its fields are the ones just before (and at) its line end in seps
+    field_ends = seps[line_end_idx[keep][:, None] + np.arange(1 - n_fields, 1)]
+    field_starts = np.empty_like(field_ends)
+    field_starts[:, 0] = row_starts
+    field_starts[:, 1:] = field_ends[:, :-1] + 1
     last_kept_unterminated = unterminated_last and bool(keep[-1])
     return _Rows(buf, field_starts, field_ends, line_numbers[keep], last_kept_unterminated)
 
