@@ -21,6 +21,7 @@ raises an alert, and only when armed kills them through the Tracker's safe kill 
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import dataclasses
@@ -139,6 +140,16 @@ def assess(
     return WatchdogAlert(reason=reason, active_jobs=active_jobs, killable=killable, armed=armed)
 
 
+def alert_text(alert: WatchdogAlert) -> str:
+    """The one line a dashboard shows for a watchdog alert (pure)."""
+    action = (
+        f"armed: killing {alert.killable} orphan job(s)"
+        if alert.armed
+        else f"{alert.killable} job(s) killable — kill them here, or arm the watchdog"
+    )
+    return f"Watchdog: {alert.reason} ({alert.active_jobs} active job(s)); {action}."
+
+
 def _random_run_name() -> str:
     return "batchkit_" + uuid.uuid4().hex[:8]
 
@@ -180,6 +191,8 @@ class NextflowLaunch:
         self._declared_dead: tuple[str, pd.Timestamp] | None = None
         self._exit_time: pd.Timestamp | None = None
         self._tracker: Tracker | None = None
+        self._dashboards: list[Any] = []
+        self._watchdog: Watchdog | None = None
         self._output: Any = None
         self._listeners: list[Callable[[str], None]] = []
         self._lock = threading.Lock()
@@ -303,7 +316,25 @@ class NextflowLaunch:
         from batchkit.widgets import Dashboard
 
         tracker = self.tracker(client, interval=float(kwargs.pop("interval", 5.0)))
-        return Dashboard(self.run(), tracker=tracker, **kwargs)
+        dashboard = Dashboard(self.run(), tracker=tracker, **kwargs)
+        self._dashboards.append(dashboard)
+        if self._watchdog is not None and self._watchdog.alerts:
+            dashboard.show_alert(alert_text(self._watchdog.alerts[-1]))
+        return dashboard
+
+    def watch(self, *, silent_after: float = 900.0, armed: bool = False, interval: float = 30.0) -> Watchdog:
+        """Start the watchdog (off until called): alerts in this launch's dashboards.
+
+        It kills nothing unless ``armed=True`` (or ``watchdog.arm()`` later).
+        """
+        if self._watchdog is None:
+            self._watchdog = Watchdog(self, silent_after=silent_after, armed=armed, on_alert=self._alert)
+            self._watchdog.start(interval)
+        return self._watchdog
+
+    def _alert(self, alert: WatchdogAlert) -> None:
+        for dashboard in list(self._dashboards):
+            dashboard.show_alert(alert_text(alert))
 
     def leftovers(self) -> list[KillJob]:
         """Refresh and plan the kills of what the run left running in Batch."""
@@ -337,7 +368,9 @@ class NextflowLaunch:
         return self._output
 
     def close(self) -> None:
-        """Stop watching (not the run): the weblog receiver and the tracker."""
+        """Stop watching (not the run): the watchdog, the weblog receiver and the tracker."""
+        if self._watchdog is not None:
+            self._watchdog.close()
         if self._tracker is not None:
             self._tracker.close()
         self.weblog.stop()
@@ -471,6 +504,46 @@ class Watchdog:
         self.alerts: list[WatchdogAlert] = []
         self.kills: list[KillReport] = []
         self._callbacks: list[Callable[[WatchdogAlert], None]] = [on_alert] if on_alert else []
+        self.interval = 30.0
+        self._stop = threading.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # one check at a time (the loop and a manual call)
+
+    def start(self, interval: float = 30.0) -> None:
+        """Check every ``interval`` seconds: on the running event loop (a notebook), else a thread."""
+        self.interval = interval
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            self._task = loop.create_task(self._run_async())
+        else:
+            self._thread = threading.Thread(target=self._run_thread, name="batchkit-watchdog", daemon=True)
+            self._thread.start()
+
+    async def _run_async(self) -> None:
+        while not self._stop.is_set():
+            await asyncio.to_thread(self._check_quietly)
+            await asyncio.sleep(self.interval)
+
+    def _run_thread(self) -> None:
+        while not self._stop.is_set():
+            self._check_quietly()
+            self._stop.wait(self.interval)
+
+    def _check_quietly(self) -> None:
+        try:
+            self.check()
+        except Exception:  # a failing check (AWS down) must not stop the watch
+            log.exception("batchkit watchdog: check failed")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
 
     def arm(self) -> None:
         self.armed = True
@@ -483,6 +556,10 @@ class Watchdog:
 
     def check(self) -> WatchdogAlert | None:
         """One look (refreshes the tracker, so it calls AWS); kills only when armed."""
+        with self._lock:
+            return self._check()
+
+    def _check(self) -> WatchdogAlert | None:
         tracker = self.launch.tracker()
         run = self.launch.run()
         silent = run.silent_for()

@@ -106,13 +106,19 @@ def test_killed_run_leaves_orphans_that_the_armed_watchdog_kills(tmp_path: Path)
             ids = set(victim.weblog.tasks()["native_id"].dropna())
             assert ids and ids <= seen
 
-            watchdog = Watchdog(victim, silent_after=3600)
+            dash = victim.dashboard(autostart=False)
+            # Off by default: started here, unarmed; its own loop checks once at start.
+            watchdog = victim.watch(silent_after=3600, interval=3600)
+            assert isinstance(watchdog, Watchdog)
             assert watchdog.check() is None  # alive: no alert
+            assert dash.alert.value == ""
             code = victim.kill_process()
             assert code != 0
             alert = watchdog.check()  # unarmed: an alert, no kill
             assert alert is not None and "exited" in alert.reason and not alert.armed
             assert watchdog.kills == []
+            assert "Watchdog: the nextflow process exited" in dash.alert.value
+            assert "arm the watchdog" in dash.alert.value
             victim_jobs = {j["jobId"]: j for j in lb.jobs() if "batchkit-demo/work/" in " ".join(j["container"]["command"])}
             active_before = {i for i, j in victim_jobs.items() if j["status"] in JOB_ACTIVE}
             assert active_before, "the killed run should have left active jobs"
@@ -121,6 +127,7 @@ def test_killed_run_leaves_orphans_that_the_armed_watchdog_kills(tmp_path: Path)
             alert = watchdog.check()
             assert alert is not None and alert.armed
             assert watchdog.kills and watchdog.kills[-1].ok
+            assert "armed: killing" in dash.alert.value
             after = {j["jobId"]: j for j in lb.jobs()}
             for job_id in active_before:
                 assert after[job_id]["status"] == "FAILED", after[job_id]
@@ -164,3 +171,16 @@ def test_no_nextflow_and_not_simulated_is_a_clear_error(tmp_path: Path, monkeypa
     monkeypatch.setenv("PATH", str(tmp_path))  # no nextflow anywhere on PATH
     with pytest.raises(BatchkitError, match="nextflow is not on PATH"):
         launch_nextflow("main.nf", tmp_path / "run", simulated=False)
+
+
+def test_alert_text_and_banner_escape() -> None:
+    from batchkit.launcher import WatchdogAlert, alert_text
+    from batchkit.widgets.dashboard import alert_html
+
+    text = alert_text(WatchdogAlert(reason="the run <b>x</b> exited", active_jobs=3, killable=2, armed=False))
+    assert text.startswith("Watchdog: the run <b>x</b> exited (3 active job(s)); 2 job(s) killable")
+    banner = alert_html(text)
+    assert "&lt;b&gt;x&lt;/b&gt;" in banner and "<b>x</b>" not in banner
+    assert alert_html(None) == "" and alert_html("") == ""
+    armed = alert_text(WatchdogAlert(reason="r", active_jobs=1, killable=1, armed=True))
+    assert "armed: killing 1 orphan job(s)" in armed

@@ -296,6 +296,16 @@ def outcome_rows_html(outcomes: Sequence[tuple[KillJob, Any, str | None]], summa
     )
 
 
+def alert_html(text: str | None) -> str:
+    """An alert banner (escaped), or nothing."""
+    if not text:
+        return ""
+    return (
+        '<div class="bk-alert-banner" style="border:1px solid #d92d20;background:#fef3f2;color:#912018;'
+        f'border-radius:6px;padding:8px 12px;margin:6px 0;font-weight:600">⚠ {html.escape(text)}</div>'
+    )
+
+
 def advice_html(findings: Sequence[Any]) -> str:
     """``doctor()`` findings as an escaped list (most severe first)."""
     if not findings:
@@ -468,6 +478,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.style_html = W.HTML(TABLE_CSS + DASHBOARD_CSS, layout=W.Layout(display="none"))
         self.header = W.HTML()
         self.header.add_class("bk-header")
+        # Alerts from outside the tracker (the launcher's watchdog): empty until raised.
+        self.alert = W.HTML()
+        self.alert.add_class("bk-alert")
 
         self.chips: dict[str, Any] = {}
         for key in FILTERS:
@@ -587,11 +600,15 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             layout=W.Layout(align_items="center", margin="4px 0"),
         )
         return [
-            self.style_html, self.header, chips, self.waste, actions, self.confirm_panel,
+            self.style_html, self.header, self.alert, chips, self.waste, actions, self.confirm_panel,
             self.kill_status, controls, self.table_box, self.figures,
         ]
 
     # --- public API -----------------------------------------------------------------------
+
+    def show_alert(self, text: str | None) -> None:
+        """Show (or with None, clear) an alert above the table, e.g. from the watchdog."""
+        self.alert.value = alert_html(text)
 
     @property
     def run(self) -> Any:
@@ -690,7 +707,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def _all_widgets(self) -> list[Any]:
         return [
-            self.style_html, self.header, *self.chips.values(), self.waste, self.filter, self.search,
+            self.style_html, self.header, self.alert, *self.chips.values(), self.waste, self.filter, self.search,
             self.sort, self.descending, self.prev_button, self.next_button, self.page_info,
             self.refresh_button, self.pause_button, self.kill_all_button, self.confirm_text,
             self.confirm_button, self.cancel_button, self.confirm_panel, self.kill_status,
