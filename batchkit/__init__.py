@@ -27,7 +27,7 @@ _EXPORTS: dict[str, str] = {
     "Tracker": "batchkit.tracker",
     "Ledger": "batchkit.ledger",
     "Dashboard": "batchkit.widgets",
-    "SubmitForm": "batchkit.widgets.submit_form",
+    "SubmitForm": "batchkit.widgets",
     "launch_nextflow": "batchkit.launcher",
     "doctor": "batchkit.doctor",
     "KillJob": "batchkit.schema",

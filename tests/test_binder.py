@@ -1,5 +1,5 @@
 """Binder's build, done here: a fresh venv from binder/requirements.txt, then postBuild,
-then both notebooks executed in it with no AWS account.
+then the notebooks executed in it with no AWS account.
 
 repo2docker does ``pip install -r binder/requirements.txt`` and then runs
 ``binder/postBuild`` from the repository root; this test does the same in a new
@@ -42,7 +42,7 @@ for name in sys.argv[1:]:
 """
 
 
-def test_binder_environment_builds_and_runs_both_notebooks(tmp_path: Path) -> None:
+def test_binder_environment_builds_and_runs_the_notebooks(tmp_path: Path) -> None:
     requirements = (BINDER / "requirements.txt").read_text().splitlines()
     pins = [line for line in requirements if line and not line.startswith("#")]
     assert pins and all("==" in line for line in pins), "every Binder requirement must be pinned"
@@ -81,9 +81,11 @@ def test_binder_environment_builds_and_runs_both_notebooks(tmp_path: Path) -> No
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         env.pop(key, None)
     run = subprocess.run(
-        [str(py), "-c", RUN_NOTEBOOKS, "notebooks/01-incident-replay.ipynb", "notebooks/02-investigate-a-run.ipynb"],
+        [str(py), "-c", RUN_NOTEBOOKS, "notebooks/01-incident-replay.ipynb", "notebooks/02-investigate-a-run.ipynb",
+         "notebooks/03-submit-and-track.ipynb"],
         cwd=repo, env=env, capture_output=True, text=True, timeout=900,
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     assert "OK notebooks/01-incident-replay.ipynb" in run.stdout
     assert "OK notebooks/02-investigate-a-run.ipynb" in run.stdout
+    assert "OK notebooks/03-submit-and-track.ipynb" in run.stdout
