@@ -137,7 +137,7 @@ def parse_trace_bytes(data: bytes, *, tz: tzinfo, path: str = "<trace>") -> pd.D
     header_end = data.find(b"\n")
     header_bytes = data if header_end < 0 else data[:header_end]
     fields = _parse_header(header_bytes, path)
-    body = b"" if header_end < 0 else data[header_end + 1 :]
+    body = memoryview(data)[header_end + 1 :] if header_end >= 0 else b""  # a view: no copy
     warnings: list[str] = []
     rows = _locate_rows(body, len(fields), path, warnings)
     frame, bad_line = _convert(rows, fields, tz, path)
@@ -206,7 +206,7 @@ class _Rows:
     unterminated_last: bool  # the last row had no line terminator
 
 
-def _locate_rows(body: bytes, n_fields: int, path: str, warnings: list[str]) -> _Rows:
+def _locate_rows(body: bytes | memoryview, n_fields: int, path: str, warnings: list[str]) -> _Rows:
     """Check every row's field count (vectorized); drop a half-written last line."""
     buf = np.frombuffer(body, dtype=np.uint8)
     if not len(buf):
@@ -263,29 +263,28 @@ _MAX_GATHER_BYTES: Final = 64 * 1024 * 1024
 def _gather(buf: Array, starts: Array, ends: Array, width: int) -> Array:
     """Each [start, end) slice of ``buf`` (cut to ``width``) as a numpy bytes array.
 
-    Rows are grouped by value length; each group is read through a strided
-    ``S<length>`` view of the buffer (one memcpy per value, NUL padding for free),
-    instead of a (rows x width) byte-index grid. Most columns have one or a few
-    lengths (dates, hashes, job ids), so this is a handful of passes.
+    Reads ``width`` bytes from every start through a strided ``S<width>`` view of
+    the buffer (one memcpy per value, no byte-index grid), then blanks the bytes
+    past each value's end. Rows too close to the end of the buffer for a full
+    read (at most the last line or so) are copied one by one.
     """
     n = len(starts)
     if n == 0 or width == 0:
         return np.zeros(n, dtype="S1")  # never S0: np.strings misreads zero-width arrays
     lengths = np.clip(ends - starts, 0, width)
+    window = np.ndarray(shape=(len(buf) - width + 1,), dtype=f"S{width}", buffer=buf, strides=(1,)) if len(buf) >= width else None
+    if window is not None and int(lengths.min()) == width:  # every value fills the width (dates, hashes, ids)
+        return window[starts]
+    fits = starts <= len(buf) - width
+    grid = window[starts[fits]] if window is not None else np.zeros(0, dtype=f"S{width}")
+    cells: Array = grid.view(np.uint8).reshape(len(grid), width)
+    cells[np.arange(width, dtype=lengths.dtype) >= lengths[fits][:, None]] = 0
+    if len(grid) == n:
+        return grid
     out: Array = np.zeros(n, dtype=f"S{width}")
-    low, high = int(lengths.min()), int(lengths.max())
-    if low == high:
-        groups: list[tuple[int, Array]] = [(low, slice(None))]
-    else:
-        # a stable sort of small integers is a radix sort: linear
-        order = np.argsort(lengths.astype(np.int16 if width < 2**15 else np.int64), kind="stable")
-        bounds: Array = np.flatnonzero(np.diff(lengths[order])) + 1
-        groups = [(int(lengths[g[0]]), g) for g in np.split(order, bounds)]
-    for length, rows in groups:
-        if length == 0:
-            continue
-        view = np.ndarray(shape=(len(buf) - length + 1,), dtype=f"S{length}", buffer=buf, strides=(1,))
-        out[rows] = view[starts[rows]]
+    out[fits] = grid
+    for i in np.flatnonzero(~fits):
+        out[i] = buf[int(starts[i]) : int(starts[i] + lengths[i])].tobytes()
     return out
 
 
@@ -295,20 +294,43 @@ _FEW_VALUES: Final = frozenset(
 )
 
 
-def _text_column(rows: _Rows, j: int, name: str, present: Array) -> tuple[pd.Series, Array | None]:
-    """A text column as pandas ``string`` (UTF-8, undecodable bytes replaced), and its bytes."""
-    starts, ends = rows.starts[:, j], rows.ends[:, j]
-    n = len(starts)
-    width = int((ends - starts).max()) if n else 0
-    arr = None
-    if width and n * width <= _MAX_GATHER_BYTES:
-        arr = _gather(rows.buf, starts, ends, width)
-        values = _decode(arr, width, few=name in _FEW_VALUES)
+def _text_column(rows: _Rows, j: int, name: str, present: Array, arr: Array | None) -> pd.Series:
+    """A text column as pandas ``string`` (UTF-8, undecodable bytes replaced).
+
+    ``arr`` is the column's gathered bytes, or None for a column too wide (or all
+    empty) to gather: those are sliced row by row.
+    """
+    if arr is not None:
+        values = _decode(arr, arr.dtype.itemsize, few=name in _FEW_VALUES)
     else:  # rare: a column of very long values (e.g. `script`): slice row by row
+        starts, ends = rows.starts[:, j], rows.ends[:, j]
         raw = rows.buf.tobytes()
         values = np.array([raw[a:b].decode("utf-8", "replace") for a, b in zip(starts, ends, strict=True)], dtype=object)
     values[~present] = None
-    return pd.Series(pd.array(values, dtype="string")), arr
+    return pd.Series(pd.array(values, dtype="string"))
+
+
+#: Rows are gathered in blocks of about this many file bytes, all columns of a block
+#: at once, so the block stays in the CPU cache instead of each column re-reading the
+#: whole file from memory.
+_TILE_BYTES: Final = 512 * 1024
+
+
+def _gather_columns(rows: _Rows, widths: dict[int, int]) -> dict[int, Array]:
+    """:func:`_gather` of columns ``j`` (to ``widths[j]`` bytes), tiled over row blocks."""
+    n = len(rows.starts)
+    out: dict[int, Array] = {j: np.zeros(n, dtype=f"S{max(w, 1)}") for j, w in widths.items()}
+    if n == 0:
+        return out
+    line_bytes = max(1, int(rows.ends[-1, -1] - rows.starts[0, 0]) // n)
+    block = max(256, _TILE_BYTES // line_bytes)
+    for lo in range(0, n, block):
+        hi = min(lo + block, n)
+        starts, ends = rows.starts[lo:hi], rows.ends[lo:hi]
+        for j, width in widths.items():
+            if width:
+                out[j][lo:hi] = _gather(rows.buf, starts[:, j], ends[:, j], width)
+    return out
 
 
 def _decode(arr: Array, width: int, *, few: bool = False) -> Array:
@@ -332,19 +354,35 @@ def _convert(rows: _Rows, fields: list[str], tz: tzinfo, path: str) -> tuple[pd.
     lengths = rows.ends - rows.starts
     first_byte = rows.buf[np.minimum(rows.starts, max(len(rows.buf) - 1, 0))] if len(rows.buf) else np.zeros_like(rows.starts)
     present_all = (lengths > 0) & ~((lengths == 1) & (first_byte == ord("-")))
+    kinds = [TRACE_FIELD_TYPES.get(name, "str") for name in fields]
+    widest = lengths.max(axis=0) if n else np.zeros(len(fields), dtype=np.int64)
+    widths: dict[int, int] = {}  # the columns to gather, and to how many bytes
+    for j, kind in enumerate(kinds):
+        if kind != "str":
+            widths[j] = int(min(widest[j], _MAX_TYPED_WIDTH))
+        elif widest[j] and n * int(widest[j]) <= _MAX_GATHER_BYTES:
+            widths[j] = int(widest[j])
     out: dict[str, pd.Series] = {}
     raw_text: dict[str, tuple[Array, Array]] = {}
     last_row_bad: int | None = None
+    gathered: dict[int, Array] = {}
     for j, name in enumerate(fields):
+        if j not in gathered:  # gather the next columns, up to the memory budget, in one tiled pass
+            batch: dict[int, int] = {}
+            for k in range(j, len(fields)):
+                if batch and n * (sum(batch.values()) + widths.get(k, 0)) > _MAX_GATHER_BYTES:
+                    break
+                batch[k] = widths.get(k, 0)
+            gathered = _gather_columns(rows, {k: w for k, w in batch.items() if k in widths})
+            gathered.update({k: None for k in batch if k not in widths})
+        arr = gathered.pop(j)
         present = present_all[:, j] if n else np.zeros(0, dtype=bool)
-        kind = TRACE_FIELD_TYPES.get(name, "str")
+        kind = kinds[j]
         if kind == "str":
-            out[name], arr_or_none = _text_column(rows, j, name, present)
-            if arr_or_none is not None:
-                raw_text[name] = (arr_or_none, present)
+            out[name] = _text_column(rows, j, name, present, arr)
+            if arr is not None:
+                raw_text[name] = (arr, present)
             continue
-        width = int(min(lengths[:, j].max(), _MAX_TYPED_WIDTH)) if n else 0
-        arr = _gather(rows.buf, rows.starts[:, j], rows.ends[:, j], width)
         values, bad = _typed(kind, arr, present, tz)
         bad |= present & (lengths[:, j] > _MAX_TYPED_WIDTH)
         if bad.any():
