@@ -104,7 +104,9 @@ def localize_to_utc(naive: pd.Series, tz: tzinfo) -> pd.Series:
     out = values.copy()
     if valid.any():
         hours = values[valid].astype("datetime64[h]").astype("datetime64[ns]")
-        unique, inverse = np.unique(hours, return_inverse=True)
+        # hash the hours (pandas) rather than sort them (np.unique): same pairs, less work
+        inverse, unique_int = pd.factorize(hours.view(np.int64))
+        unique = np.asarray(unique_int, dtype=np.int64).view("datetime64[ns]")
         ambiguous: Array = np.ones(len(unique), dtype=bool)
         local = pd.Series(unique).dt.tz_localize(tz, ambiguous=ambiguous, nonexistent="shift_forward")
         utc = np.asarray(local.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]"))

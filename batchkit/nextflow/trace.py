@@ -271,7 +271,7 @@ def _gather(buf: Array, starts: Array, ends: Array, width: int) -> Array:
     n = len(starts)
     if n == 0 or width == 0:
         return np.zeros(n, dtype="S1")  # never S0: np.strings misreads zero-width arrays
-    lengths = np.clip(ends - starts, 0, width)
+    lengths = np.minimum(ends - starts, width)  # ends >= starts: no lower clip needed
     window = np.ndarray(shape=(len(buf) - width + 1,), dtype=f"S{width}", buffer=buf, strides=(1,)) if len(buf) >= width else None
     if window is not None and int(lengths.min()) == width:  # every value fills the width (dates, hashes, ids)
         return window[starts]
@@ -334,18 +334,20 @@ def _gather_columns(rows: _Rows, widths: dict[int, int]) -> dict[int, Array]:
 
 
 def _decode(arr: Array, width: int, *, few: bool = False) -> Array:
-    """Bytes to an object array of str: numpy's C ASCII path unless a byte is non-ASCII.
+    """Bytes to an object array of str (UTF-8; undecodable bytes replaced).
 
     ``few``: the column repeats a few values (process, status, queue): decode each
     distinct value once and share the str objects.
     """
     if few and len(arr):
-        uniques, inverse = np.unique(arr, return_inverse=True)
-        return np.asarray(_decode(uniques, width)[inverse.reshape(-1)])
-    try:
-        return np.asarray(arr.astype(f"U{max(width, 1)}").astype(object))
+        codes, first = factorize_bytes(arr)
+        return np.asarray(_decode(arr[first], width)[codes])
+    values: Array = np.empty(len(arr), dtype=object)
+    try:  # tolist() gives bytes objects without their NUL padding; decode is C code
+        values[:] = list(map(bytes.decode, arr.tolist()))
     except UnicodeDecodeError:
         return np.asarray(np.strings.decode(arr, "utf-8", "replace").astype(object))
+    return values
 
 
 def _convert(rows: _Rows, fields: list[str], tz: tzinfo, path: str) -> tuple[pd.DataFrame, int | None]:
@@ -419,11 +421,17 @@ def _typed(kind: str, arr: Array, present: Array, tz: tzinfo) -> tuple[pd.Series
     """
     if not len(arr):  # numpy's string ufuncs refuse empty arrays
         return pd.Series(dtype=_EMPTY_DTYPES[kind]), np.zeros(0, dtype=bool)
+    if len(arr) > 2 * _SAMPLE_ROWS and len(factorize_bytes(arr[:_SAMPLE_ROWS])[1]) * 10 > _SAMPLE_ROWS * 9:
+        return _typed_values(kind, arr, present, tz)  # nearly all distinct (dates, ids): skip the hashing
     codes, first = factorize_bytes(arr)
-    if len(first) * 2 > len(arr):  # mostly distinct (e.g. dates): broadcasting would not pay
+    if len(first) * 2 > len(arr):  # mostly distinct: broadcasting would not pay
         return _typed_values(kind, arr, present, tz)
     values, bad = _typed_values(kind, arr[first], present[first], tz)
     return pd.Series(values.array.take(codes)), bad[codes]
+
+
+#: Rows looked at first to decide whether a column repeats its values.
+_SAMPLE_ROWS: Final = 4096
 
 
 def factorize_bytes(arr: Array) -> tuple[Array, Array]:
