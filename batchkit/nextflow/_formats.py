@@ -423,16 +423,13 @@ def conform_tasks(frame: pd.DataFrame) -> pd.DataFrame:
         if col in frame.columns:
             out[col] = _as_dtype(frame[col], dtype)
         else:
-            out[col] = pd.Series([None] * n, index=frame.index, dtype=_missing_dtype(dtype))
-            out[col] = _as_dtype(out[col], dtype)
+            # all missing: an empty array of the dtype, NA-filled to n rows (no list of n Nones)
+            missing = pd.array([], dtype=dtype).take(np.full(n, -1, dtype=np.intp), allow_fill=True)
+            out[col] = pd.Series(missing, index=frame.index)
     for col in frame.columns:
         if col not in out:
             out[col] = frame[col]
     return pd.DataFrame(out, index=frame.index).reset_index(drop=True)
-
-
-def _missing_dtype(dtype: str) -> str:
-    return "object" if dtype == "string" else dtype
 
 
 def _as_dtype(s: pd.Series, dtype: str) -> pd.Series:

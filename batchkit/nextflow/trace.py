@@ -126,7 +126,9 @@ def task_key(frame: pd.DataFrame) -> pd.Series:
 
 def parse_trace_bytes(data: bytes, *, tz: tzinfo, path: str = "<trace>") -> pd.DataFrame:
     """Parse the bytes of one trace file (pure; ``path`` only names it in errors)."""
-    if b"\r\n" in data:  # Windows line ends; Nextflow writes \n (avoid copying 100 MB otherwise)
+    # Windows line ends; Nextflow writes \n (avoid copying 100 MB otherwise). Looking
+    # for a lone \r first is one memchr, far cheaper than a two-byte search.
+    if b"\r" in data and b"\r\n" in data:
         data = data.replace(b"\r\n", b"\n")
     if not data or data.isspace():  # as `not data.strip()`, without copying the file
         raise NextflowReadError(
@@ -214,7 +216,7 @@ def _locate_rows(body: bytes | memoryview, n_fields: int, path: str, warnings: l
         return _Rows(buf, empty, empty, np.zeros(0, dtype=np.int64), False)
     # one scan for both separators: tabs between newlines are each line's field count
     offsets = np.int32 if len(buf) < 2**31 else np.int64  # halves the index memory
-    seps: Array = np.flatnonzero((buf == 0x09) | (buf == 0x0A)).astype(offsets)
+    seps: Array = np.flatnonzero((buf - np.uint8(0x09)) <= 1).astype(offsets)  # tab or newline (uint8 wraps)
     line_end_idx: Array = np.flatnonzero(buf[seps] == 0x0A)  # where each newline is in seps
     terminated = bool(buf[-1] == 0x0A)
     if not terminated:  # a virtual terminator closes the last line
@@ -343,8 +345,8 @@ def _decode(arr: Array, width: int, *, few: bool = False) -> Array:
         codes, first = factorize_bytes(arr)
         return np.asarray(_decode(arr[first], width)[codes])
     values: Array = np.empty(len(arr), dtype=object)
-    try:  # tolist() gives bytes objects without their NUL padding; decode is C code
-        values[:] = list(map(bytes.decode, arr.tolist()))
+    try:  # tolist() gives bytes without their NUL padding; a value never holds a newline
+        values[:] = b"\n".join(arr.tolist()).decode().split("\n")
     except UnicodeDecodeError:
         return np.asarray(np.strings.decode(arr, "utf-8", "replace").astype(object))
     return values
