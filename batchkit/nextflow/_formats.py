@@ -189,6 +189,10 @@ def _to_float(arr: Array) -> Array:
     arr = _w(arr)
     width = arr.dtype.itemsize
     grid = np.ascontiguousarray(arr).view(np.uint8).reshape(n, width)
+    if width <= _EXACT_DIGITS:
+        whole = _to_whole(grid)
+        if whole is not None:
+            return whole
     digit = (grid >= 0x30) & (grid <= 0x39)
     dot = grid == 0x2E
     pad = grid == 0  # numpy bytes values are NUL-padded on the right
@@ -209,6 +213,29 @@ def _to_float(arr: Array) -> Array:
         values[rest] = _slow_float(arr[rest])
     values[~np.isfinite(values)] = np.nan
     return values
+
+
+#: Up to 15 digits every partial sum of digit x 10^k is an integer below 2^53, so
+#: float arithmetic on them is exact in any order: integer maths gives the same bits.
+_EXACT_DIGITS: Final = 15
+
+
+def _to_whole(grid: Array) -> Array | None:
+    """Values when every row of the byte grid is plain digits (raw ms, bytes, ids), else None.
+
+    Horner's rule in int64 is a few passes over the rows, against the dozen
+    byte-grid passes of the decimal path; the results are identical (exact).
+    """
+    pad = grid == 0
+    digits = grid - np.uint8(0x30)  # non-digits wrap to > 9
+    if not ((digits <= 9) | pad).all() or not (digits[:, 0] <= 9).all():
+        return None
+    if grid.shape[1] > 1 and not (np.diff(pad.view(np.int8), axis=1) >= 0).all():
+        return None  # a NUL inside a value: leave it to the general path
+    acc: Array = np.zeros(len(grid), dtype=np.int64)
+    for k in range(grid.shape[1]):
+        acc = np.where(pad[:, k], acc, acc * 10 + digits[:, k])
+    return acc.astype(np.float64)
 
 
 def _slow_float(arr: Array) -> Array:
@@ -264,6 +291,9 @@ def parse_duration_bytes(arr: Array, present: Array) -> BytesParsed:
     """``352ms``, ``1.2s``, ``1m 2s``, ``4h 41m 19s``, ``1d 2h 3m`` or raw ms, as float64 ms."""
     rest = np.strings.strip(_fill(_w(arr), present))
     raw = np.strings.isdigit(rest)
+    # raw milliseconds are read below; the token loop only sees the human values
+    # (a raw value is one unitless token: it never counts as read by the loop)
+    rest = np.where(raw, b"", rest)
     total: Array = np.zeros(len(arr), dtype=np.float64)
     ok: Array = np.ones(len(arr), dtype=bool)
     tokens: Array = np.zeros(len(arr), dtype=np.int64)
@@ -286,7 +316,7 @@ def parse_duration_bytes(arr: Array, present: Array) -> BytesParsed:
     values: Array = total.copy()
     if raw.any():  # raw milliseconds (trace.raw = true); parse only those entries
         values[raw] = to_float(np.strings.strip(_fill(_w(arr), present)[raw]))
-    ok = (ok | raw) & (tokens > 0)
+    ok = (ok & (tokens > 0)) | raw  # a raw value is non-empty digits: one token
     values[np.abs(values) >= 9.2e15] = np.nan  # beyond timedelta64[ns]
     ok &= ~np.isnan(values)
     bad = present & ~ok
