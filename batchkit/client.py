@@ -25,7 +25,6 @@ our hooks off again and gives it back a plain standard-mode retry handler.
 
 from __future__ import annotations
 
-import ipaddress
 import random
 import threading
 import time
@@ -42,6 +41,7 @@ from urllib.parse import urlsplit
 from botocore.exceptions import ClientError, NoCredentialsError, ParamValidationError
 from botocore.retries import standard as botocore_standard
 
+from batchkit._net import is_loopback_host
 from batchkit.errors import (
     AccessDeniedError,
     ApiUnavailableError,
@@ -276,13 +276,7 @@ def epoch_ms(when: datetime | float) -> int:
 
 
 def _is_loopback(endpoint_url: str) -> bool:
-    host = urlsplit(endpoint_url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urlsplit(endpoint_url).hostname or "")
 
 
 def _answer_error(response: Any, caught: BaseException | None) -> tuple[str, str] | None:

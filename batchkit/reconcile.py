@@ -190,7 +190,8 @@ _TASK_CARRIED: Final = (
     TaskCol.COMPLETE,
     TaskCol.STATUS,
 )
-_JOB_CARRIED: Final = (
+#: Job columns a reconcile frame shows.
+_JOB_SHOWN: Final = (
     JobCol.JOB_ID,
     JobCol.JOB_NAME,
     JobCol.JOB_QUEUE,
@@ -202,10 +203,9 @@ _JOB_CARRIED: Final = (
     JobCol.VCPUS,
     JobCol.ATTEMPTS,
     JobCol.WORK_DIR,
-    LISTED_ATTEMPTS,
-    ATTEMPT_SPANS,
-    TRY_STARTED_AT,
 )
+#: ... and those it carries through matching, for the waste.
+_JOB_CARRIED: Final = (*_JOB_SHOWN, LISTED_ATTEMPTS, ATTEMPT_SPANS, TRY_STARTED_AT)
 _RUNNING_NOW: Final = frozenset({"STARTING", "RUNNING"})
 _TASK_DONE: Final = frozenset({"COMPLETED", "FAILED", "ABORTED"})
 _WASTE_VERDICTS: Final = ("orphan", "untracked")
@@ -752,19 +752,7 @@ def reconcile(
             RecCol.NF_STATUS: task_part[TaskCol.STATUS],
         }
     )
-    for col in (
-        JobCol.JOB_ID,
-        JobCol.JOB_NAME,
-        JobCol.JOB_QUEUE,
-        JobCol.STATUS,
-        JobCol.STATUS_REASON,
-        JobCol.CREATED_AT,
-        JobCol.STARTED_AT,
-        JobCol.STOPPED_AT,
-        JobCol.VCPUS,
-        JobCol.ATTEMPTS,
-        JobCol.WORK_DIR,
-    ):
+    for col in _JOB_SHOWN:
         frame[col] = job_part[col]
 
     # --- the facts each verdict rests on (plain numpy bools) ---

@@ -22,7 +22,6 @@ import binascii
 import contextlib
 import functools
 import hmac
-import ipaddress
 import json
 import logging
 import socket
@@ -34,6 +33,7 @@ from typing import Any, Final
 
 import pandas as pd
 
+from batchkit._net import is_loopback_host
 from batchkit.errors import NextflowReadError
 from batchkit.nextflow import _formats as fmt
 from batchkit.schema import TASK_TERMINAL, TaskCol
@@ -682,10 +682,4 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+_is_loopback = is_loopback_host
