@@ -360,11 +360,12 @@ def _matches_layout(text: Array, layout: bytes) -> Array:
     ok = np.strings.str_len(text) == len(layout)
     if not ok.any():
         return ok
-    fixed = np.where(ok, text, np.array(layout.replace(b"0", b"1"), dtype=f"S{len(layout)}"))
-    grid = np.frombuffer(fixed.astype(f"S{len(layout)}").tobytes(), dtype=np.uint8).reshape(-1, len(layout))
+    # entries of another length are excluded by ``ok``, so their bytes need no cleaning
+    size = len(layout)
+    grid = np.ascontiguousarray(text).view(np.uint8).reshape(len(text), text.dtype.itemsize)[:, :size]
     pattern = np.frombuffer(layout, dtype=np.uint8)
     digit_cols = pattern == ord("0")
-    digits = (grid[:, digit_cols] >= ord("0")) & (grid[:, digit_cols] <= ord("9"))
+    digits = (grid[:, digit_cols] - np.uint8(0x30)) <= 9  # non-digits wrap to > 9
     literal = grid[:, ~digit_cols] == pattern[~digit_cols]
     return ok & digits.all(axis=1) & literal.all(axis=1)
 

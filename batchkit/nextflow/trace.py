@@ -7,9 +7,12 @@ Rows are appended as tasks complete, so a trace read while Nextflow runs may end
 in a half-written line: that line is dropped with a warning
 (``frame.attrs["warnings"]`` and the ``batchkit.nextflow.trace`` logger).
 
-Parsing is vectorized: the field count of every line is checked with numpy over
-the raw bytes, the table is split by pandas' C reader, and each column is
-converted with pandas string/regex operations — no per-row Python loop.
+Parsing is vectorized, with no per-row Python loop: one numpy scan of the raw
+bytes finds every tab and newline (and so checks each line's field count); the
+values are copied out as fixed-width numpy bytes columns, a cache-sized block of
+rows at a time; typed columns are converted by the numpy parsers in
+``_formats``, each distinct value once when a column repeats its values
+(status, exit, memory, durations at their printed precision).
 """
 
 from __future__ import annotations
