@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import logging
+import random
 import re
+from datetime import UTC
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +15,7 @@ from conftest import real_fixture
 
 from batchkit.errors import NextflowReadError
 from batchkit.nextflow import read_trace
+from batchkit.nextflow.trace import parse_trace_bytes
 from batchkit.schema import TASK_COLUMNS, TASK_DTYPES, TaskCol
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -234,3 +237,35 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
 def test_unknown_zone_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(NextflowReadError, match="unknown time zone"):
         read_trace(write(tmp_path / "t.txt", "task_id", "1"), tz="Mars/Olympus")
+
+
+# --- a big trace: every fast path gives what small ones give ---------------------------
+
+
+def test_big_trace_reads_as_its_pieces_do() -> None:
+    """A 30,000-row trace goes through the speed paths (values gathered in cache-sized
+    row blocks, repeated values parsed once, a sampled distinctness check); a trace of
+    one row takes none of them. Each row must read the same either way."""
+    rnd = random.Random(11)
+    header = "task_id\thash\tname\tstatus\texit\tsubmit\tduration\trealtime\t%cpu\tpeak_rss\tmemory\tcpus\tworkdir\tnote"
+    durations = ["352ms", "1.2s", "16.2s", "7m 8s", "4h 41m 19s", "1d 2h 3m", "59s", "-"]
+    memories = ["206.9 MB", "8 GB", "1 KB", "512 B", "1.5 TB", "-", "99.9 KB"]
+    rows = []
+    for i in range(1, 30_001):
+        h = f"{rnd.getrandbits(128):032x}"
+        day, ms = rnd.randint(1, 28), rnd.randrange(86_400_000)
+        submit = f"2024-03-{day:02d} {ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+        rows.append("\t".join([
+            str(i), f"{h[:2]}/{h[2:8]}", rnd.choice(["ALIGN", "QC", "MERGE_ALL"]) + f" (s{rnd.randrange(10**rnd.randint(0, 5))})",
+            rnd.choice(["COMPLETED", "FAILED", "CACHED"]), rnd.choice(["0", "1", "137", "-"]),
+            rnd.choice([submit, submit, "-", str(1_700_000_000_000 + i)]), rnd.choice(durations),
+            rnd.choice([*durations, str(rnd.randrange(10**6))]), rnd.choice(["47.6%", "100.0%", "3.1%", "-"]),
+            rnd.choice(memories), rnd.choice(memories), rnd.choice(["1", "4", "0.5"]),
+            f"s3://b/work/{h[:2]}/{h[2:]}", rnd.choice(["x", "é", "-", "a b c" * rnd.randint(0, 9)]),
+        ]))  # fmt: skip
+    whole = parse_trace_bytes(("\n".join([header, *rows]) + "\n").encode(), tz=UTC)
+    picked = sorted({0, len(rows) - 1, *rnd.sample(range(len(rows)), 120)})
+    singles = [parse_trace_bytes(f"{header}\n{rows[i]}\n".encode(), tz=UTC) for i in picked]
+    assert len(whole) == 30_000
+    expected = pd.concat(singles, ignore_index=True)
+    pd.testing.assert_frame_equal(whole.iloc[picked].reset_index(drop=True), expected, check_exact=True)

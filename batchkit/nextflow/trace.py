@@ -345,7 +345,7 @@ def _decode(arr: Array, width: int, *, few: bool = False) -> Array:
     distinct value once and share the str objects.
     """
     if few and len(arr):
-        codes, first = factorize_bytes(arr)
+        codes, first = _factorize_bytes(arr)
         return np.asarray(_decode(arr[first], width)[codes])
     values: Array = np.empty(len(arr), dtype=object)
     try:  # tolist() gives bytes without their NUL padding; a value never holds a newline
@@ -426,9 +426,9 @@ def _typed(kind: str, arr: Array, present: Array, tz: tzinfo) -> tuple[pd.Series
     """
     if not len(arr):  # numpy's string ufuncs refuse empty arrays
         return pd.Series(dtype=_EMPTY_DTYPES[kind]), np.zeros(0, dtype=bool)
-    if len(arr) > 2 * _SAMPLE_ROWS and len(factorize_bytes(arr[:_SAMPLE_ROWS])[1]) * 10 > _SAMPLE_ROWS * 9:
+    if len(arr) > 2 * _SAMPLE_ROWS and len(_factorize_bytes(arr[:_SAMPLE_ROWS])[1]) * 10 > _SAMPLE_ROWS * 9:
         return _typed_values(kind, arr, present, tz)  # nearly all distinct (dates, ids): skip the hashing
-    codes, first = factorize_bytes(arr)
+    codes, first = _factorize_bytes(arr)
     if len(first) * 2 > len(arr):  # mostly distinct: broadcasting would not pay
         return _typed_values(kind, arr, present, tz)
     values, bad = _typed_values(kind, arr[first], present[first], tz)
@@ -439,7 +439,7 @@ def _typed(kind: str, arr: Array, present: Array, tz: tzinfo) -> tuple[pd.Series
 _SAMPLE_ROWS: Final = 4096
 
 
-def factorize_bytes(arr: Array) -> tuple[Array, Array]:
+def _factorize_bytes(arr: Array) -> tuple[Array, Array]:
     """(codes, first): ``arr[first][codes] == arr`` for a numpy bytes array.
 
     Hashes the values as 8-byte words with pandas' integer hash table (one
