@@ -7,13 +7,23 @@ process's peak RSS. CPU time is reported beside wall time because the machine is
 shared: wall time includes waiting for a core.
 
     .venv/bin/python benchmarks/bench_trace.py [--rows 100000] [--repeat 3] [--raw]
+
+On a shared machine absolute times drift by tens of percent between runs, so
+compare against a baseline measured in the same run: export the old reader, e.g.
+``git archive <rev> batchkit | tar -x -C /tmp/base``, and pass
+``--baseline /tmp/base``. Baseline and current code then alternate, each in its
+own process on the same file, and the CPU ratio is printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -83,34 +93,86 @@ def write_trace(path: Path, rows: int, *, raw: bool, seed: int = 7) -> None:
             fh.write("\t".join(values) + "\n")
 
 
+def measure(path: Path, repeat: int) -> dict[str, float]:
+    """Time ``read_trace`` on ``path`` (best of ``repeat``) and its peak memory."""
+    read_trace(path, tz="UTC")  # warm-up: imports and regex compilation
+    times, cpu = [], []
+    rows = 0
+    for _ in range(repeat):
+        t0, c0 = time.perf_counter(), time.process_time()
+        rows = len(read_trace(path, tz="Europe/Paris"))
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    tracemalloc.start()
+    read_trace(path, tz="Europe/Paris")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {
+        "rows": rows,
+        "wall_best": min(times),
+        "wall_median": sorted(times)[len(times) // 2],
+        "cpu_best": min(cpu),
+        "tracemalloc_peak_mb": peak / 1e6,
+        "process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def describe(m: dict[str, float]) -> str:
+    return (
+        f"rows={m['rows']:.0f} wall best={m['wall_best']:.3f}s median={m['wall_median']:.3f}s "
+        f"cpu best={m['cpu_best']:.3f}s tracemalloc_peak={m['tracemalloc_peak_mb']:.0f} MB "
+        f"process_peak_rss={m['process_peak_rss_mb']:.0f} MB"
+    )
+
+
+def measure_in_child(path: Path, source: str | None) -> dict[str, float]:
+    """One measurement in a fresh process; ``source`` puts another batchkit tree first."""
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH", "")) if p)
+    out = subprocess.run(
+        [sys.executable, __file__, "--trace", str(path), "--repeat", "1", "--json"],
+        env=env, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    result: dict[str, float] = json.loads(out.stdout.splitlines()[-1])
+    return result
+
+
+def compare(path: Path, baseline: str, rounds: int) -> None:
+    best: dict[str, dict[str, float]] = {}
+    for _ in range(rounds):  # alternate, so both see the same machine load
+        for label, source in (("baseline", baseline), ("current", None)):
+            m = measure_in_child(path, source)
+            if label not in best or m["cpu_best"] < best[label]["cpu_best"]:
+                best[label] = m
+    for label in ("baseline", "current"):
+        print(f"{label:8s} {describe(best[label])}")
+    print(f"cpu ratio current/baseline = {best['current']['cpu_best'] / best['baseline']['cpu_best']:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--raw", action="store_true", help="write trace.raw=true values")
+    parser.add_argument("--trace", type=Path, help="time this trace file instead of writing one")
+    parser.add_argument("--baseline", help="a source tree holding the batchkit to compare against")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     args = parser.parse_args()
+    if args.baseline and not (Path(args.baseline) / "batchkit" / "nextflow" / "trace.py").exists():
+        parser.error(f"--baseline {args.baseline}: no batchkit/nextflow/trace.py in it (see the docstring)")
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "trace.txt"
-        write_trace(path, args.rows, raw=args.raw)
-        size_mb = path.stat().st_size / 1e6
-        read_trace(path, tz="UTC")  # warm-up: imports and regex compilation
-        times, cpu = [], []
-        for _ in range(args.repeat):
-            t0, c0 = time.perf_counter(), time.process_time()
-            frame = read_trace(path, tz="Europe/Paris")
-            times.append(time.perf_counter() - t0)
-            cpu.append(time.process_time() - c0)
-        tracemalloc.start()
-        read_trace(path, tz="Europe/Paris")
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(
-            f"rows={len(frame)} file={size_mb:.1f} MB raw={args.raw} "
-            f"wall best={min(times):.3f}s median={sorted(times)[len(times) // 2]:.3f}s "
-            f"cpu best={min(cpu):.3f}s "
-            f"tracemalloc_peak={peak / 1e6:.0f} MB process_peak_rss={rss_mb:.0f} MB"
-        )
+        path = args.trace
+        if path is None:
+            path = Path(tmp) / "trace.txt"
+            write_trace(path, args.rows, raw=args.raw)
+        size = f"file={path.stat().st_size / 1e6:.1f} MB raw={args.raw}"
+        if args.baseline:
+            print(size)
+            compare(path, args.baseline, args.repeat)
+            return
+        m = measure(path, args.repeat)
+        print(json.dumps(m) if args.json else f"{size} {describe(m)}")
 
 
 if __name__ == "__main__":
