@@ -33,6 +33,7 @@ from batchkit.client import BatchClient
 from batchkit.errors import BatchkitError, InputError
 from batchkit.reconcile import in_scope, jobs_frame, plan_kills, reconcile, summarize
 from batchkit.schema import (
+    JOB_ACTIVE,
     JOB_TERMINAL,
     DescribeResult,
     JobCol,
@@ -53,6 +54,9 @@ Clock: TypeAlias = Callable[[], datetime]
 #: Jobs listed by ListJobs may show up a little after their createdAt, and the launch
 #: machine's clock is not Batch's: discovery looks this far behind its watermark.
 DISCOVERY_SKEW = timedelta(minutes=5)
+#: From this many recorded jobs on (10+ DescribeJobs calls), the first refresh shows a
+#: first look from ListJobs before the details are in (see ``Tracker._first_look``).
+FIRST_LOOK_MIN_JOBS = 1000
 #: TerminateJobs takes at most 50 ids a call (DESIGN §3); one chunk = one progress step.
 KILL_CHUNK = 50
 #: A job whose terminate answered a per-job error (throttling, ServerException — the bulk
@@ -105,6 +109,9 @@ class Snapshot:
     #: False only for the placeholder kept while no poll has ever succeeded (Batch down
     #: from the start): empty frame, ``degraded`` and ``error`` set, nothing to act on.
     has_result: bool = True
+    #: True for the first look of a large run: statuses of its active jobs from ListJobs,
+    #: the other recorded jobs "pending" until DescribeJobs has answered for them.
+    provisional: bool = False
 
     @property
     def age(self) -> float:
@@ -392,17 +399,22 @@ class Tracker:
         Returns the new snapshot, or the last good one marked degraded when Batch could
         not be reached (``snapshot.error`` says why, ``snapshot.age`` how old it is).
         """
-        snapshot, events = self._poll()
+        snapshot, events = self._poll(self._emit)
         self._emit_all(events)
         return snapshot
 
     async def refresh_async(self) -> Snapshot:
         """``refresh`` with the blocking I/O in a worker thread; events fire on this loop."""
-        snapshot, events = await asyncio.to_thread(self._poll)
+        loop = asyncio.get_running_loop()
+
+        def early(event: Event) -> None:
+            loop.call_soon_threadsafe(self._emit, event)
+
+        snapshot, events = await asyncio.to_thread(self._poll, early)
         self._emit_all(events)
         return snapshot
 
-    def _poll(self) -> tuple[Snapshot, list[Event]]:
+    def _poll(self, early: Emit | None = None) -> tuple[Snapshot, list[Event]]:
         with self._lock:
             fetched_at = self.clock()
             try:
@@ -410,6 +422,8 @@ class Tracker:
                     # NextflowRun is immutable: reload() returns the fresh view.
                     self.run = self.run.reload()
                 self._seed_from_ledger()
+                if self.snapshot is None and early is not None:
+                    self._first_look(fetched_at, early)
                 failed = self._describe_tracked()
                 failed |= self._discover(fetched_at)
             except (BatchkitError, OSError) as exc:
@@ -517,6 +531,53 @@ class Tracker:
             return
         self._known.update(self.ledger.known_jobs(self.run_name))
         self._watermark = _as_datetime(self.ledger.last_poll(self.run_name))
+
+    def _first_look(self, fetched_at: datetime, emit: Emit) -> None:
+        """Show a large run at once: its active jobs from ListJobs, the rest pending.
+
+        DescribeJobs takes 100 ids a call, so at the 20 requests/s budget a 10,000-task
+        run needs 5 s of calls before anything can be shown; ListJobs by status returns
+        1,000 summaries a page (DESIGN §3), enough to find which recorded jobs are still
+        running — the orphans — in a handful of calls. Summaries carry no command, so
+        only recorded ids (scope rule 1) are placed; discovery and the details
+        (attempts, vCPUs) follow in the same refresh.
+        """
+        recorded = self._recorded_ids()
+        queues = self._queue_names()
+        if len(recorded) < FIRST_LOOK_MIN_JOBS or not queues:
+            return
+        wanted = set(recorded)
+        found: dict[str, dict[str, Any]] = {}
+        try:
+            for queue in queues:
+                for summary in self.client.list_jobs(queue, statuses=sorted(JOB_ACTIVE)):
+                    job_id = str(summary.get("jobId", ""))
+                    if job_id in wanted:
+                        found[job_id] = {"jobQueue": queue, **summary}
+        except BatchkitError as exc:  # the full poll that follows says what is wrong
+            log.info("batchkit tracker: first look at run %r skipped: %s", self.run_name, exc)
+            return
+        frame = reconcile(
+            self.run, list(found.values()), price_per_vcpu_hour=self.price_per_vcpu_hour,
+            now=pd.Timestamp(fetched_at), queues=queues,
+        )
+        if len(frame):
+            asked = frame[TaskCol.NATIVE_ID].astype("string").isin(list(found))
+            pending = frame[RecCol.VERDICT].eq("vanished").fillna(False) & ~asked.fillna(False)
+            frame.loc[pending, RecCol.VERDICT] = "pending"
+            frame.loc[pending, RecCol.REASON] = "not active in Batch; asking DescribeJobs for its final state…"
+            frame.loc[pending, RecCol.KILLABLE] = False
+        snapshot = Snapshot(
+            frame=frame,
+            summary=summarize(frame),
+            taken_at=fetched_at,
+            run_state=str(self.run.state),
+            client_stats=self._client_stats(),
+            clock=self.clock,
+            provisional=True,
+        )
+        self.snapshot = snapshot
+        emit(Refreshed(snapshot))
 
     def _recorded_ids(self) -> list[str]:
         tasks = self.run.tasks

@@ -38,6 +38,7 @@ from batchkit.tracker import (
     KillStarted,
     Refreshed,
     RefreshFailed,
+    Snapshot,
     Tracker,
     VerdictChanged,
     _chunks_by_reason,
@@ -813,3 +814,45 @@ def test_background_loop_survives_a_failing_poll(world: Any) -> None:
     assert refreshed.wait(10)  # the loop kept going and recovered
     tracker.close()
     assert isinstance(thread, threading.Thread) and not thread.is_alive()
+
+
+def test_a_large_run_gets_a_first_look_from_list_jobs_before_the_details(tmp_path: Path) -> None:
+    """1,200 recorded jobs: the first Refreshed comes from ListJobs (1,000 a page) alone,
+    with the running orphans placed and the finished jobs pending; the full poll follows."""
+    from batchkit.client import BatchClient
+    from batchkit.sim import LocalBatch
+    from batchkit.tracker import FIRST_LOOK_MIN_JOBS
+
+    n = FIRST_LOOK_MIN_JOBS + 200
+    with LocalBatch(manual_clock=True) as lb:
+        lb.create_environment("q", vcpus=4 * n)
+        launched = pd.Timestamp(lb.clock.now(), unit="s", tz="UTC")
+        ids = lb.submit_jobs(n, queue="q", name="ALIGN", command=nf_command(f"{WORK}/00/x"), vcpus=2)
+        done = set(ids[: n // 2])
+        for job_id in ids:
+            lb.set_job_behavior(job_id, duration=60.0 if job_id in done else 6 * 3600.0)
+        lb.advance(600)
+        rows = [task(i, "COMPLETED" if j in done else "RUNNING", j) for i, j in enumerate(ids)]
+        run = FakeRun(tasks_frame(rows), launch_time=launched, end_time=launched, launch_dir=tmp_path)
+        timing = NoSleep()
+        client = BatchClient(endpoint_url=lb.endpoint_url, clock=timing.clock, sleep=timing.sleep)
+        tracker = Tracker(run, client, queues=["q"], ledger=False, reload_run=False)  # type: ignore[arg-type]
+        seen: list[tuple[Snapshot, dict[str, int]]] = []
+
+        def on_event(event: Any) -> None:
+            if isinstance(event, Refreshed):
+                seen.append((event.snapshot, dict(lb.calls)))
+
+        tracker.subscribe(on_event)
+        final = tracker.refresh()
+        first, calls_then = seen[0]
+        assert first.provisional and not final.provisional
+        # 5 active statuses, one page each (an empty page is asked twice before it is believed)
+        assert "DescribeJobs" not in calls_then and calls_then.get("ListJobs", 0) <= 10
+        assert first.summary["verdicts"]["orphan"] == n - len(done)
+        assert int(first.frame["verdict"].eq("pending").sum()) == len(done)
+        assert not first.frame.loc[first.frame["verdict"].eq("pending"), "killable"].any()
+        assert final.summary["verdicts"]["orphan"] == n - len(done)
+        assert "pending" not in set(final.frame["verdict"])
+        assert seen[-1][0] is final
+        client.close()
