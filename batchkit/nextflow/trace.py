@@ -260,7 +260,7 @@ def _locate_rows(body: bytes | memoryview, n_fields: int, path: str, warnings: l
     return _Rows(buf, field_starts, field_ends, line_numbers[keep], last_kept_unterminated)
 
 
-#: Widest a typed value can be (longer ones are bad); and the budget for one gathered column.
+#: Widest a typed value can be (longer ones are bad); and the most bytes gathered at once (a batch of columns).
 _MAX_TYPED_WIDTH: Final = 64
 _MAX_GATHER_BYTES: Final = 64 * 1024 * 1024
 
