@@ -10,7 +10,10 @@ up to 128 letters, digits, hyphens and underscores starting with a letter or dig
 array size 2..10,000; retry attempts 1..10; attemptDurationSeconds >= 60; tag keys
 <= 128 and values <= 256 characters, no ``aws:`` prefix; container environment
 variable names may not start with ``AWS_BATCH`` (reserved for the variables Batch
-sets itself).
+sets itself); at most 50 tags per resource, keys made of letters, digits, spaces and
+``_ . : / = + - @`` (Tagging AWS resources, "Tag naming limits") — batchkit adds one
+tag of its own, so a submission takes at most 49 user tags; vCPUs are whole numbers
+on EC2 and 0.25, 0.5 or whole numbers on Fargate.
 """
 
 from __future__ import annotations
@@ -19,10 +22,18 @@ import re
 import shlex
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 _JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Queue / job-definition ARNs: ``arn:aws:batch:REGION:ACCOUNT:job-queue/NAME``.
+_BATCH_ARN = re.compile(r"^arn:aws[a-z-]*:batch:[^:]*:[^:]*:(?P<kind>job-queue|job-definition)/(?P<name>.+)$")
+#: Punctuation AWS allows in a tag key besides letters, digits and spaces.
+_TAG_KEY_PUNCTUATION: Final = frozenset(" _.:/=+-@")
+#: AWS allows 50 tags per resource; BatchClient.submit_job adds SUBMISSION_TAG.
+MAX_USER_TAGS: Final = 49
+#: The fractional vCPU values Fargate accepts; anything else must be a whole number.
+_FRACTIONAL_VCPUS: Final = frozenset({0.25, 0.5})
 
 #: Field names of the form, in display order; messages are keyed by these.
 FIELDS: tuple[str, ...] = (
@@ -111,6 +122,21 @@ def _blank(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+def _arn_name(value: str, kind: str) -> str:
+    """The name inside a Batch ARN of ``kind`` (``job-queue``/``job-definition``), else ``value``.
+
+    SubmitJob takes a name or an ARN for both, so the membership check compares names;
+    the request still sends what the user typed.
+    """
+    match = _BATCH_ARN.match(value)
+    return match.group("name") if match and match.group("kind") == kind else value
+
+
+def _valid_tag_key(key: str) -> bool:
+    # AWS: ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$ — Unicode letters, spaces, digits and this punctuation.
+    return all(ch.isalnum() or ch in _TAG_KEY_PUNCTUATION for ch in key)
+
+
 def _parse_int(text: object, name: str, lo: int, hi: int | None, errors: dict[str, str], what: str) -> int | None:
     if _blank(text):
         return None
@@ -127,14 +153,22 @@ def _parse_int(text: object, name: str, lo: int, hi: int | None, errors: dict[st
 
 
 def _parse_pairs(text: object, name: str, errors: dict[str, str], what: str) -> list[tuple[str, str]]:
-    """``KEY=VALUE`` per line (or comma-separated on one line); a Mapping is taken as is."""
+    """``KEY=VALUE`` per line (or comma-separated on one line); a Mapping is taken as is.
+
+    One line is split on commas only when every comma-separated item is a ``KEY=VALUE``:
+    ``JAVA_OPTS=-Xmx1g,-Xms1g`` is one variable whose value has a comma, not two entries.
+    """
     if isinstance(text, Mapping):
         return [(str(k), str(v)) for k, v in text.items()]
     if _blank(text):
         return []
     pairs: list[tuple[str, str]] = []
     raw = str(text)
-    items = raw.splitlines() if "\n" in raw else raw.split(",")
+    if "\n" in raw:
+        items = raw.splitlines()
+    else:
+        parts = raw.split(",")
+        items = parts if all("=" in p for p in parts if p.strip()) else [raw]
     for lineno, item in enumerate(items, start=1):
         item = item.strip()
         if not item:
@@ -180,15 +214,17 @@ def validate_submission(
     job_queue = str(values.get("job_queue") or "").strip()
     if not job_queue:
         errors["job_queue"] = "Pick a job queue"
-    elif queues is not None and job_queue not in queues:
+    elif queues is not None and _arn_name(job_queue, "job-queue") not in queues:
         known = ", ".join(sorted(queues)) or "none"
         errors["job_queue"] = f"Job queue {job_queue!r} does not exist in this account/region (known: {known})"
 
     job_definition = str(values.get("job_definition") or "").strip()
     if not job_definition:
         errors["job_definition"] = "Pick a job definition"
-    elif job_definitions is not None and job_definition not in job_definitions:
-        base = job_definition.split(":", 1)[0]
+    elif job_definitions is not None and (
+        definition_name := _arn_name(job_definition, "job-definition")
+    ) not in job_definitions:
+        base = definition_name.split(":", 1)[0]
         if base not in job_definitions:
             known = ", ".join(sorted(job_definitions)) or "none"
             errors["job_definition"] = f"Job definition {job_definition!r} is not registered (known: {known})"
@@ -211,12 +247,12 @@ def validate_submission(
         except ValueError:
             errors["vcpus"] = f"vCPUs: {raw_vcpus!r} is not a number"
         else:
-            # Fargate takes 0.25 steps; EC2 whole vCPUs. Both need > 0.
+            # EC2 takes whole vCPUs; Fargate whole vCPUs or 0.25 / 0.5 (0.75 is no Fargate size).
             if not vcpus > 0 or vcpus > 4096:
                 errors["vcpus"] = f"vCPUs must be more than 0 and at most 4096 (got {raw_vcpus})"
                 vcpus = None
-            elif (vcpus * 4) % 1:
-                errors["vcpus"] = f"vCPUs must be a whole number or a multiple of 0.25 (got {raw_vcpus})"
+            elif not vcpus.is_integer() and vcpus not in _FRACTIONAL_VCPUS:
+                errors["vcpus"] = f"vCPUs must be a whole number, or 0.25 or 0.5 on Fargate (got {raw_vcpus})"
                 vcpus = None
 
     # AWS Batch rejects MEMORY below 4 MiB.
@@ -237,12 +273,23 @@ def validate_submission(
     timeout = _parse_int(values.get("timeout"), "timeout", 60, None, errors, "Timeout (seconds)")
 
     tag_pairs = _parse_pairs(values.get("tags"), "tags", errors, "Tags")
-    for key, value in tag_pairs:
+    if len(tag_pairs) > MAX_USER_TAGS:
+        errors["tags"] = (
+            f"Tags: {len(tag_pairs)} given, at most {MAX_USER_TAGS} (AWS allows 50 per job and "
+            f"batchkit adds its own submission tag): remove {len(tag_pairs) - MAX_USER_TAGS}"
+        )
+    for key, value in tag_pairs if "tags" not in errors else ():
         if not key or len(key) > 128 or len(value) > 256:
             errors["tags"] = f"Tag {key!r}: keys need 1-128 characters, values up to 256"
             break
         if key.lower().startswith("aws:"):
             errors["tags"] = f"Tag {key!r}: the aws: prefix is reserved by AWS"
+            break
+        if not _valid_tag_key(key):
+            errors["tags"] = (
+                f"Tag key {key!r} has characters AWS does not allow: use letters, digits, "
+                "spaces and _ . : / = + - @"
+            )
             break
         if key.startswith("batchkit:"):
             errors["tags"] = f"Tag {key!r}: the batchkit: prefix is set by batchkit itself"

@@ -89,6 +89,11 @@ def test_minimal_request_sends_only_what_was_given() -> None:
         ("tags", "aws:owner=me", "reserved"),
         ("tags", "batchkit:submission-id=x", "set by batchkit"),
         ("tags", "k=" + "v" * 257, "values up to 256"),
+        ("tags", "\n".join(f"k{i}=v" for i in range(50)), "at most 49"),
+        ("tags", "owner#1=me", "characters AWS does not allow"),
+        ("tags", "cost*centre=42", "characters AWS does not allow"),
+        ("vcpus", "0.75", "0.25 or 0.5"),
+        ("vcpus", "1.5", "0.25 or 0.5"),
     ],
 )
 def test_each_bad_value_is_named(field: str, value: str, needle: str) -> None:
@@ -111,3 +116,41 @@ def test_unknown_keys_are_rejected() -> None:
 
 def test_fields_cover_the_form() -> None:
     assert set(good()) == set(FIELDS)
+
+
+@pytest.mark.parametrize("vcpus", ["0.25", "0.5", "1", "16", "4.0"])
+def test_whole_and_fargate_fractional_vcpus_are_accepted(vcpus: str) -> None:
+    v = validate_submission(good(vcpus=vcpus), queues=QUEUES, job_definitions=DEFS)
+    assert v.ok, v.errors
+
+
+def test_a_comma_inside_one_value_is_not_a_separator() -> None:
+    v = validate_submission(good(environment="JAVA_OPTS=-Xmx1g,-Xms1g"), queues=QUEUES, job_definitions=DEFS)
+    assert v.request is not None, v.errors
+    assert v.request.environment == (("JAVA_OPTS", "-Xmx1g,-Xms1g"),)
+    # every item a KEY=VALUE: still split (and a trailing comma is harmless)
+    v = validate_submission(good(environment="A=1, B=2,"), queues=QUEUES, job_definitions=DEFS)
+    assert v.request is not None and v.request.environment == (("A", "1"), ("B", "2"))
+
+
+def test_queue_and_job_definition_arns_are_checked_by_name_and_sent_as_typed() -> None:
+    queue = "arn:aws:batch:eu-west-1:123456789012:job-queue/demo-queue"
+    jd = "arn:aws:batch:eu-west-1:123456789012:job-definition/nf-demo:3"
+    v = validate_submission(good(job_queue=queue, job_definition=jd), queues=QUEUES, job_definitions=DEFS)
+    assert v.request is not None, v.errors
+    kwargs = v.request.to_kwargs()
+    assert (kwargs["jobQueue"], kwargs["jobDefinition"]) == (queue, jd)
+    # an ARN naming something the account does not have is still refused
+    v = validate_submission(
+        good(job_queue=queue.replace("demo-queue", "gone"), job_definition=jd.replace("nf-demo", "other")),
+        queues=QUEUES,
+        job_definitions=DEFS,
+    )
+    assert set(v.errors) == {"job_queue", "job_definition"}
+
+
+def test_49_tags_and_aws_tag_characters_are_accepted() -> None:
+    tags = "\n".join(f"k{i}=v" for i in range(48)) + "\nCost Centre_1.a:b/c+d-e@f=x"
+    v = validate_submission(good(tags=tags), queues=QUEUES, job_definitions=DEFS)
+    assert v.request is not None, v.errors
+    assert len(v.request.tags) == 49
