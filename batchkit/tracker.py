@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -32,6 +33,7 @@ import pandas as pd
 from batchkit.client import BatchClient
 from batchkit.errors import BatchkitError, InputError
 from batchkit.reconcile import in_scope, jobs_frame, plan_kills, reconcile, summarize
+from batchkit.retry import is_code_retryable
 from batchkit.schema import (
     JOB_ACTIVE,
     JOB_TERMINAL,
@@ -304,6 +306,55 @@ def _status(job: dict[str, Any] | None) -> str | None:
     return None if value is None else str(value)
 
 
+def run_key(run: Any) -> str:
+    """The ledger key (and kill-reason name) of a run: its name, else what tells it apart.
+
+    A trace-only run has no name (only the log and the weblog carry "Run name:"); a
+    shared fallback such as "run" would give every such run on one ledger the same
+    known jobs, discovery mark and pending kills. So: the session id when known, else
+    the work dir and launch time (to the minute: a trace-only run's launch time is its
+    earliest submit seen so far, which can move by seconds as slow first tasks finish),
+    else the launch dir. Kept readable, since Batch shows it in the kill reason.
+    """
+    name = getattr(run, "name", None)
+    if name:
+        return str(name)
+    session = getattr(run, "session_id", None)
+    if session:
+        return f"unnamed session {session}"
+    work_dir = getattr(run, "work_dir", None)
+    launched = _as_datetime(getattr(run, "launch_time", None))
+    if work_dir and launched is not None:
+        return f"unnamed {work_dir} @ {launched:%Y-%m-%dT%H:%MZ}"
+    launch_dir = getattr(run, "launch_dir", None)
+    if launch_dir:
+        return f"unnamed {launch_dir}"
+    if work_dir:
+        return f"unnamed {work_dir}"
+    return "unnamed"
+
+
+_HTTP_RETRYABLE = re.compile(r"HTTP(429|5\d\d)")
+
+
+def _retryable(outcome: JobOutcome) -> bool:
+    """Whether a failed terminate is worth sending again later (it stays pending).
+
+    Throttling, 5xx and "kept failing until the deadline" (the client's outcome once its
+    retries ran out, whose code may be a connection error's class name) are; a refusal
+    such as AccessDeniedException or ClientException gives the same answer every time,
+    so it is final: re-sending it on every start and every later kill only hides it.
+    """
+    if outcome.ok:
+        return False
+    code = outcome.error_code
+    if code is None:
+        return True  # no answer at all for this job
+    if is_code_retryable(code) or _HTTP_RETRYABLE.fullmatch(code):
+        return True
+    return "until the deadline" in outcome.message
+
+
 # --- the tracker ------------------------------------------------------------------------
 
 
@@ -354,6 +405,7 @@ class Tracker:
         self._watermark: datetime | None = None  # every job created before it was listed
         self._seeded = False
         self._recorded_key: dict[str, Any] | None = None  # summary last written to the ledger
+        self._unnamed_key: str | None = None  # ``run_key`` of a run without a name, fixed once
 
         self._subscribers: list[Emit] = []
         self._lock = threading.RLock()  # one refresh at a time; guards the caches
@@ -391,7 +443,17 @@ class Tracker:
 
     @property
     def run_name(self) -> str:
-        return self.run.name or (str(self.run.launch_dir) if self.run.launch_dir else "run")
+        """The run's key in the ledger and its name in kill reasons (see ``run_key``).
+
+        An unnamed run's key is fixed the first time it is asked for: a trace-only run's
+        launch time is its earliest submit *so far*, and rows arrive as tasks end.
+        """
+        name = self.run.name
+        if name:
+            return str(name)
+        if self._unnamed_key is None:
+            self._unnamed_key = run_key(self.run)
+        return self._unnamed_key
 
     def refresh(self) -> Snapshot:
         """Poll Batch once (blocking) and reconcile; never raises because AWS is failing.
@@ -700,7 +762,7 @@ class Tracker:
         plan = plan_kills(
             snapshot.frame,
             force=force,
-            run_name=self.run.name,
+            run_name=self.run_name,
             verdicts=list(verdicts) if verdicts is not None else None,
             job_ids=list(job_ids) if job_ids is not None else None,
         )
@@ -710,11 +772,15 @@ class Tracker:
     def kill(
         self, plan: Sequence[KillJob], *, progress: Callable[[int, int], None] | None = None
     ) -> KillReport:
-        """Terminate the plan's jobs, ledger first, and verify each end state.
+        """Terminate the plan's jobs, ledger first, then describe them to verify.
 
-        Kills interrupted earlier (an intent in the ledger with no result: the kernel died
-        mid-kill) are re-driven first under their original audit entry, so every job is
-        killed and recorded exactly once. A job the ledger already shows killed is skipped.
+        A job the ledger already shows killed is skipped. Kills interrupted earlier (an
+        intent with no final result: the kernel died mid-kill, or Batch kept failing)
+        are re-driven under their original audit entry when their job is in the plan,
+        or when the tracker does not see the job active (finished, gone, or not polled
+        yet: sending again only records how it ended). A pending kill of another job that
+        still runs is left for ``resume_kills`` (and ``start``): ``kill --job X`` must
+        not terminate jobs the user did not pick this time.
         """
         return self._kill(plan, progress, self._emit)
 
@@ -722,6 +788,15 @@ class Tracker:
         self, plan: Sequence[KillJob], progress: Callable[[int, int], None] | None = None
     ) -> KillReport:
         """``kill`` in a worker thread; progress and events are delivered on this loop."""
+        return await self._kill_in_thread(plan, progress, resume=False)
+
+    async def _kill_in_thread(
+        self,
+        plan: Sequence[KillJob],
+        progress: Callable[[int, int], None] | None,
+        *,
+        resume: bool,
+    ) -> KillReport:
         loop = asyncio.get_running_loop()
 
         def emit(event: Event) -> None:
@@ -731,11 +806,11 @@ class Tracker:
             if progress is not None:
                 loop.call_soon_threadsafe(progress, done, total)
 
-        return await asyncio.to_thread(self._kill, plan, on_progress, emit)
+        return await asyncio.to_thread(self._kill, plan, on_progress, emit, resume=resume)
 
     def resume_kills(self, *, progress: Callable[[int, int], None] | None = None) -> KillReport:
-        """Finish kills a previous tracker recorded but never completed (kernel restart)."""
-        return self._kill([], progress, self._emit)
+        """Finish every kill of this run a previous tracker recorded but never completed."""
+        return self._kill([], progress, self._emit, resume=True)
 
     def _require_ledger(self) -> Ledger:
         if self.ledger is None:
@@ -746,52 +821,84 @@ class Tracker:
             )
         return self.ledger
 
+    def _redrives(self, job: KillJob, plan_ids: set[str], resume: bool) -> bool:
+        if resume or job.job_id in plan_ids:
+            return True
+        with self._lock:
+            return _status(self._jobs.get(job.job_id)) not in JOB_ACTIVE
+
     def _kill(
         self,
         plan: Sequence[KillJob],
         progress: Callable[[int, int], None] | None,
         emit: Emit,
+        *,
+        resume: bool = False,
     ) -> KillReport:
         ledger = self._require_ledger()
-        with self._kill_lock:
-            run_name = self.run_name
-            killed = set(ledger.killed_job_ids())
-            pending = _pending_with_ids(ledger, run_name)
-            todo: dict[str, tuple[KillJob, int | None]] = {}
-            for job, kill_id in pending:
-                todo.setdefault(job.job_id, (job, kill_id))
-            skipped: list[KillJob] = []
-            for job in plan:
-                if job.job_id in killed:
-                    skipped.append(job)
-                elif job.job_id not in todo:
-                    todo[job.job_id] = (job, None)
-            entries = list(todo.values())
-            total = len(entries)
-            emit(KillStarted([job.job_id for job, _ in entries]))
-            outcomes: list[tuple[KillJob, JobOutcome, str | None]] = []
-            complete = True
-            done = 0
-            for chunk in _chunks_by_reason(entries, KILL_CHUNK):
-                if self._closed:
-                    complete = False
-                    break
-                outcomes.extend(self._kill_chunk(ledger, run_name, chunk))
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
-                emit(KillProgress(done, total))
-            report = KillReport(outcomes=outcomes, skipped=skipped, complete=complete)
-        if outcomes and not self._closed:
-            with self._lock:
-                if self.snapshot is not None:
-                    self._publish_quietly(emit)
-        emit(KillFinished(report))
+        outcomes: list[tuple[KillJob, JobOutcome, str | None]] = []
+        skipped: list[KillJob] = []
+        complete = False
+        started = False
+        try:
+            with self._kill_lock:
+                run_name = self.run_name
+                killed = set(ledger.killed_job_ids())
+                plan_ids = {job.job_id for job in plan}
+                todo: dict[str, tuple[KillJob, int | None]] = {}
+                for job, kill_id in _pending_with_ids(ledger, run_name):
+                    if self._redrives(job, plan_ids, resume):
+                        todo.setdefault(job.job_id, (job, kill_id))
+                for job in plan:
+                    if job.job_id in killed:
+                        skipped.append(job)
+                    elif job.job_id not in todo:
+                        todo[job.job_id] = (job, None)
+                entries = list(todo.values())
+                total = len(entries)
+                emit(KillStarted([job.job_id for job, _ in entries]))
+                started = True
+                kill_ids: dict[str, int] = {}
+                failure: BatchkitError | None = None
+                done = 0
+                for chunk in _chunks_by_reason(entries, KILL_CHUNK):
+                    if self._closed:
+                        break
+                    rows, ids, failure = self._kill_chunk(ledger, run_name, chunk)
+                    outcomes.extend(rows)
+                    kill_ids.update(ids)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
+                    emit(KillProgress(done, total))
+                    if failure is not None:
+                        # Batch is failing past the client's deadline: every further chunk
+                        # would wait out its own deadline too. The ledger keeps the rest.
+                        break
+                complete = done == total and failure is None
+                # Verify only when Batch is answering: a failing describe would cost
+                # another full deadline, and terminate_jobs' own answer is kept anyway.
+                if outcomes and failure is None and not self._closed:
+                    outcomes[:] = self._verify(ledger, outcomes, kill_ids)
+                self._cache_statuses(outcomes)
+            if outcomes and not self._closed:
+                with self._lock:
+                    if self.snapshot is not None:
+                        self._publish_quietly(emit)
+        finally:
+            # Always, even when a chunk raised or the kernel is interrupted: a dashboard
+            # that saw KillStarted must not stay on "killing" forever.
+            report = KillReport(outcomes=list(outcomes), skipped=skipped, complete=complete)
+            if started:
+                emit(KillFinished(report))
         return report
 
     def _kill_chunk(
         self, ledger: Ledger, run_name: str, chunk: list[tuple[KillJob, int | None]]
-    ) -> list[tuple[KillJob, JobOutcome, str | None]]:
+    ) -> tuple[list[tuple[KillJob, JobOutcome, str | None]], dict[str, int], BatchkitError | None]:
+        """Terminate one chunk (one reason): (rows, kill id per job, the AWS error that
+        stopped it or None). Every answer received is written, even when a later round
+        raised; jobs without a final answer stay pending in the ledger."""
         reason = chunk[0][0].reason
         request = {"operation": "TerminateJob", "reason": reason, "request_id": str(uuid.uuid4())}
         ids: dict[str, int] = {}
@@ -807,29 +914,85 @@ class Tracker:
             )
         answers: dict[str, JobOutcome] = {}
         remaining = list(jobs)
+        failure: BatchkitError | None = None
         for _ in range(KILL_ROUNDS):
             if not remaining:
                 break
-            # terminate_jobs describes the jobs again after the call (verify=True), so each
-            # outcome carries the end state Batch shows now.
-            for outcome in self.client.terminate_jobs(remaining, reason):
-                answers[outcome.job_id] = outcome
-            remaining = [i for i in remaining if i in answers and not answers[i].ok]
+            try:
+                # Per-job throttling/5xx come back inside an HTTP 200 that the SDK does not
+                # retry (DESIGN §3): those ids are sent again in the next round.
+                answered = self.client.terminate_jobs(remaining, reason)
+            except BatchkitError as exc:  # AwsError/ApiUnavailableError past the deadline
+                failure = exc
+                break
+            for answer in answered:
+                answers[answer.job_id] = answer
+            remaining = [i for i in remaining if i not in answers or _retryable(answers[i])]
         rows: list[tuple[KillJob, JobOutcome, str | None]] = []
         for job_id, job in jobs.items():
-            outcome = answers.get(job_id) or JobOutcome(
-                job_id, "error", message="Batch gave no answer for this job"
-            )
+            got = answers.get(job_id)
+            if failure is not None and job_id in remaining:
+                code = getattr(failure, "code", None) or type(failure).__name__
+                outcome = JobOutcome(
+                    job_id,
+                    "error",
+                    status=got.status if got is not None else None,
+                    error_code=code,
+                    message=f"terminate stopped: {failure}; the kill stays pending, run it again",
+                )
+            elif got is None:
+                outcome = JobOutcome(job_id, "error", message="Batch gave no answer for this job")
+            else:
+                outcome = got
             status = "not_found" if outcome.outcome == "not_found" else outcome.status
-            # Result AFTER the call, with the status Batch showed on verification.
-            ledger.record_kill_result(ids[job_id], outcome, status)
+            # Result AFTER the call: a refusal that would be the same next time is final;
+            # throttling, 5xx, a deadline or no answer keep the intent pending.
+            ledger.record_kill_result(ids[job_id], outcome, status, final=not _retryable(outcome))
             rows.append((job, outcome, status))
+        return rows, ids, failure
+
+    def _verify(
+        self,
+        ledger: Ledger,
+        rows: list[tuple[KillJob, JobOutcome, str | None]],
+        kill_ids: dict[str, int],
+    ) -> list[tuple[KillJob, JobOutcome, str | None]]:
+        """Describe the killed jobs once more and record what Batch shows now.
+
+        A terminated STARTING/RUNNING job stays RUNNING until its container stops (real
+        Batch takes seconds to minutes), so the status terminate_jobs saw right after the
+        call is not the end state. If describing fails, terminate_jobs' answer is kept.
+        """
+        try:
+            result = self.client.describe_jobs([job.job_id for job, _, _ in rows])
+        except BatchkitError as exc:
+            log.warning("batchkit tracker: could not verify the kill of run %r: %s", self.run_name, exc)
+            return rows
+        missing = set(result.missing)
+        verified: list[tuple[KillJob, JobOutcome, str | None]] = []
+        for job, outcome, status in rows:
+            described = result.jobs.get(job.job_id)
+            if described is not None:
+                status = _status(described)
+                with self._lock:
+                    if job.job_id in self._jobs:
+                        self._jobs[job.job_id] = dict(described)
+            elif job.job_id in missing:
+                status = "not_found"
+            else:  # its describe chunk failed: keep what terminate answered
+                verified.append((job, outcome, status))
+                continue
+            if status is not None:
+                ledger.record_kill_verification(kill_ids[job.job_id], status)
+            verified.append((job, outcome, status))
+        return verified
+
+    def _cache_statuses(self, rows: list[tuple[KillJob, JobOutcome, str | None]]) -> None:
         with self._lock:
-            for _, outcome, status in rows:
-                cached = self._jobs.get(outcome.job_id)
+            for job, _, status in rows:
+                cached = self._jobs.get(job.job_id)
                 if cached is not None and status in JOB_TERMINAL:
                     cached["status"] = status
-        return rows
 
     def _publish_quietly(self, emit: Emit) -> None:
         """Re-reconcile from the cache after a kill (no extra API call) and announce it."""
@@ -899,7 +1062,7 @@ class Tracker:
     async def _loop_async(self) -> None:
         if self._has_pending_kills():
             try:
-                await self.kill_async([])
+                await self._kill_in_thread([], None, resume=True)
             except Exception as exc:
                 self._unexpected("resuming interrupted kills", exc)
         while not self._closed:
