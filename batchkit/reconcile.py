@@ -40,7 +40,10 @@ Matching a task to a job, strongest first:
   pipeline), not a Batch job id.
 
 Verdicts (first rule that applies wins):
-  * ``untracked``: a job in scope that no task claims; killable only while active.
+  * ``untracked``: a job in scope that no task claims; killable only while active and
+    once the run has ended. While the run is alive an unclaimed job may simply be one
+    Nextflow submitted after we last read its files (the trace gets a row only when a
+    task ends, DESIGN §2), so killing it needs ``force`` like any job of a live run.
   * ``ok`` for CACHED tasks (they need no job).
   * ``orphan``: Batch has the job active while the task is COMPLETED/FAILED/ABORTED, or
     the run has ended (completed/aborted) with the task still SUBMITTED/RUNNING.
@@ -524,7 +527,14 @@ def _scope(
     if work_dir and launch is not None:
         prefix = work_dir.rstrip("/") + "/"
         under = jobs[JobCol.WORK_DIR].str.startswith(prefix).fillna(False).to_numpy(bool)
-        after = (jobs[JobCol.CREATED_AT] >= launch - CLOCK_SKEW).fillna(False)
+        floor = launch - CLOCK_SKEW
+        # The log's launch time has no zone marker (DESIGN §2): read in the wrong zone it
+        # can be hours early and let an earlier run's jobs in. Batch's own createdAt of
+        # the run's recorded jobs bounds it: none of them predates the launch.
+        recorded_created = jobs[JobCol.CREATED_AT][by_id]
+        if recorded_created.notna().any():
+            floor = max(floor, recorded_created.min() - CLOCK_SKEW)
+        after = (jobs[JobCol.CREATED_AT] >= floor).fillna(False)
         by_dir = under & after.to_numpy(bool)
         if queues is None:
             queues = getattr(run, "queues", None)
@@ -834,7 +844,7 @@ def reconcile(
     frame[RecCol.WASTE_COST] = pd.array(waste_h * price_per_vcpu_hour, dtype="Float64")
 
     # --- killable, nf_alive, scope ---
-    frame[RecCol.KILLABLE] = (verdict == "orphan") | ((verdict == "untracked") & active)
+    frame[RecCol.KILLABLE] = (verdict == "orphan") | ((verdict == "untracked") & active & run_ended)
     frame[RecCol.NF_ALIVE] = (run.state == "alive") & nf_alive_status
     frame[RecCol.IN_SCOPE_BY] = scope_part.astype("string")
 
@@ -917,7 +927,8 @@ def _reasons(
         # Untracked jobs are in scope by rule 2: their work dir lies under run.work_dir + "/".
         tail = _obj(frame[JobCol.WORK_DIR].iloc[idx].str.slice(len((run.work_dir or "").rstrip("/")) + 1))
         text = "no Nextflow record of job " + short(idx) + " (work dir …/" + tail + " in the run's scope); Batch " + bs[idx]
-        out: np.ndarray = np.where(active[idx], text + for_text(idx), text)
+        live = "" if run_ended else " — the run is alive: it may have just been submitted (kill only with force)"
+        out: np.ndarray = np.where(active[idx], text + for_text(idx) + live, text)
         return out
 
     put(verdict == "untracked", untracked)
@@ -987,7 +998,9 @@ def plan_kills(
     has_id = frame[JobCol.JOB_ID].notna().to_numpy(bool)
     active = frame[RecCol.BATCH_STATUS].isin(JOB_ACTIVE).to_numpy(bool)
     killable = frame[RecCol.KILLABLE].fillna(False).to_numpy(bool)
-    forced = force & frame[RecCol.NF_ALIVE].fillna(False).to_numpy(bool) & ~killable
+    # force adds every other in-scope active job: the tasks Nextflow still tracks as
+    # alive, and the unclaimed jobs of a run that is still alive.
+    forced = force & ~killable
     pick = scoped & has_id & active & (killable | forced)
     if verdicts is not None:
         pick &= frame[RecCol.VERDICT].isin(set(verdicts)).to_numpy(bool)

@@ -315,11 +315,14 @@ def test_every_verdict_with_its_reason() -> None:
         (7, "disagree-1"): ("disagree", "Nextflow says COMPLETED, Batch says FAILED (Essential container in task exited)"),
         (8, None): ("ok", "Nextflow SUBMITTED, no Batch job id yet (not yet submitted)"),
         (9, None): ("ok", "Nextflow COMPLETED; native_id 12345 is a local process, not a Batch job"),
-        (None, "untracked-1"): ("untracked", "no Nextflow record of job untracke… (work dir …/b1/000011000000000000000000000000 in the run's scope); Batch RUNNING for 2h 0m"),
+        (None, "untracked-1"): ("untracked", "no Nextflow record of job untracke… (work dir …/b1/000011000000000000000000000000 in the run's scope); Batch RUNNING for 2h 0m — the run is alive: it may have just been submitted (kill only with force)"),
         (None, "untracked-2"): ("untracked", "no Nextflow record of job untracke… (work dir …/b2/000012000000000000000000000000 in the run's scope); Batch SUCCEEDED"),
     }
+    # The run is alive: its unclaimed running job may be one Nextflow just submitted.
     killable = set(frame.loc[frame[RecCol.KILLABLE], JobCol.JOB_ID])
-    assert killable == {"orphan-1", "untracked-1"}
+    assert killable == {"orphan-1"}
+    ended = reconcile(Run(run.tasks, state="aborted", end_time=T0 + minutes(70)), jobs, now=NOW)
+    assert "untracked-1" in set(ended.loc[ended[RecCol.KILLABLE], JobCol.JOB_ID])
     # Rows keep the tasks' order, then untracked jobs by creation time.
     assert frame[TaskCol.TASK_ID].iloc[:9].tolist() == list(range(1, 10))
     assert frame[JobCol.JOB_ID].iloc[9:].tolist() == ["untracked-2", "untracked-1"]
@@ -579,7 +582,7 @@ def test_a_cached_tasks_native_id_belongs_to_an_earlier_run() -> None:
 # --- plan_kills --------------------------------------------------------------------
 
 
-def incident() -> pd.DataFrame:
+def incident(state: str = "alive") -> pd.DataFrame:
     run = Run(
         tasks(
             task(1, "ABORTED", "orphan-1", "a1/000001"),
@@ -588,6 +591,8 @@ def incident() -> pd.DataFrame:
             task(4, "ABORTED", "orphan-1", "a1/000001"),  # the same job twice (trace + log)
         ),
         name="wise_hypatia",
+        state=state,
+        end_time=None if state == "alive" else T0 + minutes(5),
     )
     jobs = [
         job("orphan-1", "RUNNING", started=T0),
@@ -601,12 +606,17 @@ def incident() -> pd.DataFrame:
 
 
 def test_plan_kills_takes_only_killable_rows() -> None:
-    plan = plan_kills(incident())
+    # A live run: only the orphan; its unclaimed running job may have just been submitted.
+    assert [(k.job_id, k.verdict, k.reason) for k in plan_kills(incident())] == [
+        ("orphan-1", "orphan", "batchkit: orphan of run 'wise_hypatia'"),
+    ]
+    plan = plan_kills(incident("aborted"))
     assert [(k.job_id, k.verdict, k.reason) for k in plan] == [
         ("orphan-1", "orphan", "batchkit: orphan of run 'wise_hypatia'"),
+        ("alive-1", "orphan", "batchkit: orphan of run 'wise_hypatia'"),
         ("untracked-run", "untracked", "batchkit: untracked of run 'wise_hypatia'"),
     ]
-    assert plan[0].task_name == "FASTQC (sample1)" and plan[1].task_name is None
+    assert plan[0].task_name == "FASTQC (sample1)" and plan[2].task_name is None
     assert all(isinstance(k, KillJob) for k in plan)
 
 
@@ -616,7 +626,7 @@ def test_plan_kills_force_adds_tracked_alive_jobs_only() -> None:
     assert [(k.job_id, k.reason) for k in plan] == [
         ("orphan-1", "batchkit: orphan of run 'other_name'"),
         ("alive-1", "batchkit: forced kill of run 'other_name'"),
-        ("untracked-run", "batchkit: untracked of run 'other_name'"),
+        ("untracked-run", "batchkit: forced kill of run 'other_name'"),
     ]
 
 
@@ -632,7 +642,8 @@ def test_plan_kills_never_takes_a_job_outside_the_proven_scope() -> None:
 
 def test_plan_kills_narrows_and_truncates() -> None:
     frame = incident()
-    assert [k.job_id for k in plan_kills(frame, job_ids={"untracked-run"})] == ["untracked-run"]
+    assert plan_kills(frame, job_ids={"untracked-run"}) == []  # the run is alive
+    assert [k.job_id for k in plan_kills(frame, job_ids={"untracked-run"}, force=True)] == ["untracked-run"]
     assert [k.job_id for k in plan_kills(frame, verdicts={"orphan"})] == ["orphan-1"]
     assert plan_kills(frame, job_ids={"done-1", "same-name-other-run"}, force=True) == []
     long = plan_kills(frame, run_name="x" * 2000)
@@ -673,7 +684,7 @@ def test_no_plan_ever_holds_an_unproven_or_finished_job(
         row = rows_by_job.loc[kill.job_id]
         assert row[RecCol.IN_SCOPE_BY] in {"native_id", "workdir"}
         assert row[RecCol.BATCH_STATUS] in {"SUBMITTED", "RUNNABLE", "STARTING", "RUNNING"}
-        assert row[RecCol.KILLABLE] or (force and row[RecCol.NF_ALIVE])
+        assert row[RecCol.KILLABLE] or (force and (row[RecCol.NF_ALIVE] or row[RecCol.VERDICT] == "untracked"))
     # No job outside the run's work dir (created any time) is ever in the frame unless recorded.
     foreign = frame[frame[JobCol.WORK_DIR].str.startswith(WORK + "/").eq(False).fillna(False)]
     assert set(foreign[RecCol.IN_SCOPE_BY]) <= {"native_id"}
@@ -684,8 +695,24 @@ def test_no_plan_ever_holds_an_unproven_or_finished_job(
 def test_summarize_counts_every_verdict() -> None:
     summary = summarize(incident())
     assert summary["verdicts"] == {"ok": 2, "orphan": 2, "untracked": 2, "stale": 0, "vanished": 0, "disagree": 0}
-    assert summary["killable"] == 3 and summary["mismatches"] == 4
+    assert summary["killable"] == 2 and summary["mismatches"] == 4  # live run: untracked-run needs force
     assert summary["run_name"] == "wise_hypatia" and summary["rows"] == 6
     import json
 
     json.dumps(summary)  # plain types only: the ledger stores it as JSON
+
+
+def test_a_launch_time_read_in_the_wrong_zone_does_not_widen_the_scope() -> None:
+    """The log's times carry no zone: read in Tokyo a UTC log's launch is 9 h early.
+    Batch's createdAt of the run's recorded jobs bounds the scope instead."""
+    wrong_zone = T0 - pd.Timedelta(hours=9)
+    run = Run(tasks(task(1, "RUNNING", "mine", "a1/000001")), launch_time=wrong_zone)
+    jobs = [
+        job("mine", "RUNNING", short_hash="a1/000001", created=T0 + minutes(1), started=T0 + minutes(2)),
+        # an earlier run's job in the same work dir, 2 h before this run
+        job("earlier", "RUNNING", short_hash="b1/000001", created=T0 - pd.Timedelta(hours=2)),
+        # an unclaimed job of this run, created after its first recorded one
+        job("later", "RUNNING", short_hash="b2/000001", created=T0 + minutes(30)),
+    ]
+    rules = dict(zip([j["jobId"] for j in jobs], in_scope(run, jobs_frame(jobs)), strict=True))
+    assert rules == {"mine": "native_id", "earlier": "", "later": "workdir"}
