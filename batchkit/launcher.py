@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The console widget is redrawn at most this often (seconds).
+CONSOLE_FLUSH_S = 0.2
+
 #: Nextflow moved the weblog to the nf-weblog plugin in 25.04 (the -with-weblog flag
 #: is gone there).
 WEBLOG_PLUGIN_SINCE = (25, 4)
@@ -194,6 +197,7 @@ class NextflowLaunch:
         self._dashboards: list[Any] = []
         self._watchdog: Watchdog | None = None
         self._output: Any = None
+        self._flushed_at = 0.0
         self._listeners: list[Callable[[str], None]] = []
         self._lock = threading.Lock()
         self.process = subprocess.Popen(  # the command is built above, not a shell string
@@ -202,7 +206,10 @@ class NextflowLaunch:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            text=True,
+            # Nextflow echoes a failed task's .command.out, which can hold any bytes: a
+            # strict decoder would kill the reader and leave the run blocked on its pipe.
+            encoding="utf-8",
+            errors="replace",
             bufsize=1,
             env={**os.environ, **(env or {})},
             # Its own process group: SIGTERM reaches the JVM behind the nextflow launcher
@@ -221,17 +228,23 @@ class NextflowLaunch:
 
     def _pump(self) -> None:
         stream = self.process.stdout
-        if stream is None:
-            return
-        for line in stream:
-            self.console.append(line)
-            for listener in list(self._listeners):
-                try:
-                    listener(line)
-                except Exception:  # a closed widget must not stop the console
-                    log.exception("batchkit launcher: console listener failed")
-        self.process.wait()
-        self._exit_time = pd.Timestamp.now(tz="UTC")
+        try:
+            if stream is None:
+                return
+            for line in stream:
+                self.console.append(line)
+                for listener in list(self._listeners):
+                    try:
+                        listener(line)
+                    except Exception:  # a closed widget must not stop the console
+                        log.exception("batchkit launcher: console listener failed")
+        except (OSError, ValueError):  # the pipe closed under us: the process is going
+            log.debug("batchkit launcher: console of %s closed", self.run_name)
+        finally:
+            self.process.wait()
+            self._exit_time = pd.Timestamp.now(tz="UTC")
+            if self._output is not None:
+                self._flush_output(force=True)
 
     @property
     def returncode(self) -> int | None:
@@ -282,6 +295,10 @@ class NextflowLaunch:
         from batchkit.nextflow import NextflowRun
 
         run = NextflowRun.from_dir(self.launch_dir, weblog=self.weblog)
+        declared = self._declared_dead
+        if declared is not None and run.last_activity is not None and run.last_activity > declared[1]:
+            # It spoke again after the watchdog gave up on it: alive after all.
+            self._declared_dead = None
         ended = self._ended()
         if run.state == "alive" and ended is not None:
             cause, when = ended
@@ -355,17 +372,29 @@ class NextflowLaunch:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     def output(self) -> Any:
-        """An ipywidgets Output that streams the run's console (created on first use)."""
+        """An ipywidgets Output that streams the run's console (created on first use).
+
+        It shows the last ``console`` lines as one block, redrawn at most every
+        ``CONSOLE_FLUSH_S`` seconds: ``Output.append_stdout`` per line would grow the
+        widget's outputs without bound and re-send all of them for every line.
+        """
         if self._output is None:
             import ipywidgets as widgets
 
             out = widgets.Output(layout=widgets.Layout(max_height="240px", overflow="auto"))
             out.add_class("bk-console")
-            for line in list(self.console):
-                out.append_stdout(line)
-            self.on_console(out.append_stdout)
             self._output = out
+            self._flush_output(force=True)
+            self.on_console(lambda _line: self._flush_output())
         return self._output
+
+    def _flush_output(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._flushed_at < CONSOLE_FLUSH_S:
+            return
+        self._flushed_at = now
+        text = "".join(list(self.console))
+        self._output.outputs = ({"output_type": "stream", "name": "stdout", "text": text},) if text else ()
 
     def close(self) -> None:
         """Stop watching (not the run): the watchdog, the weblog receiver and the tracker."""
@@ -401,6 +430,10 @@ def launch_nextflow(
     """
     from batchkit.nextflow import WeblogReceiver
 
+    if "-bg" in extra_args:
+        # With -bg the launcher script exits at once while the JVM runs on: the exit would
+        # read as a crash and make every running job an orphan.
+        raise InputError("-bg is not supported: batchkit runs Nextflow in the background itself")
     folder = Path(launch_dir)
     folder.mkdir(parents=True, exist_ok=True)
     if not folder.is_dir():

@@ -184,3 +184,38 @@ def test_alert_text_and_banner_escape() -> None:
     assert alert_html(None) == "" and alert_html("") == ""
     armed = alert_text(WatchdogAlert(reason="r", active_jobs=1, killable=1, armed=True))
     assert "armed: killing 1 orphan job(s)" in armed
+
+
+def _fake_nextflow(tmp_path: Path) -> Path:
+    """A stand-in `nextflow` that prints invalid UTF-8 and 4 MB of lines, then exits."""
+    script = tmp_path / "nextflow"
+    script.write_text(
+        "#!/usr/bin/env bash\n"
+        'if [ "$1" = "-version" ]; then echo "      version 24.10.4 build 5934"; exit 0; fi\n'
+        "printf 'caf\\xe9 au lait\\n'\n"
+        "yes 'a line of console output, repeated to fill the pipe' | head -n 80000\n"
+        "exit 0\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_console_survives_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    launch = launch_nextflow("main.nf", tmp_path / "run", nextflow=str(_fake_nextflow(tmp_path)), simulated=False)
+    try:
+        assert launch.wait(60) == 0  # the reader kept draining the pipe
+        launch.stop()
+        assert launch.console[-1].startswith("a line of console output")
+        assert "-with-weblog" in launch.command  # 24.10: the old weblog flag
+        out = launch.output()
+        assert len(out.outputs) == 1  # one block, not one output per line
+        assert out.outputs[0]["text"].endswith("repeated to fill the pipe\n")
+    finally:
+        launch.close()
+
+
+def test_background_flag_is_refused(tmp_path: Path) -> None:
+    from batchkit.errors import InputError
+
+    with pytest.raises(InputError, match="-bg"):
+        launch_nextflow("main.nf", tmp_path, simulated=True, extra_args=["-bg"])
