@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
+from urllib.parse import urlsplit
 
 from batchkit.errors import AwsError, BatchkitError, InputError
 
@@ -41,6 +42,16 @@ _TABLE_WIDTH_REASON = 70
 # --- argument parsing ------------------------------------------------------------------------
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
 def _add_selection(parser: argparse.ArgumentParser) -> None:
     where = parser.add_argument_group("which run")
     where.add_argument(
@@ -57,6 +68,11 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--ledger", type=Path, help="ledger file (default: .batchkit/ in the launch dir)"
     )
+    where.add_argument(
+        "--tz",
+        help="time zone the trace and log were written in, e.g. Europe/Paris (they carry "
+        "no zone marker; default: this machine's zone)",
+    )
     aws = parser.add_argument_group("AWS")
     aws.add_argument("--region", help="AWS region (default: the profile's or AWS_REGION)")
     aws.add_argument("--profile", help="AWS named profile")
@@ -66,12 +82,12 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     )
     aws.add_argument(
         "--deadline",
-        type=float,
+        type=_non_negative,
         default=300.0,
         help="seconds to keep retrying a failing Batch API before giving up (default 300)",
     )
     parser.add_argument(
-        "--price", type=float, default=0.05, help="price per vCPU-hour for the waste (default 0.05)"
+        "--price", type=_non_negative, default=0.05, help="price per vCPU-hour for the waste (default 0.05)"
     )
 
 
@@ -193,18 +209,37 @@ def load_run(args: argparse.Namespace) -> NextflowRun:
                 "not a directory; pass the launch directory, or a trace file with --trace",
                 path=str(path),
             )
-        return NextflowRun.from_dir(path)
+        return NextflowRun.from_dir(path, tz=_tz(args))
     if args.trace is None and args.log is None:
         raise InputError("which run? pass LAUNCH_DIR, or --trace FILE and/or --log FILE")
     for name, file in (("--trace", args.trace), ("--log", args.log)):
         if file is not None and not file.is_file():
             raise InputError(f"{name}: no such file", path=str(file))
-    return NextflowRun.from_files(trace=args.trace, log=args.log)
+    return NextflowRun.from_files(trace=args.trace, log=args.log, tz=_tz(args))
+
+
+def _tz(args: argparse.Namespace) -> str | None:
+    zone: str | None = getattr(args, "tz", None)
+    if zone is None:
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"--tz {zone!r} is not a time zone name (e.g. UTC, Europe/Paris)") from None
+    return zone
 
 
 def make_client(args: argparse.Namespace) -> BatchClient:
     from batchkit.client import BatchClient
 
+    if args.endpoint_url is not None:
+        parts = urlsplit(args.endpoint_url)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise InputError(
+                f"--endpoint-url {args.endpoint_url!r} is not a URL: give e.g. http://127.0.0.1:4566"
+            )
     return BatchClient(
         region=args.region,
         profile=args.profile,

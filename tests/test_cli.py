@@ -419,3 +419,28 @@ def test_kill_force_takes_jobs_of_a_run_that_looks_alive(
         assert code == cli.EXIT_OK, out + err
         still = {j["jobId"] for j in lb.jobs() if j["status"] in JOB_ACTIVE}
         assert not (still & in_flight)
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--endpoint-url", "notaurl"], "--endpoint-url 'notaurl' is not a URL"),
+        (["--tz", "Mars/Olympus"], "--tz 'Mars/Olympus' is not a time zone name"),
+        (["--deadline", "-1"], "--deadline: -1 must be 0 or more"),
+        (["--price", "cheap"], "--price: 'cheap' is not a number"),
+    ],
+)
+def test_bad_options_are_one_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], needle: str
+) -> None:
+    from batchkit.cli import main
+
+    trace = tmp_path / "trace.txt"
+    trace.write_text("task_id\thash\tnative_id\tname\tstatus\n1\tab/cdef12\tjob-1\tA (1)\tCOMPLETED\n")
+    try:
+        code = main(["reconcile", "--trace", str(trace), *extra])
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code if isinstance(exc.code, int) else 2
+    err = capsys.readouterr().err
+    assert code == 2
+    assert needle in err and "Traceback" not in err
