@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from batchkit.errors import ApiUnavailableError, InputError
+from batchkit.errors import ApiUnavailableError, AwsError, InputError
 from batchkit.ledger import Ledger
 from batchkit.schema import (
     TASK_COLUMNS,
@@ -43,6 +43,7 @@ from batchkit.tracker import (
     VerdictChanged,
     _chunks_by_reason,
     diff_frames,
+    run_key,
 )
 
 T0 = datetime(2026, 1, 24, 12, 0, tzinfo=UTC)
@@ -855,4 +856,244 @@ def test_a_large_run_gets_a_first_look_from_list_jobs_before_the_details(tmp_pat
         assert final.summary["verdicts"]["orphan"] == n - len(done)
         assert "pending" not in set(final.frame["verdict"])
         assert seen[-1][0] is final
+        client.close()
+
+
+# --- kills that fail part way, unnamed runs, refusals, verification ---------------------------
+
+
+class FlakyTerminate:
+    """FakeBatch whose terminate_jobs answers per a script: each round a dict of
+    job id -> error code (a per-job error inside the HTTP 200) or an exception to raise."""
+
+    def __init__(self, inner: FakeBatch, rounds: list[dict[str, str] | BaseException]) -> None:
+        self.inner = inner
+        self.rounds = list(rounds)
+        self.sent: list[list[str]] = []  # ids of every terminate call, in order
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def terminate_jobs(self, ids: list[str], reason: str) -> list[JobOutcome]:
+        self.sent.append(list(ids))
+        script = self.rounds.pop(0) if self.rounds else {}
+        if isinstance(script, BaseException):
+            raise script
+        ok = [i for i in ids if i not in script]
+        done = {o.job_id: o for o in self.inner.terminate_jobs(ok, reason)} if ok else {}
+        return [
+            done[i] if i in done else JobOutcome(i, "error", error_code=script[i], message=f"{script[i]} for {i}")
+            for i in ids
+        ]
+
+
+def test_an_aws_failure_mid_kill_keeps_the_jobs_already_killed(world: Any) -> None:
+    run, batch, clock, ledger = world
+    for i in range(2):
+        batch.add(job_dict(f"y{i}", workdir=f"{WORK}/{_hash(100 + i)}"))
+    outage = AwsError("TerminateJobs kept failing until the deadline", operation="TerminateJobs",
+                      code="InternalServerError")
+    flaky = FlakyTerminate(batch, [{"y1": "ThrottlingException"}, outage])
+    tracker = Tracker(run, flaky, ledger=ledger, clock=clock)  # type: ignore[arg-type]
+    events: list[Any] = []
+    tracker.subscribe(events.append)
+    tracker.refresh()
+    plan = tracker.plan(verdicts=["untracked"])
+    assert sorted(j.job_id for j in plan) == ["x4", "y0", "y1"]
+
+    report = tracker.kill(plan)  # round 1: x4, y0 killed, y1 throttled; round 2: AWS down
+
+    assert not report.complete and not report.ok
+    assert {(k.job_id, o.outcome) for k, o, _ in report.outcomes} == {
+        ("x4", "terminated"), ("y0", "terminated"), ("y1", "error")
+    }
+    [(job, outcome, _)] = report.failed
+    assert job.job_id == "y1" and outcome.error_code == "InternalServerError"
+    assert "kept failing until the deadline" in outcome.message
+    assert isinstance(events[-1], KillFinished) and events[-1].report is report
+    assert ledger.killed_job_ids() == {"x4", "y0"}
+    assert [k.job_id for k in ledger.pending_kills(tracker.run_name)] == ["y1"]
+    [row] = [k for k in ledger.kills() if k["job_id"] == "y1"]
+    assert row["finished_at"] is None and "InternalServerError" in row["last_error"]
+
+    # Batch is back: the next kill finishes y1 under the same audit row.
+    fresh = make(world)
+    fresh.refresh()
+    again = fresh.kill(fresh.plan(verdicts=["untracked"]))
+    assert again.ok and [k.job_id for k, _, _ in again.outcomes] == ["y1"]
+    assert sorted(k["job_id"] for k in ledger.kills()) == ["x4", "y0", "y1"]
+    assert ledger.pending_kills() == []
+
+
+def test_a_kill_interrupted_by_the_kernel_still_reports_finished(world: Any) -> None:
+    _run, batch, _, _ledger = world
+    tracker = make(world)
+    tracker.refresh()
+    events: list[Any] = []
+    tracker.subscribe(events.append)
+
+    def die(ids: list[str]) -> None:
+        raise KeyboardInterrupt
+
+    batch.on_terminate = die
+    with pytest.raises(KeyboardInterrupt):
+        tracker.kill(tracker.plan())
+    assert isinstance(events[-1], KillFinished) and not events[-1].report.complete
+
+
+def test_run_key_tells_unnamed_runs_apart(tmp_path: Path) -> None:
+    frame = tasks_frame([])
+    assert run_key(FakeRun(frame, name="wise_hypatia")) == "wise_hypatia"
+    session = FakeRun(frame, name=None)
+    session.session_id = "6f1c-aa"  # type: ignore[attr-defined]
+    assert run_key(session) == "unnamed session 6f1c-aa"
+    assert run_key(FakeRun(frame, name=None, work_dir="s3://b/work")) == (
+        "unnamed s3://b/work @ 2026-01-24T12:00Z"
+    )
+    no_time = FakeRun(frame, name=None, launch_time=None, launch_dir=tmp_path)
+    assert run_key(no_time) == f"unnamed {tmp_path}"
+    assert run_key(FakeRun(frame, name=None, work_dir=None, launch_time=None)) == "unnamed"
+
+
+def test_two_unnamed_runs_on_one_ledger_keep_their_own_state(world: Any) -> None:
+    """Two trace-only runs (no log, so no run name) launched from the same dir: each
+    keeps its own discovered jobs, discovery mark and kills, and its kill reason
+    names it readably."""
+    run, batch, clock, ledger = world
+    run.name = None
+    later = FakeRun(
+        tasks_frame([]), name=None, launch_dir=run.launch_dir,
+        launch_time=pd.Timestamp(T0 + timedelta(hours=3)),
+    )
+    first = make(world)
+    second = Tracker(later, batch, ledger=ledger, clock=clock)  # type: ignore[arg-type]
+    assert first.run_name == f"unnamed {WORK} @ 2026-01-24T12:00Z"
+    assert second.run_name != first.run_name
+
+    first.refresh()
+    assert ledger.known_jobs(first.run_name) == {"x4"}
+    assert ledger.known_jobs(second.run_name) == set()
+    assert ledger.last_poll(second.run_name) is None
+    plan = first.plan()
+    assert {j.reason for j in plan} == {
+        f"batchkit: orphan of run 'unnamed {WORK} @ 2026-01-24T12:00Z'",
+        f"batchkit: untracked of run 'unnamed {WORK} @ 2026-01-24T12:00Z'",
+    }
+
+    def die(ids: list[str]) -> None:
+        raise KeyboardInterrupt
+
+    batch.on_terminate = die
+    with pytest.raises(KeyboardInterrupt):
+        first.kill(plan)
+    assert ledger.pending_kills(second.run_name) == []  # the other run's kill is not ours
+    assert [k.job_id for k in ledger.pending_kills(first.run_name)] == ["j2"]
+
+
+def test_a_refused_kill_is_final_and_never_resent(world: Any) -> None:
+    run, batch, clock, ledger = world
+    refusing = FlakyTerminate(batch, [{"j2": "AccessDeniedException"}])
+    tracker = Tracker(run, refusing, ledger=ledger, clock=clock, interval=0.01)  # type: ignore[arg-type]
+    tracker.refresh()
+    report = tracker.kill(tracker.plan(verdicts=["orphan"]))
+    [(job, outcome, _)] = report.failed
+    assert (job.job_id, outcome.error_code) == ("j2", "AccessDeniedException")
+    assert refusing.sent == [["j2"]]  # no second round for a refusal
+    assert ledger.pending_kills() == []
+    [row] = ledger.kills()
+    assert row["finished_at"] is not None and row["outcome"] == "error"
+    assert "j2" not in ledger.killed_job_ids()
+
+    batch.calls.clear()
+    restarted = make(world)
+    assert restarted.resume_kills().outcomes == []
+    restarted.start()  # re-drives pending kills first: there are none
+    restarted.close()
+    later = make(world)
+    later.refresh()
+    later.kill(later.plan(job_ids=["x4"]))
+    sent = [i for op, (ids, _) in (c for c in batch.calls if c[0] == "terminate") for i in ids]
+    assert sent == ["x4"]
+
+
+def test_a_throttled_kill_stays_pending_and_only_its_own_plan_redrives_it(world: Any) -> None:
+    run, batch, clock, ledger = world
+    throttled = {"j2": "ThrottlingException"}
+    flaky = FlakyTerminate(batch, [throttled] * 3)
+    tracker = Tracker(run, flaky, ledger=ledger, clock=clock)  # type: ignore[arg-type]
+    tracker.refresh()
+    report = tracker.kill(tracker.plan(verdicts=["orphan"]))
+    assert [o.error_code for _, o, _ in report.failed] == ["ThrottlingException"]
+    assert flaky.sent == [["j2"]] * 3  # KILL_ROUNDS
+    assert [k.job_id for k in ledger.pending_kills()] == ["j2"]
+
+    # `kill --job x4`: j2 still runs and was not picked, so it is not sent.
+    flaky.sent.clear()
+    other = tracker.kill(tracker.plan(job_ids=["x4"]))
+    assert [k.job_id for k, _, _ in other.outcomes] == ["x4"]
+    assert flaky.sent == [["x4"]]
+    assert [k.job_id for k in ledger.pending_kills()] == ["j2"]
+
+    # resume_kills is the explicit way to finish every pending kill of the run.
+    resumed = tracker.resume_kills()
+    assert [(k.job_id, o.outcome) for k, o, _ in resumed.outcomes] == [("j2", "terminated")]
+    assert ledger.pending_kills() == [] and len(ledger.kills()) == 2
+
+
+def test_kill_keeps_terminates_status_when_the_verification_describe_fails(world: Any) -> None:
+    _run, batch, _, ledger = world
+    tracker = make(world)
+    tracker.refresh()
+    batch.fail_describe = 1  # the describe after the terminate rounds
+    report = tracker.kill(tracker.plan())
+    assert report.ok
+    assert {s for _, _, s in report.outcomes} == {"FAILED"}
+    assert {k["verified_status"] for k in ledger.kills()} == {"FAILED"}
+
+
+def test_kill_verifies_by_describing_after_every_chunk_was_sent(tmp_path: Path) -> None:
+    """Real Batch keeps a terminated RUNNING job RUNNING until its container stops
+    (LocalBatch's terminate_delay). Jobs of the first chunk stop while the second chunk is
+    sent: the report and the ledger show FAILED for them, RUNNING for the late ones."""
+    from batchkit.client import BatchClient
+    from batchkit.sim import LocalBatch
+
+    n = 60
+    with LocalBatch(manual_clock=True) as lb:
+        lb.create_environment("q", vcpus=1024)
+        lb.terminate_delay = 30
+        raw = lb.client()
+        launched = pd.Timestamp(lb.clock.now(), unit="s", tz="UTC")
+        ids = [
+            raw.submit_job(
+                jobName=f"ALIGN_{i}", jobQueue="q", jobDefinition="nf-demo",
+                containerOverrides={"command": nf_command(f"{WORK}/{_hash(i)}")},
+            )["jobId"]
+            for i in range(n)
+        ]
+        lb.advance(120)
+        run = FakeRun(
+            tasks_frame([task(i, "ABORTED", ids[i]) for i in range(n)]),
+            launch_time=launched, end_time=launched, launch_dir=tmp_path,
+        )
+        timing = NoSleep()
+        client = BatchClient(endpoint_url=lb.endpoint_url, clock=timing.clock, sleep=timing.sleep)
+        ledger = Ledger(tmp_path / "ledger.sqlite")
+        tracker = Tracker(run, client, queues=["q"], ledger=ledger, reload_run=False)  # type: ignore[arg-type]
+        tracker.refresh()
+        plan = tracker.plan()
+        assert len(plan) == n
+
+        def time_passes(done: int, total: int) -> None:
+            if done < total:
+                lb.advance(31)  # the first chunk's containers stop meanwhile
+
+        report = tracker.kill(plan, progress=time_passes)
+        assert report.ok and report.complete
+        status = {k.job_id: s for k, _, s in report.outcomes}
+        first, late = ids[:50], ids[50:]
+        assert {status[i] for i in first} == {"FAILED"}
+        assert {status[i] for i in late} == {"RUNNING"}
+        verified = {k["job_id"]: k["verified_status"] for k in ledger.kills()}
+        assert verified == status
         client.close()
