@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,3 +111,166 @@ def test_applied_but_lost_submits_exactly_one_job(lb: LocalBatch, tmp_path: Path
     assert len(lb.jobs()) == 1, form.status.value
     assert "not sent twice" in form.status.value
     assert len(form.submissions) == 1
+
+
+# --- review fixes: retries after a failure, double clicks, kills, the refresh loop -------------
+
+
+def _faulty_form(lb: LocalBatch, ledger: Path) -> SubmitForm:
+    """A form whose client gives up after 30 s of a fake clock: no real sleeping."""
+    t = [0.0]
+
+    def sleep(seconds: float) -> None:
+        t[0] += seconds
+        lb.advance(seconds)
+
+    client = BatchClient(client=lb.client(), rate=1000.0, deadline=30.0, clock=lambda: t[0], sleep=sleep)
+    return SubmitForm(client, ledger=ledger, autostart=False)
+
+
+def _submit_calls(lb: LocalBatch) -> int:
+    return lb.calls.get("SubmitJob", 0)
+
+
+def test_after_an_unavailable_api_the_next_click_redrives_the_same_id(lb: LocalBatch, tmp_path: Path) -> None:
+    form = _faulty_form(lb, tmp_path / "l.sqlite")
+    _fill(form, **GOOD)
+    sid = form._submission_id
+    rule = lb.faults.add("SubmitJob", "server-500")
+    form.submit_button.click()
+    form.wait()
+    lb.faults.remove(rule)
+    assert lb.jobs() == []
+    (pending,) = form.ledger.pending_submissions()
+    assert pending["submission_id"] == sid  # no result recorded: the id can be re-driven
+    assert "may or may not have been applied" in form.status.value
+    assert f"UNKNOWN (check tag {SUBMISSION_TAG}={sid})" in form.table.value
+    assert form._submission_id == sid and sid in form.preview.value
+
+    form.submit_button.click()  # the API is back
+    form.wait()
+    (job,) = lb.jobs()
+    assert job["tags"][SUBMISSION_TAG] == sid, form.status.value
+    assert form.ledger.pending_submissions() == []
+    assert [s["job_id"] for s in form.ledger.submissions()] == [job["jobId"]]
+    assert "UNKNOWN" not in form.table.value and job["jobId"] in form.table.value
+    assert form._submission_id != sid  # the next submission gets a fresh id
+
+
+def test_an_applied_but_unconfirmed_submission_is_found_after_a_restart(lb: LocalBatch, tmp_path: Path) -> None:
+    ledger = tmp_path / "l.sqlite"
+    form = _faulty_form(lb, ledger)
+    _fill(form, **GOOD)
+    sid = form._submission_id
+    # SubmitJob is applied but answered 500, and the client's tag lookup cannot ListJobs.
+    lb.faults.add("SubmitJob", "applied-500", count=1)
+    rule = lb.faults.add("ListJobs", "server-500")
+    form.submit_button.click()
+    form.wait()
+    lb.faults.remove(rule)
+    assert len(lb.jobs()) == 1 and _submit_calls(lb) == 1
+    assert len(form.ledger.pending_submissions()) == 1
+    form.close()
+
+    again = _faulty_form(lb, ledger)  # a kernel restart
+    assert f"UNKNOWN (check tag {SUBMISSION_TAG}={sid})" in again.table.value
+    _fill(again, **GOOD)
+    assert again._submission_id == sid  # the same request re-drives the pending id
+    again.submit_button.click()
+    again.wait()
+    (job,) = lb.jobs()
+    assert _submit_calls(lb) == 1, "re-sent instead of looked up"
+    assert "not sent twice" in again.status.value
+    assert job["jobId"] in again.submissions and "UNKNOWN" not in again.table.value
+    assert again.ledger.pending_submissions() == []
+
+
+def test_a_refused_submission_is_final_and_the_next_gets_a_fresh_id(lb: LocalBatch, tmp_path: Path) -> None:
+    form = _form(lb, tmp_path / "l.sqlite")
+    # The queue was in the picker when the form loaded, and deleted since.
+    form.queues.append("ghost-queue")
+    form.inputs["job_queue"].options = [*form.inputs["job_queue"].options, "ghost-queue"]
+    _fill(form, **GOOD, job_queue="ghost-queue")
+    first = form._submission_id
+    form.submit_button.click()
+    form.wait()
+    assert lb.jobs() == []
+    (refused,) = form.ledger.submissions()
+    assert (refused["submission_id"], refused["outcome"]) == (first, "error")
+    assert form._submission_id != first
+    assert "nothing was created" in form.status.value
+
+    form.inputs["job_queue"].value = "demo-queue"
+    form.submit_button.click()
+    form.wait()
+    (job,) = lb.jobs()
+    assert job["tags"][SUBMISSION_TAG] == form.ledger.submissions()[1]["submission_id"] != first
+    assert "Submitted debug-1" in form.status.value
+
+
+def test_a_double_click_submits_one_job_with_the_clicked_request(lb: LocalBatch, tmp_path: Path) -> None:
+    form = _form(lb, tmp_path / "l.sqlite")
+    _fill(form, **GOOD)
+    sid = form._submission_id
+    # Holding the form's lock keeps the first submission in flight while the second click
+    # (queued by the browser before it saw the button disabled) arrives.
+    with form._lock:
+        form._submit_clicked(form.submit_button)
+        assert form.submit_button.disabled
+        form._submit_clicked(form.submit_button)
+        form.inputs["job_name"].value = "edited-after-click"
+    form.wait()
+    (job,) = lb.jobs()
+    assert _submit_calls(lb) == 1
+    assert job["jobName"] == "debug-1" and job["tags"][SUBMISSION_TAG] == sid  # what was previewed
+    assert len(form.ledger.submissions()) == 1
+    assert not form.submit_button.disabled  # released once the submission is done
+
+
+def test_kill_clicked_twice_terminates_and_audits_once(lb: LocalBatch, tmp_path: Path) -> None:
+    form = _form(lb, tmp_path / "l.sqlite")
+    _fill(form, **GOOD)
+    answer = form.submit()
+    assert answer is not None
+    job_id = answer["jobId"]
+    lb.advance(30)
+    form.refresh()
+    button = form.kill_buttons.children[0]
+    button.click()
+    form.wait()
+    button.click()  # the second click of a double click
+    form.wait()
+    again = form.kill(job_id)
+    assert again.outcome == "already_done"
+    assert lb.calls.get("TerminateJobs", 0) + lb.calls.get("TerminateJob", 0) == 1
+    assert len(form.ledger.kills()) == 1
+
+    # Batch may still answer RUNNING for a while after TerminateJob: the button stays disabled.
+    form.jobs[job_id] = {**form.jobs[job_id], "status": "RUNNING"}
+    form.submissions[job_id]["status"] = "RUNNING"
+    form._render_table()
+    (shown,) = form.kill_buttons.children
+    assert shown.disabled and shown.description == "Killed debug-1"
+    # ...also after a kernel restart (the ledger knows it was killed)
+    restarted = _form(lb, tmp_path / "l.sqlite")
+    assert restarted.kill(job_id).outcome == "already_done"
+    assert len(restarted.ledger.kills()) == 1
+
+
+def test_the_refresh_loop_survives_an_unexpected_error(
+    lb: LocalBatch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    form = _form(lb, tmp_path / "l.sqlite")
+    form.interval = 0.0
+    calls: list[int] = []
+
+    def refresh() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyError("jobId")  # not a BatchkitError: e.g. a malformed answer
+        form._closed = True
+
+    monkeypatch.setattr(form, "refresh", refresh)
+    asyncio.run(asyncio.wait_for(form._loop(), timeout=10))
+    assert len(calls) == 2
+    assert "Refresh failed" in form.status.value and "jobId" in form.status.value

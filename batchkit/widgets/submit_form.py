@@ -9,6 +9,13 @@ failure never creates a second job — SubmitJob has no idempotency token, DESIG
 Every submission and kill is written to the ledger before and after the call, and the
 form reloads its submissions from the ledger, so they are still tracked after a
 kernel restart.
+
+After an ambiguous failure (ApiUnavailableError: "it may have been applied") the
+ledger intent stays pending and the form keeps that submission id for the same
+request: the next click first looks for a job carrying the id's tag and only sends
+SubmitJob again if there is none. A definite refusal gets a final "error" row and
+the next click a fresh id. Widgets are only changed under the form's lock, and no
+network call is made while holding it.
 """
 
 from __future__ import annotations
@@ -27,8 +34,8 @@ from typing import Any, Final
 
 import ipywidgets as widgets
 
-from batchkit.errors import BatchkitError
-from batchkit.schema import JOB_ACTIVE, SUBMISSION_TAG, KillJob
+from batchkit.errors import ApiUnavailableError, BatchkitError
+from batchkit.schema import JOB_ACTIVE, SUBMISSION_TAG, JobOutcome, KillJob
 from batchkit.submit import FIELDS, SubmitRequest, Validation, validate_submission
 
 log = logging.getLogger(__name__)
@@ -82,6 +89,26 @@ def preview_html(request: SubmitRequest | None, submission_id: str, errors: Mapp
     return f"<div class='bk-preview'><b>SubmitJob request</b><pre>{html.escape(text)}</pre></div>"
 
 
+def request_key(params: Mapping[str, Any]) -> str:
+    """A SubmitJob request (``to_kwargs()``, without the submission id) as a stable key."""
+    return json.dumps({k: v for k, v in params.items() if k != "submissionId"}, sort_keys=True, default=str)
+
+
+def unknown_row(job_name: str, submission_id: str) -> dict[str, str]:
+    """A table row for a submission whose outcome is unknown (ambiguous failure, pending)."""
+    return {
+        "job_id": "",
+        "job_name": job_name,
+        "status": f"UNKNOWN (check tag {SUBMISSION_TAG}={submission_id})",
+        "attempts": "",
+        "created": "",
+        "started": "",
+        "stopped": "",
+        "log_stream": "",
+        "reason": "may have been applied: Submit the same request again to re-drive it (not sent twice)",
+    }
+
+
 def _ms(value: Any) -> str:
     if not isinstance(value, int | float) or value <= 0:
         return ""
@@ -118,9 +145,10 @@ def table_html(rows: Sequence[Mapping[str, str]]) -> str:
     body = []
     for r in rows:
         e = {k: html.escape(v) for k, v in r.items()}
+        state_class = html.escape(r["status"].split(" ", 1)[0])
         body.append(
             f"<tr class='bk-sub-row' data-job-id='{e['job_id']}'><td>{e['job_name']}</td><td><code>{e['job_id']}</code></td>"
-            f"<td class='bk-state-{e['status']}'>{e['status']}</td><td>{e['attempts']}</td><td>{e['created']}</td>"
+            f"<td class='bk-state-{state_class}'>{e['status']}</td><td>{e['attempts']}</td><td>{e['created']}</td>"
             f"<td>{e['started']}</td><td>{e['stopped']}</td><td>{e['log_stream']}</td><td>{e['reason']}</td></tr>"
         )
     return f"<table class='bk-subs'><tr>{head}</tr>{''.join(body)}</table>"
@@ -160,7 +188,18 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.submissions: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}  # job id -> last DescribeJobs answer
         self.last_error: str | None = None
-        self._submission_id = str(uuid.uuid4())
+        #: The id a request not seen before gets; rotated once it has a final result.
+        self._next_id = str(uuid.uuid4())
+        #: The id the preview shows (the one the next click takes).
+        self._submission_id = self._next_id
+        #: request_key -> submission id of intents without a result (may have been applied).
+        self._pending: dict[str, str] = {}
+        #: submission id -> job name of those intents, shown as UNKNOWN rows.
+        self._unknown: dict[str, str] = {}
+        #: Jobs whose kill has a final good result in the ledger / kills in flight.
+        self._killed: set[str] = set()
+        self._killing: set[str] = set()
+        self._submitting = False
         self._lock = threading.RLock()
         self._threads: list[threading.Thread] = []
         self._task: asyncio.Task[None] | None = None
@@ -240,65 +279,170 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             picker.value = current if current in options else (options[0] if options else None)
 
     def submit(self) -> dict[str, Any] | None:
-        """Validate and submit (blocking); the job id, or None with messages shown."""
+        """Validate and submit (blocking); the answer, or None with messages shown."""
+        claimed = self._claim()
+        if claimed is None:
+            return None
+        return self._send_submission(*claimed)
+
+    def _claim(self) -> tuple[SubmitRequest, str] | None:
+        """Under the lock: validate, take the submission id, mark a submit in flight.
+
+        None when the form is invalid or a submission is already in flight (a double
+        click: the second click is queued before the front end sees the button disabled).
+        """
         with self._lock:
+            if self._submitting:
+                return None
             validation = self.validate()
             if validation.request is None:
                 self._say("Fix the fields marked in red; nothing was sent.", error=True)
                 return None
-            request = validation.request
-            sid = self._submission_id
-            params = request.to_kwargs()
-            self.ledger.record_submission_intent(sid, {**params, "submissionId": sid})
-            try:
-                answer: dict[str, Any] = self.client.submit_job(
+            self._submitting = True
+            self.submit_button.disabled = True
+            return validation.request, self._id_for(validation.request)
+
+    def _send_submission(self, request: SubmitRequest, sid: str) -> dict[str, Any] | None:
+        """SubmitJob for a claimed (request, id); the network calls run without the lock."""
+        try:
+            return self._send_claimed(request, sid)
+        finally:
+            with self._lock:
+                self._submitting = False
+                self._changed()
+
+    def _send_claimed(self, request: SubmitRequest, sid: str) -> dict[str, Any] | None:
+        params = request.to_kwargs()
+        key = request_key(params)
+        redrive = self._pending.get(key) == sid
+        self.ledger.record_submission_intent(sid, {**params, "submissionId": sid})
+        try:
+            answer: dict[str, Any] | None = self._find_applied(request, sid) if redrive else None
+            if answer is None:
+                answer = self.client.submit_job(
                     job_name=params.pop("jobName"),
                     job_queue=params.pop("jobQueue"),
                     job_definition=params.pop("jobDefinition"),
                     submission_id=sid,
                     **params,
                 )
-            except BatchkitError as exc:
-                self.ledger.record_submission_result(sid, None, "error", str(exc))
-                self._say(f"Submission failed: {exc}", error=True)
+        except BatchkitError as exc:
+            if isinstance(exc, ApiUnavailableError):
+                self._ambiguous(request, key, sid, exc)
                 return None
-            job_id = str(answer["jobId"])
-            self.ledger.record_submission_result(sid, job_id, "submitted", None)
+            # A definite refusal (ClientException, access denied...): nothing was created.
+            # Final "error" row; the next click gets a fresh id (a used id cannot be reused).
+            self.ledger.record_submission_result(sid, None, "error", str(exc))
+            with self._lock:
+                self._forget_pending(key, sid)
+                self._say(f"Submission of {request.job_name} failed, nothing was created: {exc}", error=True)
+            return None
+        except Exception as exc:
+            # Not ours (a bug, a dropped socket botocore did not wrap): the request may have
+            # been sent, so it is treated as ambiguous rather than risking a second job.
+            log.exception("batchkit submit form: submission %s failed unexpectedly", sid)
+            self._ambiguous(request, key, sid, exc)
+            return None
+        assert answer is not None
+        job_id = str(answer["jobId"])
+        self.ledger.record_submission_result(sid, job_id, "submitted", None)
+        with self._lock:
+            self._forget_pending(key, sid)
             self.submissions[job_id] = {
                 "job_id": job_id,
                 "job_name": request.job_name,
                 "submission_id": sid,
                 "status": "SUBMITTED",
             }
-            # A new id for the next submission: the same id again would be deduplicated.
-            self._submission_id = str(uuid.uuid4())
-            self._changed()
             extra = " (found after an ambiguous failure: not sent twice)" if answer.get("deduplicated") else ""
             self._say(f"Submitted {html.escape(request.job_name)} as <code>{html.escape(job_id)}</code>{extra}")
             self._render_table()
-            return answer
+        return answer
+
+    def _ambiguous(self, request: SubmitRequest, key: str, sid: str, exc: Exception) -> None:
+        """The job may exist: leave the ledger intent pending and keep the id for this request."""
+        with self._lock:
+            self._pending[key] = sid
+            self._unknown[sid] = request.job_name
+            self._say(
+                f"Submission of {request.job_name} may or may not have been applied ({exc}). "
+                f"Click Submit again to re-drive it: batchkit looks for tag {SUBMISSION_TAG}={sid} "
+                "first, so it is not sent twice.",
+                error=True,
+            )
+            self._render_table()
+
+    def _forget_pending(self, key: str, sid: str) -> None:
+        if self._pending.get(key) == sid:
+            del self._pending[key]
+        self._unknown.pop(sid, None)
+        if sid == self._next_id:
+            # A new id for the next submission: the same id again would be deduplicated.
+            self._next_id = str(uuid.uuid4())
+
+    def _find_applied(self, request: SubmitRequest, sid: str) -> dict[str, Any] | None:
+        """The job an earlier, ambiguous try of ``sid`` created, if any (calls AWS).
+
+        ``BatchClient.submit_job`` only looks for its tag after an ambiguous failure
+        within the same call, so a re-drive from a later click looks here first: ListJobs
+        by exact name, then DescribeJobs for the tag (ListJobs summaries carry no tags).
+        """
+        summaries = self.client.list_jobs(request.job_queue, name_prefix=request.job_name)
+        ids = [str(s["jobId"]) for s in summaries if s.get("jobName") == request.job_name and s.get("jobId")]
+        if not ids:
+            return None
+        for job_id, job in self.client.describe_jobs(ids).jobs.items():
+            if (job.get("tags") or {}).get(SUBMISSION_TAG) == sid:
+                return {"jobId": job_id, "jobName": request.job_name, "jobArn": job.get("jobArn"),
+                        "submissionId": sid, "attempts": 0, "deduplicated": True}
+        return None
 
     def refresh(self) -> None:
         """Describe the jobs started here (calls AWS) and redraw the table."""
-        ids = [i for i in self.submissions if self._status(i) not in {"SUCCEEDED", "FAILED"}]
+        with self._lock:  # a submit thread may add to self.submissions meanwhile
+            ids = [i for i in self.submissions if self._status(i) not in {"SUCCEEDED", "FAILED"}]
         if ids:
             result = self.client.describe_jobs(ids)
             with self._lock:
                 self.jobs.update(result.jobs)
                 for jid in result.jobs:
                     self.submissions[jid]["status"] = result.jobs[jid].get("status")
-        self._render_table()
+        with self._lock:
+            self._render_table()
 
     def kill(self, job_id: str) -> Any:
-        """Terminate one job started here (ledger before and after the call)."""
-        sub = self.submissions.get(job_id)
-        if sub is None:
-            raise BatchkitError(f"job {job_id} was not submitted from this form")
-        kill = KillJob(job_id=job_id, verdict="manual", reason=KILL_REASON, task_name=sub["job_name"])
-        kill_id = self.ledger.record_kill_intent(FORM_RUN, kill, {"jobIds": [job_id], "reason": KILL_REASON})
-        outcome = self.client.terminate_jobs([job_id], KILL_REASON)[0]
-        self.ledger.record_kill_result(kill_id, outcome, outcome.status)
-        self._say(f"Kill of <code>{html.escape(job_id)}</code>: {html.escape(outcome.outcome)}")
+        """Terminate one job started here (ledger before and after the call), once.
+
+        A job already killed (a final good result in the ledger, from this form or the
+        orphan killer) or being killed right now is not terminated or audited again: the
+        answer is a no-op ``already_done`` outcome.
+        """
+        with self._lock:
+            sub = self.submissions.get(job_id)
+            if sub is None:
+                raise BatchkitError(f"job {job_id} was not submitted from this form")
+            if job_id in self._killing:
+                return JobOutcome(job_id, "already_done", self._status(job_id) or None,
+                                  message="a kill of this job is already in flight")
+            if job_id in self._killed or job_id in self.ledger.killed_job_ids():
+                self._killed.add(job_id)
+                self._render_table()
+                return JobOutcome(job_id, "already_done", self._status(job_id) or None,
+                                  message=f"already killed (see the kill audit in {self.ledger.path})")
+            self._killing.add(job_id)
+            self._render_table()
+        try:
+            kill = KillJob(job_id=job_id, verdict="manual", reason=KILL_REASON, task_name=sub["job_name"])
+            kill_id = self.ledger.record_kill_intent(FORM_RUN, kill, {"jobIds": [job_id], "reason": KILL_REASON})
+            outcome = self.client.terminate_jobs([job_id], KILL_REASON)[0]
+            self.ledger.record_kill_result(kill_id, outcome, outcome.status)
+        finally:
+            with self._lock:
+                self._killing.discard(job_id)
+        with self._lock:
+            if outcome.ok:
+                self._killed.add(job_id)
+            self._say(f"Kill of <code>{html.escape(job_id)}</code>: {html.escape(outcome.outcome)}")
         self.refresh()
         return outcome
 
@@ -318,64 +462,99 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self.messages[name].value = html.escape(message)
         return validation
 
+    def _id_for(self, request: SubmitRequest) -> str:
+        """A pending (maybe applied) id for this exact request, else the next fresh id."""
+        return self._pending.get(request_key(request.to_kwargs()), self._next_id)
+
     def _changed(self, _change: Any = None) -> None:
-        validation = self.validate()
-        self.preview.value = preview_html(validation.request, self._submission_id, validation.errors)
-        self.submit_button.disabled = validation.request is None
+        with self._lock:
+            validation = self.validate()
+            if validation.request is not None:
+                self._submission_id = self._id_for(validation.request)
+            self.preview.value = preview_html(validation.request, self._submission_id, validation.errors)
+            self.submit_button.disabled = validation.request is None or self._submitting
 
     def _status(self, job_id: str) -> str:
         return str(self.submissions.get(job_id, {}).get("status") or "")
 
     def _say(self, text: str, *, error: bool = False) -> None:
-        self.last_error = text if error else None
-        colour = "#b42318" if error else "#1f2933"
-        self.status.value = f"<span style='color:{colour}'>{text if not error else html.escape(text)}</span>"
+        with self._lock:
+            self.last_error = text if error else None
+            colour = "#b42318" if error else "#1f2933"
+            self.status.value = f"<span style='color:{colour}'>{text if not error else html.escape(text)}</span>"
 
     def _load_ledger(self) -> None:
         """Jobs submitted before a kernel restart come back from the ledger."""
         for sub in self.ledger.submissions():
             job_id = sub.get("job_id")
-            if not job_id:
-                continue
             request = sub.get("request") or {}
             if isinstance(request, str):
                 with contextlib.suppress(ValueError):
                     request = json.loads(request)
             name = request.get("jobName", "") if isinstance(request, dict) else ""
+            if sub.get("finished_at") is None and sub.get("submission_id"):
+                # Pending: the kernel died (or the API was down) mid-SubmitJob; it may exist.
+                # Submitting the same request again re-drives this id (looked up first).
+                sid = str(sub["submission_id"])
+                self._unknown[sid] = name
+                if isinstance(request, dict):
+                    self._pending[request_key(request)] = sid
+                continue
+            if not job_id:
+                continue
             self.submissions[str(job_id)] = {
                 "job_id": str(job_id),
                 "job_name": name,
                 "submission_id": sub.get("submission_id"),
                 "status": "SUBMITTED",
             }
+        self._killed = self.ledger.killed_job_ids() & set(self.submissions)
 
     def _render_table(self) -> None:
         with self._lock:
             rows = [job_row(sub, self.jobs.get(jid)) for jid, sub in self.submissions.items()]
-        self.table.value = table_html(rows)
-        buttons = []
-        for row in rows:
-            if row["status"] not in JOB_ACTIVE:
-                continue
-            button = widgets.Button(description=f"Kill {row['job_name']}", button_style="danger", icon="times")
-            button.add_class("bk-sub-kill")
-            button.on_click(self._kill_clicked(row["job_id"]))
-            buttons.append(button)
-        self.kill_buttons.children = buttons
+            rows += [unknown_row(name, sid) for sid, name in self._unknown.items()]
+            self.table.value = table_html(rows)
+            buttons = []
+            for row in rows:
+                if row["status"] not in JOB_ACTIVE:
+                    continue
+                job_id = row["job_id"]
+                # Batch may still say RUNNING for a while after TerminateJob: a killed job
+                # keeps a disabled button instead of a fresh, clickable one.
+                done = job_id in self._killed
+                busy = job_id in self._killing
+                label = "Killed" if done else "Killing" if busy else "Kill"
+                button = widgets.Button(
+                    description=f"{label} {row['job_name']}",
+                    button_style="" if done else "danger",
+                    icon="check" if done else "times",
+                    disabled=done or busy,
+                )
+                button.add_class("bk-sub-kill")
+                button.on_click(self._kill_clicked(job_id))
+                buttons.append(button)
+            self.kill_buttons.children = buttons
 
     # --- clicks and the refresh loop --------------------------------------------------------------
 
     def _kill_clicked(self, job_id: str) -> Any:
         def clicked(button: Any) -> None:
-            button.disabled = True  # a double click is harmless anyway: terminate is idempotent
+            with self._lock:
+                button.disabled = True  # kill() itself skips a job killed or being killed
             self._in_thread(lambda: self.kill(job_id))
 
         return clicked
 
     def _submit_clicked(self, _button: Any) -> None:
-        self.submit_button.disabled = True
+        # The request and its submission id are taken now, at click time, and a click
+        # while a submission is in flight is ignored: a double click queued before the
+        # front end saw the button disabled must not send a second job under a new id.
+        claimed = self._claim()
+        if claimed is None:
+            return
         self._say("Submitting…")
-        self._in_thread(self.submit)
+        self._in_thread(lambda: self._send_submission(*claimed))
 
     def _in_thread(self, work: Any) -> None:
         # The client may retry through an outage for minutes: never block the kernel.
@@ -389,14 +568,18 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 self._changed()
 
         thread = threading.Thread(target=run, daemon=True)
-        self._threads.append(thread)
+        with self._lock:
+            self._threads.append(thread)
         thread.start()
 
     def wait(self, timeout: float = 60.0) -> None:
         """Wait for clicks still being carried out (tests, scripts)."""
-        for thread in list(self._threads):
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
             thread.join(timeout)
-        self._threads = [t for t in self._threads if t.is_alive()]
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
 
     def start(self) -> None:
         """Refresh every ``interval`` seconds on the running event loop (a notebook)."""
@@ -411,8 +594,14 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         while not self._closed:
             try:
                 await asyncio.to_thread(self.refresh)
-            except BatchkitError as exc:
-                self._say(f"Refresh failed (will retry): {exc}", error=True)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Any failure (not only ours: a malformed answer, a bug) is shown and the
+                # loop goes on; one bad refresh must not stop live tracking for good.
+                if not isinstance(exc, BatchkitError):
+                    log.exception("batchkit submit form: refresh failed")
+                self._say(f"Refresh failed (will retry in {self.interval:g}s): {exc}", error=True)
             await asyncio.sleep(self.interval)
 
     def close(self) -> None:
