@@ -548,9 +548,12 @@ class BatchClient:
             # but is also what a broken front end returns; ask again before believing it.
             while not found and rechecks < self._empty_rechecks:
                 rechecks += 1
-                self._stats.retry("DescribeJobs", "EmptyAnswer")
                 self._backoff_sleep(policy_for("read").backoff(rechecks, self._rng))
                 found = self._describe_once(chunk)
+                if found:
+                    # Only an empty answer proven wrong is a fault: an empty queue or aged-out
+                    # jobs are normal and must not make a healthy API read "degraded".
+                    self._stats.retry("DescribeJobs", "EmptyAnswer")
             return (found, False)
         except (DeadlineExceededError, ClientError, ParamValidationError):
             # Counted in stats already; the caller sees these ids in `failed`.
@@ -629,9 +632,10 @@ class BatchClient:
             # silently truncated listing would hide orphans, so ask again before believing it.
             while not items and token is None and rechecks < self._empty_rechecks:
                 rechecks += 1
-                self._stats.retry("ListJobs", "EmptyAnswer")
                 self._backoff_sleep(policy_for("read").backoff(rechecks, self._rng))
                 items, token = self._call("ListJobs", "read", page, what)
+                if items or token is not None:  # the empty page was wrong: that is a fault
+                    self._stats.retry("ListJobs", "EmptyAnswer")
             yield from (s for s in items if isinstance(s, dict))
             if token is None:
                 return

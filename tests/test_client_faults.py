@@ -358,7 +358,9 @@ def test_empty_answer_is_asked_again_before_ids_are_declared_missing(
         stats = bc.stats
     assert unknown.missing == ["gone-1", "gone-2"] and unknown.failed == []
     assert faults.sent["DescribeJobs"] == 2 + 2
-    assert stats.operations["DescribeJobs"].retries == 2  # the two re-asks
+    # Only the re-ask that proved the empty answer wrong counts as a retry; the one
+    # that confirmed the unknown ids are gone is normal and keeps the API "healthy".
+    assert stats.operations["DescribeJobs"].retries == 1
 
 
 def test_throttled_list_jobs_and_filter_semantics(

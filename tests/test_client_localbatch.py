@@ -211,3 +211,24 @@ def test_describe_queues_environments_definitions(lb: LocalBatch) -> None:
         ]
         assert "nf-demo" in {d["jobDefinitionName"] for d in bc.describe_job_definitions()}
         assert bc.stats.errors_by_code["ServerException"] == 3
+
+
+def test_empty_listings_of_a_quiet_queue_do_not_read_as_degraded() -> None:
+    """Polling an empty queue is normal: the re-asked empty pages must not count as retries."""
+    from batchkit.client import BatchClient
+    from batchkit.sim import LocalBatch
+
+    with LocalBatch(manual_clock=True) as lb:
+        lb.create_environment("quiet", vcpus=4)
+        client = BatchClient(client=lb.client(), sleep=lb.advance, rate=1000.0)
+        for _ in range(8):
+            assert client.list_jobs("quiet") == []
+            assert client.describe_jobs(["no-such-job"]).missing == ["no-such-job"]
+        assert not client.stats.degraded, client.stats.summary()
+        assert client.stats.summary() == "healthy"
+        # ...while an empty answer proven wrong still counts.
+        lb.submit_jobs(3, queue="quiet")
+        lb.faults.add("ListJobs", "empty", count=1)
+        assert len(client.list_jobs("quiet", statuses=["SUBMITTED", "PENDING", "RUNNABLE"])) == 3
+        assert client.stats.operations["ListJobs"].retries >= 1
+        client.close()
