@@ -274,3 +274,26 @@ def test_the_refresh_loop_survives_an_unexpected_error(
     asyncio.run(asyncio.wait_for(form._loop(), timeout=10))
     assert len(calls) == 2
     assert "Refresh failed" in form.status.value and "jobId" in form.status.value
+
+
+def test_a_failed_kill_can_be_clicked_again_and_is_audited_once(lb: LocalBatch, tmp_path: Path) -> None:
+    form = _faulty_form(lb, tmp_path / "l.sqlite")
+    _fill(form, **GOOD)
+    answer = form.submit()
+    assert answer is not None
+    lb.advance(30)
+    form.refresh()
+    rules = [lb.faults.add(op, "server-500") for op in ("TerminateJobs", "TerminateJob")]
+    form.kill_buttons.children[0].click()
+    form.wait()
+    for rule in rules:
+        lb.faults.remove(rule)
+    assert "failed" in form.status.value and "click Kill again" in form.status.value
+    (button,) = form.kill_buttons.children
+    assert not button.disabled and button.description == "Kill debug-1"
+    button.click()
+    form.wait()
+    (done,) = lb.jobs()
+    assert done["status"] == "FAILED"
+    (row,) = form.ledger.kills()  # the pending intent was completed, not duplicated
+    assert row["outcome"] == "terminated" and row["tries"] >= 1

@@ -314,18 +314,18 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     def _send_claimed(self, request: SubmitRequest, sid: str) -> dict[str, Any] | None:
         params = request.to_kwargs()
         key = request_key(params)
-        redrive = self._pending.get(key) == sid
+        with self._lock:
+            redrive = self._pending.get(key) == sid
         self.ledger.record_submission_intent(sid, {**params, "submissionId": sid})
         try:
-            answer: dict[str, Any] | None = self._find_applied(request, sid) if redrive else None
-            if answer is None:
-                answer = self.client.submit_job(
-                    job_name=params.pop("jobName"),
-                    job_queue=params.pop("jobQueue"),
-                    job_definition=params.pop("jobDefinition"),
-                    submission_id=sid,
-                    **params,
-                )
+            found = self._find_applied(request, sid) if redrive else None
+            answer: dict[str, Any] = found if found is not None else self.client.submit_job(
+                job_name=params.pop("jobName"),
+                job_queue=params.pop("jobQueue"),
+                job_definition=params.pop("jobDefinition"),
+                submission_id=sid,
+                **params,
+            )
         except BatchkitError as exc:
             if isinstance(exc, ApiUnavailableError):
                 self._ambiguous(request, key, sid, exc)
@@ -343,7 +343,6 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             log.exception("batchkit submit form: submission %s failed unexpectedly", sid)
             self._ambiguous(request, key, sid, exc)
             return None
-        assert answer is not None
         job_id = str(answer["jobId"])
         self.ledger.record_submission_result(sid, job_id, "submitted", None)
         with self._lock:
@@ -439,10 +438,15 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         finally:
             with self._lock:
                 self._killing.discard(job_id)
+                self._render_table()  # a failed kill gets its Kill button back (re-drives the intent)
         with self._lock:
             if outcome.ok:
                 self._killed.add(job_id)
-            self._say(f"Kill of <code>{html.escape(job_id)}</code>: {html.escape(outcome.outcome)}")
+                self._say(f"Kill of <code>{html.escape(job_id)}</code>: {html.escape(outcome.outcome)}")
+            else:
+                # The ledger keeps the intent pending: the next click completes the same audit row.
+                detail = f"{outcome.error_code}: {outcome.message}" if outcome.error_code else outcome.message
+                self._say(f"Kill of {job_id} failed ({detail}); click Kill again to retry", error=True)
         self.refresh()
         return outcome
 
