@@ -130,8 +130,10 @@ class KillReport:
     outcomes: list[tuple[KillJob, JobOutcome, str | None]] = field(default_factory=list)
     #: jobs of the plan the ledger already showed killed (a double click is harmless).
     skipped: list[KillJob] = field(default_factory=list)
-    #: False when the tracker was closed before every chunk was sent; the ledger holds
-    #: the intents, and the next ``kill`` re-drives what is left.
+    #: False when the tracker was closed before every chunk was sent, or Batch failed
+    #: past the client's deadline mid-kill (the failed entries name the error); the
+    #: ledger holds the intents, and the next ``kill`` of those jobs (or
+    #: ``resume_kills``) re-drives what is left under the same audit rows.
     complete: bool = True
 
     @property
@@ -820,6 +822,17 @@ class Tracker:
                 "ledger=PATH to Tracker (or --ledger to the CLI)"
             )
         return self.ledger
+
+    def pending_for(self, plan: Sequence[KillJob]) -> list[KillJob]:
+        """The interrupted kills ``kill(plan)`` would re-drive (see ``kill``), from the ledger."""
+        if self.ledger is None:
+            return []
+        plan_ids = {job.job_id for job in plan}
+        return [
+            job
+            for job in self.ledger.pending_kills(self.run_name)
+            if self._redrives(job, plan_ids, resume=False)
+        ]
 
     def _redrives(self, job: KillJob, plan_ids: set[str], resume: bool) -> bool:
         if resume or job.job_id in plan_ids:

@@ -1028,6 +1028,8 @@ def test_a_throttled_kill_stays_pending_and_only_its_own_plan_redrives_it(world:
     assert [k.job_id for k in ledger.pending_kills()] == ["j2"]
 
     # `kill --job x4`: j2 still runs and was not picked, so it is not sent.
+    assert tracker.pending_for(tracker.plan(job_ids=["x4"])) == []
+    assert [k.job_id for k in tracker.pending_for(tracker.plan())] == ["j2"]
     flaky.sent.clear()
     other = tracker.kill(tracker.plan(job_ids=["x4"]))
     assert [k.job_id for k, _, _ in other.outcomes] == ["x4"]
