@@ -417,9 +417,15 @@ class Ledger:
             return is_final
 
     def record_kill_verification(self, kill_id: int, verified_status: str) -> None:
-        """The job's status when described again after the kill (DESIGN §6: verify)."""
+        """The job's status when described again after the kill (DESIGN §6: verify).
+
+        A terminated RUNNING job stays RUNNING until its container stops, so this replaces
+        the status seen right after TerminateJob. Raises KeyError for an unknown ``kill_id``.
+        """
         with self._write() as conn:
-            conn.execute("UPDATE kills SET verified_status = ? WHERE kill_id = ?", (verified_status, kill_id))
+            cur = conn.execute("UPDATE kills SET verified_status = ? WHERE kill_id = ?", (verified_status, kill_id))
+            if cur.rowcount == 0:
+                raise KeyError(f"no kill intent {kill_id} in {self.path}: call record_kill_intent first")
 
     def kills(self, run_name: str | None = None) -> list[dict[str, Any]]:
         """The kill audit (all runs, or one), oldest first; ``request`` decoded."""

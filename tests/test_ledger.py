@@ -121,6 +121,8 @@ def test_an_error_keeps_the_kill_pending_on_the_same_row(ledger: Ledger) -> None
     assert ledger.killed_job_ids() == {"j1"} and ledger.pending_kills() == []
     ledger.record_kill_verification(kid, "FAILED")
     assert ledger.kills()[0]["verified_status"] == "FAILED"
+    with pytest.raises(KeyError, match="no kill intent 999"):
+        ledger.record_kill_verification(999, "FAILED")
 
 
 def test_a_later_kill_of_a_finished_job_is_a_new_row(ledger: Ledger) -> None:
