@@ -452,7 +452,7 @@ def execute_kill(
     err = err or sys.stderr
     first_snapshot(tracker)
     plan = tracker.plan(force=force, verdicts=verdicts, job_ids=job_ids)
-    pending = tracker.ledger.pending_kills(tracker.run_name) if tracker.ledger is not None else []
+    pending = tracker.pending_for(plan)  # interrupted kills this plan would finish too
     if not plan and not pending:
         print("nothing to kill: no active orphan or untracked job in the run's scope", file=out)
         return EXIT_OK
