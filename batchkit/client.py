@@ -566,8 +566,12 @@ class BatchClient:
         statuses: Iterable[str] | None = None,
         created_after: datetime | float | None = None,
         name_prefix: str | None = None,
+        confirm_empty: bool = True,
     ) -> list[dict[str, Any]]:
         """Every job summary on ``queue`` in ``statuses`` (default: all seven), de-duplicated.
+
+        An empty last page is asked again before it is believed, unless ``confirm_empty``
+        is False (a quick first look that a full poll will check anyway).
 
         ListJobs takes one filter at a time and a filter makes it ignore ``jobStatus`` and
         return every status (DESIGN §3); without a filter it lists one status per call and
@@ -591,7 +595,7 @@ class BatchClient:
             listings = [{"jobStatus": s, "maxResults": LIST_PAGE_NO_FILTER} for s in wanted]
         seen: dict[str, dict[str, Any]] = {}
         for params in listings:
-            for summary in self._list_pages(queue, params):
+            for summary in self._list_pages(queue, params, confirm_empty=confirm_empty):
                 jid = summary.get("jobId")
                 if not isinstance(jid, str) or jid in seen:
                     continue
@@ -607,7 +611,9 @@ class BatchClient:
                 seen[jid] = summary
         return list(seen.values())
 
-    def _list_pages(self, queue: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def _list_pages(
+        self, queue: str, params: dict[str, Any], *, confirm_empty: bool = True
+    ) -> Iterator[dict[str, Any]]:
         token: str | None = None
         tokens: set[str] = set()
         what = f"on job queue '{queue}'"
@@ -630,7 +636,7 @@ class BatchClient:
             # An empty last page is what an empty queue answers, and also what a broken front
             # end answers (Nextflow needed a null-answer guard for this, 24.10.2): a
             # silently truncated listing would hide orphans, so ask again before believing it.
-            while not items and token is None and rechecks < self._empty_rechecks:
+            while confirm_empty and not items and token is None and rechecks < self._empty_rechecks:
                 rechecks += 1
                 self._backoff_sleep(policy_for("read").backoff(rechecks, self._rng))
                 items, token = self._call("ListJobs", "read", page, what)

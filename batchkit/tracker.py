@@ -614,7 +614,8 @@ class Tracker:
         found: dict[str, dict[str, Any]] = {}
         try:
             for queue in queues:
-                for summary in self.client.list_jobs(queue, statuses=sorted(JOB_ACTIVE)):
+                # No re-ask of empty pages here: the full poll right after checks everything.
+                for summary in self.client.list_jobs(queue, statuses=sorted(JOB_ACTIVE), confirm_empty=False):
                     job_id = str(summary.get("jobId", ""))
                     if job_id in wanted:
                         found[job_id] = {"jobQueue": queue, **summary}

@@ -848,8 +848,8 @@ def test_a_large_run_gets_a_first_look_from_list_jobs_before_the_details(tmp_pat
         final = tracker.refresh()
         first, calls_then = seen[0]
         assert first.provisional and not final.provisional
-        # 5 active statuses, one page each (an empty page is asked twice before it is believed)
-        assert "DescribeJobs" not in calls_then and calls_then.get("ListJobs", 0) <= 10
+        # 5 active statuses, one page each (no re-ask of empty pages in a first look)
+        assert "DescribeJobs" not in calls_then and calls_then.get("ListJobs", 0) == 5
         assert first.summary["verdicts"]["orphan"] == n - len(done)
         assert int(first.frame["verdict"].eq("pending").sum()) == len(done)
         assert not first.frame.loc[first.frame["verdict"].eq("pending"), "killable"].any()
