@@ -128,38 +128,6 @@ ATTEMPT_SPANS: Final = "attempt_spans"  # object: tuple of (index, start_ms, sto
 TRY_STARTED_AT: Final = "try_started_at"  # datetime64[ns, UTC]: start of the try running now
 JOB_EXTRA_COLUMNS: Final[tuple[str, ...]] = (LISTED_ATTEMPTS, ATTEMPT_SPANS, TRY_STARTED_AT)
 
-#: Columns of a reconcile frame, in order (RecCol's docstring lists the carried-over ones).
-REC_COLUMNS: Final[tuple[str, ...]] = (
-    TaskCol.TASK_ID,
-    TaskCol.NAME,
-    TaskCol.PROCESS,
-    TaskCol.HASH,
-    TaskCol.NATIVE_ID,
-    TaskCol.WORKDIR,
-    TaskCol.SUBMIT,
-    TaskCol.COMPLETE,
-    RecCol.NF_STATUS,
-    JobCol.JOB_ID,
-    JobCol.JOB_NAME,
-    JobCol.JOB_QUEUE,
-    RecCol.BATCH_STATUS,
-    JobCol.STATUS_REASON,
-    JobCol.CREATED_AT,
-    JobCol.STARTED_AT,
-    JobCol.STOPPED_AT,
-    JobCol.VCPUS,
-    JobCol.ATTEMPTS,
-    JobCol.WORK_DIR,
-    RecCol.BATCH_RETRIES,
-    RecCol.VERDICT,
-    RecCol.REASON,
-    RecCol.KILLABLE,
-    RecCol.NF_ALIVE,
-    RecCol.IN_SCOPE_BY,
-    RecCol.WASTE_VCPU_H,
-    RecCol.WASTE_COST,
-)
-
 _UTC: Final = "datetime64[ns, UTC]"
 _JOB_DTYPES: Final[dict[str, str]] = {
     JobCol.JOB_ID: "string",
@@ -182,7 +150,8 @@ _JOB_DTYPES: Final[dict[str, str]] = {
     TRY_STARTED_AT: _UTC,
 }
 _EPOCH: Final = pd.Timestamp(0, tz="UTC")
-_TASK_CARRIED: Final = (
+#: Task columns a reconcile frame shows (Nextflow's status follows as ``nf_status``).
+_TASK_SHOWN: Final = (
     TaskCol.TASK_ID,
     TaskCol.NAME,
     TaskCol.PROCESS,
@@ -191,8 +160,8 @@ _TASK_CARRIED: Final = (
     TaskCol.WORKDIR,
     TaskCol.SUBMIT,
     TaskCol.COMPLETE,
-    TaskCol.STATUS,
 )
+_TASK_CARRIED: Final = (*_TASK_SHOWN, TaskCol.STATUS)
 #: Job columns a reconcile frame shows.
 _JOB_SHOWN: Final = (
     JobCol.JOB_ID,
@@ -209,6 +178,21 @@ _JOB_SHOWN: Final = (
 )
 #: ... and those it carries through matching, for the waste.
 _JOB_CARRIED: Final = (*_JOB_SHOWN, LISTED_ATTEMPTS, ATTEMPT_SPANS, TRY_STARTED_AT)
+
+#: Columns of a reconcile frame, in order (RecCol's docstring lists the carried-over ones).
+REC_COLUMNS: Final[tuple[str, ...]] = (
+    *_TASK_SHOWN,
+    RecCol.NF_STATUS,
+    *_JOB_SHOWN,  # its JobCol.STATUS is RecCol.BATCH_STATUS
+    RecCol.BATCH_RETRIES,
+    RecCol.VERDICT,
+    RecCol.REASON,
+    RecCol.KILLABLE,
+    RecCol.NF_ALIVE,
+    RecCol.IN_SCOPE_BY,
+    RecCol.WASTE_VCPU_H,
+    RecCol.WASTE_COST,
+)
 _RUNNING_NOW: Final = frozenset({"STARTING", "RUNNING"})
 _TASK_DONE: Final = frozenset({"COMPLETED", "FAILED", "ABORTED"})
 _WASTE_VERDICTS: Final = ("orphan", "untracked")
