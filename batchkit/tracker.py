@@ -1113,9 +1113,6 @@ class Tracker:
                 break
         return self.snapshot
 
-    def run_forever(self) -> None:
-        self.run_blocking()
-
     def close(self) -> None:
         """Stop the background loop and any kill at its next chunk; idempotent."""
         if self._closed:

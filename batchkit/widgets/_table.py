@@ -26,7 +26,6 @@ FILTER_ALL: Final = "all"
 FILTER_MISMATCHES: Final = "mismatches"
 FILTERS: Final[tuple[str, ...]] = (FILTER_ALL, FILTER_MISMATCHES, *VERDICTS)
 
-SortKey = Literal["severity", "task", "waste", "submit", "batch_status", "nf_status"]
 SORT_KEYS: Final[tuple[str, ...]] = ("severity", "task", "waste", "submit", "batch_status", "nf_status")
 SORT_LABELS: Final[dict[str, str]] = {
     "severity": "mismatch first",
