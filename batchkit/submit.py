@@ -186,6 +186,99 @@ def _parse_pairs(text: object, name: str, errors: dict[str, str], what: str) -> 
     return pairs
 
 
+def _check_job_name(raw: object) -> tuple[str, str | None]:
+    job_name = str(raw or "").strip()
+    if not job_name:
+        return job_name, "Job name is required (letters, digits, - and _, up to 128)"
+    if not _JOB_NAME.match(job_name):
+        return job_name, (
+            f"Job name {job_name!r} is invalid: AWS Batch allows up to 128 letters, digits, "
+            "hyphens and underscores, starting with a letter or digit"
+        )
+    return job_name, None
+
+
+def _check_job_queue(raw: object, queues: Collection[str] | None) -> tuple[str, str | None]:
+    job_queue = str(raw or "").strip()
+    if not job_queue:
+        return job_queue, "Pick a job queue"
+    if queues is not None and _arn_name(job_queue, "job-queue") not in queues:
+        known = ", ".join(sorted(queues)) or "none"
+        return job_queue, f"Job queue {job_queue!r} does not exist in this account/region (known: {known})"
+    return job_queue, None
+
+
+def _check_job_definition(raw: object, job_definitions: Collection[str] | None) -> tuple[str, str | None]:
+    """A definition is known by its name, or by ``name:revision`` (the name alone suffices)."""
+    job_definition = str(raw or "").strip()
+    if not job_definition:
+        return job_definition, "Pick a job definition"
+    if job_definitions is None:
+        return job_definition, None
+    name = _arn_name(job_definition, "job-definition")
+    if name not in job_definitions and name.split(":", 1)[0] not in job_definitions:
+        known = ", ".join(sorted(job_definitions)) or "none"
+        return job_definition, f"Job definition {job_definition!r} is not registered (known: {known})"
+    return job_definition, None
+
+
+def _check_command(raw: object) -> tuple[tuple[str, ...], str | None]:
+    """A list is taken word for word; a string is split the way a shell would."""
+    if isinstance(raw, list | tuple):
+        return tuple(str(part) for part in raw), None
+    if _blank(raw):
+        return (), None
+    try:
+        return tuple(shlex.split(str(raw))), None
+    except ValueError as exc:
+        return (), f"Command cannot be split into words ({exc}): check the quotes"
+
+
+def _check_vcpus(raw: object) -> tuple[float | None, str | None]:
+    if _blank(raw):
+        return None, None
+    try:
+        vcpus = float(str(raw).strip())
+    except ValueError:
+        return None, f"vCPUs: {raw!r} is not a number"
+    # EC2 takes whole vCPUs; Fargate whole vCPUs or 0.25 / 0.5 (0.75 is no Fargate size).
+    if not vcpus > 0 or vcpus > 4096:
+        return None, f"vCPUs must be more than 0 and at most 4096 (got {raw})"
+    if not vcpus.is_integer() and vcpus not in _FRACTIONAL_VCPUS:
+        return None, f"vCPUs must be a whole number, or 0.25 or 0.5 on Fargate (got {raw})"
+    return vcpus, None
+
+
+def _environment_error(pairs: list[tuple[str, str]]) -> str | None:
+    for key, _ in pairs:
+        if not _ENV_NAME.match(key):
+            return f"Environment variable name {key!r} is not a valid name"
+        if key.startswith("AWS_BATCH"):
+            return f"Environment variable {key!r}: names starting with AWS_BATCH are reserved by Batch"
+    return None
+
+
+def _tags_error(pairs: list[tuple[str, str]]) -> str | None:
+    if len(pairs) > MAX_USER_TAGS:
+        return (
+            f"Tags: {len(pairs)} given, at most {MAX_USER_TAGS} (AWS allows 50 per job and "
+            f"batchkit adds its own submission tag): remove {len(pairs) - MAX_USER_TAGS}"
+        )
+    for key, value in pairs:
+        if not key or len(key) > 128 or len(value) > 256:
+            return f"Tag {key!r}: keys need 1-128 characters, values up to 256"
+        if key.lower().startswith("aws:"):
+            return f"Tag {key!r}: the aws: prefix is reserved by AWS"
+        if not _valid_tag_key(key):
+            return (
+                f"Tag key {key!r} has characters AWS does not allow: use letters, digits, "
+                "spaces and _ . : / = + - @"
+            )
+        if key.startswith("batchkit:"):
+            return f"Tag {key!r}: the batchkit: prefix is set by batchkit itself"
+    return None
+
+
 def validate_submission(
     values: Mapping[str, Any],
     *,
@@ -196,104 +289,36 @@ def validate_submission(
 
     Keys are the names in :data:`FIELDS`; values are what the user typed (strings)
     or already-typed values. Unknown keys are an error so a typo in code is caught.
+    Each field gets at most one message, the first problem found.
     """
     errors: dict[str, str] = {}
+
+    def note(name: str, message: str | None) -> None:
+        if message is not None:
+            errors[name] = message
+
     unknown = sorted(set(values) - set(FIELDS))
-    if unknown:
-        errors["form"] = f"unknown field(s): {', '.join(unknown)}"
-
-    job_name = str(values.get("job_name") or "").strip()
-    if not job_name:
-        errors["job_name"] = "Job name is required (letters, digits, - and _, up to 128)"
-    elif not _JOB_NAME.match(job_name):
-        errors["job_name"] = (
-            f"Job name {job_name!r} is invalid: AWS Batch allows up to 128 letters, digits, "
-            "hyphens and underscores, starting with a letter or digit"
-        )
-
-    job_queue = str(values.get("job_queue") or "").strip()
-    if not job_queue:
-        errors["job_queue"] = "Pick a job queue"
-    elif queues is not None and _arn_name(job_queue, "job-queue") not in queues:
-        known = ", ".join(sorted(queues)) or "none"
-        errors["job_queue"] = f"Job queue {job_queue!r} does not exist in this account/region (known: {known})"
-
-    job_definition = str(values.get("job_definition") or "").strip()
-    if not job_definition:
-        errors["job_definition"] = "Pick a job definition"
-    elif job_definitions is not None and (
-        definition_name := _arn_name(job_definition, "job-definition")
-    ) not in job_definitions:
-        base = definition_name.split(":", 1)[0]
-        if base not in job_definitions:
-            known = ", ".join(sorted(job_definitions)) or "none"
-            errors["job_definition"] = f"Job definition {job_definition!r} is not registered (known: {known})"
-
-    command: tuple[str, ...] = ()
-    raw_command = values.get("command")
-    if isinstance(raw_command, list | tuple):
-        command = tuple(str(part) for part in raw_command)
-    elif not _blank(raw_command):
-        try:
-            command = tuple(shlex.split(str(raw_command)))
-        except ValueError as exc:
-            errors["command"] = f"Command cannot be split into words ({exc}): check the quotes"
-
-    vcpus: float | None = None
-    raw_vcpus = values.get("vcpus")
-    if not _blank(raw_vcpus):
-        try:
-            vcpus = float(str(raw_vcpus).strip())
-        except ValueError:
-            errors["vcpus"] = f"vCPUs: {raw_vcpus!r} is not a number"
-        else:
-            # EC2 takes whole vCPUs; Fargate whole vCPUs or 0.25 / 0.5 (0.75 is no Fargate size).
-            if not vcpus > 0 or vcpus > 4096:
-                errors["vcpus"] = f"vCPUs must be more than 0 and at most 4096 (got {raw_vcpus})"
-                vcpus = None
-            elif not vcpus.is_integer() and vcpus not in _FRACTIONAL_VCPUS:
-                errors["vcpus"] = f"vCPUs must be a whole number, or 0.25 or 0.5 on Fargate (got {raw_vcpus})"
-                vcpus = None
-
+    note("form", f"unknown field(s): {', '.join(unknown)}" if unknown else None)
+    job_name, problem = _check_job_name(values.get("job_name"))
+    note("job_name", problem)
+    job_queue, problem = _check_job_queue(values.get("job_queue"), queues)
+    note("job_queue", problem)
+    job_definition, problem = _check_job_definition(values.get("job_definition"), job_definitions)
+    note("job_definition", problem)
+    command, problem = _check_command(values.get("command"))
+    note("command", problem)
+    vcpus, problem = _check_vcpus(values.get("vcpus"))
+    note("vcpus", problem)
     # AWS Batch rejects MEMORY below 4 MiB.
     memory = _parse_int(values.get("memory"), "memory", 4, None, errors, "Memory (MiB)")
-
     env_pairs = _parse_pairs(values.get("environment"), "environment", errors, "Environment")
-    for key, _ in env_pairs:
-        if not _ENV_NAME.match(key):
-            errors["environment"] = f"Environment variable name {key!r} is not a valid name"
-            break
-        if key.startswith("AWS_BATCH"):
-            errors["environment"] = f"Environment variable {key!r}: names starting with AWS_BATCH are reserved by Batch"
-            break
-
+    note("environment", _environment_error(env_pairs))
     # Array jobs need 2..10,000 children; leave blank for a single job.
     array_size = _parse_int(values.get("array_size"), "array_size", 2, 10_000, errors, "Array size")
     retry_attempts = _parse_int(values.get("retry_attempts"), "retry_attempts", 1, 10, errors, "Retry attempts")
     timeout = _parse_int(values.get("timeout"), "timeout", 60, None, errors, "Timeout (seconds)")
-
     tag_pairs = _parse_pairs(values.get("tags"), "tags", errors, "Tags")
-    if len(tag_pairs) > MAX_USER_TAGS:
-        errors["tags"] = (
-            f"Tags: {len(tag_pairs)} given, at most {MAX_USER_TAGS} (AWS allows 50 per job and "
-            f"batchkit adds its own submission tag): remove {len(tag_pairs) - MAX_USER_TAGS}"
-        )
-    for key, value in tag_pairs if "tags" not in errors else ():
-        if not key or len(key) > 128 or len(value) > 256:
-            errors["tags"] = f"Tag {key!r}: keys need 1-128 characters, values up to 256"
-            break
-        if key.lower().startswith("aws:"):
-            errors["tags"] = f"Tag {key!r}: the aws: prefix is reserved by AWS"
-            break
-        if not _valid_tag_key(key):
-            errors["tags"] = (
-                f"Tag key {key!r} has characters AWS does not allow: use letters, digits, "
-                "spaces and _ . : / = + - @"
-            )
-            break
-        if key.startswith("batchkit:"):
-            errors["tags"] = f"Tag {key!r}: the batchkit: prefix is set by batchkit itself"
-            break
+    note("tags", _tags_error(tag_pairs))
 
     if errors:
         return Validation(request=None, errors=errors)
