@@ -1,6 +1,6 @@
 """A local AWS Batch (LocalBatch) and a simulated Nextflow, so nothing needs an AWS account."""
 
-from .localbatch import FaultPlan, LocalBatch, serve_main
+from .localbatch import FaultPlan, LocalBatch, MotoBackdrop, serve_main
 from .nextflow import GroundTruth, Incident, Pipeline, SimulatedNextflow, replay_incident
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "GroundTruth",
     "Incident",
     "LocalBatch",
+    "MotoBackdrop",
     "Pipeline",
     "SimulatedNextflow",
     "replay_incident",

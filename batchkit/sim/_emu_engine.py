@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ._emu_logs import LogWrite
 from ._emu_model import client_error
 
 # Fixed delays of the early states, in emulator seconds.
@@ -67,6 +68,20 @@ def parse_command(command: Iterable[str] | None) -> tuple[float | None, int | No
     return duration, exit_code
 
 
+_ECHO = re.compile(r"""\becho\s+(?:-[neE]+\s+)?('([^']*)'|"([^"]*)"|([^;&|<>\n]*))""")
+
+
+def parse_output(command: Iterable[str] | None) -> list[str]:
+    """The lines a command's ``echo`` statements print (what its log stream shows)."""
+    text = " ".join(command or ())
+    lines: list[str] = []
+    for m in _ECHO.finditer(text):
+        single, double, bare = m.group(2), m.group(3), m.group(4)
+        line = single if single is not None else double if double is not None else (bare or "").strip()
+        lines.extend(line.split("\\n") if line else [""])
+    return lines
+
+
 def glob_match(pattern: str, value: str | None) -> bool:
     """evaluateOnExit matching: exact, or a prefix when the pattern ends in ``*``.
 
@@ -82,13 +97,29 @@ def glob_match(pattern: str, value: str | None) -> bool:
 
 
 class EmuClock:
-    """Emulator time in epoch seconds: real time, sped up, or stepped by hand."""
+    """Emulator time in epoch seconds: real time, sped up, or stepped by hand.
 
-    def __init__(self, *, speed: float = 1.0, manual: bool = False, start_time: float | None = None) -> None:
-        if speed <= 0:
-            raise ValueError(f"clock speed {speed!r} must be > 0")
+    A sped-up clock has two ways to keep time, chosen by ``wall``:
+
+    - ``wall=False`` (in-process default): the emulator's clock itself runs ``speed``
+      times faster, so timestamps run ahead of this machine's clock; whoever reads them
+      must take "now" from ``now()`` (the tracker does, with ``clock=``), and every HTTP
+      answer's ``Date`` header carries the emulator's time so the drift is visible.
+    - ``wall=True`` (``batchkit sim serve``, for outside clients): timestamps stay on the
+      wall clock and every lifecycle span (state delays, ``sleep N`` durations, timeouts,
+      terminate delays, retention) is ``speed`` times shorter, so an AWS CLI user's
+      AFTER_CREATED_AT or job age built from their own clock stays right; a ``sleep 600``
+      job at x60 shows ``stoppedAt - startedAt`` = 10 s.
+    """
+
+    def __init__(
+        self, *, speed: float = 1.0, manual: bool = False, start_time: float | None = None, wall: bool = False
+    ) -> None:
+        if not speed > 0 or speed == float("inf"):
+            raise ValueError(f"clock speed {speed!r} must be a finite number > 0")
         self.speed = speed
         self.manual = manual
+        self.wall = wall and not manual
         self._start = time.time() if start_time is None else float(start_time)
         self._t0 = time.monotonic()
         self._manual_now = self._start
@@ -96,7 +127,13 @@ class EmuClock:
     def now(self) -> float:
         if self.manual:
             return self._manual_now
+        if self.wall:
+            return self._start + (time.monotonic() - self._t0)
         return self._start + (time.monotonic() - self._t0) * self.speed
+
+    def span(self, seconds: float) -> float:
+        """How long ``seconds`` of simulated work lasts on this clock (shorter in wall mode)."""
+        return seconds / self.speed if self.wall else seconds
 
     def advance(self, seconds: float) -> None:
         """Step a manual clock forward (``LocalBatch.advance`` also runs the lifecycle)."""
@@ -178,6 +215,11 @@ class Job:
     open_children: int = 0  # array parent: children not finished yet (O(1) per child end)
     kill_reason: str | None = None  # TerminateJob received; the container is still stopping
     failed_children: int = 0
+    #: what the container prints: written to the attempt's CloudWatch Logs stream when it runs
+    output: list[str] = field(default_factory=list)
+    #: the current attempt's ECS task id (32 hex digits), set when the attempt is STARTING
+    task_id: str | None = None
+    instance_arn: str | None = None
 
 
 class Engine:
@@ -203,6 +245,8 @@ class Engine:
         self._events: list[tuple[float, int, Job, int, str]] = []
         self._seq = itertools.count()
         self._processed_until = clock.now()
+        #: Job output waiting to be written to CloudWatch Logs (None: no logs endpoint, keep nothing).
+        self.log_outbox: list[LogWrite] | None = None
 
     # --- naming -------------------------------------------------------------------
 
@@ -210,7 +254,8 @@ class Engine:
         return f"arn:aws:batch:{self.region}:{self.account_id}:{kind}/{name}"
 
     def new_job_id(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        # Random, not seeded: ids stay unique across emulator restarts, as AWS's are.
+        return str(uuid.uuid4())
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -241,12 +286,18 @@ class Engine:
             job.status = "PENDING"
             if job.array_size is not None:
                 return  # an array parent waits in PENDING for its children
-            self._push(job, t + PENDING_DELAY, "to_runnable")
+            self._push(job, t + self.clock.span(PENDING_DELAY), "to_runnable")
         elif kind == "to_runnable":
             self._make_runnable(job, t)
         elif kind == "to_running":
             job.status = "RUNNING"
             job.running_since = t
+            # "Each container attempt receives a log stream name when they reach the RUNNING
+            # status" (ContainerDetail.logStreamName, AWS Batch API reference).
+            stream = self._log_stream(job)
+            job.container["logStreamName"] = stream
+            if self.log_outbox is not None:
+                self.log_outbox.append(LogWrite(stream, tuple((ms(t) or 0, line) for line in job.output)))
             self._plan_end(job)
         elif kind == "end":
             self._end_attempt(job, t, job.end_kind or "exit")
@@ -282,6 +333,15 @@ class Engine:
         job.holds_vcpus = True
         job.status = "STARTING"
         job.status_reason = None
+        # "Each container attempt receives a task ARN when they reach the STARTING status"
+        # (ContainerDetail.taskArn). The top-level container describes the current attempt,
+        # so the previous attempt's exit code and log stream go (they stay in attempts[]).
+        job.task_id = uuid.uuid4().hex
+        job.instance_arn = f"{self._cluster_arn(ce).replace(':cluster/', ':container-instance/')}/{uuid.uuid4().hex}"
+        for key in ("exitCode", "reason", "logStreamName"):
+            job.container.pop(key, None)
+        job.container["taskArn"] = self._task_arn(job, ce)
+        job.container["containerInstanceArn"] = job.instance_arn
         job.attempt_start = t
         job.running_since = None
         job.started = None
@@ -294,15 +354,16 @@ class Engine:
         """
         assert job.running_since is not None and job.attempt_start is not None
         job.started = job.running_since
-        end = job.running_since + job.duration
+        span = self.clock.span
+        end = job.running_since + span(job.duration)
         kind = "exit"
         if job.timeout is not None:
             # attemptDurationSeconds counts from the attempt's startedAt.
-            limit = job.running_since + job.timeout
+            limit = job.running_since + span(job.timeout)
             if limit < end:
                 end, kind = limit, "timeout"
         if spot_roll and self.spot_interruption_rate > 0 and self.rng.random() < self.spot_interruption_rate:
-            at = job.running_since + job.duration * self.rng.uniform(0.1, 0.9)
+            at = job.running_since + span(job.duration) * self.rng.uniform(0.1, 0.9)
             if at < end:
                 end, kind = at, "spot"
         job.end_kind = kind
@@ -322,14 +383,32 @@ class Engine:
         digest = hashlib.sha1(f"{job.job_id}/{len(job.attempts)}".encode()).hexdigest()
         return "i-0" + digest[:16]
 
+    def _cluster_arn(self, ce: ComputeEnv | None) -> str:
+        if ce is not None and ce.detail.get("ecsClusterArn"):
+            return str(ce.detail["ecsClusterArn"])
+        return f"arn:aws:ecs:{self.region}:{self.account_id}:cluster/{job_queue_cluster_name(None)}"
+
+    def _task_arn(self, job: Job, ce: ComputeEnv | None) -> str:
+        # AWS: arn:aws:ecs:<region>:<account>:task/<cluster name>/<32 hex task id>
+        cluster = self._cluster_arn(ce).rsplit("/", 1)[-1]
+        return f"arn:aws:ecs:{self.region}:{self.account_id}:task/{cluster}/{job.task_id}"
+
+    def _log_stream(self, job: Job) -> str:
+        # <jobDefinitionName>/default/<ecs task id>: the stream name Batch gives each attempt.
+        return f"{job.job_definition.rsplit('/', 1)[-1].split(':')[0]}/default/{job.task_id}"
+
     def _attempt_record(self, job: Job, t: float, reason: str, exit_code: int | None) -> dict[str, Any]:
-        task = f"{job.job_id[:8]}{len(job.attempts):02d}"
+        if job.task_id is None:  # an attempt of a loaded job that started before we knew it
+            job.task_id = uuid.uuid4().hex
+        ce = job.queue.ce
         container: dict[str, Any] = {
-            "containerInstanceArn": f"arn:aws:ecs:{self.region}:{self.account_id}:container-instance/{task}",
-            "taskArn": f"arn:aws:ecs:{self.region}:{self.account_id}:task/{task}",
-            "logStreamName": f"{job.job_definition.split('/')[-1].split(':')[0]}/default/{task}",
+            "containerInstanceArn": job.instance_arn
+            or f"{self._cluster_arn(ce).replace(':cluster/', ':container-instance/')}/{uuid.uuid4().hex}",
+            "taskArn": self._task_arn(job, ce),
             "networkInterfaces": [],
         }
+        if job.running_since is not None:  # a stream exists only for an attempt that ran
+            container["logStreamName"] = self._log_stream(job)
         if exit_code is not None:
             container["exitCode"] = exit_code
         started = job.running_since if job.running_since is not None else job.attempt_start
@@ -418,7 +497,7 @@ class Engine:
         if job.status in ("STARTING", "RUNNING") and self.terminate_delay > 0:
             # The job stays STARTING/RUNNING while its container stops (SIGTERM, then SIGKILL).
             job.kill_reason = reason
-            when = t + self.terminate_delay
+            when = t + self.clock.span(self.terminate_delay)
             if job.status == "STARTING" or job.next_event is None or job.next_event[0] > when:
                 self._push(job, when, "kill")
             return
@@ -465,9 +544,17 @@ class Engine:
         self._cancel_event(job)
         self._end_attempt(job, t, "spot")
 
-    def set_behavior(self, job: Job, duration: float | None, exit_code: int | None) -> None:
+    def set_behavior(
+        self, job: Job, duration: float | None, exit_code: int | None, output: list[str] | None = None
+    ) -> None:
         targets = [job, *job.children]
         for j in targets:
+            if output is not None:
+                j.output = [str(line) for line in output]
+                if j.status == "RUNNING" and self.log_outbox is not None and "logStreamName" in j.container:
+                    # Already running: its stream exists; the new lines are printed now.
+                    t = ms(self.clock.now()) or 0
+                    self.log_outbox.append(LogWrite(j.container["logStreamName"], tuple((t, x) for x in j.output)))
             if duration is not None:
                 if duration < 0:
                     raise ValueError(f"duration {duration!r} must be >= 0")
@@ -518,7 +605,7 @@ class Engine:
         if job.forgotten:
             return False
         if self.retention is not None and job.stopped is not None and job.status in TERMINAL:
-            return self.clock.now() - job.stopped <= self.retention
+            return self.clock.now() - job.stopped <= self.clock.span(self.retention)
         return True
 
     def forget(self, job: Job) -> None:
@@ -626,7 +713,7 @@ class Engine:
         detail = {
             "computeEnvironmentName": name,
             "computeEnvironmentArn": arn,
-            "ecsClusterArn": f"arn:aws:ecs:{self.region}:{self.account_id}:cluster/{name}",
+            "ecsClusterArn": f"arn:aws:ecs:{self.region}:{self.account_id}:cluster/{job_queue_cluster_name(name)}",
             "tags": dict(p.get("tags") or {}),
             "type": ctype,
             "state": p.get("state", "ENABLED"),
@@ -813,6 +900,7 @@ class Engine:
     ) -> Job:
         duration, exit_code = parse_command(container.get("command"))
         job = Job(
+            output=parse_output(container.get("command")),
             job_id=job_id, name=name, queue=queue, job_definition=jobdef_arn, created=now,
             container=container, vcpus=_vcpus(container), retry_strategy=retry, timeout=timeout,
             tags=tags, parameters=params, extra=extra,
@@ -822,7 +910,7 @@ class Engine:
         self.jobs[job_id] = job
         if top:
             queue.jobs.append(job)
-        self._push(job, now + SUBMITTED_DELAY, "to_pending")
+        self._push(job, now + self.clock.span(SUBMITTED_DELAY), "to_pending")
         return job
 
     def describe_jobs(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -1128,15 +1216,15 @@ class Engine:
             self._push(job, float(nxt[0]), str(nxt[1]))
             return
         if job.status == "SUBMITTED":
-            self._push(job, now + SUBMITTED_DELAY, "to_pending")
+            self._push(job, now + self.clock.span(SUBMITTED_DELAY), "to_pending")
         elif job.status == "PENDING":
             if job.array_size is None:
-                self._push(job, now + PENDING_DELAY, "to_runnable")
+                self._push(job, now + self.clock.span(PENDING_DELAY), "to_runnable")
         elif job.status == "RUNNABLE":
             self._make_runnable(job, now)
         elif job.status == "STARTING":
             job.attempt_start = job.attempt_start or now
-            self._push(job, now + STARTING_DELAY, "to_running")
+            self._push(job, now + self.clock.span(STARTING_DELAY), "to_running")
         elif job.status == "RUNNING":
             # An incident replayed offline: a job loaded RUNNING runs for its full duration from now,
             # so the orphans of a captured incident are still there to find.
@@ -1146,6 +1234,11 @@ class Engine:
             self._plan_end(job, spot_roll=False)
             if started is not None:
                 job.started = started
+
+
+def job_queue_cluster_name(ce_name: str | None) -> str:
+    """The ECS cluster Batch makes for a compute environment: ``<name>_Batch_<uuid>``."""
+    return f"{ce_name or 'LocalBatch'}_Batch_{uuid.uuid4()}"
 
 
 def _merge_container(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -238,6 +238,15 @@ def service_model() -> ServiceModel:
     return ServiceModel()
 
 
+@lru_cache(maxsize=1)
+def boto_session() -> Any:
+    """One boto3 session for every emulator client: it caches the parsed service models,
+    so a client costs milliseconds instead of re-reading botocore's JSON."""
+    import boto3
+
+    return boto3.session.Session(botocore_session=profileless_session())
+
+
 def profileless_session() -> Any:
     """A botocore session that reads no profile from the environment.
 

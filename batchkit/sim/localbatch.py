@@ -18,6 +18,15 @@ The wire protocol is the real REST-JSON one, routed and validated with botocore'
 own service model (see ``_emu_model``); the lifecycle is in ``_emu_engine`` and the
 fault plan in ``_emu_faults``.
 
+Job output (``LocalBatch(backdrop=True)``, or ``logs_endpoint=URL`` of a CloudWatch Logs
+service): when an attempt reaches RUNNING it gets the stream
+``<jobDefinitionName>/default/<ecsTaskId>`` in the log group ``/aws/batch/job``, shown as
+``container.logStreamName``, and the lines it prints are written there: the ``echo`` lines
+of its command, or what ``set_job_behavior(id, output=[...])`` /
+``POST /_admin/jobs/<id>/behavior {"output": [...]}`` gave. moto serves the logs (and S3) on
+``lb.backdrop.endpoint_url``; ``lb.logs_client()`` reads them. The lifecycle runs lazily,
+so a stream is written when the emulator next answers a call after the job started.
+
 Test hooks beyond the API (all in-process, no HTTP): ``advance(s)`` on a manual clock,
 ``set_job_behavior(id, duration=, exit_code=)``, ``interrupt(id)`` (spot reclaim now),
 ``spot_interruption_rate``, ``submit_jobs(n, queue=...)`` (seed thousands of jobs fast),
@@ -84,7 +93,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import logging
 import signal
@@ -102,11 +110,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from ._emu_engine import EmuClock, Engine
 from ._emu_faults import ERROR_ANSWERS, FaultPlan
-from ._emu_model import ApiError, client_error, profileless_session, service_model
+from ._emu_logs import LogSink, MotoBackdrop, aws_client
+from ._emu_model import ApiError, client_error, service_model
 
 log = logging.getLogger("batchkit.sim")
 
-__all__ = ["FaultPlan", "LocalBatch", "serve_main"]
+__all__ = ["FaultPlan", "LocalBatch", "MotoBackdrop", "serve_main"]
 
 # Operation name -> Engine method. Everything else in the model answers 404 UnknownOperation.
 _HANDLERS: dict[str, Callable[[Engine, dict[str, Any]], dict[str, Any]]] = {
@@ -129,16 +138,6 @@ _HANDLERS: dict[str, Callable[[Engine, dict[str, Any]], dict[str, Any]]] = {
 }
 
 DUMMY_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
-_BOTO_SESSION_LOCK = threading.Lock()
-
-
-@functools.lru_cache(maxsize=1)
-def _boto_session() -> Any:
-    """One boto3 session for every LocalBatch.client(): it caches the parsed service
-    model, so a client costs milliseconds instead of re-reading botocore's JSON."""
-    import boto3
-
-    return boto3.session.Session(botocore_session=profileless_session())
 
 
 class LocalBatch:
@@ -155,12 +154,24 @@ class LocalBatch:
         region: str = "us-east-1",
         account_id: str = "123456789012",
         seed: int = 0,
+        logs_endpoint: str | None = None,
+        backdrop: bool = False,
+        wall_timestamps: bool = False,
     ) -> None:
+        """``logs_endpoint``: a CloudWatch Logs endpoint (e.g. a ``MotoBackdrop``'s URL) that
+        receives each running attempt's output lines; ``backdrop=True`` starts moto on
+        loopback for that (and for S3) with the emulator: ``lb.backdrop.endpoint_url``.
+        ``wall_timestamps``: with ``speed`` != 1, keep timestamps on the wall clock and
+        shorten durations instead (see ``EmuClock``)."""
         self.host = host
         self.port = port
         self.region = region
         self.account_id = account_id
-        self.clock = EmuClock(speed=speed, manual=manual_clock, start_time=start_time)
+        self.clock = EmuClock(speed=speed, manual=manual_clock, start_time=start_time, wall=wall_timestamps)
+        self.logs_endpoint = logs_endpoint
+        #: moto's CloudWatch Logs/S3 on loopback, started with the emulator when ``backdrop=True``
+        self.backdrop: MotoBackdrop | None = MotoBackdrop(region=region) if backdrop else None
+        self._log_sink: LogSink | None = None
         self._engine = Engine(self.clock, region=region, account_id=account_id, seed=seed)
         self.faults = FaultPlan(seed=seed, clock=self.clock.now)
         #: Operations answered with 404 UnknownOperationException, as a region or an
@@ -181,6 +192,13 @@ class LocalBatch:
         if self._server is not None:
             return self
         service_model()  # load botocore's model now: a broken install fails here, not per request
+        if self.backdrop is not None:
+            self.logs_endpoint = self.backdrop.start().endpoint_url
+        if self.logs_endpoint:
+            self._log_sink = LogSink(self.logs_endpoint, self.region)
+            with self._lock:
+                if self._engine.log_outbox is None:
+                    self._engine.log_outbox = []
         server = _Server((self.host, self.port), _Handler)
         server.emulator = self
         self._server = server
@@ -203,6 +221,8 @@ class LocalBatch:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self.backdrop is not None:
+            self.backdrop.stop()
 
     def __enter__(self) -> LocalBatch:
         return self.start()
@@ -216,19 +236,32 @@ class LocalBatch:
         ``config_kwargs`` go to ``botocore.config.Config``, e.g.
         ``retries={"max_attempts": 1}`` to see every injected fault.
         """
-        from botocore.config import Config
-
         if not self.endpoint_url:
             raise RuntimeError("LocalBatch is not started: use `with LocalBatch() as lb:` or lb.start()")
-        session = _boto_session()
-        with _BOTO_SESSION_LOCK:  # boto3 sessions are not thread-safe
-            return session.client(
-                "batch",
-                endpoint_url=self.endpoint_url,
-                region_name=self.region,
-                config=Config(**config_kwargs),
-                **DUMMY_CREDENTIALS,
-            )
+        return aws_client("batch", self.endpoint_url, self.region, **config_kwargs)
+
+    def logs_client(self, **config_kwargs: Any) -> Any:
+        """A boto3 "logs" client for the CloudWatch Logs endpoint job output goes to."""
+        if not self.logs_endpoint:
+            raise RuntimeError("this LocalBatch writes no logs: give LocalBatch(backdrop=True) or logs_endpoint=URL")
+        return aws_client("logs", self.logs_endpoint, self.region, **config_kwargs)
+
+    def _catch_up(self) -> float:
+        """Run the lifecycle up to now and write what the jobs printed meanwhile (lock held)."""
+        now = self._engine.catch_up()
+        self._flush_logs()
+        return now
+
+    def _flush_logs(self) -> None:
+        outbox = self._engine.log_outbox
+        if not outbox or self._log_sink is None:
+            return
+        writes = list(outbox)
+        outbox.clear()
+        try:
+            self._log_sink.write(writes)
+        except Exception as e:  # the logs service is a backdrop: Batch answers go on without it
+            log.warning("LocalBatch: could not write job output to %s: %s", self.logs_endpoint, e)
 
     # --- time and lifecycle -----------------------------------------------------------
 
@@ -236,7 +269,7 @@ class LocalBatch:
         """Step the manual clock and run the lifecycle up to the new time."""
         with self._lock:
             self.clock.advance(seconds)
-            self._engine.catch_up()
+            self._catch_up()
 
     @property
     def spot_interruption_rate(self) -> float:
@@ -263,7 +296,7 @@ class LocalBatch:
         ce_name = compute_environment or f"{queue}-ce"
         e = self._engine
         with self._lock:
-            e.catch_up()
+            self._catch_up()
             if ce_name not in e.ces:
                 e.create_compute_environment(
                     {
@@ -341,7 +374,7 @@ class LocalBatch:
         ids: list[str] = []
         model = service_model()
         with self._lock:
-            self._engine.catch_up()
+            self._catch_up()
             for i in range(count):
                 params: dict[str, Any] = {
                     "jobName": f"{name}-{i}",
@@ -358,23 +391,33 @@ class LocalBatch:
                     raise ValueError(e.message) from None
         return ids
 
-    def set_job_behavior(self, job_id: str, *, duration: float | None = None, exit_code: int | None = None) -> None:
-        """Set how long a job's tries run (seconds, emulator time) and their exit code."""
+    def set_job_behavior(
+        self,
+        job_id: str,
+        *,
+        duration: float | None = None,
+        exit_code: int | None = None,
+        output: list[str] | None = None,
+    ) -> None:
+        """Set how long a job's tries run (seconds, emulator time), their exit code, and the
+        lines each try prints to its CloudWatch Logs stream (``output``; by default the
+        ``echo`` lines of its command). A RUNNING try prints ``output`` at once."""
         with self._lock:
-            self._engine.catch_up()
-            self._engine.set_behavior(self._job(job_id), duration, exit_code)
+            self._catch_up()
+            self._engine.set_behavior(self._job(job_id), duration, exit_code, output)
+            self._flush_logs()
 
     def interrupt(self, job_id: str) -> None:
         """Reclaim the spot host of a STARTING/RUNNING job now; retryStrategy decides what follows."""
         with self._lock:
-            now = self._engine.catch_up()
+            now = self._catch_up()
             self._engine.interrupt(self._job(job_id), now)
 
     def forget(self, job_id: str) -> None:
         """Make a job vanish: DescribeJobs and ListJobs stop returning it, as when a job
         ages out or is looked up in the wrong region (nextflow-io/nextflow#7301)."""
         with self._lock:
-            self._engine.catch_up()
+            self._catch_up()
             self._engine.forget(self._job(job_id))
 
     @property
@@ -422,19 +465,19 @@ class LocalBatch:
         restores every job's schedule exactly.
         """
         with self._lock:
-            self._engine.catch_up()
+            self._catch_up()
             self._engine.load(state, duration)
 
     def dump_state(self) -> dict[str, Any]:
         """The full state, JSON-serialisable; ``load_state`` of it restores it."""
         with self._lock:
-            self._engine.catch_up()
+            self._catch_up()
             return json.loads(json.dumps(self._engine.dump()))  # type: ignore[no-any-return]
 
     def jobs(self, status: str | None = None) -> list[dict[str, Any]]:
         """Every job (array children included) as DescribeJobs dicts, without HTTP."""
         with self._lock:
-            self._engine.catch_up()
+            self._catch_up()
             return [
                 self._engine.describe(j) for j in self._engine.iter_jobs() if status is None or j.status == status
             ]
@@ -442,7 +485,7 @@ class LocalBatch:
     def describe_job(self, job_id: str) -> dict[str, Any] | None:
         """One job as DescribeJobs shows it, or None; no HTTP."""
         with self._lock:
-            self._engine.catch_up()
+            self._catch_up()
             job = self._engine.find_job(job_id)
             return None if job is None else self._engine.describe(job)
 
@@ -491,7 +534,7 @@ class LocalBatch:
                 params["tagKeys"] = query["tagKeys"]
             model.validate_input(op, params)
             with self._lock:
-                self._engine.catch_up()
+                self._catch_up()
                 if kind == "job-errors" and op in ("TerminateJobs", "CancelJobs"):
                     rate = decision.job_error_rate
                     body = self._engine.bulk(
@@ -539,7 +582,8 @@ class LocalBatch:
     def _admin_call(self, method: str, parts: list[str], body: dict[str, Any]) -> dict[str, Any]:
         route = (method, *parts[:1])
         if route == ("GET", "health"):
-            return {"ok": True, "now": self.clock.now(), "endpoint": self.endpoint_url}
+            return {"ok": True, "now": self.clock.now(), "endpoint": self.endpoint_url,
+                    "logsEndpoint": self.logs_endpoint}
         if route == ("GET", "clock"):
             return {"now": self.clock.now(), "manual": self.clock.manual, "speed": self.clock.speed}
         if route == ("POST", "clock") and parts[1:] == ["advance"]:
@@ -605,7 +649,9 @@ class LocalBatch:
             if parts[2] == "interrupt":
                 self.interrupt(job_id)
             else:
-                self.set_job_behavior(job_id, duration=body.get("duration"), exit_code=body.get("exit_code"))
+                self.set_job_behavior(
+                    job_id, duration=body.get("duration"), exit_code=body.get("exit_code"), output=body.get("output")
+                )
             return {"job": self.describe_job(job_id)}
         raise _NotFound(f"no admin route {method} /_admin/{'/'.join(parts)}: see batchkit.sim.localbatch's docstring")
 
