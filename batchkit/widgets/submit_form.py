@@ -28,12 +28,12 @@ import logging
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import ipywidgets as widgets
 
+from batchkit._time import from_epoch_ms
 from batchkit.errors import ApiUnavailableError, BatchkitError
 from batchkit.schema import JOB_ACTIVE, SUBMISSION_TAG, JobOutcome, KillJob
 from batchkit.submit import FIELDS, SubmitRequest, Validation, validate_submission
@@ -109,10 +109,10 @@ def unknown_row(job_name: str, submission_id: str) -> dict[str, str]:
     }
 
 
-def _ms(value: Any) -> str:
-    if not isinstance(value, int | float) or value <= 0:
-        return ""
-    return datetime.fromtimestamp(value / 1000, tz=UTC).strftime("%H:%M:%S")
+def _clock_text(epoch_ms: Any) -> str:
+    """``HH:MM:SS`` UTC of one of Batch's epoch-millisecond times; blank when unset."""
+    when = from_epoch_ms(epoch_ms)
+    return "" if when is None else when.strftime("%H:%M:%S")
 
 
 def job_row(submission: Mapping[str, Any], job: Mapping[str, Any] | None) -> dict[str, str]:
@@ -127,9 +127,9 @@ def job_row(submission: Mapping[str, Any], job: Mapping[str, Any] | None) -> dic
         "job_name": str(submission.get("job_name") or job.get("jobName") or ""),
         "status": status,
         "attempts": str(tries),
-        "created": _ms(job.get("createdAt")),
-        "started": _ms(job.get("startedAt")),
-        "stopped": _ms(job.get("stoppedAt")),
+        "created": _clock_text(job.get("createdAt")),
+        "started": _clock_text(job.get("startedAt")),
+        "stopped": _clock_text(job.get("stoppedAt")),
         "log_stream": str(container.get("logStreamName") or ""),
         "reason": str(job.get("statusReason") or ""),
     }
@@ -205,6 +205,29 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
+        rows = self._field_rows()
+        self._build_controls()
+        W = widgets
+        super().__init__(
+            children=[
+                W.HTML(FORM_CSS, layout=W.Layout(display="none")),
+                W.HTML("<h3>Submit an AWS Batch job</h3>"),
+                *rows,
+                self.preview,
+                W.HBox([self.submit_button, self.status]),
+                W.HTML("<h4>Jobs started here</h4>"),
+                self.table,
+                self.kill_buttons,
+            ],
+            **kwargs,
+        )
+        self.add_class("bk-submit-form")
+        self._first_load(defaults or {})
+        if autostart:
+            self.start()
+
+    def _field_rows(self) -> list[Any]:
+        """One labelled input per submission field, each with its error line below it."""
         W = widgets
         self.inputs: dict[str, Any] = {
             "job_name": W.Text(placeholder="my-debug-job"),
@@ -228,6 +251,11 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self.messages[name].add_class("bk-field-error")
             label = W.HTML(f"<b>{html.escape(_LABELS[name])}</b>", layout=W.Layout(width="230px"))
             rows.append(W.HBox([label, W.VBox([widget, self.messages[name]])]))
+        return rows
+
+    def _build_controls(self) -> None:
+        """The preview, the Submit button with its status line, and the table of jobs."""
+        W = widgets
         self.preview = W.HTML()
         self.submit_button = W.Button(description="Submit", button_style="primary", icon="paper-plane")
         self.submit_button.add_class("bk-submit")
@@ -236,32 +264,19 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.status.add_class("bk-submit-status")
         self.table = W.HTML()
         self.kill_buttons = W.VBox()
-        super().__init__(
-            children=[
-                W.HTML(FORM_CSS, layout=W.Layout(display="none")),
-                W.HTML("<h3>Submit an AWS Batch job</h3>"),
-                *rows,
-                self.preview,
-                W.HBox([self.submit_button, self.status]),
-                W.HTML("<h4>Jobs started here</h4>"),
-                self.table,
-                self.kill_buttons,
-            ],
-            **kwargs,
-        )
-        self.add_class("bk-submit-form")
+
+    def _first_load(self, defaults: Mapping[str, str]) -> None:
+        """The ledger's earlier submissions, the account's choices, then the defaults."""
         self._load_ledger()
         try:
             self.load_choices()
         except BatchkitError as exc:
             self._say(f"Could not list queues/job definitions: {exc}", error=True)
-        for name, value in (defaults or {}).items():
+        for name, value in defaults.items():
             if name in self.inputs:
                 self.inputs[name].value = value
         self._changed()
         self._render_table()
-        if autostart:
-            self.start()
 
     # --- explicit network calls ---------------------------------------------------------------
 
