@@ -1,7 +1,7 @@
 """One shared request budget: a thread-safe token bucket with an injected clock and sleep.
 
 Why: AWS Batch allows about 50 requests/s per account (SubmitJob's published quota; assume
-the same for the rest, DESIGN §3), and Nextflow itself spends that same budget polling
+the same for the rest; docs/ARCHITECTURE.md §4), and Nextflow itself spends that same budget polling
 DescribeJobs. batchkit must never starve it, so every request it sends — including botocore's
 own silent retries — takes a token from one bucket (default 20/s).
 

@@ -35,7 +35,7 @@ T = TypeVar("T")
 
 #: What kind of call a policy is for: reads are always safe to repeat; an idempotent write
 #: (TerminateJob, CancelJob) is safe to repeat; a submit is NOT (SubmitJob has no idempotency
-#: token, DESIGN §3), so the caller looks for its submission tag before repeating it.
+#: token, see the SubmitJob API reference), so the caller looks for its submission tag before repeating it.
 OperationKind = Literal["read", "idempotent_write", "submit"]
 
 #: Error codes AWS uses for throttling. Batch answers HTTP 429 ``TooManyRequestsException``;
@@ -157,7 +157,11 @@ def is_throttle(error: BaseException) -> bool:
 
 
 def is_code_retryable(code: str) -> bool:
-    """For per-job ``errors`` in a bulk answer, which carry only a code (DESIGN §3)."""
+    """Worth re-sending, judged by the AWS error code alone.
+
+    Per-job ``errors`` in a TerminateJobs/CancelJobs answer carry only a code, inside an
+    HTTP 200 the SDK does not retry (TerminateJobs API reference; docs/ARCHITECTURE.md §4).
+    """
     return code in THROTTLE_CODES or code in SERVER_CODES
 
 
@@ -171,7 +175,7 @@ def is_retryable(error: BaseException) -> bool:
         return True
     if isinstance(error, ClientError):
         code, status, _ = _client_error_parts(error)
-        if code in THROTTLE_CODES or code in SERVER_CODES:
+        if is_code_retryable(code):
             return True
         return status is not None and (status == 429 or 500 <= status <= 599)
     # Connection refused/reset/closed, read and connect timeouts; botocore wraps urllib3's.

@@ -19,27 +19,28 @@ from typing import Any, Final, Literal, Protocol, get_args
 
 # --- state vocabularies ----------------------------------------------------------
 
-#: Nextflow task states as the trace and weblog write them (DESIGN §2).
+#: Nextflow task states as the trace and weblog write them (docs/ARCHITECTURE.md §3).
 TaskStatus = Literal["SUBMITTED", "RUNNING", "COMPLETED", "FAILED", "ABORTED", "CACHED"]
 TASK_STATUSES: Final[tuple[str, ...]] = get_args(TaskStatus)
 #: Task states in which Nextflow still believes the task is alive.
 TASK_ALIVE: Final[frozenset[str]] = frozenset({"SUBMITTED", "RUNNING"})
 TASK_TERMINAL: Final[frozenset[str]] = frozenset({"COMPLETED", "FAILED", "ABORTED", "CACHED"})
 
-#: AWS Batch job states (DESIGN §3).
+#: AWS Batch job states (docs/ARCHITECTURE.md §4; AWS Batch user guide, "Job states").
 JobStatus = Literal["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"]
 JOB_STATUSES: Final[tuple[str, ...]] = get_args(JobStatus)
 JOB_ACTIVE: Final[frozenset[str]] = frozenset(
     {"SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"}
 )
 JOB_TERMINAL: Final[frozenset[str]] = frozenset({"SUCCEEDED", "FAILED"})
-#: CancelJob only acts on these; on STARTING/RUNNING it quietly does nothing (DESIGN §3).
+#: CancelJob only acts on these; on STARTING/RUNNING it quietly does nothing (CancelJob API
+#: reference; docs/ARCHITECTURE.md §4).
 JOB_CANCELLABLE: Final[frozenset[str]] = frozenset({"SUBMITTED", "PENDING", "RUNNABLE"})
 
 #: What Nextflow believes about the run as a whole.
 RunState = Literal["alive", "completed", "aborted"]
 
-#: One verdict per (task, job) pair (DESIGN §5).
+#: One verdict per (task, job) pair (docs/ARCHITECTURE.md §6).
 Verdict = Literal["ok", "orphan", "untracked", "stale", "vanished", "disagree"]
 VERDICTS: Final[tuple[str, ...]] = get_args(Verdict)
 MISMATCH_VERDICTS: Final[frozenset[str]] = frozenset(VERDICTS) - {"ok"}
@@ -47,8 +48,9 @@ MISMATCH_VERDICTS: Final[frozenset[str]] = frozenset(VERDICTS) - {"ok"}
 #: Where a fact about a task came from.
 Source = Literal["trace", "log", "weblog", "batch"]
 
-#: Tag key every batchkit submission carries (unique per request; DESIGN §3:
-#: SubmitJob has no idempotency token, so we look for this tag before re-submitting).
+#: Tag key every batchkit submission carries (unique per request): SubmitJob has no
+#: idempotency token (SubmitJob API reference; docs/ARCHITECTURE.md §4), so we look for
+#: this tag before re-submitting.
 SUBMISSION_TAG: Final = "batchkit:submission-id"
 
 

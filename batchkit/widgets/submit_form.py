@@ -4,7 +4,7 @@ Thin over pure parts: :func:`batchkit.submit.validate_submission` checks every f
 before anything is sent (a bad value never reaches the API), ``preview_html`` shows
 the exact SubmitJob request, and the submission goes through
 ``BatchClient.submit_job`` (tagged with a unique id, so a retry after an ambiguous
-failure never creates a second job — SubmitJob has no idempotency token, DESIGN §3).
+failure never creates a second job — SubmitJob has no idempotency token, docs/ARCHITECTURE.md §4).
 
 Every submission and kill is written to the ledger before and after the call, and the
 form reloads its submissions from the ledger, so they are still tracked after a
