@@ -1,23 +1,44 @@
 """``batchkit`` on the command line: reconcile, kill, demo, the emulator, doctor.
 
-Exit codes: 0 consistent / done; 3 ``reconcile`` found mismatches; 2 bad usage or input
-(a path that is not a launch dir, an unreadable trace); 1 AWS refused or failed (no
-credentials, unknown queue, the API down past the deadline). Errors are one line on
-stderr, never a traceback.
+One parser tree: this module builds the root parser and its ``reconcile``, ``kill`` and
+``demo`` subcommands; ``doctor`` (batchkit.doctor), ``sim serve`` (batchkit.sim.localbatch)
+and ``sim run`` (batchkit.sim.nextflow) register themselves on it through their own
+``register_cli`` functions, next to the code they run. Every subcommand's handler is set
+with ``set_defaults(run=...)`` and ``main`` calls it.
+
+Exit statuses are listed in batchkit._cli_args (and in ``batchkit --help``); every failure
+is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
+import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 from urllib.parse import urlsplit
 
+from batchkit import _cli_args as cli_args
+from batchkit._cli_args import (
+    EXIT_ERROR_FINDING,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_KILLS_PENDING,
+    EXIT_MISMATCH,
+    EXIT_OK,
+    EXIT_STATUS_HELP,
+    EXIT_USAGE,
+    Parser,
+    SubParsers,
+    UsageError,
+)
 from batchkit.errors import AwsError, BatchkitError, InputError
 
 if TYPE_CHECKING:
@@ -28,37 +49,45 @@ if TYPE_CHECKING:
     from batchkit.schema import KillJob
     from batchkit.tracker import KillReport, Tracker
 
-EXIT_OK = 0
-EXIT_AWS = 1
-EXIT_USAGE = 2
-EXIT_MISMATCH = 3
+__all__ = [
+    "EXIT_AWS",
+    "EXIT_ERROR_FINDING",
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_KILLS_PENDING",
+    "EXIT_MISMATCH",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+]
+
+#: AWS refused or failed: the runtime-failure status (kept under its old name too).
+EXIT_AWS = EXIT_FAILURE
 
 NOTEBOOK = Path("notebooks") / "01-incident-replay.ipynb"
 
 #: Columns of the verdict table, in order (constants from the schema, resolved lazily).
 _TABLE_WIDTH_REASON = 70
 
+#: The longest --deadline: a day. Longer is surely a typo, and a timer that far out
+#: overflows threading's wait() ("timeout value is too large").
+_MAX_DEADLINE_S = 86400.0
+
 
 # --- argument parsing ------------------------------------------------------------------------
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
     where = parser.add_argument_group("which run")
     where.add_argument(
-        "launch_dir", nargs="?", type=Path, help="directory where `nextflow run` was started"
+        "launch_dir",
+        nargs="?",
+        type=cli_args.path,
+        help="directory where `nextflow run` was started",
     )
-    where.add_argument("--trace", type=Path, help="trace file (instead of LAUNCH_DIR)")
-    where.add_argument("--log", type=Path, help=".nextflow.log (instead of LAUNCH_DIR)")
+    where.add_argument("--trace", type=cli_args.path, help="trace file (instead of LAUNCH_DIR)")
+    where.add_argument("--log", type=cli_args.path, help=".nextflow.log (instead of LAUNCH_DIR)")
     where.add_argument(
         "--queue",
         action="append",
@@ -66,10 +95,11 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
         help="job queue the run used (repeatable; default: the queues in the log)",
     )
     where.add_argument(
-        "--ledger", type=Path, help="ledger file (default: .batchkit/ in the launch dir)"
+        "--ledger", type=cli_args.path, help="ledger file (default: .batchkit/ in the launch dir)"
     )
     where.add_argument(
         "--tz",
+        type=cli_args.time_zone,
         help="time zone the trace and log were written in, e.g. Europe/Paris (they carry "
         "no zone marker; default: this machine's zone)",
     )
@@ -78,54 +108,118 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     aws.add_argument("--profile", help="AWS named profile")
     aws.add_argument(
         "--endpoint-url",
+        type=cli_args.endpoint_url,
         help="Batch endpoint, e.g. a local emulator from `batchkit sim serve`",
     )
     aws.add_argument(
         "--deadline",
-        type=_non_negative,
+        type=cli_args.number(0, _MAX_DEADLINE_S, unit="seconds"),
         default=300.0,
         help="seconds to keep retrying a failing Batch API before giving up (default 300)",
     )
     parser.add_argument(
-        "--price", type=_non_negative, default=0.05, help="price per vCPU-hour for the waste (default 0.05)"
+        "--price",
+        type=cli_args.number(0, 1e6),
+        default=0.05,
+        help="price per vCPU-hour for the waste (default 0.05)",
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="batchkit",
-        description="Compare what Nextflow believes with what AWS Batch holds; kill orphans safely.",
+def _register_reconcile(sub: SubParsers) -> None:
+    p = sub.add_parser(
+        "reconcile",
+        help="show every task beside its Batch job, with a verdict",
+        description="Show every task beside its Batch job, with a verdict. Exit 0: they "
+        "agree; 3: at least one mismatch.",
+        epilog=EXIT_STATUS_HELP,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    p = sub.add_parser("reconcile", help="show every task beside its Batch job, with a verdict")
     _add_selection(p)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.set_defaults(run=cmd_reconcile)
 
-    p = sub.add_parser("kill", help="terminate orphan/untracked jobs of a run (dry run by default)")
+
+def _register_kill(sub: SubParsers) -> None:
+    from batchkit.schema import VERDICTS
+
+    p = sub.add_parser(
+        "kill",
+        help="terminate orphan/untracked jobs of a run (dry run by default)",
+        description="Terminate the run's orphan/untracked jobs (dry run unless --yes).",
+        epilog=EXIT_STATUS_HELP,
+    )
     _add_selection(p)
     p.add_argument("--yes", action="store_true", help="really terminate (default: dry run)")
     p.add_argument(
         "--force", action="store_true", help="also kill jobs Nextflow still tracks as alive"
     )
     p.add_argument(
-        "--verdict", action="append", default=None, help="only these verdicts (repeatable)"
+        "--verdict",
+        action="append",
+        default=None,
+        type=cli_args.choice_of(VERDICTS, "verdict"),
+        metavar="VERDICT",
+        help=f"only these verdicts (repeatable; one of {', '.join(VERDICTS)})",
     )
     p.add_argument("--job", action="append", default=None, help="only these job ids (repeatable)")
+    p.set_defaults(run=cmd_kill)
 
-    p = sub.add_parser("demo", help="replay the incident on the embedded local Batch")
-    p.add_argument("--headless", action="store_true", help="print instead of opening JupyterLab")
-    p.add_argument("--tasks", type=int, default=40, help="tasks in the replayed run (default 40)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--launch-dir", type=Path, help="keep the replayed run here (default: a temp dir)"
+
+def _register_demo(sub: SubParsers) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="replay the incident on the embedded local Batch",
+        description="Replay the #5516 incident on the embedded local Batch.",
+        epilog=EXIT_STATUS_HELP,
     )
+    p.add_argument("--headless", action="store_true", help="print instead of opening JupyterLab")
+    p.add_argument(
+        "--tasks",
+        type=cli_args.whole(1, 100_000),
+        default=40,
+        help="tasks in the replayed run, 1-100000 (default 40)",
+    )
+    p.add_argument("--seed", type=cli_args.whole(0, 2**63 - 1), default=0)
+    p.add_argument(
+        "--launch-dir",
+        type=cli_args.writable_dir,
+        help="keep the replayed run here (default: a temp dir)",
+    )
+    p.set_defaults(run=cmd_demo)
 
-    sim = sub.add_parser("sim", help="the local AWS Batch emulator")
-    simsub = sim.add_subparsers(dest="sim_command", metavar="SIM_COMMAND")
-    simsub.add_parser("serve", help="serve the emulator over HTTP (see `batchkit sim serve -h`)")
 
-    sub.add_parser("doctor", help="check credentials, queues and Nextflow settings")
+def _register_sim(sub: SubParsers) -> None:
+    from batchkit.sim.localbatch import register_cli as register_serve
+    from batchkit.sim.nextflow import register_cli as register_run
+
+    sim = sub.add_parser(
+        "sim",
+        help="the local AWS Batch emulator and a simulated Nextflow",
+        description="The local AWS Batch emulator (serve) and a simulated `nextflow run` (run).",
+        epilog=EXIT_STATUS_HELP,
+    )
+    simsub = sim.add_subparsers(dest="sim_command", metavar="SIM_COMMAND", required=True)
+    register_serve(simsub)
+    register_run(simsub)
+
+
+def _registrars() -> list[Callable[[SubParsers], None]]:
+    """Every subcommand's ``register_cli``, in the order ``--help`` lists them. Imported
+    here, not at module level, so ``import batchkit.cli`` stays cheap."""
+    from batchkit.doctor import register_cli as register_doctor
+
+    return [_register_reconcile, _register_kill, _register_demo, _register_sim, register_doctor]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree: ``batchkit COMMAND [SUBCOMMAND] ...``."""
+    parser: argparse.ArgumentParser = Parser(
+        prog="batchkit",
+        description="Compare what Nextflow believes with what AWS Batch holds; kill orphans safely.",
+        epilog=EXIT_STATUS_HELP,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in _registrars():
+        register(sub)
     return parser
 
 
@@ -133,58 +227,111 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``batchkit ARGV``; return the exit status (see ``EXIT_STATUS_HELP``).
+
+    The one place where errors become a line on stderr: batchkit's own errors keep their
+    message; what the operating system refuses (a full disk, a read-only or immutable
+    file) and what SQLite refuses (a ledger that is not a database) are named with their
+    file. Anything else is a bug: one line saying so (BATCHKIT_TRACEBACK=1 shows it).
+    """
     args_list = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return _main(args_list)
-    except InputError as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except AwsError as exc:
-        return _fail(str(exc), EXIT_AWS)
-    except BatchkitError as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except KeyboardInterrupt:
-        return _fail("interrupted; the ledger keeps every kill sent so far", 130)
-    except BrokenPipeError:
-        return EXIT_OK  # `batchkit reconcile … | head` closed the pipe: not an error
+    with _warnings_as_lines():
+        try:
+            return _main(args_list)
+        except UsageError as exc:
+            return _fail(str(exc), EXIT_USAGE, prog=exc.prog)
+        except InputError as exc:
+            return _fail(str(exc), EXIT_USAGE)
+        except AwsError as exc:
+            return _fail(str(exc), EXIT_FAILURE)
+        except BatchkitError as exc:
+            return _fail(str(exc), EXIT_FAILURE)
+        except KeyboardInterrupt:
+            return _fail("interrupted; the ledger keeps every kill sent so far", EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # `batchkit reconcile … | head` closed the pipe: not an error. Point stdout at
+            # devnull so the interpreter's flush at exit does not complain again.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_OK
+        except OSError as exc:
+            return _fail(_os_error_text(exc), EXIT_FAILURE)
+        except sqlite3.DatabaseError as exc:
+            return _fail(_sqlite_error_text(exc), _sqlite_error_status(exc))
+        except Exception as exc:
+            if os.environ.get("BATCHKIT_TRACEBACK"):
+                raise
+            return _fail(
+                f"unexpected {type(exc).__name__}: {exc} — this is a bug in batchkit; "
+                "run again with BATCHKIT_TRACEBACK=1 and report the traceback",
+                EXIT_FAILURE,
+            )
 
 
-def _delegate(entry: Callable[[list[str]], int | None], argv: list[str]) -> int:
-    try:
-        return int(entry(argv) or 0)
-    except SystemExit as exc:  # their argparse (--help, a usage error) exits
-        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+def _os_error_text(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename is not None else ""
+    what = exc.strerror or str(exc)
+    hint = {
+        28: "free some space or write elsewhere",  # ENOSPC
+        30: "the file system is read-only; write elsewhere",  # EROFS
+        1: "the file is not writable (immutable or not yours); fix it or write elsewhere",  # EPERM
+        13: "permission denied; fix the permissions or write elsewhere",  # EACCES
+    }.get(exc.errno or 0, "")
+    return f"{where}{what}" + (f"; {hint}" if hint else "")
 
 
-def _fail(message: str, code: int) -> int:
-    print(f"batchkit: error: {message}", file=sys.stderr)
+def _sqlite_error_text(exc: sqlite3.DatabaseError) -> str:
+    return f"the ledger: {exc}; pass another --ledger, or move the broken file aside"
+
+
+def _sqlite_error_status(exc: sqlite3.DatabaseError) -> int:
+    # "file is not a database" is a broken input file (usage); a full disk, a read-only
+    # or locked file is the environment failing at run time.
+    return EXIT_USAGE if "not a database" in str(exc) or "malformed" in str(exc) else EXIT_FAILURE
+
+
+def _fail(message: str, code: int, *, prog: str = "batchkit") -> int:
+    print(f"{prog}: error: {cli_args.message(message)}", file=sys.stderr)
     return code
 
 
+class _OneLineWarnings(logging.Handler):
+    """batchkit's log warnings as ``batchkit: warning: ...`` lines on stderr.
+
+    Without a handler Python's last-resort one prints them raw (and with tracebacks).
+    The tracker's are dropped: it logs a failed refresh for a dashboard, and the CLI
+    reports the same failure itself, once.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "batchkit.tracker":
+            return
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+        with contextlib.suppress(Exception):
+            print(f"batchkit: warning: {cli_args.message(text)}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    logger = logging.getLogger("batchkit")
+    handler = _OneLineWarnings(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def _main(argv: list[str]) -> int:
-    # The emulator and doctor own their arguments; hand them over untouched, and import
-    # them only here so this CLI works whatever else is installed.
-    if argv[:2] == ["sim", "serve"]:
-        from batchkit.sim.localbatch import serve_main
-
-        return _delegate(serve_main, argv[2:])
-    if argv[:1] == ["doctor"]:
-        from batchkit.doctor import main as doctor_main
-
-        return _delegate(doctor_main, argv[1:])
-
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed its one-line usage error
+    except SystemExit as exc:  # --help printed and exited
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    if args.command == "reconcile":
-        return cmd_reconcile(args)
-    if args.command == "kill":
-        return cmd_kill(args)
-    if args.command == "demo":
-        return cmd_demo(args)
-    parser.print_help(sys.stderr)
-    return EXIT_USAGE
+    run: Callable[[argparse.Namespace], int] = args.run
+    return int(run(args))
 
 
 # --- building the parts from arguments --------------------------------------------------------
@@ -262,12 +409,6 @@ def make_tracker(
             ledger = Path(anchor).resolve().parent / ".batchkit" / "ledger.sqlite"
     queues = args.queue or None
     known = queues or [str(q) for q in (getattr(run, "queues", None) or [])]
-    if not known:
-        print(
-            "batchkit: note: no job queue named in the log or with --queue; jobs Nextflow "
-            "never recorded (untracked) cannot be looked for — pass --queue QUEUE",
-            file=sys.stderr,
-        )
     # Ask Batch about every queue up front: an unknown queue or missing credentials is
     # one clear line now, not a degraded snapshot later.
     for queue in known:
@@ -283,15 +424,35 @@ def make_tracker(
 
 
 def first_snapshot(tracker: Tracker) -> Any:
+    """The tracker's first snapshot, or one error: a CLI asks once and does not poll again,
+    so a refresh that got no answer is a failure (exit 1), not "retrying on the next poll"."""
     snapshot = tracker.refresh()
     if not snapshot.has_result:
         error = tracker.last_error
-        if isinstance(error, BatchkitError):
+        if isinstance(error, InputError | AwsError):
             raise error
-        raise AwsError(f"could not read the run's jobs from Batch: {snapshot.error}")
+        raise AwsError(
+            f"could not read the run's jobs from Batch: {_without_poll_promise(snapshot.error)}; "
+            "check --endpoint-url/--region and the network, or pass a longer --deadline"
+        )
     if snapshot.degraded:
-        print(f"batchkit: warning: {snapshot.error}", file=sys.stderr)
+        print(f"batchkit: warning: {cli_args.message(str(snapshot.error))}", file=sys.stderr)
+    if not (tracker.queues or getattr(tracker.run, "queues", None)):
+        # After the answer, not before: a failure stays one line.
+        print(
+            "batchkit: note: no job queue named in the log or with --queue; jobs Nextflow "
+            "never recorded (untracked) cannot be looked for — pass --queue QUEUE",
+            file=sys.stderr,
+        )
     return snapshot
+
+
+def _without_poll_promise(text: str | None) -> str:
+    """The tracker's message without the clause a dashboard needs and a CLI does not."""
+    text = text or "no answer"
+    for clause in ("; showing the last good result, retrying on the next poll", "retrying on the next poll"):
+        text = text.replace(clause, "")
+    return text
 
 
 # --- rendering ----------------------------------------------------------------------------
@@ -309,7 +470,8 @@ def _cell(value: Any) -> str:
         pass
     if isinstance(value, float):
         return f"{value:.2f}"
-    return str(value)
+    # Task names and statusReasons come from files and from Batch: shown, never obeyed.
+    return cli_args.printable(str(value))
 
 
 def table_columns() -> list[tuple[str, str]]:
@@ -348,7 +510,7 @@ def render_summary(summary: dict[str, Any], frame: pd.DataFrame, out: TextIO) ->
     from batchkit.schema import RecCol
 
     counts = frame[RecCol.VERDICT].value_counts() if RecCol.VERDICT in frame else {}
-    parts = [f"{verdict} {int(n)}" for verdict, n in dict(counts).items()]
+    parts = [f"{cli_args.printable(str(verdict))} {int(n)}" for verdict, n in dict(counts).items()]
     retries = (
         int(frame[RecCol.BATCH_RETRIES].fillna(0).sum()) if RecCol.BATCH_RETRIES in frame else 0
     )
@@ -365,12 +527,25 @@ def render_summary(summary: dict[str, Any], frame: pd.DataFrame, out: TextIO) ->
 
 def render_frame(frame: pd.DataFrame, fmt: str, out: TextIO) -> None:
     if fmt == "csv":
-        frame.to_csv(out, index=False)
+        csv_safe(frame).to_csv(out, index=False)
     elif fmt == "json":
         out.write(frame.to_json(orient="records", date_format="iso"))
         out.write("\n")
     else:
         render_table(frame, out)
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its text cells made safe for a spreadsheet (``cli_args.csv_cell``):
+    numbers stay numbers, a text cell such as ``=HYPERLINK(...)`` starts with ``'``."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or str(safe[column].dtype) == "string":
+            safe[column] = safe[column].map(
+                lambda v: cli_args.csv_cell(v) if isinstance(v, str) else v, na_action="ignore"
+            )
+    safe.columns = [cli_args.csv_cell(str(c)) for c in safe.columns]
+    return safe
 
 
 def mismatches(frame: pd.DataFrame) -> int:
@@ -387,7 +562,7 @@ def render_plan(plan: Sequence[KillJob], out: TextIO) -> None:
     for job in plan:
         print(
             f"{job.job_id.ljust(width)}  {job.verdict:9}  {job.vcpu_hours:7.2f}  "
-            f"{job.task_name or '-'} — {job.reason}",
+            + cli_args.printable(f"{job.task_name or '-'} — {job.reason}"),
             file=out,
         )
 

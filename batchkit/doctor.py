@@ -41,6 +41,8 @@ from functools import total_ordering
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from batchkit import _cli_args as cli_args
+from batchkit._cli_args import EXIT_STATUS_HELP, SubParsers
 from batchkit._nfconfig import Lookup, NfConfig, config_candidates, read_config
 from batchkit.errors import (
     ApiUnavailableError,
@@ -80,10 +82,11 @@ __all__ = [
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: Final[tuple[str, ...]] = ("error", "warning", "info")
 
-EXIT_OK: Final = 0
-EXIT_AWS: Final = 1
-EXIT_USAGE: Final = 2
-EXIT_ERROR_FINDING: Final = 4
+# The CLI's exit statuses (batchkit._cli_args holds them all).
+EXIT_OK: Final = cli_args.EXIT_OK
+EXIT_AWS: Final = cli_args.EXIT_FAILURE
+EXIT_USAGE: Final = cli_args.EXIT_USAGE
+EXIT_ERROR_FINDING: Final = cli_args.EXIT_ERROR_FINDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -1370,31 +1373,41 @@ def exit_code(findings: Iterable[Finding]) -> int:
     return EXIT_ERROR_FINDING if any(f.severity == "error" for f in findings) else EXIT_OK
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="batchkit doctor",
+def register_cli(sub: SubParsers) -> None:
+    """Register ``batchkit doctor`` on the CLI's parser tree (batchkit.cli)."""
+    p = sub.add_parser(
+        "doctor",
+        help="check credentials, queues and Nextflow settings",
         description="Known-bug advice for the run's Nextflow version, risky settings, "
         "permissions and queue health. Exit 0: no error finding; 4: an error finding; "
         "2: bad launch dir; 1: AWS could not be asked.",
+        epilog=EXIT_STATUS_HELP,
     )
-    p.add_argument("launch_dir", type=Path, help="directory where `nextflow run` was started")
+    p.add_argument("launch_dir", type=cli_args.path, help="directory where `nextflow run` was started")
     p.add_argument("--queue", action="append", default=None, help="job queue to check (repeatable)")
-    p.add_argument("-c", "--config", action="append", default=[], type=Path, help="extra config file (repeatable)")
-    p.add_argument("--endpoint-url", help="Batch endpoint, e.g. a local emulator")
+    p.add_argument("-c", "--config", action="append", default=[], type=cli_args.path, help="extra config file (repeatable)")
+    p.add_argument("--endpoint-url", type=cli_args.endpoint_url, help="Batch endpoint, e.g. a local emulator")
     p.add_argument("--region", help="AWS region")
     p.add_argument("--profile", help="AWS named profile")
     p.add_argument("--offline", action="store_true", help="skip the AWS checks (log and config only)")
-    p.add_argument("--runnable-after", type=float, default=1800.0, help="seconds before a RUNNABLE job counts as stuck (default 1800)")
+    p.add_argument("--runnable-after", type=cli_args.number(0, 365 * 86400.0, unit="seconds"), default=1800.0,
+                   help="seconds before a RUNNABLE job counts as stuck (default 1800)")  # fmt: skip
     p.add_argument("--format", choices=("text", "json"), default="text")
-    return p
+    p.set_defaults(run=run_cli)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``batchkit doctor LAUNCH_DIR [--queue Q]... [--endpoint-url URL | --region R --profile P] [--format text|json]``."""
-    try:
-        args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    except SystemExit as exc:  # argparse printed its usage line
-        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    """``batchkit doctor LAUNCH_DIR [--queue Q]... [--endpoint-url URL | --region R --profile P] [--format text|json]``.
+
+    The same as ``batchkit doctor ARGV``: the arguments are the CLI's (batchkit.cli).
+    """
+    from batchkit.cli import main as cli_main
+
+    return cli_main(["doctor", *(sys.argv[1:] if argv is None else argv)])
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """``batchkit doctor``: the findings on stdout, the exit status from the worst of them."""
     client = None
     try:
         if not args.launch_dir.is_dir():
@@ -1411,13 +1424,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             config_files=args.config,
         )  # fmt: skip
     except InputError as exc:
-        print(f"batchkit doctor: error: {exc}", file=sys.stderr)
+        print(f"batchkit doctor: error: {cli_args.message(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except AwsError as exc:
-        print(f"batchkit doctor: error: {exc} (use --offline for the log and config checks only)", file=sys.stderr)
+        print(f"batchkit doctor: error: {cli_args.message(str(exc))} (use --offline for the log and config checks only)", file=sys.stderr)
         return EXIT_AWS
     except BatchkitError as exc:
-        print(f"batchkit doctor: error: {exc}", file=sys.stderr)
+        print(f"batchkit doctor: error: {cli_args.message(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     finally:
         close = getattr(client, "close", None)

@@ -424,8 +424,8 @@ def test_kill_force_takes_jobs_of_a_run_that_looks_alive(
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        (["--endpoint-url", "notaurl"], "--endpoint-url 'notaurl' is not a URL"),
-        (["--tz", "Mars/Olympus"], "--tz 'Mars/Olympus' is not a time zone name"),
+        (["--endpoint-url", "notaurl"], "--endpoint-url: 'notaurl' is not a URL"),
+        (["--tz", "Mars/Olympus"], "--tz: 'Mars/Olympus' is not a time zone name"),
         (["--deadline", "-1"], "--deadline: -1 must be 0 or more"),
         (["--price", "cheap"], "--price: 'cheap' is not a number"),
     ],

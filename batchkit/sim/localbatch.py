@@ -93,8 +93,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hmac
 import json
 import logging
+import os
 import signal
 import socket
 import struct
@@ -104,9 +106,12 @@ import time
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from batchkit import _cli_args as cli_args
+from batchkit._cli_args import EXIT_FAILURE, EXIT_OK, EXIT_STATUS_HELP, EXIT_USAGE, SubParsers
+from batchkit._net import is_loopback_host
 
 from ._emu_engine import EmuClock, Engine
 from ._emu_faults import ERROR_ANSWERS, FaultPlan
@@ -157,6 +162,7 @@ class LocalBatch:
         logs_endpoint: str | None = None,
         backdrop: bool = False,
         wall_timestamps: bool = False,
+        admin_token: str | None = None,
     ) -> None:
         """``logs_endpoint``: a CloudWatch Logs endpoint (e.g. a ``MotoBackdrop``'s URL) that
         receives each running attempt's output lines; ``backdrop=True`` starts moto on
@@ -164,6 +170,9 @@ class LocalBatch:
         ``wall_timestamps``: with ``speed`` != 1, keep timestamps on the wall clock and
         shorten durations instead (see ``EmuClock``)."""
         self.host = host
+        #: When set, every /_admin/ call must carry ``Authorization: Bearer <token>``.
+        #: Required to listen beyond loopback: the admin API rewrites state and injects faults.
+        self.admin_token = admin_token
         self.port = port
         self.region = region
         self.account_id = account_id
@@ -191,6 +200,11 @@ class LocalBatch:
         """Start the HTTP server thread; return self."""
         if self._server is not None:
             return self
+        if not is_loopback_host(self.host) and not self.admin_token:
+            raise ValueError(
+                f"LocalBatch will not serve its admin API on {self.host} (not loopback) without "
+                "admin_token: anyone who reaches it could rewrite jobs and inject faults"
+            )
         service_model()  # load botocore's model now: a broken install fails here, not per request
         if self.backdrop is not None:
             self.logs_endpoint = self.backdrop.start().endpoint_url
@@ -562,6 +576,11 @@ class LocalBatch:
         handler.send_json(200, body)
 
     def _admin(self, handler: _Handler, method: str, raw: bytes) -> None:
+        if self.admin_token and not hmac.compare_digest(
+            (handler.headers.get("Authorization") or "").encode(), f"Bearer {self.admin_token}".encode()
+        ):
+            handler.send_json(401, {"error": "the admin API needs the header Authorization: Bearer <token>"})
+            return
         path = urlsplit(handler.path).path.rstrip("/")
         parts = [unquote(p) for p in path.split("/")[2:]]  # after "/_admin"
         try:
@@ -803,42 +822,75 @@ def _usage_text(lb: LocalBatch, env: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
-def serve_main(argv: list[str] | None = None) -> int:
-    """``batchkit sim serve``: run LocalBatch in the foreground until Ctrl-C."""
-    parser = argparse.ArgumentParser(prog="batchkit sim serve", description="Run a local AWS Batch emulator.")
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
+#: The environment variable holding the admin API's token when serving beyond loopback
+#: (an environment variable, not an argument: arguments show in `ps` to every user).
+ADMIN_TOKEN_ENV = "BATCHKIT_ADMIN_TOKEN"
+
+
+def register_cli(sub: SubParsers) -> None:
+    """Register ``batchkit sim serve`` on the CLI's parser tree (batchkit.cli)."""
+    parser = sub.add_parser(
+        "serve",
+        help="serve the emulator over HTTP (see `batchkit sim serve -h`)",
+        description="Run a local AWS Batch emulator in the foreground until Ctrl-C. It listens "
+        f"on 127.0.0.1; another address needs --allow-remote and a token in ${ADMIN_TOKEN_ENV} "
+        "for the admin API (the Batch API itself has no authentication).",
+        epilog=EXIT_STATUS_HELP,
+    )
+    parser.add_argument("--port", type=cli_args.port, default=0, help="port, 1-65535 (default 0: any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--speed", type=float, default=1.0, help="clock speed, e.g. 60 = one minute per second")
-    parser.add_argument("--state", type=Path, help="load jobs from a describe-jobs JSON or a saved state first")
-    parser.add_argument("--save", type=Path, help="write the state to this file on exit")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help=f"allow a --host other than loopback (needs ${ADMIN_TOKEN_ENV})")  # fmt: skip
+    parser.add_argument("--speed", type=cli_args.number(0, 1e6, above=True), default=1.0,
+                        help="clock speed, e.g. 60 = one minute per second (more than 0, at most 1e6)")  # fmt: skip
+    parser.add_argument("--state", type=cli_args.path, help="load jobs from a describe-jobs JSON or a saved state first")
+    parser.add_argument("--save", type=cli_args.path, help="write the state to this file on exit")
     parser.add_argument("--queue", default="demo-queue", help="demo queue to create (default demo-queue)")
-    parser.add_argument("--vcpus", type=int, default=256, help="vCPUs of the demo queue's compute environment")
+    parser.add_argument("--vcpus", type=cli_args.whole(1, 2**31 - 1), default=256,
+                        help="vCPUs of the demo queue's compute environment (default 256)")  # fmt: skip
     parser.add_argument("--no-queue", action="store_true", help="create no demo queue")
     parser.add_argument("--region", default="us-east-1")
-    parser.add_argument("--seed", type=int, default=0)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    if args.speed <= 0:
-        print(f"batchkit sim serve: --speed {args.speed} must be > 0", file=sys.stderr)
-        return 2
+    parser.add_argument("--seed", type=cli_args.whole(0, 2**63 - 1), default=0)
+    parser.set_defaults(run=serve)
+
+
+def serve_main(argv: list[str] | None = None) -> int:
+    """``batchkit sim serve ARGV`` (the arguments are the CLI's, batchkit.cli)."""
+    from batchkit.cli import main as cli_main
+
+    return cli_main(["sim", "serve", *(sys.argv[1:] if argv is None else argv)])
+
+
+def serve(args: argparse.Namespace) -> int:
+    """``batchkit sim serve``: run LocalBatch in the foreground until Ctrl-C or SIGTERM."""
+    token = os.environ.get(ADMIN_TOKEN_ENV) or None
+    remote = not is_loopback_host(args.host)
+    if remote and not args.allow_remote:
+        raise cli_args.UsageError(
+            f"--host {args.host} is not a loopback address and the emulator has no authentication: "
+            "pass --allow-remote to listen there anyway",
+            prog="batchkit sim serve",
+        )
+    if remote and (token is None or len(token) < 16):
+        raise cli_args.UsageError(
+            f"--allow-remote needs a token of 16 characters or more in ${ADMIN_TOKEN_ENV} for the admin API",
+            prog="batchkit sim serve",
+        )
     state: Any = None
     if args.state is not None:
-        try:
-            state = json.loads(args.state.read_text())
-        except OSError as e:
-            print(f"batchkit sim serve: cannot read --state {args.state}: {e.strerror}", file=sys.stderr)
-            return 2
-        except ValueError as e:
-            print(f"batchkit sim serve: {args.state} is not JSON ({e}): give a describe-jobs JSON or a saved state", file=sys.stderr)
-            return 2
-    lb = LocalBatch(port=args.port, host=args.host, speed=args.speed, region=args.region, seed=args.seed)
+        state = cli_args.read_json_object(args.state, "--state")
+    lb = LocalBatch(port=args.port, host=args.host, speed=args.speed, region=args.region, seed=args.seed,
+                    admin_token=token)  # fmt: skip
     try:
         lb.start()
     except OSError as e:
-        print(f"batchkit sim serve: cannot listen on {args.host}:{args.port}: {e.strerror}; try another --port", file=sys.stderr)
-        return 2
+        print(f"batchkit sim serve: error: cannot listen on {args.host}:{args.port}: {e.strerror}; try another --port or --host",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_FAILURE
+    if remote:
+        print(f"batchkit sim serve: warning: listening on {args.host}, beyond this machine: anyone who reaches "
+              f"{lb.endpoint_url} can call its Batch API (no authentication); the admin API needs ${ADMIN_TOKEN_ENV}",
+              file=sys.stderr)  # fmt: skip
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -847,9 +899,9 @@ def serve_main(argv: list[str] | None = None) -> int:
         if state is not None:
             try:
                 lb.load_state(state)
-            except (ValueError, KeyError, TypeError) as e:
-                print(f"batchkit sim serve: {args.state}: {e}", file=sys.stderr)
-                return 2
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                print(f"batchkit sim serve: error: {cli_args.message(f'{args.state}: {e}')}", file=sys.stderr)
+                return EXIT_USAGE
         print(_usage_text(lb, env), flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             while not stop.wait(0.5):
@@ -859,4 +911,4 @@ def serve_main(argv: list[str] | None = None) -> int:
             args.save.write_text(json.dumps(lb.dump_state(), indent=1))
             print(f"state written to {args.save}", flush=True)
         lb.stop()
-    return 0
+    return EXIT_OK

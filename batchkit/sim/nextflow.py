@@ -52,6 +52,9 @@ from pathlib import Path
 from random import Random
 from typing import Any, Final, Literal, get_args
 
+from batchkit import _cli_args as cli_args
+from batchkit._cli_args import SubParsers
+
 from ._nf_artefacts import LogWriter, TraceWriter, Weblog
 from ._nf_control import AdminControl, Control, LocalControl, WallControl
 from ._nf_format import (
@@ -1087,42 +1090,58 @@ def replay_incident(
 # --- command line ---------------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m batchkit.sim.nextflow",
+_RUN_EXIT_HELP = """\
+exit status (as Nextflow's):
+  0    the run completed
+  1    the run aborted, or the endpoint could not be reached
+  2    usage: a bad argument
+  137  a `-behavior crash` run (Nextflow killed with its jobs in flight)
+  130  interrupted (Ctrl-C)
+"""
+
+
+def register_cli(sub: SubParsers) -> None:
+    """Register ``batchkit sim run`` (a stand-in for ``nextflow run``) on the CLI's tree."""
+    run = sub.add_parser(
+        "run",
+        help="run a synthetic pipeline as `nextflow run` would (a simulated Nextflow)",
         description="A stand-in for `nextflow run` on (local) AWS Batch, with Nextflow's flags.",
+        epilog=_RUN_EXIT_HELP,
     )
-    sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a synthetic pipeline")
     run.add_argument("pipeline", help="pipeline (script) name, e.g. main.nf")
     run.add_argument("-name", dest="name", help="run name (default: adjective_scientist)")
-    run.add_argument("-with-trace", dest="trace", nargs="?", const="", default="",
-                     help="trace file (default trace-<timestamp>.txt in the launch dir)")
-    run.add_argument("-with-weblog", dest="weblog", help="URL to POST weblog events to")
+    run.add_argument("-with-trace", dest="trace", nargs="?", type=cli_args.path, const=None, default=None,
+                     help="trace file (default trace-<timestamp>.txt in the launch dir)")  # fmt: skip
+    run.add_argument("-with-weblog", dest="weblog", type=cli_args.endpoint_url, help="URL to POST weblog events to")
     run.add_argument("-work-dir", "-w", dest="work_dir", default="s3://batchkit-demo/work")
-    run.add_argument("-behavior", dest="behavior", default="healthy",
-                     help=f"one of {', '.join(BEHAVIORS)} (default healthy)")
+    run.add_argument("-behavior", dest="behavior", default="healthy", type=cli_args.choice_of(BEHAVIORS, "behavior"),
+                     help=f"one of {', '.join(BEHAVIORS)} (default healthy)")  # fmt: skip
     run.add_argument("-queue", dest="queue", default="demo-queue")
     run.add_argument("-job-definition", dest="job_definition", default="nf-demo")
-    run.add_argument("-n-tasks", dest="n_tasks", type=int, default=12)
-    run.add_argument("-seed", dest="seed", type=int, default=0)
-    run.add_argument("-poll-interval", dest="poll_interval", type=float, default=5.0)
+    run.add_argument("-n-tasks", dest="n_tasks", type=cli_args.whole(1, 100_000), default=12)
+    run.add_argument("-seed", dest="seed", type=cli_args.whole(0, 2**63 - 1), default=0)
+    run.add_argument("-poll-interval", dest="poll_interval", type=cli_args.number(0, 86400.0, above=True), default=5.0)
     run.add_argument("-nf-version", dest="nf_version", help="Nextflow version to imitate")
-    run.add_argument("-launch-dir", dest="launch_dir", default=".", help="where .nextflow.log goes (default .)")
-    run.add_argument("--endpoint-url", dest="endpoint_url", help="Batch endpoint (a LocalBatch)")
+    run.add_argument("-launch-dir", dest="launch_dir", type=cli_args.writable_dir, default=Path("."),
+                     help="where .nextflow.log goes (default .)")  # fmt: skip
+    run.add_argument("--endpoint-url", dest="endpoint_url", type=cli_args.endpoint_url, help="Batch endpoint (a LocalBatch)")
     run.add_argument("--region", dest="region", default="us-east-1")
-    return p
+    run.set_defaults(run=run_cli)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m batchkit.sim.nextflow run NAME -name X -with-trace F -with-weblog URL -work-dir S3``.
 
+    The same as ``batchkit sim run ...`` (the arguments are the CLI's, batchkit.cli).
     Exit status as Nextflow's: 0 completed, 1 aborted; a ``crash`` run exits 137 (killed).
     """
-    args = _parser().parse_args(argv)
-    if args.behavior not in BEHAVIORS:
-        print(f"unknown -behavior {args.behavior!r}: use one of {', '.join(BEHAVIORS)}", file=sys.stderr)
-        return 2
+    from batchkit.cli import main as cli_main
+
+    return cli_main(["sim", *(sys.argv[1:] if argv is None else argv)])
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """``batchkit sim run``: one simulated ``nextflow run`` against the endpoint."""
     import boto3
     from botocore.config import Config
 
@@ -1145,17 +1164,23 @@ def main(argv: list[str] | None = None) -> int:
             run_name=args.name,
             version=args.nf_version,
             weblog_url=args.weblog,
-            trace_file=args.trace or None,
+            trace_file=args.trace,
             poll_interval=args.poll_interval,
             control=control,
             script_name=args.pipeline,
             seed=args.seed,
         )
     except ValueError as e:
-        print(str(e), file=sys.stderr)
+        print(f"batchkit sim run: error: {cli_args.message(str(e))}", file=sys.stderr)
         return 2
+    from botocore.exceptions import BotoCoreError, ClientError
+
     with contextlib.suppress(KeyboardInterrupt):
-        truth = nf.run()
+        try:
+            truth = nf.run()
+        except (AwsCallFailed, BotoCoreError, ClientError) as e:
+            print(f"batchkit sim run: error: {cli_args.message(str(e))}", file=sys.stderr)
+            return 1
         print(f"{truth.run_name}: {truth.run_state}" + (f" -- {truth.abort_cause}" if truth.abort_cause else ""))
         if truth.run_state == "alive":
             return 137
