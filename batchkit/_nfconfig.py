@@ -38,9 +38,14 @@ __all__ = [
     "ParsedConfig",
     "Setting",
     "Unknown",
+    "aws_region",
     "config_candidates",
     "parse_config",
+    "process_executors",
+    "process_queues",
     "read_config",
+    "run_config",
+    "trace_file",
 ]
 
 
@@ -795,3 +800,115 @@ def read_config(
         config.plugins.extend(parsed.plugins)
     config.files = tuple(read)
     return config
+
+
+# --- what a run's config says about where its jobs went ------------------------------
+
+
+def run_config(
+    launch_dir: str | Path,
+    *,
+    logged_files: Sequence[str] = (),
+    original_launch_dir: str | None = None,
+    cli_args: Sequence[str] = (),
+    profiles: Sequence[str] | None = None,
+    extra: Sequence[str | Path] = (),
+    env: Mapping[str, str] | None = None,
+    home: bool = True,
+) -> NfConfig:
+    """The run's config files in Nextflow's precedence order, read from ``launch_dir``.
+
+    With the files the log says the run parsed (``Parsing config file: …``), exactly
+    those, in its order, paths under the original launch dir mapped onto ``launch_dir``
+    (a file the run read that is not here becomes an "unreadable" entry, never a silent
+    skip). Without: ``$NXF_HOME/config``, ``<launch_dir>/nextflow.config`` and the
+    command line's ``-c`` files, each optional but the ``-c`` ones (``home=False``: not
+    this machine's ``$NXF_HOME/config``, which may not be the launch machine's).
+    """
+    folder = Path(launch_dir)
+    home_config, local = config_candidates(folder, env=env)
+    ordered: list[str | Path] = []
+    optional: list[str | Path] = []
+    if logged_files:
+        ordered += [_map_path(Path(text), original_launch_dir, folder) for text in logged_files]
+    else:
+        ordered += [home_config] if home else []
+        ordered += [local, *_cli_config_files(cli_args, folder)]
+        optional += [home_config, local]
+    ordered += list(extra)
+    unique: list[str | Path] = []
+    for p in ordered:
+        if not any(_same(Path(p), Path(q)) for q in unique):
+            unique.append(p)
+    return read_config(unique, optional=optional, profiles=profiles, cli_args=cli_args)
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return str(a) == str(b)
+
+
+def _map_path(path: Path, original_launch_dir: str | None, launch_dir: Path) -> Path:
+    """A path the log names on the launch machine, as it is found here."""
+    if path.exists() or original_launch_dir is None:
+        return path
+    try:
+        return launch_dir / path.relative_to(original_launch_dir)
+    except ValueError:
+        return path
+
+
+def _cli_config_files(args: Sequence[str], launch_dir: Path) -> list[Path]:
+    """The ``-c``/``-config`` files of a command line, resolved against the launch dir."""
+    out: list[Path] = []
+    for i, arg in enumerate(args):
+        if arg in ("-c", "-config", "-C") and i + 1 < len(args):
+            for part in args[i + 1].split(","):
+                p = Path(part)
+                out.append(p if p.is_absolute() else launch_dir / p)
+    return out
+
+
+def _is_queue_key(key: str) -> bool:
+    # process.queue, process.withName:FOO.queue, process.withLabel:big.queue,
+    # process.$awsbatch.queue (executor scope)
+    return key == "process.queue" or (key.startswith("process.") and key.endswith(".queue"))
+
+
+def aws_region(config: NfConfig) -> tuple[str, str] | None:
+    """``aws.region`` when the config states it for sure: (region, "file:line")."""
+    look = config.lookup("aws.region")
+    if look.state == "set" and isinstance(look.value, str) and look.value:
+        return look.value, look.evidence
+    return None
+
+
+def process_queues(config: NfConfig) -> list[tuple[str, str]]:
+    """Every literal queue the config names (``process.queue``, ``withName``/``withLabel``
+    queues, executor scopes, active profiles): (queue, "file:line"), first mention first."""
+    found: dict[str, str] = {}
+    for s in config.settings:
+        if _is_queue_key(s.key) and isinstance(s.value, str) and s.value and s.value not in found:
+            found[s.value] = s.evidence
+    return list(found.items())
+
+
+def process_executors(config: NfConfig) -> list[str]:
+    """The executors the config sets (``process.executor`` and per-process ones), literal only."""
+    out: list[str] = []
+    for s in config.settings:
+        is_executor = s.key == "process.executor" or (s.key.startswith("process.") and s.key.endswith(".executor"))
+        if is_executor and isinstance(s.value, str) and s.value and s.value not in out:
+            out.append(s.value)
+    return out
+
+
+def trace_file(config: NfConfig) -> str | None:
+    """``trace.file`` when literal and the trace is enabled (``trace.enabled = true``)."""
+    enabled = config.lookup("trace.enabled")
+    look = config.lookup("trace.file")
+    if enabled.state == "set" and enabled.value is True and look.state == "set" and isinstance(look.value, str):
+        return look.value
+    return None

@@ -77,6 +77,9 @@ class TaskCol:
     MEMORY: Final = "memory"  # Int64 bytes
     WORKDIR: Final = "workdir"  # string: full work dir (s3://bucket/work/ab/cdef...)
     SOURCE: Final = "source"  # string: "+"-joined sources, e.g. "trace+log"
+    #: Not in TASK_COLUMNS: an extra column the log reader adds (why a task FAILED or was
+    #: ABORTED, or "outcome unknown"), carried through NextflowRun.tasks.
+    NF_REASON: Final = "nf_reason"  # string
 
 
 TASK_COLUMNS: Final[tuple[str, ...]] = (

@@ -72,7 +72,7 @@ def test_slurm_sigint_abort_log_reads_exactly() -> None:
     assert info.session_id == "c7e3c860-e222-413c-bc51-aec6a364d6e3"
     assert info.work_dir == "/home/sravisha/projects/NextFlow/work"
     assert len(info.tasks) == 5
-    assert tuple(info.tasks.columns) == TASK_COLUMNS
+    assert tuple(info.tasks.columns) == (*TASK_COLUMNS, TaskCol.NF_REASON)
     assert set(info.tasks[TaskCol.HASH]) == {"16/b7af3d", "92/94d0c1", "97/10a71c", "d9/281125", "3a/0d5791"}
     assert info.abort_cause == "SIGINT"
     assert info.abort_time == pd.Timestamp("2020-01-24 15:37:28.932", tz="America/Los_Angeles")
@@ -84,7 +84,9 @@ def test_slurm_sigint_abort_log_reads_exactly() -> None:
     by_hash = info.tasks.set_index(TaskCol.HASH)
     assert by_hash.loc["92/94d0c1", TaskCol.NATIVE_ID] == "44662446"
     assert by_hash.loc["92/94d0c1", TaskCol.STATUS] == "COMPLETED"
-    assert by_hash.loc["3a/0d5791", TaskCol.STATUS] == "SUBMITTED"
+    # "Killing pending tasks (3)": the three in flight then were killed by Nextflow
+    assert by_hash.loc["3a/0d5791", TaskCol.STATUS] == "ABORTED"
+    assert by_hash.loc["3a/0d5791", TaskCol.NF_REASON].startswith("killed by Nextflow")
     assert (info.tasks[TaskCol.SOURCE] == "log").all()
 
 
@@ -223,7 +225,7 @@ def test_december_to_january_rollover(tmp_path: Path) -> None:
     mtime = pd.Timestamp("2025-01-01 00:00:05", tz="UTC").timestamp()
     os.utime(path, (mtime, mtime))
     guessed = read_log(path, tz="UTC")
-    assert guessed.year == 2024 and guessed.year_source == "mtime"
+    assert guessed.year == 2024 and guessed.year_source == "file time" and not guessed.year_proven
     assert guessed.end_time == pd.Timestamp("2025-01-01 00:00:01", tz="UTC")
 
 

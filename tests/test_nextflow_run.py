@@ -82,9 +82,10 @@ def test_incident_launch_dir_trace_plus_log(tmp_path: Path) -> None:
     assert tasks.loc["2e/8b0123", TaskCol.STATUS] == "COMPLETED"
     assert tasks.loc["2e/8b0123", TaskCol.SOURCE] == "trace+log"
     assert tasks.loc["2e/8b0123", TaskCol.REALTIME] == pd.Timedelta(minutes=5)
-    # in-flight when the run died: their job ids survive only in the log; statuses are left as-is
+    # in flight when the run died: the job id survives only in the log, and "Killing
+    # running tasks (1)" says Nextflow killed it (the trace would have written ABORTED)
     assert tasks.loc["3f/9c0123", TaskCol.NATIVE_ID] == JOB_B
-    assert tasks.loc["3f/9c0123", TaskCol.STATUS] == "SUBMITTED"
+    assert tasks.loc["3f/9c0123", TaskCol.STATUS] == "ABORTED"
     assert tasks.loc["3f/9c0123", TaskCol.SOURCE] == "log"
     assert tasks.loc["4a/ad0123", TaskCol.WORKDIR] == WD_C
     assert run.last_activity is not None

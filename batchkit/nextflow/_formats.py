@@ -492,3 +492,62 @@ __all__ = [
     "split_name",
     "workdir_root",
 ]
+
+
+# --- files ------------------------------------------------------------------------
+
+#: A longer line is cut at this many bytes (the rest is skipped, not held in memory).
+MAX_LINE_BYTES: Final = 1 << 20
+
+
+def open_regular(path: Path, what: str) -> Any:
+    """``path`` opened for binary reading, or one clear error when it is not a regular file.
+
+    A FIFO would block forever and ``/dev/zero`` never ends: both are refused by
+    ``stat`` before ``open`` (``O_NONBLOCK`` keeps a FIFO created in between from
+    blocking the open itself).
+    """
+    import stat
+
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise NextflowReadError(f"no such {what}: check the path", path=str(path)) from None
+    except OSError as exc:
+        raise NextflowReadError(f"cannot read the {what}: {exc.strerror}", path=str(path)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise NextflowReadError(
+            f"is a directory, not a {what}: use NextflowRun.from_dir for a launch directory",
+            path=str(path),
+        )
+    if not stat.S_ISREG(st.st_mode):
+        raise NextflowReadError(
+            f"is not a regular file (a device, FIFO or socket): a {what} is a file Nextflow wrote; "
+            "copy it to a file first",
+            path=str(path),
+        )
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped between stat and open
+            os.close(fd)
+            raise NextflowReadError(f"is not a regular file: a {what} is a file Nextflow wrote", path=str(path))
+        return os.fdopen(fd, "rb")
+    except OSError as exc:
+        raise NextflowReadError(f"cannot read the {what}: {exc.strerror}", path=str(path)) from None
+
+
+def bounded_lines(fh: Any, limit: int = MAX_LINE_BYTES) -> Any:
+    """Lines of a binary file (without the newline), each cut at ``limit`` bytes.
+
+    The rest of an over-long line is read in ``limit``-sized pieces and dropped, so a
+    file of zeros without a newline costs ``limit`` bytes of memory, not its size.
+    """
+    while True:
+        line = fh.readline(limit)
+        if not line:
+            return
+        if not line.endswith(b"\n"):
+            rest = line
+            while rest and not rest.endswith(b"\n"):
+                rest = fh.readline(limit)
+        yield line.rstrip(b"\r\n")

@@ -1,10 +1,16 @@
-"""Read ``.nextflow.log`` (and its rotations) into run facts and a task table (DESIGN §2).
+"""The one ``.nextflow.log`` reader: run facts and a task table (every other module asks it).
 
 Nextflow's log lines look like
 ``Jan-24 12:49:27.026 [Task submitter] INFO  nextflow.Session - [16/b7af3d] Submitted process > NAME (1)``
 (logback pattern ``%d{MMM-dd HH:mm:ss.SSS} [%t] %-5level %logger{36} - %msg``):
 the timestamp has no year and no zone. Lines without a timestamp continue the
-previous message (stack traces, DAG dumps) and are skipped.
+previous message: the in-flight dumps (``~> TaskHandler[...]``), the ``Caused by:``
+block of ``Error executing process``, a failed launch's exception. Only those are
+read; stack traces and DAG dumps are skipped.
+
+The file is streamed line by line (each line cut at ``_formats.MAX_LINE_BYTES``):
+memory grows with the tasks the log names, not with its size, and what is not a
+regular file (a FIFO, ``/dev/zero``) is refused before it is opened.
 
 Each ``.nextflow.log.N`` is an earlier *launch* (logback ``RollOnStartupPolicy``),
 not a size rotation. Read together they are oldest first: the run facts (name,
@@ -12,18 +18,45 @@ abort, end) come from the newest launch; tasks from earlier launches are kept
 when they share its session id (``-resume`` keeps the session), because the
 earlier launch may have left jobs running that the newest log never mentions.
 
-Year inference: the caller's ``year`` (the year of the first line), else the
-year putting the launch closest to ``reference_time`` (e.g. the first trace
-date), else the newest file's modification time (its last line was written
-before it). A month that goes backwards between lines (Dec -> Jan) starts a new
-year.
+What a task's status becomes, beyond the submit and ``Task completed`` lines:
+
+- ``Error executing process > 'NAME'`` (and ``[ab/cdef12] NOTE: Process … -- Error is
+  ignored / Execution is retried``) make a task that ended FAILED, even after a ``Task
+  completed … status: COMPLETED; exit: 0`` line: missing outputs are found after the
+  task completed (``TaskProcessor.finalizeTask``). The ``Caused by:`` line is its reason.
+  A task the error names that never ended keeps its status (and gets the reason): its
+  status check threw and it was dropped without a kill (nextflow-io/nextflow#5516).
+- ``status: COMPLETED; exit: -`` is not a success: the handler could not read the exit
+  file (``[AWS BATCH] Cannot read exit status``; the processor then sees
+  ``Integer.MAX_VALUE`` and fails the task, ``TaskProcessor`` "terminated for an
+  unknown reason"). It reads FAILED with exit unknown and the reason "outcome unknown".
+- Tasks Nextflow killed — in flight at ``Killing running tasks (N)`` (before 21.12
+  ``Killing pending tasks (N)``), or named by ``[AWS BATCH] killing job=<id>`` — are
+  ABORTED, as the trace writes them (``TaskPollingMonitor.cleanup``). Tasks submitted
+  after that line (nextflow-io/nextflow#7445) keep their status.
+- The in-flight dumps list every task still in flight at each poll: the newest wins.
+
+The year (log lines carry none), in order of proof:
+
+1. the caller's ``year``;
+2. ``reference_time``: a dated fact from the launch dir (a trace date, a weblog
+   ``utcTime``, a ``trace-<timestamp>.txt`` name);
+3. the log's own epoch times (``started: 1579898976775`` / ``exited: 2025-07-29T…``
+   in TaskHandler lines);
+4. the banner's build date (``Created: 04-03-2025 17:55 UTC``) is a lower bound and
+   the newest file's modification time an upper bound (a copy only moves it later):
+   when they leave one year, it is proven; otherwise the lower bound is used
+   (a fresh ``cp``/``git clone`` reads as the original did) and flagged unproven;
+5. the file time alone (unproven); then the clock (unproven).
+
+A month that goes backwards between lines (Dec -> Jan) starts a new year.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
@@ -47,11 +80,26 @@ _LINE_RE: Final = re.compile(
     r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)-(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{3}) "
     r"\[([^\]]*)\] ([A-Z]+)\s+(\S+) - (.*)$"
 )
-_VERSION_RE: Final = re.compile(r"N E X T F L O W\s+~\s+version (\S+)")
+#: ``N E X T F L O W  ~  version 24.10.5`` (log and console); ``nextflow -version``
+#: prints ``version 24.10.4 build 5934``.
+VERSION_RE: Final = re.compile(r"N E X T F L O W\s+~\s+version\s+(\S+)")
+_BARE_VERSION_RE: Final = re.compile(r"\bversion\s+(\d+\.\d+\.\d+(?:-\w+)?)")
 _LAUNCHING_RE: Final = re.compile(r"Launching `[^`]*` \[([^\]]+)\]")
 _SESSION_RE: Final = re.compile(r"Session (?:UUID|uuid): (\S+)")
 _RUN_NAME_RE: Final = re.compile(r"^Run name: (\S+)")
 _WORK_DIR_RE: Final = re.compile(r"^Work-dir: (\S+)")
+_COMMAND_RE: Final = re.compile(r"^\$> (.*)$")
+_PROFILE_RE: Final = re.compile(r"Applying config profile: `([^`]+)`")
+_PARSING_RE: Final = re.compile(r"Parsing config file: (.+?)\s*$")
+_LOCAL_CONFIG_RE: Final = re.compile(r"Found config local: (.+?)\s*$")
+# "Workflow started -- trace file: /abs/launch/trace-new.txt" (TraceFileObserver)
+_TRACE_FILE_RE: Final = re.compile(r"trace file: (.+?)\s*$")
+# Banner detail block (a continuation line): "  Created: 04-03-2025 17:55 UTC (17:55 BST)"
+_CREATED_RE: Final = re.compile(r"^\s*Created: (\d\d)-(\d\d)-(\d{4})")
+# "[warm up] executor > awsbatch"
+_WARM_UP_RE: Final = re.compile(r"\[warm up\] executor > (\S+)")
+# "[AWS BATCH] Executor options=AwsOptions(... region:eu-north-1, ...)"; awsCli "--region eu-north-1"
+_REGION_RE: Final = re.compile(r"(?:\bregion:|--region[ =])([a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d)\b")
 # "[ab/cdef12] Submitted process > NAME (tag)"; also "Re-submitted" and "Cached".
 _SUBMITTED_RE: Final = re.compile(
     r"^\[([0-9a-f]{2}/[0-9a-f]{6})\] (Submitted|Re-submitted|Cached) process > (.+)$"
@@ -67,11 +115,19 @@ _CLOUD_SUBMIT_RE: Final = re.compile(
 _GRID_SUBMIT_RE: Final = re.compile(
     r"^\[([A-Z]+)\] submitted process (.+) > jobId: ([^;\s]+); workDir: (\S+)"
 )
-# "Task completed > TaskHandler[id: 1; name: NAME; status: COMPLETED; exit: 0; error: -; workDir: ...]"
-_TASK_DONE_RE: Final = re.compile(
-    r"^Task completed > TaskHandler\[(?:jobId: ([^;]+); )?id: (\d+); name: (.*?); status: (\w+); "
-    r"exit: ([^;]+); error: (.*?); workDir: (\S+?)(?:[\s\]]|$)"
+_CLOUD_EXECUTORS: Final = {"AWS BATCH": "awsbatch", "GOOGLE BATCH": "google-batch"}
+# "TaskHandler[jobId: 4; id: 1; name: NAME; status: COMPLETED; exit: 0; error: -; workDir: /w/ab/cd…
+#  started: 1579898976775; exited: 2020-01-24T21:49:48Z; ]" (jobId/started/exited: grid
+# executors and some versions; AWS Batch 24.x writes neither).
+_HANDLER_RE: Final = re.compile(
+    r"TaskHandler\[(?:jobId: ([^;]+); )?id: (\d+); name: (.*?); status: (\w+); "
+    r"exit: ([^;]+); error: (.*?); workDir: (\S+?)(?:[\s\]]|$)(?:.*?started: (\d+);)?(?:.*?exited: ([0-9T:.\-]+Z);)?"
 )
+_TASK_DONE_PREFIX: Final = "Task completed > "
+_DUMP_RE: Final = re.compile(r"^!! executor (\S+) > tasks to be completed: \d+")
+_ERROR_EXECUTING_RE: Final = re.compile(r"^Error executing process > '(.+)'\s*$")
+# "[66/a45068] NOTE: Process `X (1)` terminated with an error exit status (137) -- Execution is retried (1)"
+_NOTE_RE: Final = re.compile(r"^\[([0-9a-f]{2}/[0-9a-f]{6})\] NOTE: (.+?)(?: -- (Execution is retried|Error is ignored).*)?$")
 _ABORT_RE: Final = re.compile(r"^Session aborted -- Cause: ?(.*)$")
 _KILLING_TASKS_RE: Final = re.compile(r"Killing (?:running|pending) tasks \((\d+)\)")
 # Kill wordings: before 25.04 "[AWS BATCH] killing job=<id>; response=..." (logged after
@@ -81,7 +137,25 @@ _KILL_RE: Final = re.compile(r"^\[AWS BATCH\].*?\b(terminating|killing) job[= ](
 _REAPER_GAVE_UP: Final = "Some jobs may not be terminated"
 _REAPER_WAIT_RE: Final = re.compile(r"Waiting jobs reaper to complete \((\d+) jobs? to be terminated\)")
 _GOODBYE: Final = "Execution complete -- Goodbye"
+# A failed launch (no live run): "DEBUG nextflow.cli.Launcher - Operation aborted" then the
+# exception on the next line; "ERROR nextflow.cli.Launcher - <message>" (``@unknown``: the
+# message is on the exception line); "ERROR nextflow.Nextflow - > Error: <message>".
+_OPERATION_ABORTED: Final = "Operation aborted"
+_EXCEPTION_RE: Final = re.compile(r"^([A-Za-z_$][\w$]*(?:\.[\w$]+)+(?:Exception|Error)): ?(.*)$")
 _ROTATION_RE: Final = re.compile(r"\.(\d+)$")
+# Console output saved as a log: the banner, "executor >  awsbatch (5)", "[ab/cdef12] NAME …".
+_CONSOLE_RE: Final = re.compile(
+    r"^\s*(?:┃\s*)?(?:N E X T F L O W|Launching `|executor >\s+\S+|\[[0-9a-f]{2}/[0-9a-f]{6}\] )"
+)
+#: Before the first timestamped line, this many lines at most (a log starts with one).
+_PROBE_LINES: Final = 2000
+#: Reasons written into ``TaskCol.NF_REASON``.
+UNKNOWN_OUTCOME: Final = "outcome unknown: Nextflow could not read the task's exit status (exit: -)"
+KILLED_BY_NEXTFLOW: Final = "killed by Nextflow"
+
+# A time waiting for its year: (year offset, month, day, hour, minute, second, millisecond,
+# line number, file index) — the last two only name the line of an impossible date.
+_When = tuple[int, ...]
 
 
 @dataclass
@@ -94,11 +168,13 @@ class LogInfo:
     session_id: str | None = None
     work_dir: str | None = None
     launch_time: pd.Timestamp | None = None
-    #: TASK_COLUMNS frame, source "log": status SUBMITTED or CACHED, or COMPLETED/FAILED
-    #: when a DEBUG "Task completed > TaskHandler[...]" line reports the end.
+    #: TASK_COLUMNS frame (plus ``nf_reason``), source "log".
     tasks: pd.DataFrame = field(default_factory=fmt.empty_tasks)
+    #: "Session aborted -- Cause: …", or a failed launch's error (then ``launch_failed``).
     abort_cause: str | None = None
     abort_time: pd.Timestamp | None = None
+    #: the launch failed before or while starting (Launcher error, compile error): no live run.
+    launch_failed: bool = False
     #: job ids whose TerminateJob call Nextflow logged as answered.
     killed_job_ids: list[str] = field(default_factory=list)
     #: job ids Nextflow decided to terminate (25.04+ "terminating job"), answered or not.
@@ -113,9 +189,22 @@ class LogInfo:
     #: "Execution complete -- Goodbye" was logged (also after an abort).
     completed: bool = False
     last_line_time: pd.Timestamp | None = None
-    #: the year given to the first line, and how it was chosen.
+    #: the year given to the first line, how it was chosen, and whether that is proven.
     year: int | None = None
     year_source: str = ""
+    year_proven: bool = False
+    #: executors the run used, in order of first mention ("awsbatch", "slurm", "local", …).
+    executors: list[str] = field(default_factory=list)
+    #: the AWS region of ``AwsOptions(… region:…)`` / ``--region`` in awsCli, if logged.
+    region: str | None = None
+    #: the command line (``$> nextflow run …``) and the trace file the run wrote, if logged.
+    command: str | None = None
+    trace_file: str | None = None
+    #: config profiles applied (None: no "Applying config profile" line), config files parsed
+    #: (in order), and the launch dir on the launch machine — to read the run's own config.
+    profiles: list[str] | None = None
+    config_files: list[str] = field(default_factory=list)
+    config_local_dir: str | None = None
     #: earlier launches left out because their session id differs.
     ignored_paths: list[str] = field(default_factory=list)
 
@@ -124,23 +213,63 @@ class LogInfo:
         """The newest log file read."""
         return self.paths[-1]
 
-
-@dataclass
-class _Line:
-    number: int
-    month: int
-    day: int
-    hms: tuple[int, int, int, int]
-    thread: str
-    message: str
+    @property
+    def used_aws_batch(self) -> bool:
+        """The log shows the AWS Batch executor at work."""
+        return "awsbatch" in self.executors
 
 
 @dataclass
-class _Launch:
-    """One log file = one launch, with month/day times still waiting for their year."""
+class LogScan:
+    """One log file's facts, streamed once; times still wait for their year (pure data).
+
+    ``*_line`` fields are 1-based line numbers (for the doctor's evidence).
+    """
 
     path: str
-    lines: list[_Line]
+    version: str | None = None
+    version_line: int | None = None
+    command: str | None = None
+    run_name: str | None = None
+    session_id: str | None = None
+    work_dir: str | None = None
+    profiles: list[str] = field(default_factory=list)
+    config_files: list[str] = field(default_factory=list)
+    #: the launch dir on the launch machine ("Found config local: <dir>/nextflow.config").
+    config_local_dir: str | None = None
+    trace_file: str | None = None
+    executors: list[str] = field(default_factory=list)
+    region: str | None = None
+    region_line: int | None = None
+    #: banner "Created: dd-MM-yyyy": (year, month, day)
+    build_date: tuple[int, int, int] | None = None
+    abort_cause: str | None = None
+    abort_when: _When | None = None
+    abort_line: int | None = None
+    launch_failed: bool = False
+    killed_count: int | None = None
+    killed: list[str] = field(default_factory=list)
+    kill_requested: list[str] = field(default_factory=list)
+    reaper_gave_up: bool = False
+    reaper_line: int | None = None
+    reaper_pending: int | None = None
+    end_when: _When | None = None
+    completed: bool = False
+    first_when: _When | None = None
+    last_when: _When | None = None
+    #: months of the first and last line, and the year offset reached (Dec -> Jan bumps).
+    first_month: int = 0
+    last_month: int = 0
+    #: a log line paired with an epoch instant it reports (TaskHandler started/exited).
+    epoch_evidence: tuple[_When, pd.Timestamp] | None = None
+    #: (line, job id) of AWS Batch submissions logged after the abort (#7445).
+    submitted_after_abort: list[tuple[int, str]] = field(default_factory=list)
+    #: per task hash: the facts gathered so far (a dict of TaskCol -> value; times as _When).
+    tasks: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    @property
+    def used_aws_batch(self) -> bool:
+        return "awsbatch" in self.executors
 
 
 def read_log(
@@ -153,165 +282,227 @@ def read_log(
     """Read ``.nextflow.log`` (and rotations ``.nextflow.log.1`` …) into a :class:`LogInfo`.
 
     ``tz`` is the zone of the machine that ran Nextflow (default: this
-    machine's); ``year`` the year of the oldest file's first line.
+    machine's); ``year`` the year of the oldest file's first line;
+    ``reference_time`` a dated fact about the run (see the module doc).
     """
     path_list = _order_oldest_first(_path_list(paths))
     if not path_list:
         raise NextflowReadError("no log file given: pass the path of .nextflow.log")
     zone = fmt.resolve_tz(tz)
-    launches = [parse_log_text(_read_text(p), path=str(p)) for p in path_list]
+    scans = [scan_log_file(p) for p in path_list]
     mtime = _mtime_utc(path_list[-1])
-    return build_log_info(
-        launches, tz=zone, year=year, reference_time=reference_time, mtime=mtime
+    return build_log_info(scans, tz=zone, year=year, reference_time=reference_time, mtime=mtime)
+
+
+def scan_log_file(path: PathLike) -> LogScan:
+    """Stream one log file into a :class:`LogScan` (refuses what is not a regular file)."""
+    p = Path(path)
+    with fmt.open_regular(p, "log file") as fh:
+        return scan_log_lines((raw.decode("utf-8", errors="replace") for raw in fmt.bounded_lines(fh)), path=str(p))
+
+
+def parse_log_text(text: str, *, path: str = "<log>") -> LogScan:
+    """Scan one log file's text (pure)."""
+    return scan_log_lines(text.splitlines(), path=path)
+
+
+def scan_log_lines(lines: Iterable[str], *, path: str = "<log>", require_log: bool = True) -> LogScan:
+    """Scan log lines into a :class:`LogScan` (pure; one pass, memory bounded by the tasks).
+
+    ``require_log``: refuse text without a timestamped line (console output, another file).
+    """
+    scanner = _Scanner(path)
+    probe: list[str] = []
+    for number, raw in enumerate(lines, start=1):
+        if scanner.seen is None:
+            if _LINE_RE.match(raw) is None:
+                if len(probe) < 50:
+                    probe.append(raw)
+                if number >= _PROBE_LINES and require_log:
+                    break
+                continue
+            scanner.seen = number
+        scanner.feed(number, raw)
+    if scanner.seen is None and require_log:
+        raise NextflowReadError(_not_a_log_message(probe), path=path, line=1)
+    return scanner.facts
+
+
+def version_of(text: str) -> str | None:
+    """The Nextflow version in a banner or ``nextflow -version`` output, or None."""
+    match = VERSION_RE.search(text) or _BARE_VERSION_RE.search(text)
+    return match.group(1) if match else None
+
+
+def _not_a_log_message(head: Sequence[str]) -> str:
+    if any(_CONSOLE_RE.match(line) for line in head):
+        name = next((m.group(1) for line in head if (m := _LAUNCHING_RE.search(line))), None)
+        run = f" of run '{name}'" if name else ""
+        return (
+            f"this is Nextflow's console output{run}, not its .nextflow.log (no line has a "
+            "timestamp): read the .nextflow.log file in the directory where `nextflow run` "
+            "was started (hidden: `ls -a`; earlier runs are .nextflow.log.1, .2, …)"
+        )
+    return (
+        "not a Nextflow log: no line starts with a timestamp like "
+        "'Jan-24 12:49:23.194 [main] DEBUG nextflow.cli.Launcher - …'"
     )
 
 
-def parse_log_text(text: str, *, path: str = "<log>") -> _Launch:
-    """Split one log file's text into timestamped lines (pure)."""
-    lines: list[_Line] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+class _Scanner:
+    """The line-by-line state of one scan (pure)."""
+
+    def __init__(self, path: str) -> None:
+        self.facts = LogScan(path=path)
+        self.seen: int | None = None
+        self.offset = 0
+        self.month = 0
+        self.when: _When = (0, 1, 1, 0, 0, 0, 0, 0, 0)
+        self.message = ""  # the message the continuation lines belong to
+        self.pending_error: str | None = None  # hash of an "Error executing process" task
+        self.after_caused_by = False
+        self.launch_error_pending = False
+        self.attempts: dict[str, int] = {}
+        self.by_name: dict[str, str] = {}
+        self.by_job: dict[str, str] = {}
+        self.errored: set[str] = set()
+
+    # --- helpers ---
+
+    def _row(self, short: str) -> dict[str, object]:
+        return self.facts.tasks.setdefault(short, {TaskCol.HASH: short})
+
+    def _executor(self, name: str) -> None:
+        name = name.strip().lower()
+        if name and name not in self.facts.executors:
+            self.facts.executors.append(name)
+
+    # --- feeding ---
+
+    def feed(self, number: int, raw: str) -> None:
         match = _LINE_RE.match(raw)
         if match is None:
-            continue  # a continuation line (stack trace, DAG dump) or noise
-        mon, day, hh, mm, ss, ms, thread, _level, _logger, message = match.groups()
-        lines.append(
-            _Line(number, _MONTHS[mon], int(day), (int(hh), int(mm), int(ss), int(ms)), thread, message)
-        )
-    if not lines:
-        raise NextflowReadError(
-            "not a Nextflow log: no line starts with a timestamp like "
-            "'Jan-24 12:49:23.194 [main] DEBUG nextflow.cli.Launcher - …'",
-            path=path,
-            line=1,
-        )
-    return _Launch(path, lines)
+            self._continuation(raw)
+            return
+        mon, day, hh, mm, ss, ms, _thread, level, logger, message = match.groups()
+        month = _MONTHS[mon]
+        if self.month and month < self.month:
+            self.offset += 1
+        self.month = month
+        self.when = (self.offset, month, int(day), int(hh), int(mm), int(ss), int(ms), number, 0)
+        facts = self.facts
+        if facts.first_when is None:
+            facts.first_when, facts.first_month = self.when, month
+        facts.last_when, facts.last_month = self.when, month
+        self.message = message
+        self.pending_error = None
+        self.after_caused_by = False
+        self.launch_error_pending = False
+        self._line(number, level, logger, message)
 
+    def _continuation(self, raw: str) -> None:
+        facts = self.facts
+        if raw.startswith("~> TaskHandler["):
+            self._handler(raw, dump=True)
+        elif self.pending_error is not None:
+            text = raw.strip()
+            if self.after_caused_by and text:
+                row = facts.tasks.get(self.pending_error)
+                if row is not None:
+                    row[TaskCol.NF_REASON] = text
+                self.pending_error = None
+            elif text.startswith("Caused by:"):
+                rest = text[len("Caused by:") :].strip()
+                if rest:
+                    row = facts.tasks.get(self.pending_error)
+                    if row is not None:
+                        row[TaskCol.NF_REASON] = rest
+                    self.pending_error = None
+                else:
+                    self.after_caused_by = True
+        elif self.launch_error_pending:
+            text = raw.strip()
+            if m := _EXCEPTION_RE.match(text):
+                facts.abort_cause = (m.group(2).strip() or m.group(1).rsplit(".", 1)[-1])
+                self.launch_error_pending = False
+        elif facts.build_date is None and (m := _CREATED_RE.match(raw)):
+            day, month, year = (int(g) for g in m.groups())
+            facts.build_date = (year, month, day)
 
-def build_log_info(
-    launches: Sequence[_Launch],
-    *,
-    tz: tzinfo,
-    year: int | None,
-    reference_time: pd.Timestamp | None,
-    mtime: pd.Timestamp | None,
-) -> LogInfo:
-    """Combine parsed launches (oldest first) into a :class:`LogInfo` (pure)."""
-    all_lines = [(launch, line) for launch in launches for line in launch.lines]
-    offsets = _year_offsets([line for _, line in all_lines])
-    base, source = _base_year(all_lines, offsets, tz, year, reference_time, mtime)
-    stamps = _timestamps(all_lines, offsets, base, tz)
-
-    per_launch: list[_LaunchFacts] = []
-    i = 0
-    for launch in launches:
-        n = len(launch.lines)
-        per_launch.append(_scan(launch, stamps[i : i + n]))
-        i += n
-
-    newest = per_launch[-1]
-    kept = [f for f in per_launch[:-1] if f.session_id is None or f.session_id == newest.session_id]
-    ignored = [f.path for f in per_launch[:-1] if f not in kept]
-    facts_in_order = [*kept, newest]
-
-    info = LogInfo(paths=[f.path for f in facts_in_order], ignored_paths=ignored, year=base, year_source=source)
-    info.version = newest.version
-    info.run_name = newest.run_name
-    info.session_id = newest.session_id
-    info.work_dir = newest.work_dir
-    info.launch_time = newest.launch_time
-    info.abort_cause = newest.abort_cause
-    info.abort_time = newest.abort_time
-    info.killed_count = newest.killed_count
-    info.reaper_gave_up = newest.reaper_gave_up
-    info.reaper_pending = newest.reaper_pending
-    info.end_time = newest.end_time
-    info.completed = newest.completed
-    info.last_line_time = newest.last_line_time
-    info.killed_job_ids = _unique(j for f in facts_in_order for j in f.killed)
-    info.kill_requested_job_ids = _unique(j for f in facts_in_order for j in f.kill_requested)
-    info.tasks = _tasks_frame(facts_in_order)
-    return info
-
-
-# --- scanning one launch ----------------------------------------------------------------
-
-
-@dataclass
-class _LaunchFacts:
-    path: str
-    version: str | None = None
-    run_name: str | None = None
-    session_id: str | None = None
-    work_dir: str | None = None
-    launch_time: pd.Timestamp | None = None
-    abort_cause: str | None = None
-    abort_time: pd.Timestamp | None = None
-    killed_count: int | None = None
-    reaper_gave_up: bool = False
-    reaper_pending: int | None = None
-    end_time: pd.Timestamp | None = None
-    completed: bool = False
-    last_line_time: pd.Timestamp | None = None
-    killed: list[str] = field(default_factory=list)
-    kill_requested: list[str] = field(default_factory=list)
-    #: per task hash: the facts gathered so far (a dict of TaskCol -> value).
-    tasks: dict[str, dict[str, object]] = field(default_factory=dict)
-
-
-def _scan(launch: _Launch, stamps: list[pd.Timestamp]) -> _LaunchFacts:
-    facts = _LaunchFacts(path=launch.path)
-    facts.launch_time = stamps[0] if stamps else None
-    facts.last_line_time = stamps[-1] if stamps else None
-    attempts: dict[str, int] = {}
-    for line, when in zip(launch.lines, stamps, strict=True):
-        msg = line.message
+    def _line(self, number: int, level: str, logger: str, msg: str) -> None:
+        facts = self.facts
+        when = self.when
         if (m := _SUBMITTED_RE.match(msg)) is not None:
             short, kind, name = m.groups()
             if kind == "Re-submitted":
-                attempts[name] = attempts.get(name, 1) + 1
+                self.attempts[name] = self.attempts.get(name, 1) + 1
             elif kind == "Submitted":
-                attempts[name] = 1
-            row = facts.tasks.setdefault(short, {TaskCol.HASH: short})
+                self.attempts[name] = 1
+            row = self._row(short)
             row[TaskCol.NAME] = name
+            self.by_name[name] = short
             row[TaskCol.STATUS] = "CACHED" if kind == "Cached" else row.get(TaskCol.STATUS, "SUBMITTED")
             if kind != "Cached":
-                row[TaskCol.ATTEMPT] = attempts[name]
+                row[TaskCol.ATTEMPT] = self.attempts[name]
                 row.setdefault(TaskCol.SUBMIT, when)
         elif (m := _CLOUD_SUBMIT_RE.match(msg) or _GRID_SUBMIT_RE.match(msg)) is not None:
-            _executor, name, job_id, workdir = m.groups()
+            executor, name, job_id, workdir = m.groups()
+            self._executor(_CLOUD_EXECUTORS.get(executor, executor))
             short = fmt.hash_of_workdir(workdir)
             if short is None:
-                continue
-            row = facts.tasks.setdefault(short, {TaskCol.HASH: short})
+                return
+            if facts.abort_line is not None and executor == "AWS BATCH":
+                facts.submitted_after_abort.append((number, job_id))
+            row = self._row(short)
             row[TaskCol.NATIVE_ID] = job_id
+            self.by_job[job_id] = short
             row[TaskCol.WORKDIR] = workdir.rstrip("/")
             if name:
                 row.setdefault(TaskCol.NAME, name)
+                self.by_name.setdefault(name, short)
             row.setdefault(TaskCol.STATUS, "SUBMITTED")
             row.setdefault(TaskCol.SUBMIT, when)
-        elif (m := _TASK_DONE_RE.match(msg)) is not None:
-            job_id, task_id, name, _status, exit_text, error, workdir = m.groups()
-            short = fmt.hash_of_workdir(workdir)
-            if short is None:
-                continue
-            row = facts.tasks.setdefault(short, {TaskCol.HASH: short})
-            row[TaskCol.TASK_ID] = int(task_id)
-            row.setdefault(TaskCol.NAME, name)
-            row[TaskCol.WORKDIR] = workdir.rstrip("/")
-            if job_id and job_id.strip() not in ("-", "null"):
-                row.setdefault(TaskCol.NATIVE_ID, job_id.strip())
-            exit_code = _int_or_none(exit_text)
-            row[TaskCol.EXIT] = exit_code
-            failed = (exit_code not in (None, 0)) or error.strip() not in ("-", "", "null")
-            row[TaskCol.STATUS] = "FAILED" if failed else "COMPLETED"
-            row[TaskCol.COMPLETE] = when
+        elif msg.startswith(_TASK_DONE_PREFIX):
+            self._handler(msg[len(_TASK_DONE_PREFIX) :], dump=False)
+        elif (m := _DUMP_RE.match(msg)) is not None:
+            self._executor(m.group(1))
+        elif (m := _ERROR_EXECUTING_RE.match(msg)) is not None:
+            short = self.by_name.get(m.group(1))
+            if short is not None:
+                row = self._row(short)
+                if TaskCol.COMPLETE in row:
+                    row[TaskCol.STATUS] = "FAILED"
+                else:
+                    # No end seen: a status check that threw (nextflow-io/nextflow#5516) drops
+                    # the task from the running queue without killing its job, so the kill
+                    # sweep below does not cover it and its job may well still run.
+                    self.errored.add(short)
+                row.setdefault(TaskCol.NF_REASON, msg)
+                self.pending_error = short
+        elif (m := _NOTE_RE.match(msg)) is not None and (m.group(3) or "terminated" in msg):
+            short, text, _what = m.groups()
+            row = self._row(short)
+            row[TaskCol.STATUS] = "FAILED"
+            row[TaskCol.NF_REASON] = text.strip()
         elif (m := _KILL_RE.match(msg)) is not None:
             verb, job_id = m.groups()
+            self._executor("awsbatch")
             facts.kill_requested.append(job_id)
             if verb == "killing":
                 facts.killed.append(job_id)
-        elif (m := _VERSION_RE.search(msg)) is not None:
-            facts.version = m.group(1)
+            short = self.by_job.get(job_id)
+            if short is not None:
+                row = self._row(short)
+                if row.get(TaskCol.STATUS) in ("SUBMITTED", "RUNNING", None):
+                    row[TaskCol.STATUS] = "ABORTED"
+                    row[TaskCol.NF_REASON] = f"{KILLED_BY_NEXTFLOW} ({msg.strip()[:120]})"
+        elif (m := _WARM_UP_RE.search(msg)) is not None:
+            self._executor(m.group(1))
+        elif (m := _COMMAND_RE.match(msg)) is not None and logger.endswith("Launcher"):
+            facts.command = facts.command or m.group(1).strip()
+        elif (m := VERSION_RE.search(msg)) is not None:
+            if facts.version is None:
+                facts.version, facts.version_line = m.group(1), number
         elif (m := _LAUNCHING_RE.search(msg)) is not None:
             facts.run_name = facts.run_name or m.group(1)
         elif (m := _SESSION_RE.search(msg)) is not None:
@@ -320,105 +511,315 @@ def _scan(launch: _Launch, stamps: list[pd.Timestamp]) -> _LaunchFacts:
             facts.run_name = m.group(1)
         elif (m := _WORK_DIR_RE.match(msg)) is not None:
             facts.work_dir = m.group(1).rstrip("/")
+        elif (m := _PROFILE_RE.search(msg)) is not None:
+            if m.group(1) not in facts.profiles:
+                facts.profiles.append(m.group(1))
+        elif (m := _LOCAL_CONFIG_RE.search(msg)) is not None:
+            facts.config_local_dir = str(Path(m.group(1)).parent)
+        elif (m := _PARSING_RE.search(msg)) is not None:
+            if m.group(1) not in facts.config_files:
+                facts.config_files.append(m.group(1))
         elif (m := _ABORT_RE.match(msg)) is not None:
-            if facts.abort_time is None:  # the first abort is the cause; later ones echo it
+            if facts.abort_when is None:  # the first abort is the cause; later ones echo it
                 facts.abort_cause = m.group(1).strip() or "(no cause given)"
-                facts.abort_time = when
+                facts.abort_when, facts.abort_line = when, number
         elif (m := _KILLING_TASKS_RE.search(msg)) is not None:
             facts.killed_count = (facts.killed_count or 0) + int(m.group(1))
+            self._abort_in_flight(msg.strip())
         elif _REAPER_GAVE_UP in msg:
             facts.reaper_gave_up = True
+            facts.reaper_line = facts.reaper_line or number
         elif (m := _REAPER_WAIT_RE.search(msg)) is not None:
             facts.reaper_pending = int(m.group(1))
         elif _GOODBYE in msg:
             facts.completed = True
-            facts.end_time = when
-    return facts
+            facts.end_when = when
+        elif "TraceFileObserver" in logger and (m := _TRACE_FILE_RE.search(msg)) is not None:
+            facts.trace_file = m.group(1)
+        elif (logger.endswith("cli.Launcher") and (msg.strip() == _OPERATION_ABORTED or level == "ERROR")) or (
+            level == "ERROR" and logger == "nextflow.Nextflow"
+        ):
+            self._launch_failed(number, msg)
+        if "AwsOptions(" in msg or "awsCli" in msg:
+            if "AwsOptions(" in msg:
+                self._executor("awsbatch")
+            if facts.region is None and (m := _REGION_RE.search(msg)) is not None:
+                facts.region, facts.region_line = m.group(1), number
+
+    def _launch_failed(self, number: int, msg: str) -> None:
+        facts = self.facts
+        text = msg.strip()
+        text = re.sub(r"^>\s*", "", text)
+        text = re.sub(r"^Error:\s*", "", text)
+        facts.launch_failed = True
+        if facts.abort_when is None:
+            facts.abort_when, facts.abort_line = self.when, number
+            if text in (_OPERATION_ABORTED, "@unknown", ""):
+                facts.abort_cause = "the launch failed (no message)"
+                self.launch_error_pending = True  # the exception line names it
+            else:
+                facts.abort_cause = text
+
+    def _handler(self, text: str, *, dump: bool) -> None:
+        m = _HANDLER_RE.search(text)
+        if m is None:
+            return
+        job_id, task_id, name, status, exit_text, error, workdir, started, exited = m.groups()
+        short = fmt.hash_of_workdir(workdir)
+        if short is None:
+            return
+        self._evidence(started, exited)
+        row = self._row(short)
+        row[TaskCol.TASK_ID] = int(task_id)
+        row.setdefault(TaskCol.NAME, name)
+        self.by_name.setdefault(name, short)
+        row[TaskCol.WORKDIR] = workdir.rstrip("/")
+        job = (job_id or "").strip()
+        if job and job not in ("-", "null"):
+            row.setdefault(TaskCol.NATIVE_ID, job)
+            self.by_job.setdefault(job, short)
+        if dump:
+            # in flight at this poll: SUBMITTED/RUNNING (the newest dump wins), never
+            # over an end the log already recorded
+            if row.get(TaskCol.STATUS) in (None, "SUBMITTED", "RUNNING") and status in ("SUBMITTED", "RUNNING"):
+                row[TaskCol.STATUS] = status
+            return
+        exit_code = _int_or_none(exit_text)
+        row[TaskCol.EXIT] = exit_code
+        row[TaskCol.COMPLETE] = self.when
+        if status == "COMPLETED" and exit_text.strip() == "-":
+            row[TaskCol.STATUS] = "FAILED"
+            row[TaskCol.NF_REASON] = UNKNOWN_OUTCOME
+            return
+        failed = (exit_code not in (None, 0)) or error.strip() not in ("-", "", "null")
+        if row.get(TaskCol.STATUS) != "FAILED":  # an earlier NOTE/error line stands
+            row[TaskCol.STATUS] = "FAILED" if failed else "COMPLETED"
+        if failed and error.strip() not in ("-", "", "null"):
+            row.setdefault(TaskCol.NF_REASON, error.strip())
+
+    def _evidence(self, started: str | None, exited: str | None) -> None:
+        if self.facts.epoch_evidence is not None:
+            return
+        instant: pd.Timestamp | None = None
+        if started:
+            instant = fmt.epoch_ms_to_utc(int(started))
+        if instant is None and exited:
+            try:
+                instant = pd.Timestamp(exited)
+            except ValueError:
+                instant = None
+        if instant is not None and instant.year > 2000:
+            self.facts.epoch_evidence = (self.when, instant)
+
+    def _abort_in_flight(self, msg: str) -> None:
+        """Tasks in flight when Nextflow kills its running tasks end ABORTED (the trace agrees)."""
+        for short, row in self.facts.tasks.items():
+            if row.get(TaskCol.STATUS) in ("SUBMITTED", "RUNNING") and short not in self.errored:
+                row[TaskCol.STATUS] = "ABORTED"
+                row[TaskCol.NF_REASON] = f"{KILLED_BY_NEXTFLOW} ({msg})"
 
 
-def _tasks_frame(launches: Sequence[_LaunchFacts]) -> pd.DataFrame:
+# --- combining launches -----------------------------------------------------------
+
+
+def build_log_info(
+    scans: Sequence[LogScan],
+    *,
+    tz: tzinfo,
+    year: int | None,
+    reference_time: pd.Timestamp | None,
+    mtime: pd.Timestamp | None,
+) -> LogInfo:
+    """Combine scanned launches (oldest first) into a :class:`LogInfo` (pure)."""
+    bases = _file_offsets(scans)
+    base, source, proven = _base_year(scans, bases, tz, year, reference_time, mtime)
+    to_utc = _Clock(base, tz, [s.path for s in scans])
+
+    newest = scans[-1]
+    kept_idx = [i for i, s in enumerate(scans[:-1]) if s.session_id is None or s.session_id == newest.session_id]
+    ignored = [s.path for i, s in enumerate(scans[:-1]) if i not in kept_idx]
+    order = [*kept_idx, len(scans) - 1]
+    in_order = [scans[i] for i in order]
+
+    def at(i: int, when: _When | None) -> pd.Timestamp | None:
+        return None if when is None else to_utc.one(_shift(when, bases[i], i))
+
+    last = len(scans) - 1
+    info = LogInfo(
+        paths=[s.path for s in in_order], ignored_paths=ignored, year=base, year_source=source, year_proven=proven
+    )
+    info.version = newest.version
+    info.run_name = newest.run_name
+    info.session_id = newest.session_id
+    info.work_dir = newest.work_dir
+    info.launch_time = at(last, newest.first_when)
+    info.abort_cause = newest.abort_cause
+    info.abort_time = at(last, newest.abort_when)
+    info.launch_failed = newest.launch_failed
+    info.killed_count = newest.killed_count
+    info.reaper_gave_up = newest.reaper_gave_up
+    info.reaper_pending = newest.reaper_pending
+    info.end_time = at(last, newest.end_when)
+    info.completed = newest.completed
+    info.last_line_time = at(last, newest.last_when)
+    info.command = newest.command
+    info.trace_file = newest.trace_file
+    info.profiles = list(newest.profiles) if newest.profiles else None
+    info.config_files = list(newest.config_files)
+    info.config_local_dir = newest.config_local_dir
+    info.executors = _unique(e for s in in_order for e in s.executors)
+    info.region = next((s.region for s in reversed(in_order) if s.region), None)
+    info.killed_job_ids = _unique(j for s in in_order for j in s.killed)
+    info.kill_requested_job_ids = _unique(j for s in in_order for j in s.kill_requested)
+    info.tasks = _tasks_frame([(scans[i], bases[i], i) for i in order], to_utc)
+    return info
+
+
+def _shift(when: _When, base: int, index: int = 0) -> _When:
+    return (when[0] + base, *when[1:8], index)
+
+
+def _file_offsets(scans: Sequence[LogScan]) -> list[int]:
+    """The year offset each file's first line starts at (a month going back between files bumps it)."""
+    out: list[int] = []
+    offset = 0
+    previous: LogScan | None = None
+    for scan in scans:
+        if previous is not None and previous.last_when is not None:
+            offset += previous.last_when[0]
+            if scan.first_month and scan.first_month < previous.last_month:
+                offset += 1
+        out.append(offset)
+        previous = scan
+    return out
+
+
+def _tasks_frame(scans: Sequence[tuple[LogScan, int, int]], to_utc: _Clock) -> pd.DataFrame:
     rows: dict[str, dict[str, object]] = {}
-    for facts in launches:  # oldest first: a later launch's facts about a hash win
-        for short, row in facts.tasks.items():
+    for scan, base, index in scans:  # oldest first: a later launch's facts about a hash win
+        for short, row in scan.tasks.items():
             merged = rows.setdefault(short, {})
-            merged.update(row)
+            for key, value in row.items():
+                if key in (TaskCol.SUBMIT, TaskCol.COMPLETE) and isinstance(value, tuple):
+                    value = _shift(value, base, index)
+                merged[key] = value
     if not rows:
-        return fmt.empty_tasks()
+        empty = fmt.empty_tasks()
+        empty[TaskCol.NF_REASON] = pd.Series(dtype="string")
+        return empty
     frame = pd.DataFrame(list(rows.values()))
+    for col in (TaskCol.SUBMIT, TaskCol.COMPLETE):
+        if col in frame:
+            frame[col] = to_utc.many(frame[col].tolist())
     if TaskCol.NAME in frame:
         process, tag = fmt.split_name(frame[TaskCol.NAME])
         frame[TaskCol.PROCESS] = process
         frame[TaskCol.TAG] = tag
     frame[TaskCol.SOURCE] = "log"
+    if TaskCol.NF_REASON not in frame:
+        frame[TaskCol.NF_REASON] = None
+    frame[TaskCol.NF_REASON] = frame[TaskCol.NF_REASON].astype("string")
     return fmt.conform_tasks(frame)
 
 
 # --- years and zones ------------------------------------------------------------
 
 
-def _year_offsets(lines: Sequence[_Line]) -> list[int]:
-    """Years to add to each line: +1 each time the month goes backwards (Dec -> Jan)."""
-    offsets: list[int] = []
-    offset = 0
-    previous = None
-    for line in lines:
-        if previous is not None and line.month < previous:
-            offset += 1
-        previous = line.month
-        offsets.append(offset)
-    return offsets
+class _Clock:
+    """``_When`` -> UTC, for one base year and zone (vectorized over many)."""
+
+    def __init__(self, base: int, tz: tzinfo, paths: Sequence[str] = ()) -> None:
+        self.base = base
+        self.tz = tz
+        self.paths = list(paths)
+
+    def one(self, when: _When) -> pd.Timestamp:
+        return pd.Timestamp(self.many([when]).iloc[0])
+
+    def many(self, whens: Sequence[object]) -> pd.Series:
+        present = [w for w in whens if isinstance(w, tuple)]
+        if not present:
+            return pd.Series([pd.NaT] * len(whens), dtype="datetime64[ns, UTC]")
+        unique = list(dict.fromkeys(present))
+        stamps = _timestamps(unique, self.base, self.tz, self.paths)
+        lookup = dict(zip(unique, stamps, strict=True))
+        return pd.Series([lookup[w] if isinstance(w, tuple) else pd.NaT for w in whens], dtype="datetime64[ns, UTC]")
 
 
 def _base_year(
-    lines: Sequence[tuple[_Launch, _Line]],
-    offsets: Sequence[int],
+    scans: Sequence[LogScan],
+    bases: Sequence[int],
     tz: tzinfo,
     year: int | None,
     reference_time: pd.Timestamp | None,
     mtime: pd.Timestamp | None,
-) -> tuple[int, str]:
+) -> tuple[int, str, bool]:
+    """(year of the first line, how it was chosen, proven?) — see the module doc."""
     if year is not None:
-        return year, "given"
-    first = lines[0][1]
+        return year, "given", True
+    first = next((s.first_when for s in scans if s.first_when is not None), None)
+    if first is None:  # no timestamped line at all (a scan of non-log text)
+        now = pd.Timestamp.now(tz="UTC").year
+        return now, "clock", False
     if reference_time is not None:
-        ref = pd.Timestamp(reference_time)
-        ref = ref.tz_localize("UTC") if ref.tzinfo is None else ref.tz_convert("UTC")
-        best = min(
-            (ref.year - 1, ref.year, ref.year + 1),
-            key=lambda y: _distance(first, y, tz, ref),
-        )
-        return best, "reference"
+        ref = _utc(reference_time)
+        return _closest(first, ref, tz), "reference", True
+    for scan, base in zip(scans, bases, strict=True):
+        if scan.epoch_evidence is not None:
+            when, instant = scan.epoch_evidence
+            when = _shift(when, base, 0)
+            # the line was written after the instant it reports: the closest year at or after
+            best = _closest(when, instant, tz, after=True)
+            return best - when[0], "log epoch times", True
+    last_scan = scans[-1]
+    last = _shift(last_scan.last_when, bases[-1], 0) if last_scan.last_when else first
+    build = next((s.build_date for s in scans if s.build_date is not None), None)
+    low = None
+    if build is not None:
+        low = build[0] if (first[1], first[2]) >= (build[1], build[2]) else build[0] + 1
+    high = None
     if mtime is not None:
-        last = lines[-1][1]
         local = mtime.tz_convert(tz)
-        # the last line was written at or before the file's modification time
-        last_year = local.year if (last.month, last.day) <= (local.month, local.day) else local.year - 1
-        return last_year - offsets[-1], "mtime"
-    return pd.Timestamp.now(tz="UTC").year - offsets[-1], "now"
+        last_year = local.year if (last[1], last[2]) <= (local.month, local.day) else local.year - 1
+        high = last_year - last[0]
+    if low is not None and high is not None and low == high:
+        return low, "build date and file time agree", True
+    if low is not None:
+        return low, "build date (lower bound)", False
+    if high is not None:
+        return high, "file time", False
+    return pd.Timestamp.now(tz="UTC").year - last[0], "clock", False
 
 
-def _distance(line: _Line, year: int, tz: tzinfo, ref: pd.Timestamp) -> float:
-    stamp = _stamp(line, year, tz)
-    return abs((stamp - ref).total_seconds()) if stamp is not None else float("inf")
+def _closest(when: _When, ref: pd.Timestamp, tz: tzinfo, *, after: bool = False) -> int:
+    """The year for ``when``'s offset 0 that puts it closest to ``ref`` (at/after it if ``after``)."""
+    candidates = []
+    for y in (ref.year - 1, ref.year, ref.year + 1):
+        try:
+            stamp = _timestamps([when], y - when[0], tz)[0]
+        except NextflowReadError:
+            continue
+        gap = (stamp - ref).total_seconds()
+        if after and gap < -86400:  # a day of slack for zone/clock differences
+            continue
+        candidates.append((abs(gap), int(y - when[0])))
+    if not candidates:
+        return int(ref.year - when[0])
+    return int(min(candidates)[1])
 
 
-def _stamp(line: _Line, year: int, tz: tzinfo) -> pd.Timestamp | None:
-    hh, mm, ss, ms = line.hms
-    try:
-        naive = pd.Timestamp(year=year, month=line.month, day=line.day, hour=hh, minute=mm, second=ss, microsecond=ms * 1000)
-    except ValueError:
-        return None
-    return pd.Timestamp(fmt.localize_to_utc(pd.Series([naive]), tz).iloc[0])
+def _utc(stamp: pd.Timestamp) -> pd.Timestamp:
+    ts = pd.Timestamp(stamp)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def _timestamps(
-    lines: Sequence[tuple[_Launch, _Line]], offsets: Sequence[int], base: int, tz: tzinfo
-) -> list[pd.Timestamp]:
-    """All lines' times in UTC, computed with numpy date arithmetic (no per-line parsing)."""
-    years = base + np.asarray(offsets, dtype=np.int64)
-    months = np.array([line.month for _, line in lines], dtype=np.int64)
-    days = np.array([line.day for _, line in lines], dtype=np.int64)
-    clock = np.array([line.hms for _, line in lines], dtype=np.int64).reshape(-1, 4)
+def _timestamps(whens: Sequence[_When], base: int, tz: tzinfo, paths: Sequence[str] = ()) -> list[pd.Timestamp]:
+    """Times in UTC, computed with numpy date arithmetic (no per-line parsing)."""
+    arr = np.array(whens, dtype=np.int64).reshape(-1, 9)
+    years = base + arr[:, 0]
+    months = arr[:, 1]
+    days = arr[:, 2]
+    clock = arr[:, 3:7]
     in_range = (years > 1677) & (years < 2262)
     month_start = ((np.where(in_range, years, 1970) - 1970) * 12 + months - 1).astype("datetime64[M]")
     days_in_month = ((month_start + 1).astype("datetime64[D]") - month_start.astype("datetime64[D]")).astype(np.int64)
@@ -426,12 +827,11 @@ def _timestamps(
     valid &= (clock[:, 0] < 24) & (clock[:, 1] < 60) & (clock[:, 2] < 60)
     if not valid.all():
         index = int(np.flatnonzero(~valid)[0])
-        launch, line = lines[index]
         raise NextflowReadError(
-            f"the timestamp's day or time is invalid in year {int(years[index])} (e.g. Feb-29 "
+            f"a timestamp's day or time is invalid in year {int(years[index])} (e.g. Feb-29 "
             "outside a leap year, or hour 25): pass year= to read_log if the year was guessed wrong",
-            path=launch.path,
-            line=line.number,
+            path=paths[int(arr[index, 8])] if int(arr[index, 8]) < len(paths) else None,
+            line=int(arr[index, 7]) or None,
         )
     millis = ((clock[:, 0] * 60 + clock[:, 1]) * 60 + clock[:, 2]) * 1000 + clock[:, 3]
     naive = month_start.astype("datetime64[D]") + (days - 1).astype("timedelta64[D]")
@@ -459,20 +859,6 @@ def _order_oldest_first(paths: list[Path]) -> list[Path]:
     return sorted(paths, key=lambda p: -rotation(p))
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_bytes().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        raise NextflowReadError("no such log file: check the path", path=str(path)) from None
-    except IsADirectoryError:
-        raise NextflowReadError(
-            "is a directory, not a log file: use NextflowRun.from_dir for a launch directory",
-            path=str(path),
-        ) from None
-    except OSError as exc:
-        raise NextflowReadError(f"cannot read the log file: {exc.strerror}", path=str(path)) from None
-
-
 def _mtime_utc(path: Path) -> pd.Timestamp | None:
     try:
         return pd.Timestamp(path.stat().st_mtime, unit="s", tz="UTC")
@@ -490,3 +876,10 @@ def _int_or_none(text: str) -> int | None:
 
 def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+def iter_log_lines(path: PathLike) -> Iterator[str]:
+    """The decoded, length-bounded lines of a regular file (for callers that grep a log)."""
+    with fmt.open_regular(Path(path), "log file") as fh:
+        for raw in fmt.bounded_lines(fh):
+            yield raw.decode("utf-8", errors="replace")

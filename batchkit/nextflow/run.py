@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import pandas as pd
 
+from batchkit._nfconfig import NfConfig, aws_region, process_executors, process_queues, run_config
 from batchkit.errors import NextflowReadError
 from batchkit.nextflow import _formats as fmt
 from batchkit.nextflow.log import LogInfo, read_log
@@ -80,6 +81,19 @@ class NextflowRun:
     log_paths: list[str] = field(default_factory=list)
     log: LogInfo | None = field(default=None, repr=False)
     warnings: list[str] = field(default_factory=list, repr=False)
+    #: where each of ``queues`` was read ("trace", "nextflow.config:12", …).
+    queue_sources: dict[str, str] = field(default_factory=dict, repr=False)
+    #: the run's AWS region and where it was read (the log's AwsOptions line, aws.region).
+    region: str | None = None
+    region_source: str = ""
+    #: executors the run used ("awsbatch", "slurm", "local", …) and where that was read.
+    executors: list[str] = field(default_factory=list)
+    executor_source: str = ""
+    #: the year of the log's times, how it was chosen, and whether it is proven (log lines
+    #: carry no year; see ``batchkit.nextflow.log``). A trace alone carries its year.
+    year: int | None = None
+    year_source: str = ""
+    year_proven: bool = True
     _loader: Callable[[], NextflowRun] | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
@@ -88,6 +102,23 @@ class NextflowRun:
         return (
             f"NextflowRun(name={self.name!r}, state={self.state!r}, tasks={len(self.tasks)} "
             f"[{shown}], sources={'+'.join(self.sources)})"
+        )
+
+    @property
+    def on_aws_batch(self) -> bool | None:
+        """True when the run used AWS Batch, False when it provably did not, None when unknown."""
+        if not self.executors:
+            return None
+        return "awsbatch" in self.executors
+
+    @property
+    def year_note(self) -> str:
+        """A note for every place times are shown, "" when the year is proven."""
+        if self.year_proven or self.year is None:
+            return ""
+        return (
+            f"the year {self.year} is a guess ({self.year_source}): .nextflow.log carries no year "
+            "and nothing in the launch dir proves it; pass year= (CLI: --year) if it is wrong"
         )
 
     def silent_for(self, now: pd.Timestamp | None = None) -> pd.Timedelta:
@@ -203,7 +234,8 @@ def _assemble(
     reference = None
     if trace_frame is not None and len(trace_frame) and trace_frame[TaskCol.SUBMIT].notna().any():
         reference = trace_frame[TaskCol.SUBMIT].min()
-    log_info = read_log(log_list, tz=tz, year=year, reference_time=reference) if log_list else None
+    year_ref = reference if reference is not None else _year_reference(trace_frame, trace_list, weblog)
+    log_info = read_log(log_list, tz=tz, year=year, reference_time=year_ref) if log_list else None
     weblog_tasks = weblog.tasks() if weblog is not None else None
     tasks = merge_tasks(trace_frame, log_info.tasks if log_info else None, weblog_tasks)
     state, cause, abort_time, end_time = run_state(
@@ -214,10 +246,8 @@ def _assemble(
         for name, present in (("trace", trace_frame is not None), ("log", log_info is not None), ("weblog", weblog is not None))
         if present
     ]
-    queues: list[str] = []
-    if "queue" in tasks:
-        queues = sorted({str(q) for q in tasks["queue"].dropna().unique()})
     warnings = list(trace_frame.attrs.get("warnings", [])) if trace_frame is not None else []
+    settings = run_settings(log_info, tasks, launch_dir)
     return NextflowRun(
         name=_first(log_info.run_name if log_info else None, weblog.run_name if weblog else None),
         session_id=_first(log_info.session_id if log_info else None, weblog.run_id if weblog else None),
@@ -240,12 +270,20 @@ def _assemble(
         tasks=tasks,
         launch_dir=launch_dir,
         sources=sources,
-        queues=queues,
+        queues=list(settings.queue_sources),
         trace_paths=[str(p) for p in trace_list],
         log_paths=log_info.paths if log_info else [],
         log=log_info,
         warnings=warnings,
         _loader=loader,
+        queue_sources=settings.queue_sources,
+        region=settings.region,
+        region_source=settings.region_source,
+        executors=settings.executors,
+        executor_source=settings.executor_source,
+        year=log_info.year if log_info is not None else None,
+        year_source=log_info.year_source if log_info is not None else "",
+        year_proven=log_info.year_proven if log_info is not None else True,
     )
 
 
@@ -413,6 +451,92 @@ def _last_activity(
             if latest is not None and latest is not pd.NaT:
                 stamps.append(latest)
     return max(stamps) if stamps else None
+
+
+# --- where the jobs went: executors, region, queues, and the year's evidence ------------
+
+_STAMP_IN_NAME_RE: Final = re.compile(r"((?:19|20)\d\d)-?([01]\d)-?([0-3]\d)[_-]?([0-2]\d)-?([0-5]\d)-?([0-5]\d)")
+_UUID_RE: Final = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(:\d+)?$"
+
+
+@dataclass
+class RunSettings:
+    """Executors, region and queues of a run, each with the place it was read."""
+
+    executors: list[str] = field(default_factory=list)
+    executor_source: str = ""
+    region: str | None = None
+    region_source: str = ""
+    queue_sources: dict[str, str] = field(default_factory=dict)
+
+
+def run_settings(log_info: LogInfo | None, tasks: pd.DataFrame, launch_dir: str | None) -> RunSettings:
+    """What the log, the launch dir's config and the tasks say about where the jobs went.
+
+    Region: the log's ``AwsOptions(… region:…)`` line first (what the run used), then
+    ``aws.region`` in the config. Queues: the trace's ``queue`` column, then the
+    config's ``process.queue`` and per-process (``withName``/``withLabel``) queues.
+    Executors: the log's ``[warm up] executor > …`` and submit lines, then the config's
+    ``process.executor``, then the job ids (Batch ids are UUIDs; PIDs and grid ids are
+    numbers).
+    """
+    out = RunSettings()
+    config = _run_config(log_info, launch_dir)
+    if log_info is not None and log_info.executors:
+        out.executors, out.executor_source = list(log_info.executors), f"log ({log_info.path})"
+    elif config is not None and (found := process_executors(config)):
+        out.executors, out.executor_source = found, "nextflow.config (process.executor)"
+    else:
+        ids = tasks[TaskCol.NATIVE_ID].dropna().astype(str) if len(tasks) else pd.Series(dtype=str)
+        if len(ids):
+            batch = ids.str.match(_UUID_RE)
+            if batch.all():
+                out.executors, out.executor_source = ["awsbatch"], "job ids (AWS Batch UUIDs)"
+            elif not batch.any():
+                out.executors, out.executor_source = ["not awsbatch"], "job ids (numbers, not AWS Batch UUIDs)"
+    if log_info is not None and log_info.region:
+        out.region, out.region_source = log_info.region, f"log ({log_info.path}: AwsOptions region)"
+    elif config is not None and (region := aws_region(config)) is not None:
+        out.region, out.region_source = region[0], f"{region[1]} (aws.region)"
+    if "queue" in tasks:
+        for q in sorted({str(q) for q in tasks["queue"].dropna().unique()}):
+            out.queue_sources.setdefault(q, "trace (queue column)")
+    if config is not None and not out.queue_sources:
+        for queue, where in process_queues(config):
+            out.queue_sources.setdefault(queue, f"{where} (process queue)")
+    return out
+
+
+def _run_config(log_info: LogInfo | None, launch_dir: str | None) -> NfConfig | None:
+    if launch_dir is None or not Path(launch_dir).is_dir():
+        return None
+    try:
+        return run_config(
+            launch_dir,
+            logged_files=log_info.config_files if log_info is not None else (),
+            original_launch_dir=log_info.config_local_dir if log_info is not None else None,
+            cli_args=(log_info.command or "").split() if log_info is not None else (),
+            profiles=log_info.profiles if log_info is not None else None,
+            home=False,
+        )
+    except (OSError, ValueError, RecursionError):  # an unreadable config names nothing for sure
+        return None
+
+
+def _year_reference(
+    trace: pd.DataFrame | None, trace_list: Sequence[Path], weblog: WeblogReceiver | None
+) -> pd.Timestamp | None:
+    """A dated fact about the run besides trace dates: the weblog's utcTime, a trace-<timestamp> name."""
+    if weblog is not None and weblog.launch_time is not None:
+        return pd.Timestamp(weblog.launch_time)
+    for path in trace_list:
+        if (m := _STAMP_IN_NAME_RE.search(path.name)) is not None:
+            y, mo, d, hh, mm, ss = (int(g) for g in m.groups())
+            try:
+                return pd.Timestamp(year=y, month=mo, day=d, hour=hh, minute=mm, second=ss, tz="UTC")
+            except ValueError:
+                continue
+    return None
 
 
 if TYPE_CHECKING:
