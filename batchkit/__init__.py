@@ -33,6 +33,8 @@ _EXPORTS: dict[str, str] = {
     "KillJob": "batchkit.schema",
     "JobOutcome": "batchkit.schema",
     "BatchkitError": "batchkit.errors",
+    "inspect": "batchkit.inspect",
+    "Inspection": "batchkit.inspection",
 }
 
 __all__ = sorted(_EXPORTS)

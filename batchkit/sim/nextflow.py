@@ -73,6 +73,7 @@ from ._nf_format import (
     version_tuple,
 )
 from ._nf_pipeline import Pipeline, TaskTemplate, plan
+from ._nf_workdir import WorkdirWriter
 
 __all__ = [
     "BEHAVIORS",
@@ -251,8 +252,14 @@ class SimulatedNextflow:
         spot_fraction: float = 0.3,
         max_run_seconds: float = 14 * 86400.0,
         seed: int | None = None,
+        s3: Any = None,
     ) -> None:
-        """See the class docstring; ``seed`` also fixes the run name and session id."""
+        """See the class docstring; ``seed`` also fixes the run name and session id.
+
+        ``s3``: a boto3 ``s3`` client; when given, each task's work dir files (``.command.sh``,
+        ``.command.run``, ``.command.begin``, ``.command.out/.err/.log``, ``.exitcode``) are
+        written to ``work_dir`` in S3 as Nextflow and its task wrapper write them.
+        """
         if behavior not in BEHAVIORS:
             raise ValueError(f"unknown behavior {behavior!r}: use one of {', '.join(BEHAVIORS)}")
         bad = [f for f in fields if f not in TRACE_FIELD_TYPES]
@@ -319,6 +326,7 @@ class SimulatedNextflow:
         self._log: LogWriter | None = None
         self._trace: TraceWriter | None = None
         self._weblog = Weblog(weblog_url, run_name=self.run_name, run_id=self.session_id)
+        self._workdirs = WorkdirWriter(s3, self.work_dir) if s3 is not None else None
 
     # --- planning --------------------------------------------------------------------
 
@@ -539,6 +547,9 @@ class SimulatedNextflow:
             self._submit(task)
 
     def _submit(self, task: _Task, *, record: bool = True) -> None:
+        if self._workdirs is not None:
+            # Nextflow uploads the script and its wrapper before it submits the job.
+            self._workdirs.staged(task.workdir, name=task.name, process=task.tpl.process, tag=task.tpl.tag)
         try:
             answer = self._call("submit_job", **self._submit_request(task))
         except AwsCallFailed as e:
@@ -604,6 +615,8 @@ class SimulatedNextflow:
             task.status = "RUNNING"
             task.start_ms = self._ms()
             task.nf_status = "RUNNING"
+            if self._workdirs is not None:
+                self._workdirs.began(task.workdir)
             self._post("process_started", trace=self._weblog_trace(task))
             if task.tpl.key in self._spot_keys and not task.spot_retried and status == "RUNNING":
                 # The spot host goes away; Batch retries the job under the same id (retryStrategy).
@@ -617,6 +630,10 @@ class SimulatedNextflow:
         started, stopped = job.get("startedAt"), job.get("stoppedAt")
         task.realtime_ms = int(stopped) - int(started) if started and stopped else None
         code = (job.get("container") or {}).get("exitCode")
+        if self._workdirs is not None:
+            # The wrapper's on_exit wrote these as the container ended (no .exitcode when the
+            # host went away before the script finished).
+            self._workdirs.finished(task.workdir, name=task.name, exit_code=None if code is None else int(code))
         # `job.container.exitCode ?: readExitFile()`: a missing code reads .exitcode; none -> MAX_VALUE
         task.exit = int(code) if code is not None else (0 if job.get("status") == "SUCCEEDED" else EXIT_UNKNOWN)
         failed = job.get("status") == "FAILED" or task.exit != 0
@@ -996,9 +1013,15 @@ class Incident:
     truth: GroundTruth
     endpoint_url: str
     _tmp: Any = field(default=None, repr=False)
+    #: every AWS endpoint of the replay: {"batch": LocalBatch, "logs": ..., "s3": ...} (moto on loopback)
+    endpoint_urls: dict[str, str] = field(default_factory=dict)
+    _moto: Any = field(default=None, repr=False)
 
     def close(self) -> None:
         self.batch.stop()
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -1041,14 +1064,13 @@ def replay_incident(
     the artefacts stay). ``launch_dir=None`` uses a temporary directory, removed by
     ``Incident.close()``.
     """
-    from .localbatch import LocalBatch
 
     tmp = None
     if launch_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="batchkit-incident-")
         launch_dir = tmp.name
-    lb = LocalBatch(manual_clock=speed is None, speed=speed or 1.0, seed=seed)
-    lb.start()
+    lb, moto = _emulators(speed=speed, seed=seed)
+    aws_url = lb.backdrop.endpoint_url if getattr(lb, "backdrop", None) is not None else moto.endpoint_url
     try:
         lb.create_environment(queue, vcpus=512, job_definition="nf-demo")
         t0 = lb.clock.now()
@@ -1072,19 +1094,79 @@ def replay_incident(
             poll_interval=10.0,
             resource_labels={"project": "incident-5516"},
             seed=seed,
+            s3=_s3_client(aws_url, lb.region),
         )
         truth = nf.run()
         # The outage is over by the time someone looks: Batch answers again, the orphans run on.
         lb.faults.remove(burst)
     except BaseException:
         lb.stop()
+        if moto is not None:
+            moto.stop()
         if tmp is not None:
             tmp.cleanup()
         raise
-    incident = Incident(Path(launch_dir), lb, truth, lb.endpoint_url, tmp)
+    urls = {"batch": lb.endpoint_url, "logs": aws_url, "s3": aws_url}
+    incident = Incident(Path(launch_dir), lb, truth, lb.endpoint_url, tmp, endpoint_urls=urls, _moto=moto)
     if not keep_running:
         lb.stop()
+        if moto is not None:
+            moto.stop()
+            incident._moto = None
     return incident
+
+
+def _emulators(*, speed: float | None, seed: int) -> tuple[Any, Any]:
+    """A started LocalBatch with moto's CloudWatch Logs and S3 beside it (its backdrop)."""
+    import inspect
+
+    from .localbatch import LocalBatch
+
+    kwargs: dict[str, Any] = {"manual_clock": speed is None, "speed": speed or 1.0, "seed": seed}
+    moto = None
+    if "backdrop" in inspect.signature(LocalBatch).parameters:
+        lb = LocalBatch(backdrop=True, **kwargs)  # type: ignore[call-arg,unused-ignore]
+    else:  # a LocalBatch without its moto backdrop: start moto beside it
+        lb = LocalBatch(**kwargs)
+        moto = _MotoServer().start()
+    try:
+        lb.start()
+    except BaseException:
+        if moto is not None:
+            moto.stop()
+        raise
+    return lb, moto
+
+
+class _MotoServer:
+    """moto's server on a loopback port (CloudWatch Logs, S3), imported only when started."""
+
+    def __init__(self) -> None:
+        self.endpoint_url = ""
+        self._server: Any = None
+
+    def start(self) -> _MotoServer:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
+
+
+def _s3_client(endpoint_url: str, region: str) -> Any:
+    from batchkit.aws_readers import make_service_client
+
+    return make_service_client("s3", region=region, endpoint_url=endpoint_url)
 
 
 # --- command line ---------------------------------------------------------------------------

@@ -1,0 +1,264 @@
+"""``batchkit.inspect(target, run=..., batch=..., readers=...)``: why did this task fail or linger?
+
+Gathers one task's or job's story from every witness and returns a pure
+:class:`~batchkit.inspection.Inspection`: Nextflow's view (its row and the ``.nextflow.log``
+lines naming its hash, job id or work dir), every Batch attempt (DescribeJobs), the tail of
+the attempt's CloudWatch log, and the tails of its work-dir files in S3. Each network call
+is an explicit step here; assembling and rendering live in :mod:`batchkit.inspection`.
+
+A piece that cannot be read (a refused permission, a job Batch forgot) becomes a line in
+``Inspection.problems`` naming what to do; the other pieces still show.
+
+The module itself is callable — ``batchkit.inspect(...)`` is :func:`inspect` — because
+importing a submodule binds its name on the package, which would otherwise hide the
+function of the same name.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from batchkit.errors import AccessDeniedError, AwsError, InputError
+from batchkit.inspection import (
+    DEFAULT_LINES,
+    DEFAULT_TAIL_BYTES,
+    WORKDIR_FILES,
+    FileTail,
+    Inspection,
+    LogTail,
+    attempts_of,
+    evidence_from_files,
+    explain_with_workdir,
+    needles_for,
+    nextflow_log_matches,
+    workdir_targets,
+)
+from batchkit.schema import TaskCol
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from batchkit.aws_readers import AwsReaders, S3Reader
+    from batchkit.client import BatchClient
+    from batchkit.nextflow import NextflowRun
+
+__all__ = ["find_task", "inspect", "load_earlier", "witness"]
+
+#: .nextflow.log lines kept per inspection (the newest).
+NEXTFLOW_LINES: Final = 50
+
+
+def find_task(tasks: pd.DataFrame, target: str) -> dict[str, Any] | None:
+    """The task row ``target`` names: its name, Batch job id, hash (``ab/cdef12``) or task id."""
+    if tasks is None or tasks.empty:
+        return None
+    t = target.strip()
+    checks: list[Any] = []
+    if TaskCol.NAME in tasks:
+        checks.append(tasks[TaskCol.NAME] == t)
+    if TaskCol.NATIVE_ID in tasks:
+        checks.append(tasks[TaskCol.NATIVE_ID] == t)
+    if TaskCol.HASH in tasks and "/" in t and len(t) >= 4:
+        checks.append(tasks[TaskCol.HASH].fillna("").map(lambda h: bool(h) and (t.startswith(h) or h.startswith(t))))
+    if TaskCol.TASK_ID in tasks and t.isdigit():
+        checks.append(tasks[TaskCol.TASK_ID] == int(t))
+    for mask in checks:
+        hit = tasks[mask.fillna(False).astype(bool)]
+        if len(hit):
+            row = hit.iloc[-1]  # the newest attempt of a retried task
+            return {k: row[k] for k in tasks.columns}
+    return None
+
+
+def _job_workdir(job: Mapping[str, Any]) -> str | None:
+    import pandas as pd
+
+    from batchkit.reconcile import extract_workdir
+
+    container = job.get("container") if isinstance(job.get("container"), Mapping) else {}
+    assert isinstance(container, Mapping)
+    command = container.get("command")
+    if not isinstance(command, list):
+        return None
+    found = extract_workdir(pd.Series([" ".join(str(c) for c in command)])).iloc[0]
+    return None if pd.isna(found) else str(found)
+
+
+def read_nextflow_lines(paths: list[str], needles: list[str], *, limit: int = NEXTFLOW_LINES) -> tuple[str, ...]:
+    """The last ``limit`` lines of the logs (oldest file first) naming one of ``needles``."""
+    if not needles:
+        return ()
+    kept: deque[str] = deque(maxlen=limit)
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    if nextflow_log_matches(line, needles):
+                        kept.append(line.rstrip("\n"))
+        except OSError:
+            continue
+    return tuple(kept)
+
+
+def read_workdir(s3: S3Reader, workdir: str, *, max_bytes: int = DEFAULT_TAIL_BYTES) -> tuple[dict[str, FileTail], list[str]]:
+    """Tails of the wrapper's files in ``workdir``; one listing, then one ranged GET per file there.
+
+    Without s3:ListBucket every file is asked for directly (a missing one then also reads as
+    AccessDenied, which S3 does on purpose).
+    """
+    problems: list[str] = []
+    base = workdir.rstrip("/")
+    listing: dict[str, Any] | None
+    try:
+        listing = s3.list_workdir(base)
+    except AccessDeniedError as error:
+        problems.append(str(error))
+        listing = None
+    except AwsError as error:
+        problems.append(str(error))
+        listing = None
+    files: dict[str, FileTail] = {}
+    for name in WORKDIR_FILES:
+        url = f"{base}/{name}"
+        if listing is not None and name not in listing:
+            files[name] = FileTail(name, url, exists=False)
+            continue
+        # .exitcode and .command.begin hold a line; the rest are read as tails.
+        files[name] = s3.tail(url, max_bytes=max_bytes)
+    return files, problems
+
+
+def inspect(
+    target: str,
+    *,
+    run: NextflowRun | str | Path | None = None,
+    batch: BatchClient | None = None,
+    readers: AwsReaders | None = None,
+    lines: int = DEFAULT_LINES,
+    tail_bytes: int = DEFAULT_TAIL_BYTES,
+) -> Inspection:
+    """Inspect one task (by name, hash or task id) or Batch job (by id).
+
+    ``run`` is a :class:`~batchkit.nextflow.NextflowRun` or its launch dir; ``batch`` a
+    :class:`~batchkit.client.BatchClient`; ``readers`` the logs/S3 readers
+    (:meth:`AwsReaders.create <batchkit.aws_readers.AwsReaders.create>`). Any of them may be
+    None: that side is then left out.
+    """
+    if not isinstance(target, str) or not target.strip():
+        raise InputError("inspect: give a task name (e.g. 'ALIGN (sample_01)'), a hash (ab/cdef12) or a Batch job id")
+    target = target.strip()
+    problems: list[str] = []
+    nf_run: NextflowRun | None
+    if run is None or not isinstance(run, str | Path):
+        nf_run = run
+    else:
+        from batchkit.nextflow import NextflowRun
+
+        nf_run = NextflowRun.from_dir(run)
+    task = find_task(nf_run.tasks, target) if nf_run is not None else None
+    job_id: str | None = None
+    if task is not None:
+        nid = task.get(TaskCol.NATIVE_ID)
+        if isinstance(nid, str) and nid and not nid.isdigit():
+            job_id = nid
+    elif " " not in target and "/" not in target:
+        job_id = target  # not a task of this run: take it for a Batch job id
+    if nf_run is not None and task is None:
+        problems.append(f"no task of run '{nf_run.name or '?'}' is named, hashed or numbered {target!r}")
+
+    job: Mapping[str, Any] | None = None
+    if job_id is not None and batch is not None:
+        try:
+            found = batch.describe_jobs([job_id])
+        except AwsError as error:
+            problems.append(str(error))
+        else:
+            job = found.jobs.get(job_id)
+            if job_id in found.failed:
+                problems.append(f"DescribeJobs for {job_id} kept failing: Batch's answer is not shown; try again")
+            elif job is None:
+                problems.append(f"Batch has no job {job_id}: it aged out (about a week after it ended), "
+                                "or it is in another region/account (nextflow-io/nextflow#7301)")
+    attempts = tuple(attempts_of(job)) if job is not None else ()
+
+    workdir: str | None = None
+    if task is not None and isinstance(task.get(TaskCol.WORKDIR), str):
+        workdir = str(task[TaskCol.WORKDIR]).rstrip("/")
+    elif job is not None:
+        workdir = _job_workdir(job)
+
+    log: LogTail | None = None
+    stream = next((a.log_stream for a in reversed(attempts) if a.log_stream), None)
+    if stream is not None and readers is not None:
+        log = readers.logs.tail(stream, lines=lines)
+
+    files: dict[str, FileTail] = {}
+    evidence = None
+    if workdir is not None and readers is not None:
+        if workdir.startswith("s3://"):
+            files, more = read_workdir(readers.s3, workdir, max_bytes=tail_bytes)
+            problems += more
+            evidence = evidence_from_files(workdir, files.values())
+        else:
+            problems.append(f"work dir {workdir} is not in S3: the inspector reads S3 work dirs only")
+
+    nf_lines: tuple[str, ...] = ()
+    if nf_run is not None:
+        nf_lines = read_nextflow_lines(list(nf_run.log_paths), needles_for(task, job_id, workdir))
+
+    return Inspection(
+        query=target,
+        task=task,
+        nextflow_lines=nf_lines,
+        job_id=job_id,
+        job_status=str(job.get("status")) if job is not None else None,
+        job_reason=str(job["statusReason"]) if job is not None and job.get("statusReason") else None,
+        job_name=str(job.get("jobName")) if job is not None else None,
+        job_queue=str(job.get("jobQueue")) if job is not None else None,
+        attempts=attempts,
+        log=log,
+        workdir=workdir,
+        files=files,
+        evidence=evidence,
+        problems=tuple(problems),
+    )
+
+
+def load_earlier(insp: Inspection, readers: AwsReaders, *, lines: int = DEFAULT_LINES) -> Inspection:
+    """``insp`` with the ``lines`` log events before its tail put in front ("load earlier")."""
+    if insp.log is None or insp.log.earlier_token is None:
+        return insp
+    earlier = readers.logs.tail(insp.log.stream, group=insp.log.group, lines=lines, before=insp.log.earlier_token)
+    return replace(insp, log=insp.log.with_earlier(earlier))
+
+
+def witness(
+    frame: pd.DataFrame,
+    s3: S3Reader,
+    *,
+    tasks: pd.DataFrame | None = None,
+    limit: int = 50,
+) -> pd.DataFrame:
+    """The reconcile frame with the work dir's evidence in the reasons it explains.
+
+    At most ``limit`` work dirs (two ranged GETs each) through the readers' rate budget and
+    retry policy. Only reasons change: never a verdict, never ``killable``.
+    """
+    targets = workdir_targets(frame, tasks, limit=limit)
+    if not targets:
+        return frame
+    return explain_with_workdir(frame, s3.evidence_for(targets, limit=limit))
+
+
+class _CallableModule(types.ModuleType):
+    def __call__(self, target: str, **kwargs: Any) -> Inspection:
+        return inspect(target, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,82 @@
+"""The task work dir in S3, as Nextflow and its task wrapper leave it on AWS Batch.
+
+Nextflow uploads ``.command.sh`` (the task script) and ``.command.run`` (the wrapper)
+before it submits the job; inside the container the wrapper touches ``.command.begin``
+when the task starts, and on exit writes ``.exitcode`` and copies ``.command.out``,
+``.command.err`` and ``.command.log`` back (nextflow-io/nextflow,
+``modules/nextflow/src/main/resources/nextflow/executor/command-run.txt``: ``nxf_main``
+touches ``.command.begin``; ``on_exit`` writes ``.exitcode``; the AWS Batch launcher copies
+``.command.log`` in its ``trap``). A job still running has no ``.exitcode`` yet.
+
+The simulated Nextflow calls :class:`WorkdirWriter` at the moments it learns of each
+step; a real S3 API (moto on loopback) stores the objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from ._nf_format import launch_command
+
+
+def _split(url: str) -> tuple[str, str]:
+    rest = url.split("://", 1)[1]
+    bucket, _, key = rest.partition("/")
+    return bucket, key
+
+
+class WorkdirWriter:
+    """Writes a task's wrapper files to its S3 work dir through a boto3 ``s3`` client."""
+
+    def __init__(self, s3: Any, work_dir: str) -> None:
+        self.s3 = s3
+        self.bucket, _ = _split(work_dir.rstrip("/") + "/")
+        self._bucket_ready = False
+
+    def _put(self, workdir: str, name: str, body: str) -> None:
+        if not self._bucket_ready:
+            with contextlib.suppress(self.s3.exceptions.BucketAlreadyOwnedByYou, self.s3.exceptions.BucketAlreadyExists):
+                self.s3.create_bucket(Bucket=self.bucket)
+            self._bucket_ready = True
+        bucket, key = _split(f"{workdir.rstrip('/')}/{name}")
+        self.s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+
+    def staged(self, workdir: str, *, name: str, process: str, tag: str | None) -> None:
+        """Before SubmitJob: the task script and its wrapper."""
+        self._put(workdir, ".command.sh", f"#!/bin/bash -ue\n{process.lower()}.sh {tag or ''}\n")
+        run = "\n".join(
+            [
+                "#!/bin/bash",
+                f"# NEXTFLOW TASK: {name}",
+                "set -e",
+                "set -u",
+                "NXF_DEBUG=${NXF_DEBUG:=0}; [[ $NXF_DEBUG > 1 ]] && set -x",
+                "NXF_ENTRY=${1:-nxf_main}",
+                f"# launcher: {' '.join(launch_command(workdir)[-1:])}",
+                "nxf_main() {",
+                "    trap on_exit EXIT",
+                "    touch .command.begin",
+                "    /bin/bash -ue .command.sh > .command.out 2> .command.err",
+                "}",
+                "on_exit() { exit_status=${nxf_main_ret:=$?}; printf -- $exit_status > .exitcode; }",
+                "$NXF_ENTRY",
+                "",
+            ]
+        )
+        self._put(workdir, ".command.run", run)
+
+    def began(self, workdir: str) -> None:
+        """The wrapper started the task script."""
+        self._put(workdir, ".command.begin", "")
+
+    def finished(self, workdir: str, *, name: str, exit_code: int | None, lines: list[str] | None = None) -> None:
+        """The wrapper's exit: outputs, the combined log, and ``.exitcode`` when it had one."""
+        out = lines if lines is not None else [f"{name}: processing", f"{name}: done"]
+        err = [] if exit_code in (0, None) else [f"{name}: error: command exited with status {exit_code}"]
+        self._put(workdir, ".command.out", "".join(f"{x}\n" for x in out))
+        self._put(workdir, ".command.err", "".join(f"{x}\n" for x in err))
+        self._put(workdir, ".command.log", "".join(f"{x}\n" for x in [*out, *err]))
+        if exit_code is not None:
+            # Nextflow's wrapper writes the status without a newline (printf -- $exit_status).
+            self._put(workdir, ".exitcode", str(exit_code))
