@@ -7,9 +7,11 @@ every call run under the same outer :class:`~batchkit.retry.Retrying` read polic
 own retries are switched off (one attempt) so that policy is the only retry layer.
 
 Endpoints: pass ``endpoint_urls={"logs": ..., "s3": ...}`` (``replay_incident()`` exposes
-them as ``incident.endpoint_urls``); otherwise boto3 resolves its own, which honours
-``AWS_ENDPOINT_URL_LOGS``, ``AWS_ENDPOINT_URL_S3`` and per-service ``endpoint_url`` settings
-in the profile (boto3 "Service-specific endpoints" configuration).
+them as ``incident.endpoint_urls``); otherwise the SDKs' service-specific endpoint settings
+apply: ``AWS_ENDPOINT_URL_CLOUDWATCH_LOGS`` / ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``,
+or ``endpoint_url`` under ``services`` in the profile (AWS SDKs and Tools Reference Guide,
+"Service-specific endpoints": the variable is named from the serviceId, "CloudWatch Logs").
+``AWS_ENDPOINT_URL_LOGS`` is read too, as a short alias.
 
 Bounded everywhere: a log tail is one GetLogEvents page read backwards from the end
 (``startFromHead=false``), a file is one ranged GET of its last bytes (``Range: bytes=-N``),
@@ -19,6 +21,7 @@ inside the result, so the rest of an inspection still shows.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -94,6 +97,8 @@ def make_service_client(
     from botocore.config import Config
     from botocore.exceptions import ProfileNotFound
 
+    if endpoint_url is None:
+        endpoint_url = env_endpoint(service)
     if session is None:
         try:
             session = boto3.session.Session(profile_name=profile, region_name=region)
@@ -123,6 +128,28 @@ def make_service_client(
         **options,
     )
     return session.client(service, region_name=resolved, endpoint_url=endpoint_url, config=config, **extra)
+
+
+#: Environment variables naming a service's endpoint, most specific first.
+_ENV_ENDPOINTS: Final[dict[str, tuple[str, ...]]] = {
+    "logs": ("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", "AWS_ENDPOINT_URL_LOGS", "AWS_ENDPOINT_URL"),
+    "s3": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+}
+
+
+def env_endpoint(service: str) -> str | None:
+    """The endpoint the environment names for ``service`` (boto3 would use the same), if any.
+
+    Read here so a loopback emulator named there gets dummy credentials, as an explicit
+    ``endpoint_url`` does.
+    """
+    if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
+        return None
+    for name in _ENV_ENDPOINTS.get(service, ("AWS_ENDPOINT_URL",)):
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
 
 
 class _Reader:

@@ -206,8 +206,9 @@ def _registrars() -> list[Callable[[SubParsers], None]]:
     """Every subcommand's ``register_cli``, in the order ``--help`` lists them. Imported
     here, not at module level, so ``import batchkit.cli`` stays cheap."""
     from batchkit.doctor import register_cli as register_doctor
+    from batchkit.inspect import register_cli as register_inspect
 
-    return [_register_reconcile, _register_kill, _register_demo, _register_sim, register_doctor]
+    return [_register_reconcile, _register_kill, register_inspect, _register_demo, _register_sim, register_doctor]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -256,6 +256,75 @@ def witness(
     return explain_with_workdir(frame, s3.evidence_for(targets, limit=limit))
 
 
+# --- command line ---------------------------------------------------------------------------
+
+
+def register_cli(sub: Any) -> None:
+    """Register ``batchkit inspect LAUNCH_DIR TASK_NAME|JOB_ID`` on the CLI's parser tree."""
+    from batchkit import _cli_args as cli_args
+
+    p = sub.add_parser(
+        "inspect",
+        help="one task or job: Nextflow's lines, Batch attempts, its CloudWatch log, its work dir",
+        description="Why did this task fail or linger? Nextflow's view, every Batch attempt, the tail of "
+        "the attempt's CloudWatch log and the tails of the task's work-dir files in S3. Endpoints: "
+        "--endpoint-url (Batch), --logs-endpoint-url, --s3-endpoint-url, or boto3's own "
+        "AWS_ENDPOINT_URL_BATCH / _LOGS / _S3.",
+        epilog=cli_args.EXIT_STATUS_HELP,
+    )
+    p.add_argument("launch_dir", type=cli_args.path, help="directory where `nextflow run` was started")
+    p.add_argument("target", metavar="TASK_NAME|JOB_ID", help="task name ('ALIGN (s1)'), hash (ab/cdef12), task id or Batch job id")
+    p.add_argument("--lines", type=cli_args.whole(1, 10_000), default=DEFAULT_LINES,
+                   help=f"log lines and file lines to show (default {DEFAULT_LINES})")
+    p.add_argument("--bytes", dest="tail_bytes", type=cli_args.whole(1, 64 << 20), default=DEFAULT_TAIL_BYTES,
+                   help=f"bytes read from the end of each work-dir file (default {DEFAULT_TAIL_BYTES})")
+    p.add_argument("--format", choices=("text", "json", "html"), default="text")
+    p.add_argument("--tz", type=cli_args.time_zone, help="time zone of the trace and log (default: this machine's)")
+    aws = p.add_argument_group("AWS")
+    aws.add_argument("--region", help="AWS region")
+    aws.add_argument("--profile", help="AWS named profile")
+    aws.add_argument("--endpoint-url", type=cli_args.endpoint_url, help="Batch endpoint, e.g. a local emulator")
+    aws.add_argument("--logs-endpoint-url", type=cli_args.endpoint_url, help="CloudWatch Logs endpoint")
+    aws.add_argument("--s3-endpoint-url", type=cli_args.endpoint_url, help="S3 endpoint")
+    aws.add_argument("--deadline", type=cli_args.number(0, 86400.0, unit="seconds"), default=60.0,
+                     help="seconds to keep retrying a failing AWS API (default 60)")
+    p.set_defaults(run=run_cli)
+
+
+def run_cli(args: Any) -> int:
+    """``batchkit inspect``: the inspection on stdout (text, JSON, or a standalone HTML page)."""
+    from batchkit import _cli_args as cli_args
+    from batchkit.aws_readers import AwsReaders
+    from batchkit.client import BatchClient
+    from batchkit.inspection import render_html, render_text
+    from batchkit.nextflow import NextflowRun
+
+    folder = Path(args.launch_dir)
+    if not folder.is_dir():
+        raise InputError("no such launch directory; pass the directory where `nextflow run` was started",
+                         path=str(folder))
+    run = NextflowRun.from_dir(folder, tz=args.tz)
+    urls = {k: v for k, v in (("logs", args.logs_endpoint_url), ("s3", args.s3_endpoint_url)) if v}
+    with BatchClient(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url,
+                     deadline=args.deadline) as batch:
+        region = args.region or batch.region
+        with AwsReaders.create(region=region, profile=args.profile, endpoint_urls=urls,
+                               deadline=args.deadline) as readers:
+            insp = inspect(args.target, run=run, batch=batch, readers=readers, lines=args.lines,
+                           tail_bytes=args.tail_bytes)
+    if insp.task is None and insp.job_status is None:
+        raise InputError(f"no task or Batch job {args.target!r} in this run; give a task name, hash or job id "
+                         "(`batchkit reconcile` lists them)", path=str(folder))
+    if args.format == "json":
+        print(insp.to_json())
+    elif args.format == "html":
+        print(render_html(insp, standalone=True))
+    else:
+        # Log lines and file contents may hold escape sequences: show them, never run them.
+        print("\n".join(cli_args.printable(line) for line in render_text(insp, lines=args.lines).splitlines()))
+    return cli_args.EXIT_OK
+
+
 class _CallableModule(types.ModuleType):
     def __call__(self, target: str, **kwargs: Any) -> Inspection:
         return inspect(target, **kwargs)

@@ -33,7 +33,7 @@ class Control(Protocol):
 
     def now(self) -> float: ...
     def sleep(self, seconds: float) -> None: ...
-    def set_behavior(self, job_id: str, duration: float, exit_code: int) -> None: ...
+    def set_behavior(self, job_id: str, duration: float, exit_code: int, output: list[str] | None = None) -> None: ...
     def interrupt(self, job_id: str) -> bool: ...
 
 
@@ -62,8 +62,8 @@ class LocalControl:
     def sleep(self, seconds: float) -> None:
         self._sleep(seconds)
 
-    def set_behavior(self, job_id: str, duration: float, exit_code: int) -> None:
-        self.batch.set_job_behavior(job_id, duration=duration, exit_code=exit_code)
+    def set_behavior(self, job_id: str, duration: float, exit_code: int, output: list[str] | None = None) -> None:
+        self.batch.set_job_behavior(job_id, duration=duration, exit_code=exit_code, output=output)
 
     def interrupt(self, job_id: str) -> bool:
         try:
@@ -118,8 +118,11 @@ class AdminControl:
         else:
             time.sleep(max(0.0, seconds) / self.speed)
 
-    def set_behavior(self, job_id: str, duration: float, exit_code: int) -> None:
-        self._call("POST", f"jobs/{job_id}/behavior", {"duration": duration, "exit_code": exit_code})
+    def set_behavior(self, job_id: str, duration: float, exit_code: int, output: list[str] | None = None) -> None:
+        body: dict[str, Any] = {"duration": duration, "exit_code": exit_code}
+        if output is not None:
+            body["output"] = output
+        self._call("POST", f"jobs/{job_id}/behavior", body)
 
     def interrupt(self, job_id: str) -> bool:
         try:
@@ -145,7 +148,7 @@ class WallControl:
     def sleep(self, seconds: float) -> None:
         self._sleep(seconds)
 
-    def set_behavior(self, job_id: str, duration: float, exit_code: int) -> None:
+    def set_behavior(self, job_id: str, duration: float, exit_code: int, output: list[str] | None = None) -> None:
         return None  # carried by the command's "# batchkit-sim: sleep N; exit K" comment
 
     def interrupt(self, job_id: str) -> bool:

@@ -20,6 +20,17 @@ from typing import Any
 from ._nf_format import launch_command
 
 
+def task_output(name: str, process: str, tag: str | None, exit_code: int) -> tuple[list[str], list[str]]:
+    """(stdout, stderr) a task's script prints: its CloudWatch log stream holds both."""
+    out = [
+        f"+ {process.lower()}.sh {tag or ''}".rstrip(),
+        f"{name}: reading {tag or 'input'}",
+        f"{name}: 1,048,576 records processed",
+    ]
+    err = [] if exit_code == 0 else [f"{name}: error: command exited with status {exit_code}"]
+    return out, err
+
+
 def _split(url: str) -> tuple[str, str]:
     rest = url.split("://", 1)[1]
     bucket, _, key = rest.partition("/")
@@ -70,10 +81,11 @@ class WorkdirWriter:
         """The wrapper started the task script."""
         self._put(workdir, ".command.begin", "")
 
-    def finished(self, workdir: str, *, name: str, exit_code: int | None, lines: list[str] | None = None) -> None:
+    def finished(
+        self, workdir: str, *, name: str, exit_code: int | None, output: tuple[list[str], list[str]] | None = None
+    ) -> None:
         """The wrapper's exit: outputs, the combined log, and ``.exitcode`` when it had one."""
-        out = lines if lines is not None else [f"{name}: processing", f"{name}: done"]
-        err = [] if exit_code in (0, None) else [f"{name}: error: command exited with status {exit_code}"]
+        out, err = output if output is not None else ([f"{name}: done"], [])
         self._put(workdir, ".command.out", "".join(f"{x}\n" for x in out))
         self._put(workdir, ".command.err", "".join(f"{x}\n" for x in err))
         self._put(workdir, ".command.log", "".join(f"{x}\n" for x in [*out, *err]))

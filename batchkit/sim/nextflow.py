@@ -73,7 +73,7 @@ from ._nf_format import (
     version_tuple,
 )
 from ._nf_pipeline import Pipeline, TaskTemplate, plan
-from ._nf_workdir import WorkdirWriter
+from ._nf_workdir import WorkdirWriter, task_output
 
 __all__ = [
     "BEHAVIORS",
@@ -561,7 +561,9 @@ class SimulatedNextflow:
             self._fault(task, task.error, exc="nextflow.exception.ProcessSubmitException")
             return
         task.job_id = str(answer["jobId"])
-        self.control.set_behavior(task.job_id, float(task.tpl.duration), task.tpl.exit_code)
+        tpl = task.tpl
+        out, err = task_output(task.name, tpl.process, tpl.tag, tpl.exit_code)
+        self.control.set_behavior(task.job_id, float(tpl.duration), tpl.exit_code, out + err)
         if not record:
             task.post_abort = True
             self._untracked.add(task.job_id)
@@ -633,7 +635,9 @@ class SimulatedNextflow:
         if self._workdirs is not None:
             # The wrapper's on_exit wrote these as the container ended (no .exitcode when the
             # host went away before the script finished).
-            self._workdirs.finished(task.workdir, name=task.name, exit_code=None if code is None else int(code))
+            tpl = task.tpl
+            self._workdirs.finished(task.workdir, name=task.name, exit_code=None if code is None else int(code),
+                                    output=task_output(task.name, tpl.process, tpl.tag, tpl.exit_code))
         # `job.container.exitCode ?: readExitFile()`: a missing code reads .exitcode; none -> MAX_VALUE
         task.exit = int(code) if code is not None else (0 if job.get("status") == "SUCCEEDED" else EXIT_UNKNOWN)
         failed = job.get("status") == "FAILED" or task.exit != 0
@@ -1015,13 +1019,9 @@ class Incident:
     _tmp: Any = field(default=None, repr=False)
     #: every AWS endpoint of the replay: {"batch": LocalBatch, "logs": ..., "s3": ...} (moto on loopback)
     endpoint_urls: dict[str, str] = field(default_factory=dict)
-    _moto: Any = field(default=None, repr=False)
 
     def close(self) -> None:
-        self.batch.stop()
-        if self._moto is not None:
-            self._moto.stop()
-            self._moto = None
+        self.batch.stop()  # and its moto backdrop
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -1064,13 +1064,17 @@ def replay_incident(
     the artefacts stay). ``launch_dir=None`` uses a temporary directory, removed by
     ``Incident.close()``.
     """
-
     tmp = None
     if launch_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="batchkit-incident-")
         launch_dir = tmp.name
-    lb, moto = _emulators(speed=speed, seed=seed)
-    aws_url = lb.backdrop.endpoint_url if getattr(lb, "backdrop", None) is not None else moto.endpoint_url
+    from .localbatch import LocalBatch
+
+    # The backdrop: moto serves CloudWatch Logs (the jobs' output) and S3 (the work dirs).
+    lb = LocalBatch(manual_clock=speed is None, speed=speed or 1.0, seed=seed, backdrop=True)
+    lb.start()
+    assert lb.backdrop is not None
+    aws_url = lb.backdrop.endpoint_url
     try:
         lb.create_environment(queue, vcpus=512, job_definition="nf-demo")
         t0 = lb.clock.now()
@@ -1094,79 +1098,21 @@ def replay_incident(
             poll_interval=10.0,
             resource_labels={"project": "incident-5516"},
             seed=seed,
-            s3=_s3_client(aws_url, lb.region),
+            s3=lb.backdrop.client("s3"),
         )
         truth = nf.run()
         # The outage is over by the time someone looks: Batch answers again, the orphans run on.
         lb.faults.remove(burst)
     except BaseException:
         lb.stop()
-        if moto is not None:
-            moto.stop()
         if tmp is not None:
             tmp.cleanup()
         raise
     urls = {"batch": lb.endpoint_url, "logs": aws_url, "s3": aws_url}
-    incident = Incident(Path(launch_dir), lb, truth, lb.endpoint_url, tmp, endpoint_urls=urls, _moto=moto)
+    incident = Incident(Path(launch_dir), lb, truth, lb.endpoint_url, tmp, endpoint_urls=urls)
     if not keep_running:
         lb.stop()
-        if moto is not None:
-            moto.stop()
-            incident._moto = None
     return incident
-
-
-def _emulators(*, speed: float | None, seed: int) -> tuple[Any, Any]:
-    """A started LocalBatch with moto's CloudWatch Logs and S3 beside it (its backdrop)."""
-    import inspect
-
-    from .localbatch import LocalBatch
-
-    kwargs: dict[str, Any] = {"manual_clock": speed is None, "speed": speed or 1.0, "seed": seed}
-    moto = None
-    if "backdrop" in inspect.signature(LocalBatch).parameters:
-        lb = LocalBatch(backdrop=True, **kwargs)  # type: ignore[call-arg,unused-ignore]
-    else:  # a LocalBatch without its moto backdrop: start moto beside it
-        lb = LocalBatch(**kwargs)
-        moto = _MotoServer().start()
-    try:
-        lb.start()
-    except BaseException:
-        if moto is not None:
-            moto.stop()
-        raise
-    return lb, moto
-
-
-class _MotoServer:
-    """moto's server on a loopback port (CloudWatch Logs, S3), imported only when started."""
-
-    def __init__(self) -> None:
-        self.endpoint_url = ""
-        self._server: Any = None
-
-    def start(self) -> _MotoServer:
-        import logging
-
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{port}"
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.stop()
-
-
-def _s3_client(endpoint_url: str, region: str) -> Any:
-    from batchkit.aws_readers import make_service_client
-
-    return make_service_client("s3", region=region, endpoint_url=endpoint_url)
 
 
 # --- command line ---------------------------------------------------------------------------

@@ -1,0 +1,71 @@
+"""``batchkit inspect LAUNCH_DIR TASK_NAME|JOB_ID`` on the replayed incident, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from batchkit.cli import main
+from batchkit.sim.nextflow import Incident, replay_incident
+
+
+@pytest.fixture(scope="module")
+def incident(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Incident]:
+    with replay_incident(launch_dir=tmp_path_factory.mktemp("insp") / "launch", n_tasks=20, seed=2) as inc:
+        yield inc
+
+
+def _urls(inc: Incident) -> list[str]:
+    u = inc.endpoint_urls
+    return ["--endpoint-url", u["batch"], "--logs-endpoint-url", u["logs"], "--s3-endpoint-url", u["s3"]]
+
+
+def test_inspect_json_shows_attempts_log_and_work_dir(incident: Incident, capsys: pytest.CaptureFixture[str]) -> None:
+    jid = sorted(incident.truth.abandoned_job_ids)[0]
+    code = main(["inspect", str(incident.launch_dir), jid, "--format", "json", "--lines", "2", *_urls(incident)])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    data = json.loads(out.out)
+    assert data["job_id"] == jid and data["job_status"] == "RUNNING"
+    assert data["attempts"][-1]["running"] is True
+    assert data["log"]["stream"] == data["attempts"][-1]["log_stream"]
+    assert 0 < len(data["log"]["lines"]) <= 2
+    assert data["files"][".exitcode"]["exists"] is False
+    assert data["files"][".command.begin"]["exists"] is True
+
+
+def test_inspect_text_by_task_name_reads_endpoints_from_the_environment(
+    incident: Incident, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done = next(t for t in incident.truth.tasks if t["status"] == "COMPLETED")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", incident.endpoint_urls["logs"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", incident.endpoint_urls["s3"])
+    code = main(["inspect", str(incident.launch_dir), done["name"], "--endpoint-url", incident.endpoint_url])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert f"== {done['name']}" in out.out
+    assert "work dir says exit 0" in out.out
+    assert "attempt 1: exit 0" in out.out
+
+
+def test_inspect_html_export_is_a_standalone_escaped_page(incident: Incident, capsys: pytest.CaptureFixture[str]) -> None:
+    task = incident.truth.tasks[0]
+    code = main(["inspect", str(incident.launch_dir), task["hash"], "--format", "html", *_urls(incident)])
+    page = capsys.readouterr().out
+    assert code == 0
+    assert page.startswith("<!DOCTYPE html>") and task["name"] in page
+
+
+def test_unknown_target_and_missing_dir_are_one_line(incident: Incident, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code = main(["inspect", str(incident.launch_dir), "NO SUCH TASK", *_urls(incident)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "NO SUCH TASK" in err
+    code = main(["inspect", str(tmp_path / "nope"), "x", *_urls(incident)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "launch directory" in err
+    code = main(["inspect", str(incident.launch_dir), "x", "--lines", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
