@@ -24,7 +24,14 @@ be confirmed, so it fires for every version (info from 26.09 on).
 
 Exit codes of :func:`main` (``batchkit doctor``): 0 when no finding is an error
 (warnings and info are advice, not failures), 4 when at least one is; 2 for a bad
-launch dir or bad usage, 1 when AWS cannot be asked at all (no credentials).
+launch dir or bad usage. When AWS cannot be asked (no credentials, no region) every
+offline finding is still given, with one line on stderr saying the account checks were
+skipped and why: the exit code reflects the findings, not the missing account.
+
+The AWS Batch rules (the known bugs of Nextflow's AWS Batch executor, the aws.batch
+settings, the account checks) apply only to runs that used AWS Batch (the log's
+executor lines, else the config's ``process.executor``); for other runs one finding says
+they do not apply.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from batchkit import _cli_args as cli_args
 from batchkit._cli_args import EXIT_STATUS_HELP, SubParsers
-from batchkit._nfconfig import Lookup, NfConfig, config_candidates, read_config
+from batchkit._nfconfig import Lookup, NfConfig, process_executors, read_config, run_config
 from batchkit.errors import (
     ApiUnavailableError,
     AwsError,
@@ -56,6 +63,7 @@ from batchkit.errors import (
 if TYPE_CHECKING:
     from batchkit.client import BatchClient
     from batchkit.nextflow import NextflowRun
+    from batchkit.nextflow.log import LogScan
 
 __all__ = [
     "EXIT_AWS",
@@ -205,13 +213,120 @@ UNSCHEDULABLE_OPTION: Final = _v("25.03.0-edge")
 # --- version rules (pure) ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A known Nextflow bug as data: which versions it affects and what to say.
+
+    ``fixed_in``: the first release carrying the fix (``None``: every version is
+    affected). ``title`` and ``advice`` may use ``{v}`` (the run's version). A version at
+    or after the fix gets ``after_fix`` (severity, title, advice) when set, else nothing.
+    ``aws_batch``: the bug lives in Nextflow's AWS Batch executor, so the rule only
+    applies to runs that used it.
+    """
+
+    id: str
+    fixed_in: Version | None
+    severity: Severity
+    title: str
+    advice: str
+    source: str
+    aws_batch: bool = True
+    after_fix: tuple[Severity, str, str] | None = None
+
+    @property
+    def affected(self) -> str:
+        """The versions affected, as a person reads them (``< 24.10.2``, ``all``)."""
+        return f"< {self.fixed_in}" if self.fixed_in is not None else "all"
+
+    def check(self, v: Version, evidence: str) -> Finding | None:
+        if self.fixed_in is None or v < self.fixed_in:
+            return Finding(self.id, self.severity, self.title.format(v=v), evidence, self.advice.format(v=v), self.source)
+        if self.after_fix is not None:
+            severity, title, advice = self.after_fix
+            return Finding(self.id, severity, title.format(v=v), evidence, advice.format(v=v), self.source)
+        return None
+
+
+#: The version rules, one row per known bug (a maintainer adds a rule here, nowhere else).
+VERSION_RULES: Final[tuple[Rule, ...]] = (
+    # nextflow-io/nextflow#4709: a 500 AuthorizerConfigurationException on SubmitJob or
+    # DescribeJobs aborted the whole run; retries on 429/5xx arrived in 24.03.0-edge.
+    Rule(
+        "nf-no-500-retry", FIXED_500_RETRY, "warning",
+        "Nextflow {v} does not retry AWS Batch API errors: one burst of HTTP 500s aborts the run",
+        "Upgrade Nextflow to 24.04 or later (retries 429/500/502/503/504). Until then, "
+        "after any abort run `batchkit reconcile` on the launch dir and kill the orphans.",
+        "nextflow-io/nextflow#4709",
+    ),
+    # A DescribeJobs answer without the job (empty or null) crashed the task monitor with
+    # a NullPointerException until the guard of 24.10.2.
+    Rule(
+        "nf-null-describe-crash", FIXED_NULL_DESCRIBE, "warning",
+        "Nextflow {v} crashes when DescribeJobs answers without the job (null response)",
+        "Upgrade Nextflow to 24.10.2 or later. A crashed run leaves its jobs running: "
+        "use `batchkit reconcile` to find them.",
+        "Nextflow 24.10.2 release notes (null DescribeJobs response guard)",
+    ),
+    # nextflow-io/nextflow#5516 (the incident): when a status check threw, the error path
+    # dropped the task from the running queue without killing its job; the job ran on
+    # (Batch even re-ran one) and the report said "running". Fixed in 24.12.
+    Rule(
+        "nf-status-check-orphans", FIXED_STATUS_CHECK_KILL, "warning",
+        "Nextflow {v} drops a task whose status check fails without killing its Batch job",
+        "Upgrade Nextflow to 24.12 or later. After an abort, the dropped jobs keep "
+        "running and costing: `batchkit reconcile` lists them as orphans, `batchkit kill` stops them.",
+        "nextflow-io/nextflow#5516",
+    ),
+    # nextflow-io/nextflow#7445: submissions queued in ParallelPollingMonitor still go out
+    # after the abort; the kill sweep has already run, so nothing ever kills those jobs.
+    # Fixed by #7482 (merged 2026-08-15); see SUBMIT_AFTER_ABORT_MERGED for the decision.
+    Rule(
+        "nf-submit-after-abort", SUBMIT_AFTER_ABORT_MERGED, "warning",
+        "Nextflow {v} can submit jobs after the run aborted, and never kills them",
+        "After an abort, look for jobs created after the abort time on the run's queues "
+        "(`batchkit reconcile` marks them untracked) and kill them.",
+        "nextflow-io/nextflow#7445",
+        after_fix=(
+            "info",
+            "Nextflow {v} is newer than the fix for jobs submitted after an abort (#7482); check that it carries it",
+            "Check the release notes of your version for nextflow-io/nextflow#7482; until "
+            "confirmed, reconcile after any abort.",
+        ),
+    ),
+)  # fmt: skip
+
+#: Rule ids about Nextflow's AWS Batch executor or its aws.batch settings: they apply only
+#: to runs that used AWS Batch (the table rules above, the spot/reaper/late-submission rules,
+#: and the config rules on aws.batch.*, the Batch API rate and job tags).
+AWS_BATCH_RULES: Final = frozenset(
+    {r.id for r in VERSION_RULES if r.aws_batch}
+    | {"nf-spot-zero-ignored", "nf-spot-retry-default", "nf-jobs-after-abort", "nf-reaper-gave-up"}
+    | {"cfg-spot-retries", "cfg-transfer-attempts", "cfg-retry-mode", "cfg-unschedulable-wait",
+       "cfg-no-submit-rate", "cfg-submit-rate-high", "cfg-no-resource-labels"}
+)  # fmt: skip
+
+
+def is_aws_batch_rule(finding: Finding) -> bool:
+    """True for a finding that only makes sense for an AWS Batch run."""
+    if finding.rule in AWS_BATCH_RULES or finding.rule.startswith("aws-"):
+        return True
+    return finding.rule == "cfg-undetermined" and "aws." in finding.title
+
+
 def version_findings(
-    version: str | None, evidence: str, *, config: NfConfig | None = None
+    version: str | None,
+    evidence: str,
+    *,
+    config: NfConfig | None = None,
+    aws_batch: bool | None = True,
+    executors: Sequence[str] = (),
 ) -> list[Finding]:
     """Known Nextflow bugs of ``version``; ``evidence`` is where the version was read.
 
     ``config`` (optional) refines the two rules that depend on a setting
     (``aws.batch.maxSpotAttempts``, the weblog); without it they fire on the version alone.
+    ``aws_batch``: whether the run used AWS Batch (None: unknown). The AWS Batch rules
+    apply only when it did; otherwise one info finding says why they were not applied.
     """
     v = Version.parse(version)
     if v is None:
@@ -227,79 +342,42 @@ def version_findings(
             )
         ]
     out: list[Finding] = []
-    if v < FIXED_500_RETRY:
-        # nextflow-io/nextflow#4709: a 500 AuthorizerConfigurationException on SubmitJob or
-        # DescribeJobs aborted the whole run; retries on 429/5xx arrived in 24.03.0-edge.
-        out.append(
-            Finding(
-                "nf-no-500-retry",
-                "warning",
-                f"Nextflow {v} does not retry AWS Batch API errors: one burst of HTTP 500s aborts the run",
-                evidence,
-                "Upgrade Nextflow to 24.04 or later (retries 429/500/502/503/504). Until then, "
-                "after any abort run `batchkit reconcile` on the launch dir and kill the orphans.",
-                "nextflow-io/nextflow#4709",
-            )
-        )
-    if v < FIXED_NULL_DESCRIBE:
-        # DESIGN §1: a DescribeJobs answer without the job (empty or null) crashed the task
-        # monitor with a NullPointerException until the guard of 24.10.2.
-        out.append(
-            Finding(
-                "nf-null-describe-crash",
-                "warning",
-                f"Nextflow {v} crashes when DescribeJobs answers without the job (null response)",
-                evidence,
-                "Upgrade Nextflow to 24.10.2 or later. A crashed run leaves its jobs running: "
-                "use `batchkit reconcile` to find them.",
-                "Nextflow 24.10.2 release notes (null DescribeJobs response guard)",
-            )
-        )
-    if v < FIXED_STATUS_CHECK_KILL:
-        # nextflow-io/nextflow#5516 (the incident): when a status check threw, the error
-        # path dropped the task from the running queue without killing its job; the job
-        # ran on (Batch even re-ran one) and the report said "running". Fixed in 24.12.
-        out.append(
-            Finding(
-                "nf-status-check-orphans",
-                "warning",
-                f"Nextflow {v} drops a task whose status check fails without killing its Batch job",
-                evidence,
-                "Upgrade Nextflow to 24.12 or later. After an abort, the dropped jobs keep "
-                "running and costing: `batchkit reconcile` lists them as orphans, `batchkit kill` stops them.",
-                "nextflow-io/nextflow#5516",
-            )
-        )
-    out.extend(_spot_default_findings(v, evidence, config))
-    # nextflow-io/nextflow#7445: submissions queued in ParallelPollingMonitor still go out
-    # after the abort; the kill sweep has already run, so nothing ever kills those jobs.
-    # Fixed by #7482 (merged 2026-08-15); see SUBMIT_AFTER_ABORT_MERGED for the decision.
-    if v < SUBMIT_AFTER_ABORT_MERGED:
-        out.append(
-            Finding(
-                "nf-submit-after-abort",
-                "warning",
-                f"Nextflow {v} can submit jobs after the run aborted, and never kills them",
-                evidence,
-                "After an abort, look for jobs created after the abort time on the run's queues "
-                "(`batchkit reconcile` marks them untracked) and kill them.",
-                "nextflow-io/nextflow#7445",
-            )
-        )
+    for rule in VERSION_RULES:
+        if rule.aws_batch and not aws_batch:
+            continue
+        if (found := rule.check(v, evidence)) is not None:
+            out.append(found)
+    if aws_batch:
+        out.extend(_spot_default_findings(v, evidence, config))
     else:
-        out.append(
-            Finding(
-                "nf-submit-after-abort",
-                "info",
-                f"Nextflow {v} is newer than the fix for jobs submitted after an abort (#7482); check that it carries it",
-                evidence,
-                "Check the release notes of your version for nextflow-io/nextflow#7482; until "
-                "confirmed, reconcile after any abort.",
-                "nextflow-io/nextflow#7445",
-            )
-        )
+        out.insert(0, batch_rules_skipped(aws_batch, executors, evidence))
     out.extend(_weblog_findings(v, evidence, config))
     return out
+
+
+def batch_rules_skipped(aws_batch: bool | None, executors: Sequence[str], evidence: str) -> Finding:
+    """The one finding that says the AWS Batch rules were not applied, and why."""
+    if aws_batch is False:
+        used = ", ".join(e for e in executors if e != "not awsbatch") or "another executor"
+        return Finding(
+            "nf-not-aws-batch",
+            "info",
+            f"the run did not use AWS Batch ({used}): the AWS Batch checks do not apply",
+            evidence,
+            "Nothing to do for AWS Batch. batchkit reconcile/kill are for AWS Batch runs; this "
+            "run's jobs are not Batch jobs.",
+            "batchkit",
+        )
+    return Finding(
+        "nf-executor-unknown",
+        "info",
+        "could not tell whether the run used AWS Batch: the AWS Batch checks were not applied",
+        evidence,
+        "The log names no executor (no '[warm up] executor >' line: the run may never have "
+        "started) and the config sets no process.executor. Run the doctor on a launch dir "
+        "whose .nextflow.log shows the run's tasks.",
+        "batchkit",
+    )
 
 
 def _spot_default_findings(v: Version, evidence: str, config: NfConfig | None) -> list[Finding]:
@@ -622,20 +700,9 @@ def _observer_findings(config: NfConfig, undetermined: Any) -> list[Finding]:
 
 # --- what the log says -------------------------------------------------------------------------
 
-_BANNER = re.compile(r"N E X T F L O W\s+~\s+version\s+(\S+)")
-_LAUNCHER = re.compile(r"nextflow\.cli\.Launcher - \$> (.*)$")
-_PROFILE = re.compile(r"Applying config profile: `([^`]+)`")
-_PARSING = re.compile(r"Parsing config file: (.+?)\s*$")
-_LOCAL = re.compile(r"Found config local: (.+?)\s*$")
-_ABORT = re.compile(r"Session aborted -- Cause: (.*)$")
-_REAPER = "Exiting before jobs reaper thread pool complete"
-#: The AWS Batch submit line, stable since 2018 (DESIGN §2).
-_SUBMIT = re.compile(r"\[AWS BATCH\].*submitted > job=([^;\s]+)")
-
-
 @dataclass(slots=True)
 class LogFacts:
-    """What the doctor reads from ``.nextflow.log`` itself (line numbers are 1-based)."""
+    """What the doctor reads from ``.nextflow.log`` (via the one log reader; lines are 1-based)."""
 
     path: str | None = None
     version: str | None = None
@@ -647,6 +714,10 @@ class LogFacts:
     abort_line: int | None = None
     reaper_line: int | None = None
     on_batch: bool = False
+    #: executors the log names ("awsbatch", "slurm", "local", …)
+    executors: tuple[str, ...] = ()
+    #: the AWS region of the log's AwsOptions line
+    region: str | None = None
     #: where the run was launched, on the launch machine ("Found config local: <dir>/nextflow.config")
     launch_dir: str | None = None
     #: (line, job id) of AWS Batch submissions logged after the abort line (#7445)
@@ -660,48 +731,39 @@ class LogFacts:
 
 
 def log_facts(lines: Iterable[str], path: str | None = None) -> LogFacts:
-    """Read the version banner, command line, profiles, config files and abort from log lines. Pure."""
-    facts = LogFacts(path=path)
-    profiles: list[str] = []
-    configs: list[str] = []
-    late: list[tuple[int, str]] = []
-    for no, line in enumerate(lines, start=1):
-        if facts.abort_line is not None and (m := _SUBMIT.search(line)):
-            late.append((no, m[1]))
-        if facts.version is None and (m := _BANNER.search(line)):
-            facts.version, facts.version_line = m[1], no
-        elif not facts.cli_args and (m := _LAUNCHER.search(line)):
-            facts.cli_args = tuple(m[1].split())
-        elif m := _PROFILE.search(line):
-            if m[1] not in profiles:
-                profiles.append(m[1])
-        elif m := _LOCAL.search(line):
-            facts.launch_dir = str(Path(m[1]).parent)
-        elif m := _PARSING.search(line):
-            if m[1] not in configs:
-                configs.append(m[1])
-        elif facts.abort_cause is None and (m := _ABORT.search(line)):
-            facts.abort_cause, facts.abort_line = m[1].strip(), no
-        elif _REAPER in line and facts.reaper_line is None:
-            facts.reaper_line = no
-        if not facts.on_batch and ("[AWS BATCH]" in line or "executor > awsbatch" in line):
-            facts.on_batch = True
+    """The doctor's facts from log lines, read by :mod:`batchkit.nextflow.log`. Pure."""
+    from batchkit.nextflow.log import scan_log_lines
+
+    return _facts_of(scan_log_lines(lines, path=path or "<log>", require_log=False), path)
+
+
+def _facts_of(scan: LogScan, path: str | None) -> LogFacts:
     # Nextflow logs "Applying config profile" for `standard` even without -profile; with no
     # such line at all the profiles are unknown (an old or truncated log).
-    facts.profiles = tuple(profiles) if profiles else None
-    facts.config_files = tuple(configs)
-    facts.submitted_after_abort = tuple(late)
-    return facts
+    return LogFacts(
+        path=path,
+        version=scan.version,
+        version_line=scan.version_line,
+        cli_args=tuple((scan.command or "").split()),
+        profiles=tuple(scan.profiles) if scan.profiles else None,
+        config_files=tuple(scan.config_files),
+        abort_cause=scan.abort_cause,
+        abort_line=scan.abort_line,
+        reaper_line=scan.reaper_line,
+        on_batch=scan.used_aws_batch,
+        executors=tuple(scan.executors),
+        region=scan.region,
+        launch_dir=scan.config_local_dir,
+        submitted_after_abort=tuple(scan.submitted_after_abort),
+    )
 
 
 def _read_log(log: Path) -> LogFacts:
-    try:
-        with log.open(encoding="utf-8", errors="replace") as fh:
-            return log_facts(fh, str(log))
-    except FileNotFoundError:
+    from batchkit.nextflow.log import scan_log_file
+
+    if not log.exists():
         return LogFacts()
-    except OSError as exc:
-        raise InputError(f"cannot read the log ({exc.strerror})", path=str(log)) from exc
+    return _facts_of(scan_log_file(log), str(log))
 
 
 _AWS_CAUSE = re.compile(r"Status Code: (\d+); Error Code: (\w+)")
@@ -1180,59 +1242,20 @@ _ORDER: Final = {s: i for i, s in enumerate(SEVERITIES)}
 def _config_for(
     launch_dir: Path, facts: LogFacts, extra: Sequence[str | Path], env: Mapping[str, str] | None
 ) -> NfConfig:
-    """Read the run's config files in Nextflow's precedence order.
+    """Read the run's config files in Nextflow's precedence order (:func:`batchkit._nfconfig.run_config`).
 
-    With a log, exactly the files it says it parsed, in its order (home config, project
-    and launch-dir ``nextflow.config``, then ``-c`` files: later wins); paths under the
-    original launch dir are mapped onto ``launch_dir``, and a file the run read that is
-    not here becomes an "unreadable" entry, never a silent skip. Without a log: the
-    usual places, each optional.
+    With a log, exactly the files it says it parsed ($NXF_HOME/config included when it
+    existed there), not this machine's home config; without a log the usual places.
     """
-    home, local = config_candidates(launch_dir, env=env)
-    ordered: list[str | Path] = []
-    optional: list[str | Path] = []
-    if facts.config_files:
-        # The log lists every file the run parsed ($NXF_HOME/config included when it
-        # existed there): exactly those, not this machine's home config.
-        for text in facts.config_files:
-            ordered.append(_map_path(Path(text), facts.launch_dir, launch_dir))
-    else:
-        ordered += [home, local, *_cli_config_files(facts.cli_args, launch_dir)]
-        optional += [home, local]
-    ordered += list(extra)
-    unique: list[str | Path] = []
-    for p in ordered:
-        if not any(_same(Path(p), Path(q)) for q in unique):
-            unique.append(p)
-    return read_config(unique, optional=optional, profiles=facts.profiles, cli_args=facts.cli_args)
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return str(a) == str(b)
-
-
-def _map_path(path: Path, original_launch_dir: str | None, launch_dir: Path) -> Path:
-    """A path the log names on the launch machine, as it is found here."""
-    if path.exists() or original_launch_dir is None:
-        return path
-    try:
-        return launch_dir / path.relative_to(original_launch_dir)
-    except ValueError:
-        return path
-
-
-def _cli_config_files(args: Sequence[str], launch_dir: Path) -> list[Path]:
-    """The ``-c``/``-config`` files of the logged command line, resolved against the launch dir."""
-    out: list[Path] = []
-    for i, arg in enumerate(args):
-        if arg in ("-c", "-config", "-C") and i + 1 < len(args):
-            for part in args[i + 1].split(","):
-                p = Path(part)
-                out.append(p if p.is_absolute() else launch_dir / p)
-    return out
+    return run_config(
+        launch_dir,
+        logged_files=facts.config_files,
+        original_launch_dir=facts.launch_dir,
+        cli_args=facts.cli_args,
+        profiles=facts.profiles,
+        extra=extra,
+        env=env,
+    )
 
 
 def doctor(
@@ -1281,15 +1304,19 @@ def doctor(
         evidence = "NextflowRun.version (no version banner in the log)"
     else:
         evidence = f"{log} (not found)" if log is not None else "no .nextflow.log"
+    config = (
+        _config_for(launch_dir, facts, config_files, env)
+        if launch_dir is not None
+        else read_config(list(config_files), cli_args=facts.cli_args)
+    )
+    executors, aws_batch = run_executors(facts, config if launch_dir is not None else None, run)
     findings: list[Finding] = []
     if launch_dir is not None:
-        config = _config_for(launch_dir, facts, config_files, env)
-        findings += run_findings(facts, version_findings(version, evidence, config=config))
+        findings += run_findings(facts, version_findings(version, evidence, config=config, aws_batch=aws_batch, executors=executors))
         findings += config_findings(config, version=version)
     else:
         # No launch dir: the config files cannot be found, and "not set" would be a guess.
-        config = read_config(list(config_files), cli_args=facts.cli_args)
-        findings += run_findings(facts, version_findings(version, evidence, config=None))
+        findings += run_findings(facts, version_findings(version, evidence, config=None, aws_batch=aws_batch, executors=executors))
         findings.append(
             Finding(
                 "cfg-not-checked",
@@ -1300,7 +1327,9 @@ def doctor(
                 "batchkit",
             )
         )
-    if client is not None:
+    if not aws_batch:
+        findings = [f for f in findings if not is_aws_batch_rule(f)]
+    if client is not None and aws_batch is not False:
         wanted = list(queues or ())
         if not wanted:
             wanted = _run_queues(run, launch_dir, config)
@@ -1309,6 +1338,32 @@ def doctor(
             job_ids=_run_job_ids(run),
         )  # fmt: skip
     return sorted(findings, key=lambda f: _ORDER[f.severity])
+
+
+def run_executors(facts: LogFacts, config: NfConfig | None, run: Any = None) -> tuple[list[str], bool | None]:
+    """The run's executors (log first, then the config's process.executor, then the run view)
+    and whether it used AWS Batch (None: nothing says)."""
+    executors = list(facts.executors)
+    if not executors and config is not None:
+        executors = process_executors(config)
+    if not executors and run is not None:
+        executors = list(getattr(run, "executors", None) or [])
+    if not executors:
+        return [], None
+    return executors, "awsbatch" in executors
+
+
+def _run_region(launch_dir: Path, config_files: Sequence[str | Path] = ()) -> tuple[str | None, bool | None]:
+    """The region the run used (the log's AwsOptions line, else aws.region) and whether it used AWS Batch."""
+    from batchkit._nfconfig import aws_region
+
+    facts = _read_log(launch_dir / ".nextflow.log")
+    config = _config_for(launch_dir, facts, config_files, None)
+    _executors, used_batch = run_executors(facts, config)
+    if facts.region:
+        return facts.region, used_batch
+    found = aws_region(config)
+    return (found[0] if found else None), used_batch
 
 
 def _run_queues(run: Any, launch_dir: Path | None, config: NfConfig) -> list[str]:
@@ -1380,7 +1435,7 @@ def register_cli(sub: SubParsers) -> None:
         help="check credentials, queues and Nextflow settings",
         description="Known-bug advice for the run's Nextflow version, risky settings, "
         "permissions and queue health. Exit 0: no error finding; 4: an error finding; "
-        "2: bad launch dir; 1: AWS could not be asked.",
+        "2: bad launch dir. Without AWS credentials the log and config findings are still given.",
         epilog=EXIT_STATUS_HELP,
     )
     p.add_argument("launch_dir", type=cli_args.path, help="directory where `nextflow run` was started")
@@ -1409,33 +1464,48 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_cli(args: argparse.Namespace) -> int:
     """``batchkit doctor``: the findings on stdout, the exit status from the worst of them."""
     client = None
+    skipped: str | None = None
     try:
         if not args.launch_dir.is_dir():
             raise InputError(
                 "no such launch directory; pass the directory where `nextflow run` was started",
                 path=str(args.launch_dir),
             )
-        if not args.offline:
+        offline = dict(queues=args.queue, runnable_after=args.runnable_after, config_files=args.config)
+        region, used_batch = _run_region(args.launch_dir, args.config)
+        if args.offline:
+            skipped = "--offline"
+        elif used_batch is False:
+            skipped = "the run did not use AWS Batch"
+        else:
             from batchkit.client import BatchClient
 
-            client = BatchClient(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url)
-        findings = doctor(
-            args.launch_dir, client, queues=args.queue, runnable_after=args.runnable_after,
-            config_files=args.config,
-        )  # fmt: skip
+            try:
+                client = BatchClient(region=args.region or region, profile=args.profile, endpoint_url=args.endpoint_url)
+            except AwsError as exc:
+                skipped = str(exc)
+        try:
+            findings = doctor(args.launch_dir, client, **offline)
+        except AwsError as exc:
+            # No credentials (or no answer at all): every offline finding still stands.
+            skipped = str(exc)
+            findings = doctor(args.launch_dir, None, **offline)
     except InputError as exc:
-        print(f"batchkit doctor: error: {cli_args.message(str(exc))}", file=sys.stderr)
+        print(f"batchkit doctor: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except AwsError as exc:
-        print(f"batchkit doctor: error: {cli_args.message(str(exc))} (use --offline for the log and config checks only)", file=sys.stderr)
-        return EXIT_AWS
     except BatchkitError as exc:
-        print(f"batchkit doctor: error: {cli_args.message(str(exc))}", file=sys.stderr)
+        print(f"batchkit doctor: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     finally:
         close = getattr(client, "close", None)
         if callable(close):
             close()
+    if skipped is not None and skipped != "--offline":
+        print(
+            f"batchkit doctor: account checks skipped ({skipped}); the findings are from the log and "
+            "config only",
+            file=sys.stderr,
+        )
     if args.format == "json":
         print(json.dumps([f.to_dict() for f in findings], indent=2))
     else:

@@ -27,7 +27,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -59,19 +58,23 @@ CONSOLE_FLUSH_S = 0.2
 #: is gone there).
 WEBLOG_PLUGIN_SINCE = (25, 4)
 
-_VERSION_RE = re.compile(r"version\s+(\d+)\.(\d+)\.(\d+)")
 
 
 # --- pure parts ------------------------------------------------------------------------
 
 
 def parse_nextflow_version(text: str) -> tuple[int, int, int] | None:
-    """``nextflow -version`` output -> (year, month, patch), or None when not found."""
-    match = _VERSION_RE.search(text)
-    if match is None:
+    """``nextflow -version`` output -> (year, month, patch), or None when not found.
+
+    The version is found by the one log reader (``batchkit.nextflow.log.version_of``).
+    """
+    from batchkit.nextflow.log import version_of
+
+    version = version_of(text)
+    parts = version.split("-")[0].split(".") if version else []
+    if len(parts) < 3 or not all(p.isdigit() for p in parts[:3]):
         return None
-    year, month, patch = (int(g) for g in match.groups())
-    return year, month, patch
+    return int(parts[0]), int(parts[1]), int(parts[2])
 
 
 def weblog_config(url: str, token: str | None = None) -> str:

@@ -28,6 +28,7 @@ from batchkit.doctor import (
     doctor,
     exit_code,
     format_findings,
+    is_aws_batch_rule,
     log_facts,
     main,
     queue_health_findings,
@@ -36,6 +37,7 @@ from batchkit.doctor import (
     submit_rate,
     version_findings,
 )
+from batchkit.doctor import VERSION_RULES as RULE_TABLE
 
 REAL_LOG = "slurm-sigint-abort.nextflow.log"
 
@@ -289,13 +291,14 @@ def real_launch_dir(tmp_path: Path) -> Path:
     return launch
 
 
-def test_every_pre_24_version_rule_fires_on_the_real_log(real_launch_dir: Path) -> None:
+def test_no_aws_batch_rule_fires_on_the_real_slurm_log(real_launch_dir: Path) -> None:
     found = rules(doctor(real_launch_dir, env={"HOME": str(real_launch_dir / "home")}))
-    for rule in ("nf-no-500-retry", "nf-null-describe-crash", "nf-status-check-orphans",
-                 "nf-spot-retry-default", "nf-submit-after-abort"):  # fmt: skip
-        assert rule in found, rule
-        assert found[rule].evidence.startswith(f"{real_launch_dir / '.nextflow.log'}:2")
-    # a SLURM run stopped by SIGINT: known bugs, not an AWS Batch abort -> no error
+    # a SLURM run (19.12.0-edge) stopped by SIGINT: its version has every AWS Batch bug, but
+    # it never used AWS Batch, so none of them applies; one finding says so
+    assert not [r for r, f in found.items() if is_aws_batch_rule(f)], sorted(found)
+    assert found["nf-not-aws-batch"].severity == "info"
+    assert "local, slurm" in found["nf-not-aws-batch"].title
+    assert found["nf-not-aws-batch"].evidence.startswith(f"{real_launch_dir / '.nextflow.log'}:2")
     assert all(f.severity != "error" for f in found.values())
     # the run read two config files that are not here: said, not guessed
     unreadable = [f for f in doctor(real_launch_dir, env={"HOME": "/nonexistent"}) if f.rule == "cfg-unreadable"]
@@ -303,6 +306,44 @@ def test_every_pre_24_version_rule_fires_on_the_real_log(real_launch_dir: Path) 
         str(real_launch_dir / "nextflow.config"),
         str(real_launch_dir / "singlecell" / "cellranger" / "params.config"),
     }
+
+
+def test_every_pre_24_version_rule_fires_on_an_aws_batch_log(tmp_path: Path) -> None:
+    launch = launch_with_log(tmp_path, "19.12.0-edge", "")
+    found = rules(doctor(launch, env={"HOME": str(tmp_path / "home")}))
+    for rule in ("nf-no-500-retry", "nf-null-describe-crash", "nf-status-check-orphans",
+                 "nf-spot-retry-default", "nf-submit-after-abort"):  # fmt: skip
+        assert rule in found, rule
+        assert found[rule].evidence.startswith(f"{launch / '.nextflow.log'}:2")
+    assert "nf-not-aws-batch" not in found
+
+
+@pytest.mark.parametrize(
+    "name", ["slurm-sigint-abort.nextflow.log", "failed-launch-19.01.0.nextflow.log", "awsbatch-sigint-24.10.5.nextflow.log"]
+)
+def test_aws_batch_rules_fire_only_on_the_real_aws_batch_log(tmp_path: Path, name: str) -> None:
+    shutil.copyfile(real_fixture(name), tmp_path / ".nextflow.log")
+    found = doctor(tmp_path, env={"HOME": str(tmp_path / "home")})
+    aws = [f.rule for f in found if is_aws_batch_rule(f)]
+    if name.startswith("awsbatch"):
+        # 24.10.5 on AWS Batch: the status-check orphans bug (fixed in 24.12) and #7445 apply
+        assert "nf-status-check-orphans" in aws and "nf-submit-after-abort" in aws
+        assert "nf-no-500-retry" not in aws and "nf-null-describe-crash" not in aws
+    else:
+        assert aws == []
+    if name.startswith("failed-launch"):
+        # no executor line: the launch failed before any; the doctor says it could not tell
+        assert "nf-executor-unknown" in {f.rule for f in found}
+
+
+def test_rules_are_data() -> None:
+    assert [r.id for r in RULE_TABLE] == [
+        "nf-no-500-retry", "nf-null-describe-crash", "nf-status-check-orphans", "nf-submit-after-abort",
+    ]  # fmt: skip
+    for rule in RULE_TABLE:
+        assert rule.source and rule.advice and rule.title and rule.severity in ("error", "warning", "info")
+        assert rule.affected.startswith("< ")
+    assert RULE_TABLE[1].affected == "< 24.10.2"
 
 
 def test_config_files_named_in_the_log_are_found_in_the_launch_dir(real_launch_dir: Path) -> None:
@@ -317,8 +358,10 @@ def test_config_files_named_in_the_log_are_found_in_the_launch_dir(real_launch_d
     found = rules(doctor(real_launch_dir, env={"HOME": str(real_launch_dir / "home")}))
     assert "cfg-spot-retries" not in found
     assert "cfg-unreadable" not in found
-    assert found["nf-spot-zero-ignored"].evidence.startswith(f"{real_launch_dir / 'nextflow.config'}:1")
-    assert "cfg-trace-off" not in found and "cfg-no-resource-labels" not in found
+    # params.config turned the trace on: read from its place under the launch dir
+    assert "cfg-trace-off" not in found
+    # the run was on SLURM: maxSpotAttempts = 0 is not judged (an AWS Batch setting)
+    assert "nf-spot-zero-ignored" not in found and "nf-not-aws-batch" in found
 
 
 BATCH_LOG = """\
@@ -421,7 +464,7 @@ def test_main_offline_on_the_real_log(real_launch_dir: Path, capsys: pytest.Capt
     monkeypatch.delenv("NXF_HOME", raising=False)
     assert main([str(real_launch_dir), "--offline"]) == EXIT_OK
     out = capsys.readouterr().out
-    assert "nextflow-io/nextflow#4709" in out and "[nf-status-check-orphans]" in out
+    assert "[nf-not-aws-batch]" in out and "nextflow-io/nextflow#4709" not in out
     assert main([str(real_launch_dir), "--offline", "--format", "json"]) == EXIT_OK
     parsed = json.loads(capsys.readouterr().out)
     assert {"rule", "severity", "title", "evidence", "advice", "source"} == set(parsed[0])
@@ -433,19 +476,52 @@ def test_main_bad_path_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert err.count("\n") == 1 and "nope" in err and "Traceback" not in err
 
 
-def test_main_without_credentials_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_aws_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"):  # fmt: skip
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_REGION", "AWS_DEFAULT_REGION", "NXF_HOME"):  # fmt: skip
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("HOME", str(tmp_path))
-    (tmp_path / ".nextflow.log").write_text(BATCH_LOG.format(version="24.04.4", tail=""))
-    code = main([str(tmp_path), "--region", "us-east-1", "--queue", "q"])
+
+
+@pytest.mark.parametrize("region", [["--region", "us-east-1"], []])
+def test_main_without_aws_configuration_gives_every_offline_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, region: list[str]
+) -> None:
+    """No credentials (and, second case, no region anywhere): the log and config findings, one skip line."""
+    _no_aws_configuration(tmp_path, monkeypatch)
+    (tmp_path / ".nextflow.log").write_text(BATCH_LOG.format(version="24.04.4", tail=ABORT + REAPER))
+    offline = doctor(tmp_path)
+    code = main([str(tmp_path), *region, "--queue", "q"])
+    captured = capsys.readouterr()
+    assert code == exit_code(offline) == EXIT_ERROR_FINDING  # from the findings, not the account
+    for f in offline:
+        assert f"[{f.rule}]" in captured.out
+    assert len(offline) >= 6
+    assert captured.err.count("\n") == 1 and "account checks skipped" in captured.err
+    assert ("credentials" in captured.err.lower()) if region else ("region" in captured.err.lower())
+    assert "Traceback" not in captured.err
+
+
+def test_main_takes_the_region_from_the_log(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_aws_configuration(tmp_path, monkeypatch)
+    shutil.copyfile(real_fixture("awsbatch-sigint-24.10.5.nextflow.log"), tmp_path / ".nextflow.log")
+    code = main([str(tmp_path)])
     err = capsys.readouterr().err
-    assert code == 1
-    assert err.count("\n") == 1 and "credentials" in err.lower() and "Traceback" not in err
+    # the region came from the log's AwsOptions line: only the credentials are missing
+    assert "account checks skipped" in err and "region" not in err.lower().replace("account checks", "")
+    assert code in (EXIT_OK, EXIT_ERROR_FINDING)
+
+
+def test_main_on_a_slurm_run_asks_aws_nothing(real_launch_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_aws_configuration(real_launch_dir, monkeypatch)
+    assert main([str(real_launch_dir)]) == EXIT_OK
+    captured = capsys.readouterr()
+    assert "[nf-not-aws-batch]" in captured.out
+    assert "did not use AWS Batch" in captured.err
 
 
 # --- account rules on LocalBatch -----------------------------------------------------------------
@@ -758,7 +834,9 @@ def test_the_incident_through_the_client_and_a_nextflow_run(incident: Any, tmp_p
 def test_a_run_without_a_launch_dir_skips_the_config() -> None:
     from types import SimpleNamespace
 
-    bare = SimpleNamespace(version="24.04.4", launch_dir=None, log_paths=[], queues=[], tasks=None)
+    bare = SimpleNamespace(
+        version="24.04.4", launch_dir=None, log_paths=[], queues=[], tasks=None, executors=["awsbatch"]
+    )
     found = rules(doctor(bare))  # type: ignore[arg-type]
     assert found["nf-null-describe-crash"].evidence.startswith("NextflowRun.version")
     assert "cfg-not-checked" in found

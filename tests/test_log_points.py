@@ -465,3 +465,37 @@ def test_a_fresh_copy_of_a_launch_dir_gives_the_same_run_view(tmp_path: Path) ->
     )
     pd.testing.assert_frame_equal(a.tasks, b.tasks)
     assert a.year_proven and not b.year_proven  # the copy says the year is a guess
+
+
+# --- the doctor on our non-AWS fixtures ---------------------------------------------------------
+
+
+def _non_aws_logs() -> dict[str, list[str]]:
+    wd = "/scratch/u/work/5b/be0123456789abcdef0123456789ab"
+    return {
+        "slurm": [
+            *head(version="23.04.1", executor="slurm", created="15-05-2023"),
+            ln("Jun-02 09:01:00.000", f"[SLURM] submitted process CALL (a) > jobId: 4466; workDir: {wd}",
+               logger="nextflow.executor.GridTaskHandler", thread="Task submitter"),
+            ln("Jun-02 09:06:00.000", "Session aborted -- Cause: SIGINT", thread="SIGINT handler"),
+            ln("Jun-02 09:06:00.100", "Killing running tasks (1)", level="WARN", logger="n.processor.TaskPollingMonitor"),
+        ],
+        "local": [*head(version="22.10.6", executor="local", created="01-01-2023")],
+        "failed-launch": [
+            ln("Jan-05 10:00:00.000", "$> nextflow run main.nf", logger="nextflow.cli.Launcher"),
+            ln("Jan-05 10:00:00.100", "N E X T F L O W  ~  version 23.10.0", logger="nextflow.cli.CmdRun"),
+            ln("Jan-05 10:00:01.000", "No such property: reads for class: Script_1a2b3c", level="ERROR",
+               logger="nextflow.cli.Launcher"),
+        ],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["slurm", "local", "failed-launch"])
+def test_no_aws_batch_rule_fires_on_a_run_that_did_not_use_aws_batch(tmp_path: Path, kind: str) -> None:
+    from batchkit.doctor import doctor, is_aws_batch_rule
+
+    write(tmp_path / ".nextflow.log", _non_aws_logs()[kind])
+    found = doctor(tmp_path, env={"HOME": str(tmp_path / "home")})
+    assert [f.rule for f in found if is_aws_batch_rule(f)] == []
+    expected = "nf-executor-unknown" if kind == "failed-launch" else "nf-not-aws-batch"
+    assert expected in {f.rule for f in found}

@@ -448,11 +448,11 @@ class _Scanner:
         elif (m := _CLOUD_SUBMIT_RE.match(msg) or _GRID_SUBMIT_RE.match(msg)) is not None:
             executor, name, job_id, workdir = m.groups()
             self._executor(_CLOUD_EXECUTORS.get(executor, executor))
+            if facts.abort_line is not None and executor == "AWS BATCH":
+                facts.submitted_after_abort.append((number, job_id))
             short = fmt.hash_of_workdir(workdir)
             if short is None:
                 return
-            if facts.abort_line is not None and executor == "AWS BATCH":
-                facts.submitted_after_abort.append((number, job_id))
             row = self._row(short)
             row[TaskCol.NATIVE_ID] = job_id
             self.by_job[job_id] = short
@@ -540,6 +540,8 @@ class _Scanner:
             level == "ERROR" and logger == "nextflow.Nextflow"
         ):
             self._launch_failed(number, msg)
+        if msg.startswith("[AWS BATCH]"):
+            self._executor("awsbatch")
         if "AwsOptions(" in msg or "awsCli" in msg:
             if "AwsOptions(" in msg:
                 self._executor("awsbatch")
