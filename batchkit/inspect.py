@@ -32,6 +32,7 @@ from batchkit.inspection import (
     FileTail,
     Inspection,
     LogTail,
+    WorkdirEvidence,
     attempts_of,
     evidence_from_files,
     explain_with_workdir,
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from batchkit.client import BatchClient
     from batchkit.nextflow import NextflowRun
 
-__all__ = ["find_task", "inspect", "load_earlier", "witness"]
+__all__ = ["WorkdirWitness", "find_task", "inspect", "load_earlier", "witness"]
 
 #: .nextflow.log lines kept per inspection (the newest).
 NEXTFLOW_LINES: Final = 50
@@ -254,6 +255,48 @@ def witness(
     if not targets:
         return frame
     return explain_with_workdir(frame, s3.evidence_for(targets, limit=limit))
+
+
+class WorkdirWitness:
+    """The work-dir witness for a tracker's refreshes: bounded S3 reads, remembered answers.
+
+    Each call looks up at most ``per_refresh`` work dirs not seen yet (or seen without an
+    ``.exitcode`` more than ``recheck_after`` seconds ago — a running task may finish); an
+    ``.exitcode`` once read is final and never read again. So a refresh of a 10,000-task
+    run costs at most ``2 * per_refresh`` GETs, paid from the readers' rate budget.
+    ``witness(frame, tasks) -> frame`` only amends reasons (see ``explain_with_workdir``).
+    """
+
+    def __init__(
+        self,
+        s3: S3Reader,
+        *,
+        per_refresh: int = 20,
+        recheck_after: float = 300.0,
+        clock: Any = None,
+    ) -> None:
+        import time
+
+        self.s3 = s3
+        self.per_refresh = per_refresh
+        self.recheck_after = recheck_after
+        self._clock = clock or time.monotonic
+        self._seen: dict[str, tuple[float, WorkdirEvidence]] = {}
+
+    def __call__(self, frame: pd.DataFrame, tasks: pd.DataFrame | None = None) -> pd.DataFrame:
+        targets = workdir_targets(frame, tasks, limit=len(frame))
+        if not targets:
+            return frame
+        now = self._clock()
+        stale = [
+            wd for wd in targets
+            if wd not in self._seen
+            or (not self._seen[wd][1].exited and now - self._seen[wd][0] >= self.recheck_after)
+        ]
+        for wd in stale[: self.per_refresh]:
+            self._seen[wd] = (now, self.s3.evidence(wd))
+        known = {wd: self._seen[wd][1] for wd in targets if wd in self._seen}
+        return explain_with_workdir(frame, known)
 
 
 # --- command line ---------------------------------------------------------------------------

@@ -336,3 +336,32 @@ def test_inspect_without_aws_shows_nextflows_view(incident: Incident) -> None:
     assert insp.nextflow_lines
     with pytest.raises(batchkit.BatchkitError):
         inspect("  ", run=incident.launch_dir)
+
+
+def test_tracker_witness_is_bounded_per_refresh_and_remembers_exit_codes(
+    incident: Incident, parts: tuple[BatchClient, AwsReaders]
+) -> None:
+    from batchkit.inspect import WorkdirWitness
+
+    batch, readers = parts
+    writer = WorkdirWriter(readers.s3.client, incident.truth.work_dir)
+    for jid in sorted(incident.truth.abandoned_job_ids)[:3]:
+        task = _task_of(incident, jid)
+        writer.finished(task["workdir"], name=task["name"], exit_code=0)
+        incident.batch.forget(jid)
+    frame, run = _frame(incident, batch)
+    assert int((frame[RecCol.VERDICT] == "vanished").sum()) == 3
+    clock = Sleeps()
+    wit = WorkdirWitness(readers.s3, per_refresh=2, recheck_after=60.0, clock=clock.clock)
+    n0 = readers.s3.requests
+    first = wit(frame, run.tasks)
+    assert readers.s3.requests - n0 <= 4  # 2 work dirs, at most 2 GETs each
+    assert first[RecCol.REASON].str.contains("work dir says exit 0").sum() == 2
+    second = wit(frame, run.tasks)
+    assert second[RecCol.REASON].str.contains("work dir says exit 0").sum() == 3
+    n1 = readers.s3.requests
+    wit(frame, run.tasks)
+    clock.now += 3600
+    wit(frame, run.tasks)
+    assert readers.s3.requests == n1  # exit codes are final: never read again
+    assert plan_kills(second) == plan_kills(frame)
