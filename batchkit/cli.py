@@ -357,13 +357,41 @@ def load_run(args: argparse.Namespace) -> NextflowRun:
                 "not a directory; pass the launch directory, or a trace file with --trace",
                 path=str(path),
             )
-        return NextflowRun.from_dir(path, tz=_tz(args))
+        return _said(NextflowRun.from_dir(path, tz=_tz(args), year=getattr(args, "year", None)))
     if args.trace is None and args.log is None:
         raise InputError("which run? pass LAUNCH_DIR, or --trace FILE and/or --log FILE")
     for name, file in (("--trace", args.trace), ("--log", args.log)):
         if file is not None and not file.is_file():
             raise InputError(f"{name}: no such file", path=str(file))
-    return NextflowRun.from_files(trace=args.trace, log=args.log, tz=_tz(args))
+    return _said(NextflowRun.from_files(trace=args.trace, log=args.log, tz=_tz(args), year=getattr(args, "year", None)))
+
+
+def _said(run: NextflowRun) -> NextflowRun:
+    """Say on stderr what the run view cannot prove (the log's year), once, as it is loaded."""
+    if run.year_note:
+        print(f"batchkit: note: {run.year_note}", file=sys.stderr)
+    return run
+
+
+def not_on_aws_batch(run: NextflowRun) -> int | None:
+    """For a run that did not use AWS Batch: say so, show Nextflow's side, ask AWS nothing (exit 0).
+
+    None for an AWS Batch run (or one whose executor is unknown): carry on.
+    """
+    if run.on_aws_batch is not False:
+        return None
+    from batchkit.schema import TaskCol
+
+    counts = run.tasks[TaskCol.STATUS].value_counts().to_dict() if len(run.tasks) else {}
+    shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no task"
+    used = ", ".join(e for e in run.executors if e != "not awsbatch") or "not AWS Batch"
+    name = f"'{cli_args.message(run.name)}'" if run.name else "(unnamed)"
+    print(
+        f"run {name} did not use AWS Batch (executor: {used}; from {run.executor_source}): its jobs "
+        f"are not Batch jobs, so nothing was asked of AWS. Nextflow's side: {len(run.tasks)} task(s) "
+        f"({shown}); the run is {run.state}{f' ({cli_args.message(run.abort_cause)})' if run.abort_cause else ''}."
+    )
+    return EXIT_OK
 
 
 def _tz(args: argparse.Namespace) -> str | None:
@@ -379,8 +407,18 @@ def _tz(args: argparse.Namespace) -> str | None:
     return zone
 
 
-def make_client(args: argparse.Namespace) -> BatchClient:
+def make_client(args: argparse.Namespace, run: NextflowRun | None = None) -> BatchClient:
+    """The Batch client; the region is ``--region``, else the one the run used (log or
+    config, said on stderr), else the AWS configuration's."""
     from batchkit.client import BatchClient
+
+    region = args.region
+    if region is None and run is not None and run.region:
+        region = run.region
+        print(f"batchkit: region {region} (from {run.region_source})", file=sys.stderr)
+    if run is not None and not args.queue and run.queue_sources:
+        shown = "; ".join(f"{q} (from {where})" for q, where in run.queue_sources.items())
+        print(f"batchkit: queues {cli_args.message(shown)}", file=sys.stderr)
 
     if args.endpoint_url is not None:
         parts = urlsplit(args.endpoint_url)
@@ -389,7 +427,7 @@ def make_client(args: argparse.Namespace) -> BatchClient:
                 f"--endpoint-url {args.endpoint_url!r} is not a URL: give e.g. http://127.0.0.1:4566"
             )
     return BatchClient(
-        region=args.region,
+        region=region,
         profile=args.profile,
         endpoint_url=args.endpoint_url,
         deadline=args.deadline,
@@ -601,7 +639,9 @@ def render_report(report: KillReport, out: TextIO) -> None:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     run = load_run(args)
-    client = make_client(args)
+    if (done := not_on_aws_batch(run)) is not None:
+        return done
+    client = make_client(args, run)
     tracker = make_tracker(args, run, client, write=False)
     try:
         snapshot = first_snapshot(tracker)
@@ -652,7 +692,9 @@ def execute_kill(
 
 def cmd_kill(args: argparse.Namespace) -> int:
     run = load_run(args)
-    client = make_client(args)
+    if (done := not_on_aws_batch(run)) is not None:
+        return done
+    client = make_client(args, run)
     tracker = make_tracker(args, run, client)
     try:
         return execute_kill(

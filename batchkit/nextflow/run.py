@@ -117,8 +117,9 @@ class NextflowRun:
         if self.year_proven or self.year is None:
             return ""
         return (
-            f"the year {self.year} is a guess ({self.year_source}): .nextflow.log carries no year "
-            "and nothing in the launch dir proves it; pass year= (CLI: --year) if it is wrong"
+            f"the year {self.year} of the log's times is a guess ({self.year_source}): "
+            ".nextflow.log carries no year and nothing in the launch dir proves it; "
+            "pass year= to NextflowRun.from_dir/from_files if it is wrong"
         )
 
     def silent_for(self, now: pd.Timestamp | None = None) -> pd.Timedelta:
@@ -456,6 +457,7 @@ def _last_activity(
 # --- where the jobs went: executors, region, queues, and the year's evidence ------------
 
 _STAMP_IN_NAME_RE: Final = re.compile(r"((?:19|20)\d\d)-?([01]\d)-?([0-3]\d)[_-]?([0-2]\d)-?([0-5]\d)-?([0-5]\d)")
+_NUMERIC_ID_RE: Final = r"\d+(?:[_.]\d+|\[\d+\])?"
 _UUID_RE: Final = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(:\d+)?$"
 
 
@@ -489,10 +491,9 @@ def run_settings(log_info: LogInfo | None, tasks: pd.DataFrame, launch_dir: str 
     else:
         ids = tasks[TaskCol.NATIVE_ID].dropna().astype(str) if len(tasks) else pd.Series(dtype=str)
         if len(ids):
-            batch = ids.str.match(_UUID_RE)
-            if batch.all():
+            if ids.str.match(_UUID_RE).all():
                 out.executors, out.executor_source = ["awsbatch"], "job ids (AWS Batch UUIDs)"
-            elif not batch.any():
+            elif ids.str.fullmatch(_NUMERIC_ID_RE).all():  # PIDs, SLURM/SGE/LSF/PBS job ids
                 out.executors, out.executor_source = ["not awsbatch"], "job ids (numbers, not AWS Batch UUIDs)"
     if log_info is not None and log_info.region:
         out.region, out.region_source = log_info.region, f"log ({log_info.path}: AwsOptions region)"
