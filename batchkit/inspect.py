@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from batchkit.client import BatchClient
     from batchkit.nextflow import NextflowRun
 
-__all__ = ["WorkdirWitness", "find_task", "inspect", "load_earlier", "witness"]
+__all__ = ["Inspector", "WorkdirWitness", "find_task", "inspect", "load_earlier", "witness"]
 
 #: .nextflow.log lines kept per inspection (the newest).
 NEXTFLOW_LINES: Final = 50
@@ -255,6 +255,38 @@ def witness(
     if not targets:
         return frame
     return explain_with_workdir(frame, s3.evidence_for(targets, limit=limit))
+
+
+class Inspector:
+    """One run's inspector: what a dashboard row click or ``Dashboard.inspect`` calls.
+
+    Holds the run, the Batch client and the logs/S3 readers; every method is an explicit
+    network call (the panel runs them off the event loop).
+    """
+
+    def __init__(
+        self,
+        run: NextflowRun | None,
+        batch: BatchClient | None,
+        readers: AwsReaders | None,
+        *,
+        lines: int = DEFAULT_LINES,
+        tail_bytes: int = DEFAULT_TAIL_BYTES,
+    ) -> None:
+        self.run = run
+        self.batch = batch
+        self.readers = readers
+        self.lines = lines
+        self.tail_bytes = tail_bytes
+
+    def inspect(self, target: str) -> Inspection:
+        return inspect(target, run=self.run, batch=self.batch, readers=self.readers, lines=self.lines,
+                       tail_bytes=self.tail_bytes)
+
+    def load_earlier(self, insp: Inspection) -> Inspection:
+        if self.readers is None:
+            return insp
+        return load_earlier(insp, self.readers, lines=self.lines)
 
 
 class WorkdirWitness:

@@ -1,0 +1,128 @@
+"""The inspector panel, driven by clicking its buttons, on the replayed incident."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from batchkit.aws_readers import AwsReaders
+from batchkit.client import BatchClient
+from batchkit.inspect import Inspector
+from batchkit.inspection import Inspection
+from batchkit.nextflow import NextflowRun
+from batchkit.reconcile import reconcile
+from batchkit.schema import JobCol, RecCol
+from batchkit.sim.nextflow import Incident, replay_incident
+from batchkit.widgets.inspector import InspectorPanel, row_key
+
+XSS = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[Incident, Inspector]]:
+    with replay_incident(launch_dir=tmp_path / "launch", n_tasks=20, seed=4) as inc:
+        batch = BatchClient(endpoint_url=inc.endpoint_urls["batch"])
+        readers = AwsReaders.create(endpoint_urls=inc.endpoint_urls)
+        run = NextflowRun.from_dir(inc.launch_dir)
+        try:
+            yield inc, Inspector(run, batch, readers, lines=2)
+        finally:
+            readers.close()
+            batch.close()
+
+
+def _orphan(inc: Incident) -> str:
+    return sorted(inc.truth.abandoned_job_ids)[0]
+
+
+def test_panel_shows_the_row_escapes_everything_and_pages_the_log_backwards(
+    world: tuple[Incident, Inspector], tmp_path: Path
+) -> None:
+    inc, inspector = world
+    jid = _orphan(inc)
+    # The running container prints a hostile line: it must show as text.
+    inc.batch.set_job_behavior(jid, output=[XSS, "last line"])
+    panel = InspectorPanel(inspector.inspect, inspector.load_earlier)
+    assert panel.layout.display == "none"
+    panel.show(jid)
+    assert panel.layout.display == "flex" and panel.target == jid
+    body = panel.body.value
+    assert "<script" not in body.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    assert "running" in body and ".command.begin" in body
+    assert panel.inspection is not None and panel.inspection.log is not None
+    assert [ln.message for ln in panel.inspection.log.lines] == [XSS, "last line"]
+    assert not panel.earlier_button.disabled
+    panel.earlier_button.click()
+    assert panel.inspection.log is not None and len(panel.inspection.log.lines) > 2
+    assert panel.inspection.log.lines[-1].message == "last line"
+    # The HTML export is escaped too.
+    page = panel.export(tmp_path / "one.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<script" not in page.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    panel.close_button.click()
+    assert panel.layout.display == "none" and panel.target is None
+
+
+def test_panel_follows_its_row_across_refreshes(world: tuple[Incident, Inspector]) -> None:
+    inc, inspector = world
+    jid = _orphan(inc)
+    asked: list[str] = []
+
+    def counting(target: str) -> Inspection:
+        asked.append(target)
+        return inspector.inspect(target)
+
+    def frame() -> pd.DataFrame:
+        run = inspector.run
+        assert run is not None and inspector.batch is not None
+        ids = [str(i) for i in run.tasks["native_id"].dropna()]
+        return reconcile(run, list(inspector.batch.describe_jobs(ids).jobs.values()))
+
+    before = frame()
+    panel = InspectorPanel(counting)
+    panel.show(jid, before)
+    assert row_key(before, jid) == ("RUNNING", "orphan")
+    # A refresh where nothing about this row changed (rows re-sorted): no new fetch.
+    panel.follow(before.iloc[::-1])
+    assert asked == [jid]
+    # The job is killed: its row changes, the panel fetches again and shows the reason.
+    assert inspector.batch is not None
+    inspector.batch.terminate_jobs([jid], "batchkit: orphan of run 'x'")
+    after = frame()
+    panel.follow(after)
+    assert asked == [jid, jid]
+    assert panel.inspection is not None and panel.inspection.attempts[-1].job_reason == "batchkit: orphan of run 'x'"
+    assert "batchkit: orphan of run &#x27;x&#x27;" in panel.body.value
+    assert after.loc[after[JobCol.JOB_ID] == jid, RecCol.BATCH_STATUS].iloc[0] == "FAILED"
+
+
+def test_panel_fetches_off_the_event_loop(world: tuple[Incident, Inspector]) -> None:
+    inc, inspector = world
+    jid = _orphan(inc)
+
+    async def main() -> Any:
+        panel = InspectorPanel(inspector.inspect)
+        panel.show(jid)
+        assert "loading" in panel.status.value  # the cell returned before the answer came
+        await panel.wait_idle()
+        return panel
+
+    panel = asyncio.run(main())
+    assert panel.inspection is not None and panel.inspection.job_id == jid
+    assert "loading" not in panel.status.value
+
+
+def test_a_failing_inspect_is_shown_not_raised() -> None:
+    def broken(target: str) -> Inspection:
+        raise RuntimeError(f"no route to {XSS}")
+
+    panel = InspectorPanel(broken)
+    panel.show("job-1")
+    assert "no route to &lt;script&gt;" in panel.status.value
+    assert panel.inspection is None
