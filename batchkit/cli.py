@@ -713,28 +713,133 @@ def find_notebook() -> Path | None:
     return None
 
 
-def jupyter_command(notebook: Path, *, as_root: bool | None = None) -> list[str]:
-    command = [sys.executable, "-m", "jupyterlab", "--ip", "127.0.0.1", "--no-browser"]
+def jupyter_command(
+    root: Path,
+    *,
+    port: int,
+    token: str,
+    as_root: bool | None = None,
+) -> list[str]:
+    """JupyterLab serving ``root`` on 127.0.0.1:``port`` with ``token``, quietly.
+
+    Its own workspace folder inside ``root``: JupyterLab would otherwise reopen the tabs
+    of an earlier demo (files that no longer exist). IPC sockets to the kernel: over TCP
+    ipykernel warns that the traffic is unencrypted (it is loopback-only, but the
+    warning scares people and IPC avoids it). No news feed: nothing is fetched.
+    """
+    command = [
+        sys.executable, "-m", "jupyterlab", "--no-browser",
+        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
+        f"--LabApp.workspaces_dir={root / '.workspaces'}", "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--KernelManager.transport=ipc",
+    ]
     if as_root is None:
         as_root = hasattr(os, "geteuid") and os.geteuid() == 0
     if as_root:
         # JupyterLab refuses to start as root without it (containers, CI machines).
         command.append("--allow-root")
-    return [*command, str(notebook)]
+    return command
+
+
+def scratch_copy(notebook: Path) -> Path:
+    """A fresh temporary folder holding a copy of the notebooks next to ``notebook``.
+
+    JupyterLab autosaves what it opens: served from the checkout, the next demo would
+    open stale outputs (and "model not found" widgets) and ``git status`` would show
+    every notebook modified. A copy per demo starts clean and leaves the checkout clean.
+    """
+    import shutil
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix="batchkit-demo-"))
+    for path in sorted(notebook.parent.glob("*.ipynb")):
+        shutil.copyfile(path, scratch / path.name)
+    return scratch
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_demo(command: list[str], *, url: str, scratch: Path, out: TextIO | None = None) -> int:
+    """Run JupyterLab until Ctrl-C (or it exits), print the one URL once it answers, clean up.
+
+    Jupyter's own output (several URLs, extension notes) goes to a log file: the one
+    line a newcomer needs is the URL that opens the notebook.
+    """
+    import shutil
+    import signal
+    import time
+    import urllib.error
+    import urllib.request
+
+    out = out or sys.stdout
+    log_path = scratch / "jupyter.log"
+    code = 0
+    with log_path.open("wb") as log:
+        # Its own session: Ctrl-C reaches this process only, which stops Jupyter (and
+        # its kernels) with SIGTERM instead of Jupyter's interactive "Shutdown? (y/n)".
+        proc = subprocess.Popen(
+            command, cwd=scratch, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            status = url.split("/lab/", 1)[0] + "/api/status?" + url.split("?", 1)[1]
+            deadline = time.monotonic() + 120.0
+            while proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(status, timeout=2):
+                        break
+                except (urllib.error.URLError, OSError):
+                    time.sleep(0.3)  # a server coming up: nothing to wait on but the port
+            if proc.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                print(f"batchkit demo: JupyterLab exited early ({proc.returncode}):\n{tail}", file=sys.stderr)
+                return EXIT_USAGE
+            print(
+                "\nbatchkit demo: the incident replay is ready in JupyterLab. Open:\n\n"
+                f"    {url}\n\n"
+                "then Run > Run All Cells. A scratch copy of the notebooks is served "
+                f"({scratch}; removed on stop).\nPress Ctrl-C to stop.",
+                file=out,
+                flush=True,
+            )
+            code = proc.wait()
+        except KeyboardInterrupt:
+            print("\nbatchkit demo: stopping JupyterLab…", file=out, flush=True)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+    shutil.rmtree(scratch, ignore_errors=True)
+    return code
 
 
 def cmd_demo(
-    args: argparse.Namespace, *, launcher: Callable[[list[str]], int] | None = None
+    args: argparse.Namespace, *, launcher: Callable[[list[str], str, Path], int] | None = None
 ) -> int:
     if not args.headless:
         notebook = find_notebook()
         if notebook is not None:
-            command = jupyter_command(notebook)
-            print(
-                f"opening {notebook} in JupyterLab on 127.0.0.1 (Ctrl-C to stop)", file=sys.stderr
-            )
-            run = launcher or (lambda cmd: subprocess.call(cmd))
-            return run(command)
+            import secrets
+
+            scratch = scratch_copy(notebook)
+            port, token = _free_port(), secrets.token_hex(24)
+            command = jupyter_command(scratch, port=port, token=token)
+            url = f"http://127.0.0.1:{port}/lab/tree/{notebook.name}?token={token}"
+            if launcher is not None:
+                return launcher(command, url, scratch)
+            return serve_demo(command, url=url, scratch=scratch)
         print(f"note: {NOTEBOOK} is not here; running the headless demo instead", file=sys.stderr)
     return run_headless_demo(n_tasks=args.tasks, seed=args.seed, launch_dir=args.launch_dir)
 

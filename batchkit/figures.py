@@ -29,6 +29,7 @@ from batchkit.reconcile import summarize
 from batchkit.schema import VERDICTS, JobCol, RecCol, TaskCol
 from batchkit.widgets._table import (
     FILTER_MISMATCHES,
+    KILLED,
     TABLE_CSS,
     VERDICT_COLOURS,
     TableQuery,
@@ -44,10 +45,19 @@ MAX_TICK_LABELS: Final = 60
 EXPORT_MAX_ROWS: Final = 5000
 
 #: Colour of a verdict's line in the timelines; "ok" is a quiet grey.
-LINE_COLOURS: Final[dict[str, str]] = {
-    **{v: accent for v, (_bg, accent) in VERDICT_COLOURS.items()},
-    "ok": "#a7b1bc",
+LINE_COLOURS: Final[dict[str, str]] = dict(VERDICT_COLOURS)
+#: Verdicts in drawing order ("ok" first, so the mismatches are drawn on top of it).
+DRAWN_VERDICTS: Final[tuple[str, ...]] = ("ok", KILLED, *(v for v in VERDICTS if v != "ok"))
+
+#: plotly cannot read JupyterLab's CSS variables, so the figures stay readable on
+#: either theme instead: transparent backgrounds, mid-grey text and translucent grid
+#: lines work on a light and on a dark page alike.
+THEME_LAYOUT: Final[dict[str, Any]] = {
+    "paper_bgcolor": "rgba(0,0,0,0)",
+    "plot_bgcolor": "rgba(0,0,0,0)",
+    "font": {"color": "#8a94a0", "family": "DejaVu Sans, Arial, sans-serif"},
 }
+GRID_COLOUR: Final = "rgba(128,128,128,0.25)"
 
 
 def _utc(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -153,8 +163,7 @@ def timeline_figure(
     b_terminal = _text(rows, JobCol.STATUS).isin(["SUCCEEDED", "FAILED"])
     b_end = b_end.where(b_end.notna() | ~b_terminal, b_start)
 
-    # "ok" first so the mismatches are drawn on top of it.
-    for verdict in ("ok", *(v for v in VERDICTS if v != "ok")):
+    for verdict in DRAWN_VERDICTS:
         idx = [i for i in range(n) if verdicts.iat[i] == verdict]
         if not idx:
             continue
@@ -197,7 +206,7 @@ def timeline_figure(
                 x=[_plot_time(b_start.iat[i]) for i in retried],
                 y=retried,
                 mode="markers",
-                marker={"symbol": "x", "size": 9, "color": "#222"},
+                marker={"symbol": "x", "size": 9, "color": "#8a94a0"},
                 name="extra Batch attempts",
                 hovertext=[f"{int(retries.iat[i]) + 1} attempts<br>{hovers[i]}" for i in retried],
                 hoverinfo="text",
@@ -208,10 +217,11 @@ def timeline_figure(
     if run_end is not None and not pd.isna(run_end):
         end = _plot_time(run_end)
         for col in (1, 2):
-            fig.add_vline(x=end, line={"color": "#555", "dash": "dash", "width": 1}, row=1, col=col)
+            fig.add_vline(x=end, line={"color": "#8a94a0", "dash": "dash", "width": 1}, row=1, col=col)
+        # Inside the plot, under its top edge: above it, the label ran into the subplot title.
         fig.add_annotation(
             x=end, y=1.0, yref="paper", xref="x2", text="Nextflow stopped", showarrow=False,
-            yanchor="bottom", font={"size": 11, "color": "#555"},
+            yanchor="top", xanchor="left", xshift=4, font={"size": 11, "color": "#8a94a0"},
         )
 
     yaxis: dict[str, Any] = {"autorange": "reversed", "showgrid": False, "zeroline": False}
@@ -221,14 +231,14 @@ def timeline_figure(
     else:
         yaxis.update(title={"text": f"{n:,} tasks (by submit time)"}, showticklabels=False)
     fig.update_yaxes(**yaxis)
-    fig.update_xaxes(title={"text": "time (UTC)"}, showgrid=True, gridcolor="#eee")
+    fig.update_xaxes(title={"text": "time (UTC)"}, showgrid=True, gridcolor=GRID_COLOUR)
     height = min(900, max(320, 120 + 14 * min(n, MAX_TICK_LABELS)))
     fig.update_layout(
         title={"text": html.escape(title)} if title else None,
         height=height,
         margin={"l": 10, "r": 10, "t": 60 if title else 40, "b": 40},
-        plot_bgcolor="#fff",
         hovermode="closest",
+        **THEME_LAYOUT,
         legend={"orientation": "h", "y": -0.12 if n <= MAX_TICK_LABELS else -0.15},
     )
     return fig
@@ -249,7 +259,7 @@ def summary_figure(frame: pd.DataFrame, *, price_label: str = "$") -> go.Figure:
         else pd.Series(0.0, index=frame.index)
     )
     by_verdict = pd.DataFrame({"v": verdicts, "w": waste, "c": cost}).groupby("v").sum()
-    order = [v for v in VERDICTS if v in counts.index or v in by_verdict.index]
+    order = [v for v in (*VERDICTS, KILLED) if v in counts.index or v in by_verdict.index]
     colours = [LINE_COLOURS.get(v, "#888") for v in order]
     fig = make_subplots(
         rows=1, cols=2, horizontal_spacing=0.12,
@@ -274,8 +284,8 @@ def summary_figure(frame: pd.DataFrame, *, price_label: str = "$") -> go.Figure:
         ),
         row=1, col=2,
     )
-    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 50, "b": 30}, plot_bgcolor="#fff")
-    fig.update_yaxes(gridcolor="#eee")
+    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 50, "b": 30}, **THEME_LAYOUT)
+    fig.update_yaxes(gridcolor=GRID_COLOUR)
     return fig
 
 

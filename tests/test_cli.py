@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -274,25 +275,32 @@ def test_demo_without_notebook_falls_back_to_headless(
 
 
 def test_demo_opens_jupyterlab_on_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    notebook = tmp_path / "01-incident-replay.ipynb"
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    notebook = notebooks / "01-incident-replay.ipynb"
     notebook.write_text("{}")
+    (notebooks / "02-investigate-a-run.ipynb").write_text("{}")
     monkeypatch.setattr(cli, "find_notebook", lambda: notebook)
-    launched: list[list[str]] = []
+    launched: list[tuple[list[str], str, Path]] = []
     args = cli.build_parser().parse_args(["demo"])
-    code = cli.cmd_demo(args, launcher=lambda cmd: launched.append(cmd) or 0)
+    code = cli.cmd_demo(args, launcher=lambda cmd, url, scratch: launched.append((cmd, url, scratch)) or 0)
     assert code == 0
-    assert launched == [cli.jupyter_command(notebook)]
-    assert launched[0][:6] == [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--ip",
-        "127.0.0.1",
-        "--no-browser",
-    ]
-    assert launched[0][-1] == str(notebook)
-    assert "--allow-root" in cli.jupyter_command(notebook, as_root=True)
-    assert "--allow-root" not in cli.jupyter_command(notebook, as_root=False)
+    [(command, url, scratch)] = launched
+    assert command[:4] == [sys.executable, "-m", "jupyterlab", "--no-browser"]
+    assert "--ServerApp.ip=127.0.0.1" in command
+    # The URL opens notebook 01 itself, in a scratch copy of the notebooks: the checkout
+    # stays clean (JupyterLab autosaves), and each demo starts from a fresh copy.
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/lab/tree/01-incident-replay\.ipynb\?token=[0-9a-f]{48}", url)
+    assert f"--ServerApp.root_dir={scratch}" in command
+    assert sorted(p.name for p in scratch.iterdir()) == ["01-incident-replay.ipynb", "02-investigate-a-run.ipynb"]
+    assert scratch != notebooks and not str(scratch).startswith(str(tmp_path))
+    assert any(c.startswith("--IdentityProvider.token=") and url.endswith(c.split("=", 1)[1]) for c in command)
+    root = cli.jupyter_command(scratch, port=1, token="t", as_root=True)
+    assert "--allow-root" in root
+    assert "--allow-root" not in cli.jupyter_command(scratch, port=1, token="t", as_root=False)
+    import shutil
+
+    shutil.rmtree(scratch)
 
 
 # --- subprocesses: the real entry point --------------------------------------------------------

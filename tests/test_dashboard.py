@@ -19,7 +19,16 @@ from batchkit.client import BatchClient
 from batchkit.schema import VERDICTS, JobCol, RecCol
 from batchkit.sim import replay_incident
 from batchkit.widgets import Dashboard, _table
-from batchkit.widgets._table import TableQuery, render_table, select
+from batchkit.widgets._table import (
+    KILLED,
+    KillRecord,
+    TableQuery,
+    action_html,
+    killed_reason,
+    overlay_kills,
+    render_table,
+    select,
+)
 from batchkit.widgets.dashboard import (
     api_health,
     chip_labels,
@@ -129,6 +138,55 @@ def test_everything_is_escaped() -> None:
     assert "<script>" not in out and "<b>quoted" not in out and 'j"0<' not in out
     assert html.escape(evil) in out
     assert "&lt;b&gt;quoted&lt;/b&gt;" in out
+    frame[RecCol.VERDICT] = pd.array(["orphan"] * 6, dtype="string")
+    frame[RecCol.KILLABLE] = pd.array([True] * 6, dtype="boolean")
+    out = render_table(select(frame, TableQuery()), actions=True)
+    assert 'data-kill="j&quot;0&lt;"' in out and 'j"0<' not in out
+
+
+def test_each_row_carries_its_own_action() -> None:
+    frame = make_frame(12)
+    page = select(frame, TableQuery(page_size=12))
+    out = render_table(page, {"job-00001": "killed", "job-00007": "pending"}, actions=True, busy={"job-00013"})
+    rows = re.findall(r"<tr class=.*?</tr>", out)
+    assert len(rows) == 12 and all('<td class="bk-act">' in r for r in rows)
+    for row in rows:
+        job = re.search(r'data-job-id="([^"]*)"', row).group(1)  # type: ignore[union-attr]
+        if job in page.killable_ids and job not in {"job-00001", "job-00007"}:
+            assert f'data-kill="{job}"' in row  # the button names its own row's job
+        else:
+            assert "data-kill=" not in row
+    assert ">killed</span>" in out and ">killing…</span>" in out
+    assert action_html("j1", None, killable=True, busy=True).endswith("disabled>Kill</button>")
+    assert 'data-kill="j1"' in action_html("j1", "failed", killable=False)  # a failed kill can be retried
+    assert action_html("j1", None, killable=False) == ""
+
+
+def test_killed_rows_read_killed_everywhere() -> None:
+    frame = make_frame(12)
+    orphans = frame.loc[frame[RecCol.VERDICT] == "orphan", JobCol.JOB_ID].tolist()
+    at = pd.Timestamp("2024-01-24 12:49:27", tz="UTC")
+    kills = {orphans[0]: KillRecord("orphan", at, "FAILED"), orphans[1]: KillRecord("orphan")}
+    view = overlay_kills(frame, kills)
+    assert frame[RecCol.VERDICT].tolist().count("orphan") == len(orphans)  # the input is untouched
+    killed = view[view[RecCol.VERDICT] == KILLED]
+    assert sorted(killed[JobCol.JOB_ID]) == sorted(orphans[:2])
+    assert not killed[RecCol.KILLABLE].any()
+    row = killed.set_index(JobCol.JOB_ID).loc[orphans[0]]
+    assert row[RecCol.REASON].startswith("killed by batchkit at 12:49:27 UTC (was orphan); Batch ")
+    assert verdict_counts({}, view)[KILLED] == 2
+    assert verdict_counts({}, view)["orphan"] == len(orphans) - 2
+    assert chip_labels(verdict_counts({}, view), len(view))[KILLED] == "killed 2"
+    page = select(view, TableQuery(verdict=KILLED))
+    assert page.total == 2 and page.killable_ids == ()
+    out = render_table(page, actions=True)
+    assert out.count('class="bk-row bk-killed bk-killed"') == 2 and "data-kill" not in out
+    assert killed_reason(KillRecord("untracked", at), "FAILED") == (
+        "killed by batchkit at 12:49:27 UTC (was untracked); Batch confirmed FAILED"
+    )
+    assert killed_reason(KillRecord("orphan"), "RUNNING").endswith("Batch still says RUNNING (stopping)")
+    # Killed rows keep their place in the default order: they sort with the orphans.
+    assert select(view, TableQuery()).rows[RecCol.VERDICT].iloc[: len(orphans)].isin(["orphan", KILLED]).all()
 
 
 def test_select_on_a_100k_row_frame_returns_one_page() -> None:
@@ -184,16 +242,16 @@ def test_format_age(seconds: float | None, text: str) -> None:
 def test_chips_and_kill_all_label_count_what_is_killable() -> None:
     frame = make_frame(24)
     counts = verdict_counts({"verdicts": {"ok": 4, "orphan": 4}}, frame)
-    assert counts == {v: 4 for v in VERDICTS}
+    assert counts == {**{v: 4 for v in VERDICTS}, KILLED: 0}
     labels = chip_labels(counts, 24)
     assert labels["all"] == "all 24" and labels["mismatches"] == "mismatches 20"
     assert labels["orphan"] == "orphan 4"
     label, n = kill_all_label(frame)
     # 4 orphans + 4 untracked; waste 0.5*(i%4) for i in 1,7,13,19 and 2,8,14,20.
     assert n == 8
-    assert label == "Kill all orphans (8 jobs, 6.00 vCPU-h)"
+    assert label == "Kill all orphans (8 jobs)"  # the waste line is the one waste figure
     label, n = kill_all_label(frame, exclude={"job-00001"})
-    assert n == 7 and label.startswith("Kill all orphans (7 jobs,")
+    assert n == 7 and label == "Kill all orphans (7 jobs)"
 
 
 # --- the widget over the real parts: simulated incident, LocalBatch over HTTP, Tracker --------
@@ -222,7 +280,7 @@ def test_dashboard_shows_the_incident(incident: Any) -> None:
         # First paint: Nextflow's side at once, Batch's column still "asking…", nothing killable.
         assert len(row_classes(dash)) == len(dash.run.tasks)
         assert "asking…" in dash.table.value and "bk-orphan" not in dash.table.value
-        assert not any(b.layout.visibility == "visible" for b in dash.row_buttons)
+        assert "data-kill=" not in dash.table.value
         assert dash.kill_all_button.disabled
         dash.refresh()
         abandoned = incident.truth.abandoned_job_ids
@@ -236,11 +294,11 @@ def test_dashboard_shows_the_incident(incident: Any) -> None:
         classes = row_classes(dash)
         assert sum("bk-orphan" in c for c in classes) == len(abandoned)
         assert all("bk-orphan" in c for c in classes[: len(abandoned)])
-        assert dash.kill_all_button.description.startswith(f"Kill all orphans ({len(abandoned)} jobs, ")
+        assert dash.kill_all_button.description == f"Kill all orphans ({len(abandoned)} jobs)"
         assert not dash.kill_all_button.disabled
-        killable_slots = [b for b in dash.row_buttons if b.description == "Kill"]
-        assert len(killable_slots) == len(abandoned)
-        assert all("bk-row-orphan" in b._dom_classes for b in killable_slots)
+        kill_buttons = re.findall(r'<tr class="bk-row bk-(\w+)[^"]*" data-job-id="([^"]+)".*?data-kill="([^"]+)"', dash.table.value)
+        assert len(kill_buttons) == len(abandoned)
+        assert all(verdict == "orphan" and row == button for verdict, row, button in kill_buttons)
         assert "vCPU-h" in dash.waste.value
         # Filter, search and page through the controls.
         dash.chips["ok"].click()
@@ -289,12 +347,21 @@ def test_kill_all_asks_first_then_kills_and_shows_verified_outcomes(incident: An
         assert f"{len(abandoned)} of {len(abandoned)} job(s) killed" in dash.kill_status.value
         assert dash.kill_status.value.count("Batch now: <b>FAILED</b>") == len(abandoned)
         assert dash.confirm_panel.layout.display == "none"
-        # The refresh after the kill: no orphan left, the rows say killed.
+        # The refresh after the kill: no orphan left; badge, chips, filter and reason agree.
         assert dash.chips["orphan"].description == "orphan 0"
-        assert dash.kill_all_button.description.startswith("Kill all orphans (0 jobs")
+        assert dash.chips["killed"].description == f"killed {len(abandoned)}"
+        assert dash.chips["mismatches"].description == "mismatches 0"
+        assert dash.kill_all_button.description == "Kill all orphans (0 jobs)"
         assert dash.kill_all_button.disabled
         assert sum("bk-killed" in c for c in row_classes(dash)) == len(abandoned)
-        assert {b.description for b in dash.row_buttons if b.layout.visibility == "visible"} == {"killed"}
+        assert "data-kill=" not in dash.table.value
+        reasons = re.findall(r'<td class="bk-why"><span class="bk-verdict bk-verdict-killed">killed</span>([^<]*)</td>', dash.table.value)
+        assert len(reasons) == len(abandoned)
+        assert all(re.fullmatch(r"killed by batchkit at \d\d:\d\d:\d\d UTC \(was orphan\); Batch confirmed FAILED", r)
+                   for r in reasons), reasons
+        dash.chips["killed"].click()
+        assert len(row_classes(dash)) == len(abandoned)
+        assert all("bk-killed" in c for c in row_classes(dash))
         # Pressing the button again finds nothing to do; the ledger recorded each job once.
         terminations = dict(incident.batch.calls)
         dash.kill_all_button.click()
@@ -309,29 +376,38 @@ def test_row_kill_button_kills_that_job_only_and_ignores_a_double_click(incident
     dash = make_dashboard(incident)
     try:
         dash.refresh()
-        dash.show(verdict="orphan")
-        slot = next(i for i, b in enumerate(dash.row_buttons) if b.description == "Kill")
-        button = dash.row_buttons[slot]
+        slot = 2  # the default view (every row, mismatches first)
         job_id = dash.page.rows[JobCol.JOB_ID].iat[slot]
-        button.click()
+        assert dash.page.rows[RecCol.VERDICT].iat[slot] == "orphan"
+        assert f'data-kill="{job_id}"' in dash.table.value
+        dash.table.click_kill(job_id)  # what the row's button sends
         before = dict(incident.batch.calls)
-        button.click()  # double click: already killed, the button is a label now
+        dash.table.click_kill(job_id)  # double click: already killed, the button is a label now
         assert incident.batch.calls == before
         assert incident.batch.describe_job(job_id)["status"] == "FAILED"
         others = sorted(set(incident.truth.abandoned_job_ids) - {job_id})
         assert all(incident.batch.describe_job(j)["status"] != "FAILED" for j in others)
         assert dash.marks == {job_id: "killed"}
-        # The killed row stays where it was clicked (the next click cannot hit another job)...
+        # The killed row stays where it was clicked (killed sorts with the orphans)...
         assert dash.page.rows[JobCol.JOB_ID].iat[slot] == job_id
         assert "bk-killed" in row_classes(dash)[slot]
-        assert button.description == "killed" and button.disabled
-        # ...until the user moves on: Batch's truth, it is no longer an orphan.
+        assert f'data-kill="{job_id}"' not in dash.table.value
+        # ...and reads killed in the badge, the chips and the reason.
         assert dash.chips["orphan"].description == f"orphan {len(others)}"
+        assert dash.chips["killed"].description == "killed 1"
+        assert 'data-verdict="killed"' in dash.table.value
         dash.chips["orphan"].click()
         assert job_id not in dash.table.value
         dash.show(verdict="all", search=job_id)
         assert "bk-killed" in row_classes(dash)[0]
-        assert dash.row_buttons[0].description == "killed" and dash.row_buttons[0].disabled
+        assert "killed by batchkit at " in dash.table.value
+        # A row click is announced to listeners (the hook for detail panels).
+        seen: list[str] = []
+        unsubscribe = dash.on_row_selected(seen.append)
+        dash.table._message(dash.table, {"select": job_id}, [])
+        unsubscribe()
+        dash.table._message(dash.table, {"select": job_id}, [])
+        assert seen == [job_id]
     finally:
         dash.close()
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import sys
+import time
 from pathlib import Path
 
+import boto3
 import nbformat
 import pytest
 from nbclient import NotebookClient
@@ -32,7 +35,7 @@ UNSET = (
 )
 
 
-def run_notebook(path: Path, cwd: Path, *, timeout: int = 240) -> nbformat.NotebookNode:
+def run_notebook(path: Path, cwd: Path, *, timeout: int = 240, then: str = "") -> nbformat.NotebookNode:
     """Execute ``path`` in a fresh kernel started from this interpreter; returns the executed notebook.
 
     The kernelspec ``python3`` starts ``python -m ipykernel_launcher``; jupyter_client
@@ -40,7 +43,7 @@ def run_notebook(path: Path, cwd: Path, *, timeout: int = 240) -> nbformat.Noteb
     (checked by the last cell).
     """
     nb = nbformat.read(path, as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell("import sys as _sys; print('KERNEL', _sys.executable)"))
+    nb.cells.append(nbformat.v4.new_code_cell("import sys as _sys; print('KERNEL', _sys.executable)\n" + then))
     client = NotebookClient(
         nb,
         timeout=timeout,
@@ -63,12 +66,52 @@ def outputs_text(nb: nbformat.NotebookNode) -> str:
     return "\n".join(parts)
 
 
+#: Appended to a notebook: is its dashboard still up after Run All? (Cleanup is optional.)
+ALIVE = "print('ALIVE', not dash._closed and not dash.tracker.closed)"
+
+
 @pytest.fixture
 def no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in NO_AWS.items():
         monkeypatch.setenv(key, value)
     for key in UNSET:
         monkeypatch.delenv(key, raising=False)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_incident_replay_with_no_settings_leaves_the_orphans_running(tmp_path: Path, no_aws: None) -> None:
+    # What a newcomer gets from `make demo` and Run All: nothing killed, the dashboard
+    # alive, and the abandoned jobs still running (in real time) a minute later.
+    nb = nbformat.read(NOTEBOOKS / "01-incident-replay.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "print('ALIVE', not dash._closed, not dash.tracker.closed)\n"
+        "print('ABANDONED', ' '.join(sorted(incident.truth.abandoned_job_ids)))"
+    ))
+    client = NotebookClient(
+        nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            client.execute_cell(cell, index)
+        text = outputs_text(nb)
+        assert "ALIVE True True" in text  # Run All ends with the dashboard alive
+        assert "Nothing killed" in text
+        endpoint = re.search(r"LocalBatch endpoint:\s*(http://127\.0\.0\.1:\d+)", text)
+        assert endpoint, text
+        abandoned = re.search(r"ABANDONED ([\w\- ]+)", text)
+        assert abandoned, text
+        job_ids = abandoned.group(1).split()
+        assert job_ids
+        batch = boto3.client(
+            "batch", endpoint_url=endpoint.group(1), region_name="us-east-1",
+            aws_access_key_id="test", aws_secret_access_key="test",
+        )
+        time.sleep(60)  # one minute of wall time after the last cell: the emulator runs in real time
+        jobs = [job for i in range(0, len(job_ids), 100) for job in batch.describe_jobs(jobs=job_ids[i : i + 100])["jobs"]]
+        # The emulator's word over the real API: every job Nextflow abandoned still runs.
+        assert sorted(j["jobId"] for j in jobs) == sorted(job_ids)
+        assert {j["status"] for j in jobs} == {"RUNNING"}, [(j["jobId"], j["status"]) for j in jobs]
 
 
 @pytest.mark.slow
@@ -102,8 +145,9 @@ def test_incident_replay_runs_top_to_bottom_and_ends_with_no_orphans(
 
 @pytest.mark.slow
 def test_investigate_without_credentials_says_so_and_uses_the_example(tmp_path: Path, no_aws: None) -> None:
-    nb = run_notebook(NOTEBOOKS / "02-investigate-a-run.ipynb", tmp_path)
+    nb = run_notebook(NOTEBOOKS / "02-investigate-a-run.ipynb", tmp_path, then=ALIVE)
     text = outputs_text(nb)
+    assert "ALIVE True" in text  # Run All ends with the dashboard still refreshing
     assert f"KERNEL {sys.executable}" in text
     assert "no AWS credentials found" in text
     assert "Falling back to the saved example" in text

@@ -152,6 +152,18 @@ class EmuClock:
             if when > now:
                 self._start += when - now
 
+    def run(self, speed: float = 1.0) -> None:
+        """From now on run at ``speed`` (a manual clock starts moving by itself).
+
+        A replay stepped by hand in milliseconds can then be watched live: the demo
+        notebook replays the incident on a manual clock and then runs it in real time,
+        so its 4-hour orphans keep running for hours of wall time.
+        """
+        if speed <= 0:
+            raise ValueError(f"clock speed {speed!r} must be > 0")
+        self._start, self._t0 = self.now(), time.monotonic()
+        self.speed, self.manual = speed, False
+
 
 def ms(t: float | None) -> int | None:
     return None if t is None else round(t * 1000)

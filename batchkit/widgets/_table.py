@@ -24,7 +24,12 @@ from batchkit.schema import MISMATCH_VERDICTS, VERDICTS, JobCol, RecCol, TaskCol
 #: Verdict filter values besides the verdicts themselves.
 FILTER_ALL: Final = "all"
 FILTER_MISMATCHES: Final = "mismatches"
-FILTERS: Final[tuple[str, ...]] = (FILTER_ALL, FILTER_MISMATCHES, *VERDICTS)
+#: The view's own verdict for a row batchkit killed (ledger: terminated or cancelled).
+#: Not a reconcile verdict: after the kill Batch says FAILED while Nextflow's record is
+#: unchanged, and reconcile would call the row "stale" or "ok" — true, but the one thing
+#: a user needs to read there is that batchkit killed it, when, and what Batch confirmed.
+KILLED: Final = "killed"
+FILTERS: Final[tuple[str, ...]] = (FILTER_ALL, FILTER_MISMATCHES, *VERDICTS, KILLED)
 
 SORT_KEYS: Final[tuple[str, ...]] = ("severity", "task", "waste", "submit", "batch_status", "nf_status")
 SORT_LABELS: Final[dict[str, str]] = {
@@ -38,6 +43,8 @@ SORT_LABELS: Final[dict[str, str]] = {
 
 #: Most urgent first: what is burning money now, then what is merely inconsistent.
 SEVERITY: Final[dict[str, int]] = {
+    # A killed row sorts where it was as an orphan: it does not jump away under the mouse.
+    KILLED: 0,
     "orphan": 0,
     "untracked": 1,
     "disagree": 2,
@@ -46,11 +53,6 @@ SEVERITY: Final[dict[str, int]] = {
     "ok": 5,
 }
 
-#: Row height in pixels. The dashboard lines its per-row kill buttons up beside the
-#: HTML rows, so rows never wrap: long text is cut with an ellipsis and kept whole
-#: in the cell's ``title``.
-ROW_HEIGHT_PX: Final = 34
-HEADER_HEIGHT_PX: Final = 34
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,17 +227,85 @@ def select(frame: pd.DataFrame, query: TableQuery, cache: OrderCache | None = No
     )
 
 
+# --- the kill overlay -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KillRecord:
+    """batchkit's kill of one job, as the ledger (or this session) recorded it."""
+
+    verdict: str  # what the row was when it was killed (orphan, untracked)
+    at: pd.Timestamp | None = None  # when the kill was answered
+    verified: str | None = None  # Batch's state when batchkit described the job again
+
+
+def killed_reason(record: KillRecord, batch_status: object) -> str:
+    """'killed by batchkit at 08:12:03 UTC (was orphan); Batch confirmed FAILED'."""
+    when = f" at {record.at.tz_convert('UTC'):%H:%M:%S} UTC" if record.at is not None else ""
+    status = _cell(batch_status) or (record.verified or "")
+    if status in {"FAILED", "SUCCEEDED"}:
+        batch = f"Batch confirmed {status}"
+    elif status:
+        batch = f"Batch still says {status} (stopping)"
+    else:
+        batch = "Batch state not verified yet"
+    return f"killed by batchkit{when} (was {record.verdict}); {batch}"
+
+
+def overlay_kills(frame: pd.DataFrame, kills: dict[str, KillRecord]) -> pd.DataFrame:
+    """``frame`` with every row batchkit killed shown as verdict ``killed``, with its reason.
+
+    One verdict per row at any moment: the badge, the chips, the filter and the reason
+    all read this frame, so they cannot disagree.
+    """
+    if not kills or frame.empty or JobCol.JOB_ID not in frame.columns:
+        return frame
+    ids = frame[JobCol.JOB_ID].astype("string")
+    hit = ids.isin(list(kills)).fillna(False).to_numpy(dtype=bool)
+    if not hit.any():
+        return frame
+    out = frame.copy()
+    status = out[JobCol.STATUS] if JobCol.STATUS in out.columns else pd.Series(pd.NA, index=out.index)
+    positions = np.flatnonzero(hit)
+    verdict = out[RecCol.VERDICT].astype("string") if RecCol.VERDICT in out.columns else pd.Series(pd.NA, index=out.index, dtype="string")
+    reason = out[RecCol.REASON].astype("string") if RecCol.REASON in out.columns else pd.Series(pd.NA, index=out.index, dtype="string")
+    verdict.iloc[positions] = KILLED
+    reason.iloc[positions] = [
+        killed_reason(kills[str(ids.iat[p])], status.iat[p]) for p in positions
+    ]
+    out[RecCol.VERDICT] = verdict
+    out[RecCol.REASON] = reason
+    if RecCol.KILLABLE in out.columns:
+        killable = out[RecCol.KILLABLE].astype("boolean")
+        killable.iloc[positions] = False
+        out[RecCol.KILLABLE] = killable
+    return out
+
+
 # --- rendering ------------------------------------------------------------------------
 
-#: Verdict -> (background, accent) for rows and chips. Mismatches get colour; "ok"
-#: stays plain so the eye goes to what is wrong.
-VERDICT_COLOURS: Final[dict[str, tuple[str, str]]] = {
-    "orphan": ("#fde2e1", "#c0392b"),
-    "untracked": ("#fdebd3", "#d35400"),
-    "disagree": ("#f3e5f5", "#8e44ad"),
-    "stale": ("#fff7cc", "#b7950b"),
-    "vanished": ("#e3edf7", "#2e6da4"),
-    "ok": ("#ffffff", "#5b7a5b"),
+#: Verdict -> accent colour, from JupyterLab's theme variables (with a fallback for
+#: pages outside JupyterLab, like the exported post-mortem), so light and dark themes
+#: both read. Mismatches get colour; "ok" stays plain so the eye goes to what is wrong.
+VERDICT_ACCENTS: Final[dict[str, str]] = {
+    "orphan": "var(--jp-error-color1, #d32f2f)",
+    "untracked": "var(--jp-warn-color1, #f57c00)",
+    "disagree": "var(--jp-accept-color-normal, #7b1fa2)",
+    "stale": "var(--jp-warn-color2, #b7950b)",
+    "vanished": "var(--jp-brand-color1, #1976d2)",
+    "ok": "var(--jp-success-color1, #388e3c)",
+    KILLED: "var(--jp-ui-font-color2, #616161)",
+}
+
+#: Plain colours of the same accents, for plotly (which cannot read CSS variables).
+VERDICT_COLOURS: Final[dict[str, str]] = {
+    "orphan": "#d32f2f",
+    "untracked": "#f57c00",
+    "disagree": "#8e44ad",
+    "stale": "#b7950b",
+    "vanished": "#1976d2",
+    "ok": "#8a96a3",
+    KILLED: "#757575",
 }
 
 #: Per-row kill states the dashboard overlays on rows while and after it kills.
@@ -249,39 +319,49 @@ KILL_MARK_TEXT: Final[dict[str, str]] = {
 }
 
 _VERDICT_CSS: Final = "\n".join(
-    f".bk-table tr.bk-{v} td {{ background: {bg}; }}"
+    f".bk-table tr.bk-{v} td {{ background: color-mix(in srgb, {accent} 13%, transparent); }}"
     f" .bk-table tr.bk-{v} td:first-child {{ box-shadow: inset 4px 0 0 {accent}; }}"
     f" .bk-table .bk-verdict-{v} {{ background: {accent}; }}"
-    for v, (bg, accent) in VERDICT_COLOURS.items()
+    for v, accent in VERDICT_ACCENTS.items()
     if v != "ok"
 )
 
 TABLE_CSS: Final = f"""
 <style>
 .bk-table {{ border-collapse: collapse; width: 100%; table-layout: fixed;
-  font: 13px/1.3 -apple-system, "Segoe UI", "DejaVu Sans", Arial, sans-serif; }}
-.bk-table th {{ height: {HEADER_HEIGHT_PX}px; box-sizing: border-box; text-align: left;
-  padding: 0 8px; background: #f4f5f7; color: #333; font-weight: 600;
-  border-bottom: 2px solid #d0d4da; white-space: nowrap; overflow: hidden; }}
-.bk-table td {{ height: {ROW_HEIGHT_PX}px; box-sizing: border-box; padding: 0 8px;
-  border-bottom: 1px solid #e6e8eb; white-space: nowrap; overflow: hidden;
-  text-overflow: ellipsis; vertical-align: middle; }}
+  color: var(--jp-ui-font-color1, #1f2933);
+  font: var(--jp-ui-font-size1, 13px)/1.35 var(--jp-ui-font-family, -apple-system, "Segoe UI", "DejaVu Sans", Arial, sans-serif); }}
+.bk-table th {{ box-sizing: border-box; text-align: left; padding: 6px 8px;
+  background: var(--jp-layout-color2, #f4f5f7); color: var(--jp-ui-font-color1, #333); font-weight: 600;
+  border-bottom: 2px solid var(--jp-border-color1, #d0d4da); white-space: normal; vertical-align: bottom; }}
+.bk-table td {{ box-sizing: border-box; padding: 5px 8px;
+  border-bottom: 1px solid var(--jp-border-color2, #e6e8eb); vertical-align: middle;
+  overflow-wrap: anywhere; }}
 .bk-table td.bk-task {{ font-weight: 500; }}
-.bk-table .bk-sub {{ color: #777; font-size: 11px; margin-left: 6px; }}
+.bk-table .bk-sub {{ color: var(--jp-ui-font-color2, #777); font-size: 11px; margin-left: 6px; }}
 .bk-table .bk-verdict {{ display: inline-block; min-width: 64px; padding: 1px 6px;
   border-radius: 9px; font-size: 11px; font-weight: 600; text-align: center;
   color: #fff; margin-right: 6px; }}
-.bk-table tr.bk-killed td {{ color: #6b6b6b; }}
-.bk-table tr.bk-killed td.bk-task {{ text-decoration: line-through; text-decoration-color: #999; }}
-.bk-empty {{ padding: 18px; color: #666; font-style: italic; }}
+.bk-table tr.bk-killed td {{ color: var(--jp-ui-font-color2, #6b6b6b); }}
+.bk-table tr.bk-killed td.bk-task {{ text-decoration: line-through; }}
+.bk-table td.bk-act {{ text-align: right; white-space: nowrap; }}
+.bk-table .bk-kill-row {{ font: inherit; font-size: 12px; font-weight: 600; padding: 2px 10px;
+  border-radius: 4px; cursor: pointer; border: 1px solid {VERDICT_ACCENTS["orphan"]};
+  color: {VERDICT_ACCENTS["orphan"]}; background: transparent; }}
+.bk-table .bk-kill-row:hover:enabled {{ background: {VERDICT_ACCENTS["orphan"]}; color: #fff; }}
+.bk-table .bk-kill-row:disabled {{ cursor: default; opacity: 0.7; }}
+.bk-table span.bk-kill-row {{ border: none; cursor: default; color: var(--jp-ui-font-color2, #555); }}
+.bk-table span.bk-kill-row.bk-killed-btn {{ color: {VERDICT_ACCENTS["ok"]}; }}
+.bk-empty {{ padding: 18px; color: var(--jp-ui-font-color2, #666); font-style: italic; }}
 {_VERDICT_CSS}
-.bk-table .bk-verdict-ok {{ background: {VERDICT_COLOURS["ok"][1]}; }}
+.bk-table .bk-verdict-ok {{ background: {VERDICT_ACCENTS["ok"]}; }}
+.bk-table .bk-verdict-pending {{ background: var(--jp-ui-font-color3, #9aa5b1); }}
 </style>
 """
 
 
 def _cell(value: object) -> str:
-    """Escaped text of one value; missing values as an em dash."""
+    """Escaped text of one value; missing values as ''."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
     return html.escape(str(value), quote=True)
@@ -306,10 +386,34 @@ def batch_state_text(batch_status: object, retries: object, job_id: object) -> s
     return f"{status} ({attempts} attempt{'s' if attempts != 1 else ''})"
 
 
-def _row_html(row: dict[str, object], mark: str | None) -> str:
+def action_html(job_id: str, mark: str | None, killable: bool, busy: bool = False) -> str:
+    """The row's own action cell: its Kill button, or what became of the kill.
+
+    The button carries the job id: a click names the job itself, never a slot or a
+    position, so a refresh that re-sorts the rows cannot redirect it.
+    """
+    jid = html.escape(job_id, quote=True)
+    if mark == "failed":
+        return (
+            f'<button class="bk-kill-row bk-failed-btn" data-kill="{jid}" '
+            f'title="the kill of {jid} failed: try again">kill failed · retry</button>'
+        )
+    if mark is not None:
+        cls = "bk-killed-btn" if mark in {"killed", "already_done"} else "bk-pending-btn"
+        return f'<span class="bk-kill-row {cls}">{html.escape(KILL_MARK_TEXT.get(mark, mark))}</span>'
+    if killable and job_id:
+        disabled = " disabled" if busy else ""
+        return (
+            f'<button class="bk-kill-row bk-can-kill" data-kill="{jid}" '
+            f'title="terminate job {jid}"{disabled}>Kill</button>'
+        )
+    return ""
+
+
+def _row_html(row: dict[str, object], mark: str | None, action: str | None) -> str:
     raw_verdict = row.get(RecCol.VERDICT)
     verdict = "ok" if raw_verdict is None or pd.isna(raw_verdict) or not raw_verdict else str(raw_verdict)
-    verdict_cls = verdict if verdict in VERDICT_COLOURS or verdict == "pending" else "ok"
+    verdict_cls = verdict if verdict in VERDICT_ACCENTS or verdict == "pending" else "ok"
     name = _cell(row.get(TaskCol.NAME)) or _cell(row.get(JobCol.JOB_NAME)) or "(unnamed)"
     job_id = _cell(row.get(JobCol.JOB_ID)) or _cell(row.get(TaskCol.NATIVE_ID))
     task_id = _int(row.get(TaskCol.TASK_ID))
@@ -325,39 +429,58 @@ def _row_html(row: dict[str, object], mark: str | None) -> str:
     classes = f"bk-row bk-{verdict_cls}"
     if mark is not None:
         classes += f" bk-mark-{mark}"
-    if mark == "killed":
+    if mark == "killed" or verdict == KILLED:
         classes += " bk-killed"
     full_task = f"{name} [{job_id}]" if job_id else name
+    act = "" if action is None else f'<td class="bk-act">{action}</td>'
     return (
         f'<tr class="{classes}" data-job-id="{job_id}" data-verdict="{html.escape(verdict)}">'
         f'<td class="bk-task" title="{full_task}">{name}<span class="bk-sub">{html.escape(sub)}</span></td>'
-        f'<td class="bk-nf" title="{nf}">{nf}</td>'
-        f'<td class="bk-batch" title="{batch} {job_id}">{batch}</td>'
-        f'<td class="bk-why" title="{reason}"><span class="bk-verdict bk-verdict-{verdict_cls}">'
+        f'<td class="bk-nf">{nf}</td>'
+        f'<td class="bk-batch" title="{job_id}">{batch}</td>'
+        f'<td class="bk-why"><span class="bk-verdict bk-verdict-{verdict_cls}">'
         f"{html.escape(verdict)}</span>{reason}</td>"
-        "</tr>"
+        f"{act}</tr>"
     )
 
 
-def render_table(page: TablePage, marks: dict[str, str] | None = None) -> str:
-    """The page as one HTML ``<table>`` (style it with ``TABLE_CSS``); ``marks`` overlays kill progress by job id."""
+def render_table(
+    page: TablePage,
+    marks: dict[str, str] | None = None,
+    *,
+    actions: bool = False,
+    busy: frozenset[str] | set[str] = frozenset(),
+) -> str:
+    """The page as one HTML ``<table>`` (style it with ``TABLE_CSS``).
+
+    ``marks`` overlays kill progress by job id. With ``actions`` each row gets its own
+    action cell (its Kill button, see ``action_html``), inside the row: no separate
+    column of widgets to line up, so zoom, fonts and themes cannot misalign them.
+    """
     marks = marks or {}
+    cols = (
+        '<col style="width:27%"><col style="width:12%"><col style="width:16%"><col style="width:35%">'
+        '<col style="width:10%">'
+        if actions
+        else '<col style="width:30%"><col style="width:13%"><col style="width:17%"><col style="width:40%">'
+    )
     head = (
-        '<table class="bk-table"><colgroup>'
-        '<col style="width:31%"><col style="width:14%"><col style="width:19%">'
-        '<col style="width:36%"></colgroup>'
+        f'<table class="bk-table"><colgroup>{cols}</colgroup>'
         "<thead><tr><th>task</th><th>Nextflow state</th><th>Batch state (attempts)</th>"
-        "<th>verdict and reason</th></tr></thead><tbody>"
+        "<th>verdict and reason</th>" + ('<th class="bk-act">action</th>' if actions else "") + "</tr></thead><tbody>"
     )
     if page.total == 0:
         return head + '</tbody></table><div class="bk-empty">No task matches this filter.</div>'
+    killable = set(page.killable_ids)
     body = []
     columns = list(page.rows.columns)
     for values in page.rows.itertuples(index=False, name=None):
         row = dict(zip(columns, values, strict=True))
-        job_id = row.get(JobCol.JOB_ID)
-        mark = marks.get(str(job_id)) if job_id is not None and not pd.isna(job_id) else None
-        body.append(_row_html(row, mark))
+        raw_id = row.get(JobCol.JOB_ID)
+        job_id = "" if raw_id is None or pd.isna(raw_id) else str(raw_id)
+        mark = marks.get(job_id) if job_id else None
+        action = action_html(job_id, mark, job_id in killable, job_id in busy) if actions else None
+        body.append(_row_html(row, mark, action))
     return head + "".join(body) + "</tbody></table>"
 
 

@@ -33,18 +33,20 @@ from batchkit.widgets._table import (
     FILTER_ALL,
     FILTER_MISMATCHES,
     FILTERS,
-    HEADER_HEIGHT_PX,
-    KILL_MARK_TEXT,
+    KILLED,
     SORT_KEYS,
     SORT_LABELS,
     TABLE_CSS,
+    KillRecord,
     OrderCache,
     TablePage,
     TableQuery,
+    overlay_kills,
     page_label,
     render_table,
     select,
 )
+from batchkit.widgets._table_view import TableView
 
 log = logging.getLogger(__name__)
 
@@ -55,54 +57,53 @@ KILL_ALL_VERDICTS: Final[tuple[str, ...]] = ("orphan", "untracked")
 #: and 6 polls a minute stay far inside the API budget Nextflow shares.
 DEFAULT_INTERVAL: Final = 10.0
 
+#: Colours come from JupyterLab's theme variables (``--jp-*``, with fallbacks for Voila
+#: and exported pages), so the light and the dark theme both read; accents are used as
+#: badges with white text or as translucent tints, which work on either background.
 DASHBOARD_CSS: Final = """
 <style>
-.bk-dashboard { font-family: -apple-system, "Segoe UI", "DejaVu Sans", Arial, sans-serif;
-  max-width: 1200px; }
-.bk-dashboard .bk-card { border: 1px solid #dfe3e8; border-radius: 8px; padding: 10px 14px;
-  background: #fafbfc; }
-.bk-head-title { font-size: 18px; font-weight: 700; color: #1f2933; }
-.bk-head-line { margin-top: 4px; font-size: 13px; color: #3e4c59; }
-.bk-head-line b { color: #1f2933; }
+.bk-dashboard { font-family: var(--jp-ui-font-family, -apple-system, "Segoe UI", "DejaVu Sans", Arial, sans-serif);
+  color: var(--jp-ui-font-color1, #1f2933); max-width: 1400px; min-width: 0; }
+.bk-dashboard .bk-card { border: 1px solid var(--jp-border-color2, #dfe3e8); border-radius: 8px;
+  padding: 10px 14px; background: var(--jp-layout-color1, #fafbfc); }
+.bk-head-title { font-size: 18px; font-weight: 700; color: var(--jp-ui-font-color0, #1f2933); }
+.bk-head-line { margin-top: 4px; font-size: 13px; color: var(--jp-ui-font-color1, #3e4c59); }
+.bk-head-line b { color: var(--jp-ui-font-color0, #1f2933); }
 .bk-badge { display: inline-block; padding: 1px 9px; border-radius: 10px; font-size: 12px;
   font-weight: 700; color: #fff; margin: 0 4px; }
-.bk-badge-alive { background: #2e7d32; } .bk-badge-completed { background: #546e7a; }
-.bk-badge-aborted { background: #c0392b; } .bk-badge-unknown { background: #8a8a8a; }
-.bk-health-ok { color: #2e7d32; font-weight: 600; }
-.bk-health-degraded { color: #b26a00; font-weight: 600; }
-.bk-health-failing { color: #c0392b; font-weight: 600; }
-.bk-muted { color: #7b8794; }
-.bk-waste { font-size: 13px; color: #3e4c59; padding: 4px 8px; }
-.bk-waste b { color: #c0392b; font-size: 15px; }
+.bk-badge-alive { background: var(--jp-success-color1, #2e7d32); }
+.bk-badge-completed { background: var(--jp-ui-font-color2, #546e7a); }
+.bk-badge-aborted { background: var(--jp-error-color1, #c0392b); }
+.bk-badge-unknown { background: var(--jp-ui-font-color3, #8a8a8a); }
+.bk-health-ok { color: var(--jp-success-color1, #2e7d32); font-weight: 600; }
+.bk-health-degraded { color: var(--jp-warn-color1, #b26a00); font-weight: 600; }
+.bk-health-failing { color: var(--jp-error-color1, #c0392b); font-weight: 600; }
+.bk-muted { color: var(--jp-ui-font-color2, #7b8794); }
+.bk-waste { font-size: 13px; color: var(--jp-ui-font-color1, #3e4c59); padding: 4px 8px; }
+.bk-waste b { color: var(--jp-error-color1, #c0392b); font-size: 15px; }
 .jupyter-widgets.widget-button.bk-chip { border-radius: 14px; font-weight: 600; height: 28px;
-  margin: 2px 4px 2px 0; padding: 0 12px; border: 1px solid #cfd6dd; background: #fff;
-  color: #1f2933; }
-.jupyter-widgets.widget-button.bk-chip.bk-chip-active { box-shadow: 0 0 0 2px #1f2933 inset; }
-.jupyter-widgets.widget-button.bk-kill-all { background: #c0392b; color: #fff; font-weight: 700; }
-.jupyter-widgets.widget-button.bk-kill-all:disabled { background: #d9b8b4; color: #fff; }
-.jupyter-widgets.widget-button.bk-confirm { background: #8e1b10; color: #fff; font-weight: 700; }
-.bk-confirm-text { color: #8e1b10; font-weight: 600; }
-.jupyter-widgets.widget-button.bk-kill-row { height: 26px; margin: 4px 0 4px 6px; padding: 0 6px;
-  font-size: 12px; line-height: 26px; }
-.jupyter-widgets.widget-button.bk-kill-row.bk-can-kill { background: #fff; color: #c0392b;
-  border: 1px solid #c0392b; font-weight: 600; }
-.jupyter-widgets.widget-button.bk-kill-row.bk-can-kill:hover { background: #c0392b; color: #fff; }
-.jupyter-widgets.widget-button.bk-kill-row.bk-killed-btn { background: #e6f4ea; color: #1e7e34;
-  border: none; opacity: 1; }
-.jupyter-widgets.widget-button.bk-kill-row.bk-failed-btn { background: #fde2e1; color: #c0392b;
-  border: none; opacity: 1; }
-.bk-action-head { height: %(head)spx; box-sizing: border-box; border-bottom: 2px solid #d0d4da;
-  background: #f4f5f7; font: 600 13px/%(head)spx -apple-system, "Segoe UI", "DejaVu Sans", Arial, sans-serif;
-  padding-left: 8px; color: #333; }
+  margin: 2px 4px 2px 0; padding: 0 12px; border: 1px solid var(--jp-border-color1, #cfd6dd);
+  background: var(--jp-layout-color1, #fff); color: var(--jp-ui-font-color1, #1f2933); }
+.jupyter-widgets.widget-button.bk-chip.bk-chip-active {
+  box-shadow: 0 0 0 2px var(--jp-brand-color1, #1f2933) inset; }
+.jupyter-widgets.widget-button.bk-kill-all { background: var(--jp-error-color1, #c0392b); color: #fff;
+  font-weight: 700; }
+.jupyter-widgets.widget-button.bk-kill-all:disabled { opacity: 0.45; }
+.jupyter-widgets.widget-button.bk-confirm { background: var(--jp-error-color0, #8e1b10); color: #fff;
+  font-weight: 700; }
+.bk-confirm-text { color: var(--jp-error-color1, #8e1b10); font-weight: 600; }
 .bk-kill-status { font-size: 13px; }
 .bk-outcomes { border-collapse: collapse; font-size: 12px; margin-top: 4px; }
 .bk-outcomes td, .bk-outcomes th { padding: 2px 10px 2px 0; text-align: left; }
-.bk-out-ok { color: #1e7e34; font-weight: 600; } .bk-out-err { color: #c0392b; font-weight: 600; }
-.bk-table .bk-verdict-pending { background: #9aa5b1; }
-.bk-advice-item { margin: 6px 0; } .bk-sev-error { color: #c0392b; font-weight: 700; }
-.bk-sev-warning { color: #b26a00; font-weight: 700; } .bk-sev-info { color: #2e6da4; font-weight: 700; }
+.bk-out-ok { color: var(--jp-success-color1, #1e7e34); font-weight: 600; }
+.bk-out-err { color: var(--jp-error-color1, #c0392b); font-weight: 600; }
+.bk-advice-item { margin: 6px 0; } .bk-sev-error { color: var(--jp-error-color1, #c0392b); font-weight: 700; }
+.bk-sev-warning { color: var(--jp-warn-color1, #b26a00); font-weight: 700; }
+.bk-sev-info { color: var(--jp-brand-color1, #2e6da4); font-weight: 700; }
+.bk-dashboard .bk-controls .widget-html-content { white-space: nowrap; }
+.bk-dashboard .bk-figures .js-plotly-plot { min-height: 200px; }
 </style>
-""".replace("%(head)s", str(HEADER_HEIGHT_PX))
+"""
 
 
 # --- pure view functions (tested on hand-built data) -----------------------------------
@@ -192,14 +193,16 @@ def verdict_counts(summary: Mapping[str, Any], frame: pd.DataFrame | None = None
             counts.setdefault(verdict, int(observed.get(verdict, 0)))
     for verdict in VERDICTS:
         counts.setdefault(verdict, 0)
+    if frame is not None and RecCol.VERDICT in frame.columns:
+        counts[KILLED] = int((frame[RecCol.VERDICT].astype("string") == KILLED).sum())
     return counts
 
 
 def chip_labels(counts: Mapping[str, int], total: int) -> dict[str, str]:
     """Button labels of the filter chips: 'all 40', 'mismatches 12', 'orphan 5', …"""
-    mismatches = sum(n for v, n in counts.items() if v != "ok")
+    mismatches = sum(n for v, n in counts.items() if v in VERDICTS and v != "ok")
     labels = {FILTER_ALL: f"all {total:,}", FILTER_MISMATCHES: f"mismatches {mismatches:,}"}
-    labels.update({v: f"{v} {counts.get(v, 0):,}" for v in VERDICTS})
+    labels.update({v: f"{v} {counts.get(v, 0):,}" for v in (*VERDICTS, KILLED)})
     return labels
 
 
@@ -232,17 +235,16 @@ def killable_rows(frame: pd.DataFrame, verdicts: Sequence[str] = KILL_ALL_VERDIC
 
 
 def kill_all_label(frame: pd.DataFrame, exclude: set[str] | frozenset[str] = frozenset()) -> tuple[str, int]:
-    """('Kill all orphans (N jobs, X vCPU-h)', N) for the killable rows not yet killed."""
+    """('Kill all orphans (N jobs)', N) for the killable rows not yet killed.
+
+    No waste figure here: the waste line above is the one figure shown (a second,
+    computed from another subset or moment, would disagree with it).
+    """
     rows = killable_rows(frame)
     if exclude and JobCol.JOB_ID in rows.columns:
         rows = rows.loc[~rows[JobCol.JOB_ID].astype("string").isin(sorted(exclude)).fillna(False).astype(bool)]
     n = len(rows)
-    hours = (
-        float(pd.to_numeric(rows[RecCol.WASTE_VCPU_H], errors="coerce").sum())
-        if RecCol.WASTE_VCPU_H in rows.columns
-        else 0.0
-    )
-    return f"Kill all orphans ({n:,} job{'s' if n != 1 else ''}, {hours:,.2f} vCPU-h)", n
+    return f"Kill all orphans ({n:,} job{'s' if n != 1 else ''})", n
 
 
 def plan_text(plan: Sequence[KillJob], run_name: str | None) -> str:
@@ -327,7 +329,11 @@ def advice_html(findings: Sequence[Any]) -> str:
 def figure_output(fig: Any) -> dict[str, Any]:
     """A plotly figure as one ``display_data`` output (what JupyterLab and Voila render)."""
     payload = json.loads(fig.to_json())
-    payload.setdefault("config", {"displaylogo": False, "responsive": True})
+    # Not "responsive": plotly.js's resize handler drops the figure's height and asks
+    # its container, which inside a collapsed or re-laid-out panel answers 0 (a blank
+    # panel after the first window resize, NaN transforms on a cold start). The
+    # figure takes the panel's width when drawn, and is drawn again when reopened.
+    payload.setdefault("config", {"displaylogo": False, "responsive": False})
     return {
         "output_type": "display_data",
         "data": {"application/vnd.plotly.v1+json": payload, "text/plain": "<plotly figure>"},
@@ -550,20 +556,11 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.kill_status = W.HTML()
         self.kill_status.add_class("bk-kill-status")
 
-        self.table = W.HTML(layout=W.Layout(flex="1 1 auto", width="auto"))
+        # One widget for the rows and their kill buttons (see _table_view).
+        self.table = TableView(self._row_kill_requested, layout=W.Layout(width="100%"))
         self.table.add_class("bk-table-html")
-        self.row_buttons: list[Any] = []
-        self._slot_jobs: list[str | None] = [None] * page_size
-        for i in range(page_size):
-            button = W.Button(description="", layout=W.Layout(width="118px", visibility="hidden"))
-            button.add_class("bk-kill-row")
-            button.on_click(self._row_clicked(i))
-            self.row_buttons.append(button)
-        action_head = W.HTML('<div class="bk-action-head">action</div>', layout=W.Layout(width="124px", margin="0"))
-        self.actions = W.VBox([action_head, *self.row_buttons], layout=W.Layout(width="124px", flex="0 0 auto"))
-        self.actions.add_class("bk-actions")
-        self.table_box = W.HBox([self.table, self.actions], layout=W.Layout(align_items="flex-start", width="100%"))
-        self.table_box.add_class("bk-table-box")
+        self.table.on_select(self._row_selected)
+        self._row_listeners: list[Callable[[str], None]] = []
 
         self.timeline_out = W.Output()
         self.summary_out = W.Output()
@@ -601,10 +598,29 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         )
         return [
             self.style_html, self.header, self.alert, chips, self.waste, actions, self.confirm_panel,
-            self.kill_status, controls, self.table_box, self.figures,
+            self.kill_status, controls, self.table, self.figures,
         ]
 
     # --- public API -----------------------------------------------------------------------
+
+    def on_row_selected(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(job_id)`` when the user clicks a row; returns an unsubscribe.
+
+        The hook for panels that show one job in detail (an inspector): the table
+        stays the dashboard's, the panel only listens.
+        """
+        self._row_listeners.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._row_listeners:
+                self._row_listeners.remove(callback)
+
+        return unsubscribe
+
+    def add_panel(self, title: str, widget: Any) -> None:
+        """Add a collapsible panel below the table (after the figures and the advice)."""
+        self.figures.children = (*self.figures.children, widget)
+        self.figures.set_title(len(self.figures.children) - 1, title)
 
     def show_alert(self, text: str | None) -> None:
         """Show (or with None, clear) an alert above the table, e.g. from the watchdog."""
@@ -711,7 +727,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self.sort, self.descending, self.prev_button, self.next_button, self.page_info,
             self.refresh_button, self.pause_button, self.kill_all_button, self.confirm_text,
             self.confirm_button, self.cancel_button, self.confirm_panel, self.kill_status,
-            self.table, *self.row_buttons, self.actions, self.table_box, self.timeline_out,
+            self.table, self.timeline_out,
             self.summary_out, self.export_button, self.export_status, self.advice, self.figures,
         ]
 
@@ -760,8 +776,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 self._frame = snapshot.frame
                 self._order_cache.clear()
             frame = self._frame
-            counts = verdict_counts(snapshot.summary or {}, frame)
-            labels = chip_labels(counts, len(frame))
+            view = self._view_frame()
+            counts = verdict_counts({}, view)
+            labels = chip_labels(counts, len(view))
             for key, chip in self.chips.items():
                 chip.description = labels[key]
                 active = key == self.query.verdict
@@ -771,76 +788,54 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                     chip.remove_class("bk-chip-active")
             hours, cost = waste_numbers(frame, snapshot.summary or {})
             self.waste.value = waste_html(hours, cost, len(killable_rows(frame)))
-            self._render_table()
+            self._render_table(view)
             self._update_kill_all()
             self._redraw_open_panel()
 
     def _view_frame(self) -> pd.DataFrame:
-        """The frame the table shows: killed rows keep the verdict they were killed under.
+        """The frame everything shows: reconcile's rows, with batchkit's kills as ``killed``.
 
-        After a kill the refresh turns those orphans into ``ok`` rows, which would re-sort
-        the table under the user's mouse: the next click on the same spot would hit
-        another job. So each killed row stays where it was (marked killed) until the
-        user changes the filter, search, sort or page.
+        The badge, the chips, the filter and the reason all read this one frame, so a
+        row has one verdict at any moment. A killed row keeps its place in the default
+        order (see ``_table.SEVERITY``): the next click on the same spot hits the same job.
         """
-        frame = self._frame
-        if not self._pinned or JobCol.JOB_ID not in frame.columns or RecCol.VERDICT not in frame.columns:
-            return frame
-        ids = frame[JobCol.JOB_ID].astype("string")
-        pinned = ids.map(self._pinned)
-        if not pinned.notna().any():
-            return frame
-        verdict = frame[RecCol.VERDICT].astype("string").where(pinned.isna(), pinned.astype("string"))
-        return frame.assign(**{RecCol.VERDICT: verdict})
+        return overlay_kills(self._frame, self._kill_records())
 
-    def _render_table(self) -> None:
-        view = self._view_frame()
-        # Paging reuses the sorted order of this frame; a pinned view is a fresh frame.
+    def _kill_records(self) -> dict[str, KillRecord]:
+        """Jobs batchkit killed for this run: the ledger's audit, and this session's marks."""
+        records: dict[str, KillRecord] = {}
+        ledger = getattr(self.tracker, "ledger", None)
+        if ledger is not None:
+            try:
+                rows = ledger.kills(self.tracker.run_name)
+            except Exception:  # the audit is decoration here: never break the table
+                log.exception("batchkit dashboard: could not read the kill ledger")
+                rows = []
+            for row in rows:
+                if row.get("finished_at") and row.get("outcome") in {"terminated", "cancelled"}:
+                    at = pd.Timestamp(row["finished_at"])
+                    records[str(row["job_id"])] = KillRecord(
+                        verdict=str(row.get("verdict") or "orphan"),
+                        at=at.tz_localize("UTC") if at.tzinfo is None else at,
+                        verified=row.get("verified_status"),
+                    )
+        for job_id, mark in self.marks.items():
+            if mark == "killed" and job_id not in records:
+                records[job_id] = KillRecord(verdict=self._pinned.get(job_id, "orphan"))
+        return records
+
+    def _render_table(self, view: pd.DataFrame | None = None) -> None:
+        view = self._view_frame() if view is None else view
+        # Paging reuses the sorted order of this frame; an overlaid view is a fresh frame.
         page = select(view, self.query, self._order_cache if view is self._frame else None)
         self._page = page
         self.query = page.query
-        self.table.value = render_table(page, self.marks)
+        html_text = render_table(page, self.marks, actions=True, busy=self._busy)
+        if self.table.value != html_text:
+            self.table.value = html_text
         self.page_info.value = f'<span class="bk-muted">{_esc(page_label(page))}</span>'
         self.prev_button.disabled = page.page <= 0
         self.next_button.disabled = page.page >= page.n_pages - 1
-        self._update_row_buttons(page)
-
-    def _update_row_buttons(self, page: TablePage) -> None:
-        rows = page.rows
-        ids = (
-            rows[JobCol.JOB_ID].astype("string").fillna("").tolist()
-            if JobCol.JOB_ID in rows.columns
-            else [""] * len(rows)
-        )
-        verdicts = rows[RecCol.VERDICT].astype("string").fillna("ok").tolist() if RecCol.VERDICT in rows.columns else ["ok"] * len(rows)
-        killable = set(page.killable_ids)
-        for i, button in enumerate(self.row_buttons):
-            job_id = ids[i] if i < len(ids) else ""
-            mark = self.marks.get(job_id) if job_id else None
-            if i >= len(ids):
-                self._slot_jobs[i] = None
-                _set(button.layout, display="none")
-                continue
-            self._slot_jobs[i] = job_id or None
-            classes = ["bk-kill-row", f"bk-row-{verdicts[i]}"]
-            if mark is not None:
-                classes.append("bk-failed-btn" if mark == "failed" else "bk-killed-btn")
-                icon = {"killed": "check", "already_done": "check", "pending": "spinner"}.get(mark, "exclamation-triangle")
-                state = dict(description=KILL_MARK_TEXT[mark], disabled=True, icon=icon,
-                             tooltip=f"job {job_id}: {KILL_MARK_TEXT[mark]}")
-                visibility = "visible"
-            elif job_id in killable:
-                classes.append("bk-can-kill")
-                state = dict(description="Kill", disabled=job_id in self._busy, icon="times",
-                             tooltip=f"terminate job {job_id}")
-                visibility = "visible"
-            else:
-                state = dict(description="", disabled=True, icon="", tooltip="")
-                visibility = "hidden"
-            # Only what changed goes over the wire: an unchanged refresh of a page sends
-            # nothing for its buttons (remove/add_class would send every class twice).
-            _set(button, _dom_classes=tuple(classes), **state)
-            _set(button.layout, display=None, visibility=visibility)
 
     def _update_kill_all(self) -> None:
         label, n = kill_all_label(self._frame, exclude=frozenset(self.marks))
@@ -853,7 +848,6 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         if self._syncing:
             return  # the dropdown echoing a chip click: already applied
         self.query = self.query.with_(**changes)
-        self._pinned.clear()  # the user moved on: show the rows as they are now
         for key, chip in self.chips.items():
             active = key == self.query.verdict
             if active:
@@ -893,19 +887,22 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def _redraw_open_panel(self) -> None:
         index = self.figures.selected_index
-        if index is None or (self._frame.empty and index != 2):
-            return
+        if index is None or index > 2 or (self._frame.empty and index != 2):
+            return  # closed, a panel added with add_panel (it draws itself), or no data yet
         if index == 2:
             if not self._advice_loaded:
                 self._advice_loaded = True
                 self._load_advice()
             return
-        frame = self._frame
+        frame = self._view_frame()  # the verdicts the table shows, killed rows included
         # Redraw only when what the figure shows changed: a 10,000-task timeline is
-        # megabytes of JSON, not something to resend every poll.
+        # megabytes of JSON, not something to resend every poll. The summary shows the
+        # waste: redrawn when it moves by a hundredth, so it matches the waste line.
+        hours, _cost = waste_numbers(self._frame, {})
         key = (index, len(frame), tuple(sorted(verdict_counts({}, frame).items())),
                tuple(frame[JobCol.STATUS].astype("string").fillna("").value_counts().sort_index().items())
-               if JobCol.STATUS in frame.columns else ())
+               if JobCol.STATUS in frame.columns else (),
+               round(hours, 2) if index == 0 else None)
         if key == self._figure_key:
             return
         self._figure_key = key
@@ -934,7 +931,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
         def work() -> None:
             try:
-                findings = doctor(self.run, self.tracker.client)
+                # The dashboard's queues, not only the log's: a run whose log names no
+                # queue still has one when the dashboard was given queues=[...].
+                findings = doctor(self.run, self.tracker.client, queues=self.tracker.queues or None)
             except Exception as exc:  # advice is optional: say why it is missing, keep the rest up
                 log.exception("batchkit dashboard: doctor failed")
                 self.advice.value = f'<div class="bk-health-failing">The checks failed: {_esc(exc)}</div>'
@@ -964,21 +963,27 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     # --- killing -------------------------------------------------------------------------------
 
-    def _row_clicked(self, slot: int) -> Callable[[Any], None]:
-        def clicked(_button: Any) -> None:
-            job_id = self._slot_jobs[slot]
-            if job_id is None or job_id in self._busy or job_id in self.marks:
-                return  # a double click, or a stale slot: harmless
-            plan = self.tracker.plan(job_ids=[job_id])
-            if not plan:
-                self.kill_status.value = (
-                    f'<span class="bk-muted">Job {_esc(job_id)} is no longer killable '
-                    "(it finished, or the ledger shows it killed).</span>"
-                )
-                return
-            self._start_kill(plan)
+    def _row_kill_requested(self, job_id: str) -> None:
+        """A row's own Kill button: kill that job (the entry point of every per-row kill)."""
+        if job_id in self._busy or self.marks.get(job_id) in {"pending", "killed", "already_done"}:
+            return  # a double click, or a row already dealt with: harmless
+        plan = self.tracker.plan(job_ids=[job_id])
+        if not plan:
+            self.kill_status.value = (
+                f'<span class="bk-muted">Job {_esc(job_id)} is no longer killable '
+                "(it finished, or the ledger shows it killed).</span>"
+            )
+            self._render_table()
+            return
+        self.marks.pop(job_id, None)  # a retry after a failed kill
+        self._start_kill(plan)
 
-        return clicked
+    def _row_selected(self, job_id: str) -> None:
+        for listener in list(self._row_listeners):
+            try:
+                listener(job_id)
+            except Exception:  # a panel's bug must not break the table
+                log.exception("batchkit dashboard: a row listener failed")
 
     def _kill_all_clicked(self, _button: Any) -> None:
         if self._busy:

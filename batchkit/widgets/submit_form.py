@@ -79,9 +79,8 @@ FORM_CSS: Final = """
 def preview_html(request: SubmitRequest | None, submission_id: str, errors: Mapping[str, str]) -> str:
     """The exact SubmitJob request as JSON (with batchkit's tag), or what is wrong."""
     if request is None:
-        items = "".join(
-            f"<li><b>{html.escape(_LABELS.get(k, k))}</b>: {html.escape(v)}</li>" for k, v in errors.items()
-        )
+        # Each message names its field already ("vCPUs must be ..."): no label in front.
+        items = "".join(f"<li>{html.escape(v)}</li>" for v in errors.values())
         return f"<div class='bk-preview'><b>Not ready to submit:</b><ul>{items}</ul></div>"
     kwargs = request.to_kwargs()
     kwargs["tags"] = {**kwargs.get("tags", {}), SUBMISSION_TAG: submission_id}
@@ -242,7 +241,8 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             "timeout": W.Text(placeholder="seconds, >= 60"),
             "tags": W.Textarea(rows=2),
         }
-        self.messages: dict[str, Any] = {name: W.HTML() for name in FIELDS}
+        # Plain-text labels: a message is text, not markup (no entities to show, nothing to escape).
+        self.messages: dict[str, Any] = {name: W.Label() for name in FIELDS}
         rows = []
         for name in FIELDS:
             widget = self.inputs[name]
@@ -478,7 +478,7 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         )
         for name in FIELDS:
             message = validation.errors.get(name, "")
-            self.messages[name].value = html.escape(message)
+            self.messages[name].value = message
         return validation
 
     def _id_for(self, request: SubmitRequest) -> str:
