@@ -604,6 +604,9 @@ def render_plan(plan: Sequence[KillJob], out: TextIO) -> None:
             + cli_args.printable(f"{job.task_name or '-'} — {job.reason}"),
             file=out,
         )
+        if job.proof:
+            # Which proof of ownership holds, so a person can check it before --yes.
+            print(f"{''.ljust(width)}  proof: {job.proof}", file=out)
 
 
 class ProgressBar:

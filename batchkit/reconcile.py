@@ -6,29 +6,45 @@ build the final ``KillJob`` list in ``plan_kills``).
 
 Decisions worth knowing (DESIGN §4-6 gives the rules, these are the edges):
 
-Scope (``in_scope``) — who owns a Batch job:
-  * rule 1 ``"native_id"``: the run recorded the job id (a task's ``native_id``), or the
-    job is the parent of a recorded array child ``<id>:<i>``;
-  * rule 2 ``"workdir"``: the task work dir extracted from the job's command lies under
-    ``run.work_dir + "/"`` (the "/" boundary keeps ``s3://b/work2`` out of
-    ``s3://b/work``), the job was created no earlier than ``run.launch_time`` minus
-    ``CLOCK_SKEW``, and — when the run's queues are known (``queues=``, else a
-    ``queues`` attribute of the run object if it has one) — it sits on one of them
-    (names and ARNs compare by name). Without a launch time or a work dir rule 2
-    cannot prove anything. A job the answer gives no queue for (a ListJobs summary)
-    fails the queue check (conservative).
+Scope (``in_scope``) — who owns a Batch job. Ownership is a proof, never a neighbourhood
+(nextflow-io/nextflow shares one work dir between every run of a launch dir, and a
+``-resume`` run re-executes unfinished tasks there under new hashes):
+  * ``"native_id"``: the job id was recorded by this run (a task's ``native_id`` from the
+    trace the log names, the log's ``[AWS BATCH] … submitted > job=`` lines, weblog
+    events of the run's session; or the job is the parent of a recorded array child)
+    AND the job agrees with the record: its launcher's task work dir is the recording
+    task's (its ``workdir``, else its ``hash`` under the run's work dir), it sits on one
+    of the run's queues, and Batch created it within the run's lifetime;
+  * ``"hash"``: no id recorded, but the job's command is Nextflow's launcher for a task
+    dir ``<work dir>/ab/<30 hex>`` whose hash this run submitted (a non-CACHED task's
+    ``hash``: ``[ab/cdef12] Submitted process`` lines, the trace's ``hash``), on the run's
+    queue, within its lifetime — e.g. a duplicate from an unanswered SubmitJob retry;
+  * ``"neighbourhood"``: under the run's work dir and nothing more. Shown (unclaimed,
+    verdict ``untracked``), never killed unless the user names the job;
+  * ``"other_run"``: another run's evidence points to it (``run.other_runs``: its log or
+    trace recorded the id or submitted the hash, or the job was created outside this
+    run's lifetime but during that run's). Never this run's; left out of the frame and
+    listed in ``frame.attrs["other_runs"]`` (job id -> which run);
+  * ``""``: nothing ties it to the run (a recorded job that disagrees with its record
+    keeps its task row, with the reason why in ``proof``).
+  The launcher is parsed whole (``extract_workdir``); a command that does not parse
+  proves nothing, and paths are compared in ``normal_dir`` form. The lifetime is
+  [launch - ``CLOCK_SKEW``, last sign of life (``end_time``, ``last_activity``) +
+  ``LIFETIME_GRACE``], shifted by the clock error the run's own verified jobs show
+  (``_clock_offset``: log times carry no zone). The run's queues are ``queues=``, else
+  ``run.queues``, else those of its verified recorded jobs; when none is known, no
+  hash proof is possible. ``RecCol.PROOF`` says, per row, which proof holds or why
+  none does; ``plan_kills`` copies it into each ``KillJob``.
   * A CACHED row's native_id is the job of the run that computed the result (the trace
     repeats it from the cache): it proves nothing for this run and claims no job.
   * A job name alone never proves ownership: names are not even read here.
-  * Known limit: two runs sharing one work dir and one queue, launched close together,
-    cannot be told apart by rule 2 (their work dirs are under the same prefix).
 
 Matching a task to a job, strongest first:
   1. ``native_id == job_id`` (array children are ``<id>:<i>`` on both sides; the array
      parent gets no row of its own — its children carry the verdicts);
   2. only for tasks without a Batch job id: the task's full work dir equals the job's;
   3. else the task's short hash ``ab/cdef12`` is a prefix of the job work dir's last two
-     parts (DESIGN §2). Steps 2-3 only consider jobs in scope by rule 2 that no task
+     parts (DESIGN §2). Steps 2-3 only consider jobs proven by hash that no task
      claimed by id, so a ``-resume`` run in another work dir (same hashes!) or an older
      run in the same work dir (created before launch) never matches. When two jobs
      share a task's work dir (a duplicate from an ambiguous SubmitJob retry), the most
@@ -40,8 +56,8 @@ Matching a task to a job, strongest first:
   pipeline), not a Batch job id.
 
 Verdicts (first rule that applies wins):
-  * ``untracked``: a job in scope that no task claims; killable only while active and
-    once the run has ended. While the run is alive an unclaimed job may simply be one
+  * ``untracked``: a job shown that no task claims; killable only when proven (by hash),
+    while active and once the run has ended. While the run is alive an unclaimed job may simply be one
     Nextflow submitted after we last read its files (the trace gets a row only when a
     task ends, DESIGN §2), so killing it needs ``force`` like any job of a live run.
   * ``ok`` for CACHED tasks (they need no job).
@@ -83,7 +99,8 @@ Nextflow registers in every job definition (it overrides it only when cpus > 1).
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -107,17 +124,27 @@ from batchkit.schema import (
 __all__ = [
     "CLOCK_SKEW",
     "JOB_EXTRA_COLUMNS",
+    "LIFETIME_GRACE",
     "REC_COLUMNS",
+    "OtherRun",
     "extract_workdir",
     "in_scope",
     "jobs_frame",
+    "normal_dir",
     "plan_kills",
     "reconcile",
     "summarize",
 ]
 
-#: Tolerance between the launch machine's clock and Batch's createdAt (scope rule 2).
+#: Tolerance between the launch machine's clock and Batch's createdAt: a run's lifetime
+#: starts this long before its logged launch.
 CLOCK_SKEW: Final = pd.Timedelta(minutes=5)
+#: How long after a run's last sign of life (its last log line, weblog event or trace
+#: write; its end) a job may still be its own. Nextflow can submit for seconds after an
+#: abort (nextflow-io/nextflow#7445: 7.5 s of submissions after "Session aborted"), and
+#: the launch machine's clock may run behind Batch's; longer would only let a later run
+#: of the same work dir closer.
+LIFETIME_GRACE: Final = pd.Timedelta(minutes=5)
 #: Batch's limit on TerminateJob's reason (DESIGN §3).
 REASON_LIMIT: Final = 1024
 
@@ -190,22 +217,39 @@ REC_COLUMNS: Final[tuple[str, ...]] = (
     RecCol.KILLABLE,
     RecCol.NF_ALIVE,
     RecCol.IN_SCOPE_BY,
+    RecCol.PROOF,
     RecCol.WASTE_VCPU_H,
     RecCol.WASTE_COST,
 )
 _RUNNING_NOW: Final = frozenset({"STARTING", "RUNNING"})
 _TASK_DONE: Final = frozenset({"COMPLETED", "FAILED", "ABORTED"})
 _WASTE_VERDICTS: Final = ("orphan", "untracked")
-_SCOPE_RULES: Final = frozenset({"native_id", "workdir"})
+#: The two proofs of ownership; the only scope rules a kill may rest on.
+_SCOPE_RULES: Final = frozenset({"native_id", "hash"})
+#: Rules whose unclaimed jobs get a row: the proven ones and the neighbourhood.
+_SHOWN_RULES: Final = frozenset({"native_id", "hash", "neighbourhood"})
+#: A task dir directly under the work dir: ``ab/`` + 30 hex digits (DESIGN §2).
+_TASK_DIR_RE: Final = r"[0-9a-f]{2}/[0-9a-f]{30}"
 
-# Nextflow's container command (AwsBatchTaskHandler.classicSubmitCli / s5Cmd /
-# fusionSubmitCli): `... aws s3 cp --only-show-errors s3://b/work/ab/cd…/.command.run - | bash`,
-# `s5cmd cat s3://b/work/ab/cd…/.command.run | bash`, `fusion bash /fusion/s3/b/work/ab/cd…/.command.run`.
-# The trap before it copies `.command.log`, so the first `/.command.run` is the launcher's.
-# The path is the token that ends there; a regex search over these ~300-char commands
-# cost 15.7 µs each (measured), str.find/rfind 1.7 µs: this runs once per job.
+# Nextflow's container commands (nextflow-io/nextflow AwsBatchTaskHandler: classicSubmitCli,
+# s5cmdSubmitCli, fusionSubmitCli), parsed whole — never "the first `.command.run` seen":
+#   bash -o pipefail -c trap "{ ret=$?; <aws> s3 cp --only-show-errors .command.log <wd>/.command.log||true; exit $ret; }" EXIT; <aws> s3 cp --only-show-errors <wd>/.command.run - | bash 2>&1 | tee .command.log
+#   bash -o pipefail -c trap "{ …; <s5cmd> cp .command.log <wd>/.command.log||true; … }" EXIT; <s5cmd> cat <wd>/.command.run | bash 2>&1 | tee .command.log
+#   /usr/bin/fusion bash /fusion/s3/<bucket>/…/<wd>/.command.run
+# The trap may only upload to the same work dir; a trailing `# …` comment (bash ignores
+# it; batchkit's simulator writes its timing there) is allowed; every word is plain (no
+# quotes, no expansions, no other commands). Anything else — Wave/`nxf_*` wrappers
+# included — is "not recognised" and proves nothing. String methods, not one big regex:
+# this runs once per job and a backtracking regex cost 10 µs a command (measured).
+_BASH_C: Final = "bash -o pipefail -c "
+_TRAP_HEAD: Final = 'trap "{ ret=$?; '
+_TRAP_END: Final = 'exit $ret; }" EXIT; '
+_LOG_UPLOAD: Final = "/.command.log||true; "
+_PIPE_TAIL: Final = " | bash 2>&1 | tee .command.log"
 _RUN_FILE: Final = "/.command.run"
-_SCHEME_RE: Final = re.compile(r"(?:s3|gs|az)://[^/\s]+/|/fusion/(s3|gs|az)/[^/\s]+/")
+_UNSAFE_RE: Final = re.compile(r"[;|&<>\"'`$(){}\\\s]")  # anything but a plain word
+_URL_RE: Final = re.compile(r"(s3|gs|az)://([^/\s]+)/(.*)", re.IGNORECASE)
+_FUSION_RE: Final = re.compile(r"/fusion/(s3|gs|az)/([^/\s]+)/(.*)")
 _ARRAY_CHILD_RE: Final = r"^([^:\n]+):\d+$"
 
 
@@ -349,33 +393,104 @@ def jobs_frame(jobs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return frame
 
 
+def normal_dir(path: str) -> str | None:
+    """A work dir as one canonical string, or None when it cannot be one.
+
+    ``s3://``/``gs://``/``az://`` URLs get a lowercase scheme and bucket (bucket names
+    are lowercase by the providers' naming rules; keys are case-sensitive and kept);
+    Fusion's mount ``/fusion/s3/<bucket>/…`` becomes ``s3://<bucket>/…``; ``.`` and empty
+    segments (duplicate slashes) are dropped and ``..`` removes the segment before it —
+    a ``..`` that would climb out of the bucket (or above ``/``) makes the path no
+    work dir at all. Compare work dirs only in this form: ``s3://b/work/../work2/x`` is
+    under ``s3://b/work2``, not ``s3://b/work``.
+    """
+    found = _URL_RE.fullmatch(path) or _FUSION_RE.fullmatch(path)
+    if found is not None:
+        head = f"{found.group(1).lower()}://{found.group(2).lower()}"
+        rest = found.group(3)
+    elif path.startswith("/"):
+        head, rest = "", path
+    else:
+        return None
+    parts: list[str] = []
+    for part in rest.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+        else:
+            parts.append(part)
+    return f"{head}/{'/'.join(parts)}" if parts else (head or "/")
+
+
 def _workdir_of(command: str) -> str | None:
-    """The folder holding ``.command.run`` in one command string (see ``extract_workdir``)."""
-    end = command.find(_RUN_FILE)
-    if end < 0:
-        return None
-    after = command[end + len(_RUN_FILE) : end + len(_RUN_FILE) + 1]
-    if after and (after.isalnum() or after in "._"):
-        return None  # `.command.run.bak`, `.command.runner`: not the launcher
-    # The path is a shell word: it starts after a blank or an opening quote.
-    start = max(command.rfind(" ", 0, end), command.rfind("'", 0, end), command.rfind('"', 0, end)) + 1
-    path = command[start:end]
-    found = _SCHEME_RE.match(path)
-    if found is None:
-        return None
-    if found.group(1):  # Fusion mounts the bucket at /fusion/<scheme>/<bucket>/
-        return f"{found.group(1)}://{path[len('/fusion/') + len(found.group(1)) + 1 :]}"
-    return path
+    """The one task work dir of a Nextflow launcher command (see ``extract_workdir``)."""
+    if command.startswith(_BASH_C):
+        body = command[len(_BASH_C) :]
+        upload = None
+        if body.startswith(_TRAP_HEAD):
+            end = body.find(_TRAP_END)
+            if end < 0:
+                return None
+            trap, body = body[len(_TRAP_HEAD) : end], body[end + len(_TRAP_END) :]
+            if trap:
+                if not trap.endswith(_LOG_UPLOAD) or '"' in trap or "`" in trap or _RUN_FILE in trap:
+                    return None
+                upload = trap[: -len(_LOG_UPLOAD)].rpartition(" ")[2]
+        cut = body.find(_PIPE_TAIL)
+        if cut < 0:
+            return None
+        rest = body[cut + len(_PIPE_TAIL) :]
+        if rest and not rest.startswith(" #"):
+            return None
+        words = body[:cut].split(" ")
+        if len(words) < 3 or any(not w or _UNSAFE_RE.search(w) for w in words):
+            return None
+        program = words[0].rpartition("/")[2]
+        if program == "aws":
+            options = words[1:-5]
+            if words[-5:-2] != ["s3", "cp", "--only-show-errors"] or words[-1] != "-" or (
+                options and (len(options) != 2 or options[0] != "--region")
+            ):
+                return None
+            path = words[-2]
+        elif program == "s5cmd":
+            if words[-2] != "cat" or not all(w.startswith("--") for w in words[1:-2]):
+                return None
+            path = words[-1]
+        else:
+            return None
+        if not path.endswith(_RUN_FILE):
+            return None
+        raw = path[: -len(_RUN_FILE)]
+        if upload is not None and upload != raw:
+            return None  # the trap writes to another task dir: not Nextflow's launcher
+        return normal_dir(raw)
+    words = command.split(" ")
+    # Fusion: `/usr/bin/fusion bash /fusion/s3/<bucket>/…/.command.run`.
+    if (
+        len(words) == 3
+        and words[0].rpartition("/")[2] == "fusion"
+        and words[1] == "bash"
+        and words[2].startswith("/fusion/")
+        and words[2].endswith(_RUN_FILE)
+        and not any(_UNSAFE_RE.search(w) for w in words)
+    ):
+        return normal_dir(words[2][: -len(_RUN_FILE)])
+    return None
 
 
 def extract_workdir(commands: pd.Series) -> pd.Series:
     """The task work dir (the folder holding ``.command.run``) in each job command.
 
-    Understands Nextflow's three launchers: ``aws s3 cp <wd>/.command.run - | bash``,
-    ``s5cmd cat <wd>/.command.run``, and Fusion's ``bash /fusion/s3/<bucket>/…/.command.run``.
-    A Fusion mount path is normalised back to the object-store URL
-    (``/fusion/s3/<bucket>/…`` -> ``s3://<bucket>/…``, likewise gs/az), so it compares
-    with ``run.work_dir``. <NA> where no launcher is found.
+    Understands Nextflow's three launchers, each matched on the whole command:
+    ``aws s3 cp --only-show-errors <wd>/.command.run - | bash …``, ``s5cmd cat
+    <wd>/.command.run | bash …``, and Fusion's ``bash /fusion/s3/<bucket>/…/.command.run``.
+    The path comes back in ``normal_dir`` form (Fusion's mount -> ``s3://<bucket>/…``,
+    ``..`` and duplicate slashes resolved). <NA> where the command is not one of these
+    launchers: a command that does not parse proves nothing.
     """
     return commands.astype("string").map(_workdir_of, na_action="ignore").astype("string")
 
@@ -483,53 +598,251 @@ def _array_parents(ids: pd.Series) -> list[str]:
     return sorted(set(children.str.extract(_ARRAY_CHILD_RE, expand=False).dropna()))
 
 
-def _claimed_by_id(job_index: pd.Index, pos: np.ndarray, parents: list[str]) -> np.ndarray:
-    """Rule 1: which jobs the run recorded (a task's job id, or an array child's parent)."""
-    by_id: np.ndarray = np.zeros(len(job_index), dtype=bool)
-    by_id[pos[pos >= 0]] = True
-    if parents:
-        found = job_index.get_indexer(parents)
-        by_id[found[found >= 0]] = True
-    return by_id
-
-
 def _queue_names(values: pd.Series | Collection[str]) -> Any:
     """Queue ARNs (``arn:aws:batch:…:job-queue/NAME``) and names -> names."""
     series = pd.Series(list(values), dtype="string") if not isinstance(values, pd.Series) else values
     return series.str.rsplit("/", n=1).str[-1]
 
 
+@dataclass(frozen=True)
+class OtherRun:
+    """Another run of the same launch dir or work dir, and what it recorded.
+
+    Built by the readers (``NextflowRun.other_runs``: ``.nextflow/history``, rotated
+    ``.nextflow.log.N`` of other launches, traces of other sessions); ``reconcile`` never
+    lets a job this evidence points to be another run's kill.
+    """
+
+    name: str | None
+    session_id: str | None = None
+    source: str = ""  # where we learnt of it, e.g. ".nextflow.log.1" or ".nextflow/history"
+    launch_time: pd.Timestamp | None = None
+    end_time: pd.Timestamp | None = None
+    job_ids: frozenset[str] = frozenset()
+    #: short hashes ``ab/cdef12`` it submitted (never its CACHED ones: those are older dirs)
+    hashes: frozenset[str] = frozenset()
+
+    @property
+    def label(self) -> str:
+        where = f", {self.source}" if self.source else ""
+        return f"run '{self.name or self.session_id or '?'}'{where}"
+
+
+@dataclass
+class _Scope:
+    """What ``_scope`` found, per job of the jobs frame (see ``in_scope``)."""
+
+    rule: pd.Series  # RecCol.IN_SCOPE_BY values
+    proof: np.ndarray  # object: one line per job saying which proof holds, or why none does
+    other: dict[str, str]  # job id -> the other run it belongs to (kept out of the frame)
+    lifetime: tuple[pd.Timestamp, pd.Timestamp]
+
+
+def _lifetime(run: RunLike, now: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """[launch - CLOCK_SKEW, last sign of life + LIFETIME_GRACE], or None without a launch."""
+    launch = _utc_or_none(run.launch_time)
+    if launch is None:
+        return None
+    ends = [t for t in (_utc_or_none(run.end_time), _utc_or_none(getattr(run, "last_activity", None))) if t is not None]
+    # A live run may submit at any moment; the Tracker re-reads its files each refresh,
+    # so last_activity moves on — without one, nothing bounds it but now.
+    last = max(ends) if ends else (now if run.state == "alive" else launch)
+    return launch - CLOCK_SKEW, max(last, launch) + LIFETIME_GRACE
+
+
+def _clock_offset(created: pd.Series, submit: pd.Series) -> pd.Timedelta:
+    """How far the run's zone-less times are off Batch's clock, from its own jobs.
+
+    Nextflow's log and trace times carry no zone (DESIGN §2), so a log read in the wrong
+    zone is off by whole quarter hours. A job is created within seconds of the task's
+    submit time, so the median gap of the run's verified jobs, rounded to 15 minutes,
+    is that error (the median: a minority of forged rows cannot move it).
+    """
+    gap = (created - submit).dropna()
+    if gap.empty:
+        return pd.Timedelta(0)
+    middle = gap.median()
+    # Zones span UTC-12..UTC+14: a larger gap is not a zone error but times that do not
+    # belong together; the logged launch stands then.
+    if abs(middle) <= CLOCK_SKEW or abs(middle) > pd.Timedelta(hours=26):
+        return pd.Timedelta(0)
+    quarter = pd.Timedelta(minutes=15)
+    return quarter * round(middle / quarter)
+
+
 def _scope(
     run: RunLike,
+    tasks: pd.DataFrame,
     jobs: pd.DataFrame,
-    by_id: np.ndarray,
+    recorded: pd.Series,
+    pos: np.ndarray,
+    parents: list[str],
     queues: Collection[str] | None,
-) -> pd.Series:
-    by_dir: np.ndarray = np.zeros(len(jobs), dtype=bool)
-    work_dir = run.work_dir
-    launch = _utc_or_none(run.launch_time)
-    if work_dir and launch is not None:
-        prefix = work_dir.rstrip("/") + "/"
-        under = jobs[JobCol.WORK_DIR].str.startswith(prefix).fillna(False).to_numpy(bool)
-        floor = launch - CLOCK_SKEW
-        # The log's launch time has no zone marker (DESIGN §2): read in the wrong zone it
-        # can be hours early and let an earlier run's jobs in. Batch's own createdAt of
-        # the run's recorded jobs bounds it: none of them predates the launch.
-        recorded_created = jobs[JobCol.CREATED_AT][by_id]
-        if recorded_created.notna().any():
-            floor = max(floor, recorded_created.min() - CLOCK_SKEW)
-        after = (jobs[JobCol.CREATED_AT] >= floor).fillna(False)
-        by_dir = under & after.to_numpy(bool)
-        if queues is None:
-            queues = getattr(run, "queues", None)
-        if queues:
-            wanted = set(_queue_names(queues).dropna())
-            # Few distinct queues: name them once each, then look the codes up.
-            codes, uniques = pd.factorize(jobs[JobCol.JOB_QUEUE])
-            known = _queue_names(pd.Series(uniques, dtype="string")).isin(wanted).to_numpy(bool)
-            by_dir &= (codes >= 0) & np.append(known, False)[codes]
-    rule = np.where(by_id, "native_id", np.where(by_dir, "workdir", ""))
-    return pd.Series(rule, index=jobs.index, dtype="string", name=RecCol.IN_SCOPE_BY)
+    now: pd.Timestamp,
+) -> _Scope:
+    """Ownership as proof (module docstring, "Scope"), one verdict per job."""
+    n = len(jobs)
+    ids = jobs[JobCol.JOB_ID]
+    wd = jobs[JobCol.WORK_DIR]
+    created = jobs[JobCol.CREATED_AT]
+    created_s = _seconds(created)
+    work_dir = normal_dir(run.work_dir) if run.work_dir else None
+    prefix = (work_dir.rstrip("/") + "/") if work_dir else None
+    under = wd.str.startswith(prefix).fillna(False).to_numpy(bool) if prefix else np.zeros(n, dtype=bool)
+    # The task dir's last two parts "ab/<30 hex>", directly under the work dir.
+    key = wd.str.slice(len(prefix)) if prefix else pd.Series(pd.NA, index=jobs.index, dtype="string")
+    key = key.where(pd.Series(under, index=jobs.index) & key.str.fullmatch(_TASK_DIR_RE).fillna(False))
+
+    # --- recorded by this run, and does the job agree with the record? ---
+    rec_rows = np.flatnonzero(pos >= 0)
+    rec_jobs = pos[rec_rows]
+    by_id: np.ndarray = np.zeros(n, dtype=bool)
+    by_id[rec_jobs] = True
+    is_parent: np.ndarray = np.zeros(n, dtype=bool)
+    if parents:
+        found = pd.Index(ids).get_indexer(parents)
+        is_parent[found[found >= 0]] = True
+    task_wd = tasks[TaskCol.WORKDIR].iloc[rec_rows].map(normal_dir, na_action="ignore").astype("string")
+    task_hash = tasks[TaskCol.HASH].iloc[rec_rows].astype("string")
+    job_wd = wd.iloc[rec_jobs].reset_index(drop=True)
+    job_key = key.iloc[rec_jobs].reset_index(drop=True)
+    task_wd = task_wd.reset_index(drop=True)
+    task_hash = task_hash.reset_index(drop=True)
+    same_dir = (task_wd == job_wd).fillna(False)
+    hash_ok = task_hash.str.len().ge(4).fillna(False) & pd.Series(
+        [bool(isinstance(k, str) and isinstance(h, str) and k.startswith(h)) for k, h in zip(job_key, task_hash, strict=True)],
+        dtype=bool,
+    ) if len(rec_rows) else pd.Series([], dtype=bool)
+    agree_row = np.asarray(same_dir | (task_wd.isna() & hash_ok), dtype=bool)
+    wd_agrees: np.ndarray = np.zeros(n, dtype=bool)
+    wd_agrees[rec_jobs[agree_row]] = True
+    # Array children/parents (Nextflow >= 24.04 job arrays) run a launcher that picks the
+    # task dir by index: their command names no single work dir to compare.
+    array_job = ids.str.contains(":", regex=False).fillna(False).to_numpy(bool) | is_parent
+    unparsed = wd.isna().to_numpy(bool)
+    wd_agrees |= array_job & unparsed & (by_id | is_parent)
+    by_id |= is_parent
+    sources_of = getattr(run, "recorded_by", None)
+    if isinstance(sources_of, Mapping) and sources_of:
+        sources = ids.map(lambda j: sources_of.get(j, "")).to_numpy(dtype=object, na_value="")
+    else:
+        src: np.ndarray = np.full(n, "", dtype=object)
+        src[rec_jobs] = tasks[TaskCol.SOURCE].iloc[rec_rows].fillna("the run's records").to_numpy(dtype=object)
+        sources = src
+    sources = np.where((sources == "") & by_id, "the run's records", sources)
+    contradicted_ids = getattr(run, "contradicted_ids", None) or frozenset()
+    contradicted = ids.isin(list(contradicted_ids)).fillna(False).to_numpy(bool) if contradicted_ids else np.zeros(n, dtype=bool)
+
+    # --- other runs ---
+    others: Sequence[OtherRun] = tuple(getattr(run, "other_runs", None) or ())
+    other_label: np.ndarray = np.full(n, "", dtype=object)
+    own_hashes = set(tasks.loc[~_Codes(tasks[TaskCol.STATUS]).isin({"CACHED"}), TaskCol.HASH].dropna().astype(str))
+    if others:
+        short_key = key.str.slice(0, 9)
+        for other in others:
+            hit: np.ndarray = np.zeros(n, dtype=bool)
+            if other.job_ids:
+                hit |= ids.isin(list(other.job_ids)).fillna(False).to_numpy(bool)
+            if other.hashes:
+                hit |= short_key.isin(list(other.hashes - own_hashes)).fillna(False).to_numpy(bool)
+            other_label[hit & (other_label == "")] = other.label
+    claimed_elsewhere = other_label != ""
+
+    # --- lifetime, anchored on Batch's clock ---
+    life = _lifetime(run, now)
+    if life is None:
+        start, end = pd.Timestamp.max.tz_localize("UTC"), pd.Timestamp.min.tz_localize("UTC")
+        in_life: np.ndarray = np.zeros(n, dtype=bool)
+    else:
+        submit = tasks[TaskCol.SUBMIT].iloc[rec_rows].reset_index(drop=True)
+        anchor = agree_row & ~np.asarray(contradicted[rec_jobs] | claimed_elsewhere[rec_jobs], dtype=bool)
+        offset = _clock_offset(created.iloc[rec_jobs[anchor]].reset_index(drop=True), submit[anchor].reset_index(drop=True))
+        start, end = life[0] + offset, life[1] + offset
+        in_life = (created_s >= (start - _EPOCH).total_seconds()) & (created_s <= (end - _EPOCH).total_seconds())
+        if others:
+            # A job created outside this run's lifetime, during another run's: that run's.
+            for other in others:
+                o_start = _utc_or_none(other.launch_time)
+                if o_start is None:
+                    continue
+                o_end = (_utc_or_none(other.end_time) or now) + LIFETIME_GRACE
+                during = (created_s >= (o_start - CLOCK_SKEW - _EPOCH).total_seconds()) & (
+                    created_s <= (o_end - _EPOCH).total_seconds()
+                )
+                other_label[under & ~in_life & during & (other_label == "")] = other.label + " (created during it)"
+
+    # --- queues: named, else those of the run's verified recorded jobs ---
+    if queues is None:
+        queues = getattr(run, "queues", None) or None
+    qcodes, quniques = pd.factorize(jobs[JobCol.JOB_QUEUE])
+    qnames = _queue_names(pd.Series(quniques, dtype="string")).to_numpy(dtype=object)
+    verified_no_queue = by_id & wd_agrees & in_life & ~contradicted & ~claimed_elsewhere
+    if queues:
+        wanted = set(_queue_names(queues).dropna())
+    else:
+        wanted = {qnames[c] for c in set(qcodes[verified_no_queue].tolist()) if c >= 0}
+    known_q = np.array([q in wanted for q in qnames] + [False], dtype=bool)
+    on_queue = known_q[qcodes]
+
+    recorded_ok = verified_no_queue & on_queue
+    submitted = own_hashes
+    hash_rec: np.ndarray = np.zeros(n, dtype=bool)
+    if submitted and key.notna().any():
+        lengths = sorted({len(h) for h in submitted if len(h) >= 4})
+        for length in lengths:
+            hash_rec |= key.str.slice(0, length).isin([h for h in submitted if len(h) == length]).fillna(False).to_numpy(bool)
+    hash_ok_job = ~by_id & hash_rec & under & on_queue & in_life & ~claimed_elsewhere
+    neighbourhood = under & ~recorded_ok & ~hash_ok_job & ~claimed_elsewhere & ~by_id
+    other = claimed_elsewhere & ~recorded_ok & ~hash_ok_job
+
+    rule = np.select(
+        [recorded_ok, hash_ok_job, other, neighbourhood],
+        ["native_id", "hash", "other_run", "neighbourhood"],
+        default="",
+    )
+
+    # --- one line per job: which proof holds, or why none does ---
+    proof: np.ndarray = np.full(n, "", dtype=object)
+    qtext = np.append(qnames, "?").astype(object)[qcodes]
+    clock = _clock(created_s)
+    at = np.where(clock == "", "", "created " + clock)
+    life_text = (
+        f"{start:%H:%M}–{end:%H:%M} UTC" if life is not None else "unknown (no launch time)"
+    )
+    if recorded_ok.any():
+        i = np.flatnonzero(recorded_ok)
+        proof[i] = "recorded by " + sources[i] + "; on queue " + qtext[i] + "; " + at[i] + " in the run's lifetime; its launcher's work dir is the task's"
+    if hash_ok_job.any():
+        i = np.flatnonzero(hash_ok_job)
+        proof[i] = "hash " + _obj(key.iloc[i].str.slice(0, 9)) + " submitted by this run; launcher under its work dir; on queue " + qtext[i] + "; " + at[i] + " in the run's lifetime"
+    failed = by_id & ~recorded_ok
+    if failed.any():
+        i = np.flatnonzero(failed)
+        why: np.ndarray = np.full(len(i), "", dtype=object)
+        why = np.where(claimed_elsewhere[i], why + "; " + other_label[i] + " recorded it", why)
+        why = np.where(contradicted[i], why + "; the trace or log name another job for this task", why)
+        why = np.where(unparsed[i] & ~array_job[i], why + "; its command is not a Nextflow launcher", why)
+        why = np.where(~unparsed[i] & ~wd_agrees[i], why + "; its launcher's work dir is not the task's", why)
+        why = np.where(~on_queue[i], why + "; it is on queue " + qtext[i] + ", not the run's", why)
+        why = np.where(~in_life[i], why + "; " + at[i] + ", outside the run's lifetime " + life_text, why)
+        proof[i] = "recorded by " + sources[i] + ", but the job disagrees" + why + " — not proof"
+    if neighbourhood.any():
+        i = np.flatnonzero(neighbourhood)
+        extra = np.where(in_life[i], "", "; " + at[i] + ", outside the run's lifetime " + life_text)
+        proof[i] = (
+            "neighbourhood only: under the run's work dir, but neither its id nor its hash was recorded by this run"
+            + extra + " — not proof (kill only by naming it)"
+        )
+    if other.any():
+        i = np.flatnonzero(other)
+        proof[i] = "another run's: " + other_label[i] + " — never this run's"
+    other_jobs = {str(j): str(lbl) for j, lbl in zip(ids.to_numpy()[other], other_label[other], strict=True)}
+    return _Scope(
+        rule=pd.Series(rule, index=jobs.index, dtype="string", name=RecCol.IN_SCOPE_BY),
+        proof=proof,
+        other=other_jobs,
+        lifetime=(start, end),
+    )
 
 
 def in_scope(
@@ -537,19 +850,20 @@ def in_scope(
     jobs: pd.DataFrame,
     *,
     queues: Collection[str] | None = None,
+    now: pd.Timestamp | None = None,
 ) -> pd.Series:
-    """How each job is proven to belong to ``run``: ``"native_id"``, ``"workdir"`` or ``""``.
+    """How each job is proven to belong to ``run`` (module docstring, "Scope").
 
-    Rule 1: the run recorded the job id (or the job is the parent of a recorded array
-    child). Rule 2: the command's work dir is under ``run.work_dir + "/"``, the job was
-    created after ``run.launch_time - CLOCK_SKEW``, and it is on one of ``queues``
-    (default: ``run.queues`` when the run object has it; no queue check when unknown).
-    A job name never counts. ``jobs`` is a ``jobs_frame``; the result shares its index.
+    ``"native_id"`` (recorded by the run and agreeing with the record), ``"hash"`` (the
+    launcher names a task dir whose hash the run submitted), ``"neighbourhood"`` (under
+    the work dir, nothing more: not proof), ``"other_run"`` (another run's evidence
+    points to it) or ``""``. ``jobs`` is a ``jobs_frame``; the result shares its index.
     """
+    now_ts = _utc_or_none(now) or pd.Timestamp.now(tz="UTC")
     normal, job_index = _as_jobs(jobs)
-    recorded, pos = _recorded_ids(_as_tasks(run), job_index)
-    by_id = _claimed_by_id(job_index, pos, _array_parents(recorded))
-    rule = _scope(run, normal, by_id, queues)
+    tasks = _as_tasks(run)
+    recorded, pos = _recorded_ids(tasks, job_index)
+    rule = _scope(run, tasks, normal, recorded, pos, _array_parents(recorded), queues, now_ts).rule
     # _as_jobs drops jobs without an id and repeated ids; map back onto the caller's rows.
     lookup = pd.Series(rule.to_numpy(), index=normal[JobCol.JOB_ID].to_numpy())
     out = jobs[JobCol.JOB_ID].astype("string").map(lookup).astype("string")
@@ -677,13 +991,13 @@ def reconcile(
     # 1. native_id == job_id
     recorded, pos = _recorded_ids(tasks, job_index)
     parents = _array_parents(recorded)
-    by_id = _claimed_by_id(job_index, pos, parents)
-    scope = _scope(run, jobs_df, by_id, queues)
-    # 2./3. work dir, then hash prefix: tasks without a Batch id, jobs in scope by rule 2
-    # that no task claimed by id. Latest-created job wins a shared work dir.
+    proven_by = _scope(run, tasks, jobs_df, recorded, pos, parents, queues, now_ts)
+    scope = proven_by.rule
+    # 2./3. work dir, then hash prefix: tasks without a Batch id, jobs proven by hash that
+    # no task claimed by id. Latest-created job wins a shared work dir.
     claimed: np.ndarray = np.zeros(len(jobs_df), dtype=bool)
     claimed[pos[pos >= 0]] = True
-    free = np.flatnonzero((scope == "workdir").to_numpy(bool) & ~claimed)
+    free = np.flatnonzero((scope == "hash").to_numpy(bool) & ~claimed)
     # CACHED tasks never claim a job: their work dir is an earlier run's, and letting one
     # match would hide a job that is running now.
     cached_task = _Codes(tasks[TaskCol.STATUS]).isin({"CACHED"})
@@ -692,14 +1006,14 @@ def reconcile(
         cand = jobs_df.iloc[free][[JobCol.WORK_DIR, JobCol.CREATED_AT]].assign(_pos=free)
         cand = cand.sort_values(JobCol.CREATED_AT, kind="stable", na_position="first")
         by_dir = cand.drop_duplicates(JobCol.WORK_DIR, keep="last")
-        wd = tasks[TaskCol.WORKDIR].iloc[need].str.rstrip("/")
+        wd = tasks[TaskCol.WORKDIR].iloc[need].map(normal_dir, na_action="ignore").astype("string")
         hit = pd.Index(by_dir[JobCol.WORK_DIR]).get_indexer(wd)
         pos[need[hit >= 0]] = by_dir["_pos"].to_numpy()[hit[hit >= 0]]
         need = need[hit < 0]
         # Nextflow writes hashes and work dirs in lowercase hex on both sides.
         hashes = tasks[TaskCol.HASH].iloc[need]
-        # Candidates all lie under run.work_dir + "/": what follows is "ab/cdef…".
-        keys = cand[JobCol.WORK_DIR].str.slice(len((run.work_dir or "").rstrip("/")) + 1)
+        # Candidates all lie under the run's work dir + "/": what follows is "ab/cdef…".
+        keys = cand[JobCol.WORK_DIR].str.slice(len((normal_dir(run.work_dir or "") or "").rstrip("/")) + 1)
         for length in hashes.str.len().dropna().unique():
             length = int(length)
             if length < 4:  # "ab/c" at least: shorter is no evidence
@@ -723,7 +1037,10 @@ def reconcile(
     if parents:
         found = job_index.get_indexer(parents)
         is_parent[found[found >= 0]] = True
-    untracked_pos = np.flatnonzero((scope != "").to_numpy(bool) & ~matched & ~is_parent)
+    # Jobs no task claims: the proven ones and the neighbourhood (shown, unclaimed); jobs
+    # another run's evidence points to are left out (``frame.attrs["other_runs"]``).
+    shown = scope.isin(_SHOWN_RULES).to_numpy(bool)
+    untracked_pos = np.flatnonzero(shown & ~matched & ~is_parent)
     untracked_pos = untracked_pos[np.argsort(_seconds(jobs_df[JobCol.CREATED_AT].iloc[untracked_pos]), kind="stable")]
 
     n_tasks, n_untracked = len(tasks), len(untracked_pos)
@@ -732,6 +1049,7 @@ def reconcile(
     task_part = tasks[list(_TASK_CARRIED)].reindex(task_rows).reset_index(drop=True)
     job_part = jobs_df[list(_JOB_CARRIED)].reindex(job_rows).reset_index(drop=True)
     scope_part = scope.reindex(job_rows).fillna("").reset_index(drop=True)
+    proof_part = np.append(proven_by.proof, "").astype(object)[job_rows]
 
     frame = pd.DataFrame(
         {
@@ -823,14 +1141,17 @@ def reconcile(
     burnt = after + np.where(try_k >= 1, before, 0.0)
     waste_s = np.bincount(try_row, weights=burnt, minlength=len(frame))
     vcpus = frame[JobCol.VCPUS].fillna(1.0).to_numpy(dtype=float)
-    waste_h = np.where(has_job, waste_s * vcpus / 3600.0, 0.0)
+    # Only jobs proven the run's carry its waste: a neighbour's burn is not this run's.
+    proven = scope_part.isin(_SCOPE_RULES).to_numpy(bool)
+    waste_h = np.where(has_job & proven, waste_s * vcpus / 3600.0, 0.0)
     frame[RecCol.WASTE_VCPU_H] = pd.array(waste_h, dtype="Float64")
     frame[RecCol.WASTE_COST] = pd.array(waste_h * price_per_vcpu_hour, dtype="Float64")
 
     # --- killable, nf_alive, scope ---
-    frame[RecCol.KILLABLE] = (verdict == "orphan") | ((verdict == "untracked") & active & run_ended)
+    frame[RecCol.KILLABLE] = proven & ((verdict == "orphan") | ((verdict == "untracked") & active & run_ended))
     frame[RecCol.NF_ALIVE] = (run.state == "alive") & nf_alive_status
     frame[RecCol.IN_SCOPE_BY] = scope_part.astype("string")
+    frame[RecCol.PROOF] = pd.Series(proof_part, dtype="string")
 
     frame[RecCol.REASON] = _reasons(run, frame, verdict, now_ts, nf, bs, batch_id, run_ended)
     frame = frame[list(REC_COLUMNS)]
@@ -839,6 +1160,8 @@ def reconcile(
         run_state=run.state,
         price_per_vcpu_hour=price_per_vcpu_hour,
         now=now_ts.isoformat(),
+        lifetime=[proven_by.lifetime[0].isoformat(), proven_by.lifetime[1].isoformat()],
+        other_runs=proven_by.other,
     )
     return frame
 
@@ -907,11 +1230,23 @@ def _reasons(
             orphan & ~nf_done,
             lambda idx: head + bs[idx] + for_text(idx) + ", task still " + nf[idx] + " in its records",
         )
+    rule = frame[RecCol.IN_SCOPE_BY].to_numpy(dtype=object, na_value="")
+    base = (normal_dir(run.work_dir or "") or "").rstrip("/")
+
     def untracked(idx: np.ndarray) -> np.ndarray:
-        # Untracked jobs are in scope by rule 2: their work dir lies under run.work_dir + "/".
-        tail = _obj(frame[JobCol.WORK_DIR].iloc[idx].str.slice(len((run.work_dir or "").rstrip("/")) + 1))
-        text = "no Nextflow record of job " + short(idx) + " (work dir …/" + tail + " in the run's scope); Batch " + bs[idx]
-        live = "" if run_ended else " — the run is alive: it may have just been submitted (kill only with force)"
+        tail = _obj(frame[JobCol.WORK_DIR].iloc[idx].str.slice(len(base) + 1))
+        by_hash = rule[idx] == "hash"
+        where = np.where(
+            by_hash,
+            " (work dir …/" + tail + ": a task dir this run submitted)",
+            " (work dir …/" + tail + ": under the run's work dir only, not proof)",
+        )
+        text = "no Nextflow record of job " + short(idx) + where + "; Batch " + bs[idx]
+        live = np.where(
+            by_hash,
+            "" if run_ended else " — the run is alive: it may have just been submitted (kill only with force)",
+            " — unclaimed: kill only by naming the job",
+        )
         out: np.ndarray = np.where(active[idx], text + for_text(idx) + live, text)
         return out
 
@@ -950,6 +1285,10 @@ def _reasons(
     put(rest & ~alive, lambda idx: "Nextflow " + nf[idx] + ", no Batch job recorded")
     retries = frame[RecCol.BATCH_RETRIES].fillna(0).to_numpy(dtype=np.int64)
     put(retries > 0, lambda idx: reason[idx] + "; Batch retried " + _text(retries[idx]) + "×")
+    # A task's record names a job that does not agree with it (another queue, outside the
+    # run's lifetime, another task dir, another run's): shown, never killed.
+    unproven = has_job & (verdict != "untracked") & ~np.isin(rule, list(_SCOPE_RULES))
+    put(unproven, lambda idx: reason[idx] + " — not proven this run's job (see proof): not killable")
     return pd.Series(reason, index=frame.index, dtype="string")
 
 
@@ -966,51 +1305,62 @@ def plan_kills(
 ) -> list[KillJob]:
     """The kills a reconcile frame justifies (DESIGN §6), one ``KillJob`` per job.
 
-    Only ``killable`` rows; with ``force`` also in-scope active rows Nextflow still tracks
-    as alive (``nf_alive``). Never a job whose ``scope_rule`` is ``""`` (not proven to
-    belong to the run) and never a job Batch has already finished. ``verdicts`` and
-    ``job_ids`` narrow the plan (a UI button for one row). The reason is
-    ``batchkit: <verdict> of run '<name>'`` (forced rows: ``forced kill``), cut to
-    Batch's 1024 characters; ``run_name`` defaults to the frame's ``attrs``.
+    Only ``killable`` rows; with ``force`` also proven active rows Nextflow still tracks
+    as alive (``nf_alive``) and the proven unclaimed jobs of a live run. Only the two
+    proofs count (``scope_rule`` ``"native_id"`` or ``"hash"``); a ``"neighbourhood"`` job
+    (under the work dir, nothing more) is taken only when ``job_ids`` names it — the
+    user picked that very job — and a job of another run or of no known run never is.
+    Never a job Batch has already finished. ``verdicts`` and ``job_ids`` narrow the plan
+    (a UI button for one row). The reason is ``batchkit: <verdict> of run '<name>'``
+    (forced rows: ``forced kill``; named neighbours: ``named kill``), cut to Batch's
+    1024 characters; ``run_name`` defaults to the frame's ``attrs``. Each ``KillJob``
+    carries the row's ``proof`` line for the dry run to show.
     """
     if frame.empty:
         return []
     name = run_name if run_name is not None else frame.attrs.get("run_name")
     name = name or "unnamed"
+    rule = frame[RecCol.IN_SCOPE_BY]
     # Only the two proofs of DESIGN §4 count; anything else (e.g. a hand-edited frame) does not.
-    scoped = frame[RecCol.IN_SCOPE_BY].isin(_SCOPE_RULES).to_numpy(dtype=bool, na_value=False)
+    scoped = rule.isin(_SCOPE_RULES).to_numpy(dtype=bool, na_value=False)
     has_id = frame[JobCol.JOB_ID].notna().to_numpy(bool)
     active = frame[RecCol.BATCH_STATUS].isin(JOB_ACTIVE).to_numpy(bool)
-    killable = frame[RecCol.KILLABLE].fillna(False).to_numpy(bool)
-    # force adds every other in-scope active job: the tasks Nextflow still tracks as
+    killable = frame[RecCol.KILLABLE].fillna(False).to_numpy(bool) & scoped
+    named: np.ndarray = np.zeros(len(frame), dtype=bool)
+    if job_ids is not None:
+        named = frame[JobCol.JOB_ID].isin(set(job_ids)).to_numpy(dtype=bool, na_value=False)
+    neighbour = rule.eq("neighbourhood").to_numpy(dtype=bool, na_value=False) & named
+    # force adds every other proven active job: the tasks Nextflow still tracks as
     # alive, and the unclaimed jobs of a run that is still alive.
-    forced = force & ~killable
-    pick = scoped & has_id & active & (killable | forced)
+    forced = force & ~killable & scoped
+    pick = has_id & active & (killable | forced | neighbour)
     if verdicts is not None:
         pick &= frame[RecCol.VERDICT].isin(set(verdicts)).to_numpy(bool)
     if job_ids is not None:
-        pick &= frame[JobCol.JOB_ID].isin(set(job_ids)).to_numpy(bool)
+        pick &= named
     chosen = frame[pick]
-    is_forced = forced[pick]
+    label = np.where(neighbour, "named kill", np.where(forced, "forced kill", frame[RecCol.VERDICT].to_numpy(dtype=object, na_value="?")))[pick]
     keep = ~chosen[JobCol.JOB_ID].duplicated(keep="first").to_numpy(bool)
-    chosen, is_forced = chosen[keep], is_forced[keep]
+    chosen, label = chosen[keep], label[keep]
+    proofs = chosen[RecCol.PROOF] if RecCol.PROOF in chosen else pd.Series("", index=chosen.index)
     plan = []
-    for job_id, verdict, task, hours, f in zip(
+    for job_id, verdict, task, hours, why, proof in zip(
         chosen[JobCol.JOB_ID],
         chosen[RecCol.VERDICT],
         chosen[TaskCol.NAME],
         chosen[RecCol.WASTE_VCPU_H],
-        is_forced,
+        label,
+        proofs,
         strict=True,
     ):
-        label = "forced kill" if f else str(verdict)
         plan.append(
             KillJob(
                 job_id=str(job_id),
                 verdict=str(verdict),
-                reason=f"batchkit: {label} of run '{name}'"[:REASON_LIMIT],
+                reason=f"batchkit: {why} of run '{name}'"[:REASON_LIMIT],
                 task_name=None if pd.isna(task) else str(task),
                 vcpu_hours=0.0 if pd.isna(hours) else float(hours),
+                proof="" if pd.isna(proof) else str(proof),
             )
         )
     return plan

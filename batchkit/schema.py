@@ -183,7 +183,11 @@ class RecCol:
     REASON: Final = "reason"  # string: one line a person can read
     KILLABLE: Final = "killable"  # bool
     NF_ALIVE: Final = "nf_alive"  # bool: Nextflow still tracks this task as alive
-    IN_SCOPE_BY: Final = "scope_rule"  # string: "native_id" | "workdir" | "" (how ownership was proven)
+    #: string: how ownership was proven — "native_id" (recorded by the run, and the job
+    #: agrees with the record) | "hash" (its launcher names a task dir the run submitted);
+    #: not proof: "neighbourhood" (under the work dir only) | "other_run" | ""
+    IN_SCOPE_BY: Final = "scope_rule"
+    PROOF: Final = "proof"  # string: which proof holds (or why none does), one line
     WASTE_VCPU_H: Final = "waste_vcpu_hours"  # Float64
     WASTE_COST: Final = "waste_cost"  # Float64, at the price per vCPU-hour given to reconcile
 
@@ -218,6 +222,8 @@ class KillJob:
     reason: str  # e.g. "batchkit: orphan of run 'wise_hypatia'" (<= 1024 chars, Batch's limit)
     task_name: str | None = None
     vcpu_hours: float = 0.0
+    #: which proof of ownership holds (``RecCol.PROOF``), for the dry run to show
+    proof: str = ""
 
 
 @dataclass(slots=True)

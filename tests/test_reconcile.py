@@ -86,7 +86,13 @@ def job(
     reason: str | None = None,
     tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A DescribeJobs job dict as AWS returns it."""
+    """A DescribeJobs job dict as AWS returns it.
+
+    A job some ``task()`` recorded runs that task's launcher (its work dir), as every job
+    Nextflow submits does, unless ``short_hash``/``workdir`` say otherwise.
+    """
+    if workdir is None and short_hash is None:
+        short_hash = _RECORDED_HASH.get(job_id)
     if workdir is None and short_hash is not None:
         workdir = f"{work}/{hexdir(short_hash)}"
     out: dict[str, Any] = {
@@ -126,6 +132,10 @@ def tasks(*rows: dict[str, Any]) -> pd.DataFrame:
     return frame.astype(TASK_DTYPES)
 
 
+#: job id -> the short hash of the task() that recorded it (see job()).
+_RECORDED_HASH: dict[str, str] = {}
+
+
 def task(
     task_id: int,
     status: str,
@@ -135,7 +145,10 @@ def task(
     name: str | None = None,
     complete: pd.Timestamp | None = None,
     workdir: str | None = None,
+    submit: pd.Timestamp | None = None,
 ) -> dict[str, Any]:
+    if native_id is not None and short_hash is not None and status != "CACHED":
+        _RECORDED_HASH[native_id] = short_hash
     return {
         TaskCol.TASK_ID: task_id,
         TaskCol.HASH: short_hash,
@@ -145,6 +158,7 @@ def task(
         TaskCol.STATUS: status,
         TaskCol.COMPLETE: complete,
         TaskCol.WORKDIR: workdir,
+        TaskCol.SUBMIT: submit,
     }
 
 
@@ -235,41 +249,57 @@ def test_jobs_frame_of_nothing_has_the_columns() -> None:
 
 
 def test_scope_rules_and_their_boundaries() -> None:
-    run = Run(tasks(task(1, "RUNNING", "recorded-1", "aa/000001")))
+    run = Run(
+        tasks(
+            task(1, "RUNNING", "recorded-1", "aa/000001"),
+            task(2, "RUNNING", "recorded-old", "aa/000002"),
+            *(task(10 + i, "RUNNING", None, f"bb/00000{i}") for i in (2, 3, 5, 6, 7)),
+        )
+    )
     jobs = jobs_frame(
         [
-            job("recorded-1", "RUNNING", short_hash="aa/000001", created=T0 - pd.Timedelta(days=1)),
+            job("recorded-1", "RUNNING", short_hash="aa/000001"),
+            # recorded, but created a day before the run: the record is wrong, not proof
+            job("recorded-old", "RUNNING", short_hash="aa/000002", created=T0 - pd.Timedelta(days=1)),
             job("mine", "RUNNING", short_hash="bb/000002"),
             job("other-run-same-name", "RUNNING", work="s3://bucket/other", short_hash="bb/000003"),
             job("work2", "RUNNING", work="s3://bucket/work2", short_hash="bb/000004"),
             job("before-launch", "RUNNING", short_hash="bb/000005", created=T0 - minutes(6)),
             job("within-skew", "RUNNING", short_hash="bb/000006", created=T0 - minutes(4)),
             job("other-queue", "RUNNING", short_hash="bb/000007", queue="other-queue"),
+            job("unrecorded-hash", "RUNNING", short_hash="bb/000008"),
             job("no-command", "RUNNING"),
         ]
     )
     by_id = dict(zip(jobs[JobCol.JOB_ID], in_scope(run, jobs, queues=["nf-queue"]), strict=True))
     assert by_id == {
-        "recorded-1": "native_id",  # rule 1 ignores created time, queue, command
-        "mine": "workdir",
+        "recorded-1": "native_id",
+        "recorded-old": "",
+        "mine": "hash",
         "other-run-same-name": "",  # same job name, another work dir: names prove nothing
         "work2": "",  # s3://bucket/work2 is not under s3://bucket/work/
-        "before-launch": "",
-        "within-skew": "workdir",
-        "other-queue": "",
+        "before-launch": "neighbourhood",
+        "within-skew": "hash",
+        "other-queue": "neighbourhood",
+        "unrecorded-hash": "neighbourhood",  # under the work dir, nothing more: not proof
         "no-command": "",
     }
-    # Queues unknown: the queue check is skipped, the others still hold.
-    no_queue = in_scope(run, jobs)
-    assert no_queue.tolist()[6] == "workdir" and no_queue.tolist()[3] == ""
-    # No launch time or no work dir: rule 2 can prove nothing.
-    assert set(in_scope(Run(run.tasks, launch_time=None), jobs)) == {"native_id", ""}
-    assert set(in_scope(Run(run.tasks, work_dir=None), jobs)) == {"native_id", ""}
+    # Queues unknown: those of the run's verified recorded jobs stand in for them.
+    assert in_scope(run, jobs).tolist() == list(by_id.values())
+    # ... and with no verified recorded job, no queue can be checked: no hash proof.
+    unanchored = Run(run.tasks[run.tasks[TaskCol.NATIVE_ID].isna()].reset_index(drop=True))
+    assert "hash" not in set(in_scope(unanchored, jobs))
+    assert in_scope(unanchored, jobs, queues=["nf-queue"]).tolist()[2] == "hash"
+    # No launch time (no lifetime) or no work dir: nothing can be proven.
+    assert set(in_scope(Run(run.tasks, launch_time=None), jobs)) == {"neighbourhood", ""}
+    assert set(in_scope(Run(run.tasks, work_dir=None), jobs)) == {""}
 
 
 def test_scope_keeps_the_callers_index() -> None:
     jobs = jobs_frame([job("a", "RUNNING", short_hash="aa/000001")]).set_axis([42])
-    assert in_scope(Run(), jobs).to_dict() == {42: "workdir"}
+    assert in_scope(Run(), jobs).to_dict() == {42: "neighbourhood"}
+    run = Run(tasks(task(1, "RUNNING", None, "aa/000001")))
+    assert in_scope(run, jobs, queues=[QUEUE]).to_dict() == {42: "hash"}
 
 
 # --- verdicts ----------------------------------------------------------------------
@@ -315,20 +345,24 @@ def test_every_verdict_with_its_reason() -> None:
         (7, "disagree-1"): ("disagree", "Nextflow says COMPLETED, Batch says FAILED (Essential container in task exited)"),
         (8, None): ("ok", "Nextflow SUBMITTED, no Batch job id yet (not yet submitted)"),
         (9, None): ("ok", "Nextflow COMPLETED; native_id 12345 is a local process, not a Batch job"),
-        (None, "untracked-1"): ("untracked", "no Nextflow record of job untracke… (work dir …/b1/000011000000000000000000000000 in the run's scope); Batch RUNNING for 2h 0m — the run is alive: it may have just been submitted (kill only with force)"),
-        (None, "untracked-2"): ("untracked", "no Nextflow record of job untracke… (work dir …/b2/000012000000000000000000000000 in the run's scope); Batch SUCCEEDED"),
+        (None, "untracked-1"): ("untracked", "no Nextflow record of job untracke… (work dir …/b1/000011000000000000000000000000: under the run's work dir only, not proof); Batch RUNNING for 2h 0m — unclaimed: kill only by naming the job"),
+        (None, "untracked-2"): ("untracked", "no Nextflow record of job untracke… (work dir …/b2/000012000000000000000000000000: under the run's work dir only, not proof); Batch SUCCEEDED"),
     }
     # The run is alive: its unclaimed running job may be one Nextflow just submitted.
     killable = set(frame.loc[frame[RecCol.KILLABLE], JobCol.JOB_ID])
     assert killable == {"orphan-1"}
     ended = reconcile(Run(run.tasks, state="aborted", end_time=T0 + minutes(70)), jobs, now=NOW)
-    assert "untracked-1" in set(ended.loc[ended[RecCol.KILLABLE], JobCol.JOB_ID])
+    # Neither its id nor its hash was recorded: a neighbour, killed only when named.
+    assert "untracked-1" not in set(ended.loc[ended[RecCol.KILLABLE], JobCol.JOB_ID])
+    assert {k.job_id for k in plan_kills(ended)} == {"orphan-1", "run-ok"}
+    assert [k.job_id for k in plan_kills(ended, job_ids=["untracked-1"])] == ["untracked-1"]
     # Rows keep the tasks' order, then untracked jobs by creation time.
     assert frame[TaskCol.TASK_ID].iloc[:9].tolist() == list(range(1, 10))
     assert frame[JobCol.JOB_ID].iloc[9:].tolist() == ["untracked-2", "untracked-1"]
     assert frame[RecCol.NF_ALIVE].tolist() == [True, False, False, False, True, True, False, True, False, False, False]
     assert row_of(frame, job_id="run-ok")[RecCol.IN_SCOPE_BY] == "native_id"
-    assert row_of(frame, job_id="untracked-1")[RecCol.IN_SCOPE_BY] == "workdir"
+    assert row_of(frame, job_id="untracked-1")[RecCol.IN_SCOPE_BY] == "neighbourhood"
+    assert row_of(frame, job_id="run-ok")[RecCol.PROOF].startswith("recorded by the run's records; on queue nf-queue; created 12:01 UTC")
     assert row_of(frame, task_id=6)[RecCol.IN_SCOPE_BY] == ""
 
 
@@ -393,7 +427,7 @@ def test_array_children_match_by_id_and_the_parent_gets_no_row() -> None:
     parent = "a1b2c3d4-0000-0000-0000-000000000000"
     run = Run(tasks(task(1, "RUNNING", f"{parent}:0", "a1/000001"), task(2, "COMPLETED", f"{parent}:1", "a2/000002")))
     jobs = [
-        job(parent, "RUNNING", short_hash="zz/000000"),
+        job(parent, "RUNNING"),  # the array launcher picks the task dir by index: no single dir
         job(f"{parent}:0", "RUNNING", started=T0),
         job(f"{parent}:1", "RUNNING", started=T0),
     ]
@@ -420,7 +454,7 @@ def test_hash_prefix_and_workdir_matching() -> None:
         job("dup-old", "RUNNING", short_hash="aa/000004", created=T0 + minutes(1)),
         job("dup-new", "RUNNING", short_hash="aa/000004", created=T0 + minutes(2)),
     ]
-    frame = reconcile(run, jobs, now=NOW)
+    frame = reconcile(run, jobs, now=NOW, queues=[QUEUE])
     pairs = list(zip(frame[TaskCol.TASK_ID].astype("object"), frame[JobCol.JOB_ID].astype("object"), strict=True))
     assert pairs == [(1, "by-hash"), (2, "by-dir"), (3, pd.NA), (4, "dup-new"), (pd.NA, "dup-old")]
     assert row_of(frame, job_id="dup-old")[RecCol.VERDICT] == "untracked"
@@ -430,8 +464,11 @@ def test_hash_prefix_and_workdir_matching() -> None:
 
 def test_a_job_from_before_the_run_is_not_matched_by_hash() -> None:
     run = Run(tasks(task(1, "SUBMITTED", None, "ab/cdef12")))
-    frame = reconcile(run, [job("old", "RUNNING", short_hash="ab/cdef12", created=T0 - pd.Timedelta(hours=2))], now=NOW)
-    assert frame[JobCol.JOB_ID].isna().all() and frame[RecCol.VERDICT].tolist() == ["ok"]
+    frame = reconcile(
+        run, [job("old", "RUNNING", short_hash="ab/cdef12", created=T0 - pd.Timedelta(hours=2))], now=NOW, queues=[QUEUE]
+    )
+    assert pd.isna(frame[JobCol.JOB_ID].iloc[0]) and frame[RecCol.VERDICT].tolist() == ["ok", "untracked"]
+    assert frame[RecCol.IN_SCOPE_BY].tolist() == ["", "neighbourhood"] and not frame[RecCol.KILLABLE].any()
 
 
 def test_name_collision_with_another_run_is_never_in_scope() -> None:
@@ -490,8 +527,9 @@ def test_waste_arithmetic_on_hand_picked_numbers() -> None:
         # ok row: only the extra try counts, 12:40-13:30 = 50 min x 1 vCPU.
         job("ok-retried", "SUCCEEDED", started=T0, stopped=T0 + minutes(90), vcpus=1,
             attempts=[(T0, T0 + minutes(30)), (T0 + minutes(40), T0 + minutes(90))]),
-        # untracked, finished: 12:05-12:35 = 30 min x 8 vCPU = 4 vCPU-h (all of it).
-        job("untracked", "SUCCEEDED", short_hash="b1/000001", started=T0 + minutes(5), stopped=T0 + minutes(35), vcpus=8),
+        # untracked (a second job in task 3's dir, e.g. a SubmitJob retry), finished:
+        # 12:05-12:35 = 30 min x 8 vCPU = 4 vCPU-h (all of it).
+        job("untracked", "SUCCEEDED", short_hash="a3/000003", started=T0 + minutes(5), stopped=T0 + minutes(35), vcpus=8),
     ]
     frame = reconcile(run, jobs, now=NOW, price_per_vcpu_hour=0.25)
     waste = dict(zip(frame[JobCol.JOB_ID], frame[RecCol.WASTE_VCPU_H], strict=True))
@@ -562,7 +600,7 @@ def test_a_frame_without_the_extra_columns_still_prices_waste() -> None:
               end_time=T0 + minutes(60))
     jobs = [
         job("orphan", "RUNNING", started=T0, vcpus=2),
-        job("untracked", "SUCCEEDED", short_hash="b1/000001", started=T0, stopped=T0 + minutes(30), vcpus=4),
+        job("untracked", "SUCCEEDED", short_hash="a1/000001", started=T0, stopped=T0 + minutes(30), vcpus=4),
     ]
     full = reconcile(run, jobs, now=NOW)
     bare = reconcile(run, jobs_frame(jobs)[list(JOB_COLUMNS)], now=NOW)
@@ -575,8 +613,8 @@ def test_a_cached_tasks_native_id_belongs_to_an_earlier_run() -> None:
     run = Run(tasks(task(1, "CACHED", "earlier-job", "a1/000001")))
     jobs = [job("earlier-job", "SUCCEEDED", short_hash="a1/000001", created=T0 - pd.Timedelta(days=1))]
     frame = reconcile(run, jobs, now=NOW)
-    assert frame[JobCol.JOB_ID].isna().all() and frame[RecCol.VERDICT].tolist() == ["ok"]
-    assert in_scope(run, jobs_frame(jobs)).tolist() == [""]
+    assert pd.isna(frame[JobCol.JOB_ID].iloc[0]) and frame[RecCol.VERDICT].tolist() == ["ok", "untracked"]
+    assert in_scope(run, jobs_frame(jobs)).tolist() == ["neighbourhood"]
 
 
 # --- plan_kills --------------------------------------------------------------------
@@ -614,9 +652,9 @@ def test_plan_kills_takes_only_killable_rows() -> None:
     assert [(k.job_id, k.verdict, k.reason) for k in plan] == [
         ("orphan-1", "orphan", "batchkit: orphan of run 'wise_hypatia'"),
         ("alive-1", "orphan", "batchkit: orphan of run 'wise_hypatia'"),
-        ("untracked-run", "untracked", "batchkit: untracked of run 'wise_hypatia'"),
-    ]
-    assert plan[0].task_name == "FASTQC (sample1)" and plan[2].task_name is None
+    ]  # untracked-run: neither its id nor its hash was recorded — a neighbour, not the run's
+    assert plan[0].task_name == "FASTQC (sample1)"
+    assert plan[0].proof.startswith("recorded by the run's records; on queue nf-queue;")
     assert all(isinstance(k, KillJob) for k in plan)
 
 
@@ -626,7 +664,6 @@ def test_plan_kills_force_adds_tracked_alive_jobs_only() -> None:
     assert [(k.job_id, k.reason) for k in plan] == [
         ("orphan-1", "batchkit: orphan of run 'other_name'"),
         ("alive-1", "batchkit: forced kill of run 'other_name'"),
-        ("untracked-run", "batchkit: forced kill of run 'other_name'"),
     ]
 
 
@@ -642,8 +679,10 @@ def test_plan_kills_never_takes_a_job_outside_the_proven_scope() -> None:
 
 def test_plan_kills_narrows_and_truncates() -> None:
     frame = incident()
-    assert plan_kills(frame, job_ids={"untracked-run"}) == []  # the run is alive
-    assert [k.job_id for k in plan_kills(frame, job_ids={"untracked-run"}, force=True)] == ["untracked-run"]
+    # A neighbour (under the work dir, nothing more) goes only when the user names it.
+    assert [(k.job_id, k.reason) for k in plan_kills(frame, job_ids={"untracked-run"})] == [
+        ("untracked-run", "batchkit: named kill of run 'wise_hypatia'")
+    ]
     assert [k.job_id for k in plan_kills(frame, verdicts={"orphan"})] == ["orphan-1"]
     assert plan_kills(frame, job_ids={"done-1", "same-name-other-run"}, force=True) == []
     long = plan_kills(frame, run_name="x" * 2000)
@@ -682,12 +721,12 @@ def test_no_plan_ever_holds_an_unproven_or_finished_job(
     assert len({k.job_id for k in plan}) == len(plan)
     for kill in plan:
         row = rows_by_job.loc[kill.job_id]
-        assert row[RecCol.IN_SCOPE_BY] in {"native_id", "workdir"}
+        assert row[RecCol.IN_SCOPE_BY] in {"native_id", "hash"}
         assert row[RecCol.BATCH_STATUS] in {"SUBMITTED", "RUNNABLE", "STARTING", "RUNNING"}
         assert row[RecCol.KILLABLE] or (force and (row[RecCol.NF_ALIVE] or row[RecCol.VERDICT] == "untracked"))
     # No job outside the run's work dir (created any time) is ever in the frame unless recorded.
     foreign = frame[frame[JobCol.WORK_DIR].str.startswith(WORK + "/").eq(False).fillna(False)]
-    assert set(foreign[RecCol.IN_SCOPE_BY]) <= {"native_id"}
+    assert set(foreign[RecCol.IN_SCOPE_BY]) <= {"native_id", ""}
     assert (frame[RecCol.WASTE_VCPU_H].fillna(0) >= 0).all()
     assert frame[RecCol.KILLABLE].sum() <= frame[RecCol.VERDICT].isin(["orphan", "untracked"]).sum()
 
@@ -703,16 +742,29 @@ def test_summarize_counts_every_verdict() -> None:
 
 
 def test_a_launch_time_read_in_the_wrong_zone_does_not_widen_the_scope() -> None:
-    """The log's times carry no zone: read in Tokyo a UTC log's launch is 9 h early.
-    Batch's createdAt of the run's recorded jobs bounds the scope instead."""
-    wrong_zone = T0 - pd.Timedelta(hours=9)
-    run = Run(tasks(task(1, "RUNNING", "mine", "a1/000001")), launch_time=wrong_zone)
+    """The log's times carry no zone: read in Tokyo a UTC log's times are 9 h early.
+    Batch's createdAt of the run's own recorded jobs anchors the run's lifetime instead."""
+    tokyo = -pd.Timedelta(hours=9)
+    run = Run(
+        tasks(
+            task(1, "RUNNING", "mine", "a1/000001", submit=T0 + minutes(1) + tokyo),
+            task(2, "RUNNING", None, "b1/000001"),
+            task(3, "RUNNING", None, "b2/000001"),
+        ),
+        launch_time=T0 + tokyo,
+    )
     jobs = [
         job("mine", "RUNNING", short_hash="a1/000001", created=T0 + minutes(1), started=T0 + minutes(2)),
-        # an earlier run's job in the same work dir, 2 h before this run
+        # a job 2 h before this run (in truth), though its hash is one this run submitted
         job("earlier", "RUNNING", short_hash="b1/000001", created=T0 - pd.Timedelta(hours=2)),
         # an unclaimed job of this run, created after its first recorded one
         job("later", "RUNNING", short_hash="b2/000001", created=T0 + minutes(30)),
     ]
     rules = dict(zip([j["jobId"] for j in jobs], in_scope(run, jobs_frame(jobs)), strict=True))
-    assert rules == {"mine": "native_id", "earlier": "", "later": "workdir"}
+    assert rules == {"mine": "native_id", "earlier": "neighbourhood", "later": "hash"}
+    # Read in a zone 9 h late instead, the run's own jobs still anchor it (no missed orphan).
+    late = Run(
+        tasks(task(1, "RUNNING", "mine", "a1/000001", submit=T0 + minutes(1) - tokyo), task(3, "RUNNING", None, "b2/000001")),
+        launch_time=T0 - tokyo,
+    )
+    assert in_scope(late, jobs_frame(jobs)).tolist() == ["native_id", "neighbourhood", "hash"]

@@ -97,7 +97,13 @@ def test_every_task_agrees_with_the_ground_truth(
     truth, receiver = simulated
     run = _read(source, truth, receiver)
     tasks = run.tasks
-    assert set(tasks[TaskCol.HASH]) == {t["hash"] for t in truth.tasks}, truth.behavior
+    # Submissions after the abort reach the log (nextflow-io/nextflow#7445), not the
+    # trace or Nextflow's task table: the log readers see those tasks too.
+    late = truth.untracked_job_ids if truth.behavior == "post-abort-submit" else set()
+    late_hashes = set(tasks.loc[tasks[TaskCol.NATIVE_ID].isin(list(late)).fillna(False), TaskCol.HASH])
+    if late and source in ("trace+log", "log", "dir"):
+        assert late <= set(tasks[TaskCol.NATIVE_ID].dropna()), truth.behavior
+    assert set(tasks[TaskCol.HASH]) - late_hashes == {t["hash"] for t in truth.tasks}, truth.behavior
     by_hash = {r[TaskCol.HASH]: r for r in tasks.to_dict("records")}
     for t in truth.tasks:
         row = by_hash[t["hash"]]
@@ -113,7 +119,7 @@ def test_every_task_agrees_with_the_ground_truth(
         if t["status"] in ("COMPLETED", "FAILED") and not pd.isna(row[TaskCol.EXIT]):
             assert row[TaskCol.EXIT] == t["exit"], where
     # jobs Nextflow never recorded stay unknown to every reader
-    assert not set(tasks[TaskCol.NATIVE_ID].dropna()) & truth.untracked_job_ids
+    assert not set(tasks[TaskCol.NATIVE_ID].dropna()) & (truth.untracked_job_ids - late)
 
 
 @pytest.mark.parametrize("source", SOURCES)

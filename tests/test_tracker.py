@@ -219,12 +219,14 @@ def task(i: int, status: str, job_id: str | None) -> dict[str, Any]:
 def world(tmp_path: Path) -> Iterator[tuple[FakeRun, FakeBatch, Clock, Ledger]]:
     """An aborted run: task 1 completed (job done), 2 aborted but job still RUNNING
     (orphan), 3 submitted and its job succeeded (stale); plus job x4 nobody recorded
-    with the run's work dir (untracked) and a stranger's job with another work dir."""
+    running task 2's launcher (untracked: a SubmitJob retry whose answer was lost — the
+    run submitted that task dir's hash, which proves it the run's) and a stranger's job
+    with another work dir."""
     batch = FakeBatch()
     batch.add(job_dict("j1", status="SUCCEEDED", workdir=f"{WORK}/{_hash(1)}"))
     batch.add(job_dict("j2", status="RUNNING", workdir=f"{WORK}/{_hash(2)}", attempts=1))
     batch.add(job_dict("j3", status="SUCCEEDED", workdir=f"{WORK}/{_hash(3)}"))
-    batch.add(job_dict("x4", status="RUNNING", workdir=f"{WORK}/{_hash(4)}"))
+    batch.add(job_dict("x4", status="RUNNING", workdir=f"{WORK}/{_hash(2)}"))
     batch.add(job_dict("other", status="RUNNING", workdir=f"s3://elsewhere/work/{_hash(9)}"))
     run = FakeRun(
         tasks_frame(
@@ -533,7 +535,8 @@ def test_kill_needs_a_ledger(world: Any) -> None:
 def test_close_stops_a_kill_between_chunks(world: Any) -> None:
     _run, batch, _, ledger = world
     for i in range(120):
-        batch.add(job_dict(f"y{i}", workdir=f"{WORK}/{_hash(100 + i)}"))
+        # more unanswered SubmitJob retries of task 2: its launcher, hence provably the run's
+        batch.add(job_dict(f"y{i}", workdir=f"{WORK}/{_hash(2)}"))
     tracker = make(world)
     tracker.refresh()
     plan = tracker.plan(verdicts=["untracked"])
@@ -649,13 +652,15 @@ class NoSleep:
 
 
 def nf_command(workdir: str) -> list[str]:
-    # Nextflow's container command; `sleep 6h` tells the emulator how long the job runs.
+    # Nextflow's container command; the trailing comment (`sleep 6h`) tells the emulator
+    # how long the job runs (bash ignores it).
     return [
         "bash",
         "-o",
         "pipefail",
         "-c",
-        f'trap "{{ ret=$?; exit $ret; }}" EXIT; sleep 6h; aws s3 cp --only-show-errors {workdir}/.command.run - | bash',
+        f'trap "{{ ret=$?; exit $ret; }}" EXIT; aws s3 cp --only-show-errors {workdir}/.command.run - '
+        "| bash 2>&1 | tee .command.log # sleep 6h",
     ]
 
 
@@ -890,7 +895,8 @@ class FlakyTerminate:
 def test_an_aws_failure_mid_kill_keeps_the_jobs_already_killed(world: Any) -> None:
     run, batch, clock, ledger = world
     for i in range(2):
-        batch.add(job_dict(f"y{i}", workdir=f"{WORK}/{_hash(100 + i)}"))
+        # more unanswered SubmitJob retries of task 2: its launcher, hence provably the run's
+        batch.add(job_dict(f"y{i}", workdir=f"{WORK}/{_hash(2)}"))
     outage = AwsError("TerminateJobs kept failing until the deadline", operation="TerminateJobs",
                       code="InternalServerError")
     flaky = FlakyTerminate(batch, [{"y1": "ThrottlingException"}, outage])

@@ -564,20 +564,23 @@ class SimulatedNextflow:
         tpl = task.tpl
         out, err = task_output(task.name, tpl.process, tpl.tag, tpl.exit_code)
         self.control.set_behavior(task.job_id, float(tpl.duration), tpl.exit_code, out + err)
+        if self._vt >= (24, 4, 0):
+            line = f"[AWS BATCH] Process `{task.name}` submitted > job={task.job_id}; work-dir={task.workdir}"
+        else:
+            # Before job arrays (24.04) the submit line did not name the task.
+            line = f"[AWS BATCH] submitted > job={task.job_id}; work-dir={task.workdir}"
+        # The handler logs the submission even after an abort: nextflow-io/nextflow#7445's
+        # log shows "[AWS BATCH] Process `…` submitted > job=…" lines after "Session aborted".
+        self._logw(_TS, "DEBUG", _L_HANDLER, line)
+        self._logw(_TS, "INFO", _L_SESSION, f"[{task.hash}] Submitted process > {task.name}")
         if not record:
+            # ... but the task never reaches the running queue: nothing kills or polls it.
             task.post_abort = True
             self._untracked.add(task.job_id)
             return
         task.status = "SUBMITTED"
         task.submit_ms = self._ms()
         self._running.append(task)
-        if self._vt >= (24, 4, 0):
-            line = f"[AWS BATCH] Process `{task.name}` submitted > job={task.job_id}; work-dir={task.workdir}"
-        else:
-            # Before job arrays (24.04) the submit line did not name the task.
-            line = f"[AWS BATCH] submitted > job={task.job_id}; work-dir={task.workdir}"
-        self._logw(_TS, "DEBUG", _L_HANDLER, line)
-        self._logw(_TS, "INFO", _L_SESSION, f"[{task.hash}] Submitted process > {task.name}")
         task.nf_status = "SUBMITTED"
         self._post("process_submitted", trace=self._weblog_trace(task))
 
