@@ -113,7 +113,10 @@ def _job(jid: str, status: str, wd: str, **extra: object) -> dict[str, object]:
     job: dict[str, object] = {
         "jobId": jid, "jobName": "x", "jobQueue": "q", "status": status,
         "createdAt": int(pd.Timestamp("2026-01-02 10:01", tz="UTC").timestamp() * 1000),
-        "container": {"command": ["bash", "-c", f"aws s3 cp {wd}/.command.run - | bash"], "vcpus": 1},
+        # Nextflow's launcher (AwsBatchTaskHandler): only a command of that shape proves the task dir
+        "container": {"command": ["bash", "-o", "pipefail", "-c",
+                                  f"aws s3 cp --only-show-errors {wd}/.command.run - | bash 2>&1 | tee .command.log"],
+                      "vcpus": 1},
     }
     if status in ("RUNNING", "SUCCEEDED", "FAILED"):
         job["startedAt"] = job["createdAt"]
