@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from batchkit.errors import AccessDeniedError, AwsError, InputError
+from batchkit.errors import AccessDeniedError, AwsError, BatchkitError, InputError
 from batchkit.inspection import (
     DEFAULT_LINES,
     DEFAULT_TAIL_BYTES,
@@ -303,7 +303,7 @@ class WorkdirWitness:
         self,
         s3: S3Reader,
         *,
-        per_refresh: int = 20,
+        per_refresh: int = 10,
         recheck_after: float = 300.0,
         clock: Any = None,
     ) -> None:
@@ -326,7 +326,11 @@ class WorkdirWitness:
             or (not self._seen[wd][1].exited and now - self._seen[wd][0] >= self.recheck_after)
         ]
         for wd in stale[: self.per_refresh]:
-            self._seen[wd] = (now, self.s3.evidence(wd))
+            try:
+                found = self.s3.evidence(wd)
+            except BatchkitError as exc:  # no credentials, a bad URL: explain, never break a refresh
+                found = WorkdirEvidence(wd, error=str(exc))
+            self._seen[wd] = (now, found)
         known = {wd: self._seen[wd][1] for wd in targets if wd in self._seen}
         return explain_with_workdir(frame, known)
 

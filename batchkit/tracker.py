@@ -380,8 +380,11 @@ class Tracker:
         interval: float = 15.0,
         reload_run: bool = True,
         clock: Clock | None = None,
+        witness: Callable[[pd.DataFrame, pd.DataFrame | None], pd.DataFrame] | None = None,
     ) -> None:
         self.run = run
+        #: amends reasons from the task work dirs (``batchkit.inspect.WorkdirWitness``); never a verdict
+        self.witness = witness
         self.client = client
         self.queues: list[str] | None = list(queues) if queues else None
         # None: the launch dir's ledger; False: none at all (a read-only tracker, e.g.
@@ -542,6 +545,8 @@ class Tracker:
             now=pd.Timestamp(fetched_at),
             queues=self._queue_names(),
         )
+        if self.witness is not None:
+            frame = self.witness(frame, self.run.tasks)
         old = (
             self.snapshot.frame if self.snapshot is not None and self.snapshot.has_result else None
         )

@@ -365,3 +365,28 @@ def test_tracker_witness_is_bounded_per_refresh_and_remembers_exit_codes(
     wit(frame, run.tasks)
     assert readers.s3.requests == n1  # exit codes are final: never read again
     assert plan_kills(second) == plan_kills(frame)
+
+
+def test_tracker_refresh_with_the_witness_explains_a_vanished_job(
+    incident: Incident, parts: tuple[BatchClient, AwsReaders]
+) -> None:
+    from batchkit.inspect import WorkdirWitness
+    from batchkit.tracker import Tracker
+
+    batch, readers = parts
+    jid = _orphan(incident)
+    task = _task_of(incident, jid)
+    WorkdirWriter(readers.s3.client, incident.truth.work_dir).finished(task["workdir"], name=task["name"], exit_code=0)
+    incident.batch.forget(jid)
+    run = NextflowRun.from_dir(incident.launch_dir)
+    plain = Tracker(run, batch, ledger=False, reload_run=False)
+    tracker = Tracker(run, batch, ledger=False, reload_run=False, witness=WorkdirWitness(readers.s3))
+    try:
+        without, with_ = plain.refresh().frame, tracker.refresh().frame
+    finally:
+        plain.close()
+        tracker.close()
+    row = with_[with_[TaskCol.NATIVE_ID] == jid].iloc[0]
+    assert row[RecCol.VERDICT] == "vanished" and "work dir says exit 0" in row[RecCol.REASON]
+    assert plan_kills(with_) == plan_kills(without)
+    assert with_[RecCol.VERDICT].tolist() == without[RecCol.VERDICT].tolist()
