@@ -25,7 +25,7 @@ import pytest
 from botocore.config import Config
 
 from batchkit.sim import FaultPlan, LocalBatch
-from batchkit.sim import localbatch as localbatch_module
+from batchkit.sim import _emu_responses as responses_module
 
 T0 = 1_767_000_000.0  # a fixed emulator epoch, so timestamps are exact
 NF_COMMAND = [
@@ -527,16 +527,23 @@ def test_queue_ce_and_job_definition_calls(lb: LocalBatch, batch: Any) -> None:
 def test_unknown_queue_and_job_definition_are_client_errors(batch: Any) -> None:
     with pytest.raises(botocore.exceptions.ClientError) as e:
         batch.submit_job(jobName="a", jobQueue="nope", jobDefinition="nf-demo")
-    assert client_error(e) == (400, "ClientException", "Job Queue nope does not exist")
+    # AWS's wording, as quoted in base2genomics/batchit#13 and aws-samples/aws-genomics-workflows#84.
+    assert client_error(e) == (400, "ClientException", "JobQueue nope not found.")
     with pytest.raises(botocore.exceptions.ClientError) as e:
         batch.submit_job(jobName="a", jobQueue="q", jobDefinition="nope:9")
-    assert client_error(e)[:2] == (400, "ClientException") and "nope:9" in client_error(e)[2]
+    assert client_error(e) == (
+        400, "ClientException", "JobDefinition name nope:9 does not exist or is not in ACTIVE status."
+    )
+    arn = "arn:aws:batch:us-east-1:123456789012:job-definition/nope:1"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        batch.submit_job(jobName="a", jobQueue="q", jobDefinition=arn)
+    assert client_error(e) == (400, "ClientException", f"JobDefinition {arn} not found.")
     with pytest.raises(botocore.exceptions.ClientError) as e:
         batch.submit_job(jobName="bad name!", jobQueue="q", jobDefinition="nf-demo")
-    assert "bad name!" in client_error(e)[2]
+    assert "Job name should match valid pattern" in client_error(e)[2]  # fluidattacks/makes#697
     with pytest.raises(botocore.exceptions.ClientError) as e:
         batch.list_jobs(jobQueue="nope")
-    assert client_error(e)[2] == "Job Queue nope does not exist"
+    assert client_error(e)[2] == "JobQueue nope not found."
 
 
 def test_wrong_types_and_missing_members_are_client_errors(lb: LocalBatch) -> None:
@@ -579,7 +586,7 @@ def test_a_handler_crash_is_a_logged_server_exception(
     def boom(engine: Any, params: Any) -> Any:
         raise RuntimeError("kaput")
 
-    monkeypatch.setitem(localbatch_module._HANDLERS, "DescribeJobs", boom)
+    monkeypatch.setitem(responses_module.HANDLERS, "DescribeJobs", boom)
     with pytest.raises(botocore.exceptions.ClientError) as e:
         batch.describe_jobs(jobs=["x"])
     assert client_error(e)[:2] == (500, "ServerException")
@@ -649,7 +656,7 @@ def test_every_emulated_operation_routes_by_botocore_model() -> None:
     from batchkit.sim._emu_model import service_model
 
     model = service_model()
-    for op in localbatch_module._HANDLERS:
+    for op in responses_module.HANDLERS:
         http = model.model.operation_model(op).http
         path = http["requestUri"].replace("{resourceArn}", "arn%3Aaws%3Abatch%3Aus-east-1%3A1%3Ajob%2Fx")
         assert model.route(http["method"], path)[0] == op  # type: ignore[index]
@@ -875,7 +882,7 @@ def test_submit_jobs_seeds_many_jobs_in_process(lb: LocalBatch, batch: Any) -> N
     lb.advance(10)
     assert len(lb.jobs("RUNNING")) == 4 and len(lb.jobs("RUNNABLE")) == 1996
     assert describe(batch, ids[0])["tags"] == {"run": "r1"}
-    with pytest.raises(ValueError, match="Job Queue nope does not exist"):
+    with pytest.raises(ValueError, match="JobQueue nope not found"):
         lb.submit_jobs(1, queue="nope")
 
 

@@ -15,8 +15,8 @@ Differences found (asserted in ``test_moto_differences`` so they stay true):
   conditions client-side, so its answers agree anyway.
 - moto's DescribeJobs with an empty id list returns every job (Batch: none); BatchClient
   never sends an empty list.
-- Error wording: moto "Job queue nope does not exist", LocalBatch "Job Queue nope does not
-  exist" (both ClientException); both answer 200 to TerminateJob/CancelJob of an unknown id.
+- Error wording: moto "Job queue nope does not exist", LocalBatch AWS's "JobQueue nope not
+  found." (both ClientException); both answer 200 to TerminateJob/CancelJob of an unknown id.
 - Shapes: moto's job detail and summary carry ``stoppedAt``; LocalBatch's detail carries
   ``platformCapabilities`` and ``propagateTags``; moto's job definition carries
   ``parameters`` and ``tags``, LocalBatch's ``containerOrchestrationType``.

@@ -1,584 +1,92 @@
-"""The emulator's state and lifecycle: compute environments, queues, job definitions, jobs.
+"""The emulator's backend: one method per AWS Batch operation, over the resources and the lifecycle.
 
-Pure and single-threaded by design: the HTTP layer holds one lock around every
-call. Time comes from an ``EmuClock``; the lifecycle is an event queue evaluated
-lazily up to "now" at the start of each call, so 10,000 jobs cost nothing while
-nobody looks and a DescribeJobs of 100 ids touches only those 100 jobs.
-
-Lifecycle (DESIGN §3): SUBMITTED -(1 s)-> PENDING -(1 s)-> RUNNABLE -(vCPUs free on
-the queue's compute environment)-> STARTING -(1 s)-> RUNNING -(duration)->
-SUCCEEDED / FAILED. Each try is an entry of ``attempts[]``; ``retryStrategy``
-(attempts, evaluateOnExit) decides whether a failed try goes back to RUNNABLE.
+Like a moto ``models.py`` backend: each API method takes the request's members (already
+checked against botocore's model by the HTTP layer), applies AWS Batch's rules
+(``_emu_resources``), and answers with the members AWS answers with; the lifecycle
+(``_emu_scheduler``) moves the jobs. Pure and single-threaded: the HTTP layer holds one
+lock around every call.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import heapq
-import itertools
 import json
-import random
-import re
-import time
-import uuid
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Final
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from ._emu_logs import LogWrite
 from ._emu_model import client_error
+from ._emu_resources import (
+    ACTIVE,
+    CANCELLABLE,
+    DEFAULT_DURATION,
+    DEFAULT_LOADED_DURATION,
+    DEPENDENCY_FAILED,
+    ESSENTIAL_EXITED,
+    MAX_DEPENDS_ON,
+    MAX_QUEUE_CES,
+    TERMINAL,
+    TIMEOUT_REASON,
+    ComputeEnv,
+    Job,
+    JobQueue,
+    Naming,
+    check_compute_resources,
+    check_memory,
+    check_name,
+    check_retry_strategy,
+    check_tags,
+    cluster_name,
+    describe_job,
+    glob_match,
+    job_vcpus,
+    merge_container,
+    ms,
+    parse_command,
+    parse_output,
+    reason_of,
+    summarize_job,
+    to_ms_instant,
+)
+from ._emu_scheduler import EmuClock, Scheduler
 
-# Fixed delays of the early states, in emulator seconds.
-SUBMITTED_DELAY: Final = 1.0
-PENDING_DELAY: Final = 1.0
-STARTING_DELAY: Final = 1.0
-#: Duration of a job whose command has no ``sleep N`` (seconds).
-DEFAULT_DURATION: Final = 60.0
-#: Duration of a loaded job (replayed incident) whose command has no ``sleep N``: long
-#: enough that a replayed orphan is still running when someone looks for it.
-DEFAULT_LOADED_DURATION: Final = 3600.0
-
-ACTIVE: Final = frozenset({"SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"})
-TERMINAL: Final = frozenset({"SUCCEEDED", "FAILED"})
-CANCELLABLE: Final = frozenset({"SUBMITTED", "PENDING", "RUNNABLE"})
-
-ESSENTIAL_EXITED: Final = "Essential container in task exited"
-TIMEOUT_REASON: Final = "Job attempt duration exceeded timeout"
-DEPENDENCY_FAILED: Final = "Dependent Job failed"
-
-_SLEEP = re.compile(r"\bsleep\s+(\d+(?:\.\d+)?)([smhd]?)\b")
-_EXIT = re.compile(r"\bexit\s+(\d{1,3})\b")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
-_UNIT = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_command(command: Iterable[str] | None) -> tuple[float | None, int | None]:
-    """The duration (sum of ``sleep N``) and exit code (``exit N``) a command asks for.
-
-    Nextflow's own command (``bash -o pipefail -c 'trap ...; exit $ret; ...'``) holds
-    ``exit $ret``, which is not a number and so sets nothing.
-    """
-    text = " ".join(command or ())
-    sleeps = [float(n) * _UNIT[u] for n, u in _SLEEP.findall(text)]
-    duration = sum(sleeps) if sleeps else None
-    exits = _EXIT.findall(text)
-    exit_code = int(exits[-1]) if exits else None
-    return duration, exit_code
-
-
-_ECHO = re.compile(r"""\becho\s+(?:-[neE]+\s+)?('([^']*)'|"([^"]*)"|([^;&|<>\n]*))""")
-
-
-def parse_output(command: Iterable[str] | None) -> list[str]:
-    """The lines a command's ``echo`` statements print (what its log stream shows)."""
-    text = " ".join(command or ())
-    lines: list[str] = []
-    for m in _ECHO.finditer(text):
-        single, double, bare = m.group(2), m.group(3), m.group(4)
-        line = single if single is not None else double if double is not None else (bare or "").strip()
-        lines.extend(line.split("\\n") if line else [""])
-    return lines
+__all__ = [
+    "ACTIVE",
+    "CANCELLABLE",
+    "DEPENDENCY_FAILED",
+    "ESSENTIAL_EXITED",
+    "TERMINAL",
+    "TIMEOUT_REASON",
+    "EmuClock",
+    "Engine",
+    "glob_match",
+    "parse_command",
+    "parse_output",
+]
 
 
-def glob_match(pattern: str, value: str | None) -> bool:
-    """evaluateOnExit matching: exact, or a prefix when the pattern ends in ``*``.
-
-    A missing value matches as "": Nextflow's spot strategy ends in
-    ``{onReason: "*", action: EXIT}`` to stop every other failure from retrying, and
-    an ordinary non-zero exit carries no container reason at all.
-    """
-    if value is None:
-        value = ""
-    if pattern.endswith("*"):
-        return value.startswith(pattern[:-1])
-    return value == pattern
-
-
-class EmuClock:
-    """Emulator time in epoch seconds: real time, sped up, or stepped by hand.
-
-    A sped-up clock has two ways to keep time, chosen by ``wall``:
-
-    - ``wall=False`` (in-process default): the emulator's clock itself runs ``speed``
-      times faster, so timestamps run ahead of this machine's clock; whoever reads them
-      must take "now" from ``now()`` (the tracker does, with ``clock=``), and every HTTP
-      answer's ``Date`` header carries the emulator's time so the drift is visible.
-    - ``wall=True`` (``batchkit sim serve``, for outside clients): timestamps stay on the
-      wall clock and every lifecycle span (state delays, ``sleep N`` durations, timeouts,
-      terminate delays, retention) is ``speed`` times shorter, so an AWS CLI user's
-      AFTER_CREATED_AT or job age built from their own clock stays right; a ``sleep 600``
-      job at x60 shows ``stoppedAt - startedAt`` = 10 s.
-    """
-
-    def __init__(
-        self, *, speed: float = 1.0, manual: bool = False, start_time: float | None = None, wall: bool = False
-    ) -> None:
-        if not speed > 0 or speed == float("inf"):
-            raise ValueError(f"clock speed {speed!r} must be a finite number > 0")
-        self.speed = speed
-        self.manual = manual
-        self.wall = wall and not manual
-        self._start = time.time() if start_time is None else float(start_time)
-        self._t0 = time.monotonic()
-        self._manual_now = self._start
-
-    def now(self) -> float:
-        if self.manual:
-            return self._manual_now
-        if self.wall:
-            return self._start + (time.monotonic() - self._t0)
-        return self._start + (time.monotonic() - self._t0) * self.speed
-
-    def span(self, seconds: float) -> float:
-        """How long ``seconds`` of simulated work lasts on this clock (shorter in wall mode)."""
-        return seconds / self.speed if self.wall else seconds
-
-    def advance(self, seconds: float) -> None:
-        """Step a manual clock forward (``LocalBatch.advance`` also runs the lifecycle)."""
-        if not self.manual:
-            raise ValueError("advance() needs a manual clock: LocalBatch(manual_clock=True)")
-        if seconds < 0:
-            raise ValueError(f"cannot move the clock backwards ({seconds!r} s)")
-        self._manual_now += seconds
-
-    def set(self, when: float) -> None:
-        """Jump to ``when`` (restoring a dumped state); never moves backwards."""
-        if self.manual:
-            self._manual_now = max(self._manual_now, when)
-        else:
-            now = self.now()
-            if when > now:
-                self._start += when - now
-
-    def run(self, speed: float = 1.0) -> None:
-        """From now on run at ``speed`` (a manual clock starts moving by itself).
-
-        A replay stepped by hand in milliseconds can then be watched live: the demo
-        notebook replays the incident on a manual clock and then runs it in real time,
-        so its 4-hour orphans keep running for hours of wall time.
-        """
-        if speed <= 0:
-            raise ValueError(f"clock speed {speed!r} must be > 0")
-        self._start, self._t0 = self.now(), time.monotonic()
-        self.speed, self.manual = speed, False
-
-
-def ms(t: float | None) -> int | None:
-    return None if t is None else round(t * 1000)
-
-
-@dataclass(eq=False, slots=True)
-class ComputeEnv:
-    name: str
-    arn: str
-    detail: dict[str, Any]
-    capacity: float
-    used: float = 0.0
-    runnable: deque[Job] = field(default_factory=deque)
-    stuck: list[Job] = field(default_factory=list)  # need more vCPUs than the CE can ever give
-
-
-@dataclass(eq=False, slots=True)
-class JobQueue:
-    name: str
-    arn: str
-    detail: dict[str, Any]
-    ce: ComputeEnv | None
-    jobs: list[Job] = field(default_factory=list)  # top-level jobs in creation order
-
-
-@dataclass(eq=False, slots=True)
-class Job:
-    job_id: str
-    name: str
-    queue: JobQueue
-    job_definition: str
-    created: float
-    container: dict[str, Any]
-    vcpus: float
-    status: str = "SUBMITTED"
-    status_reason: str | None = None
-    started: float | None = None
-    stopped: float | None = None
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-    retry_strategy: dict[str, Any] | None = None
-    timeout: float | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    parameters: dict[str, str] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)  # other describe members, kept as given
-    duration: float = DEFAULT_DURATION
-    exit_code: int = 0
-    gen: int = 0  # bumped when the pending event of this job becomes obsolete
-    next_event: tuple[float, str] | None = None
-    attempt_start: float | None = None  # STARTING instant of the current try
-    running_since: float | None = None
-    end_kind: str | None = None  # how the current try will end: exit | timeout | spot
-    holds_vcpus: bool = False
-    is_cancelled: bool = False
-    is_terminated: bool = False
-    array_size: int | None = None
-    array_index: int | None = None
-    parent: Job | None = None
-    children: list[Job] = field(default_factory=list)
-    cancel_reason: str | None = None  # an array parent cancelled while children still run
-    forgotten: bool = False  # aged out / vanished: absent from every answer
-    open_children: int = 0  # array parent: children not finished yet (O(1) per child end)
-    kill_reason: str | None = None  # TerminateJob received; the container is still stopping
-    failed_children: int = 0
-    #: what the container prints: written to the attempt's CloudWatch Logs stream when it runs
-    output: list[str] = field(default_factory=list)
-    #: the current attempt's ECS task id (32 hex digits), set when the attempt is STARTING
-    task_id: str | None = None
-    instance_arn: str | None = None
-
-
-class Engine:
+class Engine(Scheduler):
     """All emulator state; every public method is one API call or one test hook."""
 
     def __init__(self, clock: EmuClock, *, region: str, account_id: str, seed: int = 0) -> None:
-        self.clock = clock
+        super().__init__(clock, Naming(region, account_id), seed=seed)
         self.region = region
         self.account_id = account_id
-        self.rng = random.Random(seed)
-        self.spot_interruption_rate = 0.0
-        #: Seconds after which a finished job ages out of every answer (real Batch:
-        #: about a week); None keeps every job.
-        self.retention: float | None = None
-        #: Seconds a STARTING/RUNNING job keeps its state after TerminateJob before it is
-        #: FAILED (real Batch takes a few seconds to stop the container); 0 = at once.
-        self.terminate_delay = 0.0
         self.ces: dict[str, ComputeEnv] = {}
-        self.queues: dict[str, JobQueue] = {}
         self.jobdefs: dict[str, list[dict[str, Any]]] = {}  # name -> revisions (index = rev - 1)
         self.jobs: dict[str, Job] = {}
         self.tags: dict[str, dict[str, str]] = {}  # non-job resource ARN -> tags
-        self._events: list[tuple[float, int, Job, int, str]] = []
-        self._seq = itertools.count()
-        self._processed_until = clock.now()
-        #: Job output waiting to be written to CloudWatch Logs (None: no logs endpoint, keep nothing).
-        self.log_outbox: list[LogWrite] | None = None
 
     # --- naming -------------------------------------------------------------------
 
     def arn(self, kind: str, name: str) -> str:
-        return f"arn:aws:batch:{self.region}:{self.account_id}:{kind}/{name}"
+        return self.naming.arn(kind, name)
 
     def new_job_id(self) -> str:
         # Random, not seeded: ids stay unique across emulator restarts, as AWS's are.
+        import uuid
+
         return str(uuid.uuid4())
-
-    # --- lifecycle ----------------------------------------------------------------
-
-    def catch_up(self) -> float:
-        """Run every lifecycle event due by now; return now."""
-        now = self.clock.now()
-        events = self._events
-        while events and events[0][0] <= now:
-            t, _, job, gen, kind = heapq.heappop(events)
-            if gen != job.gen:
-                continue
-            job.next_event = None
-            self._fire(job, kind, t)
-        self._processed_until = max(self._processed_until, now)
-        return now
-
-    def _push(self, job: Job, when: float, kind: str) -> None:
-        job.gen += 1
-        job.next_event = (when, kind)
-        heapq.heappush(self._events, (when, next(self._seq), job, job.gen, kind))
-
-    def _cancel_event(self, job: Job) -> None:
-        job.gen += 1
-        job.next_event = None
-
-    def _fire(self, job: Job, kind: str, t: float) -> None:
-        if kind == "to_pending":
-            job.status = "PENDING"
-            if job.array_size is not None:
-                return  # an array parent waits in PENDING for its children
-            self._push(job, t + self.clock.span(PENDING_DELAY), "to_runnable")
-        elif kind == "to_runnable":
-            self._make_runnable(job, t)
-        elif kind == "to_running":
-            job.status = "RUNNING"
-            job.running_since = t
-            # "Each container attempt receives a log stream name when they reach the RUNNING
-            # status" (ContainerDetail.logStreamName, AWS Batch API reference).
-            stream = self._log_stream(job)
-            job.container["logStreamName"] = stream
-            if self.log_outbox is not None:
-                self.log_outbox.append(LogWrite(stream, tuple((ms(t) or 0, line) for line in job.output)))
-            self._plan_end(job)
-        elif kind == "end":
-            self._end_attempt(job, t, job.end_kind or "exit")
-        elif kind == "kill":
-            self._kill_now(job, job.kill_reason or "Terminated", t)
-
-    def _make_runnable(self, job: Job, t: float) -> None:
-        job.status = "RUNNABLE"
-        ce = job.queue.ce
-        if ce is None:
-            return  # a queue without a compute environment never starts anything
-        if job.vcpus > ce.capacity:
-            # Real Batch leaves such a job RUNNABLE forever; it must not block the queue.
-            ce.stuck.append(job)
-            return
-        ce.runnable.append(job)
-        self._schedule(ce, t)
-
-    def _schedule(self, ce: ComputeEnv, t: float) -> None:
-        q = ce.runnable
-        while q:
-            head = q[0]
-            if head.status != "RUNNABLE" or head.holds_vcpus or head.forgotten:
-                q.popleft()  # cancelled/terminated/replaced while waiting
-                continue
-            if ce.used + head.vcpus > ce.capacity + 1e-9:
-                return  # FIFO: the head waits for capacity
-            q.popleft()
-            self._start_attempt(head, ce, t)
-
-    def _start_attempt(self, job: Job, ce: ComputeEnv, t: float) -> None:
-        ce.used += job.vcpus
-        job.holds_vcpus = True
-        job.status = "STARTING"
-        job.status_reason = None
-        # "Each container attempt receives a task ARN when they reach the STARTING status"
-        # (ContainerDetail.taskArn). The top-level container describes the current attempt,
-        # so the previous attempt's exit code and log stream go (they stay in attempts[]).
-        job.task_id = uuid.uuid4().hex
-        job.instance_arn = f"{self._cluster_arn(ce).replace(':cluster/', ':container-instance/')}/{uuid.uuid4().hex}"
-        for key in ("exitCode", "reason", "logStreamName"):
-            job.container.pop(key, None)
-        job.container["taskArn"] = self._task_arn(job, ce)
-        job.container["containerInstanceArn"] = job.instance_arn
-        job.attempt_start = t
-        job.running_since = None
-        job.started = None
-        self._push(job, t + STARTING_DELAY, "to_running")
-
-    def _plan_end(self, job: Job, spot_roll: bool = True, not_before: float | None = None) -> None:
-        """Schedule how the running try ends: exit, timeout or spot reclaim, whichever is first.
-
-        ``not_before``: a try shortened while it runs ends now at the earliest, never in the past.
-        """
-        assert job.running_since is not None and job.attempt_start is not None
-        job.started = job.running_since
-        span = self.clock.span
-        end = job.running_since + span(job.duration)
-        kind = "exit"
-        if job.timeout is not None:
-            # attemptDurationSeconds counts from the attempt's startedAt.
-            limit = job.running_since + span(job.timeout)
-            if limit < end:
-                end, kind = limit, "timeout"
-        if spot_roll and self.spot_interruption_rate > 0 and self.rng.random() < self.spot_interruption_rate:
-            at = job.running_since + span(job.duration) * self.rng.uniform(0.1, 0.9)
-            if at < end:
-                end, kind = at, "spot"
-        job.end_kind = kind
-        if not_before is not None:
-            end = max(end, not_before)
-        self._push(job, end, "end")
-
-    def _release(self, job: Job, t: float) -> None:
-        if job.holds_vcpus and job.queue.ce is not None:
-            ce = job.queue.ce
-            ce.used = max(0.0, ce.used - job.vcpus)
-            job.holds_vcpus = False
-            self._schedule(ce, t)
-        job.holds_vcpus = False
-
-    def _instance_id(self, job: Job) -> str:
-        digest = hashlib.sha1(f"{job.job_id}/{len(job.attempts)}".encode()).hexdigest()
-        return "i-0" + digest[:16]
-
-    def _cluster_arn(self, ce: ComputeEnv | None) -> str:
-        if ce is not None and ce.detail.get("ecsClusterArn"):
-            return str(ce.detail["ecsClusterArn"])
-        return f"arn:aws:ecs:{self.region}:{self.account_id}:cluster/{job_queue_cluster_name(None)}"
-
-    def _task_arn(self, job: Job, ce: ComputeEnv | None) -> str:
-        # AWS: arn:aws:ecs:<region>:<account>:task/<cluster name>/<32 hex task id>
-        cluster = self._cluster_arn(ce).rsplit("/", 1)[-1]
-        return f"arn:aws:ecs:{self.region}:{self.account_id}:task/{cluster}/{job.task_id}"
-
-    def _log_stream(self, job: Job) -> str:
-        # <jobDefinitionName>/default/<ecs task id>: the stream name Batch gives each attempt.
-        return f"{job.job_definition.rsplit('/', 1)[-1].split(':')[0]}/default/{job.task_id}"
-
-    def _attempt_record(self, job: Job, t: float, reason: str, exit_code: int | None) -> dict[str, Any]:
-        if job.task_id is None:  # an attempt of a loaded job that started before we knew it
-            job.task_id = uuid.uuid4().hex
-        ce = job.queue.ce
-        container: dict[str, Any] = {
-            "containerInstanceArn": job.instance_arn
-            or f"{self._cluster_arn(ce).replace(':cluster/', ':container-instance/')}/{uuid.uuid4().hex}",
-            "taskArn": self._task_arn(job, ce),
-            "networkInterfaces": [],
-        }
-        if job.running_since is not None:  # a stream exists only for an attempt that ran
-            container["logStreamName"] = self._log_stream(job)
-        if exit_code is not None:
-            container["exitCode"] = exit_code
-        started = job.running_since if job.running_since is not None else job.attempt_start
-        return {
-            "container": container,
-            "startedAt": ms(started),
-            "stoppedAt": ms(t),
-            "statusReason": reason,
-        }
-
-    def _end_attempt(self, job: Job, t: float, how: str) -> None:
-        """A try ended on its own (exit), by timeout, or by a spot reclaim."""
-        if how == "spot":
-            reason, code = f"Host EC2 (instance {self._instance_id(job)}) terminated.", None
-        elif how == "timeout":
-            reason, code = TIMEOUT_REASON, None
-        else:
-            reason, code = ESSENTIAL_EXITED, job.exit_code
-        rec = self._attempt_record(job, t, reason, code)
-        job.attempts.append(rec)
-        self._release(job, t)
-        job.container["exitCode"] = code
-        if code is None:
-            job.container.pop("exitCode", None)
-        if how == "exit" and code == 0:
-            self._finish(job, "SUCCEEDED", reason, t)
-            return
-        # AWS Batch: "If a job is terminated due to a timeout, it isn't retried."
-        if job.kill_reason is not None:
-            # It ended on its own while being terminated: no new try for a killed job.
-            self._finish(job, "FAILED", job.kill_reason, t)
-            return
-        if how != "timeout" and self._should_retry(job, rec):
-            job.status = "RUNNABLE"
-            job.status_reason = None
-            job.attempt_start = None
-            job.running_since = None
-            self._make_runnable(job, t)
-            return
-        self._finish(job, "FAILED", reason, t)
-
-    def _should_retry(self, job: Job, rec: dict[str, Any]) -> bool:
-        strategy = job.retry_strategy or {}
-        allowed = int(strategy.get("attempts") or 1)
-        if len(job.attempts) >= allowed:
-            return False
-        code = rec.get("container", {}).get("exitCode")
-        for cond in strategy.get("evaluateOnExit") or ():
-            checks = [
-                ("onStatusReason", rec.get("statusReason")),
-                ("onReason", rec.get("container", {}).get("reason")),
-                ("onExitCode", None if code is None else str(code)),
-            ]
-            if all(glob_match(cond[k], v) for k, v in checks if cond.get(k) is not None):
-                return str(cond.get("action", "")).upper() == "RETRY"
-        # "If none of the EvaluateOnExit conditions match, the job is retried."
-        return True
-
-    def _finish(self, job: Job, status: str, reason: str | None, t: float) -> None:
-        self._cancel_event(job)
-        job.status = status
-        job.status_reason = reason
-        job.stopped = t
-        if job.started is None and job.running_since is not None:
-            job.started = job.running_since
-        parent = job.parent
-        if parent is None:
-            return
-        parent.open_children -= 1
-        if status == "FAILED":
-            parent.failed_children += 1
-        if parent.status in ACTIVE and parent.open_children <= 0:
-            ok = parent.failed_children == 0
-            if parent.cancel_reason is not None:
-                parent.is_cancelled = True
-                self._finish(parent, "FAILED", parent.cancel_reason, t)
-            else:
-                self._finish(parent, "SUCCEEDED" if ok else "FAILED", None if ok else "Array Child Job failed", t)
-
-    # --- kills ------------------------------------------------------------------------
-
-    def terminate(self, job: Job, reason: str, t: float) -> None:
-        """TerminateJob: STARTING/RUNNING -> FAILED with the reason; earlier states are cancelled."""
-        if job.status in TERMINAL or job.kill_reason is not None:
-            return  # idempotent: a finished or already-terminating job is left alone
-        if job.status in ("STARTING", "RUNNING") and self.terminate_delay > 0:
-            # The job stays STARTING/RUNNING while its container stops (SIGTERM, then SIGKILL).
-            job.kill_reason = reason
-            when = t + self.clock.span(self.terminate_delay)
-            if job.status == "STARTING" or job.next_event is None or job.next_event[0] > when:
-                self._push(job, when, "kill")
-            return
-        self._kill_now(job, reason, t)
-
-    def _kill_now(self, job: Job, reason: str, t: float) -> None:
-        if job.status in ("STARTING", "RUNNING"):
-            job.is_terminated = True
-            if job.running_since is None and job.status == "RUNNING":
-                job.running_since = t
-            # The container gets SIGTERM: bash exits 128+15.
-            job.attempts.append(self._attempt_record(job, t, ESSENTIAL_EXITED, 143))
-            job.container["exitCode"] = 143
-            self._release(job, t)
-        else:
-            job.is_cancelled = True
-        # The parent first, so its children finishing do not overwrite its reason.
-        self._finish(job, "FAILED", reason, t)
-        for child in job.children:
-            self.terminate(child, reason, t)
-
-    def cancel(self, job: Job, reason: str, t: float) -> None:
-        """CancelJob: only SUBMITTED/PENDING/RUNNABLE; STARTING/RUNNING are quietly left running."""
-        if job.status not in CANCELLABLE:
-            return
-        if job.children:
-            # "When you try to cancel an array parent job in PENDING, Batch attempts to cancel all
-            # child jobs. The array parent job is cancelled when all child jobs are completed."
-            job.cancel_reason = reason
-            for child in job.children:
-                self.cancel(child, reason, t)
-            return
-        job.is_cancelled = True
-        self._finish(job, "FAILED", reason, t)
-
-    def interrupt(self, job: Job, t: float) -> None:
-        """A spot reclaim now: the running try ends; retryStrategy decides what follows."""
-        if job.status not in ("STARTING", "RUNNING"):
-            raise ValueError(
-                f"job {job.job_id} is {job.status}: only a STARTING or RUNNING job runs on a host that can be reclaimed"
-            )
-        if job.running_since is None:
-            job.running_since = t
-        self._cancel_event(job)
-        self._end_attempt(job, t, "spot")
-
-    def set_behavior(
-        self, job: Job, duration: float | None, exit_code: int | None, output: list[str] | None = None
-    ) -> None:
-        targets = [job, *job.children]
-        for j in targets:
-            if output is not None:
-                j.output = [str(line) for line in output]
-                if j.status == "RUNNING" and self.log_outbox is not None and "logStreamName" in j.container:
-                    # Already running: its stream exists; the new lines are printed now.
-                    t = ms(self.clock.now()) or 0
-                    self.log_outbox.append(LogWrite(j.container["logStreamName"], tuple((t, x) for x in j.output)))
-            if duration is not None:
-                if duration < 0:
-                    raise ValueError(f"duration {duration!r} must be >= 0")
-                j.duration = float(duration)
-            if exit_code is not None:
-                j.exit_code = int(exit_code)
-            if j.status == "RUNNING" and j.running_since is not None and j.kill_reason is None:
-                prev, was_spot = j.next_event, j.end_kind == "spot"
-                self._plan_end(j, spot_roll=False, not_before=self.clock.now())
-                if was_spot and prev is not None and j.next_event is not None and prev[0] < j.next_event[0]:
-                    j.end_kind = "spot"  # a planned spot reclaim still comes first
-                    self._push(j, prev[0], "end")
 
     # --- resolution -------------------------------------------------------------------
 
@@ -589,6 +97,13 @@ class Engine:
     def find_queue(self, ref: str) -> JobQueue | None:
         name = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
         return self.queues.get(name)
+
+    def queue_or_error(self, ref: str) -> JobQueue:
+        queue = self.find_queue(ref)
+        if queue is None:
+            # AWS's text (quoted in base2genomics/batchit#13): "JobQueue x-job-queue not found."
+            raise client_error(f"JobQueue {ref} not found.")
+        return queue
 
     def find_jobdef(self, ref: str) -> dict[str, Any] | None:
         """A job definition by name (latest ACTIVE revision), name:revision or ARN."""
@@ -607,131 +122,61 @@ class Engine:
         active = [d for d in revs if d.get("status") == "ACTIVE"]
         return active[-1] if active else None
 
+    def jobdef_or_error(self, ref: str) -> dict[str, Any]:
+        found = self.find_jobdef(ref)
+        if found is None:
+            # AWS's texts: "JobDefinition name nextflow does not exist or is not in ACTIVE
+            # status" for a name (aws-samples/aws-genomics-workflows#84), "JobDefinition
+            # arn:aws:batch:...:job-definition/X not found." for an ARN (azavea/raster-vision-aws#17).
+            if ref.startswith("arn:"):
+                raise client_error(f"JobDefinition {ref} not found.")
+            raise client_error(f"JobDefinition name {ref} does not exist or is not in ACTIVE status.")
+        return found
+
     def find_job(self, ref: str) -> Job | None:
         key = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
         job = self.jobs.get(key)
         return job if job is not None and self.visible(job) else None
 
-    def visible(self, job: Job) -> bool:
-        """False for a job that has aged out or was forgotten (nextflow-io/nextflow#7301)."""
-        if job.forgotten:
-            return False
-        if self.retention is not None and job.stopped is not None and job.status in TERMINAL:
-            return self.clock.now() - job.stopped <= self.clock.span(self.retention)
-        return True
-
-    def forget(self, job: Job) -> None:
-        """Make a job vanish from every answer, as an aged-out job does; it stops running."""
-        self.terminate(job, "forgotten", self.clock.now())
-        for j in (job, *job.children):
-            j.forgotten = True
-
-    # --- describing -----------------------------------------------------------------
+    def iter_jobs(self) -> Iterator[Job]:
+        return (j for j in self.jobs.values() if self.visible(j))
 
     def describe(self, job: Job) -> dict[str, Any]:
-        d: dict[str, Any] = dict(job.extra)
-        d.update(
-            {
-                "jobArn": self.arn("job", job.job_id),
-                "jobName": job.name,
-                "jobId": job.job_id,
-                "jobQueue": job.queue.arn,
-                "status": job.status,
-                "attempts": [dict(a) for a in job.attempts],
-                "createdAt": ms(job.created),
-                "dependsOn": d.get("dependsOn", []),
-                "jobDefinition": job.job_definition,
-                "parameters": dict(job.parameters),
-                "container": dict(job.container),
-                "tags": dict(job.tags),
-                "platformCapabilities": d.get("platformCapabilities", ["EC2"]),
-                "propagateTags": bool(d.get("propagateTags", False)),
-            }
-        )
-        if job.status_reason is not None:
-            d["statusReason"] = job.status_reason
-        started = job.started
-        if started is not None:
-            d["startedAt"] = ms(started)
-        if job.stopped is not None:
-            d["stoppedAt"] = ms(job.stopped)
-        if job.retry_strategy is not None:
-            d["retryStrategy"] = job.retry_strategy
-        if job.timeout is not None:
-            d["timeout"] = {"attemptDurationSeconds": int(job.timeout)}
-        if job.is_cancelled:
-            d["isCancelled"] = True
-        if job.is_terminated:
-            d["isTerminated"] = True
-        if job.array_size is not None:
-            d["arrayProperties"] = {"statusSummary": self._status_summary(job), "size": job.array_size}
-        elif job.array_index is not None:
-            d["arrayProperties"] = {"index": job.array_index}
-        return d
-
-    def _status_summary(self, job: Job) -> dict[str, int]:
-        summary = dict.fromkeys(("STARTING", "FAILED", "RUNNING", "SUCCEEDED", "RUNNABLE", "SUBMITTED", "PENDING"), 0)
-        for c in job.children:
-            summary[c.status] += 1
-        return summary
+        return describe_job(job, self.naming)
 
     def summary(self, job: Job) -> dict[str, Any]:
-        """A ListJobs summary: no command (DESIGN §3: DescribeJobs is needed for that)."""
-        s: dict[str, Any] = {
-            "jobArn": self.arn("job", job.job_id),
-            "jobId": job.job_id,
-            "jobName": job.name,
-            "createdAt": ms(job.created),
-            "status": job.status,
-            "jobDefinition": job.job_definition,
-        }
-        if job.status_reason is not None:
-            s["statusReason"] = job.status_reason
-        if job.started is not None:
-            s["startedAt"] = ms(job.started)
-        if job.stopped is not None:
-            s["stoppedAt"] = ms(job.stopped)
-        if job.status in TERMINAL and "exitCode" in job.container:
-            s["container"] = {"exitCode": job.container["exitCode"]}
-        if job.array_size is not None:
-            s["arrayProperties"] = {"size": job.array_size}
-        elif job.array_index is not None:
-            s["arrayProperties"] = {"index": job.array_index}
-        if job.is_cancelled:
-            s["isCancelled"] = True
-        if job.is_terminated:
-            s["isTerminated"] = True
-        return s
+        return summarize_job(job, self.naming)
 
     # --- API: compute environments, queues, job definitions -------------------------
 
     def create_compute_environment(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["computeEnvironmentName"]
-        if not _NAME.match(name):
-            raise client_error(
-                f"Compute environment name {name!r} is invalid: up to 128 letters, numbers, hyphens and underscores, starting with a letter or number"
-            )
+        check_name("Compute environment", name)
         if name in self.ces:
             raise client_error(f"Object already exists: compute environment {name}")
+        check_tags(p.get("tags"))
         resources = p.get("computeResources")
         ctype = p.get("type", "MANAGED")
         if ctype == "MANAGED":
             if not resources:
                 raise client_error("computeResources is required for a MANAGED compute environment")
-            capacity = float(resources.get("maxvCpus", 256))
+            capacity = check_compute_resources(resources)
         else:
-            capacity = float(p.get("unmanagedvCpus") or 256)
+            unmanaged = p.get("unmanagedvCpus")
+            if unmanaged is not None and unmanaged < 0:
+                raise client_error(f"unmanagedvCpus {unmanaged} must be 0 or more")
+            capacity = float(unmanaged or 256)
         arn = self.arn("compute-environment", name)
         detail = {
             "computeEnvironmentName": name,
             "computeEnvironmentArn": arn,
-            "ecsClusterArn": f"arn:aws:ecs:{self.region}:{self.account_id}:cluster/{job_queue_cluster_name(name)}",
+            "ecsClusterArn": self.naming.ecs("cluster", cluster_name(name)),
             "tags": dict(p.get("tags") or {}),
             "type": ctype,
             "state": p.get("state", "ENABLED"),
             "status": "VALID",
             "statusReason": "ComputeEnvironment Healthy",
-            "serviceRole": p.get("serviceRole", self.arn_iam("AWSBatchServiceRole")),
+            "serviceRole": p.get("serviceRole", self.naming.iam_role("AWSBatchServiceRole")),
         }
         if resources:
             detail["computeResources"] = resources
@@ -740,9 +185,6 @@ class Engine:
         self.ces[name] = ComputeEnv(name, arn, detail, capacity)
         return {"computeEnvironmentName": name, "computeEnvironmentArn": arn}
 
-    def arn_iam(self, role: str) -> str:
-        return f"arn:aws:iam::{self.account_id}:role/{role}"
-
     def describe_compute_environments(self, p: dict[str, Any]) -> dict[str, Any]:
         wanted = p.get("computeEnvironments") or None
         items = list(self.ces.values())
@@ -750,26 +192,32 @@ class Engine:
             found = [self.find_ce(w) for w in wanted]
             items = [c for c in found if c is not None]
         page, token = _page(items, p, 100)
-        out = []
-        for c in page:
-            d = dict(c.detail)
-            d["tags"] = dict(self.tags.get(c.arn, {}))
-            out.append(d)
+        out = [dict(c.detail) | {"tags": dict(self.tags.get(c.arn, {}))} for c in page]
         return _with_token({"computeEnvironments": out}, token)
 
-    def create_job_queue(self, p: dict[str, Any]) -> dict[str, Any]:
-        name = p["jobQueueName"]
-        if not _NAME.match(name):
-            raise client_error(f"Job queue name {name!r} is invalid: up to 128 letters, numbers, hyphens and underscores")
-        if name in self.queues:
-            raise client_error(f"Object already exists: job queue {name}")
-        order = sorted(p.get("computeEnvironmentOrder") or [], key=lambda o: o.get("order", 0))
-        ce: ComputeEnv | None = None
-        for o in order:
+    def _ce_order(self, order: list[dict[str, Any]]) -> tuple[list[ComputeEnv], list[dict[str, Any]]]:
+        if len(order) > MAX_QUEUE_CES:
+            raise client_error(
+                f"computeEnvironmentOrder has {len(order)} compute environments: a job queue takes up to {MAX_QUEUE_CES}"
+            )
+        ces: list[ComputeEnv] = []
+        shown: list[dict[str, Any]] = []
+        # "Compute environments are tried in ascending order" (ComputeEnvironmentOrder).
+        for o in sorted(order, key=lambda o: o.get("order", 0)):
             found = self.find_ce(o.get("computeEnvironment", ""))
             if found is None:
                 raise client_error(f"Compute environment {o.get('computeEnvironment')} does not exist")
-            ce = ce or found
+            ces.append(found)
+            shown.append({"order": o.get("order", 0), "computeEnvironment": found.arn})
+        return ces, shown
+
+    def create_job_queue(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["jobQueueName"]
+        check_name("Job queue", name)
+        if name in self.queues:
+            raise client_error(f"Object already exists: job queue {name}")
+        check_tags(p.get("tags"))
+        ces, shown = self._ce_order(p.get("computeEnvironmentOrder") or [])
         arn = self.arn("job-queue", name)
         detail = {
             "jobQueueName": name,
@@ -778,16 +226,31 @@ class Engine:
             "status": "VALID",
             "statusReason": "JobQueue Healthy",
             "priority": p["priority"],
-            "computeEnvironmentOrder": [
-                {"order": o.get("order", 0), "computeEnvironment": self.find_ce(o["computeEnvironment"]).arn}  # type: ignore[union-attr]
-                for o in order
-            ],
+            "computeEnvironmentOrder": shown,
             "tags": dict(p.get("tags") or {}),
         }
         if p.get("tags"):
             self.tags[arn] = dict(p["tags"])
-        self.queues[name] = JobQueue(name, arn, detail, ce)
+        self.queues[name] = JobQueue(name, arn, detail, ces)
         return {"jobQueueName": name, "jobQueueArn": arn}
+
+    def update_job_queue(self, p: dict[str, Any]) -> dict[str, Any]:
+        """UpdateJobQueue: state (a DISABLED queue takes no new jobs, "but jobs already in the
+        queue can finish"), priority, computeEnvironmentOrder."""
+        queue = self.queue_or_error(p["jobQueue"])
+        if p.get("state") is not None:
+            queue.detail["state"] = p["state"]
+        if p.get("priority") is not None:
+            queue.detail["priority"] = p["priority"]
+        if p.get("computeEnvironmentOrder") is not None:
+            queue.ces, queue.detail["computeEnvironmentOrder"] = self._ce_order(p["computeEnvironmentOrder"])
+            # Jobs stuck for want of a big enough CE may fit the new ones.
+            stuck, queue.stuck = queue.stuck, []
+            for job in stuck:
+                if job.status == "RUNNABLE":
+                    self._make_runnable(job, self.clock.now())
+        self._schedule(queue, self.clock.now())
+        return {"jobQueueName": queue.name, "jobQueueArn": queue.arn}
 
     def describe_job_queues(self, p: dict[str, Any]) -> dict[str, Any]:
         wanted = p.get("jobQueues") or None
@@ -796,17 +259,18 @@ class Engine:
             found = [self.find_queue(w) for w in wanted]
             items = [q for q in found if q is not None]
         page, token = _page(items, p, 100)
-        out = []
-        for q in page:
-            d = dict(q.detail)
-            d["tags"] = dict(self.tags.get(q.arn, {}))
-            out.append(d)
+        out = [dict(q.detail) | {"tags": dict(self.tags.get(q.arn, {}))} for q in page]
         return _with_token({"jobQueues": out}, token)
 
     def register_job_definition(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["jobDefinitionName"]
-        if not _NAME.match(name):
-            raise client_error(f"Job definition name {name!r} is invalid: up to 128 letters, numbers, hyphens and underscores")
+        check_name("Job definition", name)
+        check_tags(p.get("tags"))
+        container = p.get("containerProperties") or {}
+        job_vcpus(container, p.get("platformCapabilities") or ("EC2",))
+        check_memory(container)
+        check_retry_strategy(p.get("retryStrategy"))
+        _timeout_of(p.get("timeout"))
         revs = self.jobdefs.setdefault(name, [])
         rev = len(revs) + 1
         arn = self.arn("job-definition", f"{name}:{rev}")
@@ -842,41 +306,27 @@ class Engine:
     # --- API: jobs --------------------------------------------------------------------
 
     def submit_job(self, p: dict[str, Any]) -> dict[str, Any]:
-        now = self.clock.now()
+        # createdAt is shown in milliseconds; keep exactly that, so a filter on a job's own
+        # createdAt compares against what the client saw (AFTER_CREATED_AT / BEFORE_CREATED_AT).
+        now = to_ms_instant(self.clock.now())
         name = p["jobName"]
-        if not _NAME.match(name):
-            raise client_error(
-                f"Job name {name!r} is invalid: it can be up to 128 characters long, must start with a letter or number, "
-                "and can contain letters, numbers, hyphens (-) and underscores (_)"
-            )
-        queue = self.find_queue(p["jobQueue"])
-        if queue is None:
-            raise client_error(f"Job Queue {p['jobQueue']} does not exist")
+        check_name("Job", name)
+        queue = self.queue_or_error(p["jobQueue"])
         if queue.detail.get("state") != "ENABLED":
-            raise client_error(f"Job Queue {queue.name} is DISABLED: it accepts no new jobs")
-        jobdef = self.find_jobdef(p["jobDefinition"])
-        if jobdef is None:
-            raise client_error(f"Job Definition {p['jobDefinition']} does not exist")
-        container = _merge_container(jobdef.get("containerProperties") or {}, p.get("containerOverrides") or {})
+            raise client_error(f"JobQueue {queue.name} is DISABLED: it accepts no new jobs")
+        jobdef = self.jobdef_or_error(p["jobDefinition"])
+        check_tags(p.get("tags"))
+        container = merge_container(jobdef.get("containerProperties") or {}, p.get("containerOverrides") or {})
+        platforms = jobdef.get("platformCapabilities") or ("EC2",)
+        vcpus = job_vcpus(container, platforms)
+        check_memory(container)
         retry = p.get("retryStrategy") or jobdef.get("retryStrategy")
-        if retry is not None:
-            n = retry.get("attempts", 1)
-            if not 1 <= int(n) <= 10:
-                raise client_error(f"retryStrategy.attempts {n} is out of range: use 1 to 10")
-            if len(retry.get("evaluateOnExit") or ()) > 5:
-                raise client_error("retryStrategy.evaluateOnExit accepts up to 5 conditions")
-            for cond in retry.get("evaluateOnExit") or ():
-                if str(cond.get("action", "")).upper() not in ("RETRY", "EXIT"):
-                    raise client_error("evaluateOnExit.action must be RETRY or EXIT")
-        timeout_spec = p.get("timeout") or jobdef.get("timeout")
-        timeout: float | None = None
-        if timeout_spec and timeout_spec.get("attemptDurationSeconds") is not None:
-            timeout = float(timeout_spec["attemptDurationSeconds"])
-            if timeout < 60:
-                raise client_error("timeout.attemptDurationSeconds must be at least 60 seconds")
+        check_retry_strategy(retry)
+        timeout = _timeout_of(p.get("timeout") or jobdef.get("timeout"))
         size = (p.get("arrayProperties") or {}).get("size")
         if size is not None and not 2 <= size <= 10000:
             raise client_error(f"arrayProperties.size {size} is out of range: use 2 to 10000")
+        depends = self._dependencies(p.get("dependsOn") or [], size)
         extra: dict[str, Any] = {}
         for key in ("dependsOn", "propagateTags", "schedulingPriority", "shareIdentifier"):
             if p.get(key) is not None:
@@ -886,43 +336,76 @@ class Engine:
         params = dict(jobdef.get("parameters") or {})
         params.update(p.get("parameters") or {})
         job = self._new_job(
-            self.new_job_id(), name, queue, jobdef["jobDefinitionArn"], now, container,
+            self.new_job_id(), name, queue, jobdef["jobDefinitionArn"], now, container, vcpus,
             retry=retry, timeout=timeout, tags=dict(p.get("tags") or {}), params=params, extra=extra,
         )
-        if size is not None:
+        if size is None:
+            self._link(job, [d for d, _ in depends if d is not None])
+            self.enter(job, now)
+        else:
             job.array_size = size
             for i in range(size):
                 child_container = dict(container)
                 env = [e for e in child_container.get("environment", []) if e.get("name") != "AWS_BATCH_JOB_ARRAY_INDEX"]
                 child_container["environment"] = [*env, {"name": "AWS_BATCH_JOB_ARRAY_INDEX", "value": str(i)}]
                 child = self._new_job(
-                    f"{job.job_id}:{i}", name, queue, job.job_definition, now, child_container,
+                    f"{job.job_id}:{i}", name, queue, job.job_definition, now, child_container, vcpus,
                     retry=retry, timeout=timeout, tags=dict(job.tags), params=params, extra=dict(extra), top=False,
                 )
                 child.array_index = i
                 child.parent = job
                 job.children.append(child)
+                self._link(child, _child_dependencies(job, i, depends))
             job.open_children = size
+            self.enter(job, now)
+            for child in job.children:
+                self.enter(child, now)
         return {"jobArn": self.arn("job", job.job_id), "jobName": name, "jobId": job.job_id}
 
+    def _dependencies(self, specs: list[dict[str, Any]], size: int | None) -> list[tuple[Job | None, str]]:
+        """dependsOn: "A job can depend upon a maximum of 20 jobs"; SEQUENTIAL without a job
+        id for an array job's children; N_TO_N with a job id between array jobs (JobDependency)."""
+        if len(specs) > MAX_DEPENDS_ON:
+            raise client_error(f"dependsOn has {len(specs)} jobs: a job can depend upon a maximum of {MAX_DEPENDS_ON} jobs")
+        out: list[tuple[Job | None, str]] = []
+        for spec in specs:
+            kind = str(spec.get("type") or "")
+            ref = spec.get("jobId")
+            if ref is None:
+                if kind != "SEQUENTIAL" or size is None:
+                    raise client_error("dependsOn: a jobId is required, except for a SEQUENTIAL dependency of an array job")
+                out.append((None, kind))
+                continue
+            dep = self.find_job(ref)
+            if dep is None:
+                raise client_error(f"dependsOn: job {ref} does not exist")
+            if kind == "N_TO_N" and size is not None and dep.array_size != size:
+                raise client_error(f"dependsOn: an N_TO_N dependency needs an array job of size {size}; {ref} is not one")
+            out.append((dep, kind))
+        return out
+
+    def _link(self, job: Job, deps: list[Job]) -> None:
+        job.depends_on = deps
+        for d in deps:
+            d.dependents.append(job)
+
     def _new_job(
-        self, job_id: str, name: str, queue: JobQueue, jobdef_arn: str, now: float, container: dict[str, Any], *,
-        retry: dict[str, Any] | None, timeout: float | None, tags: dict[str, str], params: dict[str, str],
-        extra: dict[str, Any], top: bool = True,
+        self, job_id: str, name: str, queue: JobQueue, jobdef_arn: str, now: float, container: dict[str, Any],
+        vcpus: float, *, retry: dict[str, Any] | None, timeout: float | None, tags: dict[str, str],
+        params: dict[str, str], extra: dict[str, Any], top: bool = True,
     ) -> Job:
         duration, exit_code = parse_command(container.get("command"))
         job = Job(
-            output=parse_output(container.get("command")),
             job_id=job_id, name=name, queue=queue, job_definition=jobdef_arn, created=now,
-            container=container, vcpus=_vcpus(container), retry_strategy=retry, timeout=timeout,
+            container=container, vcpus=vcpus, retry_strategy=retry, timeout=timeout,
             tags=tags, parameters=params, extra=extra,
             duration=DEFAULT_DURATION if duration is None else duration,
             exit_code=0 if exit_code is None else exit_code,
+            output=parse_output(container.get("command")),
         )
         self.jobs[job_id] = job
         if top:
             queue.jobs.append(job)
-        self._push(job, now + self.clock.span(SUBMITTED_DELAY), "to_pending")
         return job
 
     def describe_jobs(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -933,7 +416,7 @@ class Engine:
         seen: set[str] = set()
         for ref in ids:
             job = self.find_job(ref)
-            # DescribeJobs drops unknown ids silently (DESIGN §3; nextflow-io/nextflow#7301).
+            # DescribeJobs drops unknown ids silently (nextflow-io/nextflow#7301).
             if job is not None and job.job_id not in seen:
                 seen.add(job.job_id)
                 out.append(self.describe(job))
@@ -952,38 +435,44 @@ class Engine:
         elif p.get("multiNodeJobId"):
             raise client_error(f"Multi-node job {p['multiNodeJobId']} does not exist")
         elif p.get("jobQueue"):
-            queue = self.find_queue(p["jobQueue"])
-            if queue is None:
-                raise client_error(f"Job Queue {p['jobQueue']} does not exist")
-            source = queue.jobs
+            source = self.queue_or_error(p["jobQueue"]).jobs
         else:
             raise client_error("jobQueue, arrayJobId or multiNodeJobId must be specified")
+        # maxResults: "The minimum value is 1. When --job-status is used, Batch returns up to
+        # 1000 values. When --filters is used, Batch returns up to 100 values."
         limit = 100 if filters else 1000
-        max_results = p.get("maxResults") or limit
-        if max_results < 1:
-            raise client_error(f"maxResults {max_results} must be at least 1")
-        max_results = min(max_results, limit)
-        match = _job_filter(filters[0]) if filters else _status_filter(p.get("jobStatus") or "RUNNING")
+        max_results = p.get("maxResults")
+        if max_results is not None and max_results < 1:
+            raise client_error(f"maxResults {max_results} is out of range: the minimum value is 1")
+        max_results = min(max_results or limit, limit)
+        if filters:
+            match = _job_filter(filters[0], p.get("jobStatus"))
+        else:
+            match = _status_filter(p.get("jobStatus") or "RUNNING")
         fingerprint = _fingerprint(p)
-        start = 0
+        # filters: "The results are sorted by the createdAt field, with the most recent jobs
+        # being first." Jobs are kept in creation order, so walk them backwards; the token is an
+        # index into that list, which new submissions (appended) never shift.
+        step = -1 if filters else 1
+        i = len(source) - 1 if filters else 0
         if p.get("nextToken"):
-            start = _decode_token(p["nextToken"], fingerprint)
+            i = _decode_token(p["nextToken"], fingerprint)
         out: list[dict[str, Any]] = []
-        i = start
         n = len(source)
-        while i < n and len(out) < max_results:
+        while 0 <= i < n and len(out) < max_results:
             job = source[i]
-            i += 1
+            i += step
             if match(job) and self.visible(job):
                 out.append(self.summary(job))
         body: dict[str, Any] = {"jobSummaryList": out}
-        if i < n and any(match(j) for j in itertools.islice(source, i, None)):
+        rest = range(i, -1, -1) if filters else range(i, n)
+        if 0 <= i < n and any(match(source[k]) and self.visible(source[k]) for k in rest):
             body["nextToken"] = _encode_token(i, fingerprint)
         return body
 
     def terminate_job(self, p: dict[str, Any]) -> dict[str, Any]:
         now = self.clock.now()
-        reason = _reason(p)
+        reason = reason_of(p)
         job = self.find_job(p["jobId"])
         if job is not None:  # an unknown job is a success, as TerminateJobs documents
             self.terminate(job, reason, now)
@@ -991,7 +480,7 @@ class Engine:
 
     def cancel_job(self, p: dict[str, Any]) -> dict[str, Any]:
         now = self.clock.now()
-        reason = _reason(p)
+        reason = reason_of(p)
         job = self.find_job(p["jobId"])
         if job is not None:
             self.cancel(job, reason, now)
@@ -1008,7 +497,7 @@ class Engine:
         ids = p["jobs"]
         if len(ids) > 50:
             raise client_error(f"Too many jobs: {len(ids)} job ids were given, at most 50 are accepted")
-        reason = _reason(p)
+        reason = reason_of(p)
         now = self.clock.now()
         ok: list[str] = []
         errors: list[dict[str, str]] = []
@@ -1027,8 +516,10 @@ class Engine:
         return {"successful": ok, "errors": errors}
 
     def tag_resource(self, p: dict[str, Any]) -> dict[str, Any]:
-        arn = p["resourceArn"]
-        tags = self._tags_of(arn)
+        check_tags(p["tags"])
+        tags = self._tags_of(p["resourceArn"])
+        if len(set(tags) | set(p["tags"])) > 50:
+            raise client_error("A resource can have at most 50 tags")
         tags.update(p["tags"])
         return {}
 
@@ -1053,17 +544,13 @@ class Engine:
             raise client_error(f"Resource {arn} does not exist")
         return self.tags.setdefault(arn, {})
 
-    # --- iteration ---------------------------------------------------------------------
-
-    def iter_jobs(self) -> Iterator[Job]:
-        return (j for j in self.jobs.values() if self.visible(j))
-
     # --- state --------------------------------------------------------------------------
 
     def dump(self) -> dict[str, Any]:
         sim: dict[str, Any] = {}
         for job in self.iter_jobs():
-            s: dict[str, Any] = {"duration": job.duration, "exitCode": job.exit_code, "vcpus": job.vcpus}
+            s: dict[str, Any] = {"duration": job.duration, "exitCode": job.exit_code, "vcpus": job.vcpus,
+                                 "output": list(job.output)}
             if job.next_event is not None:
                 s["nextEvent"] = list(job.next_event)
                 s["endKind"] = job.end_kind
@@ -1073,6 +560,8 @@ class Engine:
                 s["runningSince"] = job.running_since
             if job.kill_reason is not None:
                 s["killReason"] = job.kill_reason
+            if job.task_id is not None:
+                s["taskId"] = job.task_id
             sim[job.job_id] = s
         return {
             "version": 1,
@@ -1086,8 +575,8 @@ class Engine:
             "jobDefinitions": [dict(d) for revs in self.jobdefs.values() for d in revs],
             "jobs": [self.describe(j) for j in self.iter_jobs()],
             "simulation": sim,
-            # The FIFO of each compute environment, so a reload starts jobs in the same order.
-            "runnable": {c.name: [j.job_id for j in c.runnable if j.status == "RUNNABLE"] for c in self.ces.values()},
+            # The FIFO of each queue, so a reload starts jobs in the same order.
+            "runnable": {q.name: [j.job_id for j in q.runnable if j.status == "RUNNABLE"] for q in self.queues.values()},
         }
 
     def load(self, state: dict[str, Any] | list[Any], duration: float | None = None) -> int:
@@ -1128,12 +617,12 @@ class Engine:
         # so capacity is counted before anything new starts.
         for job in loaded:
             if job.status != "RUNNABLE":
-                self._resume(job, sim.get(job.job_id), now)
+                self.resume(job, sim.get(job.job_id), now)
         order = {jid: k for k, jid in enumerate(i for ids in (state.get("runnable") or {}).values() for i in ids)}
         waiting = sorted((j for j in loaded if j.status == "RUNNABLE"), key=lambda j: order.get(j.job_id, len(order)))
         for job in waiting:
-            self._resume(job, sim.get(job.job_id), now)
-        # Link array children to their parents once every job exists.
+            self.resume(job, sim.get(job.job_id), now)
+        # Link array children to their parents, and jobs to their dependencies, once every job exists.
         for job in loaded:
             if ":" in job.job_id and job.array_index is not None:
                 parent = self.jobs.get(job.job_id.rsplit(":", 1)[0])
@@ -1144,6 +633,9 @@ class Engine:
                         parent.failed_children += job.status == "FAILED"
                     else:
                         parent.open_children += 1
+            if job.status in ACTIVE:
+                deps = [self.jobs.get(str(d.get("jobId"))) for d in job.extra.get("dependsOn") or () if d.get("jobId")]
+                self._link(job, [d for d in deps if d is not None])
         for q in self.queues.values():
             q.jobs = [j for j in q.jobs if self.jobs.get(j.job_id) is j]
             q.jobs.sort(key=lambda j: (j.created, j.job_id))
@@ -1186,7 +678,8 @@ class Engine:
         job = Job(
             job_id=d["jobId"], name=str(d.get("jobName") or d["jobId"]), queue=queue,
             job_definition=d.get("jobDefinition", self.arn("job-definition", "unknown:1")),
-            created=(d.get("createdAt") or now * 1000) / 1000.0, container=container, vcpus=_vcpus(container),
+            created=(d.get("createdAt") or ms(now) or 0) / 1000.0, container=container,
+            vcpus=_loaded_vcpus(container),
             status=status, status_reason=d.get("statusReason"),
             started=None if d.get("startedAt") is None else d["startedAt"] / 1000.0,
             stopped=None if d.get("stoppedAt") is None else d["stoppedAt"] / 1000.0,
@@ -1196,6 +689,7 @@ class Engine:
             duration=fallback if duration is None else duration,
             exit_code=0 if exit_code is None else exit_code,
             is_cancelled=bool(d.get("isCancelled")), is_terminated=bool(d.get("isTerminated")),
+            output=parse_output(container.get("command")),
         )
         arr = d.get("arrayProperties") or {}
         if arr.get("size") is not None:
@@ -1213,128 +707,91 @@ class Engine:
             job.running_since = sim.get("runningSince")
             job.end_kind = sim.get("endKind")
             job.kill_reason = sim.get("killReason")
+            job.task_id = sim.get("taskId")
+            if sim.get("output") is not None:
+                job.output = [str(x) for x in sim["output"]]
         return job
 
-    def _resume(self, job: Job, sim: dict[str, Any] | None, now: float) -> None:
-        """Put a loaded active job back on the lifecycle."""
-        if job.status in TERMINAL:
-            return
-        ce = job.queue.ce
-        if job.status in ("STARTING", "RUNNING") and ce is not None:
-            ce.used += job.vcpus  # may exceed capacity: what was running keeps running
-            job.holds_vcpus = True
-        nxt = (sim or {}).get("nextEvent")
-        if nxt is not None:
-            self._push(job, float(nxt[0]), str(nxt[1]))
-            return
-        if job.status == "SUBMITTED":
-            self._push(job, now + self.clock.span(SUBMITTED_DELAY), "to_pending")
-        elif job.status == "PENDING":
-            if job.array_size is None:
-                self._push(job, now + self.clock.span(PENDING_DELAY), "to_runnable")
-        elif job.status == "RUNNABLE":
-            self._make_runnable(job, now)
-        elif job.status == "STARTING":
-            job.attempt_start = job.attempt_start or now
-            self._push(job, now + self.clock.span(STARTING_DELAY), "to_running")
-        elif job.status == "RUNNING":
-            # An incident replayed offline: a job loaded RUNNING runs for its full duration from now,
-            # so the orphans of a captured incident are still there to find.
-            job.attempt_start = job.attempt_start or now
-            job.running_since = now
-            started = job.started
-            self._plan_end(job, spot_roll=False)
-            if started is not None:
-                job.started = started
+
+def _child_dependencies(parent: Job, i: int, depends: list[tuple[Job | None, str]]) -> list[Job]:
+    """What child ``i`` of an array job waits for: the whole dependency (a plain jobId),
+    child ``i`` of the dependency (N_TO_N), or child ``i - 1`` of its own array (SEQUENTIAL)."""
+    out: list[Job] = []
+    for dep, kind in depends:
+        if dep is None:  # SEQUENTIAL: "each child array job completes sequentially, starting at index 0"
+            if i > 0:
+                out.append(parent.children[i - 1])
+        elif kind == "N_TO_N" and dep.array_size is not None:
+            out.append(dep.children[i])
+        else:
+            out.append(dep)
+    return out
 
 
-def job_queue_cluster_name(ce_name: str | None) -> str:
-    """The ECS cluster Batch makes for a compute environment: ``<name>_Batch_<uuid>``."""
-    return f"{ce_name or 'LocalBatch'}_Batch_{uuid.uuid4()}"
+def _timeout_of(spec: dict[str, Any] | None) -> float | None:
+    """attemptDurationSeconds: "The minimum value for the timeout is 60 seconds" (JobTimeout)."""
+    if not spec or spec.get("attemptDurationSeconds") is None:
+        return None
+    timeout = float(spec["attemptDurationSeconds"])
+    if timeout < 60:
+        raise client_error("timeout.attemptDurationSeconds must be at least 60 seconds")
+    return timeout
 
 
-def _merge_container(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    c: dict[str, Any] = json.loads(json.dumps(base))
-    for key in ("vcpus", "memory", "command", "instanceType"):
-        if over.get(key) is not None:
-            c[key] = over[key]
-    # An override wins over the job definition, whichever of the two spellings each used.
-    for key, rtype in (("vcpus", "VCPU"), ("memory", "MEMORY")):
-        if over.get(key) is not None and c.get("resourceRequirements"):
-            c["resourceRequirements"] = [r for r in c["resourceRequirements"] if r.get("type") != rtype]
-    for r in over.get("resourceRequirements") or ():
-        legacy = {"VCPU": "vcpus", "MEMORY": "memory"}.get(r.get("type", ""))
-        if legacy is not None:
-            c.pop(legacy, None)
-    if over.get("environment"):
-        env = {e["name"]: e for e in c.get("environment", []) if "name" in e}
-        for e in over["environment"]:
-            env[e.get("name", "")] = e
-        c["environment"] = list(env.values())
-    if over.get("resourceRequirements"):
-        rr = {r["type"]: r for r in c.get("resourceRequirements", []) if "type" in r}
-        for r in over["resourceRequirements"]:
-            rr[r.get("type", "")] = r
-        c["resourceRequirements"] = list(rr.values())
-    c.setdefault("command", [])
-    c.setdefault("environment", [])
-    c.setdefault("networkInterfaces", [])
-    return c
-
-
-def _vcpus(container: dict[str, Any]) -> float:
+def _loaded_vcpus(container: dict[str, Any]) -> float:
+    """A loaded job's vCPUs, as it ran on AWS: read, not judged."""
     for r in container.get("resourceRequirements") or ():
         if r.get("type") == "VCPU":
             try:
                 return float(r.get("value", 1))
-            except ValueError:
-                raise client_error(f"resourceRequirements VCPU value {r.get('value')!r} is not a number") from None
+            except (TypeError, ValueError):
+                return 1.0
     v = container.get("vcpus")
-    return float(v) if v else 1.0
+    return float(v) if isinstance(v, int | float) and v > 0 else 1.0
 
 
-def _reason(p: dict[str, Any]) -> str:
-    reason = p["reason"]
-    if len(reason) > 1024:
-        raise client_error(f"reason is {len(reason)} characters long: the limit is 1024")
-    return str(reason)
-
-
-def _status_filter(status: str) -> Any:
+def _status_filter(status: str) -> Callable[[Job], bool]:
     return lambda job: job.status == status
 
 
-def _job_filter(f: dict[str, Any]) -> Any:
+def _job_filter(f: dict[str, Any], status: str | None) -> Callable[[Job], bool]:
     name = f.get("name")
     values = f.get("values") or []
-    if name not in ("JOB_NAME", "JOB_DEFINITION", "BEFORE_CREATED_AT", "AFTER_CREATED_AT") or len(values) != 1:
-        raise client_error(
-            "filters: name must be JOB_NAME, JOB_DEFINITION, BEFORE_CREATED_AT or AFTER_CREATED_AT, with exactly one value"
-        )
+    names = ("JOB_NAME", "JOB_DEFINITION", "BEFORE_CREATED_AT", "AFTER_CREATED_AT", "SHARE_IDENTIFIER")
+    if name not in names or len(values) != 1:
+        raise client_error(f"filters: name must be one of {', '.join(names)}, with exactly one value")
     value = str(values[0])
     if name == "JOB_NAME":
-        # Case-insensitive; a trailing * matches a prefix.
+        # "a case-insensitive match for the job name. If the value ends with an asterisk (*),
+        # the filter matches any job name that begins with the string before the '*'."
         v = value.lower()
         if v.endswith("*"):
             prefix = v[:-1]
             return lambda job: job.name.lower().startswith(prefix)
         return lambda job: job.name.lower() == v
     if name == "JOB_DEFINITION":
+        # "The value is case sensitive"; a name matches every revision, an ARN one revision,
+        # a trailing * a name prefix ("Asterisk (*) isn't supported when the ARN is used").
         def by_def(job: Job) -> bool:
             arn = job.job_definition
             short = arn.rsplit("/", 1)[-1]
-            cands = (arn, short, short.split(":")[0])
+            if value.startswith("arn:"):
+                return arn == value
             if value.endswith("*"):
-                return any(c.startswith(value[:-1]) for c in cands)
-            return value in cands
+                return short.split(":")[0].startswith(value[:-1])
+            return value in (short, short.split(":")[0])
         return by_def
+    if name == "SHARE_IDENTIFIER":
+        # "The SHARE_IDENTIFIER filter and the jobStatus field can be used together."
+        return lambda job: job.extra.get("shareIdentifier") == value and (status is None or job.status == status)
     try:
-        bound = int(value) / 1000.0
+        bound = int(value)
     except ValueError:
         raise client_error(f"filters: {name} value {value!r} must be epoch milliseconds") from None
+    # Compared in the milliseconds createdAt is shown in (createdAt is kept at that precision).
     if name == "BEFORE_CREATED_AT":
-        return lambda job: job.created < bound
-    return lambda job: job.created > bound
+        return lambda job: (ms(job.created) or 0) < bound
+    return lambda job: (ms(job.created) or 0) > bound
 
 
 def _fingerprint(p: dict[str, Any]) -> str:
@@ -1349,7 +806,7 @@ def _encode_token(index: int, fingerprint: str) -> str:
 def _decode_token(token: str, fingerprint: str) -> int:
     try:
         d = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if d["f"] != fingerprint:
+        if d["f"] != fingerprint or not isinstance(d["i"], int) or d["i"] < 0:
             raise ValueError
         return int(d["i"])
     except (ValueError, KeyError, TypeError):
@@ -1357,10 +814,13 @@ def _decode_token(token: str, fingerprint: str) -> int:
 
 
 def _page(items: list[Any], p: dict[str, Any], default: int) -> tuple[list[Any], str | None]:
+    # maxResults of the Describe* calls: "This value can be between 1 and 100."
+    size = p.get("maxResults")
+    if size is not None and not 1 <= size <= 100:
+        raise client_error(f"maxResults {size} is out of range: this value can be between 1 and 100")
     fingerprint = "page"
     start = _decode_token(p["nextToken"], fingerprint) if p.get("nextToken") else 0
-    size = p.get("maxResults") or default
-    end = start + size
+    end = start + (size or default)
     return items[start:end], (_encode_token(end, fingerprint) if end < len(items) else None)
 
 

@@ -13,6 +13,7 @@ Pure: no sockets, no threads. ``ApiError`` carries the HTTP status and the
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -127,9 +128,38 @@ def _label(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
+#: Smithy's "integer" is a 32-bit signed number, "long" a 64-bit one; AWS refuses a value
+#: outside that range before the operation sees it.
+_INT_RANGE = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+
+
+def _check_bounds(shape: Any, value: Any, where: str) -> None:
+    """The model's ``min``/``max``: a length for strings, a count for lists and maps, a value for numbers."""
+    meta = shape.metadata
+    # A map's minimum is not checked: SDKs send an empty ``tags: {}`` (botocore's own validator
+    # checks no map length either), and refusing it would break callers AWS may tolerate.
+    lo, hi = (None if shape.type_name == "map" else meta.get("min")), meta.get("max")
+    if lo is None and hi is None:
+        return
+    measure = value if shape.type_name in ("integer", "long", "double", "float") else len(value)
+    what = "value" if measure is value else "length"
+    if lo is not None and measure < lo:
+        raise client_error(
+            f"1 validation error detected: Value at '{where}' failed to satisfy constraint: Member must have {what} "
+            f"greater than or equal to {lo}"
+        )
+    if hi is not None and measure > hi:
+        raise client_error(
+            f"1 validation error detected: Value at '{where}' failed to satisfy constraint: Member must have {what} "
+            f"less than or equal to {hi}"
+        )
+
+
 def _validate(shape: Any, value: Any, path: str) -> None:
     t = shape.type_name
     where = path or "input"
+    if not isinstance(value, bool):
+        _check_shape(shape, value, where)
     if t == "structure":
         if not isinstance(value, dict):
             raise client_error(f"Invalid type for parameter {where}: expected a structure")
@@ -167,15 +197,30 @@ def _validate(shape: Any, value: Any, path: str) -> None:
             raise client_error(
                 f"Invalid type for parameter {where}, value: {value!r}, type: {type(value).__name__}, valid types: int"
             )
+        lo, hi = _INT_RANGE[t]
+        if not lo <= value <= hi:
+            raise client_error(f"Invalid value for parameter {where}: {value} does not fit a {t} (32/64-bit)")
     elif t == "boolean":
         if not isinstance(value, bool):
             raise client_error(
                 f"Invalid type for parameter {where}, value: {value!r}, type: {type(value).__name__}, valid types: bool"
             )
-    elif t in ("double", "float") and (isinstance(value, bool) or not isinstance(value, int | float)):
-        raise client_error(
-            f"Invalid type for parameter {where}, value: {value!r}, type: {type(value).__name__}, valid types: float"
-        )
+    elif t in ("double", "float"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise client_error(
+                f"Invalid type for parameter {where}, value: {value!r}, type: {type(value).__name__}, valid types: float"
+            )
+        if not math.isfinite(value):
+            raise client_error(f"Invalid value for parameter {where}: {value!r} is not a finite number")
+
+
+def _check_shape(shape: Any, value: Any, where: str) -> None:
+    t = shape.type_name
+    kinds: dict[str, type | tuple[type, ...]] = {
+        "string": str, "list": list, "map": dict, "integer": int, "long": int, "double": (int, float), "float": (int, float),
+    }
+    if t in kinds and isinstance(value, kinds[t]):
+        _check_bounds(shape, value, where)
 
 
 # A compiled output shape: ["s", {member: node | None}] | ["l", node | None] | ["m", node | None];

@@ -96,51 +96,28 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import os
 import signal
-import socket
-import struct
 import sys
 import threading
-import time
-import uuid
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from batchkit import _cli_args as cli_args
 from batchkit._cli_args import EXIT_FAILURE, EXIT_OK, EXIT_STATUS_HELP, EXIT_USAGE, SubParsers
 from batchkit._net import is_loopback_host
 
 from ._emu_engine import EmuClock, Engine
-from ._emu_faults import ERROR_ANSWERS, FaultPlan
+from ._emu_faults import FaultPlan
+from ._emu_http import Answer, EmulatorServer, parse_json_body
 from ._emu_logs import LogSink, MotoBackdrop, aws_client
-from ._emu_model import ApiError, client_error, service_model
+from ._emu_model import ApiError, service_model
+from ._emu_responses import answer_api
 
 log = logging.getLogger("batchkit.sim")
 
 __all__ = ["FaultPlan", "LocalBatch", "MotoBackdrop", "serve_main"]
-
-# Operation name -> Engine method. Everything else in the model answers 404 UnknownOperation.
-_HANDLERS: dict[str, Callable[[Engine, dict[str, Any]], dict[str, Any]]] = {
-    "CreateComputeEnvironment": Engine.create_compute_environment,
-    "DescribeComputeEnvironments": Engine.describe_compute_environments,
-    "CreateJobQueue": Engine.create_job_queue,
-    "DescribeJobQueues": Engine.describe_job_queues,
-    "RegisterJobDefinition": Engine.register_job_definition,
-    "DescribeJobDefinitions": Engine.describe_job_definitions,
-    "SubmitJob": Engine.submit_job,
-    "DescribeJobs": Engine.describe_jobs,
-    "ListJobs": Engine.list_jobs,
-    "TerminateJob": Engine.terminate_job,
-    "CancelJob": Engine.cancel_job,
-    "TerminateJobs": lambda e, p: e.bulk(p, "terminate"),
-    "CancelJobs": lambda e, p: e.bulk(p, "cancel"),
-    "TagResource": Engine.tag_resource,
-    "UntagResource": Engine.untag_resource,
-    "ListTagsForResource": Engine.list_tags_for_resource,
-}
 
 DUMMY_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 
@@ -188,7 +165,7 @@ class LocalBatch:
         #: exercise a client's fallback to TerminateJob).
         self.unsupported_operations: set[str] = set()
         self._lock = threading.RLock()
-        self._server: _Server | None = None
+        self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
         self.endpoint_url = ""
         #: Calls answered, per operation (faults included), for tests and benchmarks.
@@ -213,8 +190,7 @@ class LocalBatch:
             with self._lock:
                 if self._engine.log_outbox is None:
                     self._engine.log_outbox = []
-        server = _Server((self.host, self.port), _Handler)
-        server.emulator = self
+        server = EmulatorServer((self.host, self.port), self)
         self._server = server
         self.port = server.server_address[1]
         self.endpoint_url = f"http://{self.host}:{self.port}"
@@ -505,98 +481,35 @@ class LocalBatch:
 
     # --- request handling (called by the HTTP handler threads) ----------------------
 
-    def _api(self, handler: _Handler, method: str, raw: bytes) -> None:
-        try:
-            self._api_call(handler, method, raw)
-        except Exception:
-            # Never a traceback on the wire, never a silently dropped connection.
-            log.exception("LocalBatch: %s %s failed", method, handler.path)
-            with contextlib.suppress(OSError):
-                handler.send_error_json(ApiError("ServerException", "Internal error: see the emulator log", 500))
+    def now(self) -> float:
+        """The emulator's time (epoch seconds): the HTTP ``Date`` header of every answer."""
+        return self.clock.now()
 
-    def _api_call(self, handler: _Handler, method: str, raw: bytes) -> None:
-        model = service_model()
-        found = model.route(method, handler.path)
-        if found is None:
-            handler.send_json(404, {"__type": "UnknownOperationException", "message": f"No operation at {method} {urlsplit(handler.path).path}"})
-            return
-        op, path_params = found
-        with self._lock:
-            self.calls[op] = self.calls.get(op, 0) + 1
-        if op not in _HANDLERS or op in self.unsupported_operations:
-            handler.send_error_json(ApiError("UnknownOperationException", f"Operation {op} is not supported here", 404))
-            return
-        decision = self.faults.decide(op)
-        if decision.latency > 0:
-            time.sleep(decision.latency)  # real time on purpose: it is the caller's wall clock that suffers
-        kind = decision.kind
-        if kind in ("drop", "reset"):
-            handler.drop(reset=kind == "reset")
-            return
-        if kind in ("authorizer-500", "server-500", "throttle-429"):
-            status, code, message = ERROR_ANSWERS[kind]
-            handler.send_error_json(ApiError(code, message, status))
-            return
-        if kind in ("empty", "empty-body", "empty-list"):
-            handler.send_json(200, _empty_answer(op, kind, decision.firing))
-            return
-        try:
-            params = _parse_body(raw)
-            params.update(path_params)
-            query = parse_qs(urlsplit(handler.path).query)
-            if op == "UntagResource" and "tagKeys" in query:
-                params["tagKeys"] = query["tagKeys"]
-            model.validate_input(op, params)
-            with self._lock:
-                self._catch_up()
-                if kind == "job-errors" and op in ("TerminateJobs", "CancelJobs"):
-                    rate = decision.job_error_rate
-                    body = self._engine.bulk(
-                        params,
-                        "terminate" if op == "TerminateJobs" else "cancel",
-                        fail=lambda _job_id: self.faults.job_error(rate),
-                    )
-                else:
-                    body = _HANDLERS[op](self._engine, params)
-            body = model.shape_output(op, body)
-        except ApiError as e:
-            handler.send_error_json(e)
-            return
-        except Exception:
-            log.exception("LocalBatch: %s failed", op)
-            handler.send_error_json(ApiError("ServerException", f"Internal error in {op}: see the emulator log", 500))
-            return
-        if kind == "applied-lost":
-            handler.drop()
-            return
-        if kind == "applied-500":
-            status, code, message = ERROR_ANSWERS[kind]
-            handler.send_error_json(ApiError(code, message, status))
-            return
-        handler.send_json(200, body)
+    def answer(self, method: str, path: str, headers: Any, raw: bytes) -> Answer:
+        """Answer one HTTP request: the Batch API, or ``/_admin/...``."""
+        if path.startswith("/_admin/"):
+            return self._admin(method, path, headers, raw)
+        return answer_api(self, method, path, raw)
 
-    def _admin(self, handler: _Handler, method: str, raw: bytes) -> None:
+    def _admin(self, method: str, raw_path: str, headers: Any, raw: bytes) -> Answer:
         if self.admin_token and not hmac.compare_digest(
-            (handler.headers.get("Authorization") or "").encode(), f"Bearer {self.admin_token}".encode()
+            (headers.get("Authorization") or "").encode(), f"Bearer {self.admin_token}".encode()
         ):
-            handler.send_json(401, {"error": "the admin API needs the header Authorization: Bearer <token>"})
-            return
-        path = urlsplit(handler.path).path.rstrip("/")
+            return Answer(401, {"error": "the admin API needs the header Authorization: Bearer <token>"})
+        path = urlsplit(raw_path).path.rstrip("/")
         parts = [unquote(p) for p in path.split("/")[2:]]  # after "/_admin"
         try:
-            body = _parse_body(raw) if raw else {}
+            body = parse_json_body(raw) if raw else {}
             answer = self._admin_call(method, parts, body)
         except _NotFound as e:
-            handler.send_json(404, {"error": str(e)})
-            return
-        except (ValueError, KeyError, TypeError, ApiError) as e:
-            handler.send_json(400, {"error": e.message if isinstance(e, ApiError) else str(e)})
-            return
+            return Answer(404, {"error": str(e)})
+        except (ValueError, KeyError, TypeError, ApiError, RecursionError) as e:
+            return Answer(400, {"error": e.message if isinstance(e, ApiError) else str(e) or type(e).__name__})
         except Exception as e:
             log.exception("LocalBatch admin: %s %s failed", method, path)
-            handler.send_json(500, {"error": f"{type(e).__name__}: {e} (see the emulator log)"})
-            return
-        handler.send_json(200, answer)
+            return Answer(500, {"error": f"{type(e).__name__}: {e} (see the emulator log)"})
+        return Answer(200, answer)
+
 
     def _admin_call(self, method: str, parts: list[str], body: dict[str, Any]) -> dict[str, Any]:
         route = (method, *parts[:1])
@@ -606,7 +519,7 @@ class LocalBatch:
         if route == ("GET", "clock"):
             return {"now": self.clock.now(), "manual": self.clock.manual, "speed": self.clock.speed}
         if route == ("POST", "clock") and parts[1:] == ["advance"]:
-            self.advance(float(body["seconds"]))
+            self.advance(_finite(body["seconds"], "seconds"))
             return {"now": self.clock.now()}
         if route == ("GET", "faults"):
             return {"rules": self.faults.rules(), "counts": self.faults.counts_list()}
@@ -615,10 +528,10 @@ class LocalBatch:
             rule = self.faults.add(
                 body.get("operation"),
                 str(body["kind"]),
-                rate=float(body.get("rate", 1.0)),
+                rate=_finite(body.get("rate", 1.0), "rate"),
                 count=None if body.get("count") is None else int(body["count"]),
-                window=None if window is None else (float(window[0]), float(window[1])),
-                latency=float(body.get("latency", 0.0)),
+                window=None if window is None else (_finite(window[0], "window start"), _finite(window[1], "window end")),
+                latency=_finite(body.get("latency", 0.0), "latency"),
             )
             return {"id": rule}
         if route == ("DELETE", "faults"):
@@ -631,7 +544,7 @@ class LocalBatch:
             return self.dump_state()
         if route == ("POST", "state"):
             before = len(self._engine.jobs)
-            self.load_state(body, duration=None if body.get("duration") is None else float(body["duration"]))
+            self.load_state(body, duration=None if body.get("duration") is None else _finite(body["duration"], "duration"))
             return {"loaded": len(body.get("jobs", [])), "jobs": len(self._engine.jobs), "before": before}
         if route == ("POST", "environment"):
             return self.create_environment(**body)
@@ -641,10 +554,10 @@ class LocalBatch:
                 self.unsupported_operations = set(ops)
             return {"operations": sorted(ops)}
         if route == ("POST", "terminate-delay"):
-            self.terminate_delay = float(body["seconds"])
+            self.terminate_delay = _finite(body["seconds"], "seconds")
             return {"seconds": self.terminate_delay}
         if route == ("POST", "retention"):
-            self.retention = None if body.get("seconds") is None else float(body["seconds"])
+            self.retention = None if body.get("seconds") is None else _finite(body["seconds"], "seconds")
             return {"seconds": self.retention}
         if route == ("POST", "jobs") and len(parts) == 1:
             ids = self.submit_jobs(
@@ -658,7 +571,7 @@ class LocalBatch:
             )
             return {"jobIds": ids}
         if route == ("POST", "spot"):
-            self.spot_interruption_rate = float(body["rate"])
+            self.spot_interruption_rate = _finite(body["rate"], "rate")
             return {"rate": self.spot_interruption_rate}
         if route == ("POST", "jobs") and len(parts) == 3 and parts[2] in ("interrupt", "behavior", "forget"):
             job_id = parts[1]
@@ -679,119 +592,13 @@ class _NotFound(Exception):
     pass
 
 
-def _parse_body(raw: bytes) -> dict[str, Any]:
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise client_error(f"Malformed JSON in the request body: {e}") from None
-    if not isinstance(body, dict):
-        raise client_error("The request body must be a JSON object")
-    return body
+def _finite(value: Any, what: str) -> float:
+    """An admin number: finite (NaN and infinities are refused, as AWS refuses them)."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{what} {value!r} must be a finite number")
+    return number
 
-
-def _empty_answer(op: str, kind: str, firing: int) -> dict[str, Any]:
-    # Both shapes a broken answer takes: no member at all (the null Nextflow's NPE tripped
-    # on, fixed in 24.10.2) and an empty list for ids that do exist.
-    lists = {"DescribeJobs": "jobs", "ListJobs": "jobSummaryList"}
-    as_list = kind == "empty-list" or (kind == "empty" and firing % 2 == 0)
-    if as_list and op in lists:
-        return {lists[op]: []}
-    return {}
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128  # many concurrent clients open connections at once
-    emulator: LocalBatch
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
-        super().__init__(address, handler)
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._conns_lock:
-            self._conns.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._conns_lock:
-            self._conns.discard(request)
-        super().shutdown_request(request)
-
-    def close_all(self) -> None:
-        with self._conns_lock:
-            conns = list(self._conns)
-            self._conns.clear()
-        for c in conns:
-            with contextlib.suppress(OSError):
-                c.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, like the real endpoint
-    # Headers and body leave in two writes; with Nagle on, the body waits for the
-    # client's delayed ACK and every call costs ~40 ms.
-    disable_nagle_algorithm = True
-    server: _Server
-    timeout = 300
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def _handle(self, method: str) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        raw = self.rfile.read(length) if length > 0 else b""
-        emulator = self.server.emulator
-        if self.path.startswith("/_admin/"):
-            emulator._admin(self, method, raw)
-        else:
-            emulator._api(self, method, raw)
-
-    def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def send_error_json(self, error: ApiError) -> None:
-        self.send_json(
-            error.status, {"__type": error.code, "message": error.message}, {"x-amzn-ErrorType": error.code}
-        )
-
-    def drop(self, *, reset: bool = False) -> None:
-        """Close the connection without a byte of answer (``reset``: with a TCP RST)."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            if reset:
-                # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.connection.close()
-            else:
-                self.connection.shutdown(socket.SHUT_RDWR)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("LocalBatch %s " + format, self.address_string(), *args)
 
 
 # --- standalone -------------------------------------------------------------------------
