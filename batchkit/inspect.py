@@ -37,7 +37,6 @@ from batchkit.inspection import (
     evidence_from_files,
     explain_with_workdir,
     needles_for,
-    nextflow_log_matches,
     workdir_targets,
 )
 from batchkit.schema import TaskCol
@@ -92,19 +91,51 @@ def _job_workdir(job: Mapping[str, Any]) -> str | None:
 
 
 def read_nextflow_lines(paths: list[str], needles: list[str], *, limit: int = NEXTFLOW_LINES) -> tuple[str, ...]:
-    """The last ``limit`` lines of the logs (oldest file first) naming one of ``needles``."""
+    """The last ``limit`` lines of the logs (oldest file first) naming one of ``needles``.
+
+    Reads in blocks and lets ``bytes.find`` look for the needles, so a long log costs
+    about as much as reading it: a task is named on a handful of its many lines.
+    """
     if not needles:
         return ()
+    keys = [n.encode() for n in needles if n]
     kept: deque[str] = deque(maxlen=limit)
     for path in paths:
         try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                for line in fh:
-                    if nextflow_log_matches(line, needles):
-                        kept.append(line.rstrip("\n"))
+            with open(path, "rb") as fh:
+                carry = b""
+                while True:
+                    block = fh.read(_BLOCK)
+                    if not block:
+                        break
+                    data = carry + block
+                    cut = data.rfind(b"\n") + 1
+                    if cut == 0:
+                        carry = data
+                        continue
+                    _matching_lines(data[:cut], keys, kept)
+                    carry = data[cut:]
+                if carry:
+                    _matching_lines(carry, keys, kept)
         except OSError:
             continue
     return tuple(kept)
+
+
+_BLOCK: Final = 4 << 20
+
+
+def _matching_lines(data: bytes, keys: list[bytes], kept: deque[str]) -> None:
+    starts: set[int] = set()
+    for key in keys:
+        at = data.find(key)
+        while at >= 0:
+            starts.add(data.rfind(b"\n", 0, at) + 1)
+            at = data.find(key, at + len(key))
+    for start in sorted(starts):
+        end = data.find(b"\n", start)
+        line = data[start:] if end < 0 else data[start:end]
+        kept.append(line.decode("utf-8", errors="replace").rstrip("\r"))
 
 
 def read_workdir(s3: S3Reader, workdir: str, *, max_bytes: int = DEFAULT_TAIL_BYTES) -> tuple[dict[str, FileTail], list[str]]:
@@ -143,8 +174,12 @@ def inspect(
     readers: AwsReaders | None = None,
     lines: int = DEFAULT_LINES,
     tail_bytes: int = DEFAULT_TAIL_BYTES,
+    attempt: int | None = None,
 ) -> Inspection:
     """Inspect one task (by name, hash or task id) or Batch job (by id).
+
+    The log shown is the latest attempt's that has a stream, or attempt number ``attempt``
+    (1-based, as listed) — a spot-reclaimed try keeps its own stream.
 
     ``run`` is a :class:`~batchkit.nextflow.NextflowRun` or its launch dir; ``batch`` a
     :class:`~batchkit.client.BatchClient`; ``readers`` the logs/S3 readers
@@ -195,7 +230,13 @@ def inspect(
         workdir = _job_workdir(job)
 
     log: LogTail | None = None
-    stream = next((a.log_stream for a in reversed(attempts) if a.log_stream), None)
+    if attempt is not None:
+        chosen = [a for a in attempts if a.index == attempt]
+        if not chosen:
+            problems.append(f"job {job_id} has no attempt {attempt} (it has {len(attempts)})")
+        stream = chosen[0].log_stream if chosen else None
+    else:
+        stream = next((a.log_stream for a in reversed(attempts) if a.log_stream), None)
     if stream is not None and readers is not None:
         log = readers.logs.tail(stream, lines=lines)
 
@@ -357,6 +398,7 @@ def register_cli(sub: Any) -> None:
                    help=f"log lines and file lines to show (default {DEFAULT_LINES})")
     p.add_argument("--bytes", dest="tail_bytes", type=cli_args.whole(1, 64 << 20), default=DEFAULT_TAIL_BYTES,
                    help=f"bytes read from the end of each work-dir file (default {DEFAULT_TAIL_BYTES})")
+    p.add_argument("--attempt", type=cli_args.whole(1, 10), help="show this attempt's log (default: the latest)")
     p.add_argument("--format", choices=("text", "json", "html"), default="text")
     p.add_argument("--tz", type=cli_args.time_zone, help="time zone of the trace and log (default: this machine's)")
     aws = p.add_argument_group("AWS")
@@ -390,7 +432,7 @@ def run_cli(args: Any) -> int:
         with AwsReaders.create(region=region, profile=args.profile, endpoint_urls=urls,
                                deadline=args.deadline) as readers:
             insp = inspect(args.target, run=run, batch=batch, readers=readers, lines=args.lines,
-                           tail_bytes=args.tail_bytes)
+                           tail_bytes=args.tail_bytes, attempt=args.attempt)
     if insp.task is None and insp.job_status is None:
         raise InputError(f"no task or Batch job {args.target!r} in this run; give a task name, hash or job id "
                          "(`batchkit reconcile` lists them)", path=str(folder))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -561,11 +561,6 @@ def render_html(insp: Inspection, *, standalone: bool = False) -> str:
     if standalone:
         return f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{_e(insp.query)}</title></head><body>{body}</body></html>'
     return body
-
-
-def nextflow_log_matches(line: str, needles: Sequence[str]) -> bool:
-    """Whether a ``.nextflow.log`` line is about the task (names its hash, job id or work dir)."""
-    return any(n and n in line for n in needles)
 
 
 def needles_for(task: Mapping[str, Any] | None, job_id: str | None, workdir: str | None) -> list[str]:

@@ -390,3 +390,22 @@ def test_tracker_refresh_with_the_witness_explains_a_vanished_job(
     assert row[RecCol.VERDICT] == "vanished" and "work dir says exit 0" in row[RecCol.REASON]
     assert plan_kills(with_) == plan_kills(without)
     assert with_[RecCol.VERDICT].tolist() == without[RecCol.VERDICT].tolist()
+
+
+def test_each_attempt_keeps_its_own_log_stream(incident: Incident, parts: tuple[BatchClient, AwsReaders]) -> None:
+    batch, readers = parts
+    jid = _orphan(incident)
+    incident.batch.set_job_behavior(jid, output=["first try"])
+    incident.batch.interrupt(jid)  # a spot reclaim: Batch ends this try
+    job = incident.batch.describe_job(jid)
+    assert job is not None
+    if job["status"] != "RUNNING":  # retried (retryStrategy) or failed: give the next try time to start
+        incident.batch.advance(120)
+    incident.batch.set_job_behavior(jid, output=["second try"])
+    latest = inspect(jid, batch=batch, readers=readers)
+    first = inspect(jid, batch=batch, readers=readers, attempt=1)
+    assert first.attempts[0].reason.startswith("Host EC2")
+    assert first.log is not None and [ln.message for ln in first.log.lines][-1] == "first try"
+    assert latest.log is not None and latest.log.stream != first.log.stream
+    assert inspect(jid, batch=batch, readers=readers, attempt=9).problems[-1].endswith("has no attempt 9 (it has "
+                                                                                       f"{len(latest.attempts)})")

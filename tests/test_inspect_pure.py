@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -256,3 +257,22 @@ def test_text_and_json_render_everything() -> None:
     assert data["attempts"][0]["started_at"] == "2026-01-02T12:04:00+00:00"
     assert data["task"]["exit"] is None
     assert data["files"][".command.err"]["truncated"] is True
+
+
+@pytest.mark.parametrize("block", [7, 64, 4 << 20])
+def test_nextflow_lines_are_found_across_block_boundaries(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, block: int) -> None:
+    import batchkit.inspect as insp_mod
+
+    monkeypatch.setattr(insp_mod, "_BLOCK", block)
+    lines = [f"Nov-30 07:00:{i:02d}.000 [main] DEBUG x - line {i}" for i in range(40)]
+    lines[3] += " [ab/cdef12] Submitted process > ALIGN (1)"
+    lines[17] += " job=j-123; work-dir=s3://b/w/ab/cdef12"
+    lines[39] += " job=j-123 twice j-123"
+    old, new = tmp_path / ".nextflow.log.1", tmp_path / ".nextflow.log"
+    old.write_text("older [ab/cdef12] line\r\n" + "x" * 100 + "\n")
+    new.write_text("\n".join(lines))  # no newline at the end
+    found = insp_mod.read_nextflow_lines([str(old), str(new)], ["[ab/cdef12]", "j-123"])
+    assert found == ("older [ab/cdef12] line", lines[3], lines[17], lines[39])
+    assert insp_mod.read_nextflow_lines([str(new)], ["j-123"], limit=1) == (lines[39],)
+    assert insp_mod.read_nextflow_lines([str(tmp_path / "missing")], ["x"]) == ()
+    assert insp_mod.read_nextflow_lines([str(new)], []) == ()
