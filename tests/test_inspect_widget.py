@@ -18,7 +18,7 @@ from batchkit.nextflow import NextflowRun
 from batchkit.reconcile import reconcile
 from batchkit.schema import JobCol, RecCol
 from batchkit.sim.nextflow import Incident, replay_incident
-from batchkit.widgets.inspector import InspectorPanel, row_key
+from batchkit.widgets.inspector import HINT, InspectorPanel, attach_inspector, row_key
 
 XSS = "<script>alert(1)</script>"
 
@@ -48,9 +48,9 @@ def test_panel_shows_the_row_escapes_everything_and_pages_the_log_backwards(
     # The running container prints a hostile line: it must show as text.
     inc.batch.set_job_behavior(jid, output=[XSS, "last line"])
     panel = InspectorPanel(inspector.inspect, inspector.load_earlier)
-    assert panel.layout.display == "none"
+    assert panel.target is None and panel.body.value == HINT
     panel.show(jid)
-    assert panel.layout.display == "flex" and panel.target == jid
+    assert panel.target == jid
     body = panel.body.value
     assert "<script" not in body.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
@@ -66,7 +66,7 @@ def test_panel_shows_the_row_escapes_everything_and_pages_the_log_backwards(
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     panel.close_button.click()
-    assert panel.layout.display == "none" and panel.target is None
+    assert panel.target is None and panel.body.value == HINT and panel.inspection is None
 
 
 def test_panel_follows_its_row_across_refreshes(world: tuple[Incident, Inspector]) -> None:
@@ -126,3 +126,30 @@ def test_a_failing_inspect_is_shown_not_raised() -> None:
     panel.show("job-1")
     assert "no route to &lt;script&gt;" in panel.status.value
     assert panel.inspection is None
+
+
+def test_a_row_click_on_the_dashboard_opens_the_inspector_below_the_table(world: tuple[Incident, Inspector]) -> None:
+    from batchkit.widgets import Dashboard
+
+    inc, _ = world
+    jid = _orphan(inc)
+    inc.batch.set_job_behavior(jid, output=[XSS])
+    client = BatchClient(endpoint_url=inc.endpoint_url, region=inc.batch.region)
+    dash = Dashboard(inc.launch_dir, client=client, queues=[inc.truth.queue], autostart=False)
+    try:
+        panel = attach_inspector(dash, endpoint_urls=inc.endpoint_urls)
+        dash.refresh()
+        assert dash.figures.children[-1] is panel and dash.figures.get_title(len(dash.figures.children) - 1) == "Inspector"
+        # What a click on the row sends from the browser.
+        dash.table._message(dash.table, {"select": jid}, [])
+        assert dash.figures.selected_index == len(dash.figures.children) - 1
+        assert panel.target == jid and panel.inspection is not None
+        assert panel.inspection.running_attempt is not None
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in panel.body.value and "<script" not in panel.body.value
+        # The tracker now has the work-dir witness; a refresh keeps the panel on its job.
+        assert dash.tracker.witness is not None
+        dash.refresh()
+        assert panel.target == jid
+    finally:
+        dash.close()
+        client.close()

@@ -17,7 +17,7 @@ import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import ipywidgets as widgets
 import pandas as pd
@@ -27,7 +27,10 @@ from batchkit.schema import JobCol, RecCol, TaskCol
 
 log = logging.getLogger(__name__)
 
-__all__ = ["InspectorPanel"]
+__all__ = ["InspectorPanel", "attach_inspector"]
+
+HINT: Final = '<div class="bk-muted">Click a row of the table to see its task: Nextflow\'s lines, every Batch attempt, its log and its work dir.</div>'
+
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -86,7 +89,7 @@ class InspectorPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyp
                      layout=W.Layout(align_items="center"))
         super().__init__(children=[self.title, bar, self.body], **kwargs)
         self.add_class("bk-inspector")
-        self.layout.display = "none"
+        self.close_panel()
 
     # --- public --------------------------------------------------------------------------
 
@@ -94,7 +97,8 @@ class InspectorPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyp
         """Open the panel on ``target`` (a job id or a task name) and fetch its story."""
         self.target = str(target)
         self._key = row_key(frame, self.target) if frame is not None else None
-        self.layout.display = "flex"
+        for button in (self.reload_button, self.export_button, self.close_button):
+            button.layout.display = None
         self.title.value = f"<h3>Inspector — {html.escape(self.target)}</h3>"
         self._fetch(lambda: self._inspect(self.target or ""))
 
@@ -120,11 +124,16 @@ class InspectorPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyp
         self._fetch(lambda: loader(current))
 
     def close_panel(self) -> None:
+        """Show nothing (the hint), and drop any answer still on its way."""
         self.target = None
         self.inspection = None
         self._generation += 1
-        self.layout.display = "none"
-        self.body.value = ""
+        self.title.value = ""
+        self.status.value = ""
+        self.body.value = HINT
+        self.earlier_button.disabled = True
+        for button in (self.reload_button, self.export_button, self.close_button):
+            button.layout.display = "none"
 
     async def wait_idle(self) -> None:
         """Wait until the fetches started so far have finished (tests, notebooks)."""
@@ -187,3 +196,54 @@ class InspectorPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyp
             self.status.value = f'<span class="bk-health-failing">export failed: {html.escape(str(exc))}</span>'
             return
         self.status.value = f'<span class="bk-muted">saved {html.escape(str(path))}</span>'
+
+
+def attach_inspector(
+    dashboard: Any,
+    *,
+    readers: Any = None,
+    endpoint_urls: Any = None,
+    witness: bool = True,
+    lines: int | None = None,
+) -> InspectorPanel:
+    """Put an inspector panel below ``dashboard``'s table; a row click opens it on that job.
+
+    ``readers`` (``AwsReaders``) default to the dashboard's Batch client's region and
+    ``endpoint_urls`` (e.g. ``incident.endpoint_urls``). With ``witness`` the dashboard's
+    tracker also reads the work dirs of stale/vanished/disagree rows into their reasons
+    (``WorkdirWitness``: a bounded number of S3 calls per refresh, never a verdict).
+    The panel follows its row across refreshes.
+    """
+    from batchkit.aws_readers import AwsReaders
+    from batchkit.inspect import WorkdirWitness, inspect, load_earlier
+    from batchkit.inspection import DEFAULT_LINES
+    from batchkit.tracker import Refreshed
+
+    tracker = dashboard.tracker
+    if readers is None:
+        readers = AwsReaders.create(region=getattr(tracker.client, "region", None), endpoint_urls=endpoint_urls)
+    n = DEFAULT_LINES if lines is None else lines
+
+    def fetch(target: str) -> Inspection:
+        # The tracker re-reads the run's files each poll: inspect the run as it is now.
+        return inspect(target, run=tracker.run, batch=tracker.client, readers=readers, lines=n)
+
+    panel = InspectorPanel(fetch, lambda insp: load_earlier(insp, readers, lines=n))
+    panel.readers = readers
+    dashboard.add_panel("Inspector", panel)
+    index = len(dashboard.figures.children) - 1
+
+    def selected(job_id: str) -> None:
+        dashboard.figures.selected_index = index
+        panel.show(job_id, dashboard.frame)
+
+    panel.unsubscribe_row = dashboard.on_row_selected(selected)
+
+    def refreshed(event: Any) -> None:
+        if isinstance(event, Refreshed):
+            panel.follow(event.snapshot.frame)
+
+    panel.unsubscribe_tracker = tracker.subscribe(refreshed)
+    if witness and getattr(tracker, "witness", None) is None:
+        tracker.witness = WorkdirWitness(readers.s3)
+    return panel
