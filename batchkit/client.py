@@ -5,26 +5,28 @@ API fails, because that is exactly when Nextflow gave up and orphaned its jobs
 (nextflow-io/nextflow#4709, #5516: bursts of HTTP 500 ``AuthorizerConfigurationException``
 on DescribeJobs aborted runs whose jobs then kept running).
 
-Two layers of retries:
-
-- botocore underneath, in "standard" mode with a few attempts, but with its sleep routed
-  through our injected ``sleep`` (so tests never sleep for real) and switched off for
-  SubmitJob, which botocore would blindly re-send (SubmitJob has no idempotency token);
-- an outer policy (``batchkit.retry``) for outages that outlast botocore's attempts:
-  exponential backoff with full jitter until a per-call deadline.
+One retry layer. botocore's own retries are off (one HTTP attempt per SDK call, its hook
+only counts what was sent and how it failed); every read and idempotent write is retried
+here by one policy (``batchkit.retry``: exponential backoff with full jitter, decided by
+error codes and exception types, never by message text) until the call's deadline — or the
+whole command's, set with ``give_up_after``, whichever comes first. Kills are the one
+exception: ``terminate_once``/``cancel_once`` make ONE attempt and classify the answer, and
+the kill executor (``batchkit.kills``) decides when to send again, under one deadline for
+the whole kill. SubmitJob is never re-sent blindly (it has no idempotency token).
 
 Every HTTP request, botocore's own retries included, first takes a token from one shared
 ``RateBudget`` (default 20 requests/s), so batchkit never starves Nextflow of the account's
 ~50 TPS. ``stats`` is a snapshot of calls, retries and errors for the dashboard; reading it
 never touches the network.
 
-Note: the boto3 client passed in is modified: its retry handler is replaced (standard mode,
-injected sleep, no SDK retry of SubmitJob) and a rate-budget hook is added; ``close()`` takes
+Note: the boto3 client passed in is modified: its retry handler is replaced (one attempt,
+counted) and a rate-budget hook is added; ``close()`` takes
 our hooks off again and gives it back a plain standard-mode retry handler.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -33,40 +35,50 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit
 
-from botocore.exceptions import ClientError, NoCredentialsError, ParamValidationError
+from botocore.exceptions import (
+    ClientError,
+    CredentialRetrievalError,
+    NoCredentialsError,
+    ParamValidationError,
+    SSOError,
+    TokenRetrievalError,
+)
 from botocore.retries import standard as botocore_standard
 
 from batchkit._net import is_loopback_host
 from batchkit.errors import (
+    ACCESS_DENIED_CODES,
+    EXPIRED_CREDENTIAL_CODES,
     AccessDeniedError,
     ApiUnavailableError,
     AwsError,
     CredentialsError,
     NotFoundError,
+    access_denied,
+    expired_credentials,
 )
 from batchkit.ratelimit import BudgetStats, RateBudget
 from batchkit.retry import (
     DeadlineExceededError,
     MalformedAnswerError,
     OperationKind,
-    RetryableAnswerError,
     Retrying,
     error_code,
     error_message,
     http_status,
     is_ambiguous,
     is_code_retryable,
+    is_retryable,
     policy_for,
 )
 from batchkit.schema import (
     JOB_CANCELLABLE,
     JOB_STATUSES,
-    JOB_TERMINAL,
     SUBMISSION_TAG,
     DescribeResult,
     JobOutcome,
@@ -85,8 +97,9 @@ LIST_PAGE_NO_FILTER: Final = 1000
 LIST_PAGE_FILTER: Final = 100
 #: Batch's limit on a TerminateJob/CancelJob reason.
 MAX_REASON: Final = 1024
-#: botocore's attempts per call underneath the outer policy (standard mode's default).
-BOTOCORE_ATTEMPTS: Final = 3
+#: botocore's attempts per SDK call: one. Retrying is this module's policy alone (the
+#: nested botocore + outer + tracker retries made a 20 s kill take 182 s).
+BOTOCORE_ATTEMPTS: Final = 1
 #: Seconds between an ambiguous SubmitJob failure and the look for its tag.
 SUBMIT_LOOKUP_DELAY: Final = 5.0
 #: Seconds over which "retries in the last minute" is counted.
@@ -325,7 +338,9 @@ def _list_of(answer: Any, key: str, op: str) -> list[Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class _KillMode:
+class KillMode:
+    """A bulk kill call, its per-job fallback, and what success means."""
+
     bulk_op: str
     bulk_method: str
     single_op: str
@@ -335,16 +350,57 @@ class _KillMode:
     acts_on: frozenset[str] | None
 
 
-_TERMINATE: Final = _KillMode("TerminateJobs", "terminate_jobs", "TerminateJob", "terminate_job", "terminated", None)
-_CANCEL: Final = _KillMode("CancelJobs", "cancel_jobs", "CancelJob", "cancel_job", "cancelled", JOB_CANCELLABLE)
+TERMINATE: Final = KillMode("TerminateJobs", "terminate_jobs", "TerminateJob", "terminate_job", "terminated", None)
+CANCEL: Final = KillMode("CancelJobs", "cancel_jobs", "CancelJob", "cancel_job", "cancelled", JOB_CANCELLABLE)
 
 
-@dataclass(slots=True)
-class _Chunk:
-    """State of one bulk kill chunk while it is being re-driven."""
+@dataclass(frozen=True, slots=True)
+class KillAttempt:
+    """What ONE attempt of a kill call answered, per id; nothing here was retried.
 
-    pending: list[str]
-    done: dict[str, JobOutcome] = field(default_factory=dict)
+    ``accepted``: Batch took the request (TerminateJobs counts unknown ids as successful,
+    AWS API reference; the verification describe tells). ``refused``: an answer that will be
+    the same next time (bad input, a missing permission): final. ``again``: not processed
+    this time (throttling, 5xx, a dropped connection, a per-job error inside the HTTP 200
+    that the SDK does not retry): worth sending again, which is the caller's decision.
+    """
+
+    operation: str
+    accepted: list[str] = field(default_factory=list)
+    refused: dict[str, tuple[str, str]] = field(default_factory=dict)
+    again: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: HTTP calls this attempt made (1 for a bulk call, one per id for the fallback)
+    calls: int = 0
+
+
+@runtime_checkable
+class BatchApi(Protocol):
+    """What the tracker and the kill executor need from a Batch client.
+
+    ``BatchClient`` implements it; so does the tests' in-memory double, and a test checks
+    both against this Protocol's signatures so the two cannot drift apart.
+    """
+
+    @property
+    def stats(self) -> ClientStats | None: ...
+
+    def describe_jobs(self, ids: Iterable[str], *, attempts: int | None = None) -> DescribeResult: ...
+
+    def list_jobs(
+        self,
+        queue: str,
+        *,
+        statuses: Iterable[str] | None = None,
+        created_after: datetime | float | None = None,
+        name_prefix: str | None = None,
+        confirm_empty: bool = True,
+    ) -> list[dict[str, Any]]: ...
+
+    def terminate_once(self, ids: Sequence[str], reason: str) -> KillAttempt: ...
+
+    def cancel_once(self, ids: Sequence[str], reason: str) -> KillAttempt: ...
+
+    def note_retry(self, operation: str, code: str) -> None: ...
 
 
 # --- the client ------------------------------------------------------------------------------
@@ -378,7 +434,11 @@ class BatchClient:
             region=region, profile=profile, endpoint_url=endpoint_url, max_workers=max_workers
         )
         self.region: str = str(self._client.meta.region_name)
+        #: the named profile, for the renewal hint when credentials expire
+        self.profile: str | None = profile or os.environ.get("AWS_PROFILE") or None
         self.deadline = float(deadline)
+        #: the whole command's deadline on ``clock`` (``give_up_after``); None: per call only
+        self._give_up_at: float | None = None
         self._clock = clock
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()
@@ -389,6 +449,7 @@ class BatchClient:
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         self._bulk_supported: dict[str, bool] = {}
+        self._bulk_denied: set[str] = set()
         self._closed = False
         self._install_hooks(botocore_attempts)
 
@@ -463,26 +524,65 @@ class BatchClient:
         with self._stats.retrying():
             self._sleep(seconds)
 
-    def _retrying(self, op: str, kind: OperationKind) -> Retrying:
+    def give_up_after(self, seconds: float) -> None:
+        """Bound every later call by one deadline ``seconds`` from now (a whole command's).
+
+        Each call still stops at its own ``deadline``; past this one, calls fail at once
+        without touching the network, so `reconcile --deadline 10` returns in about 10 s
+        however many DescribeJobs chunks a large run needs.
+        """
+        self._give_up_at = self._clock() + max(0.0, float(seconds))
+
+    def remaining(self) -> float | None:
+        """Seconds left before the ``give_up_after`` deadline (None when there is none)."""
+        if self._give_up_at is None:
+            return None
+        return max(0.0, self._give_up_at - self._clock())
+
+    def _retrying(self, op: str, kind: OperationKind, attempts: int | None = None) -> Retrying:
         def on_retry(_n: int, error: BaseException, _wait: float) -> None:
             self._stats.retry(op, error_code(error))
 
+        deadline = self.deadline
+        left = self.remaining()
+        if left is not None:
+            deadline = min(deadline, left)
+        policy = policy_for(kind, deadline)
+        if attempts is not None:
+            policy = replace(policy, max_attempts=attempts)
         return Retrying(
-            policy_for(kind, self.deadline),
+            policy,
             clock=self._clock,
             sleep=self._backoff_sleep,
             rng=self._rng,
             on_retry=on_retry,
         )
 
-    def _raw(self, op: str, kind: OperationKind, fn: Callable[[], T]) -> T:
-        """Run one logical call under the outer policy; errors other than credentials raw."""
+    def _raw(self, op: str, kind: OperationKind, fn: Callable[[], T], attempts: int | None = None) -> T:
+        """Run one logical call under the one retry policy; errors other than credentials raw."""
         if self._closed:
             raise RuntimeError("this BatchClient is closed: create a new one")
+        left = self.remaining()
+        if left is not None and left <= 0:
+            raise DeadlineExceededError(
+                TimeoutError(f"the command's deadline passed before {op} was sent"), 0, 0.0
+            )
         try:
-            return self._retrying(op, kind).call(fn)
+            return self._retrying(op, kind, attempts).call(lambda: self._checked(op, fn))
         except NoCredentialsError as error:
             raise _credentials_error(op) from error
+
+    def _checked(self, op: str, fn: Callable[[], T]) -> T:
+        """``fn()``, with dead credentials turned into the one renewal message (no retry)."""
+        try:
+            return fn()
+        except (SSOError, TokenRetrievalError, CredentialRetrievalError) as error:
+            # botocore's own words for an expired SSO login ("run aws sso login").
+            raise expired_credentials(op, type(error).__name__, error_message(error), self.profile) from error
+        except ClientError as error:
+            if error_code(error) in EXPIRED_CREDENTIAL_CODES:
+                raise expired_credentials(op, error_code(error), error_message(error), self.profile) from error
+            raise
 
     def _call(self, op: str, kind: OperationKind, fn: Callable[[], T], what: str) -> T:
         """Like ``_raw`` but every failure becomes a batchkit error naming ``what``."""
@@ -509,17 +609,20 @@ class BatchClient:
 
     # -- reads ---------------------------------------------------------------------------
 
-    def describe_jobs(self, ids: Iterable[str]) -> DescribeResult:
+    def describe_jobs(self, ids: Iterable[str], *, attempts: int | None = None) -> DescribeResult:
         """Describe any number of jobs: chunks of 100, concurrently, within the budget.
 
         Never raises for an API failure: ids whose chunk kept failing until the deadline are
         in ``failed``; ids Batch did not return are in ``missing`` (unknown, aged out after
-        about a week, or another region/account — nextflow-io/nextflow#7301).
+        about a week, or another region/account — nextflow-io/nextflow#7301). ``attempts``
+        caps the tries per chunk (the kill's verification makes one). Dead credentials
+        raise ``ExpiredCredentialsError``: no later chunk could do better.
         """
         wanted = _unique(ids, "describe_jobs")
         result = DescribeResult()
         chunks = _chunks(wanted, DESCRIBE_CHUNK)
-        for chunk, (found, failed) in zip(chunks, self._map(self._describe_chunk, chunks), strict=True):
+        answers = self._map(lambda c: self._describe_chunk(c, attempts), chunks)
+        for chunk, (found, failed) in zip(chunks, answers, strict=True):
             for jid in chunk:
                 if jid in found:
                     result.jobs[jid] = found[jid]
@@ -529,7 +632,7 @@ class BatchClient:
                     result.missing.append(jid)
         return result
 
-    def _describe_once(self, chunk: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def _describe_once(self, chunk: Sequence[str], attempts: int | None = None) -> dict[str, dict[str, Any]]:
         def ask() -> dict[str, dict[str, Any]]:
             answer = self._client.describe_jobs(jobs=list(chunk))
             try:
@@ -537,19 +640,21 @@ class BatchClient:
             except MalformedAnswerError as error:
                 raise self._malformed("DescribeJobs", error) from None
 
-        return self._raw("DescribeJobs", "read", ask)
+        return self._raw("DescribeJobs", "read", ask, attempts)
 
-    def _describe_chunk(self, chunk: Sequence[str]) -> tuple[dict[str, dict[str, Any]], bool]:
+    def _describe_chunk(
+        self, chunk: Sequence[str], attempts: int | None = None
+    ) -> tuple[dict[str, dict[str, Any]], bool]:
         """(jobs found, whether the chunk failed for good)."""
         try:
-            found = self._describe_once(chunk)
+            found = self._describe_once(chunk, attempts)
             rechecks = 0
             # A well-formed answer with none of a chunk's jobs is legitimate (all aged out)
             # but is also what a broken front end returns; ask again before believing it.
             while not found and rechecks < self._empty_rechecks:
                 rechecks += 1
                 self._backoff_sleep(policy_for("read").backoff(rechecks, self._rng))
-                found = self._describe_once(chunk)
+                found = self._describe_once(chunk, attempts)
                 if found:
                     # Only an empty answer proven wrong is a fault: an empty queue or aged-out
                     # jobs are normal and must not make a healthy API read "degraded".
@@ -729,77 +834,60 @@ class BatchClient:
 
     # -- kills ---------------------------------------------------------------------------
 
-    def terminate_jobs(self, ids: Iterable[str], reason: str, *, verify: bool = True) -> list[JobOutcome]:
-        """Terminate jobs in any active state; one outcome per id, in the order given.
+    def terminate_once(self, ids: Sequence[str], reason: str) -> KillAttempt:
+        """ONE attempt to terminate up to 50 jobs; no retry (``batchkit.kills`` re-drives).
 
-        TerminateJob semantics (DESIGN §3, §6): STARTING/RUNNING -> FAILED, earlier states are
-        cancelled. Idempotent: an unknown job is ``not_found``, a finished one ``already_done``.
-        Uses bulk TerminateJobs (<= 50 ids) where the service has it, re-driving the per-job
-        errors it returns inside its HTTP 200; falls back to TerminateJob per job otherwise.
-        With ``verify`` the jobs are described again and each outcome carries Batch's status.
+        TerminateJobs where the service has it (TerminateJob semantics: STARTING/RUNNING ->
+        FAILED, earlier states cancelled; idempotent), else TerminateJob per id. Dead
+        credentials raise ``ExpiredCredentialsError``/``CredentialsError`` at once.
         """
-        return self._kill(ids, reason, _TERMINATE, verify)
+        return self._kill_once(TERMINATE, ids, reason)
+
+    def cancel_once(self, ids: Sequence[str], reason: str) -> KillAttempt:
+        """ONE attempt to cancel up to 50 jobs (CancelJobs, else CancelJob per id)."""
+        return self._kill_once(CANCEL, ids, reason)
+
+    def note_retry(self, operation: str, code: str) -> None:
+        """Count a re-send a caller decided on (the kill executor's), for ``stats``."""
+        self._stats.retry(operation, code)
+
+    def terminate_jobs(self, ids: Iterable[str], reason: str, *, verify: bool = True) -> list[JobOutcome]:
+        """Terminate jobs now, without a ledger; one outcome per id, in the order given.
+
+        A convenience over ``batchkit.kills.kill_now`` (the one kill executor): jobs are
+        described first (an unknown job is ``not_found``, a finished one ``already_done``),
+        sent in bulk with per-job re-drives until ``deadline``, and, with ``verify``,
+        described once more so each outcome carries Batch's status.
+        """
+        from batchkit.kills import kill_now
+
+        return kill_now(self, ids, reason, mode=TERMINATE, verify=verify, deadline=self._kill_deadline())
 
     def cancel_jobs(self, ids: Iterable[str], reason: str, *, verify: bool = True) -> list[JobOutcome]:
         """Cancel jobs that have not started (SUBMITTED/PENDING/RUNNABLE); one outcome per id.
 
-        CancelJob quietly does nothing to a STARTING/RUNNING job (DESIGN §3), so those are not
-        sent and come back as errors telling the caller to use ``terminate_jobs``.
+        CancelJob quietly does nothing to a STARTING/RUNNING job (AWS API reference), so
+        those are not sent and come back as errors telling the caller to use ``terminate_jobs``.
         """
-        return self._kill(ids, reason, _CANCEL, verify)
+        from batchkit.kills import kill_now
 
-    def _kill(self, ids: Iterable[str], reason: str, mode: _KillMode, verify: bool) -> list[JobOutcome]:
-        wanted = _unique(ids, mode.bulk_method)
-        if not reason or not reason.strip():
-            raise ValueError(f"{mode.bulk_method}: a reason is required (Batch shows it on the job)")
-        if len(reason) > MAX_REASON:
-            raise ValueError(
-                f"{mode.bulk_method}: the reason is {len(reason)} characters; Batch accepts at most {MAX_REASON}"
-            )
-        if not wanted:
-            return []
-        before = self.describe_jobs(wanted)
-        outcomes: dict[str, JobOutcome] = {}
-        todo: list[str] = []
-        missing = set(before.missing)
-        for jid in wanted:
-            job = before.jobs.get(jid)
-            status = str(job["status"]) if job is not None else None
-            if jid in missing:
-                outcomes[jid] = JobOutcome(
-                    jid, "not_found",
-                    message="Batch has no such job (unknown id, another region/account, or aged out after about a week)",
-                )
-            elif status in JOB_TERMINAL:
-                outcomes[jid] = JobOutcome(jid, "already_done", status=status,
-                                           message=f"already {status}")
-            elif status is not None and mode.acts_on is not None and status not in mode.acts_on:
-                outcomes[jid] = JobOutcome(
-                    jid, "error", status=status, error_code="NotCancellable",
-                    message=f"job {jid} is {status}: CancelJob would quietly do nothing; use terminate_jobs",
-                )
-            else:
-                todo.append(jid)  # active, or its state is unknown because describing failed
-        if todo:
-            if self._bulk_available(mode):
-                outcomes.update(self._kill_bulk(todo, reason, mode))
-            else:
-                outcomes.update(self._kill_each(todo, reason, mode))
-        if verify:
-            sent = [jid for jid in todo if outcomes[jid].outcome == mode.done]
-            after = self.describe_jobs(sent)
-            gone = set(after.missing)
-            for jid in sent:
-                job = after.jobs.get(jid)
-                if jid in gone:
-                    # sent because describing it had failed; Batch does not know it
-                    outcomes[jid] = JobOutcome(jid, "not_found", message="Batch has no such job")
-                elif job is not None:
-                    o = outcomes[jid]
-                    outcomes[jid] = JobOutcome(jid, o.outcome, str(job["status"]), o.error_code, o.message)
-        return [outcomes[jid] for jid in wanted]
+        return kill_now(self, ids, reason, mode=CANCEL, verify=verify, deadline=self._kill_deadline())
 
-    def _bulk_available(self, mode: _KillMode) -> bool:
+    def _kill_deadline(self) -> float:
+        left = self.remaining()
+        return self.deadline if left is None else min(self.deadline, left)
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The client's clock (seconds): the kill executor measures its deadline on it."""
+        return self._clock
+
+    @property
+    def sleep(self) -> Callable[[float], None]:
+        """The client's sleep (injected in tests): backoff waits go through it."""
+        return self._backoff_sleep
+
+    def _bulk_available(self, mode: KillMode) -> bool:
         known = self._bulk_supported.get(mode.bulk_op)
         if known is not None:
             return known
@@ -810,106 +898,113 @@ class BatchClient:
             self._bulk_supported[mode.bulk_op] = False
         return in_model
 
-    def _kill_bulk(self, ids: list[str], reason: str, mode: _KillMode) -> dict[str, JobOutcome]:
-        results: dict[str, JobOutcome] = {}
-        fallback: list[str] = []
-        chunks = _chunks(ids, BULK_KILL_CHUNK)
-        # Until we know the service answers the bulk call, send one chunk alone: a service
-        # without it answers 404 once, not once per concurrent chunk.
-        first: list[tuple[dict[str, JobOutcome], list[str]]] = []
-        if self._bulk_supported.get(mode.bulk_op) is None:
-            first, chunks = [self._kill_chunk(chunks[0], reason, mode)], chunks[1:]
-        rest = self._map(lambda c: self._kill_chunk(c, reason, mode), chunks)
-        for done, unsent in [*first, *rest]:
-            results.update(done)
-            fallback += unsent
-        if fallback:
-            results.update(self._kill_each(fallback, reason, mode))
-        return results
+    def _kill_once(self, mode: KillMode, ids: Sequence[str], reason: str) -> KillAttempt:
+        wanted = _unique(ids, mode.bulk_method)
+        _check_reason(reason, mode.bulk_method)
+        if len(wanted) > BULK_KILL_CHUNK:
+            raise ValueError(f"{mode.bulk_method}: at most {BULK_KILL_CHUNK} ids an attempt, got {len(wanted)}")
+        if self._closed:
+            raise RuntimeError("this BatchClient is closed: create a new one")
+        if not wanted:
+            return KillAttempt(mode.bulk_op)
+        if self._bulk_available(mode):
+            attempt = self._kill_bulk(mode, wanted, reason)
+            if attempt is not None:
+                return attempt
+        return self._kill_each(mode, wanted, reason)
 
-    def _kill_chunk(
-        self, chunk: Sequence[str], reason: str, mode: _KillMode
-    ) -> tuple[dict[str, JobOutcome], list[str]]:
-        """(outcomes, ids to send one by one because the bulk call is unknown)."""
-        state = _Chunk(pending=list(chunk))
-        if self._bulk_supported.get(mode.bulk_op) is False:
-            return ({}, state.pending)
-
-        def attempt() -> None:
-            answer = getattr(self._client, mode.bulk_method)(jobs=state.pending, reason=reason)
-            try:
-                successful = _list_of(answer, "successful", mode.bulk_op)
-                errors = _list_of(answer, "errors", mode.bulk_op)
-            except MalformedAnswerError as error:
-                raise self._malformed(mode.bulk_op, error) from None
-            pending = set(state.pending)
-            for jid in successful:
-                if jid in pending:
-                    # Unknown ids count as successful too (AWS docs); the verify step tells.
-                    state.done[jid] = JobOutcome(jid, mode.done)
-            again: list[str] = []
-            first: tuple[str, str] | None = None
-            for err in errors:
-                if not isinstance(err, dict) or err.get("job") not in pending:
-                    continue
-                jid, code = str(err["job"]), str(err.get("code") or "Unknown")
-                message = " ".join(str(err.get("message") or "").split())
-                # HTTP 200 with per-job errors that the SDK does not retry (DESIGN §3).
-                self._stats.error(mode.bulk_op, code, message)
-                if is_code_retryable(code):
-                    again.append(jid)
-                    first = first or (code, message)
-                else:
-                    state.done[jid] = JobOutcome(jid, "error", error_code=code,
-                                                 message=message or f"{mode.bulk_op} failed for {jid}")
-            # An id in neither list: the answer is incomplete; ask again for it.
-            again += [j for j in state.pending if j not in state.done and j not in again]
-            state.pending = again
-            if again:
-                code, message = first or ("IncompleteAnswer", "ids missing from both lists")
-                raise RetryableAnswerError(code, f"{len(again)} jobs not done yet: {message}")
-
+    def _kill_bulk(self, mode: KillMode, ids: list[str], reason: str) -> KillAttempt | None:
+        """One bulk call; None when the service lacks it (or the role may not use it)."""
+        op = mode.bulk_op
         try:
-            self._raw(mode.bulk_op, "idempotent_write", attempt)
-        except DeadlineExceededError as error:
-            for jid in state.pending:
-                state.done[jid] = JobOutcome(
-                    jid, "error", error_code=error_code(error.last_error),
-                    message=f"{mode.bulk_op} kept failing until the deadline: {error_message(error.last_error)}",
-                )
-        except ClientError as error:
-            if error_code(error) in UNKNOWN_OPERATION_CODES or http_status(error) == 404:
-                # The service (or emulator) does not have the bulk call: per-job from now on.
-                self._bulk_supported[mode.bulk_op] = False
-                return (state.done, state.pending)
-            for jid in state.pending:
-                state.done[jid] = JobOutcome(jid, "error", error_code=error_code(error),
-                                             message=error_message(error))
-        except ParamValidationError as error:
-            for jid in state.pending:
-                state.done[jid] = JobOutcome(jid, "error", error_code="ParamValidation",
-                                             message=error_message(error))
-        else:
-            self._bulk_supported.setdefault(mode.bulk_op, True)
-        return (state.done, [])
+            answer = self._checked(op, lambda: getattr(self._client, mode.bulk_method)(jobs=ids, reason=reason))
+            successful = _list_of(answer, "successful", op)
+            errors = _list_of(answer, "errors", op)
+        except NoCredentialsError as error:
+            raise _credentials_error(op) from error
+        except MalformedAnswerError as error:
+            self._malformed(op, error)
+            return KillAttempt(op, again=dict.fromkeys(ids, (error.code, str(error))), calls=1)
+        except (ClientError, ParamValidationError) as error:
+            code = error_code(error)
+            if code in UNKNOWN_OPERATION_CODES or http_status(error) == 404:
+                # The service (or emulator) does not have the bulk call: per job from now on.
+                self._bulk_supported[op] = False
+                return None
+            if code in ACCESS_DENIED_CODES:
+                # A role written before TerminateJobs existed may allow batch:TerminateJob
+                # only: try per job; if that is refused too, the message names both.
+                self._bulk_supported[op] = False
+                self._bulk_denied.add(op)
+                return None
+            return self._classified(op, ids, error, calls=1)
+        except Exception as error:
+            if not is_retryable(error):
+                raise
+            return KillAttempt(op, again=dict.fromkeys(ids, (error_code(error), error_message(error))), calls=1)
+        self._bulk_supported.setdefault(op, True)
+        wanted = set(ids)
+        accepted = [str(j) for j in successful if j in wanted]
+        refused: dict[str, tuple[str, str]] = {}
+        again: dict[str, tuple[str, str]] = {}
+        for err in errors:
+            if not isinstance(err, dict) or err.get("job") not in wanted:
+                continue
+            jid, code = str(err["job"]), str(err.get("code") or "Unknown")
+            message = " ".join(str(err.get("message") or "").split()) or f"{op} failed for {jid}"
+            # HTTP 200 with per-job errors that the SDK does not retry (AWS API reference).
+            self._stats.error(op, code, message)
+            if is_code_retryable(code):
+                again[jid] = (code, message)
+            else:
+                refused[jid] = (code, message)
+        # An id in neither list: the answer is incomplete; it goes again.
+        for jid in ids:
+            if jid not in refused and jid not in again and jid not in accepted:
+                again[jid] = ("IncompleteAnswer", f"{op} answered neither success nor error for {jid}")
+        return KillAttempt(op, accepted=accepted, refused=refused, again=again, calls=1)
 
-    def _kill_each(self, ids: list[str], reason: str, mode: _KillMode) -> dict[str, JobOutcome]:
-        def one(jid: str) -> JobOutcome:
+    def _kill_each(self, mode: KillMode, ids: list[str], reason: str) -> KillAttempt:
+        op = mode.single_op
+
+        def one(jid: str) -> tuple[str, tuple[str, str] | None, bool]:
+            """(id, None when accepted else (code, message), whether to send again)."""
             try:
-                self._raw(mode.single_op, "idempotent_write",
-                          lambda: getattr(self._client, mode.single_method)(jobId=jid, reason=reason))
-            except DeadlineExceededError as error:
-                return JobOutcome(jid, "error", error_code=error_code(error.last_error),
-                                  message=f"{mode.single_op} kept failing until the deadline: "
-                                          f"{error_message(error.last_error)}")
+                self._checked(op, lambda: getattr(self._client, mode.single_method)(jobId=jid, reason=reason))
+            except NoCredentialsError as error:
+                raise _credentials_error(op) from error
             except (ClientError, ParamValidationError) as error:
-                message = error_message(error)
-                if "not found" in message.lower() or "does not exist" in message.lower():
-                    return JobOutcome(jid, "not_found", error_code=error_code(error), message=message)
-                return JobOutcome(jid, "error", error_code=error_code(error), message=message)
-            return JobOutcome(jid, mode.done)
+                sub = self._classified(op, [jid], error, calls=1)
+                if jid in sub.again:
+                    return (jid, sub.again[jid], True)
+                return (jid, sub.refused[jid], False)
+            except Exception as error:
+                if not is_retryable(error):
+                    raise
+                return (jid, (error_code(error), error_message(error)), True)
+            return (jid, None, False)
 
-        return dict(zip(ids, self._map(one, ids), strict=True))
+        attempt = KillAttempt(op, calls=len(ids))
+        for jid, failure, retry in self._map(one, ids):
+            if failure is None:
+                attempt.accepted.append(jid)
+            elif retry:
+                attempt.again[jid] = failure
+            else:
+                attempt.refused[jid] = failure
+        return attempt
+
+    def _classified(self, op: str, ids: list[str], error: BaseException, *, calls: int) -> KillAttempt:
+        """A failed kill call by the error's code and type: worth re-sending, or refused."""
+        code, message = error_code(error), error_message(error)
+        if isinstance(error, ParamValidationError):
+            return KillAttempt(op, refused=dict.fromkeys(ids, ("ParamValidation", message)), calls=calls)
+        if is_retryable(error):
+            return KillAttempt(op, again=dict.fromkeys(ids, (code, message)), calls=calls)
+        if code in ACCESS_DENIED_CODES:
+            actions = tuple(sorted({op, *(o for o in self._bulk_denied)}))
+            message = str(access_denied(op, code, message, actions))
+        return KillAttempt(op, refused=dict.fromkeys(ids, (code, message)), calls=calls)
 
     # -- submissions ---------------------------------------------------------------------
 
@@ -1077,6 +1172,13 @@ def _statuses(statuses: Iterable[str] | None) -> tuple[str, ...]:
     return wanted
 
 
+def _check_reason(reason: str, what: str) -> None:
+    if not reason or not reason.strip():
+        raise ValueError(f"{what}: a reason is required (Batch shows it on the job)")
+    if len(reason) > MAX_REASON:
+        raise ValueError(f"{what}: the reason is {len(reason)} characters; Batch accepts at most {MAX_REASON}")
+
+
 def _credentials_error(op: str) -> CredentialsError:
     return CredentialsError(
         "No AWS credentials found: set AWS_PROFILE or run `aws configure`, or pass "
@@ -1097,12 +1199,9 @@ def _refused(op: str, what: str, error: Exception) -> AwsError:
     lowered = message.lower()
     if "does not exist" in lowered or "not found" in lowered:
         return NotFoundError(text + " — check the name, the region and the profile.", operation=op, code=code)
-    if code in {"AccessDeniedException", "AccessDenied", "UnauthorizedException"}:
+    if code in ACCESS_DENIED_CODES:
         return AccessDeniedError(f"{text} — add batch:{op} to the role's (or user's) IAM policy.",
                                  operation=op, code=code)
-    if code in {"UnrecognizedClientException", "ExpiredTokenException"}:
-        return CredentialsError(text + " — check the credentials/role and their batch:* permissions.",
-                                operation=op, code=code)
     return AwsError(text, operation=op, code=code)
 
 

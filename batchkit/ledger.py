@@ -21,6 +21,18 @@ An ``"error"`` outcome is not final unless ``final=True``: the row stays pending
 ``tries`` and ``last_error`` record the failure) so it is re-driven, not duplicated. A
 second result for a row already final is refused (returns False), so two kernels
 racing on the same kill cannot overwrite each other's audit.
+
+Claims (``claim_kills``): before sending, a kill claims every job of its plan in ONE
+transaction. A job already killed is reported, not claimed; a job whose open row another
+live kill holds is left to that kill (the caller waits for or adopts its result); every
+other job gets its open row (new, or the pending one re-driven) stamped with the claimer.
+So two processes or kernels killing the same jobs never both send, and never write two
+final rows for one job. A claim dies with its process (same host, pid gone), when its
+lease runs out, or when the kill releases it (``release_claims``, always on the way out).
+
+Privacy: the file is created 0600 (a warning names an existing file that others can
+read), and a submission's container environment is stored with its names only — the
+values are masked before they reach the disk.
 """
 
 from __future__ import annotations
@@ -29,10 +41,14 @@ import json
 import os
 import socket
 import sqlite3
+import stat
 import threading
+import uuid
+import warnings
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -42,11 +58,15 @@ import pandas as pd
 from batchkit.errors import InputError
 from batchkit.schema import JobOutcome, KillJob
 
-__all__ = ["DEFAULT_RELATIVE_PATH", "Ledger", "LedgerClosedError"]
+__all__ = ["DEFAULT_RELATIVE_PATH", "KillClaim", "Ledger", "LedgerClosedError", "LedgerPermissionWarning"]
 
 #: Where ``Ledger.for_launch_dir`` keeps the file, relative to the launch dir.
 DEFAULT_RELATIVE_PATH: Final = Path(".batchkit") / "ledger.sqlite"
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+#: Columns added to ``kills`` by schema 2 (claims and the moment a request was sent).
+_KILL_COLUMNS_V2: Final = (("claim_owner", "TEXT"), ("claim_until", "TEXT"), ("sent_at", "TEXT"))
+#: What a masked environment value is stored as.
+MASK: Final = "***"
 #: Outcomes that end a kill (JobOutcome.outcome); "error" ends it only with final=True.
 _KILL_DONE: Final = ("terminated", "cancelled", "already_done", "not_found")
 
@@ -79,7 +99,10 @@ _SCHEMA: Final = (
         status TEXT,
         error_code TEXT,
         message TEXT,
-        verified_status TEXT
+        verified_status TEXT,
+        claim_owner TEXT,
+        claim_until TEXT,
+        sent_at TEXT
     )""",
     # At most one open (unfinished) intent per job: a re-drive reuses it.
     "CREATE UNIQUE INDEX IF NOT EXISTS kills_open_intent ON kills(job_id) WHERE finished_at IS NULL",
@@ -107,6 +130,81 @@ _SCHEMA: Final = (
 
 class LedgerClosedError(RuntimeError):
     """The ledger was used after ``close()``."""
+
+
+class LedgerPermissionWarning(UserWarning):
+    """The ledger file can be read by other users of this machine."""
+
+
+@dataclass(frozen=True, slots=True)
+class KillClaim:
+    """What one kill got from ``Ledger.claim_kills``: which jobs are its to send."""
+
+    #: job id -> kill_id of the open row this kill now holds (send these)
+    mine: dict[str, int] = field(default_factory=dict)
+    #: job id -> the final row of a job already killed (nothing to send)
+    done: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: job id -> the open row another live kill holds (wait for it, or adopt its result)
+    held: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _mask_environment(value: Any) -> Any:
+    """``value`` with every container environment VALUE replaced by ``MASK`` (names kept).
+
+    SubmitJob's ``containerOverrides.environment`` (and a job definition's
+    ``environment``) is a list of ``{"name", "value"}``; users put tokens there. A
+    mapping of name -> value under an ``environment`` key is masked the same way.
+    """
+    if isinstance(value, dict):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            if key == "environment" and isinstance(item, list):
+                out[key] = [
+                    {**e, "value": MASK} if isinstance(e, dict) and "value" in e else e for e in item
+                ]
+            elif key == "environment" and isinstance(item, dict):
+                out[key] = dict.fromkeys(item, MASK)
+            else:
+                out[key] = _mask_environment(item)
+        return out
+    if isinstance(value, list | tuple):
+        return [_mask_environment(v) for v in value]
+    return value
+
+
+def kill_job_of(row: dict[str, Any]) -> KillJob:
+    """The ``KillJob`` an audit row was written for."""
+    return KillJob(
+        job_id=str(row["job_id"]),
+        verdict=str(row["verdict"]),
+        reason=str(row["reason"]),
+        task_name=row["task_name"],
+        vcpu_hours=float(row["vcpu_hours"] or 0.0),
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def _owner_gone(owner: str, host: str) -> bool:
+    """A claim whose process is known to be dead (same host, pid not running)."""
+    parts = owner.split(":")
+    if len(parts) < 3 or parts[0] != host:
+        return False
+    try:
+        pid = int(parts[1])
+    except ValueError:
+        return False
+    return not _pid_alive(pid)
 
 
 def _utc(ts: Any) -> pd.Timestamp:
@@ -186,17 +284,10 @@ class Ledger:
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
-        self._writer = f"{socket.gethostname()}:{os.getpid()}"
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(
-                f"cannot create the ledger folder ({exc.strerror}); pass a writable path to Ledger()",
-                path=str(self.path.parent),
-            ) from exc
+        self._host = socket.gethostname()
+        self._writer = f"{self._host}:{os.getpid()}"
+        self._create_private()
         with self._write() as conn:
-            for statement in _SCHEMA:
-                conn.execute(statement)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise InputError(
@@ -204,7 +295,40 @@ class Ledger:
                     "upgrade batchkit or use another ledger path",
                     path=str(self.path),
                 )
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            have = {row["name"] for row in conn.execute("PRAGMA table_info(kills)")}
+            for name, kind in _KILL_COLUMNS_V2:  # a schema-1 ledger: add the claim columns
+                if name not in have:
+                    conn.execute(f"ALTER TABLE kills ADD COLUMN {name} {kind}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _create_private(self) -> None:
+        """Create the folder (0700) and the file (0600); warn when an existing file is wider.
+
+        The ledger holds job ids, commands' work dirs and the kill audit of a user's runs;
+        SQLite gives its -wal/-shm files the database file's mode, so 0600 covers them too.
+        """
+        try:
+            if not self.path.parent.exists():
+                self.path.parent.mkdir(parents=True, mode=0o700)
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            mode = stat.S_IMODE(self.path.stat().st_mode)
+            if mode & 0o077:
+                warnings.warn(
+                    f"{self.path}: the batchkit ledger is readable by other users (mode "
+                    f"{mode:04o}); run `chmod 600 {self.path}` to keep it private",
+                    LedgerPermissionWarning,
+                    stacklevel=3,
+                )
+            return
+        except OSError as exc:
+            raise InputError(
+                f"cannot create the ledger ({exc.strerror}); pass a writable path to Ledger()",
+                path=str(self.path),
+            ) from exc
+        os.close(fd)
 
     @classmethod
     def for_launch_dir(cls, launch_dir: str | Path, **kwargs: Any) -> Ledger:
@@ -301,9 +425,10 @@ class Ledger:
                         "every SubmitJob request needs a fresh submission id"
                     )
                 return
+            # Names only: an environment value (often a token) never reaches the disk.
             conn.execute(
                 "INSERT INTO submissions (submission_id, requested_at, request, writer) VALUES (?, ?, ?, ?)",
-                (submission_id, self._now(), json.dumps(request, default=str), self._writer),
+                (submission_id, self._now(), json.dumps(_mask_environment(request), default=str), self._writer),
             )
 
     def record_submission_result(
@@ -372,6 +497,160 @@ class Ledger:
             ).fetchone()
             return int(row["kill_id"])
 
+    # --- claims: one sender per job across threads, processes and kernels ------------------
+
+    def new_claim_owner(self) -> str:
+        """A unique claimer id for one kill: ``host:pid:token`` (the pid tells a dead claim)."""
+        return f"{self._writer}:{uuid.uuid4().hex[:12]}"
+
+    def _claim_dead(self, row: Any, now: pd.Timestamp) -> bool:
+        owner = row["claim_owner"]
+        if owner is None:
+            return True
+        until = row["claim_until"]
+        if until is not None and _utc(until) <= now:
+            return True
+        return _owner_gone(str(owner), self._host)
+
+    def claim_kills(
+        self,
+        run_name: str | None,
+        jobs: Sequence[KillJob],
+        request: dict[str, Any],
+        *,
+        owner: str,
+        lease_s: float,
+        concurrent_after: int | None = None,
+    ) -> KillClaim:
+        """Claim every job of a kill in one transaction (see the module docstring).
+
+        ``concurrent_after`` (a ``max_kill_id()`` taken when the plan's snapshot was):
+        the run's rows written since then by other kills are returned too — in ``done``
+        when final, in ``held`` while another kill holds them — so a kill planned from an
+        older snapshot reports what a concurrent kill did meanwhile, as that kill does.
+        """
+        done: dict[str, dict[str, Any]] = {}
+        held: dict[str, dict[str, Any]] = {}
+        mine: dict[str, int] = {}
+        marks = ",".join("?" * len(_KILL_DONE))
+        with self._write() as conn:
+            now = _utc(self._clock())
+            stamp, until = now.isoformat(), (now + pd.Timedelta(seconds=max(1.0, lease_s))).isoformat()
+            for kill in jobs:
+                if kill.job_id in mine or kill.job_id in done or kill.job_id in held:
+                    continue
+                final = conn.execute(
+                    f"SELECT * FROM kills WHERE job_id = ? AND finished_at IS NOT NULL AND outcome IN ({marks}) "
+                    "ORDER BY kill_id DESC LIMIT 1",
+                    (kill.job_id, *_KILL_DONE),
+                ).fetchone()
+                if final is not None:
+                    done[kill.job_id] = dict(final)
+                    continue
+                row = conn.execute(
+                    "SELECT * FROM kills WHERE job_id = ? AND finished_at IS NULL", (kill.job_id,)
+                ).fetchone()
+                if row is not None:
+                    if row["claim_owner"] != owner and not self._claim_dead(row, now):
+                        held[kill.job_id] = dict(row)
+                        continue
+                    conn.execute(
+                        "UPDATE kills SET claim_owner = ?, claim_until = ? WHERE kill_id = ?",
+                        (owner, until, row["kill_id"]),
+                    )
+                    mine[kill.job_id] = int(row["kill_id"])
+                    continue
+                cur = conn.execute(
+                    "INSERT INTO kills (run_name, job_id, verdict, reason, task_name, vcpu_hours, request, "
+                    "requested_at, writer, claim_owner, claim_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        _run_key(run_name), kill.job_id, kill.verdict, kill.reason, kill.task_name,
+                        kill.vcpu_hours, json.dumps(request, default=str), stamp, self._writer, owner, until,
+                    ),
+                )
+                mine[kill.job_id] = int(cur.lastrowid or 0)
+            if concurrent_after is not None:
+                for row in conn.execute(
+                    "SELECT * FROM kills WHERE run_name = ? AND kill_id > ? ORDER BY kill_id",
+                    (_run_key(run_name), concurrent_after),
+                ):
+                    job_id = row["job_id"]
+                    if job_id in mine or job_id in done or job_id in held:
+                        continue
+                    if row["finished_at"] is not None:
+                        if row["outcome"] in _KILL_DONE:
+                            done[job_id] = dict(row)
+                    elif row["claim_owner"] not in (None, owner) and not self._claim_dead(row, now):
+                        held[job_id] = dict(row)
+        return KillClaim(mine=mine, done=done, held=held)
+
+    def claim_is_dead(self, row: dict[str, Any]) -> bool:
+        """Whether the claim on an open row can be taken over (released, expired, or its
+        process is gone)."""
+        return self._claim_dead(row, _utc(self._clock()))
+
+    def record_kill_results(self, rows: Sequence[tuple[int, JobOutcome, str | None, bool]]) -> list[bool]:
+        """Many ``record_kill_result(kill_id, outcome, verified_status, final=...)`` in ONE
+        transaction (a kill records a chunk's answers at once); same rules per row."""
+        if not rows:
+            return []
+        written: list[bool] = []
+        with self._write() as conn:
+            now = self._now()
+            for kill_id, o, verified, final in rows:
+                if final:
+                    cur = conn.execute(
+                        "UPDATE kills SET finished_at = ?, outcome = ?, status = ?, error_code = ?, message = ?, "
+                        "verified_status = ?, tries = tries + 1, claim_owner = NULL, claim_until = NULL "
+                        "WHERE kill_id = ? AND finished_at IS NULL",
+                        (now, o.outcome, o.status, o.error_code, o.message, verified, kill_id),
+                    )
+                else:
+                    error = f"{o.error_code}: {o.message}" if o.error_code else o.message
+                    cur = conn.execute(
+                        "UPDATE kills SET tries = tries + 1, last_error = ? WHERE kill_id = ? AND finished_at IS NULL",
+                        (error, kill_id),
+                    )
+                written.append(bool(cur.rowcount) and final)
+        return written
+
+    def mark_sent(self, kill_ids: Iterable[int]) -> None:
+        """The request for these rows is about to go out (Cancel leaves them 'sent')."""
+        ids = list(kill_ids)
+        if not ids:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE kills SET sent_at = ? WHERE kill_id = ? AND finished_at IS NULL",
+                ((self._now(), i) for i in ids),
+            )
+
+    def release_claims(self, owner: str) -> int:
+        """Give up ``owner``'s claims on rows still open (the next kill takes them at once)."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE kills SET claim_owner = NULL, claim_until = NULL "
+                "WHERE claim_owner = ? AND finished_at IS NULL",
+                (owner,),
+            )
+            return int(cur.rowcount)
+
+    def kill_rows(self, kill_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """The current rows of these kills (to follow another kill's claims), by kill_id."""
+        ids = list(kill_ids)
+        out: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for row in self._read(f"SELECT * FROM kills WHERE kill_id IN ({marks})", part):
+                out[int(row["kill_id"])] = row
+        return out
+
+    def max_kill_id(self) -> int:
+        """The newest kill row's id (0 when none): a mark for ``claim_kills(concurrent_after=)``."""
+        rows = self._read("SELECT COALESCE(MAX(kill_id), 0) AS m FROM kills")
+        return int(rows[0]["m"])
+
     def record_kill_result(
         self,
         kill_id: int,
@@ -401,7 +680,8 @@ class Ledger:
             if is_final:
                 cur = conn.execute(
                     "UPDATE kills SET finished_at = ?, outcome = ?, status = ?, error_code = ?, message = ?, "
-                    "verified_status = ?, tries = tries + 1 WHERE kill_id = ? AND finished_at IS NULL",
+                    "verified_status = ?, tries = tries + 1, claim_owner = NULL, claim_until = NULL "
+                    "WHERE kill_id = ? AND finished_at IS NULL",
                     (self._now(), outcome, status, error_code, message, verified_status, kill_id),
                 )
             else:
@@ -454,16 +734,7 @@ class Ledger:
         if run_name is not None:
             sql += " AND run_name = ?"
             params.append(_run_key(run_name))
-        return [
-            KillJob(
-                job_id=row["job_id"],
-                verdict=row["verdict"],
-                reason=row["reason"],
-                task_name=row["task_name"],
-                vcpu_hours=float(row["vcpu_hours"]),
-            )
-            for row in self._read(sql + " ORDER BY kill_id", params)
-        ]
+        return [kill_job_of(row) for row in self._read(sql + " ORDER BY kill_id", params)]
 
     # --- snapshots -------------------------------------------------------------------
 

@@ -1,7 +1,10 @@
-"""The tracker: polls Batch for one Nextflow run, reconciles, and kills what should not run.
+"""The tracker: polls Batch for one Nextflow run and reconciles.
 
 The pure work lives elsewhere (``batchkit.reconcile``); this module only decides *what to
-ask* Batch, keeps what it learnt, and carries out kill plans. It polls only what can still
+ask* Batch and keeps what it learnt. Kills are planned here (``plan``) and handed whole to
+the kill executor (``batchkit.kills``), which owns the ledger claims, the sends, the
+retries, the verification and the results; the tracker only re-reconciles from what the
+kill verified. It polls only what can still
 change: the run's recorded job ids and the in-scope jobs it discovered, minus jobs already
 seen in a terminal state (Batch never moves a job out of SUCCEEDED/FAILED), plus a scope
 discovery on the run's queues restricted to jobs created since the last poll.
@@ -19,9 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -30,16 +31,16 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 import pandas as pd
 
-from batchkit.client import BatchClient
+from batchkit.client import BatchApi
 from batchkit.errors import BatchkitError, InputError
+from batchkit.kills import KillExecutor, KillStatus, select_redrives
+from batchkit.kills import KillReport as KillReport  # re-exported: callers import it from here
 from batchkit.reconcile import in_scope, jobs_frame, plan_kills, reconcile, summarize
-from batchkit.retry import is_code_retryable
 from batchkit.schema import (
     JOB_ACTIVE,
     JOB_TERMINAL,
     DescribeResult,
     JobCol,
-    JobOutcome,
     KillJob,
     RecCol,
     RunLike,
@@ -59,11 +60,8 @@ DISCOVERY_SKEW = timedelta(minutes=5)
 #: From this many recorded jobs on (10+ DescribeJobs calls), the first refresh shows a
 #: first look from ListJobs before the details are in (see ``Tracker._first_look``).
 FIRST_LOOK_MIN_JOBS = 1000
-#: TerminateJobs takes at most 50 ids a call (DESIGN §3); one chunk = one progress step.
-KILL_CHUNK = 50
-#: A job whose terminate answered a per-job error (throttling, ServerException — the bulk
-#: API returns HTTP 200 and the SDK does not retry them) is re-driven this many times.
-KILL_ROUNDS = 3
+#: Seconds a kill may take as a whole, unless told otherwise (``Tracker(kill_deadline=)``).
+KILL_DEADLINE = 300.0
 
 
 class TrackedRun(RunLike, Protocol):
@@ -121,41 +119,6 @@ class Snapshot:
         return (self.clock() - self.taken_at).total_seconds()
 
 
-@dataclass(frozen=True, slots=True)
-class KillReport:
-    """What a kill did, per job, with Batch's status described after the call."""
-
-    #: (instruction, what terminate answered, Batch's status on verification or None
-    #: when the job could not be described; "not_found" when Batch no longer knows it).
-    outcomes: list[tuple[KillJob, JobOutcome, str | None]] = field(default_factory=list)
-    #: jobs of the plan the ledger already showed killed (a double click is harmless).
-    skipped: list[KillJob] = field(default_factory=list)
-    #: False when the tracker was closed before every chunk was sent, or Batch failed
-    #: past the client's deadline mid-kill (the failed entries name the error); the
-    #: ledger holds the intents, and the next ``kill`` of those jobs (or
-    #: ``resume_kills``) re-drives what is left under the same audit rows.
-    complete: bool = True
-
-    @property
-    def ok(self) -> bool:
-        return self.complete and all(outcome.ok for _, outcome, _ in self.outcomes)
-
-    @property
-    def failed(self) -> list[tuple[KillJob, JobOutcome, str | None]]:
-        return [row for row in self.outcomes if not row[1].ok]
-
-    def summary(self) -> str:
-        done = sum(1 for _, outcome, _ in self.outcomes if outcome.ok)
-        text = f"{done} of {len(self.outcomes)} job(s) killed"
-        if self.skipped:
-            text += f", {len(self.skipped)} already killed"
-        if self.failed:
-            text += f", {len(self.failed)} failed"
-        if not self.complete:
-            text += " (stopped before the end: run the kill again to finish)"
-        return text
-
-
 # --- events -----------------------------------------------------------------------------
 
 
@@ -194,6 +157,8 @@ class KillStarted:
 class KillProgress:
     done: int
     total: int
+    #: the kill's full progress (killed, waiting, failing since, retries, last error)
+    status: KillStatus | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,27 +301,6 @@ def run_key(run: Any) -> str:
     return "unnamed"
 
 
-_HTTP_RETRYABLE = re.compile(r"HTTP(429|5\d\d)")
-
-
-def _retryable(outcome: JobOutcome) -> bool:
-    """Whether a failed terminate is worth sending again later (it stays pending).
-
-    Throttling, 5xx and "kept failing until the deadline" (the client's outcome once its
-    retries ran out, whose code may be a connection error's class name) are; a refusal
-    such as AccessDeniedException or ClientException gives the same answer every time,
-    so it is final: re-sending it on every start and every later kill only hides it.
-    """
-    if outcome.ok:
-        return False
-    code = outcome.error_code
-    if code is None:
-        return True  # no answer at all for this job
-    if is_code_retryable(code) or _HTTP_RETRYABLE.fullmatch(code):
-        return True
-    return "until the deadline" in outcome.message
-
-
 # --- the tracker ------------------------------------------------------------------------
 
 
@@ -372,7 +316,7 @@ class Tracker:
     def __init__(
         self,
         run: TrackedRun,
-        client: BatchClient,
+        client: BatchApi,
         *,
         queues: Sequence[str] | None = None,
         ledger: Ledger | str | Path | Literal[False] | None = None,
@@ -381,11 +325,19 @@ class Tracker:
         reload_run: bool = True,
         clock: Clock | None = None,
         witness: Callable[[pd.DataFrame, pd.DataFrame | None], pd.DataFrame] | None = None,
+        kill_deadline: float = KILL_DEADLINE,
+        kill_clock: Callable[[], float] | None = None,
+        kill_sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.run = run
         #: amends reasons from the task work dirs (``batchkit.inspect.WorkdirWitness``); never a verdict
         self.witness = witness
         self.client = client
+        #: seconds a kill may take as a whole (every chunk, retry and verification)
+        self.kill_deadline = float(kill_deadline)
+        # The kill's own time (tests inject a fake pair; default: real, Cancel-aware).
+        self._kill_clock = kill_clock
+        self._kill_sleep = kill_sleep
         self.queues: list[str] | None = list(queues) if queues else None
         # None: the launch dir's ledger; False: none at all (a read-only tracker, e.g.
         # `batchkit reconcile` on a launch dir it may not write to; kill then refuses).
@@ -414,7 +366,10 @@ class Tracker:
 
         self._subscribers: list[Emit] = []
         self._lock = threading.RLock()  # one refresh at a time; guards the caches
-        self._kill_lock = threading.Lock()  # one kill at a time (a double click waits)
+        self._kill_cancels: set[threading.Event] = set()  # running kills, cancelled by close()
+        #: the ledger's newest kill row when the current snapshot was taken: kills written
+        #: after it by other processes are this snapshot's plan's concurrent kills
+        self._kill_mark: int | None = None
         self._paused = threading.Event()
         self._stop = threading.Event()
         self._closed = False
@@ -563,6 +518,7 @@ class Tracker:
         )
         if not degraded:
             self.last_error = None
+        self._mark_kills()
         self._record_snapshot(self.snapshot)
         events.append(Refreshed(self.snapshot))
         return self.snapshot, events
@@ -584,6 +540,14 @@ class Tracker:
             log.exception("batchkit tracker: could not record a snapshot of run %r", self.run_name)
             return
         self._recorded_key = key
+
+    def _mark_kills(self) -> None:
+        if self.ledger is None:
+            return
+        try:
+            self._kill_mark = self.ledger.max_kill_id()
+        except Exception:  # a mark is an optimisation of the report; never fail a poll
+            log.exception("batchkit tracker: could not read the ledger's kill mark")
 
     def _client_stats(self) -> Any:
         try:
@@ -778,25 +742,33 @@ class Tracker:
         return [job for job in plan if job.job_id not in killed]
 
     def kill(
-        self, plan: Sequence[KillJob], *, progress: Callable[[int, int], None] | None = None
+        self,
+        plan: Sequence[KillJob],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        on_status: Callable[[KillStatus], None] | None = None,
     ) -> KillReport:
-        """Terminate the plan's jobs, ledger first, then describe them to verify.
+        """Kill the plan's jobs with the kill executor (``batchkit.kills``); blocking.
 
-        A job the ledger already shows killed is skipped. Kills interrupted earlier (an
-        intent with no final result: the kernel died mid-kill, or Batch kept failing)
-        are re-driven under their original audit entry when their job is in the plan,
-        or when the tracker does not see the job active (finished, gone, or not polled
-        yet: sending again only records how it ended). A pending kill of another job that
-        still runs is left for ``resume_kills`` (and ``start``): ``kill --job X`` must
-        not terminate jobs the user did not pick this time.
+        Ledger claims first, one deadline (``kill_deadline``) for the whole kill, one
+        verification describe per chunk; what is not final by then stays pending in the
+        ledger. A job the ledger already shows killed is skipped. Kills interrupted earlier
+        are finished too when their job is in the plan or is not seen active
+        (``kills.select_redrives``); a pending kill of another job that still runs is left
+        for ``resume_kills`` (and ``start``): ``kill --job X`` must not terminate jobs the
+        user did not pick this time. ``progress(done, total)`` after each answered chunk;
+        ``on_status(KillStatus)`` after every call and wait.
         """
-        return self._kill(plan, progress, self._emit)
+        return self._kill(plan, progress, self._emit, on_status=on_status)
 
     async def kill_async(
-        self, plan: Sequence[KillJob], progress: Callable[[int, int], None] | None = None
+        self,
+        plan: Sequence[KillJob],
+        progress: Callable[[int, int], None] | None = None,
+        on_status: Callable[[KillStatus], None] | None = None,
     ) -> KillReport:
         """``kill`` in a worker thread; progress and events are delivered on this loop."""
-        return await self._kill_in_thread(plan, progress, resume=False)
+        return await self._kill_in_thread(plan, progress, resume=False, on_status=on_status)
 
     async def _kill_in_thread(
         self,
@@ -804,17 +776,53 @@ class Tracker:
         progress: Callable[[int, int], None] | None,
         *,
         resume: bool,
+        on_status: Callable[[KillStatus], None] | None = None,
     ) -> KillReport:
         loop = asyncio.get_running_loop()
+        emit, on_progress, status = _on_loop(loop, self._emit, progress, on_status)
+        return await asyncio.to_thread(self._kill, plan, on_progress, emit, resume=resume, on_status=status)
 
-        def emit(event: Event) -> None:
-            loop.call_soon_threadsafe(self._emit, event)
+    def start_kill(
+        self,
+        plan: Sequence[KillJob],
+        *,
+        on_status: Callable[[KillStatus], None] | None = None,
+        on_done: Callable[[KillReport | None, BaseException | None], None] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> KillHandle:
+        """Kill in a background thread and return at once (a dashboard's button).
 
-        def on_progress(done: int, total: int) -> None:
-            if progress is not None:
-                loop.call_soon_threadsafe(progress, done, total)
+        Callbacks and events run on ``loop`` when given (the kernel's), else on the kill's
+        thread. ``KillHandle.cancel()`` stops it between calls: what was sent stays sent
+        in the ledger, what was not stays pending, and the next kill finishes both.
+        """
+        handle = KillHandle()
+        emit: Emit = self._emit
+        done = on_done
+        if loop is not None:
+            emit, _, on_status = _on_loop(loop, self._emit, None, on_status)
+            if on_done is not None:
+                done_cb = on_done
 
-        return await asyncio.to_thread(self._kill, plan, on_progress, emit, resume=resume)
+                def done(report: KillReport | None, error: BaseException | None) -> None:
+                    loop.call_soon_threadsafe(done_cb, report, error)
+
+        def work() -> None:
+            report: KillReport | None = None
+            error: BaseException | None = None
+            try:
+                report = self._kill(plan, None, emit, on_status=on_status, cancel=handle._cancel)
+            except BaseException as exc:  # reported to on_done; the thread must not die silently
+                error = exc
+                log.exception("batchkit tracker: background kill of run %r failed", self.run_name)
+            finally:
+                handle._finish(report, error)
+                if done is not None:
+                    done(report, error)
+
+        handle._thread = threading.Thread(target=work, name=f"batchkit-kill-{self.run_name}", daemon=True)
+        handle._thread.start()
+        return handle
 
     def resume_kills(self, *, progress: Callable[[int, int], None] | None = None) -> KillReport:
         """Finish every kill of this run a previous tracker recorded but never completed."""
@@ -829,22 +837,15 @@ class Tracker:
             )
         return self.ledger
 
+    def _is_active(self, job_id: str) -> bool:
+        with self._lock:
+            return _status(self._jobs.get(job_id)) in JOB_ACTIVE
+
     def pending_for(self, plan: Sequence[KillJob]) -> list[KillJob]:
         """The interrupted kills ``kill(plan)`` would re-drive (see ``kill``), from the ledger."""
         if self.ledger is None:
             return []
-        plan_ids = {job.job_id for job in plan}
-        return [
-            job
-            for job in self.ledger.pending_kills(self.run_name)
-            if self._redrives(job, plan_ids, resume=False)
-        ]
-
-    def _redrives(self, job: KillJob, plan_ids: set[str], resume: bool) -> bool:
-        if resume or job.job_id in plan_ids:
-            return True
-        with self._lock:
-            return _status(self._jobs.get(job.job_id)) not in JOB_ACTIVE
+        return select_redrives(self.ledger.pending_kills(self.run_name), plan, self._is_active)
 
     def _kill(
         self,
@@ -853,163 +854,63 @@ class Tracker:
         emit: Emit,
         *,
         resume: bool = False,
+        on_status: Callable[[KillStatus], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> KillReport:
         ledger = self._require_ledger()
-        outcomes: list[tuple[KillJob, JobOutcome, str | None]] = []
-        skipped: list[KillJob] = []
-        complete = False
-        started = False
+        run_name = self.run_name
+        redrive = select_redrives(ledger.pending_kills(run_name), plan, self._is_active, resume=resume)
+        entries = list({job.job_id: job for job in [*redrive, *plan]}.values())
+        cancel = cancel if cancel is not None else threading.Event()
+        self._kill_cancels.add(cancel)
+        if self._closed:
+            cancel.set()
+        reported = [0]
+
+        def relay(status: KillStatus) -> None:
+            # The dashboard header's "degraded" line reads the snapshot's client stats:
+            # keep them current while the kill fails, not only at the next poll.
+            with self._lock:
+                if self.snapshot is not None:
+                    self.snapshot = replace(self.snapshot, client_stats=self._client_stats())
+            emit(KillProgress(status.done, status.total, status))
+            if on_status is not None:
+                on_status(status)
+            if progress is not None and status.done > reported[0]:
+                reported[0] = status.done
+                progress(status.done, status.total)
+
+        executor = KillExecutor(
+            self.client, ledger, run_name=run_name, deadline=self.kill_deadline,
+            clock=self._kill_clock, sleep=self._kill_sleep, on_status=relay, cancel=cancel,
+        )
+        report: KillReport | None = None
+        emit(KillStarted([job.job_id for job in entries]))
         try:
-            with self._kill_lock:
-                run_name = self.run_name
-                killed = set(ledger.killed_job_ids())
-                plan_ids = {job.job_id for job in plan}
-                todo: dict[str, tuple[KillJob, int | None]] = {}
-                for job, kill_id in _pending_with_ids(ledger, run_name):
-                    if self._redrives(job, plan_ids, resume):
-                        todo.setdefault(job.job_id, (job, kill_id))
-                for job in plan:
-                    if job.job_id in killed:
-                        skipped.append(job)
-                    elif job.job_id not in todo:
-                        todo[job.job_id] = (job, None)
-                entries = list(todo.values())
-                total = len(entries)
-                emit(KillStarted([job.job_id for job, _ in entries]))
-                started = True
-                kill_ids: dict[str, int] = {}
-                failure: BatchkitError | None = None
-                done = 0
-                for chunk in _chunks_by_reason(entries, KILL_CHUNK):
-                    if self._closed:
-                        break
-                    rows, ids, failure = self._kill_chunk(ledger, run_name, chunk)
-                    outcomes.extend(rows)
-                    kill_ids.update(ids)
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(done, total)
-                    emit(KillProgress(done, total))
-                    if failure is not None:
-                        # Batch is failing past the client's deadline: every further chunk
-                        # would wait out its own deadline too. The ledger keeps the rest.
-                        break
-                complete = done == total and failure is None
-                # Verify only when Batch is answering: a failing describe would cost
-                # another full deadline, and terminate_jobs' own answer is kept anyway.
-                if outcomes and failure is None and not self._closed:
-                    outcomes[:] = self._verify(ledger, outcomes, kill_ids)
-                self._cache_statuses(outcomes)
-            if outcomes and not self._closed:
+            report = executor.run(entries, concurrent_after=self._kill_mark)
+            self._cache_statuses(report)
+            self._mark_kills()
+            if report.outcomes and not self._closed:
                 with self._lock:
                     if self.snapshot is not None:
                         self._publish_quietly(emit)
         finally:
-            # Always, even when a chunk raised or the kernel is interrupted: a dashboard
-            # that saw KillStarted must not stay on "killing" forever.
-            report = KillReport(outcomes=list(outcomes), skipped=skipped, complete=complete)
-            if started:
-                emit(KillFinished(report))
+            self._kill_cancels.discard(cancel)
+            # Always, even when the kernel is interrupted: a dashboard that saw
+            # KillStarted must not stay on "killing" forever.
+            if report is None:
+                report = KillReport(complete=False, cancelled=cancel.is_set())
+            emit(KillFinished(report))
         return report
 
-    def _kill_chunk(
-        self, ledger: Ledger, run_name: str, chunk: list[tuple[KillJob, int | None]]
-    ) -> tuple[list[tuple[KillJob, JobOutcome, str | None]], dict[str, int], BatchkitError | None]:
-        """Terminate one chunk (one reason): (rows, kill id per job, the AWS error that
-        stopped it or None). Every answer received is written, even when a later round
-        raised; jobs without a final answer stay pending in the ledger."""
-        reason = chunk[0][0].reason
-        request = {"operation": "TerminateJob", "reason": reason, "request_id": str(uuid.uuid4())}
-        ids: dict[str, int] = {}
-        jobs: dict[str, KillJob] = {}
-        # Intent BEFORE the call: a kernel that dies inside terminate_jobs leaves a pending
-        # entry that the next kill re-drives (TerminateJob is idempotent, DESIGN §6).
-        for job, kill_id in chunk:
-            jobs[job.job_id] = job
-            ids[job.job_id] = (
-                kill_id
-                if kill_id is not None
-                else ledger.record_kill_intent(run_name, job, request)
-            )
-        answers: dict[str, JobOutcome] = {}
-        remaining = list(jobs)
-        failure: BatchkitError | None = None
-        for _ in range(KILL_ROUNDS):
-            if not remaining:
-                break
-            try:
-                # Per-job throttling/5xx come back inside an HTTP 200 that the SDK does not
-                # retry (DESIGN §3): those ids are sent again in the next round.
-                answered = self.client.terminate_jobs(remaining, reason)
-            except BatchkitError as exc:  # AwsError/ApiUnavailableError past the deadline
-                failure = exc
-                break
-            for answer in answered:
-                answers[answer.job_id] = answer
-            remaining = [i for i in remaining if i not in answers or _retryable(answers[i])]
-        rows: list[tuple[KillJob, JobOutcome, str | None]] = []
-        for job_id, job in jobs.items():
-            got = answers.get(job_id)
-            if failure is not None and job_id in remaining:
-                code = getattr(failure, "code", None) or type(failure).__name__
-                outcome = JobOutcome(
-                    job_id,
-                    "error",
-                    status=got.status if got is not None else None,
-                    error_code=code,
-                    message=f"terminate stopped: {failure}; the kill stays pending, run it again",
-                )
-            elif got is None:
-                outcome = JobOutcome(job_id, "error", message="Batch gave no answer for this job")
-            else:
-                outcome = got
-            status = "not_found" if outcome.outcome == "not_found" else outcome.status
-            # Result AFTER the call: a refusal that would be the same next time is final;
-            # throttling, 5xx, a deadline or no answer keep the intent pending.
-            ledger.record_kill_result(ids[job_id], outcome, status, final=not _retryable(outcome))
-            rows.append((job, outcome, status))
-        return rows, ids, failure
-
-    def _verify(
-        self,
-        ledger: Ledger,
-        rows: list[tuple[KillJob, JobOutcome, str | None]],
-        kill_ids: dict[str, int],
-    ) -> list[tuple[KillJob, JobOutcome, str | None]]:
-        """Describe the killed jobs once more and record what Batch shows now.
-
-        A terminated STARTING/RUNNING job stays RUNNING until its container stops (real
-        Batch takes seconds to minutes), so the status terminate_jobs saw right after the
-        call is not the end state. If describing fails, terminate_jobs' answer is kept.
-        """
-        try:
-            result = self.client.describe_jobs([job.job_id for job, _, _ in rows])
-        except BatchkitError as exc:
-            log.warning("batchkit tracker: could not verify the kill of run %r: %s", self.run_name, exc)
-            return rows
-        missing = set(result.missing)
-        verified: list[tuple[KillJob, JobOutcome, str | None]] = []
-        for job, outcome, status in rows:
-            described = result.jobs.get(job.job_id)
-            if described is not None:
-                status = _status(described)
-                with self._lock:
-                    if job.job_id in self._jobs:
-                        self._jobs[job.job_id] = dict(described)
-            elif job.job_id in missing:
-                status = "not_found"
-            else:  # its describe chunk failed: keep what terminate answered
-                verified.append((job, outcome, status))
-                continue
-            if status is not None:
-                ledger.record_kill_verification(kill_ids[job.job_id], status)
-            verified.append((job, outcome, status))
-        return verified
-
-    def _cache_statuses(self, rows: list[tuple[KillJob, JobOutcome, str | None]]) -> None:
+    def _cache_statuses(self, report: KillReport) -> None:
+        """Keep what the kill's verification saw, so the redraw needs no extra call."""
         with self._lock:
-            for job, _, status in rows:
-                cached = self._jobs.get(job.job_id)
+            for job_id, described in report.described.items():
+                if job_id in self._jobs:
+                    self._jobs[job_id] = dict(described)
+            for kill, _, status in report.outcomes:
+                cached = self._jobs.get(kill.job_id)
                 if cached is not None and status in JOB_TERMINAL:
                     cached["status"] = status
 
@@ -1124,6 +1025,8 @@ class Tracker:
             return
         self._closed = True
         self._stop.set()
+        for cancel in list(self._kill_cancels):
+            cancel.set()  # a running kill stops before its next call
         runner, self._runner = self._runner, None
         if isinstance(runner, threading.Thread):
             if runner is not threading.current_thread():
@@ -1150,21 +1053,61 @@ class _PartialAnswer(BatchkitError):
     """Some recorded jobs could not be described: the new frame would mislabel them."""
 
 
-def _chunks_by_reason(
-    entries: list[tuple[KillJob, int | None]], size: int
-) -> list[list[tuple[KillJob, int | None]]]:
-    """Group by reason (one reason per TerminateJobs call), then cut into chunks of ``size``."""
-    groups: dict[str, list[tuple[KillJob, int | None]]] = {}
-    for entry in entries:
-        groups.setdefault(entry[0].reason, []).append(entry)
-    chunks: list[list[tuple[KillJob, int | None]]] = []
-    for group in groups.values():
-        chunks.extend(group[i : i + size] for i in range(0, len(group), size))
-    return chunks
+class KillHandle:
+    """A kill running in the background (``Tracker.start_kill``)."""
+
+    def __init__(self) -> None:
+        self._cancel = threading.Event()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.report: KillReport | None = None
+        self.error: BaseException | None = None
+
+    def cancel(self) -> None:
+        """Stop before the next call; what was sent stays sent, the rest pending."""
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> KillReport | None:
+        """Block until the kill ends (or ``timeout``); its report, None while it runs."""
+        self._done.wait(timeout)
+        return self.report
+
+    def _finish(self, report: KillReport | None, error: BaseException | None) -> None:
+        self.report, self.error = report, error
+        self._done.set()
 
 
-def _pending_with_ids(ledger: Ledger, run_name: str) -> list[tuple[KillJob, int | None]]:
-    """Interrupted kills to re-drive. No entry id is needed: the ledger keeps at most one
-    open intent per job and ``record_kill_intent`` returns that same id for a re-drive,
-    so the result lands on the original audit row (each job audited exactly once)."""
-    return [(job, None) for job in ledger.pending_kills(run_name)]
+def _on_loop(
+    loop: asyncio.AbstractEventLoop,
+    emit: Emit,
+    progress: Callable[[int, int], None] | None,
+    on_status: Callable[[KillStatus], None] | None,
+) -> tuple[Emit, Callable[[int, int], None] | None, Callable[[KillStatus], None] | None]:
+    """Callbacks that run on ``loop`` whatever thread calls them."""
+
+    def emit_on(event: Event) -> None:
+        loop.call_soon_threadsafe(emit, event)
+
+    progress_on: Callable[[int, int], None] | None = None
+    if progress is not None:
+        cb = progress
+
+        def progress_on(done: int, total: int) -> None:
+            loop.call_soon_threadsafe(cb, done, total)
+
+    status_on: Callable[[KillStatus], None] | None = None
+    if on_status is not None:
+        sb = on_status
+
+        def status_on(status: KillStatus) -> None:
+            loop.call_soon_threadsafe(sb, status)
+
+    return emit_on, progress_on, status_on
+

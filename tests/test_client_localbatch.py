@@ -109,7 +109,11 @@ def test_terminate_1000_active_jobs_under_faults(lb: LocalBatch) -> None:
         stats = bc.stats
     assert [o.job_id for o in outcomes] == ids
     by_id = {o.job_id: o for o in outcomes}
-    assert all(by_id[j].outcome == "terminated" and by_id[j].status == "FAILED" for j in live)
+    assert all(by_id[j].outcome == "terminated" for j in live)
+    # one verification describe per chunk (a few quick tries): under 30% 500s on every call
+    # a chunk may stay unverified (status None, terminate's answer kept) — never wrong
+    assert {by_id[j].status for j in live} <= {"FAILED", None}
+    assert sum(by_id[j].status is None for j in live) <= 3 * 50
     assert by_id[done[0]].outcome == "already_done" and by_id[done[0]].status == "SUCCEEDED"
     assert by_id["11111111-0000-0000-0000-000000000000"].outcome == "not_found"
     jobs = {j["jobId"]: j for j in lb.jobs()}
