@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from batchkit.client import BatchClient
+    from batchkit.kills import KillStatus
     from batchkit.nextflow import NextflowRun
     from batchkit.schema import KillJob
     from batchkit.tracker import KillReport, Tracker
@@ -610,31 +611,55 @@ def render_plan(plan: Sequence[KillJob], out: TextIO) -> None:
 
 
 class ProgressBar:
-    """A plain-text progress bar on stderr (redrawn in place on a terminal)."""
+    """A kill's progress on stderr: a bar and the executor's line, e.g. ``killing
+    [######........] 27/120 — 27 killed, 93 waiting: Batch API failing since 12:04:10,
+    14 retries, AuthorizerConfigurationException``. Redrawn in place on a terminal; on a
+    pipe one line per change, at most one a second (and always the last)."""
 
-    def __init__(self, out: TextIO, width: int = 30) -> None:
+    def __init__(self, out: TextIO, width: int = 30, *, every: float = 1.0) -> None:
+        import time
+
         self.out = out
         self.width = width
         self.tty = bool(getattr(out, "isatty", lambda: False)())
+        self._every = every
+        self._clock = time.monotonic
+        self._last = ""
+        self._at = -every
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, status: KillStatus) -> None:
+        done, total = status.done, status.total
         filled = self.width if total == 0 else self.width * done // total
         bar = "#" * filled + "." * (self.width - filled)
-        text = f"killing [{bar}] {done}/{total}"
+        text = f"killing [{bar}] {done}/{total} — {status.line()}"
+        now = self._clock()
+        final = status.stage in {"done", "stopped", "cancelled"}
+        if text == self._last or (not final and not self.tty and now - self._at < self._every):
+            return
+        self._last, self._at = text, now
         if self.tty:
-            self.out.write("\r" + text + ("\n" if done >= total else ""))
+            self.out.write("\r\x1b[K" + text + ("\n" if final else ""))
         else:
             self.out.write(text + "\n")
         self.out.flush()
 
 
 def render_report(report: KillReport, out: TextIO) -> None:
+    """Each job's outcome, the pending ones with why, and the counts."""
     for job, outcome, status in report.outcomes:
         detail = f" ({outcome.error_code}: {outcome.message})" if not outcome.ok else ""
         print(f"{job.job_id}  {outcome.outcome}  now {status or 'unknown'}{detail}", file=out)
     for job in report.skipped:
         print(f"{job.job_id}  skipped  already killed (see the ledger)", file=out)
+    for job, why in report.pending:
+        print(f"{job.job_id}  pending  {cli_args.message(why)}", file=out)
     print(report.summary(), file=out)
+    if report.pending:
+        print(
+            f"{len(report.pending)} kill(s) stay pending in the ledger: run the same "
+            "`batchkit kill --yes` again to finish them (each job is audited once)",
+            file=out,
+        )
 
 
 # --- commands -----------------------------------------------------------------------------
@@ -645,6 +670,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     if (done := not_on_aws_batch(run)) is not None:
         return done
     client = make_client(args, run)
+    # --deadline is the whole command's: past it, calls fail at once and the command says
+    # so, however many DescribeJobs chunks the run needs.
+    client.give_up_after(args.deadline)
     tracker = make_tracker(args, run, client, write=False)
     try:
         snapshot = first_snapshot(tracker)
@@ -666,7 +694,16 @@ def execute_kill(
     job_ids: Sequence[str] | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    deadline: Callable[[], float | None] | None = None,
 ) -> int:
+    """Plan, then (with ``yes``) kill; the exit status says how it ended.
+
+    ``deadline()``: seconds left of the command's deadline when the kill starts (the
+    kill as a whole returns by then). Exit: 0 all killed; ``EXIT_KILLS_PENDING`` some
+    kills pending (Batch kept failing until the deadline: run again to finish them);
+    ``EXIT_FAILURE`` a refusal, or credentials that stopped the kill (one line on stderr
+    naming how to renew them).
+    """
     out = out or sys.stdout
     err = err or sys.stderr
     first_snapshot(tracker)
@@ -688,9 +725,17 @@ def execute_kill(
                 f"{len(pending)} interrupted kill(s) in the ledger will be finished too", file=out
             )
         return EXIT_OK
-    report = tracker.kill(plan, progress=ProgressBar(err))
+    left = deadline() if deadline is not None else None
+    if left is not None:
+        tracker.kill_deadline = left
+    report = tracker.kill(plan, on_status=ProgressBar(err))
     render_report(report, out)
-    return EXIT_OK if report.ok else EXIT_AWS
+    if report.error is not None:
+        print(f"batchkit: error: {cli_args.message(str(report.error))}", file=err)
+        return EXIT_FAILURE
+    if report.pending:
+        return EXIT_KILLS_PENDING
+    return EXIT_OK if report.ok else EXIT_FAILURE
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
@@ -698,10 +743,12 @@ def cmd_kill(args: argparse.Namespace) -> int:
     if (done := not_on_aws_batch(run)) is not None:
         return done
     client = make_client(args, run)
+    client.give_up_after(args.deadline)  # the whole command's, the kill included
     tracker = make_tracker(args, run, client)
     try:
         return execute_kill(
-            tracker, yes=args.yes, force=args.force, verdicts=args.verdict, job_ids=args.job
+            tracker, yes=args.yes, force=args.force, verdicts=args.verdict, job_ids=args.job,
+            deadline=client.remaining,
         )
     finally:
         tracker.close()

@@ -368,19 +368,22 @@ def test_sim_serve_and_doctor_get_their_own_arguments(capsys: pytest.CaptureFixt
     assert code == cli.EXIT_USAGE and "sim" in err
 
 
-def test_failed_kill_exits_1_and_the_next_kill_finishes_it(
+def test_failed_kill_exits_pending_and_the_next_kill_finishes_it(
     incident: Incident, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Batch refuses every terminate until the deadline: exit 1, per-job errors, the
-    intents stay pending in the ledger; once Batch answers again, the next kill re-drives
-    them and each job is audited exactly once."""
+    """Batch answers 500 to every terminate until the deadline: the "kills pending" exit
+    status, each pending job listed with why, the intents pending in the ledger; once
+    Batch answers again, the next kill finishes them and each job is audited exactly once."""
     orphans = incident.truth.abandoned_job_ids & active_ids(incident)
     rules = [
         incident.batch.faults.add(op, "authorizer-500") for op in ("TerminateJobs", "TerminateJob")
     ]
-    code, out, err = run_cli(capsys, "kill", *target(incident), "--yes", "--deadline", "0.5")
-    assert code == cli.EXIT_AWS, out + err
-    assert "error" in out and "failed" in out.splitlines()[-1]
+    code, out, err = run_cli(capsys, "kill", *target(incident), "--yes", "--deadline", "2")
+    assert code == cli.EXIT_KILLS_PENDING, out + err
+    assert all(f"{j}  pending  Batch kept failing until the kill's deadline: "
+               "AuthorizerConfigurationException" in out for j in orphans)
+    assert f"0 of {len(orphans)} job(s) killed, {len(orphans)} pending" in out
+    assert "AuthorizerConfigurationException" in err  # the progress line said why
     ledger = Ledger.for_launch_dir(incident.launch_dir)
     assert {k.job_id for k in ledger.pending_kills(incident.truth.run_name)} == orphans
     assert active_ids(incident) >= orphans
@@ -392,6 +395,50 @@ def test_failed_kill_exits_1_and_the_next_kill_finishes_it(
     assert not (active_ids(incident) & orphans)
     assert sorted(k["job_id"] for k in ledger.kills()) == sorted(orphans)
     assert ledger.pending_kills(incident.truth.run_name) == []
+
+
+@pytest.mark.slow
+def test_kill_of_120_orphans_returns_by_its_deadline_while_terminate_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """#11's incident: TerminateJobs and TerminateJob answer 500 without end. `kill --yes
+    --deadline 20` on 120 orphans returns within 30 s (real time), lists every pending job
+    and why, exits "kills pending", and sends at most one Terminate call per chunk per
+    backoff step; after the fault is lifted the next kill finishes all 120, each once."""
+    import time
+
+    with replay_incident(launch_dir=tmp_path / "launch", n_tasks=160) as inc:
+        orphans = inc.truth.abandoned_job_ids & active_ids(inc)
+        assert len(orphans) == 120
+        lb = inc.batch
+        rules = [lb.faults.add(op, "authorizer-500") for op in ("TerminateJobs", "TerminateJob")]
+        before = dict(lb.calls)
+        t0 = time.monotonic()
+        code, out, err = run_cli(capsys, "kill", *target(inc), "--yes", "--deadline", "20")
+        took = time.monotonic() - t0
+        assert code == cli.EXIT_KILLS_PENDING, out + err
+        assert took < 30, took
+        assert "0 of 120 job(s) killed, 120 pending" in out
+        assert sum(f"{j}  pending  Batch kept failing" in out for j in orphans) == 120
+        terminate = lb.calls.get("TerminateJobs", 0) - before.get("TerminateJobs", 0)
+        assert lb.calls.get("TerminateJob", 0) == before.get("TerminateJob", 0)  # 500 is no fallback
+        steps = [line for line in err.splitlines() if "retries" in line]
+        assert steps, err
+        retries = int(steps[-1].split(" retries")[0].rsplit(" ", 1)[-1])
+        # 3 chunks of <= 50: one call each on the first step, one per chunk per later step
+        assert terminate == 3 + retries and terminate % 3 == 0, (terminate, retries)
+        sys.__stderr__.write(f"\n[#11] kill --deadline 20 under 500s: {took:.1f} s, {terminate} TerminateJobs calls, {retries} re-sends\n")
+
+        for rule in rules:
+            lb.faults.remove(rule)
+        code, out, err = run_cli(capsys, "kill", *target(inc), "--yes")
+        assert code == cli.EXIT_OK, out + err
+        assert "120 of 120 job(s) killed" in out
+        assert not (active_ids(inc) & orphans)
+        ledger = Ledger.for_launch_dir(inc.launch_dir)
+        audit = [k["job_id"] for k in ledger.kills()]
+        assert sorted(audit) == sorted(orphans)  # exactly once each
+        assert all(k["finished_at"] is not None and k["outcome"] == "terminated" for k in ledger.kills())
 
 
 def test_kill_force_takes_jobs_of_a_run_that_looks_alive(

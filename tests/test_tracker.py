@@ -28,7 +28,6 @@ from batchkit.schema import (
     TASK_DTYPES,
     DescribeResult,
     JobCol,
-    JobOutcome,
     KillJob,
     RecCol,
     TaskCol,
