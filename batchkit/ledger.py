@@ -148,7 +148,7 @@ class KillClaim:
     held: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _mask_environment(value: Any) -> Any:
+def mask_environment(value: Any) -> Any:
     """``value`` with every container environment VALUE replaced by ``MASK`` (names kept).
 
     SubmitJob's ``containerOverrides.environment`` (and a job definition's
@@ -165,10 +165,10 @@ def _mask_environment(value: Any) -> Any:
             elif key == "environment" and isinstance(item, dict):
                 out[key] = dict.fromkeys(item, MASK)
             else:
-                out[key] = _mask_environment(item)
+                out[key] = mask_environment(item)
         return out
     if isinstance(value, list | tuple):
-        return [_mask_environment(v) for v in value]
+        return [mask_environment(v) for v in value]
     return value
 
 
@@ -428,7 +428,7 @@ class Ledger:
             # Names only: an environment value (often a token) never reaches the disk.
             conn.execute(
                 "INSERT INTO submissions (submission_id, requested_at, request, writer) VALUES (?, ?, ?, ?)",
-                (submission_id, self._now(), json.dumps(_mask_environment(request), default=str), self._writer),
+                (submission_id, self._now(), json.dumps(mask_environment(request), default=str), self._writer),
             )
 
     def record_submission_result(

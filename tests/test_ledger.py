@@ -302,3 +302,89 @@ def test_closed_ledger_says_so(tmp_path: Path) -> None:
     led.close()
     with pytest.raises(LedgerClosedError, match="closed"):
         led.known_jobs("r")
+
+
+# --- claims, privacy (#11, #16) ----------------------------------------------------------------
+
+
+def test_claims_one_transaction_one_sender_and_no_second_final_row(tmp_path: Path) -> None:
+    """Two kills (think: two processes) claim the same jobs: each job is the first's to
+    send; the second holds nothing, sees the claims, and after the first's results adopts
+    them from ``done`` — it never writes a row of its own."""
+    from batchkit.ledger import Ledger
+    from batchkit.schema import JobOutcome, KillJob
+
+    path = tmp_path / "l.sqlite"
+    a, b = Ledger(path), Ledger(path)
+    jobs = [KillJob(f"j{i}", "orphan", "r") for i in range(3)]
+    mark = a.max_kill_id()
+    first = a.claim_kills("run", jobs, {}, owner=a.new_claim_owner(), lease_s=60)
+    second = b.claim_kills("run", jobs, {}, owner=b.new_claim_owner(), lease_s=60, concurrent_after=mark)
+    assert sorted(first.mine) == ["j0", "j1", "j2"] and not first.held
+    assert second.mine == {} and sorted(second.held) == ["j0", "j1", "j2"]
+    a.record_kill_results([(kid, JobOutcome(j, "terminated", "FAILED"), "FAILED", True) for j, kid in first.mine.items()])
+    third = b.claim_kills("run", jobs, {}, owner=b.new_claim_owner(), lease_s=60)
+    assert sorted(third.done) == ["j0", "j1", "j2"] and not third.mine and not third.held
+    rows = a.kills()
+    assert len(rows) == 3 and all(r["finished_at"] and r["claim_owner"] is None for r in rows)
+    # a late second result for a final row is refused: the first stays
+    assert b.record_kill_results([(rows[0]["kill_id"], JobOutcome("j0", "already_done"), None, True)]) == [False]
+    assert a.kills()[0]["outcome"] == "terminated"
+
+
+def test_a_released_or_dead_claim_is_taken_over(tmp_path: Path) -> None:
+    from batchkit.ledger import Ledger
+    from batchkit.schema import KillJob
+
+    ledger = Ledger(tmp_path / "l.sqlite")
+    job = [KillJob("j", "orphan", "r")]
+    owner = ledger.new_claim_owner()
+    kid = ledger.claim_kills("run", job, {}, owner=owner, lease_s=60).mine["j"]
+    assert ledger.claim_kills("run", job, {}, owner="x:1:y", lease_s=60).held  # alive: held
+    ledger.release_claims(owner)
+    assert ledger.claim_kills("run", job, {}, owner="x:1:y", lease_s=60).mine == {"j": kid}
+    # a claim whose process is gone (same host, no such pid) is taken at once
+    host = ledger.new_claim_owner().split(":")[0]
+    dead = f"{host}:999999999:abc"
+    with ledger._write() as conn:
+        conn.execute("UPDATE kills SET claim_owner = ? WHERE kill_id = ?", (dead, kid))
+    assert ledger.claim_kills("run", job, {}, owner=owner, lease_s=60).mine == {"j": kid}
+    assert len(ledger.kills()) == 1  # the same audit row throughout
+
+
+def test_ledger_is_private_and_warns_when_it_is_not(tmp_path: Path) -> None:
+    import stat
+    import warnings
+
+    from batchkit.ledger import Ledger, LedgerPermissionWarning
+
+    path = tmp_path / "new" / ".batchkit" / "ledger.sqlite"
+    ledger = Ledger(path)
+    ledger.record_snapshot("run", {"n": 1})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    for extra in ("-wal", "-shm"):
+        side = path.with_name(path.name + extra)
+        if side.exists():  # SQLite gives them the database file's mode
+            assert stat.S_IMODE(side.stat().st_mode) & 0o077 == 0
+    ledger.close()
+    path.chmod(0o644)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        Ledger(path).close()
+    [warning] = [w for w in seen if issubclass(w.category, LedgerPermissionWarning)]
+    assert str(path) in str(warning.message) and "chmod 600" in str(warning.message)
+
+
+def test_submission_environment_values_never_reach_the_disk(tmp_path: Path) -> None:
+    from batchkit.ledger import Ledger
+
+    path = tmp_path / "l.sqlite"
+    ledger = Ledger(path)
+    secret = "ghp_s3cr3t-token-value"
+    request = {"jobName": "a", "containerOverrides": {"environment": [{"name": "TOKEN", "value": secret}]}}
+    ledger.record_submission_intent("sid-1", request)
+    [row] = ledger.submissions()
+    assert row["request"]["containerOverrides"]["environment"] == [{"name": "TOKEN", "value": "***"}]
+    ledger.close()
+    assert secret.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())

@@ -89,8 +89,16 @@ def preview_html(request: SubmitRequest | None, submission_id: str, errors: Mapp
 
 
 def request_key(params: Mapping[str, Any]) -> str:
-    """A SubmitJob request (``to_kwargs()``, without the submission id) as a stable key."""
-    return json.dumps({k: v for k, v in params.items() if k != "submissionId"}, sort_keys=True, default=str)
+    """A SubmitJob request (``to_kwargs()``, without the submission id) as a stable key.
+
+    Environment values are masked as the ledger stores them (names only), so a request
+    read back from the ledger after a restart has the key the form computes now.
+    """
+    from batchkit.ledger import mask_environment
+
+    return json.dumps(
+        mask_environment({k: v for k, v in params.items() if k != "submissionId"}), sort_keys=True, default=str
+    )
 
 
 def unknown_row(job_name: str, submission_id: str) -> dict[str, str]:
