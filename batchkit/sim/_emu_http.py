@@ -42,6 +42,7 @@ _PROTOCOL_ERROR_TYPES: Final = {
     405: "UnknownOperationException",
     500: "ServerException",
     501: "UnknownOperationException",
+    505: "ClientException",  # the client's HTTP version, not a server fault
 }
 
 
@@ -218,6 +219,10 @@ class _Handler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's protocol errors (400, 414, 431, 501, 505) as AWS-style JSON, not HTML."""
         self.close_connection = True
+        # http.server assumes HTTP/0.9 until the request line parses, and answers 0.9 with a
+        # bare body (no status line, no headers); no AWS client speaks 0.9.
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+            self.request_version = "HTTP/1.1"
         try:
             phrase = HTTPStatus(code).phrase
         except ValueError:

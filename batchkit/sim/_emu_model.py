@@ -180,7 +180,8 @@ def _validate(shape: Any, value: Any, path: str) -> None:
         if not isinstance(value, dict):
             raise client_error(f"Invalid type for parameter {where}: expected a map")
         for k, v in value.items():
-            _validate(shape.value, v, f"{where}.{k}")
+            _validate(shape.key, k, f"{where} (key: {k[:40]})")
+            _validate(shape.value, v, f"{where}.{k[:40]}")
     elif t == "string":
         if not isinstance(value, str):
             raise client_error(

@@ -608,8 +608,13 @@ def _usage_text(lb: LocalBatch, env: dict[str, Any] | None) -> str:
     url = lb.endpoint_url
     lines = [
         f"batchkit LocalBatch (a local AWS Batch) listening on {url}",
-        f"  clock: {'x' + format(lb.clock.speed, 'g') if lb.clock.speed != 1 else 'real time'}; region {lb.region}; account {lb.account_id}",
+        f"  clock: {_clock_text(lb.clock)}; region {lb.region}; account {lb.account_id}",
     ]
+    if lb.logs_endpoint:
+        lines.append(
+            f"  job output: CloudWatch Logs (and S3) at {lb.logs_endpoint}, log group /aws/batch/job "
+            f"(AWS_ENDPOINT_URL_CLOUDWATCH_LOGS={lb.logs_endpoint} AWS_ENDPOINT_URL_S3={lb.logs_endpoint})"
+        )
     if env is not None:
         lines.append(f"  queue: {env['jobQueueName']}   job definition: {env['jobDefinitionName']}")
     lines += [
@@ -627,6 +632,15 @@ def _usage_text(lb: LocalBatch, env: dict[str, Any] | None) -> str:
         "Ctrl-C to stop.",
     ]
     return "\n".join(lines)
+
+
+def _clock_text(clock: EmuClock) -> str:
+    if clock.speed == 1 or clock.manual:
+        return "real time" if not clock.manual else "manual"
+    if clock.wall:
+        return (f"x{clock.speed:g}: timestamps on the wall clock, every delay and job duration "
+                f"{clock.speed:g} times shorter")  # fmt: skip
+    return f"x{clock.speed:g}: timestamps run ahead of the wall clock (see the Date header)"
 
 
 #: The environment variable holding the admin API's token when serving beyond loopback
@@ -658,6 +672,9 @@ def register_cli(sub: SubParsers) -> None:
     parser.add_argument("--no-queue", action="store_true", help="create no demo queue")
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--seed", type=cli_args.whole(0, 2**63 - 1), default=0)
+    parser.add_argument("--logs", action="store_true",
+                        help="write job output to CloudWatch Logs and serve it, with S3, from moto on "
+                             "loopback (needs pip install 'batchkit[emulator]')")  # fmt: skip
     parser.set_defaults(run=serve)
 
 
@@ -686,10 +703,15 @@ def serve(args: argparse.Namespace) -> int:
     state: Any = None
     if args.state is not None:
         state = cli_args.read_json_object(args.state, "--state")
+    # A sped-up `sim serve` keeps its timestamps on the wall clock and shortens durations
+    # instead, so the AWS CLI user's own "now" (AFTER_CREATED_AT, job ages) stays right.
     lb = LocalBatch(port=args.port, host=args.host, speed=args.speed, region=args.region, seed=args.seed,
-                    admin_token=token)  # fmt: skip
+                    admin_token=token, wall_timestamps=True, backdrop=bool(getattr(args, "logs", False)))  # fmt: skip
     try:
         lb.start()
+    except RuntimeError as e:  # --logs without moto installed
+        print(f"batchkit sim serve: error: {e}", file=sys.stderr)
+        return EXIT_FAILURE
     except OSError as e:
         print(f"batchkit sim serve: error: cannot listen on {args.host}:{args.port}: {e.strerror}; try another --port or --host",
               file=sys.stderr)  # fmt: skip
