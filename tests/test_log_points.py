@@ -268,6 +268,27 @@ def test_completed_with_exit_dash_is_an_unknown_outcome_never_done(tmp_path: Pat
     assert task[TaskCol.NF_REASON] == UNKNOWN_OUTCOME and "outcome unknown" in UNKNOWN_OUTCOME
 
 
+def test_handling_unexpected_condition_gives_the_reason_and_keeps_the_job_s_task_alive(tmp_path: Path) -> None:
+    """#5516: a status check that threw; the task left the running queue without a kill."""
+    lines = [
+        *head(version="24.04.4"),
+        *aws_submit("Jun-02 09:01:00.000", "ALIGN (s1)", JOB_A, WD_A, "2e/8b0123"),
+        ln("Jun-02 09:30:00.000", "Handling unexpected condition for", logger="nextflow.processor.TaskProcessor",
+           thread="Task monitor"),
+        f"  task: name=ALIGN (s1); work-dir={WD_A}",
+        "  error [com.amazonaws.services.batch.model.AWSBatchException]: Internal failure (Service: AWSBatch; "
+        "Status Code: 500; Error Code: AuthorizerConfigurationException)",
+        ln("Jun-02 09:30:00.100", "Error executing process > 'ALIGN (s1)'", level="ERROR",
+           logger="nextflow.processor.TaskProcessor", thread="Task monitor"),
+        "", "Caused by:", "  Internal failure (Service: AWSBatch; Status Code: 500)", "",
+        ln("Jun-02 09:30:00.200", "Session aborted -- Cause: Internal failure"),
+        ln("Jun-02 09:30:00.300", "Killing running tasks (0)", level="WARN", logger="n.processor.TaskPollingMonitor"),
+    ]  # fmt: skip
+    task = read_log(write(tmp_path / ".nextflow.log", lines), tz="UTC", year=2025).tasks.iloc[0]
+    assert task[TaskCol.STATUS] == "SUBMITTED"  # not ABORTED: Nextflow never killed its job
+    assert "AuthorizerConfigurationException" in str(task[TaskCol.NF_REASON])
+
+
 # --- 4. tasks Nextflow killed --------------------------------------------------------------
 
 

@@ -460,7 +460,12 @@ def conform_tasks(frame: pd.DataFrame) -> pd.DataFrame:
     for col in frame.columns:
         if col not in out:
             out[col] = frame[col]
-    return pd.DataFrame(out, index=frame.index).reset_index(drop=True)
+    # no copy of the columns (a dict of Series is copied by default): a million-row
+    # trace would briefly be held twice
+    result = pd.DataFrame(out, index=frame.index, copy=False)
+    if isinstance(result.index, pd.RangeIndex) and result.index.start == 0 and result.index.step == 1:
+        return result
+    return result.reset_index(drop=True)
 
 
 def _as_dtype(s: pd.Series, dtype: str) -> pd.Series:

@@ -141,6 +141,9 @@ _GOODBYE: Final = "Execution complete -- Goodbye"
 # exception on the next line; "ERROR nextflow.cli.Launcher - <message>" (``@unknown``: the
 # message is on the exception line); "ERROR nextflow.Nextflow - > Error: <message>".
 _OPERATION_ABORTED: Final = "Operation aborted"
+_UNEXPECTED: Final = "Handling unexpected condition for"
+_UNEXPECTED_TASK_RE: Final = re.compile(r"^task: name=.*; work-dir=(\S+)")
+_UNEXPECTED_ERROR_RE: Final = re.compile(r"^error \[[^\]]*\]: (.+)$")
 _EXCEPTION_RE: Final = re.compile(r"^([A-Za-z_$][\w$]*(?:\.[\w$]+)+(?:Exception|Error)): ?(.*)$")
 _ROTATION_RE: Final = re.compile(r"\.(\d+)$")
 # Console output saved as a log: the banner, "executor >  awsbatch (5)", "[ab/cdef12] NAME …".
@@ -149,6 +152,11 @@ _CONSOLE_RE: Final = re.compile(
 )
 #: Before the first timestamped line, this many lines at most (a log starts with one).
 _PROBE_LINES: Final = 2000
+#: A file with no timestamped line in its first 4 MiB is not a log (read no further).
+_PROBE_BYTES: Final = 4 * 1024 * 1024
+_LINE_RE_BYTES: Final = re.compile(
+    rb"(?m)^(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)-\d\d \d\d:\d\d:\d\d\.\d{3} \["
+)
 #: Reasons written into ``TaskCol.NF_REASON``.
 UNKNOWN_OUTCOME: Final = "outcome unknown: Nextflow could not read the task's exit status (exit: -)"
 KILLED_BY_NEXTFLOW: Final = "killed by Nextflow"
@@ -298,6 +306,13 @@ def scan_log_file(path: PathLike) -> LogScan:
     """Stream one log file into a :class:`LogScan` (refuses what is not a regular file)."""
     p = Path(path)
     with fmt.open_regular(p, "log file") as fh:
+        head = fh.read(_PROBE_BYTES)
+        if _LINE_RE_BYTES.search(head) is None:
+            # no log line in the first few MiB (a log's first line has a timestamp): refuse
+            # without reading the rest (a 2 GB sparse file, a binary)
+            text = head[:65536].decode("utf-8", errors="replace").splitlines()
+            raise NextflowReadError(_not_a_log_message(text[:50]), path=str(p), line=1)
+        fh.seek(0)
         return scan_log_lines((raw.decode("utf-8", errors="replace") for raw in fmt.bounded_lines(fh)), path=str(p))
 
 
@@ -366,6 +381,7 @@ class _Scanner:
         self.by_name: dict[str, str] = {}
         self.by_job: dict[str, str] = {}
         self.errored: set[str] = set()
+        self.unexpected: str | None = None  # hash named by "Handling unexpected condition for"
 
     # --- helpers ---
 
@@ -398,6 +414,7 @@ class _Scanner:
         self.pending_error = None
         self.after_caused_by = False
         self.launch_error_pending = False
+        self.unexpected = None
         self._line(number, level, logger, message)
 
     def _continuation(self, raw: str) -> None:
@@ -407,19 +424,24 @@ class _Scanner:
         elif self.pending_error is not None:
             text = raw.strip()
             if self.after_caused_by and text:
-                row = facts.tasks.get(self.pending_error)
-                if row is not None:
-                    row[TaskCol.NF_REASON] = text
-                self.pending_error = None
+                self._error_reason(text)
             elif text.startswith("Caused by:"):
                 rest = text[len("Caused by:") :].strip()
                 if rest:
-                    row = facts.tasks.get(self.pending_error)
-                    if row is not None:
-                        row[TaskCol.NF_REASON] = rest
-                    self.pending_error = None
+                    self._error_reason(rest)
                 else:
                     self.after_caused_by = True
+        elif self.message.startswith(_UNEXPECTED):
+            # "Handling unexpected condition for\n  task: name=X; work-dir=WD\n  error [cls]: message":
+            # a status check or task handler that threw (nextflow-io/nextflow#5516)
+            text = raw.strip()
+            if (m := _UNEXPECTED_TASK_RE.match(text)) is not None:
+                self.unexpected = fmt.hash_of_workdir(m.group(1))
+            elif self.unexpected is not None and (m := _UNEXPECTED_ERROR_RE.match(text)) is not None:
+                row = facts.tasks.get(self.unexpected)
+                if row is not None and not row.get(TaskCol.NF_REASON):
+                    row[TaskCol.NF_REASON] = m.group(1).strip()
+                self.unexpected = None
         elif self.launch_error_pending:
             text = raw.strip()
             if m := _EXCEPTION_RE.match(text):
@@ -428,6 +450,13 @@ class _Scanner:
         elif facts.build_date is None and (m := _CREATED_RE.match(raw)):
             day, month, year = (int(g) for g in m.groups())
             facts.build_date = (year, month, day)
+
+    def _error_reason(self, text: str) -> None:
+        """The ``Caused by:`` line replaces the placeholder reason (not an earlier, sharper one)."""
+        row = self.facts.tasks.get(self.pending_error or "")
+        if row is not None and row.get(TaskCol.NF_REASON) in (None, self.message):
+            row[TaskCol.NF_REASON] = text
+        self.pending_error = None
 
     def _line(self, number: int, level: str, logger: str, msg: str) -> None:
         facts = self.facts
@@ -709,10 +738,18 @@ def _tasks_frame(scans: Sequence[tuple[LogScan, int, int]], to_utc: _Clock) -> p
         empty = fmt.empty_tasks()
         empty[TaskCol.NF_REASON] = pd.Series(dtype="string")
         return empty
-    frame = pd.DataFrame(list(rows.values()))
-    for col in (TaskCol.SUBMIT, TaskCol.COMPLETE):
-        if col in frame:
-            frame[col] = to_utc.many(frame[col].tolist())
+    keys = list(dict.fromkeys(k for row in rows.values() for k in row))
+    columns: dict[str, object] = {}
+    for key in keys:  # column by column: a frame from a list of dicts costs several times more memory
+        values = [row.get(key) for row in rows.values()]
+        if key in (TaskCol.SUBMIT, TaskCol.COMPLETE):
+            columns[key] = to_utc.many(values).to_numpy()
+        elif key in (TaskCol.TASK_ID, TaskCol.EXIT, TaskCol.ATTEMPT):
+            columns[key] = pd.array(values, dtype="Int64")
+        else:
+            columns[key] = pd.array(values, dtype="string")
+    rows.clear()
+    frame = pd.DataFrame(columns)
     if TaskCol.NAME in frame:
         process, tag = fmt.split_name(frame[TaskCol.NAME])
         frame[TaskCol.PROCESS] = process

@@ -17,13 +17,14 @@ rows at a time; typed columns are converted by the numpy parsers in
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any, Final, TypeAlias
+from typing import Any, BinaryIO, Final, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -88,7 +89,8 @@ def read_trace(
     frames: list[pd.DataFrame] = []
     warnings: list[str] = []
     for path in path_list:
-        frame = parse_trace_bytes(_read_bytes(path), tz=zone, path=str(path))
+        with fmt.open_regular(path, "trace file") as fh:
+            frame = parse_trace_stream(fh, tz=zone, path=str(path))
         warnings.extend(frame.attrs.get("warnings", []))
         frames.append(frame)
     merged = merge_trace_frames(frames)
@@ -127,24 +129,115 @@ def task_key(frame: pd.DataFrame) -> pd.Series:
     return key
 
 
+#: Most fields a trace header may name: Nextflow's TraceRecord has 46, a config can add
+#: custom ones; a header naming more is not a trace (and would cost time per column).
+MAX_FIELDS: Final = 1000
+#: Longest line read (header or row); a longer one is not a trace line (a damaged or
+#: sparse file), refused before it is held in memory.
+MAX_LINE_BYTES: Final = fmt.MAX_LINE_BYTES
+#: Rows are parsed this many file bytes at a time: memory grows with the rows kept,
+#: not with the file's size.
+_BLOCK_BYTES: Final = 8 * 1024 * 1024
+
+
 def parse_trace_bytes(data: bytes, *, tz: tzinfo, path: str = "<trace>") -> pd.DataFrame:
     """Parse the bytes of one trace file (pure; ``path`` only names it in errors)."""
-    # Windows line ends; Nextflow writes \n (avoid copying 100 MB otherwise). Looking
-    # for a lone \r first is one memchr, far cheaper than a two-byte search.
-    if b"\r" in data and b"\r\n" in data:
-        data = data.replace(b"\r\n", b"\n")
-    if not data or data.isspace():  # as `not data.strip()`, without copying the file
+    return parse_trace_stream(io.BytesIO(data), tz=tz, path=path)
+
+
+def parse_trace_stream(fh: BinaryIO, *, tz: tzinfo, path: str = "<trace>", block_bytes: int = _BLOCK_BYTES) -> pd.DataFrame:
+    """Parse one trace from a binary file object, a block of whole lines at a time."""
+    header_line = fh.readline(MAX_LINE_BYTES + 1)
+    if len(header_line) > MAX_LINE_BYTES:
+        named = header_line.count(b"\t") + 1
+        many = f" and names at least {named} fields (a trace has at most {MAX_FIELDS})" if named > MAX_FIELDS else ""
         raise NextflowReadError(
-            "the trace file is empty: expected a header line such as 'task_id<TAB>hash<TAB>native_id…'",
+            f"the first line is longer than {MAX_LINE_BYTES >> 20} MiB{many}: not a trace header "
+            "(a header names tab-separated fields such as 'task_id<TAB>hash<TAB>native_id…')",
             path=path,
             line=1,
         )
-    header_end = data.find(b"\n")
-    header_bytes = data if header_end < 0 else data[:header_end]
+    header_bytes = header_line.rstrip(b"\r\n")
+    if not header_bytes.strip():
+        rest = fh.read(MAX_LINE_BYTES)
+        if not rest or rest.isspace():
+            raise NextflowReadError(
+                "the trace file is empty: expected a header line such as 'task_id<TAB>hash<TAB>native_id…'",
+                path=path,
+                line=1,
+            )
+    n_named = header_bytes.count(b"\t") + 1
+    if n_named > MAX_FIELDS:
+        raise NextflowReadError(
+            f"the header names {n_named} fields; a trace has at most {MAX_FIELDS} "
+            "(Nextflow's TraceRecord defines 46): not a trace file",
+            path=path,
+            line=1,
+        )
     fields = _parse_header(header_bytes, path)
-    body = memoryview(data)[header_end + 1 :] if header_end >= 0 else b""  # a view: no copy
     warnings: list[str] = []
-    rows = _locate_rows(body, len(fields), path, warnings)
+    parts: list[pd.DataFrame] = []
+    next_line = 2
+    carry = b""
+    while True:
+        block = fh.read(block_bytes)
+        data = carry + block if carry else block
+        if not block:  # the end: what is left is the last (maybe unterminated) line
+            piece, carry = data, b""
+        else:
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                piece, carry = b"", data
+            else:
+                piece, carry = data[: cut + 1], data[cut + 1 :]
+            if len(carry) > MAX_LINE_BYTES:
+                line = next_line + piece.count(b"\n")
+                raise NextflowReadError(
+                    f"this line is longer than {MAX_LINE_BYTES >> 20} MiB with no line end: not a trace "
+                    "row (a damaged or sparse file)",
+                    path=path,
+                    line=line,
+                )
+        if piece:
+            frame, lines = _parse_rows(piece, fields, tz, path, next_line, warnings)
+            parts.append(frame)
+            next_line += lines
+        if not block:
+            break
+    if not parts:
+        frame, _ = _parse_rows(b"", fields, tz, path, next_line, warnings)
+    elif len(parts) == 1:
+        frame = parts[0]
+    else:
+        frame = _concat_rows([p for p in parts if len(p)] or parts[:1])
+    frame = fmt.conform_tasks(frame)
+    frame.attrs["warnings"] = warnings
+    return frame
+
+
+def _concat_rows(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The blocks' frames as one, column by column, each block's column freed once copied."""
+    names = list(parts[0].columns)
+    if any(list(p.columns) != names for p in parts):
+        return pd.concat(parts, ignore_index=True)
+    columns: dict[str, pd.Series] = {}
+    for name in names:
+        pieces = [p.pop(name) for p in parts]
+        columns[name] = pd.concat(pieces, ignore_index=True)
+        del pieces
+    parts.clear()
+    return pd.DataFrame(columns, copy=False)
+
+
+def _parse_rows(
+    piece: bytes, fields: list[str], tz: tzinfo, path: str, first_line: int, warnings: list[str]
+) -> tuple[pd.DataFrame, int]:
+    """Rows of whole lines (the last may be unterminated): (frame, lines consumed)."""
+    # Windows line ends; Nextflow writes \n (avoid copying otherwise). Looking
+    # for a lone \r first is one memchr, far cheaper than a two-byte search.
+    if b"\r" in piece and b"\r\n" in piece:
+        piece = piece.replace(b"\r\n", b"\n")
+    rows = _locate_rows(memoryview(piece), len(fields), path, warnings, first_line)
     frame, bad_line = _convert(rows, fields, tz, path)
     if bad_line is not None:
         # the unterminated last line has every field but a value in it is cut short
@@ -152,9 +245,7 @@ def parse_trace_bytes(data: bytes, *, tz: tzinfo, path: str = "<trace>") -> pd.D
         warnings.append(f"{path}:{bad_line}: {message}")
         log.warning("%s:%d: %s", path, bad_line, message)
         frame = frame.iloc[:-1]
-    frame = fmt.conform_tasks(frame)
-    frame.attrs["warnings"] = warnings
-    return frame
+    return frame, piece.count(b"\n")
 
 
 # --- steps ----------------------------------------------------------------------
@@ -164,20 +255,6 @@ def _path_list(paths: PathLike | Sequence[PathLike]) -> list[Path]:
     if isinstance(paths, str | Path):
         return [Path(paths)]
     return [Path(p) for p in paths]
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise NextflowReadError("no such trace file: check the path", path=str(path)) from None
-    except IsADirectoryError:
-        raise NextflowReadError(
-            "is a directory, not a trace file: use NextflowRun.from_dir for a launch directory",
-            path=str(path),
-        ) from None
-    except OSError as exc:
-        raise NextflowReadError(f"cannot read the trace file: {exc.strerror}", path=str(path)) from None
 
 
 def _parse_header(header: bytes, path: str) -> list[str]:
@@ -211,7 +288,9 @@ class _Rows:
     unterminated_last: bool  # the last row had no line terminator
 
 
-def _locate_rows(body: bytes | memoryview, n_fields: int, path: str, warnings: list[str]) -> _Rows:
+def _locate_rows(
+    body: bytes | memoryview, n_fields: int, path: str, warnings: list[str], first_line: int = 2
+) -> _Rows:
     """Check every row's field count (vectorized); drop a half-written last line."""
     buf = np.frombuffer(body, dtype=np.uint8)
     if not len(buf):
@@ -228,7 +307,7 @@ def _locate_rows(body: bytes | memoryview, n_fields: int, path: str, warnings: l
     ends = seps[line_end_idx]
     starts = np.concatenate((np.zeros(1, dtype=offsets), ends[:-1] + 1))
     tab_counts = np.diff(line_end_idx, prepend=-1) - 1
-    line_numbers: Array = np.arange(2, len(ends) + 2, dtype=np.int64)
+    line_numbers: Array = np.arange(first_line, len(ends) + first_line, dtype=np.int64)
     blank = (ends - starts) == 0  # an empty line is skipped
     wrong = (tab_counts != n_fields - 1) & ~blank
     keep = ~blank
@@ -376,10 +455,12 @@ def _convert(rows: _Rows, fields: list[str], tz: tzinfo, path: str) -> tuple[pd.
     for j, name in enumerate(fields):
         if j not in gathered:  # gather the next columns, up to the memory budget, in one tiled pass
             batch: dict[int, int] = {}
+            total = 0  # a running sum: summing the batch per column would be quadratic
             for k in range(j, len(fields)):
-                if batch and n * (sum(batch.values()) + widths.get(k, 0)) > _MAX_GATHER_BYTES:
+                if batch and n * (total + widths.get(k, 0)) > _MAX_GATHER_BYTES:
                     break
                 batch[k] = widths.get(k, 0)
+                total += batch[k]
             gathered = _gather_columns(rows, {k: w for k, w in batch.items() if k in widths})
             gathered.update({k: None for k in batch if k not in widths})
         arr = gathered.pop(j)
