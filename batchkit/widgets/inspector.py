@@ -172,6 +172,9 @@ class InspectorPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyp
 
     def _show_result(self, insp: Inspection) -> None:
         self.inspection = insp
+        name = insp.task.get(TaskCol.NAME) if insp.task is not None else None
+        label = f"{name} — {insp.job_id}" if isinstance(name, str) and insp.job_id else (name or insp.query)
+        self.title.value = f"<h3>Inspector — {html.escape(str(label))}</h3>"
         self.body.value = render_html(insp)
         can_page = insp.log is not None and insp.log.earlier_token is not None and self._load_earlier is not None
         self.earlier_button.disabled = not can_page
