@@ -337,8 +337,9 @@ def test_kill_all_asks_first_then_kills_and_shows_verified_outcomes(incident: An
         assert not dash.kill_all_button.disabled
 
         dash.kill_all_button.click()
-        dash.confirm_button.click()  # no event loop here: the kill runs inline
+        dash.confirm_button.click()  # returns at once: the kill runs in the background
         dash.confirm_button.click()  # a double click: the confirmed plan was used up
+        assert dash.wait_kill(60) is not None
         for job_id in abandoned:
             job = incident.batch.describe_job(job_id)
             assert job["status"] == "FAILED"
@@ -380,9 +381,11 @@ def test_row_kill_button_kills_that_job_only_and_ignores_a_double_click(incident
         job_id = dash.page.rows[JobCol.JOB_ID].iat[slot]
         assert dash.page.rows[RecCol.VERDICT].iat[slot] == "orphan"
         assert f'data-kill="{job_id}"' in dash.table.value
-        dash.table.click_kill(job_id)  # what the row's button sends
+        dash.table.click_kill(job_id)  # what the row's button sends; the kill runs in the background
+        dash.table.click_kill(job_id)  # double click while it runs: ignored
+        dash.wait_kill(60)
         before = dict(incident.batch.calls)
-        dash.table.click_kill(job_id)  # double click: already killed, the button is a label now
+        dash.table.click_kill(job_id)  # and after: already killed, the button is a label now
         assert incident.batch.calls == before
         assert incident.batch.describe_job(job_id)["status"] == "FAILED"
         others = sorted(set(incident.truth.abandoned_job_ids) - {job_id})
@@ -487,3 +490,80 @@ def test_panels_draw_figures_run_the_doctor_and_export_a_post_mortem(
         assert 'class="bk-row bk-orphan"' in saved.read_text(encoding="utf-8")
     finally:
         dash.close()
+
+
+@pytest.mark.slow
+def test_kill_all_under_an_outage_runs_in_the_background_and_cancel_leaves_a_ledger_to_finish(
+    tmp_path: Path,
+) -> None:
+    """#11 in the dashboard: TerminateJobs and TerminateJob answer 500 without end. The
+    kill-all click returns within 1 s; the progress line says how many wait and why; the
+    table pages and filters while the kill runs; the header counts the kill's failures;
+    Cancel leaves every intent pending, and the next kill finishes all of them, once each."""
+    import time
+
+    async def scenario(inc: Any) -> None:
+        lb = inc.batch
+        rules = [lb.faults.add(op, "authorizer-500") for op in ("TerminateJobs", "TerminateJob")]
+        dash = make_dashboard(inc, page_size=20)
+        dash.tracker.kill_deadline = 120.0
+        try:
+            await dash.ready()
+            orphans = sorted(inc.truth.abandoned_job_ids)
+            assert len(orphans) >= 60
+            dash.kill_all_button.click()
+            t0 = time.monotonic()
+            dash.confirm_button.click()
+            assert time.monotonic() - t0 < 1.0  # the click answers at once
+            assert dash.stop_kill_button.layout.display is None and not dash.stop_kill_button.disabled
+
+            for _ in range(300):  # the progress line: waiting, failing since, retries, why
+                await asyncio.sleep(0.05)
+                if "retries" in dash.kill_status.value:
+                    break
+            line = dash.kill_status.value
+            assert f"0 killed, {len(orphans)} waiting: Batch API failing since" in line, line
+            assert "AuthorizerConfigurationException" in line
+            # the table answers while the kill runs: paging and filtering
+            first_page = dash.table.value
+            t0 = time.monotonic()
+            dash.next_button.click()
+            assert dash.page is not None and dash.page.page == 1 and dash.table.value != first_page
+            dash.show(verdict="orphan")
+            assert dash.page.rows[RecCol.VERDICT].astype(str).eq("orphan").all()
+            assert time.monotonic() - t0 < 1.0
+            for _ in range(200):  # the header's health counts the kill's failures
+                if "bk-health-degraded" in dash.header.value:
+                    break
+                await asyncio.sleep(0.05)
+            assert "bk-health-degraded" in dash.header.value and "AuthorizerConfigurationException" in dash.header.value
+
+            t0 = time.monotonic()
+            dash.stop_kill_button.click()
+            await dash.wait_idle()
+            assert time.monotonic() - t0 < 5.0
+            report = dash.wait_kill(1)
+            assert report.cancelled and not report.complete and len(report.pending) == len(orphans)
+            assert "pending in the ledger" in dash.kill_status.value
+            ledger = dash.tracker.ledger
+            assert sorted(k.job_id for k in ledger.pending_kills(dash.tracker.run_name)) == orphans
+            assert all(k["claim_owner"] is None and k["sent_at"] for k in ledger.kills())
+            assert dash.stop_kill_button.layout.display == "none"
+
+            for rule in rules:
+                lb.faults.remove(rule)
+            await dash.refresh_async()
+            dash.kill_all_button.click()
+            dash.confirm_button.click()
+            await dash.wait_idle()
+            report = dash.wait_kill(1)
+            assert report.ok and report.killed == len(orphans)
+            assert f"{len(orphans)} of {len(orphans)} job(s) killed" in dash.kill_status.value
+            rows = ledger.kills()
+            assert sorted(r["job_id"] for r in rows) == orphans  # one audit row each
+            assert all(r["outcome"] == "terminated" for r in rows)
+        finally:
+            dash.close()
+
+    with replay_incident(launch_dir=tmp_path / "launch", n_tasks=100, seed=3) as inc:
+        asyncio.run(scenario(inc))

@@ -555,6 +555,10 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.confirm_panel.add_class("bk-confirm-panel")
         self.kill_status = W.HTML()
         self.kill_status.add_class("bk-kill-status")
+        # Stops a kill running in the background (batchkit.kills): shown only meanwhile.
+        self.stop_kill_button = W.Button(description="Cancel kill", icon="stop", layout=W.Layout(width="auto", display="none"))
+        self.stop_kill_button.add_class("bk-stop-kill")
+        self.stop_kill_button.on_click(self._stop_kill_clicked)
 
         # One widget for the rows and their kill buttons (see _table_view).
         self.table = TableView(self._row_kill_requested, layout=W.Layout(width="100%"))
@@ -593,7 +597,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         )
         controls.add_class("bk-controls")
         actions = W.HBox(
-            [self.kill_all_button, self.refresh_button, self.pause_button],
+            [self.kill_all_button, self.stop_kill_button, self.refresh_button, self.pause_button],
             layout=W.Layout(align_items="center", margin="4px 0"),
         )
         return [
@@ -725,7 +729,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         return [
             self.style_html, self.header, self.alert, *self.chips.values(), self.waste, self.filter, self.search,
             self.sort, self.descending, self.prev_button, self.next_button, self.page_info,
-            self.refresh_button, self.pause_button, self.kill_all_button, self.confirm_text,
+            self.refresh_button, self.pause_button, self.kill_all_button, self.stop_kill_button, self.confirm_text,
             self.confirm_button, self.cancel_button, self.confirm_panel, self.kill_status,
             self.table, self.timeline_out,
             self.summary_out, self.export_button, self.export_status, self.advice, self.figures,
@@ -1016,7 +1020,50 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._update_kill_all()
 
     def _start_kill(self, plan: list[KillJob]) -> None:
-        self._spawn(lambda: self._kill_async(plan), lambda: self._kill_blocking(plan))
+        """Start a kill in the background and return at once (with or without a loop).
+
+        The kill executor runs in its own thread; its progress, and its end, come back on
+        the kernel's loop when there is one. ``wait_kill`` (or ``wait_idle`` on a loop)
+        waits for it; the Cancel button stops it between calls.
+        """
+        if not plan:
+            return
+        self._begin(plan)
+        loop = _running_loop()
+        finished = threading.Event()
+        future: asyncio.Future[Any] | None = loop.create_future() if loop is not None else None
+        if future is not None:
+            self._tasks.add(future)
+            future.add_done_callback(self._tasks.discard)
+
+        def done(report: Any, error: BaseException | None) -> None:
+            try:
+                self._finish(plan, report, error)
+            finally:
+                finished.set()
+                if future is not None and not future.done():
+                    future.set_result(report)
+
+        self._kill_finished = finished
+        self._kill_handle = self.tracker.start_kill(plan, on_status=self._progress, on_done=done, loop=loop)
+
+    def wait_kill(self, timeout: float | None = None) -> Any:
+        """Block until the background kill (if any) has ended and been drawn; its report."""
+        finished = getattr(self, "_kill_finished", None)
+        if finished is not None:
+            finished.wait(timeout)
+        handle = getattr(self, "_kill_handle", None)
+        return None if handle is None else handle.report
+
+    def _stop_kill_clicked(self, _button: Any) -> None:
+        """Cancel: what was sent stays sent in the ledger, the rest pending; the next kill
+        (or the next dashboard on this launch dir) finishes it."""
+        handle = getattr(self, "_kill_handle", None)
+        if handle is None or handle.done():
+            return
+        handle.cancel()
+        self.stop_kill_button.disabled = True
+        self.stop_kill_button.description = "Cancelling…"
 
     def _spawn(self, coroutine: Callable[[], Awaitable[Any]], blocking: Callable[[], Any]) -> None:
         """Run on the kernel's loop when there is one (the cell returns at once), else inline."""
@@ -1042,20 +1089,36 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self._pinned[job.job_id] = job.verdict
         self.kill_all_button.disabled = True
         self.kill_all_button.description = f"Killing 0/{len(ids):,}…"
-        self.kill_status.value = f'<span class="bk-muted">Terminating {len(ids):,} job(s)…</span>'
+        self.kill_status.value = f'<span class="bk-muted bk-kill-progress">Terminating {len(ids):,} job(s)…</span>'
+        self.stop_kill_button.disabled = False
+        self.stop_kill_button.description = "Cancel kill"
+        self.stop_kill_button.layout.display = None
         if not self._frame.empty:
             self._render_table()
 
-    def _progress(self, done: int, total: int) -> None:
-        self.kill_all_button.description = f"Killing {done:,}/{total:,}…"
+    def _progress(self, status: Any) -> None:
+        """A kill's progress (``kills.KillStatus``): the button, the line, the header."""
+        if self._closed:
+            return
+        self.kill_all_button.description = f"Killing {status.done:,}/{status.total:,}…"
+        failing = getattr(status, "failing_since", None) is not None
+        css = "bk-health-degraded" if failing else "bk-muted"
+        self.kill_status.value = f'<span class="{css} bk-kill-progress">{_esc(status.line())}</span>'
+        # The tracker keeps the snapshot's client stats current while the kill runs, so the
+        # header's "degraded" line counts the kill's failures too.
+        with contextlib.suppress(Exception):  # decoration: never break a kill over it
+            self._render_header()
 
     def _finish(self, plan: Sequence[KillJob], report: Any = None, error: BaseException | None = None) -> None:
         for job in plan:
             self._busy.discard(job.job_id)
-        if error is not None:
+        self.stop_kill_button.layout.display = "none"
+        if self._closed:
+            return
+        if error is not None or report is None:
             for job in plan:
                 if self.marks.get(job.job_id) == "pending":
-                    self.marks[job.job_id] = "failed"
+                    del self.marks[job.job_id]
             self.kill_status.value = (
                 f'<span class="bk-health-failing">The kill stopped: {_esc(error)}. '
                 "The ledger kept every intent; press the button again to finish.</span>"
@@ -1065,10 +1128,19 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 self.marks[job.job_id] = outcome_mark(str(outcome.outcome), verified)
             for job in report.skipped:
                 self.marks[job.job_id] = "killed"
-            for job in plan:  # interrupted before its chunk was sent
+            for job in plan:  # pending in the ledger: killable again, the next kill finishes it
                 if self.marks.get(job.job_id) == "pending":
                     del self.marks[job.job_id]
-            self.kill_status.value = outcome_rows_html(report.outcomes, report.summary())
+            text = outcome_rows_html(report.outcomes, report.summary())
+            if report.error is not None:
+                text = f'<div class="bk-health-failing">{_esc(report.error)}</div>' + text
+            if report.pending:
+                why = report.pending[0][1]
+                text += (
+                    f'<div class="bk-muted bk-kill-pending">{len(report.pending):,} kill(s) pending in the '
+                    f"ledger ({_esc(why)}): press the button again to finish them.</div>"
+                )
+            self.kill_status.value = text
         self._render()
 
     def _kill_blocking(self, plan: list[KillJob]) -> Any:
@@ -1076,7 +1148,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             return None
         self._begin(plan)
         try:
-            report = self.tracker.kill(plan, progress=self._progress)
+            report = self.tracker.kill(plan, on_status=self._progress)
         except Exception as exc:
             self._finish(plan, error=exc)
             raise
@@ -1088,7 +1160,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             return None
         self._begin(plan)
         try:
-            report = await self.tracker.kill_async(plan, progress=self._progress)
+            report = await self.tracker.kill_async(plan, on_status=self._progress)
         except Exception as exc:
             self._finish(plan, error=exc)
             raise
