@@ -33,6 +33,8 @@ FAULT_KINDS: Final[tuple[str, ...]] = (
     "applied-lost",  # the request is applied, then the connection is dropped
     "applied-500",  # the request is applied, then HTTP 500 ServerException is answered
     "job-errors",  # TerminateJobs/CancelJobs: 200, but each id fails with probability `rate`
+    "expired-token",  # HTTP 403 ExpiredTokenException: the caller's session token died
+    "access-denied",  # HTTP 403 AccessDeniedException: the caller's role lacks the action
 )
 #: Per-job error codes a bulk call reports in its ``errors`` list (DESIGN §3).
 JOB_ERROR_CODES: Final[tuple[str, ...]] = ("ThrottlingException", "ServerException")
@@ -47,7 +49,15 @@ ERROR_ANSWERS: Final[dict[str, tuple[int, str, str]]] = {
     "server-500": (500, "ServerException", "An internal server error occurred"),
     "throttle-429": (429, "TooManyRequestsException", "Too Many Requests"),
     "applied-500": (500, "ServerException", "An internal server error occurred"),
+    # What AWS answers a request signed with an expired STS/SSO session token (AWS
+    # "Common Errors" API reference: ExpiredTokenException, HTTP 403).
+    "expired-token": (403, "ExpiredTokenException", "The security token included in the request is expired"),
+    "access-denied": (403, "AccessDeniedException", "User is not authorized to perform this action"),
 }
+#: Kinds answered with ERROR_ANSWERS before the request is applied.
+REFUSING_KINDS: Final[tuple[str, ...]] = (
+    "authorizer-500", "server-500", "throttle-429", "expired-token", "access-denied",
+)
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from ._emu_engine import Engine
-from ._emu_faults import ERROR_ANSWERS
+from ._emu_faults import ERROR_ANSWERS, REFUSING_KINDS
 from ._emu_http import Answer, parse_json_body
 from ._emu_model import ApiError, service_model
 
@@ -77,7 +77,7 @@ def _answer(lb: LocalBatch, method: str, path: str, raw: bytes) -> Answer:
     kind = decision.kind
     if kind in ("drop", "reset"):
         return Answer(drop="reset" if kind == "reset" else "close")
-    if kind in ("authorizer-500", "server-500", "throttle-429"):
+    if kind in REFUSING_KINDS:
         status, code, message = ERROR_ANSWERS[kind]
         return Answer.error(status, code, message)
     if kind in ("empty", "empty-body", "empty-list"):
