@@ -502,6 +502,12 @@ def _non_aws_logs() -> dict[str, list[str]]:
             ln("Jun-02 09:06:00.100", "Killing running tasks (1)", level="WARN", logger="n.processor.TaskPollingMonitor"),
         ],
         "local": [*head(version="22.10.6", executor="local", created="01-01-2023")],
+        "google-batch": [
+            *head(version="23.10.0", executor="google-batch", created="15-10-2023"),
+            ln("Jun-02 09:01:00.000", "[GOOGLE BATCH] submitted > job=nf-5bbe0123-1696525429132; "
+               "uid=nf-5bbe0123-169652-d5f8d0b9-e2b2-4b780; work-dir=gs://lab/work/5b/be0123456789abcdef0123456789ab",
+               logger="n.c.g.batch.GoogleBatchTaskHandler", thread="Task submitter"),
+        ],
         "failed-launch": [
             ln("Jan-05 10:00:00.000", "$> nextflow run main.nf", logger="nextflow.cli.Launcher"),
             ln("Jan-05 10:00:00.100", "N E X T F L O W  ~  version 23.10.0", logger="nextflow.cli.CmdRun"),
@@ -511,7 +517,7 @@ def _non_aws_logs() -> dict[str, list[str]]:
     }  # fmt: skip
 
 
-@pytest.mark.parametrize("kind", ["slurm", "local", "failed-launch"])
+@pytest.mark.parametrize("kind", ["slurm", "local", "google-batch", "failed-launch"])
 def test_no_aws_batch_rule_fires_on_a_run_that_did_not_use_aws_batch(tmp_path: Path, kind: str) -> None:
     from batchkit.doctor import doctor, is_aws_batch_rule
 
