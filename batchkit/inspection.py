@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import numpy as np
 import pandas as pd
 
 from batchkit.schema import JOB_ACTIVE, JobCol, RecCol, TaskCol
@@ -96,6 +97,10 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -143,8 +148,7 @@ def attempts_of(job: Mapping[str, Any]) -> list[Attempt]:
     job_reason = _str(job.get("statusReason"))
     out: list[Attempt] = []
     for i, att in enumerate(listed, start=1):
-        c = att.get("container") if isinstance(att.get("container"), Mapping) else {}
-        assert isinstance(c, Mapping)
+        c = _mapping(att.get("container"))
         last = i == len(listed)
         out.append(
             Attempt(
@@ -162,8 +166,7 @@ def attempts_of(job: Mapping[str, Any]) -> list[Attempt]:
             )
         )
     if status in ("STARTING", "RUNNING"):
-        c = job.get("container") if isinstance(job.get("container"), Mapping) else {}
-        assert isinstance(c, Mapping)
+        c = _mapping(job.get("container"))
         out.append(
             Attempt(
                 index=len(listed) + 1,
@@ -319,20 +322,21 @@ def explain_with_workdir(frame: pd.DataFrame, evidence: Mapping[str, WorkdirEvid
     """
     if frame.empty or not evidence:
         return frame
+    dirs = frame[TaskCol.WORKDIR].fillna(frame[JobCol.WORK_DIR]).astype("string").str.rstrip("/")
+    # Only the rows the evidence is about are visited: a 100,000-row frame costs one isin.
+    rows = np.flatnonzero(dirs.isin(list(evidence)).to_numpy(dtype=bool, na_value=False))
+    if not len(rows):
+        return frame
     out = frame.copy()
-    dirs = out[TaskCol.WORKDIR].fillna(out[JobCol.WORK_DIR])
-    reasons = out[RecCol.REASON].astype("string").fillna("")
-    witness_rows = out[RecCol.VERDICT].isin(WITNESS_VERDICTS)
-    new = reasons.to_numpy(dtype=object).copy()
-    for pos, (wd, verdict, nf, bs) in enumerate(
-        zip(dirs, out[RecCol.VERDICT], out[RecCol.NF_STATUS], out[RecCol.BATCH_STATUS], strict=True)
-    ):
-        if not isinstance(wd, str):
+    new = out[RecCol.REASON].astype("string").fillna("").to_numpy(dtype=object).copy()
+    verdicts = out[RecCol.VERDICT].to_numpy(dtype=object)
+    batch = out[RecCol.BATCH_STATUS].to_numpy(dtype=object)
+    for pos in rows:
+        ev = evidence[str(dirs.iloc[pos])]
+        if ev.skipped:
             continue
-        ev = evidence.get(wd.rstrip("/"))
-        if ev is None or ev.skipped:
-            continue
-        clause = ev.summary() + _verdict_note(ev, str(verdict), nf, bs, bool(witness_rows.iloc[pos]))
+        verdict = str(verdicts[pos])
+        clause = ev.summary() + _verdict_note(ev, verdict, batch[pos], verdict in WITNESS_VERDICTS)
         if clause in str(new[pos]):
             continue  # explained already (a refresh applying the same evidence again)
         new[pos] = f"{new[pos]}; {clause}" if new[pos] else clause
@@ -340,7 +344,7 @@ def explain_with_workdir(frame: pd.DataFrame, evidence: Mapping[str, WorkdirEvid
     return out
 
 
-def _verdict_note(ev: WorkdirEvidence, verdict: str, nf: Any, bs: Any, witness_row: bool) -> str:
+def _verdict_note(ev: WorkdirEvidence, verdict: str, bs: Any, witness_row: bool) -> str:
     """What the evidence means for this row, in a few words (never a change of verdict)."""
     if ev.exit_code is None or not witness_row:
         return ""
