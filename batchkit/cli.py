@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import sqlite3
@@ -22,8 +23,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TextIO
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, Final, Literal, TextIO
 
 from batchkit import _cli_args as cli_args
 from batchkit._cli_args import (
@@ -237,13 +237,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     file. Anything else is a bug: one line saying so (BATCHKIT_TRACEBACK=1 shows it).
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
+    args: argparse.Namespace | None = None
     with _warnings_as_lines():
         try:
-            return _main(args_list)
+            args = _parse(args_list)
+            if args is None:  # --help printed its text
+                return EXIT_OK
+            run: Callable[[argparse.Namespace], int] = args.run
+            return int(run(args))
         except UsageError as exc:
             return _fail(str(exc), EXIT_USAGE, prog=exc.prog)
         except InputError as exc:
-            return _fail(str(exc), EXIT_USAGE)
+            # A ledger SQLite or the OS could not write (full, read-only) is the machine
+            # failing at run time, though the ledger reports it as input it cannot use.
+            cause = exc.__cause__
+            refused = isinstance(cause, sqlite3.OperationalError) or (
+                isinstance(cause, OSError) and cause.errno in _WRITE_REFUSED
+            )
+            return _fail(str(exc), EXIT_FAILURE if refused else EXIT_USAGE)
         except AwsError as exc:
             return _fail(str(exc), EXIT_FAILURE)
         except BatchkitError as exc:
@@ -257,9 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return EXIT_OK
         except OSError as exc:
-            return _fail(_os_error_text(exc), EXIT_FAILURE)
+            return _fail(_os_error_text(exc, args), EXIT_FAILURE)
         except sqlite3.DatabaseError as exc:
-            return _fail(_sqlite_error_text(exc), _sqlite_error_status(exc))
+            return _fail(_sqlite_error_text(exc, args), _sqlite_error_status(exc))
         except Exception as exc:
             if os.environ.get("BATCHKIT_TRACEBACK"):
                 raise
@@ -270,26 +281,63 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
 
 
-def _os_error_text(exc: OSError) -> str:
-    where = f"{exc.filename}: " if exc.filename is not None else ""
-    what = exc.strerror or str(exc)
-    hint = {
-        28: "free some space or write elsewhere",  # ENOSPC
-        30: "the file system is read-only; write elsewhere",  # EROFS
-        1: "the file is not writable (immutable or not yours); fix it or write elsewhere",  # EPERM
-        13: "permission denied; fix the permissions or write elsewhere",  # EACCES
-    }.get(exc.errno or 0, "")
-    return f"{where}{what}" + (f"; {hint}" if hint else "")
+def _parse(argv: list[str]) -> argparse.Namespace | None:
+    """The parsed arguments, or None when ``--help`` printed and exited."""
+    try:
+        return build_parser().parse_args(argv)
+    except SystemExit as exc:  # only --help exits: usage errors raise UsageError
+        if exc.code not in (0, None):
+            raise UsageError(f"exit {exc.code}") from None
+        return None
 
 
-def _sqlite_error_text(exc: sqlite3.DatabaseError) -> str:
-    return f"the ledger: {exc}; pass another --ledger, or move the broken file aside"
+def _written_path(args: argparse.Namespace | None) -> str | None:
+    """Where the command writes (for an OS error that names no file, e.g. ENOSPC on write)."""
+    if args is None:
+        return None
+    ledger = getattr(args, "ledger", None)
+    if ledger is not None:
+        return str(ledger)
+    launch_dir = getattr(args, "launch_dir", None)
+    if launch_dir is not None:
+        if getattr(args, "command", None) in ("reconcile", "kill"):
+            return str(Path(launch_dir) / ".batchkit" / "ledger.sqlite")
+        return str(launch_dir)
+    return None
+
+
+#: What a full or read-only disk answers a write: the machine, not the input, is at fault.
+_WRITE_REFUSED: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+_ERRNO_HINTS: Final[dict[int, str]] = {
+    errno.ENOSPC: "the disk is full: free some space or write elsewhere",
+    errno.EDQUOT: "the disk quota is used up: free some space or write elsewhere",
+    errno.EROFS: "the file system is read-only: write elsewhere",
+    errno.EPERM: "not permitted (an immutable file, or not yours): fix it or write elsewhere",
+    errno.EACCES: "permission denied: fix the permissions or write elsewhere",
+}
+
+
+def _os_error_text(exc: OSError, args: argparse.Namespace | None) -> str:
+    where = exc.filename if exc.filename is not None else _written_path(args)
+    what = _ERRNO_HINTS.get(exc.errno or 0) or exc.strerror or str(exc)
+    return f"{where}: {what}" if where else what
+
+
+def _sqlite_error_text(exc: sqlite3.DatabaseError, args: argparse.Namespace | None) -> str:
+    where = _written_path(args) or "the ledger"
+    text = str(exc)
+    if "readonly" in text:
+        return f"{where}: the ledger is read-only (or immutable): make it writable or pass another --ledger"
+    if "full" in text:
+        return f"{where}: the disk is full: free some space or pass another --ledger"
+    return f"{where}: the ledger cannot be used ({text}): pass another --ledger, or move the file aside"
 
 
 def _sqlite_error_status(exc: sqlite3.DatabaseError) -> int:
-    # "file is not a database" is a broken input file (usage); a full disk, a read-only
-    # or locked file is the environment failing at run time.
-    return EXIT_USAGE if "not a database" in str(exc) or "malformed" in str(exc) else EXIT_FAILURE
+    # A file that is not a database is broken input (usage); a full disk, a read-only or
+    # locked file is the machine failing at run time.
+    return EXIT_FAILURE if isinstance(exc, sqlite3.OperationalError) else EXIT_USAGE
 
 
 def _fail(message: str, code: int, *, prog: str = "batchkit") -> int:
@@ -324,16 +372,6 @@ def _warnings_as_lines() -> Iterator[None]:
         yield
     finally:
         logger.removeHandler(handler)
-
-
-def _main(argv: list[str]) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help printed and exited
-        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    run: Callable[[argparse.Namespace], int] = args.run
-    return int(run(args))
 
 
 # --- building the parts from arguments --------------------------------------------------------
@@ -420,17 +458,14 @@ def make_client(args: argparse.Namespace, run: NextflowRun | None = None) -> Bat
     if run is not None and not args.queue and run.queue_sources:
         shown = "; ".join(f"{q} (from {where})" for q, where in run.queue_sources.items())
         print(f"batchkit: queues {cli_args.message(shown)}", file=sys.stderr)
-
-    if args.endpoint_url is not None:
-        parts = urlsplit(args.endpoint_url)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            raise InputError(
-                f"--endpoint-url {args.endpoint_url!r} is not a URL: give e.g. http://127.0.0.1:4566"
-            )
+    # --endpoint-url was validated by its type. Its userinfo is dropped: botocore signs
+    # with SigV4 and sends no credentials from the URL, but it quotes the URL in its
+    # errors ("Could not connect to the endpoint URL"), which would show a password.
+    endpoint = args.endpoint_url
     return BatchClient(
         region=region,
         profile=args.profile,
-        endpoint_url=args.endpoint_url,
+        endpoint_url=cli_args.redact_url(endpoint) if endpoint is not None else None,
         deadline=args.deadline,
     )
 
@@ -578,9 +613,11 @@ def render_frame(frame: pd.DataFrame, fmt: str, out: TextIO) -> None:
 def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with its text cells made safe for a spreadsheet (``cli_args.csv_cell``):
     numbers stay numbers, a text cell such as ``=HYPERLINK(...)`` starts with ``'``."""
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
     safe = frame.copy()
     for column in safe.columns:
-        if safe[column].dtype == object or str(safe[column].dtype) == "string":
+        if is_object_dtype(safe[column].dtype) or is_string_dtype(safe[column].dtype):
             safe[column] = safe[column].map(
                 lambda v: cli_args.csv_cell(v) if isinstance(v, str) else v, na_action="ignore"
             )

@@ -1445,6 +1445,8 @@ def register_cli(sub: SubParsers) -> None:
     p.add_argument("--region", help="AWS region")
     p.add_argument("--profile", help="AWS named profile")
     p.add_argument("--offline", action="store_true", help="skip the AWS checks (log and config only)")
+    p.add_argument("--deadline", type=cli_args.number(0, 86400.0, unit="seconds"), default=300.0,
+                   help="seconds to keep retrying a failing Batch API before giving up (default 300)")  # fmt: skip
     p.add_argument("--runnable-after", type=cli_args.number(0, 365 * 86400.0, unit="seconds"), default=1800.0,
                    help="seconds before a RUNNABLE job counts as stuck (default 1800)")  # fmt: skip
     p.add_argument("--format", choices=("text", "json"), default="text")
@@ -1481,7 +1483,10 @@ def run_cli(args: argparse.Namespace) -> int:
             from batchkit.client import BatchClient
 
             try:
-                client = BatchClient(region=args.region or region, profile=args.profile, endpoint_url=args.endpoint_url)
+                # No userinfo: botocore does not use it and quotes the URL in its errors.
+                endpoint = cli_args.redact_url(args.endpoint_url) if args.endpoint_url else None
+                client = BatchClient(region=args.region or region, profile=args.profile, endpoint_url=endpoint,
+                                     deadline=args.deadline)  # fmt: skip
             except AwsError as exc:
                 skipped = str(exc)
         try:
@@ -1491,10 +1496,10 @@ def run_cli(args: argparse.Namespace) -> int:
             skipped = str(exc)
             findings = doctor(args.launch_dir, None, **offline)
     except InputError as exc:
-        print(f"batchkit doctor: error: {exc}", file=sys.stderr)
+        print(f"batchkit doctor: error: {cli_args.message(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except BatchkitError as exc:
-        print(f"batchkit doctor: error: {exc}", file=sys.stderr)
+        print(f"batchkit doctor: error: {cli_args.message(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     finally:
         close = getattr(client, "close", None)
@@ -1502,12 +1507,27 @@ def run_cli(args: argparse.Namespace) -> int:
             close()
     if skipped is not None and skipped != "--offline":
         print(
-            f"batchkit doctor: account checks skipped ({skipped}); the findings are from the log and "
+            f"batchkit doctor: account checks skipped ({cli_args.message(skipped)}); the findings are from the log and "
             "config only",
             file=sys.stderr,
         )
     if args.format == "json":
-        print(json.dumps([f.to_dict() for f in findings], indent=2))
+        shown = [_scrubbed(f, terminal=False) for f in findings]
+        print(json.dumps([f.to_dict() for f in shown], indent=2))
     else:
-        sys.stdout.write(format_findings(findings, color=sys.stdout.isatty()))
+        shown = [_scrubbed(f, terminal=True) for f in findings]
+        sys.stdout.write(format_findings(shown, color=sys.stdout.isatty()))
     return exit_code(findings)
+
+
+def _scrubbed(finding: Finding, *, terminal: bool) -> Finding:
+    """A finding fit to print: no URL userinfo (a log can quote `-with-weblog
+    http://user:token@…`), and on a terminal no control characters from log lines."""
+
+    def clean(text: str) -> str:
+        text = cli_args.scrub_userinfo(text)
+        return cli_args.printable(text) if terminal else text
+
+    return dataclasses.replace(
+        finding, title=clean(finding.title), evidence=clean(finding.evidence), advice=clean(finding.advice)
+    )

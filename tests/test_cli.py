@@ -4,9 +4,11 @@ no-credentials path."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -499,3 +501,399 @@ def test_bad_options_are_one_line_not_a_traceback(
     err = capsys.readouterr().err
     assert code == 2
     assert needle in err and "Traceback" not in err
+
+
+# --- the CLI's promise: every bad input is one line with a documented status ------------------
+
+
+def one_line(err: str) -> str:
+    """The single stderr line of a failure (and that it is one, with no traceback)."""
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert "Traceback" not in err and err.startswith("batchkit"), err
+    return err.rstrip("\n")
+
+
+@pytest.fixture
+def trace_file(tmp_path: Path) -> Path:
+    trace = tmp_path / "trace.txt"
+    trace.write_text("task_id\thash\tnative_id\tname\tstatus\n1\tab/cdef12\tjob-1\tA (1)\tCOMPLETED\n")
+    return trace
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--endpoint-url", "http://127.0.0.1:99999"], "not a URL with a valid port"),
+        (["--endpoint-url", "http://127.0.0.1:0"], "port 0 is not a port"),
+        (["--endpoint-url", "ftp://127.0.0.1:21"], "is not a URL"),
+        (["--deadline", "inf"], "--deadline: inf is not a finite number"),
+        (["--deadline", "nan"], "--deadline: nan is not a finite number"),
+        (["--deadline", "1e9"], "at most 86400 seconds"),
+        (["--price", "inf"], "--price: inf is not a finite number"),
+        (["--price", "-0.5"], "--price: -0.5 must be 0 or more"),
+        (["--tz", "x" * 5000], "is not a time zone name"),
+        (["--tz", "../../etc/passwd"], "is not a time zone name"),
+        (["--ledger", "a\x00b"], "is not a path"),
+        (["--format", "xml"], "invalid choice: 'xml'"),
+        (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    ],
+)
+def test_reconcile_refuses_bad_arguments_in_one_line(
+    capsys: pytest.CaptureFixture[str], trace_file: Path, argv: list[str], needle: str
+) -> None:
+    code, out, err = run_cli(capsys, "reconcile", "--trace", trace_file, *argv)
+    assert code == cli.EXIT_USAGE
+    line = one_line(err)
+    assert line.startswith(("batchkit reconcile: error: ", "batchkit: error: ")) and needle in line
+    assert out == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["kill", "--verdict", "bogus"], "'bogus' is not a verdict: use one of ok, orphan"),
+        (["demo", "--tasks", "0"], "--tasks: 0 must be between 1 and 100000"),
+        (["demo", "--tasks", "-5"], "--tasks: -5 must be between 1 and 100000"),
+        (["demo", "--tasks", "many"], "--tasks: 'many' is not a whole number"),
+        (["sim", "serve", "--port", "99999"], "--port: 99999 is not a port: give 1-65535"),
+        (["sim", "serve", "--port", "-1"], "--port: -1 is not a port"),
+        (["sim", "serve", "--speed", "nan"], "--speed: nan is not a finite number"),
+        (["sim", "serve", "--speed", "0"], "--speed: 0 must be more than 0"),
+        (["sim", "serve", "--vcpus", "-3"], "--vcpus: -3 must be between 1 and"),
+        (["sim", "run", "main.nf", "-behavior", "nope"], "'nope' is not a behavior"),
+        (["sim", "run", "main.nf", "-n-tasks", "0"], "-n-tasks: 0 must be between 1"),
+        (["doctor", ".", "--runnable-after", "inf"], "--runnable-after: inf is not a finite number"),
+        (["doctor", ".", "--endpoint-url", "http://127.0.0.1:99999"], "not a URL with a valid port"),
+        (["sim"], "required: SIM_COMMAND"),
+        ([], "required: COMMAND"),
+        (["nope"], "invalid choice: 'nope'"),
+    ],
+)
+def test_every_command_refuses_bad_arguments_in_one_line(
+    capsys: pytest.CaptureFixture[str], trace_file: Path, argv: list[str], needle: str
+) -> None:
+    if argv[:1] == ["kill"]:
+        argv = [*argv, "--trace", str(trace_file)]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == cli.EXIT_USAGE
+    assert needle in one_line(err) and out == ""
+
+
+def test_demo_launch_dir_that_is_a_file_is_one_line(
+    capsys: pytest.CaptureFixture[str], trace_file: Path
+) -> None:
+    code, _, err = run_cli(capsys, "demo", "--headless", "--launch-dir", trace_file)
+    assert code == cli.EXIT_USAGE
+    assert f"{trace_file} is a file, not a directory" in one_line(err)
+    code, _, err = run_cli(capsys, "demo", "--headless", "--launch-dir", trace_file / "sub")
+    assert code == cli.EXIT_USAGE
+    assert f"{trace_file} is a file, not a directory" in one_line(err)
+
+
+@contextlib.contextmanager
+def unwritable(path: Path) -> Iterator[None]:
+    """``path`` made unwritable even for root (an immutable attribute), else by its mode."""
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        try:
+            yield
+        finally:
+            path.chmod(0o755)
+        return
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(path)]).returncode:
+        pytest.skip("root without a working chattr: cannot make a path unwritable for root")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_demo_launch_dir_that_is_not_writable_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    with unwritable(locked):
+        for target in (locked, locked / "new" / "deeper"):
+            code, _, err = run_cli(capsys, "demo", "--headless", "--launch-dir", target)
+            assert code == cli.EXIT_USAGE
+            assert f"{locked} is not writable" in one_line(err)
+
+
+def test_sim_serve_state_that_is_not_an_object_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    state = tmp_path / "state.json"
+    state.write_text('[{"jobId": "j-1"}]')
+    code, out, err = run_cli(capsys, "sim", "serve", "--state", state)
+    assert code == cli.EXIT_USAGE and out == ""
+    assert f"{state}: --state: a JSON list, not an object" in one_line(err)
+    code, _, err = run_cli(capsys, "sim", "serve", "--state", tmp_path)
+    assert code == cli.EXIT_USAGE and "not a regular file" in one_line(err)
+
+
+def test_sim_serve_beyond_loopback_needs_a_flag_and_a_token(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batchkit.sim.localbatch import ADMIN_TOKEN_ENV
+
+    monkeypatch.delenv(ADMIN_TOKEN_ENV, raising=False)
+    code, out, err = run_cli(capsys, "sim", "serve", "--host", "0.0.0.0")
+    assert code == cli.EXIT_USAGE and out == ""
+    assert "not a loopback address" in one_line(err) and "--allow-remote" in err
+    code, _, err = run_cli(capsys, "sim", "serve", "--host", "0.0.0.0", "--allow-remote")
+    assert code == cli.EXIT_USAGE and ADMIN_TOKEN_ENV in one_line(err)
+    # With the flag and a token it goes as far as listening: an address no interface has
+    # (TEST-NET-1, RFC 5737) fails to bind, after the warning, with the runtime status.
+    monkeypatch.setenv(ADMIN_TOKEN_ENV, "t" * 32)
+    code, out, err = run_cli(capsys, "sim", "serve", "--host", "192.0.2.1", "--allow-remote")
+    assert code == cli.EXIT_FAILURE and out == ""
+    warning, error = err.splitlines()
+    assert warning.startswith("batchkit sim serve: warning: ") and "no authentication" in warning
+    assert error.startswith("batchkit sim serve: error: cannot listen on 192.0.2.1")
+    assert "t" * 32 not in err
+
+
+def test_emulator_admin_api_refuses_non_loopback_without_a_token() -> None:
+    import urllib.error
+    import urllib.request
+
+    from batchkit.sim import LocalBatch
+
+    with pytest.raises(ValueError, match="without admin_token"):
+        LocalBatch(host="0.0.0.0").start()  # refused before binding anything
+    with LocalBatch(manual_clock=True, admin_token="s3cret-token-0123456789") as lb:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{lb.endpoint_url}/_admin/health", timeout=10)
+        assert refused.value.code == 401
+        ok = urllib.request.Request(
+            f"{lb.endpoint_url}/_admin/health",
+            headers={"Authorization": "Bearer s3cret-token-0123456789"},
+        )
+        with urllib.request.urlopen(ok, timeout=10) as answer:
+            assert json.load(answer)["ok"] is True
+        # the Batch API itself answers as before
+        assert lb.client().describe_job_queues()["jobQueues"] == []
+
+
+def test_unreachable_endpoint_is_exit_1_in_one_line_without_a_poll_promise(
+    capsys: pytest.CaptureFixture[str], trace_file: Path
+) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    for extra in ([], ["--queue", "q"]):
+        code, out, err = run_cli(
+            capsys, "reconcile", "--trace", trace_file, "--endpoint-url", url, "--deadline", "0.2", *extra
+        )
+        assert code == cli.EXIT_FAILURE and out == ""
+        line = one_line(err)
+        assert "next poll" not in line and "retrying" not in line
+
+
+def test_a_password_in_the_endpoint_url_is_never_echoed(
+    capsys: pytest.CaptureFixture[str], trace_file: Path
+) -> None:
+    port = closed_port()
+    for url in (f"http://alice:hunter2@127.0.0.1:{port}", "http://alice:hunter2@127.0.0.1:99999"):
+        for extra in ([], ["--queue", "q"]):
+            code, _, err = run_cli(
+                capsys, "reconcile", "--trace", trace_file, "--endpoint-url", url, "--deadline", "0.2", *extra
+            )
+            assert code in (cli.EXIT_USAGE, cli.EXIT_FAILURE)
+            line = one_line(err)
+            assert "hunter2" not in line and "alice" not in line
+    code, out, err = run_cli(
+        capsys, "doctor", trace_file.parent, "--endpoint-url", f"http://alice:hunter2@127.0.0.1:{port}",
+        "--deadline", "0.2",
+    )  # fmt: skip
+    assert code in (cli.EXIT_AWS, cli.EXIT_ERROR_FINDING), err  # the outage is a finding
+    assert "hunter2" not in out + err and "aws-api-unavailable" in out
+
+
+def test_url_helpers_drop_userinfo() -> None:
+    from batchkit import _cli_args
+
+    assert _cli_args.redact_url("https://u:p@h.example:8443/x?y=1") == "https://h.example:8443/x?y=1"
+    assert _cli_args.redact_url("http://127.0.0.1:4566") == "http://127.0.0.1:4566"
+    text = 'Could not connect to "http://u:p@ss@127.0.0.1:9/v1/x" nor s3://k:s@b/key'
+    assert _cli_args.scrub_userinfo(text) == 'Could not connect to "http://127.0.0.1:9/v1/x" nor s3://b/key'
+
+
+# --- the ledger at the CLI boundary: one line whatever the file or the disk does ------------
+
+
+def test_ledger_of_garbage_bytes_is_one_line_exit_2(
+    incident_module: Incident, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    garbage = tmp_path / "ledger.sqlite"
+    garbage.write_bytes(bytes(range(256)) * 64)
+    for extra in ([], ["--yes"]):
+        code, out, err = run_cli(capsys, "kill", *target(incident_module), "--ledger", garbage, *extra)
+        assert code == cli.EXIT_USAGE and out == ""
+        assert str(garbage) in one_line(err) and "not a database" in err
+
+
+def test_immutable_ledger_is_one_line_exit_1(
+    incident: Incident, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.sqlite"
+    Ledger(ledger).close()
+    with unwritable(ledger):
+        code, out, err = run_cli(capsys, "kill", *target(incident), "--ledger", ledger, "--yes")
+    assert code == cli.EXIT_FAILURE and out == ""
+    assert str(ledger) in one_line(err) and "read-only" in err
+    assert active_ids(incident) >= incident.truth.abandoned_job_ids & active_ids(incident)
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 kB tmpfs filled up (needs root and mount: a container without them skips)."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True
+    ).returncode:
+        pytest.skip("mounting a small tmpfs needs root and CAP_SYS_ADMIN")
+    try:
+        with contextlib.suppress(OSError), (mount / "filler").open("wb") as filler:
+            filler.write(b"\0" * (1 << 20))
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_full_disk_is_one_line_exit_1(
+    incident: Incident, capsys: pytest.CaptureFixture[str], full_disk: Path
+) -> None:
+    ledger = full_disk / "ledger.sqlite"
+    code, out, err = run_cli(capsys, "kill", *target(incident), "--ledger", ledger, "--yes")
+    assert code == cli.EXIT_FAILURE and out == ""
+    assert str(ledger) in one_line(err) and "full" in err
+    code, _, err = run_cli(capsys, "demo", "--headless", "--tasks", "3", "--launch-dir", full_disk / "d")
+    assert code == cli.EXIT_FAILURE
+    assert "disk is full" in err.splitlines()[-1] and "Traceback" not in err
+
+
+# --- output: what reaches a terminal or a spreadsheet is shown, never obeyed ------------------
+
+
+def test_ansi_and_formulas_from_names_and_status_reasons_are_neutralised(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A task name from the trace and a statusReason from Batch carrying ANSI escapes and
+    spreadsheet formulas: the table shows the escapes as text, CSV cells are text."""
+    from batchkit.sim import LocalBatch
+
+    with LocalBatch(manual_clock=True) as lb:
+        env = lb.create_environment("q", vcpus=4)
+        batch = lb.client()
+        job_id = batch.submit_job(
+            jobName="x", jobQueue="q", jobDefinition=env["jobDefinitionName"],
+            containerOverrides={"command": ["sleep", "1000"]},
+        )["jobId"]  # fmt: skip
+        lb.advance(5)
+        batch.terminate_job(jobId=job_id, reason="\x1b[31mred\x1b[0m\x07 done")
+        lb.advance(5)
+        trace = tmp_path / "trace.txt"
+        name = '=HYPERLINK("http://evil.example")\x1b[2J\u202e (1)'
+        trace.write_text(f"task_id\thash\tnative_id\tname\tstatus\n1\tab/cdef12\t{job_id}\t{name}\tRUNNING\n")
+        argv = ["reconcile", "--trace", trace, "--endpoint-url", lb.endpoint_url, "--queue", "q"]
+        code, table, _ = run_cli(capsys, *argv)
+        assert code == cli.EXIT_MISMATCH
+        code, csv_text, _ = run_cli(capsys, *argv, "--format", "csv")
+        code, json_text, _ = run_cli(capsys, *argv, "--format", "json")
+    for text in (table, csv_text):
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert "\\x1b[2J" in table and "\\u202e" in table
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    assert rows[0]["name"] == "'=HYPERLINK(\"http://evil.example\")\\x1b[2J\\u202e (1)"
+    assert rows[0]["status_reason"] == "\\x1b[31mred\\x1b[0m\\x07 done"
+    assert not any(
+        cell.startswith(("=", "+", "@")) or (cell.startswith("-") and not _is_number(cell))
+        for row in rows
+        for cell in row.values()
+    )
+    # JSON keeps the exact text: its escapes are data, not terminal commands
+    assert json.loads(json_text)[0]["name"] == name
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_printable_and_csv_cell() -> None:
+    from batchkit._cli_args import csv_cell, printable
+
+    assert printable("plain — ünïcode ✓") == "plain — ünïcode ✓"
+    assert printable("a\x1b[31mb\x9bc\r\nd\x00\udcff") == "a\\x1b[31mb\\x9bc\\x0d\\x0ad\\x00\\udcff"
+    assert printable("zero\u200bwidth\u2066bidi") == "zero\\u200bwidth\\u2066bidi"
+    for formula in ("=1+1", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx", "-", "=", "-x"):
+        assert csv_cell(formula).startswith("'"), formula
+    for safe in ("-1.5", "+3", "1e3", "a=b", "task (1)"):
+        assert csv_cell(safe) == safe
+
+
+def test_render_table_cuts_and_escapes_by_hand_built_frame() -> None:
+    import io
+
+    import pandas as pd
+
+    from batchkit.schema import RecCol, TaskCol
+
+    frame = pd.DataFrame(
+        {RecCol.VERDICT: ["orphan"], TaskCol.NAME: ["\x1b]0;title\x07A (1)"], RecCol.REASON: ["r"]}
+    )
+    out = io.StringIO()
+    cli.render_table(frame, out)
+    assert "\x1b" not in out.getvalue() and "\\x1b]0;title\\x07A (1)" in out.getvalue()
+    out = io.StringIO()
+    cli.render_frame(frame.assign(extra=[-3]), "csv", out)
+    assert out.getvalue().splitlines()[1] == "orphan,\\x1b]0;title\\x07A (1),r,-3"
+
+
+# --- the old entry points are the same tree -------------------------------------------------
+
+
+def test_old_entry_points_keep_working(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from batchkit.doctor import main as doctor_main
+    from batchkit.sim import serve_main
+    from batchkit.sim.nextflow import main as nextflow_main
+
+    assert doctor_main(["--help"]) == 0 and "batchkit doctor" in capsys.readouterr().out
+    assert serve_main(["--help"]) == 0 and "--allow-remote" in capsys.readouterr().out
+    assert nextflow_main(["run", "--help"]) == 0 and "-with-trace" in capsys.readouterr().out
+    assert nextflow_main(["run", "x.nf", "-behavior", "nope"]) == cli.EXIT_USAGE
+    assert "batchkit sim run: error:" in one_line(capsys.readouterr().err)
+    assert doctor_main([str(tmp_path / "nope"), "--offline"]) == cli.EXIT_USAGE
+    done_sub = subprocess.run(
+        [sys.executable, "-m", "batchkit.sim.nextflow", "run", "--help"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert done_sub.returncode == 0 and "usage: batchkit sim run" in done_sub.stdout
+
+
+def test_help_documents_every_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in ([], ["reconcile"], ["kill"], ["demo"], ["doctor"], ["sim"], ["sim", "serve"]):
+        code, out, _ = run_cli(capsys, *argv, "--help")
+        assert code == 0
+        for status in (cli.EXIT_OK, cli.EXIT_AWS, cli.EXIT_USAGE, cli.EXIT_MISMATCH,
+                       cli.EXIT_ERROR_FINDING, cli.EXIT_KILLS_PENDING, cli.EXIT_INTERRUPTED):  # fmt: skip
+            assert f"\n  {status} " in out, (argv, status)
+    readme = (ROOT / "README.md").read_text()
+    for status in ("0", "1", "2", "3", "4", "5", "130"):
+        assert f"| {status} |" in readme

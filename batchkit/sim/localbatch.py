@@ -707,6 +707,10 @@ def serve(args: argparse.Namespace) -> int:
     # instead, so the AWS CLI user's own "now" (AFTER_CREATED_AT, job ages) stays right.
     lb = LocalBatch(port=args.port, host=args.host, speed=args.speed, region=args.region, seed=args.seed,
                     admin_token=token, wall_timestamps=True, backdrop=bool(getattr(args, "logs", False)))  # fmt: skip
+    if remote:
+        print(f"batchkit sim serve: warning: listening on {args.host}, beyond this machine: anyone who reaches "
+              f"it can call its Batch API (no authentication); the admin API needs ${ADMIN_TOKEN_ENV}",
+              file=sys.stderr)  # fmt: skip
     try:
         lb.start()
     except RuntimeError as e:  # --logs without moto installed
@@ -716,10 +720,6 @@ def serve(args: argparse.Namespace) -> int:
         print(f"batchkit sim serve: error: cannot listen on {args.host}:{args.port}: {e.strerror}; try another --port or --host",
               file=sys.stderr)  # fmt: skip
         return EXIT_FAILURE
-    if remote:
-        print(f"batchkit sim serve: warning: listening on {args.host}, beyond this machine: anyone who reaches "
-              f"{lb.endpoint_url} can call its Batch API (no authentication); the admin API needs ${ADMIN_TOKEN_ENV}",
-              file=sys.stderr)  # fmt: skip
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
