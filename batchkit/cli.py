@@ -20,6 +20,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -363,14 +364,32 @@ class _OneLineWarnings(logging.Handler):
             print(f"batchkit: warning: {cli_args.message(text)}", file=sys.stderr)
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """``warnings.warn`` as one line (Python's own shows the file, line and source line)."""
+    with contextlib.suppress(Exception):
+        print(f"batchkit: warning: {cli_args.message(str(message))}", file=sys.stderr)
+
+
 @contextlib.contextmanager
 def _warnings_as_lines() -> Iterator[None]:
+    """For one command: batchkit's log records and Python warnings (e.g. a ledger readable
+    by other users) as ``batchkit: warning: ...`` lines; restored afterwards."""
     logger = logging.getLogger("batchkit")
     handler = _OneLineWarnings(logging.WARNING)
     logger.addHandler(handler)
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         yield
     finally:
+        warnings.showwarning = shown
         logger.removeHandler(handler)
 
 

@@ -735,6 +735,7 @@ def test_ledger_of_garbage_bytes_is_one_line_exit_2(
 ) -> None:
     garbage = tmp_path / "ledger.sqlite"
     garbage.write_bytes(bytes(range(256)) * 64)
+    garbage.chmod(0o600)  # private, as the ledger wants it: no warning about its mode
     for extra in ([], ["--yes"]):
         code, out, err = run_cli(capsys, "kill", *target(incident_module), "--ledger", garbage, *extra)
         assert code == cli.EXIT_USAGE and out == ""
@@ -897,3 +898,18 @@ def test_help_documents_every_exit_status(capsys: pytest.CaptureFixture[str]) ->
     readme = (ROOT / "README.md").read_text()
     for status in ("0", "1", "2", "3", "4", "5", "130"):
         assert f"| {status} |" in readme
+
+
+def test_warnings_are_one_line_each(
+    incident_module: Incident, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A Python warning raised during a command (a ledger other users can read) is one
+    ``batchkit: warning:`` line, not Python's file/line/source block."""
+    ledger = tmp_path / "ledger.sqlite"
+    Ledger(ledger).close()
+    ledger.chmod(0o644)
+    code, _, err = run_cli(capsys, "kill", *target(incident_module), "--ledger", ledger)
+    assert code == cli.EXIT_OK, err
+    warning_lines = [line for line in err.splitlines() if "0644" in line]
+    assert len(warning_lines) == 1 and warning_lines[0].startswith("batchkit: warning: ")
+    assert "Traceback" not in err and ".py:" not in err
