@@ -23,16 +23,18 @@ from batchkit.sim._emu_engine import (
 )
 
 T0 = 1_767_000_000.0
-CAPACITY = 6
+CAPACITY = {"ce": 6, "ce2": 3}  # the queue tries "ce" first, then "ce2"
 
 
 def make_engine(seed: int) -> Engine:
     engine = Engine(EmuClock(manual=True, start_time=T0), region="us-east-1", account_id="123456789012", seed=seed)
-    engine.create_compute_environment(
-        {"computeEnvironmentName": "ce", "type": "MANAGED", "computeResources": {"type": "SPOT", "maxvCpus": CAPACITY}}
-    )
+    for name, capacity in CAPACITY.items():
+        engine.create_compute_environment(
+            {"computeEnvironmentName": name, "type": "MANAGED", "computeResources": {"type": "SPOT", "maxvCpus": capacity}}
+        )
     engine.create_job_queue(
-        {"jobQueueName": "q", "priority": 1, "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "ce"}]}
+        {"jobQueueName": "q", "priority": 1, "computeEnvironmentOrder": [
+            {"order": 2, "computeEnvironment": "ce2"}, {"order": 1, "computeEnvironment": "ce"}]}
     )
     engine.register_job_definition(
         {"jobDefinitionName": "jd", "type": "container", "containerProperties": {"image": "x", "vcpus": 1, "memory": 64}}
@@ -48,6 +50,7 @@ submit_op = st.tuples(
     st.integers(1, 3),  # retry attempts
     st.booleans(),  # array of 3
     st.booleans(),  # 60 s timeout
+    st.integers(-1, 50),  # dependsOn an earlier job (-1: none)
 )
 kill_op = st.tuples(st.sampled_from(["terminate", "cancel", "interrupt"]), st.integers(0, 50))
 other_op = st.one_of(
@@ -78,7 +81,7 @@ def test_lifecycle_invariants_hold_under_random_operations(
         now = engine.catch_up()
         kind = op[0]
         if kind == "submit":
-            _, vcpus, sleep, code, attempts, array, timeout = op
+            _, vcpus, sleep, code, attempts, array, timeout, dep = op
             params: dict[str, Any] = {
                 "jobName": "j",
                 "jobQueue": "q",
@@ -90,6 +93,8 @@ def test_lifecycle_invariants_hold_under_random_operations(
                 params["arrayProperties"] = {"size": 3}
             if timeout:
                 params["timeout"] = {"attemptDurationSeconds": 60}
+            if dep >= 0 and ids:
+                params["dependsOn"] = [{"jobId": ids[dep % len(ids)]}]
             ids.append(engine.submit_job(params)["jobId"])
         elif kind == "advance":
             engine.clock.advance(op[1])
@@ -121,10 +126,12 @@ def test_lifecycle_invariants_hold_under_random_operations(
 
 
 def _check(engine: Engine, finished: dict[str, tuple[str, str | None, int | None]]) -> None:
-    ce = engine.ces["ce"]
     holding = [j for j in engine.iter_jobs() if j.status in ("STARTING", "RUNNING")]
-    assert sum(j.vcpus for j in holding) <= CAPACITY + 1e-9
-    assert abs(ce.used - sum(j.vcpus for j in holding)) < 1e-9
+    assert all(j.ce is not None for j in holding)
+    for name, capacity in CAPACITY.items():
+        ce = engine.ces[name]
+        on_ce = sum(j.vcpus for j in holding if j.ce is ce)
+        assert on_ce <= capacity + 1e-9 and abs(ce.used - on_ce) < 1e-9
     for job in engine.iter_jobs():
         d = engine.describe(job)
         if job.status in TERMINAL:
@@ -141,6 +148,11 @@ def _check(engine: Engine, finished: dict[str, tuple[str, str | None, int | None
             assert d["createdAt"] <= a["startedAt"] <= a["stoppedAt"]
         if "startedAt" in d:
             assert d["startedAt"] >= d["createdAt"]
+        # A job starts only once every dependency SUCCEEDED; a failed dependency fails it unstarted.
+        if job.attempts or job.status in ("STARTING", "RUNNING"):
+            assert all(d.status == "SUCCEEDED" for d in job.depends_on)
+        if any(d.status == "FAILED" for d in job.depends_on) and job.status in TERMINAL and not job.attempts:
+            assert job.status == "FAILED"
         if job.parent is not None and job.status == "FAILED":
             assert job.parent.status != "SUCCEEDED"
         if job.array_size is not None:

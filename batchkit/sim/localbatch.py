@@ -14,9 +14,20 @@ or standalone (``batchkit sim serve --port 4747 --speed 60``), then point any SD
 it: ``AWS_ENDPOINT_URL_BATCH=http://127.0.0.1:4747`` (or ``--endpoint-url``) and dummy
 credentials (``AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test``).
 
-The wire protocol is the real REST-JSON one, routed and validated with botocore's
-own service model (see ``_emu_model``); the lifecycle is in ``_emu_engine`` and the
-fault plan in ``_emu_faults``.
+Laid out the way moto lays out a service: ``_emu_model`` (the REST-JSON wire protocol,
+routed and validated with botocore's own service model), ``_emu_resources`` (compute
+environments, queues, jobs, and the rules AWS applies to them), ``_emu_scheduler`` (the
+lifecycle clock and placement), ``_emu_engine`` (one backend method per API operation),
+``_emu_responses`` (a request in, an answer out, faults injected), ``_emu_http`` (the
+transport: framing, AWS-style JSON for every malformed request), ``_emu_faults`` (the
+fault plan), ``_emu_logs`` (job output to CloudWatch Logs served by moto).
+
+Time: a manual clock moves only with ``advance``. A sped-up clock (``speed=N``) runs its
+timestamps N times faster than the wall clock in-process (read "now" from
+``lb.clock.now()``; every answer's ``Date`` header carries it); with
+``wall_timestamps=True`` (what ``batchkit sim serve`` uses) timestamps stay on the wall
+clock and every delay and job duration is N times shorter instead, so an outside client's
+own "now" agrees with the emulator's.
 
 Job output (``LocalBatch(backdrop=True)``, or ``logs_endpoint=URL`` of a CloudWatch Logs
 service): when an attempt reaches RUNNING it gets the stream
@@ -52,10 +63,12 @@ Note for test clients: botocore's ``retries={"max_attempts": 1}`` still retries 
 ``retries={"total_max_attempts": 1}`` turns retries off.
 
 Simplifications, on purpose: TerminateJob moves a job to FAILED at once unless
-``terminate_delay`` is set (real Batch takes a few seconds); ``dependsOn`` is stored and shown but does not hold a job back;
-a queue runs its jobs on the first compute environment of its order, FIFO; an array
-parent stays PENDING until its children end; spot interruptions (``interrupt``,
-``spot_interruption_rate``) apply to any compute environment.
+``terminate_delay`` is set (real Batch takes a few seconds); a queue's RUNNABLE jobs start
+in FIFO order (no fair-share scheduling policies, no ``schedulingPriority``), each on the
+first of the queue's compute environments (in ``computeEnvironmentOrder``) with vCPUs
+free, queues sharing an environment served by priority; capacity is vCPUs only (no memory,
+GPUs or instance types); an array parent stays PENDING until its children end; spot
+interruptions (``interrupt``, ``spot_interruption_rate``) apply to any compute environment.
 
 Admin endpoint, on the same server (JSON in, JSON out; errors are
 ``{"error": "..."}`` with HTTP 400/404):
