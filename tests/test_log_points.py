@@ -474,6 +474,10 @@ def test_a_fresh_copy_of_a_launch_dir_gives_the_same_run_view(tmp_path: Path) ->
     ]
     write(original / ".nextflow.log", lines)
     (original / "nextflow.config").write_text("process.queue = 'spot-q'\n")
+    (original / "trace-20250602-090000.txt").write_text(
+        "task_id\thash\tnative_id\tname\tstatus\texit\tsubmit\tcomplete\n"
+        f"1\t2e/8b0123\t{JOB_A}\tALIGN (s1)\tCOMPLETED\t0\t2025-06-02 09:01:00.000\t2025-06-02 09:05:00.000\n"
+    )
     stamp = pd.Timestamp("2025-06-02 09:06:02", tz="UTC").timestamp()
     for p in original.iterdir():
         os.utime(p, (stamp, stamp))
@@ -484,8 +488,10 @@ def test_a_fresh_copy_of_a_launch_dir_gives_the_same_run_view(tmp_path: Path) ->
     assert (a.state, a.name, a.launch_time, a.end_time, a.region, a.queues, a.year) == (
         b.state, b.name, b.launch_time, b.end_time, b.region, b.queues, b.year
     )
+    # the copy's file times (now) neither make the run look active nor stretch its lifetime
+    assert a.last_activity == b.last_activity == pd.Timestamp("2025-06-02 09:06:01", tz="UTC")
     pd.testing.assert_frame_equal(a.tasks, b.tasks)
-    assert a.year_proven and not b.year_proven  # the copy says the year is a guess
+    assert a.year_proven and b.year_proven  # the trace's dates prove the year in both
 
 
 # --- the doctor on our non-AWS fixtures ---------------------------------------------------------

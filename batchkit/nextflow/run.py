@@ -442,15 +442,19 @@ def _last_activity(
         stamps.append(log_info.last_line_time)
     if weblog is not None and weblog.last_event_time is not None:
         stamps.append(weblog.last_event_time)
-    for path in trace_list:  # a trace gains a row whenever a task ends
-        mtime = _mtime(path)
-        if mtime:
-            stamps.append(pd.Timestamp(mtime, unit="s", tz="UTC"))
     if trace is not None and len(trace):
         for col in (TaskCol.SUBMIT, TaskCol.START, TaskCol.COMPLETE):
             latest = trace[col].max()
             if latest is not None and latest is not pd.NaT:
                 stamps.append(latest)
+    if not stamps:
+        # Only when nothing dated says more: a file time is moved to "now" by any copy
+        # (cp, git clone, aws s3 sync), which would make a dead run look active and
+        # stretch its lifetime — the window reconcile proves a job's ownership in.
+        for path in trace_list:
+            mtime = _mtime(path)
+            if mtime:
+                stamps.append(pd.Timestamp(mtime, unit="s", tz="UTC"))
     return max(stamps) if stamps else None
 
 
