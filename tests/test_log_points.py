@@ -532,3 +532,44 @@ def test_no_aws_batch_rule_fires_on_a_run_that_did_not_use_aws_batch(tmp_path: P
     assert [f.rule for f in found if is_aws_batch_rule(f)] == []
     expected = "nf-executor-unknown" if kind == "failed-launch" else "nf-not-aws-batch"
     assert expected in {f.rule for f in found}
+
+
+# --- 25.x/26.x wordings ------------------------------------------------------------------------
+
+
+def test_25_10_local_run_with_cached_tasks_and_a_relative_trace_file(tmp_path: Path) -> None:
+    wd = "/home/u/run/work"
+    lines = [
+        ln("Dec-07 20:30:46.769", "$> nextflow run main.nf -profile local -resume", logger="nextflow.cli.Launcher"),
+        ln("Dec-07 20:30:46.916", "N E X T F L O W  ~  version 25.10.2", logger="nextflow.cli.CmdRun"),
+        ln("Dec-07 20:30:47.373", "Launching `https://github.com/nf-core/demo` [pedantic_newton] DSL2 - revision: 5a0ea231de [1.0.0]",
+           logger="nextflow.cli.CmdRun"),
+        ln("Dec-07 20:30:47.449", "Session UUID: 39696fcd-0000-4000-8000-60fddf8ae549"),
+        ln("Dec-07 20:30:47.501", "", logger="nextflow.cli.CmdRun"),
+        "  Version: 25.10.2 build 10555",
+        "  Created: 28-11-2025 19:24 UTC (19:24 BST)",
+        ln("Dec-07 20:30:47.585", "Observer factory (v2): LinObserverFactory"),
+        ln("Dec-07 20:30:47.737", "Workflow started -- trace file: results/pipeline_info/execution_trace_2025-12-07_20-30-45.txt",
+           logger="nextflow.trace.TraceFileObserver"),
+        ln("Dec-07 20:30:49.097", "[warm up] executor > local", logger="nextflow.executor.Executor"),
+        ln("Dec-07 20:30:49.300", "[fa/07e74a] Cached process > INDEX (hg38)", level="INFO",
+           logger="nextflow.processor.TaskProcessor", thread="Actor Thread 28"),
+        ln("Dec-07 20:30:49.489", "[4c/e078ca] Submitted process > EXTRACT (s1)", level="INFO", thread="Task submitter"),
+        ln("Dec-07 20:30:52.026", "Task completed > TaskHandler[id: 2; name: EXTRACT (s1); status: COMPLETED; exit: 0; "
+           f"error: -; workDir: {wd}/4c/e078cadcc32648f84ab46ddf2c0ea6]", logger="n.processor.TaskPollingMonitor",
+           thread="Task monitor"),
+        ln("Dec-07 20:30:56.542", "Workflow completed > WorkflowStats[succeededCount=1; failedCount=0; ignoredCount=0; "
+           "cachedCount=1; pendingCount=0; submittedCount=0; runningCount=0; retriesCount=0; abortedCount=0; ]",
+           logger="n.trace.WorkflowStatsObserver"),
+        ln("Dec-07 20:30:56.634", "> Execution complete -- Goodbye", logger="nextflow.script.ScriptRunner"),
+    ]  # fmt: skip
+    path = write(tmp_path / ".nextflow.log", lines)
+    stamp = pd.Timestamp("2025-12-07 20:31", tz="UTC").timestamp()
+    os.utime(path, (stamp, stamp))
+    run = NextflowRun.from_files(log=path, tz="UTC")
+    assert (run.name, run.version, run.state) == ("pedantic_newton", "25.10.2", "completed")
+    assert run.executors == ["local"] and run.on_aws_batch is False
+    assert run.year == 2025 and run.year_proven  # build date and file time agree
+    assert run.log is not None and run.log.trace_file == "results/pipeline_info/execution_trace_2025-12-07_20-30-45.txt"
+    status = run.tasks.set_index(TaskCol.HASH)[TaskCol.STATUS].to_dict()
+    assert status == {"fa/07e74a": "CACHED", "4c/e078ca": "COMPLETED"}
