@@ -3,9 +3,10 @@
 10,000 active jobs, 50 ms of injected latency on every call, the default rate budget of
 20 requests/s (real time). Reports:
 - DescribeJobs calls per full refresh (must equal ceil(N/100)) and its wall time;
-- the time to kill 1,000 jobs with TerminateJobs (50 ids a call) against one TerminateJob
-  per job (the emulator answers 404 to TerminateJobs, as a service without it would),
-  both with the pre-kill describe and the verification describe the client always does.
+- the time to kill 1,000 jobs with the kill executor (batchkit.kills, as the tracker and
+  the CLI kill: no describe before, one verification DescribeJobs per chunk after) using
+  TerminateJobs (50 ids a call) against one TerminateJob per job (the emulator answers 404
+  to TerminateJobs, as a service without it would), with the calls each made.
 
 Run: .venv/bin/python benchmarks/bench_client.py [--jobs 10000] [--kill 1000] [--latency 0.05]
 """
@@ -17,6 +18,8 @@ import math
 import time
 
 from batchkit.client import BatchClient
+from batchkit.kills import KillExecutor
+from batchkit.schema import KillJob
 from batchkit.sim.localbatch import LocalBatch
 
 QUEUE = "bench-queue"
@@ -68,10 +71,12 @@ def main() -> None:
             bulk_ids = ids[: args.kill]
             snapshot = dict(lb.calls)
             t0 = time.perf_counter()
-            outcomes = bc.terminate_jobs(bulk_ids, "batchkit: benchmark (bulk)")
+            report = KillExecutor(bc, None, run_name=None, deadline=600).run(
+                [KillJob(i, "orphan", "batchkit: benchmark (bulk)") for i in bulk_ids]
+            )
             bulk = time.perf_counter() - t0
             bulk_calls = {op: n - snapshot.get(op, 0) for op, n in lb.calls.items() if n != snapshot.get(op, 0)}
-            assert all(o.outcome == "terminated" and o.status == "FAILED" for o in outcomes)
+            assert report.ok and all(o.outcome == "terminated" and s == "FAILED" for _, o, s in report.outcomes)
             print(f"kill {args.kill} with TerminateJobs: {bulk:.2f} s, calls {bulk_calls}")
             print(f"client stats: {bc.stats.summary()}; budget waited {bc.stats.budget.waited:.2f} s")
 
@@ -80,10 +85,12 @@ def main() -> None:
             single_ids = ids[args.kill : 2 * args.kill]
             snapshot = dict(lb.calls)
             t0 = time.perf_counter()
-            outcomes = bc.terminate_jobs(single_ids, "batchkit: benchmark (per job)")
+            report = KillExecutor(bc, None, run_name=None, deadline=600).run(
+                [KillJob(i, "orphan", "batchkit: benchmark (per job)") for i in single_ids]
+            )
             single = time.perf_counter() - t0
             single_calls = {op: n - snapshot.get(op, 0) for op, n in lb.calls.items() if n != snapshot.get(op, 0)}
-            assert all(o.outcome == "terminated" and o.status == "FAILED" for o in outcomes)
+            assert report.ok and all(o.outcome == "terminated" and s == "FAILED" for _, o, s in report.outcomes)
             print(f"kill {args.kill} with TerminateJob per job: {single:.2f} s, calls {single_calls}")
         print(f"ratio per-job / bulk: {single / bulk:.1f}x")
 

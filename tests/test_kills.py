@@ -167,3 +167,41 @@ def test_reconcile_of_10000_tasks_against_a_dead_endpoint_returns_by_its_deadlin
     took = time.monotonic() - t0
     assert code == cli.EXIT_FAILURE
     assert took < 15, took
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_two_kill_processes_under_stalls_audit_each_job_once_and_agree(tmp_path: Path) -> None:
+    """Two `batchkit kill --yes` processes start together on the same orphans while every
+    TerminateJobs stalls 1-2 s: each job ends with exactly one final audit row, and both
+    print the same counts. (benchmarks/bench_kill.py race repeats this ten times, with two
+    Dashboards on one ledger as well.)"""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from batchkit.sim.nextflow import replay_incident
+
+    root = Path(__file__).resolve().parent.parent
+    with replay_incident(launch_dir=tmp_path / "launch", n_tasks=200, seed=5) as inc:
+        lb = inc.batch
+        targets = inc.truth.abandoned_job_ids & {j["jobId"] for j in lb.jobs() if j["status"] == "RUNNING"}
+        assert len(targets) >= 100
+        lb.faults.add("TerminateJobs", "latency", latency=1.0)
+        lb.faults.add("TerminateJobs", "latency", latency=0.5, rate=0.5)
+        lb.faults.add("TerminateJobs", "latency", latency=0.5, rate=0.5)
+        argv = [sys.executable, "-m", "batchkit", "kill", str(inc.launch_dir), "--endpoint-url",
+                inc.endpoint_url, "--queue", inc.truth.queue, "--yes"]
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                 for _ in range(2)]
+        outs = [p.communicate(timeout=200) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outs
+        counts = [re.findall(r"^(\d+) of (\d+) job\(s\) killed", out, re.MULTILINE) for out, _ in outs]
+        assert counts[0] == counts[1] == [(str(len(targets)), str(len(targets)))], counts
+        rows = Ledger.for_launch_dir(inc.launch_dir).kills()
+        assert sorted(r["job_id"] for r in rows) == sorted(targets)  # one row per job
+        assert all(r["finished_at"] is not None for r in rows)
+        # each job sent by one of them: its own claims, in chunks of 50
+        assert lb.calls["TerminateJobs"] <= -(-len(targets) // 50) + 1
