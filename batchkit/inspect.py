@@ -239,6 +239,9 @@ def inspect(
         stream = next((a.log_stream for a in reversed(attempts) if a.log_stream), None)
     if stream is not None and readers is not None:
         log = readers.logs.tail(stream, lines=lines)
+    elif job is not None and attempt is None:
+        problems.append(f"no CloudWatch log yet: Batch names an attempt's log stream when it reaches "
+                        f"RUNNING (job {job_id} is {job.get('status')})")
 
     files: dict[str, FileTail] = {}
     evidence = None

@@ -409,3 +409,11 @@ def test_each_attempt_keeps_its_own_log_stream(incident: Incident, parts: tuple[
     assert latest.log is not None and latest.log.stream != first.log.stream
     assert inspect(jid, batch=batch, readers=readers, attempt=9).problems[-1].endswith("has no attempt 9 (it has "
                                                                                        f"{len(latest.attempts)})")
+
+
+def test_a_job_not_yet_running_says_why_it_has_no_log(incident: Incident, parts: tuple[BatchClient, AwsReaders]) -> None:
+    batch, readers = parts
+    (jid,) = incident.batch.submit_jobs(1, queue=incident.truth.queue, name="later", command=["sleep", "1"])
+    insp = inspect(jid, batch=batch, readers=readers)
+    assert insp.job_status in {"SUBMITTED", "PENDING", "RUNNABLE"} and insp.log is None
+    assert any("no CloudWatch log yet" in p for p in insp.problems)
