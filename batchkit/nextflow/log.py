@@ -146,6 +146,12 @@ _UNEXPECTED_TASK_RE: Final = re.compile(r"^task: name=.*; work-dir=(\S+)")
 _UNEXPECTED_ERROR_RE: Final = re.compile(r"^error \[[^\]]*\]: (.+)$")
 _EXCEPTION_RE: Final = re.compile(r"^([A-Za-z_$][\w$]*(?:\.[\w$]+)+(?:Exception|Error)): ?(.*)$")
 _ROTATION_RE: Final = re.compile(r"\.(\d+)$")
+#: Every line the run facts below the task lines come from holds one of these.
+_RARE_RE: Final = re.compile(
+    r"warm up|N E X T F L O W|Launching `|Session (?:UUID|uuid|aborted)|Run name: |Work-dir: |"
+    r"Applying config profile|Found config local|Parsing config file|Killing (?:running|pending)|"
+    r"Some jobs may not|Waiting jobs reaper|Execution complete|trace file: "
+)
 # Console output saved as a log: the banner, "executor >  awsbatch (5)", "[ab/cdef12] NAME …".
 _CONSOLE_RE: Final = re.compile(
     r"^\s*(?:┃\s*)?(?:N E X T F L O W|Launching `|executor >\s+\S+|\[[0-9a-f]{2}/[0-9a-f]{6}\] )"
@@ -525,6 +531,8 @@ class _Scanner:
                 if row.get(TaskCol.STATUS) in ("SUBMITTED", "RUNNING", None):
                     row[TaskCol.STATUS] = "ABORTED"
                     row[TaskCol.NF_REASON] = f"{KILLED_BY_NEXTFLOW} ({msg.strip()[:120]})"
+        elif level != "ERROR" and not logger.endswith("Launcher") and _RARE_RE.search(msg) is None:
+            pass  # one search rules out every line below (most lines of a long log)
         elif (m := _WARM_UP_RE.search(msg)) is not None:
             self._executor(m.group(1))
         elif (m := _COMMAND_RE.match(msg)) is not None and logger.endswith("Launcher"):
