@@ -789,6 +789,7 @@ class Tracker:
         on_status: Callable[[KillStatus], None] | None = None,
         on_done: Callable[[KillReport | None, BaseException | None], None] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        resume: bool = False,
     ) -> KillHandle:
         """Kill in a background thread and return at once (a dashboard's button).
 
@@ -811,7 +812,7 @@ class Tracker:
             report: KillReport | None = None
             error: BaseException | None = None
             try:
-                report = self._kill(plan, None, emit, on_status=on_status, cancel=handle._cancel)
+                report = self._kill(plan, None, emit, on_status=on_status, cancel=handle._cancel, resume=resume)
             except BaseException as exc:  # reported to on_done; the thread must not die silently
                 error = exc
                 log.exception("batchkit tracker: background kill of run %r failed", self.run_name)
@@ -946,7 +947,7 @@ class Tracker:
 
         In a notebook (a running event loop) the loop is an asyncio task whose blocking
         calls run in worker threads, so cells stay responsive; without a running loop it
-        is a daemon thread. Kills a previous tracker left half done are re-driven first.
+        is a daemon thread. Kills a previous tracker left half done are re-driven in the background.
         """
         if self._closed:
             raise InputError("this tracker is closed; create a new Tracker to start again")
@@ -981,8 +982,10 @@ class Tracker:
 
     async def _loop_async(self) -> None:
         if self._has_pending_kills():
+            # In the background: under an outage the resumed kill may take its whole
+            # deadline, and the notebook must see the run meanwhile.
             try:
-                await self._kill_in_thread([], None, resume=True)
+                self.start_kill([], resume=True, loop=asyncio.get_running_loop())
             except Exception as exc:
                 self._unexpected("resuming interrupted kills", exc)
         while not self._closed:
@@ -996,7 +999,7 @@ class Tracker:
     def _loop_thread(self) -> None:
         if self._has_pending_kills():
             try:
-                self.resume_kills()
+                self.start_kill([], resume=True)  # in the background, as in _loop_async
             except Exception as exc:
                 self._unexpected("resuming interrupted kills", exc)
         while not self._closed:

@@ -388,3 +388,31 @@ def test_submission_environment_values_never_reach_the_disk(tmp_path: Path) -> N
     assert row["request"]["containerOverrides"]["environment"] == [{"name": "TOKEN", "value": "***"}]
     ledger.close()
     assert secret.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+
+
+def test_a_schema_1_ledger_gets_the_claim_columns(tmp_path: Path) -> None:
+    """A ledger written before claims existed opens, keeps its rows, and can be claimed."""
+    from batchkit.ledger import Ledger
+    from batchkit.schema import KillJob
+
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE kills (kill_id INTEGER PRIMARY KEY AUTOINCREMENT, run_name TEXT NOT NULL, "
+        "job_id TEXT NOT NULL, verdict TEXT NOT NULL, reason TEXT NOT NULL, task_name TEXT, "
+        "vcpu_hours REAL NOT NULL DEFAULT 0, request TEXT NOT NULL, requested_at TEXT NOT NULL, "
+        "writer TEXT NOT NULL, tries INTEGER NOT NULL DEFAULT 0, last_error TEXT, finished_at TEXT, "
+        "outcome TEXT, status TEXT, error_code TEXT, message TEXT, verified_status TEXT)"
+    )
+    conn.execute(
+        "INSERT INTO kills (run_name, job_id, verdict, reason, request, requested_at, writer) "
+        "VALUES ('run', 'j1', 'orphan', 'r', '{}', '2026-01-24T12:00:00+00:00', 'old:1')"
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    path.chmod(0o600)
+    ledger = Ledger(path)
+    claim = ledger.claim_kills("run", [KillJob("j1", "orphan", "r")], {}, owner=ledger.new_claim_owner(), lease_s=5)
+    assert claim.mine == {"j1": 1}  # the old pending row, re-used
+    assert ledger.kills()[0]["claim_owner"] is not None
