@@ -326,19 +326,24 @@ class S3Reader(_Reader):
             return FileTail(name, url, error=str(error))
         max_bytes = max(1, int(max_bytes))
 
-        def ask() -> tuple[bytes, int | None, datetime | None]:
+        def ask() -> tuple[bytes, int | None, datetime | None, bool]:
             answer = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=-{max_bytes}")
             body = answer["Body"]
+            ranged = isinstance(answer.get("ContentRange"), str)
+            length = answer.get("ContentLength")
+            # A store that ignores Range answers 200 with the whole object: read no more than
+            # the tail's size of it, and say so rather than show its head as its tail.
+            whole = not ranged and isinstance(length, int) and length > max_bytes
             try:
-                data: bytes = body.read(max_bytes + 1)
+                data: bytes = b"" if whole else body.read(max_bytes + 1)
             finally:
                 body.close()
-            total = _total_size(answer.get("ContentRange"), answer.get("ContentLength"))
+            total = _total_size(answer.get("ContentRange"), length)
             modified = answer.get("LastModified")
-            return data, total, modified if isinstance(modified, datetime) else None
+            return data, total, modified if isinstance(modified, datetime) else None, whole
 
         try:
-            data, total, modified = self._call(ask)
+            data, total, modified, whole = self._call(ask)
         except (ClientError, DeadlineExceededError, ParamValidationError) as error:
             code = error_code(error)
             if code in {"NoSuchKey", "404", "HTTP404", "NotFound"}:
@@ -347,6 +352,10 @@ class S3Reader(_Reader):
                 return FileTail(name, url, exists=True, size=0)
             hint = _S3_HINT if _denied(error) else ""
             return FileTail(name, url, error=_refusal(self.service_name, "s3:GetObject", f"on {url}", error, hint))
+        if whole:
+            return FileTail(name, url, exists=True, size=total, modified=modified,
+                            error=f"the S3 endpoint ignored the Range header for {url} ({total} bytes): "
+                            "not reading the whole object")
         data = data[-max_bytes:]
         size = total if total is not None else len(data)
         truncated = size > len(data)

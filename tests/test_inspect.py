@@ -417,3 +417,17 @@ def test_a_job_not_yet_running_says_why_it_has_no_log(incident: Incident, parts:
     insp = inspect(jid, batch=batch, readers=readers)
     assert insp.job_status in {"SUBMITTED", "PENDING", "RUNNABLE"} and insp.log is None
     assert any("no CloudWatch log yet" in p for p in insp.problems)
+
+
+def test_a_store_that_ignores_range_is_not_read_whole(incident: Incident, parts: tuple[BatchClient, AwsReaders]) -> None:
+    _, readers = parts
+    s3 = readers.s3.client
+    s3.put_object(Bucket="batchkit-demo", Key="work/zz/norange/.command.log", Body=b"x" * 5000)
+
+    def drop_range(request: Any, **_: Any) -> None:
+        request.headers.pop("Range", None)  # what a store without range support sees
+
+    s3.meta.events.register("before-send.s3.GetObject", drop_range)
+    tail = readers.s3.tail("s3://batchkit-demo/work/zz/norange/.command.log", max_bytes=100)
+    assert tail.exists and tail.size == 5000 and tail.text == ""
+    assert tail.error is not None and "ignored the Range header" in tail.error
