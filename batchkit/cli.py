@@ -828,8 +828,8 @@ def jupyter_command(
 ) -> list[str]:
     """JupyterLab serving ``root`` on 127.0.0.1:``port`` with ``token``, quietly.
 
-    Its own workspace folder inside ``root``: JupyterLab would otherwise reopen the tabs
-    of an earlier demo (files that no longer exist). IPC sockets to the kernel: over TCP
+    Its own workspace and settings folders inside ``root``: JupyterLab would otherwise
+    reopen the tabs of an earlier demo (files that no longer exist) and keep its theme. IPC sockets to the kernel: over TCP
     ipykernel warns that the traffic is unencrypted (it is loopback-only, but the
     warning scares people and IPC avoids it). No news feed: nothing is fetched.
     """
@@ -837,7 +837,8 @@ def jupyter_command(
         sys.executable, "-m", "jupyterlab", "--no-browser",
         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
         f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
-        f"--LabApp.workspaces_dir={root / '.workspaces'}", "--LabApp.news_url=",
+        f"--LabApp.workspaces_dir={root / '.workspaces'}",
+        f"--LabApp.user_settings_dir={root / '.settings'}", "--LabApp.news_url=",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--KernelManager.transport=ipc",
     ]
@@ -862,6 +863,13 @@ def scratch_copy(notebook: Path) -> Path:
     scratch = Path(tempfile.mkdtemp(prefix="batchkit-demo-"))
     for path in sorted(notebook.parent.glob("*.ipynb")):
         shutil.copyfile(path, scratch / path.name)
+    # JupyterLab's settings for this demo (see jupyter_command): no "get Jupyter news?"
+    # toast over the dashboard, no update check; nothing is fetched from the internet.
+    settings = scratch / ".settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false", "checkForUpdates": false}\n', encoding="utf-8"
+    )
     return scratch
 
 

@@ -294,7 +294,7 @@ def test_demo_opens_jupyterlab_on_loopback(tmp_path: Path, monkeypatch: pytest.M
     # stays clean (JupyterLab autosaves), and each demo starts from a fresh copy.
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/lab/tree/01-incident-replay\.ipynb\?token=[0-9a-f]{48}", url)
     assert f"--ServerApp.root_dir={scratch}" in command
-    assert sorted(p.name for p in scratch.iterdir()) == ["01-incident-replay.ipynb", "02-investigate-a-run.ipynb"]
+    assert sorted(p.name for p in scratch.glob("*.ipynb")) == ["01-incident-replay.ipynb", "02-investigate-a-run.ipynb"]
     assert scratch != notebooks and not str(scratch).startswith(str(tmp_path))
     assert any(c.startswith("--IdentityProvider.token=") and url.endswith(c.split("=", 1)[1]) for c in command)
     root = cli.jupyter_command(scratch, port=1, token="t", as_root=True)

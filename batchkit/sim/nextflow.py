@@ -1051,8 +1051,13 @@ def replay_incident(
     weblog_url: str | None = None,
     queue: str = "demo-queue",
     work_dir: str = "s3://batchkit-demo/work",
+    start_time: float | None = None,
 ) -> Incident:
     """Replay the #5516 incident on a fresh LocalBatch and return it with the ground truth.
+
+    ``start_time`` (epoch seconds, default now) is when the run starts on the emulator's
+    clock: the demo starts it hours ago, so a replay on the manual clock can be brought
+    to the present and then run in real time (``LocalBatch.clock.run``).
 
     Nextflow 24.02 runs a FASTQC -> ALIGN -> MERGE pipeline of ``n_tasks`` tasks whose
     ALIGN tasks run for hours; five minutes in, DescribeJobs answers HTTP 500
@@ -1074,7 +1079,7 @@ def replay_incident(
     from .localbatch import LocalBatch
 
     # The backdrop: moto serves CloudWatch Logs (the jobs' output) and S3 (the work dirs).
-    lb = LocalBatch(manual_clock=speed is None, speed=speed or 1.0, seed=seed, backdrop=True)
+    lb = LocalBatch(manual_clock=speed is None, speed=speed or 1.0, seed=seed, backdrop=True, start_time=start_time)
     lb.start()
     assert lb.backdrop is not None
     aws_url = lb.backdrop.endpoint_url

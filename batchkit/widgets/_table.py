@@ -459,8 +459,8 @@ def render_table(
     """
     marks = marks or {}
     cols = (
-        '<col style="width:27%"><col style="width:12%"><col style="width:16%"><col style="width:35%">'
-        '<col style="width:10%">'
+        '<col style="width:22%"><col style="width:11%"><col style="width:14%"><col style="width:44%">'
+        '<col style="width:9%">'
         if actions
         else '<col style="width:30%"><col style="width:13%"><col style="width:17%"><col style="width:40%">'
     )

@@ -505,7 +505,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.filter.add_class("bk-filter")
         self.search = W.Text(
             placeholder="search task name or job id", continuous_update=False,
-            layout=W.Layout(width="240px"),
+            layout=W.Layout(width="auto", flex="1 1 160px", max_width="320px"),
         )
         self.search.add_class("bk-search")
         self.sort = W.Dropdown(
@@ -590,9 +590,13 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         W = widgets
         chips = W.HBox([self.chips[k] for k in FILTERS], layout=W.Layout(flex_flow="row wrap"))
         chips.add_class("bk-chips")
+        # The pager is one group: when the row is too narrow it moves down whole, never
+        # leaving "next" alone on a line of its own.
+        self.pager = W.HBox([self.prev_button, self.page_info, self.next_button],
+                            layout=W.Layout(align_items="center", flex="0 0 auto"))
+        self.pager.add_class("bk-pager")
         controls = W.HBox(
-            [self.filter, self.search, self.sort, self.descending, self.prev_button, self.page_info,
-             self.next_button],
+            [self.filter, self.search, self.sort, self.descending, self.pager],
             layout=W.Layout(flex_flow="row wrap", align_items="center"),
         )
         controls.add_class("bk-controls")
