@@ -17,7 +17,17 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["as_utc", "epoch_ms", "from_epoch_ms"]
+__all__ = ["as_utc", "epoch_ms", "from_epoch_ms", "to_utc"]
+
+
+def to_utc(value: Any) -> pd.Timestamp:
+    """A timestamp-like value as a tz-aware UTC Timestamp; a zone-less one is taken as UTC.
+
+    For values that are there: a missing one comes back as ``NaT`` (see :func:`as_utc`
+    for None instead).
+    """
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def as_utc(value: Any) -> pd.Timestamp | None:
@@ -27,10 +37,8 @@ def as_utc(value: Any) -> pd.Timestamp | None:
     """
     if value is None or value is pd.NaT or value is pd.NA:
         return None
-    stamp = pd.Timestamp(value)
-    if stamp is pd.NaT:
-        return None
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    stamp = to_utc(value)
+    return None if stamp is pd.NaT else stamp
 
 
 def from_epoch_ms(value: Any) -> datetime | None:

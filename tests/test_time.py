@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from batchkit._time import as_utc, epoch_ms, from_epoch_ms
+from batchkit._time import as_utc, epoch_ms, from_epoch_ms, to_utc
 
 
 def test_as_utc_takes_a_zone_less_value_as_utc_and_converts_an_aware_one() -> None:
@@ -45,3 +45,10 @@ def test_epoch_ms_of_an_aware_datetime_and_of_epoch_seconds() -> None:
 def test_epoch_ms_refuses_a_zone_less_datetime_and_names_the_argument() -> None:
     with pytest.raises(ValueError, match=r"created_after=.* has no time zone"):
         epoch_ms(datetime(2026, 1, 24, 12), name="created_after")
+
+
+def test_to_utc_is_as_utc_for_a_present_value_and_keeps_a_missing_one_as_nat() -> None:
+    for value in ("2026-01-24 12:49:27", pd.Timestamp("2026-01-24 13:49", tz="Europe/Stockholm")):
+        assert to_utc(value) == as_utc(value)
+        assert str(to_utc(value).tz) == "UTC"
+    assert to_utc(None) is pd.NaT
