@@ -573,3 +573,16 @@ def test_25_10_local_run_with_cached_tasks_and_a_relative_trace_file(tmp_path: P
     assert run.log is not None and run.log.trace_file == "results/pipeline_info/execution_trace_2025-12-07_20-30-45.txt"
     status = run.tasks.set_index(TaskCol.HASH)[TaskCol.STATUS].to_dict()
     assert status == {"fa/07e74a": "CACHED", "4c/e078ca": "COMPLETED"}
+
+
+def test_queues_of_the_trace_and_the_config_together(tmp_path: Path) -> None:
+    write(tmp_path / ".nextflow.log", head())
+    (tmp_path / "trace-20250602-090000.txt").write_text(
+        "task_id\thash\tnative_id\tname\tstatus\texit\tsubmit\tqueue\n"
+        f"1\t2e/8b0123\t{JOB_A}\tALIGN (s1)\tCOMPLETED\t0\t2025-06-02 09:01:00.000\tspot-q\n"
+    )
+    (tmp_path / "nextflow.config").write_text("process { queue = 'spot-q'\n withName: 'CALL' { queue = 'big-q' } }\n")
+    run = NextflowRun.from_dir(tmp_path, tz="UTC")
+    assert run.queues == ["spot-q", "big-q"]  # CALL has not finished: only the config names its queue
+    assert run.queue_sources == {"spot-q": "trace (queue column)", "big-q": run.queue_sources["big-q"]}
+    assert run.queue_sources["big-q"].startswith(str(tmp_path / "nextflow.config"))

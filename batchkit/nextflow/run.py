@@ -480,8 +480,9 @@ def run_settings(log_info: LogInfo | None, tasks: pd.DataFrame, launch_dir: str 
     """What the log, the launch dir's config and the tasks say about where the jobs went.
 
     Region: the log's ``AwsOptions(… region:…)`` line first (what the run used), then
-    ``aws.region`` in the config. Queues: the trace's ``queue`` column, then the
-    config's ``process.queue`` and per-process (``withName``/``withLabel``) queues.
+    ``aws.region`` in the config. Queues: the trace's ``queue`` column and the config's
+    ``process.queue`` and per-process (``withName``/``withLabel``) queues, together (a
+    step that has not finished yet is in no trace row).
     Executors: the log's ``[warm up] executor > …`` and submit lines, then the config's
     ``process.executor``, then the job ids (Batch ids are UUIDs; PIDs and grid ids are
     numbers).
@@ -506,7 +507,7 @@ def run_settings(log_info: LogInfo | None, tasks: pd.DataFrame, launch_dir: str 
     if "queue" in tasks:
         for q in sorted({str(q) for q in tasks["queue"].dropna().unique()}):
             out.queue_sources.setdefault(q, "trace (queue column)")
-    if config is not None and not out.queue_sources:
+    if config is not None:  # also queues no finished task used yet (withName queues of later steps)
         for queue, where in process_queues(config):
             out.queue_sources.setdefault(queue, f"{where} (process queue)")
     return out
