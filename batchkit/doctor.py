@@ -777,6 +777,14 @@ def _short(text: str | None, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_API_FAILURE = re.compile(r"Status Code: 5\d\d|AWSBatch|AuthorizerConfigurationException|Rate exceeded|Throttl", re.I)
+
+
+def _api_failure(cause: str | None) -> bool:
+    """The abort came from an AWS Batch API error (the SDK's message names the service or a 5xx)."""
+    return bool(cause) and _API_FAILURE.search(cause or "") is not None
+
+
 def run_findings(facts: LogFacts, findings: Sequence[Finding]) -> list[Finding]:
     """Sharpen the version findings with what this run did (aborted on Batch -> errors).
 
@@ -789,7 +797,11 @@ def run_findings(facts: LogFacts, findings: Sequence[Finding]) -> list[Finding]:
     aborted = facts.abort_line is not None
     abort_at = f"{facts.path}:{facts.abort_line}"
     for f in findings:
-        hit = f.rule in ("nf-status-check-orphans", "nf-submit-after-abort") and f.severity == "warning"
+        # #7445 concerns any abort; #5516 only an abort by a failing Batch API call (a
+        # SIGINT or a failed task does not make a status check throw).
+        hit = f.severity == "warning" and (
+            f.rule == "nf-submit-after-abort" or (f.rule == "nf-status-check-orphans" and _api_failure(facts.abort_cause))
+        )
         if aborted and facts.on_batch and hit:
             f = dataclasses.replace(
                 f,

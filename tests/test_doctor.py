@@ -870,3 +870,10 @@ def test_client_names_the_missing_permission_not_missing_credentials(lb: Any) ->
     refuse(boto, "ListJobs")
     with BatchClient(boto) as c, pytest.raises(AccessDeniedError, match=r"add batch:ListJobs to the role"):
         c.list_jobs("perm-cli-q")
+
+
+def test_a_sigint_abort_is_no_status_check_failure(tmp_path: Path) -> None:
+    sigint = "Mar-10 10:05:00.000 [SIGINT handler] DEBUG nextflow.Session - Session aborted -- Cause: SIGINT\n"
+    found = rules(doctor(launch_with_log(tmp_path, "24.10.5", sigint), env={"HOME": str(tmp_path / "h")}))
+    assert found["nf-status-check-orphans"].severity == "warning"  # the bug may exist; this run did not hit it
+    assert found["nf-submit-after-abort"].severity == "error"  # any abort can leave late submissions
