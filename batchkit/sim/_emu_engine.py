@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -84,9 +85,7 @@ class Engine(Scheduler):
 
     def new_job_id(self) -> str:
         # Random, not seeded: ids stay unique across emulator restarts, as AWS's are.
-        import uuid
-
-        return str(uuid.uuid4())
+        return str(uuid.UUID(int=self.ids.getrandbits(128), version=4))
 
     # --- resolution -------------------------------------------------------------------
 
