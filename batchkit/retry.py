@@ -4,11 +4,13 @@ Pure: no I/O, no boto3 client. The clock, the sleep and the random source are in
 test runs a whole outage without sleeping (``Retrying(policy, sleep=waits.append, ...)`` and
 then assert ``waits``), the way jd/tenacity does it.
 
-Why an outer policy at all: botocore already retries (legacy: 5 attempts, standard: 3), and both
-retry the HTTP 500 ``AuthorizerConfigurationException`` — but real outages outlast those few
-attempts, and that is what aborted Nextflow runs and orphaned their jobs
-(nextflow-io/nextflow#4709, #5516). The outer policy keeps going, with exponential backoff and
-full jitter, until a per-call deadline.
+Why our own policy: botocore's retries (legacy: 5 attempts, standard: 3) do retry the HTTP 500
+``AuthorizerConfigurationException``, but real outages outlast those few attempts, and that is
+what aborted Nextflow runs and orphaned their jobs (nextflow-io/nextflow#4709, #5516). So this
+is THE retry layer: ``BatchClient`` turns botocore's off (one attempt per SDK call) and runs
+reads and writes under ``Retrying`` until a deadline; the kill executor (``batchkit.kills``)
+uses the same policy objects (``IDEMPOTENT_WRITE``'s backoff) for its one re-send per chunk
+per step. Retries nested inside retries made a 20 s kill take 182 s (batchkit issue #11).
 """
 
 from __future__ import annotations

@@ -70,6 +70,20 @@ def _orphans(lb: LocalBatch, n: int) -> list[KillJob]:
     return [KillJob(job_id=i, verdict="orphan", reason=REASON) for i in ids]
 
 
+def test_a_healthy_kill_describes_each_job_once_after_its_kill(tmp_path: Path) -> None:
+    """No describe before (the plan came from a snapshot), one TerminateJobs and one
+    verification DescribeJobs per chunk of 50, every job in the ledger with Batch's status."""
+    with LocalBatch(manual_clock=True) as lb:
+        plan = _orphans(lb, 120)
+        before = dict(lb.calls)
+        with BatchClient(endpoint_url=lb.endpoint_url) as client:
+            report = KillExecutor(client, Ledger(tmp_path / "l.sqlite"), run_name="r", deadline=60).run(plan)
+        assert report.ok and report.killed == 120 and report.calls == 3 and report.retries == 0
+        assert lb.calls["TerminateJobs"] - before.get("TerminateJobs", 0) == 3
+        assert lb.calls["DescribeJobs"] - before.get("DescribeJobs", 0) == 3
+        assert {s for _, _, s in report.outcomes} == {"FAILED"}
+
+
 def test_an_expired_token_stops_the_kill_at_once_with_the_renewal_hint(tmp_path: Path) -> None:
     """The session token dies after the first TerminateJobs: no retry, the error names the
     profile and how to renew it, the first chunk's results are recorded, the rest stays
