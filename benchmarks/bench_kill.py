@@ -176,6 +176,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", nargs="?", default="all", choices=("calls", "outage", "race", "all"))
     parser.add_argument("--tries", type=int, default=10, help="race: tries of each kind (default 10)")
+    parser.add_argument("--first", type=int, default=0, help="race: number of the first try (its seed)")
     parser.add_argument("--calls-tasks", type=int, default=1334, help="tasks of the `calls` run (~1,000 orphans)")
     parser.add_argument("--race-tasks", type=int, default=667, help="tasks of the `race` run (~500 orphans)")
     parser.add_argument("--json", action="store_true")
@@ -194,11 +195,11 @@ def main() -> None:
               f"{r['left_active']} left active", flush=True)
     if args.what in ("race", "all"):
         rows = []
-        for i in range(args.tries):
+        for i in range(args.first, args.first + args.tries):
             p = race_processes(args.race_tasks, seed=i)
             d = race_dashboards(args.race_tasks, seed=100 + i)
             rows.append({"processes": p, "dashboards": d})
-            print(f"race {i + 1}/{args.tries}: processes {p['orphans']} orphans {p['seconds']} s exits "
+            print(f"race {i + 1}/{args.first + args.tries}: processes {p['orphans']} orphans {p['seconds']} s exits "
                   f"{p['exits']} {p['summaries']} same={p['same_counts']} audit_ok={p['audit_ok']} ({p['audit']}); "
                   f"dashboards {d['seconds']} s {d['counts']} same={d['same_counts']} audit_ok={d['audit_ok']} "
                   f"({d['audit']})", flush=True)
