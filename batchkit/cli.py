@@ -889,12 +889,32 @@ def serve_demo(command: list[str], *, url: str, scratch: Path, out: TextIO | Non
     """
     import shutil
     import signal
+
+    out = out or sys.stdout
+    log_path = scratch / "jupyter.log"
+    code = 0
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # A closed terminal (SIGHUP) or a `kill` (SIGTERM) stops the demo as Ctrl-C does:
+    # Jupyter runs in its own session, so it would otherwise outlive this process.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        code = _serve(command, url=url, scratch=scratch, log_path=log_path, out=out)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return code
+
+
+def _serve(command: list[str], *, url: str, scratch: Path, log_path: Path, out: TextIO) -> int:
+    import signal
     import time
     import urllib.error
     import urllib.request
 
-    out = out or sys.stdout
-    log_path = scratch / "jupyter.log"
     code = 0
     with log_path.open("wb") as log:
         # Its own session: Ctrl-C reaches this process only, which stops Jupyter (and
@@ -935,7 +955,6 @@ def serve_demo(command: list[str], *, url: str, scratch: Path, out: TextIO | Non
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
-    shutil.rmtree(scratch, ignore_errors=True)
     return code
 
 

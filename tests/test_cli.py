@@ -276,7 +276,9 @@ def test_demo_without_notebook_falls_back_to_headless(
     assert code == 0 and calls and "headless" in err
 
 
-def test_demo_opens_jupyterlab_on_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_opens_jupyterlab_on_loopback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     notebook = notebooks / "01-incident-replay.ipynb"
@@ -288,6 +290,7 @@ def test_demo_opens_jupyterlab_on_loopback(tmp_path: Path, monkeypatch: pytest.M
     code = cli.cmd_demo(args, launcher=lambda cmd, url, scratch: launched.append((cmd, url, scratch)) or 0)
     assert code == 0
     [(command, url, scratch)] = launched
+    request.addfinalizer(lambda: shutil.rmtree(scratch, ignore_errors=True))
     assert command[:4] == [sys.executable, "-m", "jupyterlab", "--no-browser"]
     assert "--ServerApp.ip=127.0.0.1" in command
     # The URL opens notebook 01 itself, in a scratch copy of the notebooks: the checkout
@@ -300,9 +303,6 @@ def test_demo_opens_jupyterlab_on_loopback(tmp_path: Path, monkeypatch: pytest.M
     root = cli.jupyter_command(scratch, port=1, token="t", as_root=True)
     assert "--allow-root" in root
     assert "--allow-root" not in cli.jupyter_command(scratch, port=1, token="t", as_root=False)
-    import shutil
-
-    shutil.rmtree(scratch)
 
 
 # --- subprocesses: the real entry point --------------------------------------------------------
