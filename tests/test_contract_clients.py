@@ -114,6 +114,9 @@ def check_observations(o: dict[str, Any]) -> None:
     assert container["logStreamName"].rsplit("/", 1)[1] == container["taskArn"].rsplit("/", 1)[1]
     assert container["containerInstanceArn"].startswith(f"arn:aws:ecs:{region_account}:container-instance/{CE}_Batch_")
     assert isinstance(running["createdAt"], int) and running["startedAt"] >= running["createdAt"]
+    # A sped-up `sim serve` keeps timestamps on the wall clock: createdAt lies between the
+    # client's own clock readings around SubmitJob (same machine; 5 ms for rounding).
+    assert o["wall"][0] - 5 <= running["createdAt"] <= o["wall"][1] + 5, (o["wall"], running["createdAt"])
     assert o["log_lines"] == [HELLO]
 
     final = o["final"]
@@ -234,7 +237,9 @@ def test_the_aws_cli_drives_sim_serve(served: Served, tmp_path: Path) -> None:
     base = ["submit-job", "--job-queue", QUEUE, "--job-definition", JOBDEF]
     short = ["--container-overrides", json.dumps({"command": ["bash", "-c", "sleep 30"]})]
     sub: dict[str, Any] = {}
+    before = int(time.time() * 1000)
     sub["plain"] = aws(*base, "--job-name", "plain")
+    o["wall"] = [before, int(time.time() * 1000)]
     sub["array"] = aws(*base, "--job-name", "array", "--array-properties", "size=3", *short)
     sub["tagged"] = aws(*base, "--job-name", "tagged", "--tags", "team=genomics,run=r1", *short)
     sub["retried"] = aws(*base, "--job-name", "retried", "--retry-strategy", "attempts=2",
@@ -391,7 +396,9 @@ async function error(cmd) {
   const base = { jobQueue: QUEUE, jobDefinition: JOBDEF };
   const short = { containerOverrides: { command: ["bash", "-c", "sleep 30"] } };
   const sub = {};
+  const before = Date.now();
   sub.plain = await send(new SubmitJobCommand({ ...base, jobName: "plain" }));
+  o.wall = [before, Date.now()];
   sub.array = await send(new SubmitJobCommand({ ...base, jobName: "array", arrayProperties: { size: 3 }, ...short }));
   sub.tagged = await send(new SubmitJobCommand({ ...base, jobName: "tagged", tags: { team: "genomics", run: "r1" }, ...short }));
   sub.retried = await send(new SubmitJobCommand({ ...base, jobName: "retried", retryStrategy: { attempts: 2 },
