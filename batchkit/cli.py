@@ -721,14 +721,23 @@ def render_report(report: KillReport, out: TextIO) -> None:
 # --- commands -----------------------------------------------------------------------------
 
 
+def _whole_command(args: argparse.Namespace, client: BatchClient, started: float) -> None:
+    """--deadline is the whole command's, counted from its start (reading the run too):
+    past it, calls fail at once, however many DescribeJobs chunks the run needs."""
+    import time
+
+    client.give_up_after(max(0.0, args.deadline - (time.monotonic() - started)))
+
+
 def cmd_reconcile(args: argparse.Namespace) -> int:
+    import time
+
+    started = time.monotonic()
     run = load_run(args)
     if (done := not_on_aws_batch(run)) is not None:
         return done
     client = make_client(args, run)
-    # --deadline is the whole command's: past it, calls fail at once and the command says
-    # so, however many DescribeJobs chunks the run needs.
-    client.give_up_after(args.deadline)
+    _whole_command(args, client, started)
     tracker = make_tracker(args, run, client, write=False)
     try:
         snapshot = first_snapshot(tracker)
@@ -795,11 +804,14 @@ def execute_kill(
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
+    import time
+
+    started = time.monotonic()
     run = load_run(args)
     if (done := not_on_aws_batch(run)) is not None:
         return done
     client = make_client(args, run)
-    client.give_up_after(args.deadline)  # the whole command's, the kill included
+    _whole_command(args, client, started)  # the kill gets what is left of it
     tracker = make_tracker(args, run, client)
     try:
         return execute_kill(
