@@ -15,6 +15,7 @@ step; a real S3 API (moto on loopback) stores the objects.
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ._nf_format import launch_command
@@ -38,12 +39,21 @@ def _split(url: str) -> tuple[str, str]:
 
 
 class WorkdirWriter:
-    """Writes a task's wrapper files to its S3 work dir through a boto3 ``s3`` client."""
+    """Writes a task's wrapper files to its S3 work dir through a boto3 ``s3`` client.
 
-    def __init__(self, s3: Any, work_dir: str) -> None:
+    Each file is its own PutObject over HTTP. With ``threads`` > 1 they go out on that many
+    threads (each key is written once, so their order does not matter) and :meth:`flush`
+    waits for all of them: one at a time, a 40-task replay spent seconds on them. With the
+    default of one thread a write is done when the call returns.
+    """
+
+    def __init__(self, s3: Any, work_dir: str, *, threads: int = 1) -> None:
         self.s3 = s3
         self.bucket, _ = _split(work_dir.rstrip("/") + "/")
         self._bucket_ready = False
+        self._threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[Future[Any]] = []
 
     def _put(self, workdir: str, name: str, body: str) -> None:
         if not self._bucket_ready:
@@ -51,7 +61,26 @@ class WorkdirWriter:
                 self.s3.create_bucket(Bucket=self.bucket)
             self._bucket_ready = True
         bucket, key = _split(f"{workdir.rstrip('/')}/{name}")
-        self.s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+        if self._threads <= 1:
+            self.s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="batchkit-sim-s3")
+        self._pending.append(self._pool.submit(self.s3.put_object, Bucket=bucket, Key=key, Body=body.encode()))
+
+    def flush(self) -> None:
+        """Wait until every file written so far is in S3 (the first failure is raised)."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
 
     def staged(self, workdir: str, *, name: str, process: str, tag: str | None) -> None:
         """Before SubmitJob: the task script and its wrapper."""

@@ -326,7 +326,7 @@ class SimulatedNextflow:
         self._log: LogWriter | None = None
         self._trace: TraceWriter | None = None
         self._weblog = Weblog(weblog_url, run_name=self.run_name, run_id=self.session_id)
-        self._workdirs = WorkdirWriter(s3, self.work_dir) if s3 is not None else None
+        self._workdirs = WorkdirWriter(s3, self.work_dir, threads=4) if s3 is not None else None
 
     # --- planning --------------------------------------------------------------------
 
@@ -454,6 +454,8 @@ class SimulatedNextflow:
         return self._truth()
 
     def _close_files(self) -> None:
+        if self._workdirs is not None:
+            self._workdirs.close()  # every work-dir file is in S3 when run() returns
         now = self._now()
         if self._log is not None:
             self._log.close(mtime=now)
