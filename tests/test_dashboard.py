@@ -330,6 +330,7 @@ def test_kill_all_asks_first_then_kills_and_shows_verified_outcomes(incident: An
         assert dash.confirm_panel.layout.display == "flex"
         assert dash.kill_all_button.disabled
         assert f"Terminate {len(abandoned)} job(s)" in dash.confirm_text.value
+        assert "vCPU-h" not in dash.confirm_text.value + dash.kill_all_button.description  # the waste line's alone
         # Cancel: nothing happens to Batch.
         dash.cancel_button.click()
         assert dash.confirm_panel.layout.display == "none"
@@ -475,6 +476,11 @@ def test_panels_draw_figures_run_the_doctor_and_export_a_post_mortem(
         assert dash.summary_out.outputs == () and dash.timeline_out.outputs == ()  # drawn when opened
         dash.figures.selected_index = 0
         assert "application/vnd.plotly.v1+json" in dash.summary_out.outputs[0]["data"]
+        # One waste figure: the summary's bars add up to the waste line's number.
+        summary = dash.summary_out.outputs[0]["data"]["application/vnd.plotly.v1+json"]
+        bars = next(t for t in summary["data"] if t.get("name") == "waste")
+        shown = re.search(r"Waste so far: <b>([\d,.]+) vCPU-h", dash.waste.value)
+        assert shown and f"{sum(bars['y']):,.2f}" == shown.group(1)
         dash.figures.selected_index = 1
         timeline = dash.timeline_out.outputs[0]["data"]["application/vnd.plotly.v1+json"]
         names = {trace.get("name") for trace in timeline["data"]}

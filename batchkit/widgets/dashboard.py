@@ -253,11 +253,12 @@ def plan_text(plan: Sequence[KillJob], run_name: str | None) -> str:
     for job in plan:
         by_verdict[job.verdict] = by_verdict.get(job.verdict, 0) + 1
     parts = ", ".join(f"{n:,} {v}" for v, n in sorted(by_verdict.items()))
-    hours = sum(job.vcpu_hours for job in plan)
     reason = plan[0].reason if plan else ""
+    # No waste figure here: the waste line above keeps counting while this question is
+    # open; a second figure, frozen at the click, would soon disagree with it.
     return (
         f'<span class="bk-confirm-text">Terminate {len(plan):,} job(s) of run '
-        f"{_esc(run_name or '(unnamed)')} ({_esc(parts)}; {hours:,.2f} vCPU-h wasted so far)?</span> "
+        f"{_esc(run_name or '(unnamed)')} ({_esc(parts)})?</span> "
         f'<span class="bk-muted">Batch will record the reason “{_esc(reason)}”.</span>'
     )
 
@@ -795,7 +796,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 elif not active and "bk-chip-active" in chip._dom_classes:
                     chip.remove_class("bk-chip-active")
             hours, cost = waste_numbers(frame, snapshot.summary or {})
-            self.waste.value = waste_html(hours, cost, len(killable_rows(frame)))
+            self.waste.value = waste_html(hours, cost, len(killable_rows(view)))
             self._render_table(view)
             self._update_kill_all()
             self._redraw_open_panel()
