@@ -8,6 +8,7 @@ so what follows it is never read as a second request.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -17,6 +18,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from batchkit.sim import LocalBatch
 
@@ -194,3 +197,49 @@ def test_keep_alive_survives_a_client_error(lb: LocalBatch) -> None:
     data = post("/v1/describejobs", b"{oops") + post("/v1/describejobs", b'{"jobs": []}', "Connection: close")
     answers = exchange(lb, data)
     assert [(a[0], (a[2] or {}).get("__type")) for a in answers] == [(400, "ClientException"), (200, None)]
+
+
+@pytest.fixture(scope="module")
+def fuzz_lb() -> Iterator[LocalBatch]:
+    with LocalBatch(manual_clock=True, start_time=T0) as emu:
+        emu.create_environment("q", vcpus=4)
+        yield emu
+
+
+_METHODS = st.sampled_from([b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"HEAD", b"", b"G\x00T", b"POST POST"])
+_PATHS = st.sampled_from([b"/v1/describejobs", b"/v1/listjobs", b"/v1/submitjob", b"/_admin/health", b"/_admin/faults",
+                          b"/", b"*", b"/v1/tags/arn%3Ax", b"/%ff%fe"])  # fmt: skip
+_HEADERS = st.lists(
+    st.one_of(
+        st.sampled_from([b"Content-Length: 2", b"Content-Length: -1", b"Content-Length: x", b"Transfer-Encoding: chunked",
+                         b"Expect: 100-continue", b"Connection: close", b"Host: x", b"Content-Type: application/json"]),
+        st.binary(max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b),
+    ),
+    max_size=6,
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(method=_METHODS, path=_PATHS, version=st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/9.9", b"", b"FOO"]),
+       headers=_HEADERS, body=st.binary(max_size=200))  # fmt: skip
+def test_random_requests_get_json_answers_or_a_closed_connection(
+    fuzz_lb: LocalBatch, method: bytes, path: bytes, version: bytes, headers: list[bytes], body: bytes
+) -> None:
+    """Whatever arrives, every answer is AWS-style JSON with a known status, and the server lives on."""
+    line = b" ".join(p for p in (method, path, version) if p)
+    data = line + b"\r\n" + b"".join(h + b"\r\n" for h in headers) + b"Connection: close\r\n\r\n" + body
+    with socket.create_connection((fuzz_lb.host, fuzz_lb.port), timeout=10) as s:
+        s.sendall(data)
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_WR)  # no more bytes: a body shorter than its length ends here
+        raw = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := s.recv(65536):
+                raw += chunk
+    for status, hdrs, answer in parse_answers(raw):
+        assert status in {200, 400, 401, 404, 405, 411, 413, 414, 431, 500, 501, 505}, (status, answer)
+        assert status != 500, answer  # nothing here is a server fault
+        assert hdrs.get("content-type") == "application/json"
+        assert isinstance(answer, dict) and ("__type" in answer or "error" in answer or status == 200)
+    [(status, _, _)] = exchange(fuzz_lb, HEALTH.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+    assert status == 200

@@ -329,3 +329,33 @@ def test_a_sped_up_serve_keeps_timestamps_on_the_wall_clock() -> None:
     assert job["status"] == "SUCCEEDED"
     assert before * 1000 - 5 <= job["createdAt"] <= job["stoppedAt"] <= after * 1000 + 5
     assert 900 <= job["stoppedAt"] - job["startedAt"] <= 1100  # 100 s of work, shown as 1 s
+
+
+def test_update_compute_environment_disables_placement_and_changes_capacity(lb: LocalBatch, batch: Any) -> None:
+    running = submit(batch, "running")
+    lb.advance(5)
+    batch.update_compute_environment(computeEnvironment="q-ce", state="DISABLED")
+    waiting = submit(batch, "waiting")
+    lb.advance(5)
+    # "Jobs in a STARTING or RUNNING state continue to progress normally"; nothing new is placed.
+    assert [j["status"] for j in describe(batch, running, waiting)] == ["RUNNING", "RUNNABLE"]
+    batch.update_compute_environment(computeEnvironment="q-ce", state="ENABLED", computeResources={"maxvCpus": 16})
+    big = submit(batch, "big", containerOverrides={"vcpus": 8})
+    lb.advance(5)
+    assert [j["status"] for j in describe(batch, waiting, big)] == ["RUNNING", "RUNNING"]
+    env = batch.describe_compute_environments(computeEnvironments=["q-ce"])["computeEnvironments"][0]
+    assert (env["state"], env["computeResources"]["maxvCpus"]) == ("ENABLED", 16)
+    refused(batch.update_compute_environment, computeEnvironment="q-ce", computeResources={"maxvCpus": -1})
+    assert "not found" in refused(batch.update_compute_environment, computeEnvironment="nope", state="ENABLED")
+
+
+def test_deregistered_job_definition_revisions_are_inactive(lb: LocalBatch, batch: Any) -> None:
+    batch.register_job_definition(jobDefinitionName="nf-demo", type="container",
+                                  containerProperties={"image": "x", "vcpus": 1, "memory": 64})  # fmt: skip
+    batch.deregister_job_definition(jobDefinition="nf-demo:2")
+    revisions = batch.describe_job_definitions(jobDefinitionName="nf-demo")["jobDefinitions"]
+    assert [(d["revision"], d["status"]) for d in revisions] == [(1, "ACTIVE"), (2, "INACTIVE")]
+    job = describe(batch, submit(batch, "by-name"))[0]
+    assert job["jobDefinition"].endswith(":1")  # the latest ACTIVE revision
+    batch.deregister_job_definition(jobDefinition="nf-demo:1")
+    assert "ACTIVE status" in refused(batch.submit_job, jobName="x", jobQueue="q", jobDefinition="nf-demo")

@@ -184,6 +184,42 @@ class Engine(Scheduler):
         self.ces[name] = ComputeEnv(name, arn, detail, capacity)
         return {"computeEnvironmentName": name, "computeEnvironmentArn": arn}
 
+    def update_compute_environment(self, p: dict[str, Any]) -> dict[str, Any]:
+        """UpdateComputeEnvironment: ``state`` ("If the state is DISABLED, then the Batch
+        scheduler doesn't attempt to place jobs within the environment. Jobs in a STARTING or
+        RUNNING state continue to progress normally.") and the vCPU bounds."""
+        ref = p["computeEnvironment"]
+        ce = self.find_ce(ref)
+        if ce is None:
+            raise client_error(f"ComputeEnvironment {ref} not found.")
+        update = p.get("computeResources") or {}
+        if p.get("unmanagedvCpus") is not None:
+            if ce.detail.get("type") != "UNMANAGED" or p["unmanagedvCpus"] < 0:
+                raise client_error("unmanagedvCpus: 0 or more, and only for an UNMANAGED compute environment")
+            ce.capacity = float(p["unmanagedvCpus"])
+            ce.detail["unmanagedvCpus"] = p["unmanagedvCpus"]
+        bounds = {k: update[k] for k in ("minvCpus", "maxvCpus", "desiredvCpus") if update.get(k) is not None}
+        if bounds:
+            if ce.detail.get("type") != "MANAGED":
+                raise client_error("computeResources can be updated only on a MANAGED compute environment")
+            merged = dict(ce.detail.get("computeResources") or {}) | bounds
+            if "desiredvCpus" not in bounds:
+                merged.pop("desiredvCpus", None)  # Batch moves it between the new bounds
+            ce.capacity = check_compute_resources(merged)
+            ce.detail["computeResources"] = merged
+        if p.get("state") is not None:
+            ce.detail["state"] = p["state"]
+        if p.get("serviceRole") is not None:
+            ce.detail["serviceRole"] = p["serviceRole"]
+        now = self.clock.now()
+        for queue in self.queues_on(ce):
+            stuck, queue.stuck = queue.stuck, []
+            for job in stuck:  # a job too big for the old bounds may fit the new ones
+                if job.status == "RUNNABLE":
+                    self._make_runnable(job, now)
+            self._schedule(queue, now)
+        return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
+
     def describe_compute_environments(self, p: dict[str, Any]) -> dict[str, Any]:
         wanted = p.get("computeEnvironments") or None
         items = list(self.ces.values())
@@ -280,6 +316,16 @@ class Engine(Scheduler):
         if p.get("tags"):
             self.tags[arn] = dict(p["tags"])
         return {"jobDefinitionName": name, "jobDefinitionArn": arn, "revision": rev}
+
+    def deregister_job_definition(self, p: dict[str, Any]) -> dict[str, Any]:
+        """DeregisterJobDefinition (name:revision or ARN): the revision becomes INACTIVE; jobs
+        already submitted run on, new submissions by name take the latest ACTIVE revision."""
+        ref = p["jobDefinition"]
+        found = self.find_jobdef(ref) if ":" in ref.rsplit("/", 1)[-1] else None
+        if found is None:
+            raise client_error(f"JobDefinition {ref} not found.")
+        found["status"] = "INACTIVE"
+        return {}
 
     def describe_job_definitions(self, p: dict[str, Any]) -> dict[str, Any]:
         items: list[dict[str, Any]]

@@ -28,11 +28,13 @@ log = logging.getLogger("batchkit.sim")
 # Operation name -> Engine method. Everything else in the model answers 404 UnknownOperation.
 HANDLERS: dict[str, Callable[[Engine, dict[str, Any]], dict[str, Any]]] = {
     "CreateComputeEnvironment": Engine.create_compute_environment,
+    "UpdateComputeEnvironment": Engine.update_compute_environment,
     "DescribeComputeEnvironments": Engine.describe_compute_environments,
     "CreateJobQueue": Engine.create_job_queue,
     "UpdateJobQueue": Engine.update_job_queue,
     "DescribeJobQueues": Engine.describe_job_queues,
     "RegisterJobDefinition": Engine.register_job_definition,
+    "DeregisterJobDefinition": Engine.deregister_job_definition,
     "DescribeJobDefinitions": Engine.describe_job_definitions,
     "SubmitJob": Engine.submit_job,
     "DescribeJobs": Engine.describe_jobs,
