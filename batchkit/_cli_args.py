@@ -158,6 +158,14 @@ def path(text: str) -> Path:
     return Path(text)
 
 
+def file_path(text: str) -> Path:
+    """A path to a file (it may not exist yet); an existing directory is refused."""
+    target = path(text)
+    if target.is_dir():
+        raise argparse.ArgumentTypeError(f"{printable(text)} is a directory, not a file")
+    return target
+
+
 def writable_dir(text: str) -> Path:
     """A directory batchkit may write into: existing and writable, or creatable under the
     nearest existing ancestor. A file, or a directory this user cannot write, is refused."""
@@ -180,7 +188,16 @@ def writable_dir(text: str) -> Path:
 
 
 def endpoint_url(text: str) -> str:
-    """An http(s) URL with a host and a valid port; the error never shows its userinfo."""
+    """An AWS endpoint: an http(s) URL with a host and a valid port, returned without its
+    userinfo. AWS endpoints authenticate by SigV4 and botocore sends nothing from the
+    URL's ``user:password@``, but it quotes the URL in its errors; dropping it here keeps
+    a password out of every message of every command."""
+    return redact_url(http_url(text))
+
+
+def http_url(text: str) -> str:
+    """An http(s) URL with a host and a valid port (userinfo kept: a weblog receiver may
+    use it); the error never shows the userinfo."""
     shown = printable(redact_url(text))
     try:
         parts = urlsplit(text)
@@ -206,6 +223,20 @@ def time_zone(text: str) -> str:
         # ValueError: a path-like key ("../x") or a NUL; OSError: a name too long for a file.
         raise argparse.ArgumentTypeError(
             f"{printable(text)!r} is not a time zone name (e.g. UTC, Europe/Paris)"
+        ) from None
+    return text
+
+
+def region(text: str) -> str:
+    """An AWS region name as botocore accepts it (a host label, e.g. ``eu-west-1``)."""
+    from botocore.exceptions import InvalidRegionError
+    from botocore.utils import validate_region_name
+
+    try:
+        validate_region_name(text)
+    except InvalidRegionError:
+        raise argparse.ArgumentTypeError(
+            f"{printable(text)!r} is not an AWS region name (e.g. eu-west-1)"
         ) from None
     return text
 

@@ -88,8 +88,8 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
         type=cli_args.path,
         help="directory where `nextflow run` was started",
     )
-    where.add_argument("--trace", type=cli_args.path, help="trace file (instead of LAUNCH_DIR)")
-    where.add_argument("--log", type=cli_args.path, help=".nextflow.log (instead of LAUNCH_DIR)")
+    where.add_argument("--trace", type=cli_args.file_path, help="trace file (instead of LAUNCH_DIR)")
+    where.add_argument("--log", type=cli_args.file_path, help=".nextflow.log (instead of LAUNCH_DIR)")
     where.add_argument(
         "--queue",
         action="append",
@@ -97,7 +97,7 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
         help="job queue the run used (repeatable; default: the queues in the log)",
     )
     where.add_argument(
-        "--ledger", type=cli_args.path, help="ledger file (default: .batchkit/ in the launch dir)"
+        "--ledger", type=cli_args.file_path, help="ledger file (default: .batchkit/ in the launch dir)"
     )
     where.add_argument(
         "--tz",
@@ -106,7 +106,7 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
         "no zone marker; default: this machine's zone)",
     )
     aws = parser.add_argument_group("AWS")
-    aws.add_argument("--region", help="AWS region (default: the profile's or AWS_REGION)")
+    aws.add_argument("--region", type=cli_args.region, help="AWS region (default: the profile's or AWS_REGION)")
     aws.add_argument("--profile", help="AWS named profile")
     aws.add_argument(
         "--endpoint-url",
@@ -275,11 +275,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as exc:
             if os.environ.get("BATCHKIT_TRACEBACK"):
                 raise
+            if _is_sdk_error(exc):
+                # The AWS SDK refused its configuration (e.g. a region named in the run's
+                # log or the AWS config that is not a region): the machine's setup, not a bug.
+                return _fail(f"the AWS SDK: {exc}", EXIT_FAILURE)
             return _fail(
                 f"unexpected {type(exc).__name__}: {exc} — this is a bug in batchkit; "
                 "run again with BATCHKIT_TRACEBACK=1 and report the traceback",
                 EXIT_FAILURE,
             )
+
+
+def _is_sdk_error(exc: BaseException) -> bool:
+    try:
+        from botocore.exceptions import BotoCoreError
+    except ImportError:  # pragma: no cover - botocore is a dependency
+        return False
+    return isinstance(exc, BotoCoreError)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace | None:

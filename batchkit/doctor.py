@@ -1454,7 +1454,7 @@ def register_cli(sub: SubParsers) -> None:
     p.add_argument("--queue", action="append", default=None, help="job queue to check (repeatable)")
     p.add_argument("-c", "--config", action="append", default=[], type=cli_args.path, help="extra config file (repeatable)")
     p.add_argument("--endpoint-url", type=cli_args.endpoint_url, help="Batch endpoint, e.g. a local emulator")
-    p.add_argument("--region", help="AWS region")
+    p.add_argument("--region", type=cli_args.region, help="AWS region")
     p.add_argument("--profile", help="AWS named profile")
     p.add_argument("--offline", action="store_true", help="skip the AWS checks (log and config only)")
     p.add_argument("--deadline", type=cli_args.number(0, 86400.0, unit="seconds"), default=300.0,

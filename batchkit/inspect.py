@@ -405,7 +405,7 @@ def register_cli(sub: Any) -> None:
     p.add_argument("--format", choices=("text", "json", "html"), default="text")
     p.add_argument("--tz", type=cli_args.time_zone, help="time zone of the trace and log (default: this machine's)")
     aws = p.add_argument_group("AWS")
-    aws.add_argument("--region", help="AWS region")
+    aws.add_argument("--region", type=cli_args.region, help="AWS region")
     aws.add_argument("--profile", help="AWS named profile")
     aws.add_argument("--endpoint-url", type=cli_args.endpoint_url, help="Batch endpoint, e.g. a local emulator")
     aws.add_argument("--logs-endpoint-url", type=cli_args.endpoint_url, help="CloudWatch Logs endpoint")

@@ -543,6 +543,8 @@ def closed_port() -> int:
         (["--tz", "x" * 5000], "is not a time zone name"),
         (["--tz", "../../etc/passwd"], "is not a time zone name"),
         (["--ledger", "a\x00b"], "is not a path"),
+        (["--ledger", "."], ". is a directory, not a file"),
+        (["--region", "no such region!"], "is not an AWS region name"),
         (["--format", "xml"], "invalid choice: 'xml'"),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     ],

@@ -683,7 +683,7 @@ def register_cli(sub: SubParsers) -> None:
     parser.add_argument("--vcpus", type=cli_args.whole(1, 2**31 - 1), default=256,
                         help="vCPUs of the demo queue's compute environment (default 256)")  # fmt: skip
     parser.add_argument("--no-queue", action="store_true", help="create no demo queue")
-    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--region", default="us-east-1", type=cli_args.region)
     parser.add_argument("--seed", type=cli_args.whole(0, 2**63 - 1), default=0)
     parser.add_argument("--logs", action="store_true",
                         help="write job output to CloudWatch Logs and serve it, with S3, from moto on "

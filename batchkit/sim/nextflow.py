@@ -1150,7 +1150,7 @@ def register_cli(sub: SubParsers) -> None:
     run.add_argument("-name", dest="name", help="run name (default: adjective_scientist)")
     run.add_argument("-with-trace", dest="trace", nargs="?", type=cli_args.path, const=None, default=None,
                      help="trace file (default trace-<timestamp>.txt in the launch dir)")  # fmt: skip
-    run.add_argument("-with-weblog", dest="weblog", type=cli_args.endpoint_url, help="URL to POST weblog events to")
+    run.add_argument("-with-weblog", dest="weblog", type=cli_args.http_url, help="URL to POST weblog events to")
     run.add_argument("-work-dir", "-w", dest="work_dir", default="s3://batchkit-demo/work")
     run.add_argument("-behavior", dest="behavior", default="healthy", type=cli_args.choice_of(BEHAVIORS, "behavior"),
                      help=f"one of {', '.join(BEHAVIORS)} (default healthy)")  # fmt: skip
@@ -1163,7 +1163,7 @@ def register_cli(sub: SubParsers) -> None:
     run.add_argument("-launch-dir", dest="launch_dir", type=cli_args.writable_dir, default=Path("."),
                      help="where .nextflow.log goes (default .)")  # fmt: skip
     run.add_argument("--endpoint-url", dest="endpoint_url", type=cli_args.endpoint_url, help="Batch endpoint (a LocalBatch)")
-    run.add_argument("--region", dest="region", default="us-east-1")
+    run.add_argument("--region", dest="region", default="us-east-1", type=cli_args.region)
     run.set_defaults(run=run_cli)
 
 
