@@ -480,9 +480,10 @@ class _Run:
                 return
 
     def step(self, chunks: list[_Chunk], *, verify: bool, resend: bool) -> None:
-        """One backoff step: ONE attempt per chunk, then one verification describe per
-        chunk that Batch answered (after the whole step: the first chunks' containers have
-        had the others' calls to stop in), then the ledger."""
+        """One backoff step: ONE attempt per chunk, then the verification — one describe of
+        every job Batch answered in the step (DescribeJobs takes 100 ids: at most one call
+        per chunk of 50; after the whole step, so the first chunks' containers have had the
+        others' calls to stop in) — then the ledger."""
         answered: list[tuple[_Chunk, KillAttempt]] = []
         try:
             for chunk in chunks:
@@ -494,10 +495,10 @@ class _Run:
                     self.publish("sending")  # after the append: a callback that raises loses nothing
         finally:
             # Even when credentials die mid-step: what Batch accepted is recorded.
+            seen = self.describe([j for _, a in answered for j in (*a.accepted, *a.refused)], verify)
             for chunk, attempt in answered:
-                results = self.verified(attempt, chunk.reason, verify) if attempt.accepted or attempt.refused else []
-                self.record(results, again=attempt.again)
-                self.publish("sending")
+                self.record(self.verified(attempt, chunk.reason, seen), again=attempt.again)
+            self.publish("sending")
 
     def send(self, chunk: _Chunk, *, resend: bool) -> KillAttempt | None:
         ids = [j for j in chunk.todo if j not in self.final]
@@ -532,20 +533,23 @@ class _Run:
         self.refused.update(attempt.refused)
         return attempt
 
-    def verified(self, attempt: KillAttempt, reason: str, verify: bool) -> list[tuple[str, JobOutcome, str | None]]:
-        """One DescribeJobs (one try) of the answered ids; the final outcome of each."""
-        answered = [*attempt.accepted, *attempt.refused]
-        found: dict[str, dict[str, Any]] = {}
-        missing: set[str] = set()
-        if verify:
-            try:
-                answer = self.client.describe_jobs(answered, attempts=VERIFY_ATTEMPTS)
-            except CredentialsError:
-                answer = None  # the kill was accepted: record it unverified, then stop
-                self.error_code = "credentials"
-            if answer is not None:
-                found, missing = answer.jobs, set(answer.missing)
-                self.described.update(found)
+    def describe(self, ids: list[str], verify: bool) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """(jobs found, ids Batch does not know) of the verification describe."""
+        if not verify or not ids:
+            return ({}, set())
+        try:
+            answer = self.client.describe_jobs(ids, attempts=VERIFY_ATTEMPTS)
+        except CredentialsError:
+            self.error_code = "credentials"  # the kills were accepted: recorded unverified
+            return ({}, set())
+        self.described.update(answer.jobs)
+        return (answer.jobs, set(answer.missing))
+
+    def verified(
+        self, attempt: KillAttempt, reason: str, seen: tuple[dict[str, dict[str, Any]], set[str]]
+    ) -> list[tuple[str, JobOutcome, str | None]]:
+        """The final outcome of each job Batch answered in ``attempt``."""
+        found, missing = seen
         results: list[tuple[str, JobOutcome, str | None]] = []
         for job_id in attempt.accepted:
             outcome, status = verified_outcome(self.mode, job_id, reason, found.get(job_id), job_id in missing)
