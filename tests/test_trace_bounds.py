@@ -86,3 +86,18 @@ def test_a_sparse_file_is_refused_never_an_empty_run(tmp_path: Path) -> None:
     with pytest.raises(NextflowReadError, match="longer than 1 MiB") as err:
         read_trace(headed, tz="UTC")
     assert err.value.line == 3
+
+
+def test_a_compressed_file_says_so(tmp_path: Path) -> None:
+    import gzip
+
+    from batchkit.nextflow import read_log
+
+    trace = tmp_path / "trace.txt.gz"
+    trace.write_bytes(gzip.compress((HEADER + "\n" + _row(1) + "\n").encode()))
+    with pytest.raises(NextflowReadError, match="gzip-compressed: decompress it first"):
+        read_trace(trace, tz="UTC")
+    log = tmp_path / ".nextflow.log.gz"
+    log.write_bytes(gzip.compress(b"Jan-24 12:49:23.194 [main] DEBUG nextflow.cli.Launcher - $> nextflow run x\n"))
+    with pytest.raises(NextflowReadError, match="gzip-compressed"):
+        read_log(log, tz="UTC")

@@ -541,6 +541,17 @@ def open_regular(path: Path, what: str) -> Any:
         raise NextflowReadError(f"cannot read the {what}: {exc.strerror}", path=str(path)) from None
 
 
+def compressed_hint(head: bytes) -> str | None:
+    """A one-line hint when ``head`` starts like a compressed file (gzip, bzip2, xz, zstd, zip)."""
+    for magic, name, tool in (
+        (b"\x1f\x8b", "gzip", "gunzip"), (b"BZh", "bzip2", "bunzip2"), (b"\xfd7zXZ\x00", "xz", "unxz"),
+        (b"\x28\xb5\x2f\xfd", "zstd", "unzstd"), (b"PK\x03\x04", "zip", "unzip"),
+    ):  # fmt: skip
+        if head.startswith(magic):
+            return f"is {name}-compressed: decompress it first (`{tool}`)"
+    return None
+
+
 def bounded_lines(fh: Any, limit: int = MAX_LINE_BYTES) -> Any:
     """Lines of a binary file (without the newline), each cut at ``limit`` bytes.
 

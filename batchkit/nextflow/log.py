@@ -313,6 +313,8 @@ def scan_log_file(path: PathLike) -> LogScan:
     p = Path(path)
     with fmt.open_regular(p, "log file") as fh:
         head = fh.read(_PROBE_BYTES)
+        if (hint := fmt.compressed_hint(head)) is not None:
+            raise NextflowReadError(f"{hint}; then read the .nextflow.log inside", path=str(p), line=1)
         if _LINE_RE_BYTES.search(head) is None:
             # no log line in the first few MiB (a log's first line has a timestamp): refuse
             # without reading the rest (a 2 GB sparse file, a binary)

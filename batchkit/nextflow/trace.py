@@ -148,6 +148,8 @@ def parse_trace_bytes(data: bytes, *, tz: tzinfo, path: str = "<trace>") -> pd.D
 def parse_trace_stream(fh: BinaryIO, *, tz: tzinfo, path: str = "<trace>", block_bytes: int = _BLOCK_BYTES) -> pd.DataFrame:
     """Parse one trace from a binary file object, a block of whole lines at a time."""
     header_line = fh.readline(MAX_LINE_BYTES + 1)
+    if (hint := fmt.compressed_hint(header_line)) is not None:
+        raise NextflowReadError(f"{hint}; a trace is a tab-separated text file", path=path, line=1)
     if len(header_line) > MAX_LINE_BYTES:
         named = header_line.count(b"\t") + 1
         many = f" and names at least {named} fields (a trace has at most {MAX_FIELDS})" if named > MAX_FIELDS else ""
