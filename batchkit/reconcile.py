@@ -670,6 +670,28 @@ def _clock_offset(created: pd.Series, submit: pd.Series) -> pd.Timedelta:
     return quarter * round(middle / quarter)
 
 
+def _reanchor(
+    start: pd.Timestamp, end: pd.Timestamp, anchors: pd.Series
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """A lifetime whose logged times are not even within a zone of the run's own jobs.
+
+    When the logged launch lies more than a day away from the median createdAt of the
+    run's verified jobs (a wrong year, a "-" date read as 1970), the log's times say
+    nothing: the lifetime becomes those jobs' own span (+ skew and grace), narrowed — never
+    widened — from the logged one. Jobs more than a day from the median (a forged
+    record among them) do not count.
+    """
+    known = anchors.dropna()
+    if known.empty:
+        return start, end
+    middle = known.median()
+    day = pd.Timedelta(hours=26)
+    if abs(start + CLOCK_SKEW - middle) <= day:
+        return start, end
+    near = known[(known - middle).abs() <= day]
+    return near.min() - CLOCK_SKEW, near.max() + LIFETIME_GRACE
+
+
 def _scope(
     run: RunLike,
     tasks: pd.DataFrame,
@@ -744,7 +766,9 @@ def _scope(
             if other.job_ids:
                 hit |= ids.isin(list(other.job_ids)).fillna(False).to_numpy(bool)
             if other.hashes:
-                hit |= short_key.isin(list(other.hashes - own_hashes)).fillna(False).to_numpy(bool)
+                # A hash both runs claim (a forged record, or a hash collision) proves
+                # nothing for either: the other run's claim stands in the way.
+                hit |= short_key.isin(list(other.hashes)).fillna(False).to_numpy(bool)
             other_label[hit & (other_label == "")] = other.label
     claimed_elsewhere = other_label != ""
 
@@ -756,8 +780,10 @@ def _scope(
     else:
         submit = tasks[TaskCol.SUBMIT].iloc[rec_rows].reset_index(drop=True)
         anchor = agree_row & ~np.asarray(contradicted[rec_jobs] | claimed_elsewhere[rec_jobs], dtype=bool)
-        offset = _clock_offset(created.iloc[rec_jobs[anchor]].reset_index(drop=True), submit[anchor].reset_index(drop=True))
+        anchors = created.iloc[rec_jobs[anchor]].reset_index(drop=True)
+        offset = _clock_offset(anchors, submit[anchor].reset_index(drop=True))
         start, end = life[0] + offset, life[1] + offset
+        start, end = _reanchor(start, end, anchors)
         in_life = (created_s >= (start - _EPOCH).total_seconds()) & (created_s <= (end - _EPOCH).total_seconds())
         if others:
             # A job created outside this run's lifetime, during another run's: that run's.

@@ -189,7 +189,9 @@ def test_ingest_errors_are_typed() -> None:
 def test_non_loopback_host_is_refused_unless_asked() -> None:
     with pytest.raises(ValueError, match="allow_remote"):
         WeblogReceiver(host="0.0.0.0")
-    WeblogReceiver(host="0.0.0.0", allow_remote=True)  # not started: nothing listens
+    with pytest.raises(ValueError, match="token"):
+        WeblogReceiver(host="0.0.0.0", allow_remote=True)  # anyone could POST events
+    WeblogReceiver(host="0.0.0.0", allow_remote=True, token="u:p")  # not started: nothing listens
     WeblogReceiver(host="localhost")
 
 
@@ -241,14 +243,20 @@ def test_out_of_order_posts_never_move_a_task_back() -> None:
     assert row[TaskCol.STATUS] == "COMPLETED" and row[TaskCol.EXIT] == 0
 
 
-def test_a_new_run_resets_the_run_state() -> None:
+def test_another_session_cannot_take_the_receiver_over() -> None:
+    """A receiver follows one session: a 'started' of another runId (a forged POST, or
+    another run given the same URL) is ignored and counted, never adopted (issue #15)."""
     rec = WeblogReceiver()
     rec.ingest(plugin_post("error", "2025-04-29T07:05:00Z"))
     assert rec.run_state == "aborted"
+    first = rec.run_id
     body = json.loads(plugin_post("started", "2025-04-29T08:00:00Z"))
     body["runId"] = "another-session"
     rec.ingest(json.dumps(body).encode())
-    assert rec.run_state == "alive" and rec.run_id == "another-session"
+    assert rec.run_state == "aborted" and rec.run_id == first and rec.foreign_events == 1
+    bound = WeblogReceiver(session_id="the-run")
+    bound.ingest(plugin_post("error", "2025-04-29T07:05:00Z"))
+    assert bound.run_state == "alive" and bound.foreign_events == 1
 
 
 # --- loop modes ------------------------------------------------------------------------------

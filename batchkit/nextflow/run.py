@@ -45,6 +45,7 @@ from batchkit.nextflow import _formats as fmt
 from batchkit.nextflow.log import LogInfo, read_log
 from batchkit.nextflow.trace import merge_trace_frames, read_trace, task_key
 from batchkit.nextflow.weblog import WeblogReceiver
+from batchkit.reconcile import OtherRun
 from batchkit.schema import TASK_TERMINAL, RunLike, TaskCol
 
 PathLike = str | Path
@@ -81,6 +82,9 @@ class NextflowRun:
     log_paths: list[str] = field(default_factory=list)
     log: LogInfo | None = field(default=None, repr=False)
     warnings: list[str] = field(default_factory=list, repr=False)
+    #: other runs of the launch dir (rotated logs of other launches, ``.nextflow/history``)
+    #: and what they recorded: reconcile never lets their jobs be this run's.
+    other_runs: list[OtherRun] = field(default_factory=list, repr=False)
     #: where each of ``queues`` was read ("trace", "nextflow.config:12", …).
     queue_sources: dict[str, str] = field(default_factory=dict, repr=False)
     #: the run's AWS region and where it was read (the log's AwsOptions line, aws.region).
@@ -179,12 +183,15 @@ class NextflowRun:
 
         Looks for ``trace-*.txt``, ``trace.txt``, ``pipeline_info/execution_trace*.txt``
         (also one folder down, e.g. ``results/pipeline_info``) and ``.nextflow.log*``.
-        Each launch writes its own trace file, so the newest one is read, plus
-        older ones sharing a task hash with it: a task's hash includes the
-        session id (``TaskProcessor`` hashes ``session.uniqueId`` first), so only
-        the earlier launches of a ``-resume``d run share hashes — and they alone
-        record the tasks they abandoned. Traces of unrelated earlier runs in the
-        same folder are left out.
+        The trace read is the one the log names (``-with-trace FILE`` on its
+        command line, or TraceFileObserver's ``trace file:`` line); when the log
+        names none, only traces sharing a submitted task hash with the log; with no
+        log, the newest trace that has rows (a header-only trace never wins). Older
+        traces sharing a task hash with the chosen one are read too: a task's hash
+        includes the session id (``TaskProcessor`` hashes ``session.uniqueId``
+        first), so only the earlier launches of a ``-resume``d run share hashes —
+        and they alone record the tasks they abandoned. A trace of another session
+        never replaces the run's own (see ``other_runs`` for what such files say).
         """
         folder = Path(launch_dir)
         if not folder.is_dir():
@@ -204,7 +211,7 @@ class NextflowRun:
                 path=str(folder),
             )
         frames = [read_trace(p, tz=tz) for p in trace_candidates]
-        chosen = _same_run_traces(frames)
+        chosen = _choose_traces(folder, trace_candidates, frames, log_list)
         trace_list = [trace_candidates[i] for i in chosen]
         trace_frame = merge_trace_frames([frames[i] for i in chosen]) if chosen else None
         if trace_frame is not None:
@@ -276,6 +283,7 @@ def _assemble(
         log_paths=log_info.paths if log_info else [],
         log=log_info,
         warnings=warnings,
+        other_runs=other_runs_of(launch_dir, log_info, name=log_info.run_name if log_info else None),
         _loader=loader,
         queue_sources=settings.queue_sources,
         region=settings.region,
@@ -387,18 +395,139 @@ def _find_traces(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: (_mtime(p), p.name))  # oldest first
 
 
-def _same_run_traces(frames: Sequence[pd.DataFrame]) -> list[int]:
-    """Indices (oldest first) of the newest trace and the older ones sharing a hash with it."""
+def _same_run_traces(frames: Sequence[pd.DataFrame], newest: int | None = None) -> list[int]:
+    """Indices (oldest first) of trace ``newest`` (default: the last) and the older ones
+    sharing a hash with it (the earlier launches of a ``-resume``d run)."""
     if not frames:
         return []
-    chosen = [len(frames) - 1]
-    hashes = _hashes(frames[-1])
-    for i in range(len(frames) - 2, -1, -1):
+    top = len(frames) - 1 if newest is None else newest
+    chosen = [top]
+    hashes = _hashes(frames[top])
+    for i in range(top - 1, -1, -1):
         older = _hashes(frames[i])
         if older & hashes:
             chosen.append(i)
             hashes |= older
     return sorted(chosen)
+
+
+#: The log's own record of the trace it writes: the command line, then TraceFileObserver.
+_CMDLINE_RE: Final = re.compile(r"nextflow\.cli\.Launcher - \$> (.*)$", re.MULTILINE)
+_WITH_TRACE_RE: Final = re.compile(r"(?:^|\s)-with-trace(?:\s+|=)(?!-)(\S+)")
+_TRACE_LINE_RE: Final = re.compile(r"TraceFileObserver - Workflow started -- trace file: (\S+)", re.MULTILINE)
+_SUBMITTED_HASH_RE: Final = re.compile(r"\] INFO\s+nextflow\.Session - \[([0-9a-f]{2}/[0-9a-f]{6})\] (?:Re-)?[Ss]ubmitted process > ")
+#: Both lines come within the first seconds of a launch: the head of the log suffices.
+_LOG_HEAD_BYTES: Final = 1 << 20
+
+
+def _log_head(path: Path) -> str:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(_LOG_HEAD_BYTES).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def named_traces(log_text: str) -> list[str]:
+    """Trace paths a log names: ``-with-trace FILE`` on its ``$>`` command line and the
+    path in TraceFileObserver's ``Workflow started -- trace file:`` line (pure)."""
+    names: list[str] = []
+    for line in _CMDLINE_RE.findall(log_text)[:1]:
+        names += _WITH_TRACE_RE.findall(line)
+    names += _TRACE_LINE_RE.findall(log_text)
+    return list(dict.fromkeys(n.strip("'\"") for n in names))
+
+
+def _choose_traces(
+    folder: Path, candidates: Sequence[Path], frames: Sequence[pd.DataFrame], log_list: Sequence[Path]
+) -> list[int]:
+    """Which of ``candidates`` (oldest first) are this run's traces (see ``from_dir``)."""
+    if not candidates:
+        return []
+    if log_list:
+        newest_log = min(log_list, key=lambda p: _rotation(p.name))  # .nextflow.log is the newest
+        names = named_traces(_log_head(newest_log))
+        if names:
+            wanted = set()
+            for name in names:
+                path = Path(name)
+                wanted.add(str((path if path.is_absolute() else folder / path).resolve()))
+                wanted.add("name:" + path.name)  # written on another machine: same file name here
+            exact = [i for i, p in enumerate(candidates) if str(p.resolve()) in wanted]
+            hits = exact or [i for i, p in enumerate(candidates) if "name:" + p.name in wanted]
+            if not hits:
+                return []  # the log's trace is not here: another run's trace must not stand in
+            return sorted({j for i in hits for j in _same_run_traces(frames, i)})
+        # No trace named: only traces sharing a task hash this session submitted.
+        try:
+            text = newest_log.read_text("utf-8", errors="replace")
+        except OSError:
+            text = ""
+        submitted = set(_SUBMITTED_HASH_RE.findall(text))
+        own = [i for i, f in enumerate(frames) if _hashes(f) & submitted]
+        return sorted({j for i in own[-1:] for j in _same_run_traces(frames, i)})
+    # No log: the newest trace with rows (a header-only trace, e.g. from `trace.file` in a
+    # config, never wins over one with rows).
+    with_rows = [i for i, f in enumerate(frames) if len(f)]
+    return _same_run_traces(frames, with_rows[-1] if with_rows else None)
+
+
+def _rotation(name: str) -> int:
+    """``.nextflow.log`` -> 0, ``.nextflow.log.2`` -> 2."""
+    suffix = name.rpartition(".nextflow.log")[2].lstrip(".")
+    return int(suffix) if suffix.isdigit() else 0
+
+
+_RUN_NAME_LINE_RE: Final = re.compile(r"nextflow\.Session - Run name: (\S+)")
+_LAUNCHING_LINE_RE: Final = re.compile(r"Launching `[^`]*` \[([^\]]+)\]")
+_SESSION_LINE_RE: Final = re.compile(r"Session (?:UUID|uuid): (\S+)")
+_JOB_LINE_RE: Final = re.compile(r"\[(?:AWS|GOOGLE) BATCH\] (?:Process `.+?` )?submitted > job=([^;\s]+);")
+
+
+def other_runs_of(launch_dir: str | None, log_info: LogInfo | None, *, name: str | None) -> list[OtherRun]:
+    """The other launches of ``launch_dir`` and what each recorded (job ids, submitted hashes).
+
+    Read from every ``.nextflow.log*`` that is not one of this run's (each is one launch,
+    logback's RollOnStartupPolicy) and from ``.nextflow/history`` (one tab-separated line
+    per run: time, duration, run name, status, revision, session id, command). A launch
+    is another run when its run name differs from this run's: a ``-resume`` keeps the
+    session id but is a run of its own, with its own jobs.
+    """
+    if launch_dir is None:
+        return []
+    folder = Path(launch_dir)
+    mine = {str(Path(p).resolve()) for p in (log_info.paths if log_info else [])}
+    found: dict[str, OtherRun] = {}
+    for path in sorted(folder.glob(".nextflow.log*")):
+        if not _LOG_NAME_RE.match(path.name) or not path.is_file() or str(path.resolve()) in mine:
+            continue
+        try:
+            text = path.read_text("utf-8", errors="replace")
+        except OSError:
+            continue
+        named = _RUN_NAME_LINE_RE.search(text) or _LAUNCHING_LINE_RE.search(text)
+        other = named.group(1) if named else None
+        if other is not None and other == name:
+            continue
+        session = _SESSION_LINE_RE.search(text)
+        found[other or path.name] = OtherRun(
+            name=other,
+            session_id=session.group(1) if session else None,
+            source=path.name,
+            job_ids=frozenset(_JOB_LINE_RE.findall(text)),
+            hashes=frozenset(_SUBMITTED_HASH_RE.findall(text)),
+        )
+    history = folder / ".nextflow" / "history"
+    try:
+        lines = history.read_text("utf-8", errors="replace").splitlines() if history.is_file() else []
+    except OSError:
+        lines = []
+    for line in lines:
+        parts = line.split("\t")
+        if len(parts) >= 6 and parts[2] and parts[2] != name and parts[2] not in found:
+            found[parts[2]] = OtherRun(name=parts[2], session_id=parts[5] or None, source=".nextflow/history")
+    return list(found.values())
+
 
 
 def _hashes(frame: pd.DataFrame) -> set[str]:

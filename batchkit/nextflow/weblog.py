@@ -99,7 +99,10 @@ class WeblogReceiver:
     """Receive Nextflow weblog POSTs on ``url`` and keep what they say.
 
     ``token`` is the ``USER:PASSWORD`` given to Nextflow as ``weblog.basicToken``;
-    when set, POSTs without that Basic token are refused with 401.
+    when set, POSTs without that Basic token are refused with 401 (``launch_nextflow``
+    always sets one; ``allow_remote=True`` requires one). The receiver follows one
+    session: the first ``runId`` it hears (or ``session_id``); events of any other
+    session are ignored and counted in ``foreign_events``.
     """
 
     def __init__(
@@ -111,12 +114,17 @@ class WeblogReceiver:
         max_body: int = 1_000_000,
         allow_remote: bool = False,
         max_events: int = 10_000,
+        session_id: str | None = None,
     ) -> None:
         if not allow_remote and not _is_loopback(host):
             raise ValueError(
                 f"refusing to listen on {host!r}: weblog POSTs carry pipeline details; "
                 "pass allow_remote=True (and a token) to listen beyond this machine"
             )
+        if allow_remote and not token:
+            # Beyond loopback anyone could POST events: without a token they could put
+            # jobs into a run's records.
+            raise ValueError("allow_remote=True needs a token: pass token='USER:PASSWORD'")
         self.host = host
         self.port = port
         self.token = token
@@ -124,7 +132,7 @@ class WeblogReceiver:
         self.url = ""
         self.events: deque[dict[str, Any]] = deque(maxlen=max_events)
         self.run_name: str | None = None
-        self.run_id: str | None = None
+        self.run_id: str | None = session_id
         self.run_state = "alive"
         self.error_message: str | None = None
         self.last_event_time: pd.Timestamp | None = None
@@ -133,6 +141,8 @@ class WeblogReceiver:
         self.abort_time: pd.Timestamp | None = None
         self.work_dir: str | None = None
         self.version: str | None = None
+        #: POSTs ignored because their runId is not this run's session.
+        self.foreign_events = 0
         self._tasks: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -208,13 +218,17 @@ class WeblogReceiver:
         metadata: dict[str, Any] | None,
     ) -> None:
         now = when or pd.Timestamp.now(tz="UTC")
-        if event == "started" or self.run_id is None:
-            if event == "started" and run_id != self.run_id:
-                self.run_state = "alive"
-                self.error_message = None
-                self.end_time = self.abort_time = None
+        if self.run_id is not None and run_id != self.run_id:
+            # Not this run's session (a forged POST, or another run given the same URL):
+            # ignored — a kill must never rest on it — and counted, so it shows.
+            self.foreign_events += 1
+            log.warning("weblog POST of session %r ignored: this receiver follows session %r", run_id, self.run_id)
+            return
+        if self.run_id is None:
             self.run_name = run_name or self.run_name
             self.run_id = run_id or self.run_id
+        elif event == "started":
+            self.run_name = run_name or self.run_name
         self.last_event_time = now if self.last_event_time is None else max(self.last_event_time, now)
         workflow = metadata.get("workflow") if metadata else None
         if isinstance(workflow, dict):

@@ -1,0 +1,471 @@
+"""Kill safety (issue #15): a kill takes only jobs proven to be the run's, never another's.
+
+Each world is built on LocalBatch over HTTP (real boto3, the simulated Nextflow): run A
+aborts with orphans on queue q and work dir s3://b/work; then an adversary or an ordinary
+user adds jobs that look like A's. Every kill path — ``batchkit kill --yes``, the
+Tracker, the Dashboard's kill-all and an armed Watchdog (both plan through
+``Tracker.plan()``) — must take exactly A's active orphans: 0 foreign jobs, 0 missed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from batchkit import cli
+from batchkit.client import BatchClient
+from batchkit.nextflow import NextflowRun, WeblogReceiver
+from batchkit.nextflow.run import named_traces
+from batchkit.reconcile import (
+    OtherRun,
+    extract_workdir,
+    jobs_frame,
+    normal_dir,
+    plan_kills,
+    reconcile,
+)
+from batchkit.schema import JOB_ACTIVE, TASK_COLUMNS, TASK_DTYPES, JobCol, RecCol, TaskCol
+from batchkit.sim import LocalBatch
+from batchkit.sim.nextflow import Pipeline, SimulatedNextflow
+from batchkit.tracker import Tracker
+from tests.conftest import real_fixture
+
+WORK = "s3://b/work"
+QUEUE = "q"
+#: ALIGN runs for days, so A's orphans still burn when B starts a day later.
+DURATIONS = {"FASTQC": 90.0, "ALIGN": 3 * 86400.0, "MERGE": 600.0}
+AWS = "/usr/local/bin/aws s3 cp --only-show-errors"
+
+
+def launcher(wd: str) -> list[str]:
+    """Nextflow's AwsBatchTaskHandler command for task dir ``wd``."""
+    return ["bash", "-o", "pipefail", "-c",
+            f'trap "{{ ret=$?; {AWS} .command.log {wd}/.command.log||true; exit $ret; }}" EXIT; '
+            f"{AWS} {wd}/.command.run - | bash 2>&1 | tee .command.log"]  # fmt: skip
+
+
+# --- the launcher parser: look-alikes prove nothing --------------------------------------
+
+TASK_DIR = f"{WORK}/ab/cdef12{'0' * 24}"
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (" ".join(launcher(TASK_DIR)), TASK_DIR),
+        # `..` climbs out of the work dir: the task dir is under work2, not work
+        (" ".join(launcher(f"{WORK}/../work2/ab/cdef12{'0' * 24}")), f"s3://b/work2/ab/cdef12{'0' * 24}"),
+        (f"/usr/bin/fusion bash /fusion/s3/b/work/../work2/ab/cdef12{'0' * 24}/.command.run",
+         f"s3://b/work2/ab/cdef12{'0' * 24}"),
+        # duplicate slashes and the scheme's case are normalised before any comparison
+        (" ".join(launcher(f"S3://b//work/ab/cdef12{'0' * 24}")), TASK_DIR),
+        # the run's .command.run mentioned as data before the real launcher (another dir)
+        ("bash -o pipefail -c echo " + TASK_DIR + "/.command.run; "
+         + " ".join(launcher("s3://evil/work/ab/cdef12" + "0" * 24))[len("bash -o pipefail -c "):], None),
+        # a trap that uploads to another task dir than the one it runs
+        (" ".join(launcher(TASK_DIR)).replace(f"{TASK_DIR}/.command.log", "s3://b/work/zz/x/.command.log"), None),
+        # a second command after the launcher
+        (" ".join(launcher(TASK_DIR)) + "; curl evil", None),
+        (f"bash -o pipefail -c cat {TASK_DIR}/.command.run | bash 2>&1 | tee .command.log", None),
+        (f"{TASK_DIR}/.command.run", None),
+        ("bash -o pipefail -c " + f"{AWS} $(echo {TASK_DIR})/.command.run - | bash 2>&1 | tee .command.log", None),
+    ],
+)
+def test_only_nextflows_whole_launcher_names_a_task_dir(command: str, expected: str | None) -> None:
+    got = extract_workdir(pd.Series([command], dtype="string")).iloc[0]
+    assert (None if pd.isna(got) else got) == expected
+
+
+def test_work_dirs_compare_normalised() -> None:
+    assert normal_dir("s3://B/work/") == "s3://b/work"
+    assert normal_dir("s3://b/work/./x//y/../z") == "s3://b/work/x/z"
+    assert normal_dir("s3://b/../x") is None  # climbs out of the bucket: no work dir at all
+    assert normal_dir("/fusion/s3/b/work") == "s3://b/work"
+
+
+# --- worlds on LocalBatch ------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    lb: LocalBatch
+    a_dir: Path
+    a_selection: list[str]  # CLI arguments naming run A
+    a_orphans: set[str]
+    foreign: set[str] = field(default_factory=set)
+
+    def active(self) -> set[str]:
+        return {j["jobId"] for j in self.lb.jobs() if j["status"] in JOB_ACTIVE}
+
+    def client(self) -> BatchClient:
+        return BatchClient(endpoint_url=self.lb.endpoint_url, deadline=30)
+
+    def run_a(self) -> NextflowRun:
+        args = self.a_selection
+        if args[0] == "--log":
+            return NextflowRun.from_files(log=args[1], trace=args[3])
+        return NextflowRun.from_dir(args[0])
+
+
+def run_a(lb: LocalBatch, launch_dir: Path) -> Any:
+    """Run A: aborts on a DescribeJobs outage (24.02), leaving its ALIGN jobs running."""
+    t0 = lb.clock.now()
+    burst = lb.faults.add("DescribeJobs", "authorizer-500", window=(t0 + 300.0, t0 + 1200.0))
+    truth = SimulatedNextflow(
+        lb.client(retries={"total_max_attempts": 1}), launch_dir=launch_dir, work_dir=WORK, queue=QUEUE,
+        pipeline=Pipeline(n_tasks=12, durations=DURATIONS, seed=0), behavior="24.02", batch=lb,
+        poll_interval=60.0, seed=11, run_name="run_a",
+    ).run()
+    lb.faults.remove(burst)
+    assert truth.run_state == "aborted"
+    return truth
+
+
+def run_b(lb: LocalBatch, launch_dir: Path, *, resume: bool, queue: str = QUEUE, work_dir: str = WORK) -> Any:
+    """Run B on the same queue and work dir, killed -9 with its jobs in flight (it looks alive).
+    ``resume``: B keeps A's session id (as ``-resume`` does); its tasks get new hashes
+    (Nextflow bumps a hash whose task dir already exists)."""
+    return SimulatedNextflow(
+        lb.client(retries={"total_max_attempts": 1}), launch_dir=launch_dir, work_dir=work_dir, queue=queue,
+        pipeline=Pipeline(n_tasks=12, durations=DURATIONS, seed=5), behavior="crash", batch=lb,
+        poll_interval=60.0, seed=11 if resume else 12, run_name="run_b", crash_after=0.3,
+    ).run()
+
+
+@pytest.fixture
+def lb() -> Iterator[LocalBatch]:
+    with LocalBatch(manual_clock=True) as batch:
+        batch.create_environment(queue=QUEUE, vcpus=4096)
+        batch.create_environment(queue="q2", vcpus=1024)
+        yield batch
+
+
+def a_then_b(lb: LocalBatch, tmp_path: Path, delay: float, resume: bool, same_dir: bool) -> World:
+    a_dir = tmp_path / "launch"
+    truth_a = run_a(lb, a_dir)
+    lb.advance(delay)
+    truth_b = run_b(lb, a_dir if same_dir else tmp_path / "launch-b", resume=resume)
+    world = World(lb, a_dir, [str(a_dir)], set())
+    if same_dir:
+        # B's log is now .nextflow.log; A's was rotated to .nextflow.log.1 (RollOnStartupPolicy).
+        world.a_selection = ["--log", str(a_dir / ".nextflow.log.1"), "--trace", str(truth_a.trace_file)]
+    active = world.active()
+    world.a_orphans = truth_a.abandoned_job_ids & active
+    world.foreign = (truth_b.job_ids | truth_b.abandoned_job_ids) & active
+    assert world.foreign, "B must have jobs in flight"
+    return world
+
+
+def kill_with_cli(world: World, capsys: pytest.CaptureFixture[str]) -> set[str]:
+    """``batchkit kill`` then ``--yes``; the jobs it terminated (A's orphans are re-read
+    first: the emulator's clock may have let some finish)."""
+    before = world.active()
+    world.a_orphans &= before
+    argv = ["kill", *world.a_selection, "--endpoint-url", world.lb.endpoint_url, "--queue", QUEUE]
+    assert cli.main(argv) == cli.EXIT_OK  # the dry run
+    dry, _ = capsys.readouterr()
+    assert cli.main([*argv, "--yes"]) == cli.EXIT_OK
+    out, _ = capsys.readouterr()
+    killed = before - world.active()
+    assert killed == {line.split()[0] for line in out.splitlines() if "  terminated" in line}
+    # The dry run named each job it would take with the proof that holds for it.
+    assert all(j in dry for j in killed) and (not killed or "proof: recorded by" in dry), dry
+    return killed
+
+
+def tracker_plan(world: World, run: Any | None = None) -> set[str]:
+    tracker = Tracker(run or world.run_a(), world.client(), queues=[QUEUE], ledger=False, reload_run=False)
+    try:
+        tracker.refresh()
+        return {k.job_id for k in tracker.plan()}
+    finally:
+        tracker.close()
+
+
+def dashboard_kill_all_plan(world: World) -> set[str]:
+    from batchkit.widgets.dashboard import KILL_ALL_VERDICTS, Dashboard
+
+    tracker = Tracker(world.run_a(), world.client(), queues=[QUEUE], ledger=False, reload_run=False)
+    dash = Dashboard(world.run_a(), tracker=tracker, autostart=False)
+    try:
+        tracker.refresh()
+        dash._kill_all_clicked(None)  # the plan the confirm button would kill, exactly
+        assert KILL_ALL_VERDICTS
+        return {k.job_id for k in dash._pending_plan}
+    finally:
+        dash.close()
+
+
+@pytest.mark.parametrize("delay", [300.0, 3600.0, 86400.0], ids=["5min", "1h", "1day"])
+@pytest.mark.parametrize("resume", [False, True], ids=["fresh", "resume"])
+def test_world1_a_relaunch_on_the_same_queue_and_work_dir(
+    lb: LocalBatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], delay: float, resume: bool
+) -> None:
+    world = a_then_b(lb, tmp_path, delay, resume, same_dir=resume)
+    assert tracker_plan(world) == world.a_orphans
+    assert dashboard_kill_all_plan(world) == world.a_orphans
+    killed = kill_with_cli(world, capsys)
+    assert killed == world.a_orphans  # 0 missed
+    assert not killed & world.foreign  # 0 foreign
+    assert world.foreign <= world.active()
+
+
+def test_world1_b_in_the_same_launch_dir_is_known_and_labelled(lb: LocalBatch, tmp_path: Path) -> None:
+    world = a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=True)
+    run = world.run_a()
+    assert run.name == "run_a" and [o.name for o in run.other_runs] == ["run_b"]
+    tracker = Tracker(run, world.client(), queues=[QUEUE], ledger=False, reload_run=False)
+    try:
+        frame = tracker.refresh().frame
+    finally:
+        tracker.close()
+    labelled = frame.attrs["other_runs"]
+    assert world.foreign <= set(labelled) and all("run 'run_b'" in v for v in labelled.values())
+    assert not set(frame[JobCol.JOB_ID].dropna()) & world.foreign  # excluded from A's rows
+
+
+def test_world2_a_foreign_trace_in_the_launch_dir_never_replaces_the_runs_own(
+    lb: LocalBatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = a_then_b(lb, tmp_path, 600.0, resume=False, same_dir=False)
+    # Another run C (another session, another queue and work dir) — its trace lands in
+    # A's launch dir, newer than A's own.
+    truth_c = SimulatedNextflow(
+        lb.client(retries={"total_max_attempts": 1}), launch_dir=tmp_path / "launch-c", work_dir="s3://b/other",
+        queue="q2", pipeline=Pipeline(n_tasks=6, durations={"FASTQC": 90.0, "ALIGN": 7200.0, "MERGE": 60.0}, seed=9),
+        behavior="crash", batch=lb, poll_interval=60.0, seed=13, crash_after=0.5,
+    ).run()
+    world.a_orphans &= world.active()
+    assert world.a_orphans
+    (world.a_dir / "pipeline_info").mkdir()
+    shutil.copy(truth_c.trace_file, world.a_dir / "pipeline_info" / "execution_trace_2099-01-01.txt")
+    (world.a_dir / "trace.txt").write_text("task_id\thash\tnative_id\tname\tstatus\n")  # header only
+    foreign = world.foreign | (truth_c.abandoned_job_ids & world.active())
+    run = world.run_a()
+    assert run.trace_paths == [str(Path(w).resolve()) for w in [run.trace_paths[0]]]
+    assert Path(run.trace_paths[0]).name.startswith("trace-")  # the one the log names
+    assert tracker_plan(world) == world.a_orphans
+    killed = kill_with_cli(world, capsys)
+    assert killed == world.a_orphans and not killed & foreign
+
+
+def test_world2_the_real_log_names_its_trace_over_a_header_only_one(tmp_path: Path) -> None:
+    log = real_fixture("awsbatch-sigint-24.10.5.nextflow.log")
+    trace = real_fixture("awsbatch-sigint-24.10.5-trace.txt")
+    assert "trace-new.txt" in named_traces(log.read_text())
+    shutil.copy(log, tmp_path / ".nextflow.log")
+    shutil.copy(trace, tmp_path / "trace-new.txt")
+    (tmp_path / "trace.txt").write_text("task_id\thash\tnative_id\tname\tstatus\texit\n")  # newer, empty
+    run = NextflowRun.from_dir(tmp_path, year=2025)
+    assert [Path(p).name for p in run.trace_paths] == ["trace-new.txt"]
+    assert run.tasks[TaskCol.NATIVE_ID].tolist() == ["cc448dde-7aa2-40b2-843d-d0515c389309"]
+
+
+def foreign_job(lb: LocalBatch, *, queue: str, workdir: str, created_offset: float = 0.0) -> str:
+    """A job someone else submitted (a real submission, on LocalBatch's clock)."""
+    if created_offset:
+        lb.advance(created_offset)
+    return str(
+        lb.client().submit_job(
+            jobName="ALIGN_sample_01", jobQueue=queue, jobDefinition="nf-demo",
+            # the trailing comment (bash ignores it) tells the emulator it runs for days
+            containerOverrides={"command": [*launcher(workdir)[:-1], launcher(workdir)[-1] + " # sleep 3d"]},
+        )["jobId"]
+    )
+
+
+def test_world3_a_forged_weblog_post_kills_nothing(lb: LocalBatch, tmp_path: Path) -> None:
+    world = a_then_b(lb, tmp_path, 300.0, resume=False, same_dir=False)
+    stranger = foreign_job(lb, queue="q2", workdir=f"s3://b/else/ab/{'1' * 30}")
+    receiver = WeblogReceiver(token="nf:secret")
+    session = world.run_a().session_id
+    auth = {"Authorization": "Basic " + __import__("base64").b64encode(b"nf:secret").decode()}
+
+    def post(run_id: str | None, native_id: str, h: str) -> None:
+        body = {"runName": "run_a", "runId": run_id, "event": "process_submitted", "utcTime": "2026-01-01T00:00:00Z",
+                "trace": {"task_id": 99, "hash": h, "native_id": native_id, "name": "ALIGN (x)", "status": "SUBMITTED"}}
+        receiver.ingest(json.dumps(body).encode(), auth)
+
+    receiver.ingest(json.dumps({"runName": "run_a", "runId": session, "event": "started",
+                                "utcTime": "2026-01-01T00:00:00Z"}).encode(), auth)
+    post("forged-session", stranger, "ab/111111")  # another session: ignored and counted
+    assert receiver.foreign_events == 1
+    post(session, stranger, "ab/111111")  # even with the right session: the job disagrees
+    run = NextflowRun.from_dir(world.a_dir, weblog=receiver)
+    assert stranger in set(run.tasks[TaskCol.NATIVE_ID].dropna())
+    plan = tracker_plan(world, run)
+    assert plan == world.a_orphans and stranger not in plan
+    force = Tracker(run, world.client(), queues=[QUEUE, "q2"], ledger=False, reload_run=False)
+    try:
+        frame = force.refresh().frame
+        assert stranger not in {k.job_id for k in force.plan(force=True)}
+        row = frame[frame[JobCol.JOB_ID] == stranger].iloc[0]
+        assert "not proof" in row[RecCol.PROOF] and not row[RecCol.KILLABLE]
+    finally:
+        force.close()
+
+
+def test_world4_a_hand_edited_trace_row_kills_nothing(
+    lb: LocalBatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = a_then_b(lb, tmp_path, 300.0, resume=False, same_dir=False)
+    stranger = foreign_job(lb, queue="q2", workdir=f"s3://b/else/cd/{'2' * 30}")
+    in_work = foreign_job(lb, queue=QUEUE, workdir=f"{WORK}/cd/{'3' * 30}", created_offset=7200.0)
+    trace = next(world.a_dir.glob("trace-*.txt"))
+    header = trace.read_text().splitlines()[0].split("\t")
+    for job_id, h in ((stranger, "cd/222222"), (in_work, "cd/333333")):
+        row = {"task_id": "98", "hash": h, "native_id": job_id, "name": "ALIGN (forged)", "status": "ABORTED"}
+        with trace.open("a") as fh:
+            fh.write("\t".join(row.get(c, "-") for c in header) + "\n")
+    foreign = world.foreign | {stranger, in_work}
+    world.a_orphans &= world.active()
+    assert tracker_plan(world) == world.a_orphans
+    killed = kill_with_cli(world, capsys)
+    assert killed == world.a_orphans and not killed & foreign
+
+
+def test_world5_look_alike_paths_kill_nothing(
+    lb: LocalBatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_dir = tmp_path / "launch"
+    # Submitted 3 minutes before A's launch (inside the clock-skew window), in A's work dir.
+    early = foreign_job(lb, queue=QUEUE, workdir=f"{WORK}/ef/{'4' * 30}")
+    lb.advance(180.0)
+    truth_a = run_a(lb, a_dir)
+    h = sorted(t["hash"] for t in truth_a.tasks)[0]  # a hash A really submitted
+    tail = h.replace("/", "/") + "0" * 24
+    lookalikes = {
+        early,
+        foreign_job(lb, queue=QUEUE, workdir=f"{WORK}/../work2/{tail}"),
+        foreign_job(lb, queue=QUEUE, workdir=f"s3://b/work2/{tail}"),
+    }
+    fusion = lb.client().submit_job(
+        jobName="x", jobQueue=QUEUE, jobDefinition="nf-demo",
+        containerOverrides={"command": ["/usr/bin/fusion", "bash", f"/fusion/s3/b/work/../work2/{tail}/.command.run"]},
+    )["jobId"]
+    data_first = lb.client().submit_job(
+        jobName="x", jobQueue=QUEUE, jobDefinition="nf-demo",
+        containerOverrides={"command": ["bash", "-o", "pipefail", "-c",
+                                        f"echo {WORK}/{tail}/.command.run; {AWS} s3://b/work2/{tail}/.command.run - "
+                                        "| bash 2>&1 | tee .command.log"]},
+    )["jobId"]
+    lookalikes |= {str(fusion), str(data_first)}
+    world = World(lb, a_dir, [str(a_dir)], truth_a.abandoned_job_ids, lookalikes)
+    world.a_orphans = truth_a.abandoned_job_ids & world.active()
+    assert world.a_orphans and lookalikes <= world.active()
+    assert tracker_plan(world) == world.a_orphans
+    assert dashboard_kill_all_plan(world) == world.a_orphans
+    killed = kill_with_cli(world, capsys)
+    assert killed == world.a_orphans and not killed & lookalikes
+
+
+# --- the property: random worlds of 2-4 runs ------------------------------------------------
+
+T0 = pd.Timestamp("2026-03-01 08:00", tz="UTC")
+
+
+@dataclass
+class SimRun:
+    """A hand-built run (RunLike) with what its own files recorded."""
+
+    name: str
+    tasks: pd.DataFrame
+    state: str
+    work_dir: str
+    launch_time: pd.Timestamp
+    end_time: pd.Timestamp | None
+    last_activity: pd.Timestamp
+    queues: list[str]
+    other_runs: list[OtherRun] = field(default_factory=list)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_random_worlds_plan_only_true_orphans_and_every_proven_one(data: st.DataObject) -> None:
+    n_runs = data.draw(st.integers(2, 4))
+    queues = data.draw(st.lists(st.sampled_from(["q", "q2"]), min_size=n_runs, max_size=n_runs))
+    works = data.draw(st.lists(st.sampled_from([WORK, "s3://b/work2"]), min_size=n_runs, max_size=n_runs))
+    jobs: list[dict[str, Any]] = []
+    owner: dict[str, int] = {}
+    runs: list[SimRun] = []
+    for r in range(n_runs):
+        start = T0 + pd.Timedelta(minutes=data.draw(st.integers(0, 600)))
+        length = pd.Timedelta(minutes=data.draw(st.integers(5, 300)))
+        state = data.draw(st.sampled_from(["aborted", "completed", "alive"]))
+        end = start + length
+        rows = []
+        for t in range(data.draw(st.integers(1, 6))):
+            h32 = f"{r:02x}{t:06x}{'0' * 24}"  # hashes include the session: never shared between runs
+            short = f"{h32[:2]}/{h32[2:8]}"
+            job_id = f"run{r}-job{t}"
+            created = start + pd.Timedelta(seconds=data.draw(st.integers(1, int(length.total_seconds()))))
+            status = data.draw(st.sampled_from(["RUNNING", "RUNNABLE", "SUCCEEDED", "FAILED"]))
+            recorded = data.draw(st.sampled_from(["id", "hash", "none"]))
+            nf = data.draw(st.sampled_from(["SUBMITTED", "RUNNING", "COMPLETED", "ABORTED"]))
+            jobs.append({
+                "jobId": job_id, "jobName": f"ALIGN_{t}", "jobQueue": queues[r], "status": status,
+                "createdAt": int(created.value // 1_000_000),
+                "container": {"command": launcher(f"{works[r]}/{h32[:2]}/{h32[2:]}")},
+            })  # fmt: skip
+            owner[job_id] = r
+            if recorded != "none":
+                rows.append({TaskCol.TASK_ID: t, TaskCol.HASH: short, TaskCol.STATUS: nf, TaskCol.NAME: f"ALIGN ({t})",
+                             TaskCol.NATIVE_ID: job_id if recorded == "id" else None, TaskCol.SOURCE: "trace"})
+        frame = pd.DataFrame({c: [row.get(c) for row in rows] for c in TASK_COLUMNS}).astype(TASK_DTYPES)
+        runs.append(SimRun(f"run{r}", frame, state, works[r], start, None if state == "alive" else end, end,
+                           [queues[r]]))
+    # Runs of one launch dir know each other (.nextflow/history, the rotated logs).
+    if data.draw(st.booleans()):
+        for run in runs:
+            run.other_runs = [
+                OtherRun(name=o.name, job_ids=frozenset(o.tasks[TaskCol.NATIVE_ID].dropna()),
+                         hashes=frozenset(o.tasks[TaskCol.HASH].dropna()), source=".nextflow.log.1")
+                for o in runs if o is not run
+            ]
+        # The adversary: a forged record in run 0 naming another run's job — with the
+        # job's own task hash, or another — in a world where the runs know each other.
+        if n_runs > 1 and data.draw(st.booleans()):
+            victim = data.draw(st.sampled_from([j["jobId"] for j in jobs if owner[j["jobId"]] != 0]))
+            t = int(victim.rpartition("job")[2])
+            forged = pd.DataFrame({c: [None] for c in TASK_COLUMNS}).astype(TASK_DTYPES)
+            forged[TaskCol.NATIVE_ID] = victim
+            forged[TaskCol.STATUS] = "ABORTED"
+            forged[TaskCol.HASH] = data.draw(st.sampled_from([None, "00/000000", f"{owner[victim]:02x}/{t:06x}"]))
+            runs[0].tasks = pd.concat([runs[0].tasks, forged], ignore_index=True)
+    now = T0 + pd.Timedelta(days=1)
+    frame_jobs = jobs_frame(jobs)
+    for r, run in enumerate(runs):
+        frame = reconcile(run, frame_jobs, now=now)
+        force = data.draw(st.booleans())
+        plan = {k.job_id for k in plan_kills(frame, force=force)}
+        mine = {j for j, o in owner.items() if o == r}
+        assert plan <= mine, (r, plan - mine)  # never another run's job
+        # ⊆ its true orphans: its own active jobs nobody will collect (the run ended, or
+        # its task is done); force may add its own jobs Nextflow still tracks.
+        done = {f"run{r}-job{int(t)}" for t, st_ in zip(run.tasks[TaskCol.TASK_ID], run.tasks[TaskCol.STATUS], strict=True)
+                if not pd.isna(t) and st_ in ("COMPLETED", "ABORTED")}
+        active_mine = {j["jobId"] for j in jobs if owner[j["jobId"]] == r and j["status"] in JOB_ACTIVE}
+        true_orphans = active_mine if run.state != "alive" else active_mine & done
+        if not force:
+            assert plan <= true_orphans, (r, plan - true_orphans)
+        # ⊇ the true orphans it has proof for: recorded by id or hash, active, and the
+        # run ended (or the task says it is done).
+        ended = run.state != "alive"
+        expected = set()
+        for _, row in run.tasks.iterrows():
+            if pd.isna(row[TaskCol.TASK_ID]) or not str(row[TaskCol.HASH]).startswith(f"{r:02x}/"):
+                continue  # the forged row (no task id) proves nothing
+            job = f"run{r}-job{int(row[TaskCol.TASK_ID])}"
+            status = next(j["status"] for j in jobs if j["jobId"] == job)
+            if status in JOB_ACTIVE and (ended or row[TaskCol.STATUS] in ("COMPLETED", "ABORTED")):
+                expected.add(job)
+        assert expected <= plan, (r, expected - plan)
