@@ -323,9 +323,9 @@ class Inspector:
         self.lines = lines
         self.tail_bytes = tail_bytes
 
-    def inspect(self, target: str) -> Inspection:
+    def inspect(self, target: str, attempt: int | None = None) -> Inspection:
         return inspect(target, run=self.run, batch=self.batch, readers=self.readers, lines=self.lines,
-                       tail_bytes=self.tail_bytes)
+                       tail_bytes=self.tail_bytes, attempt=attempt)
 
     def load_earlier(self, insp: Inspection) -> Inspection:
         if self.readers is None:

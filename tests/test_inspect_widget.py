@@ -153,3 +153,26 @@ def test_a_row_click_on_the_dashboard_opens_the_inspector_below_the_table(world:
     finally:
         dash.close()
         client.close()
+
+
+def test_the_panel_shows_each_attempts_own_log(world: tuple[Incident, Inspector]) -> None:
+    inc, inspector = world
+    jid = _orphan(inc)
+    inc.batch.set_job_behavior(jid, output=["first try"])
+    inc.batch.interrupt(jid)  # a spot reclaim; Batch retries the job under the same id
+    job = inc.batch.describe_job(jid)
+    assert job is not None
+    if job["status"] != "RUNNING":
+        inc.batch.advance(120)
+    inc.batch.set_job_behavior(jid, output=["second try"])
+    panel = InspectorPanel(inspector.inspect)
+    panel.show(jid)
+    assert panel.attempt.layout.display is None  # two tries: the choice is offered
+    assert [v for _, v in panel.attempt.options] == [0, 1, 2]
+    assert panel.inspection is not None and panel.inspection.log is not None
+    assert panel.inspection.log.lines[-1].message == "second try"
+    panel.attempt.value = 1
+    assert panel.inspection.log is not None and panel.inspection.log.lines[-1].message == "first try"
+    assert panel.attempt.value == 1
+    panel.attempt.value = 0
+    assert panel.inspection.log is not None and panel.inspection.log.lines[-1].message == "second try"

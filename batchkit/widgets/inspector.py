@@ -57,7 +57,7 @@ class InspectorPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyp
 
     def __init__(
         self,
-        inspect: Callable[[str], Inspection],
+        inspect: Callable[..., Inspection],
         load_earlier: Callable[[Inspection], Inspection] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -81,11 +81,16 @@ class InspectorPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyp
         self.export_button = W.Button(description="Export HTML", icon="download", layout=W.Layout(width="auto"))
         self.close_button = W.Button(description="Close", icon="times", layout=W.Layout(width="auto"))
         self.status = W.HTML()
+        # Each Batch try keeps its own log stream: the dropdown picks whose log is shown.
+        self.attempt = W.Dropdown(options=[("latest attempt's log", 0)], value=0,
+                                  layout=W.Layout(width="auto", display="none"))
+        self.attempt.observe(self._attempt_chosen, names="value")
+        self._syncing = False
         self.earlier_button.on_click(lambda _b: self.load_earlier())
         self.reload_button.on_click(lambda _b: self.reload())
         self.export_button.on_click(lambda _b: self._export_clicked())
         self.close_button.on_click(lambda _b: self.close_panel())
-        bar = W.HBox([self.earlier_button, self.reload_button, self.export_button, self.close_button, self.status],
+        bar = W.HBox([self.attempt, self.earlier_button, self.reload_button, self.export_button, self.close_button, self.status],
                      layout=W.Layout(align_items="center"))
         super().__init__(children=[self.title, bar, self.body], **kwargs)
         self.add_class("bk-inspector")
@@ -99,6 +104,7 @@ class InspectorPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyp
         self._key = row_key(frame, self.target) if frame is not None else None
         for button in (self.reload_button, self.export_button, self.close_button):
             button.layout.display = None
+        self._set_attempts(0, 0)
         self.title.value = f"<h3>Inspector — {html.escape(self.target)}</h3>"
         self._fetch(lambda: self._inspect(self.target or ""))
 
@@ -114,6 +120,27 @@ class InspectorPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyp
         if key is not None and key != self._key:
             self._key = key
             self._fetch(lambda: self._inspect(self.target or ""))
+
+    def show_attempt(self, attempt: int | None) -> None:
+        """Show the log of try number ``attempt`` (1-based; None: the latest)."""
+        if self.target is None:
+            return
+        target = self.target
+        self._fetch(lambda: self._inspect(target, attempt=attempt) if attempt else self._inspect(target))
+
+    def _attempt_chosen(self, change: Any) -> None:
+        if not self._syncing:
+            self.show_attempt(int(change["new"]) or None)
+
+    def _set_attempts(self, n: int, chosen: int) -> None:
+        options = [("latest attempt's log", 0)] + [(f"attempt {i}'s log", i) for i in range(1, n + 1)]
+        self._syncing = True
+        try:
+            self.attempt.options = options
+            self.attempt.value = chosen if chosen <= n else 0
+        finally:
+            self._syncing = False
+        self.attempt.layout.display = None if n > 1 else "none"
 
     def load_earlier(self) -> None:
         """Put the log lines before the shown tail in front of it (GetLogEvents backwards)."""
@@ -175,6 +202,9 @@ class InspectorPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyp
         name = insp.task.get(TaskCol.NAME) if insp.task is not None else None
         label = f"{name} — {insp.job_id}" if isinstance(name, str) and insp.job_id else (name or insp.query)
         self.title.value = f"<h3>Inspector — {html.escape(str(label))}</h3>"
+        shown = next((a.index for a in insp.attempts if insp.log is not None and a.log_stream == insp.log.stream), 0)
+        latest = next((a.index for a in reversed(insp.attempts) if a.log_stream), 0)
+        self._set_attempts(len(insp.attempts), 0 if shown == latest else shown)
         self.body.value = render_html(insp)
         can_page = insp.log is not None and insp.log.earlier_token is not None and self._load_earlier is not None
         self.earlier_button.disabled = not can_page
@@ -227,9 +257,9 @@ def attach_inspector(
         readers = AwsReaders.create(region=getattr(tracker.client, "region", None), endpoint_urls=endpoint_urls)
     n = DEFAULT_LINES if lines is None else lines
 
-    def fetch(target: str) -> Inspection:
+    def fetch(target: str, attempt: int | None = None) -> Inspection:
         # The tracker re-reads the run's files each poll: inspect the run as it is now.
-        return inspect(target, run=tracker.run, batch=tracker.client, readers=readers, lines=n)
+        return inspect(target, run=tracker.run, batch=tracker.client, readers=readers, lines=n, attempt=attempt)
 
     panel = InspectorPanel(fetch, lambda insp: load_earlier(insp, readers, lines=n))
     panel.readers = readers
