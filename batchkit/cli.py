@@ -675,7 +675,7 @@ def render_plan(plan: Sequence[KillJob], out: TextIO) -> None:
         )
         if job.proof:
             # Which proof of ownership holds, so a person can check it before --yes.
-            print(f"{''.ljust(width)}  proof: {job.proof}", file=out)
+            print(f"{''.ljust(width)}  proof: {cli_args.printable(job.proof)}", file=out)
 
 
 class ProgressBar:

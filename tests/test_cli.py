@@ -5,6 +5,7 @@ no-credentials path."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -688,12 +689,14 @@ def test_emulator_admin_api_refuses_non_loopback_without_a_token() -> None:
 
 
 def test_unreachable_endpoint_is_exit_1_in_one_line_without_a_poll_promise(
-    capsys: pytest.CaptureFixture[str], trace_file: Path
+    capsys: pytest.CaptureFixture[str], trace_file: Path, incident_module: Incident, tmp_path: Path
 ) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
-    for extra in ([], ["--queue", "q"]):
+    runs = [["--trace", str(trace_file)], [str(incident_module.launch_dir)]]
+    for command, run, extra in itertools.product(("reconcile", "kill"), runs, ([], ["--queue", "q"])):
+        yes = ["--yes", "--ledger", str(tmp_path / "ledger.sqlite")] if command == "kill" else []
         code, out, err = run_cli(
-            capsys, "reconcile", "--trace", trace_file, "--endpoint-url", url, "--deadline", "0.2", *extra
+            capsys, command, *run, "--endpoint-url", url, "--deadline", "0.2", *extra, *yes
         )
         assert code == cli.EXIT_FAILURE and out == ""
         line = one_line(err)
