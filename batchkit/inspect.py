@@ -391,11 +391,12 @@ def register_cli(sub: Any) -> None:
         help="one task or job: Nextflow's lines, Batch attempts, its CloudWatch log, its work dir",
         description="Why did this task fail or linger? Nextflow's view, every Batch attempt, the tail of "
         "the attempt's CloudWatch log and the tails of the task's work-dir files in S3. Endpoints: "
-        "--endpoint-url (Batch), --logs-endpoint-url, --s3-endpoint-url, or boto3's own "
-        "AWS_ENDPOINT_URL_BATCH / _LOGS / _S3.",
+        "--endpoint-url (Batch), --logs-endpoint-url, --s3-endpoint-url, or the SDK's own "
+        "AWS_ENDPOINT_URL_BATCH, AWS_ENDPOINT_URL_CLOUDWATCH_LOGS, AWS_ENDPOINT_URL_S3.",
         epilog=cli_args.EXIT_STATUS_HELP,
     )
-    p.add_argument("launch_dir", type=cli_args.path, help="directory where `nextflow run` was started")
+    p.add_argument("launch_dir", metavar="LAUNCH_DIR", type=cli_args.path,
+                   help="directory where `nextflow run` was started")
     p.add_argument("target", metavar="TASK_NAME|JOB_ID", help="task name ('ALIGN (s1)'), hash (ab/cdef12), task id or Batch job id")
     p.add_argument("--lines", type=cli_args.whole(1, 10_000), default=DEFAULT_LINES,
                    help=f"log lines and file lines to show (default {DEFAULT_LINES})")
