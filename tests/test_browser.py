@@ -243,7 +243,7 @@ def git_status(path: Path) -> str:
 def demo(tmp_path: Path) -> Iterator[str]:
     """`make demo`'s server: yields the one URL it prints; stops it with Ctrl-C (SIGINT)."""
     chromium_or_skip()
-    status_before = git_status(ROOT / "notebooks")
+    status_before = git_status(ROOT)
     out = (tmp_path / "demo.out").open("w+")
     proc = subprocess.Popen(
         DEMO_COMMAND, cwd=ROOT, env=no_aws_env(), stdout=out, stderr=subprocess.STDOUT, text=True,
@@ -278,7 +278,7 @@ def demo(tmp_path: Path) -> Iterator[str]:
         out.close()
     scratch = re.search(r"\((/\S+batchkit-demo-\w+);", (tmp_path / "demo.out").read_text())
     assert scratch and not Path(scratch.group(1)).exists(), "the scratch copy outlived the demo"
-    assert git_status(ROOT / "notebooks") == status_before, "make demo changed the checkout's notebooks"
+    assert git_status(ROOT) == status_before, "make demo changed the checkout (git status)"
 
 
 def menu(page: Any, *path: str) -> None:

@@ -7,9 +7,13 @@ never calling AWS itself. Everything shown is computed by pure functions
 (``header_html``, ``chip_labels``, ``kill_all_label``, ``outcome_rows_html`` and the
 table module) that tests exercise on hand-built data.
 
-A 100,000-task run stays responsive: one refresh is one vectorised filter/sort, one
-HTML widget with the visible page (``page_size`` rows), and a fixed pool of
-``page_size`` kill buttons that are reused page after page.
+A 100,000-task run stays responsive: one refresh is one vectorised filter/sort and one
+table widget (``_table_view.TableView``) holding the visible page (``page_size`` rows),
+each row with its own kill button. Rows batchkit killed read ``killed`` everywhere (badge,
+chips, filter, reason: ``_table.overlay_kills``), from the ledger's audit.
+
+Panels that show one job in detail hook in with ``on_row_selected`` (a click on a row)
+and ``add_panel`` (a collapsible section below the table).
 """
 
 from __future__ import annotations
