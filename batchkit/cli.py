@@ -915,7 +915,7 @@ def serve_demo(command: list[str], *, url: str, scratch: Path, out: TextIO | Non
     import signal
 
     out = out or sys.stdout
-    log_path = scratch / "jupyter.log"
+    log_path = scratch / ".jupyter.log"  # hidden from JupyterLab's file browser
     code = 0
 
     def stop(_signum: int, _frame: Any) -> None:
