@@ -121,11 +121,6 @@ def test_real_awsbatch_sigint_run_with_its_trace_is_aborted_by_nextflow_in_eu_no
     assert task[TaskCol.SOURCE] == "trace+log"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trace choice (the trace the log names wins over a header-only trace.txt) is issue #15's "
-    "part of NextflowRun.from_dir; remove this marker when it lands",
-)
 def test_real_sigint_launch_dir_with_a_header_only_trace_of_the_same_time(tmp_path: Path) -> None:
     """The launch dir as it was: trace-new.txt (named by the log) and an empty trace.txt, same mtime."""
     shutil.copyfile(real_fixture("awsbatch-sigint-24.10.5.nextflow.log"), tmp_path / ".nextflow.log")
