@@ -362,7 +362,9 @@ def test_year_from_build_date_and_file_time(tmp_path: Path) -> None:
 
 
 def test_year_from_a_trace_timestamp_name_is_proven(tmp_path: Path) -> None:
-    write(tmp_path / ".nextflow.log", head(created="04-03-2023"))
+    named = ln("Jun-02 09:00:00.600", "Workflow started -- trace file: /home/u/run/trace-20240602-090000.txt",
+               logger="nextflow.trace.TraceFileObserver")  # fmt: skip
+    write(tmp_path / ".nextflow.log", [*head(created="04-03-2023"), named])
     (tmp_path / "trace-20240602-090000.txt").write_text("task_id\thash\tnative_id\tname\tstatus\texit\n")
     run = NextflowRun.from_dir(tmp_path, tz="UTC")
     assert run.year == 2024 and run.year_proven
@@ -571,7 +573,7 @@ def test_25_10_local_run_with_cached_tasks_and_a_relative_trace_file(tmp_path: P
 
 
 def test_queues_of_the_trace_and_the_config_together(tmp_path: Path) -> None:
-    write(tmp_path / ".nextflow.log", head())
+    write(tmp_path / ".nextflow.log", [*head(), *aws_submit("Jun-02 09:01:00.000", "ALIGN (s1)", JOB_A, WD_A, "2e/8b0123")])
     (tmp_path / "trace-20250602-090000.txt").write_text(
         "task_id\thash\tnative_id\tname\tstatus\texit\tsubmit\tqueue\n"
         f"1\t2e/8b0123\t{JOB_A}\tALIGN (s1)\tCOMPLETED\t0\t2025-06-02 09:01:00.000\tspot-q\n"
