@@ -490,6 +490,9 @@ def test_panels_draw_figures_run_the_doctor_and_export_a_post_mortem(
         dash.figures.selected_index = 2
         assert "bk-advice-item" in dash.advice.value
         assert "5516" in dash.advice.value  # the doctor recognises the 24.02 abort
+        # The log names no queue; the dashboard was given one, and the checks use it.
+        assert not dash.run.queues
+        assert "aws-no-queue" not in dash.advice.value and "queue is not known" not in dash.advice.value
         dash.export_button.click()
         saved = tmp_path / f"batchkit-{incident.truth.run_name}-postmortem.html"
         assert saved.exists() and "saved" in dash.export_status.value
