@@ -137,6 +137,9 @@ def _register_reconcile(sub: SubParsers) -> None:
     )
     _add_selection(p)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    from batchkit.inspect import add_witness_arguments
+
+    add_witness_arguments(p)
     p.set_defaults(run=cmd_reconcile)
 
 
@@ -751,6 +754,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     client = make_client(args, run)
     _whole_command(args, client, started)
     tracker = make_tracker(args, run, client, write=False)
+    from batchkit.inspect import witness_from_args
+
+    tracker.witness = witness_from_args(args, client)
     try:
         snapshot = first_snapshot(tracker)
     finally:

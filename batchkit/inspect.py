@@ -48,7 +48,16 @@ if TYPE_CHECKING:
     from batchkit.client import BatchClient
     from batchkit.nextflow import NextflowRun
 
-__all__ = ["Inspector", "WorkdirWitness", "find_task", "inspect", "load_earlier", "witness"]
+__all__ = [
+    "Inspector",
+    "WorkdirWitness",
+    "add_witness_arguments",
+    "find_task",
+    "inspect",
+    "load_earlier",
+    "witness",
+    "witness_from_args",
+]
 
 #: .nextflow.log lines kept per inspection (the newest).
 NEXTFLOW_LINES: Final = 50
@@ -414,6 +423,29 @@ def register_cli(sub: Any) -> None:
     aws.add_argument("--deadline", type=cli_args.number(0, 86400.0, unit="seconds"), default=60.0,
                      help="seconds to keep retrying a failing AWS API (default 60)")
     p.set_defaults(run=run_cli)
+
+
+def add_witness_arguments(parser: Any) -> None:
+    """``--workdir`` (and its S3 endpoint) for a command that reconciles (``batchkit reconcile``)."""
+    from batchkit import _cli_args as cli_args
+
+    group = parser.add_argument_group("work dir as a witness")
+    group.add_argument("--workdir", action="store_true",
+                       help="read the S3 work dirs (.exitcode, .command.begin) of stale, vanished and "
+                       "disagree rows and of tasks with an unknown exit into their reasons "
+                       "(at most 2 reads per row, 50 rows; never changes a verdict)")
+    group.add_argument("--s3-endpoint-url", type=cli_args.endpoint_url, help="S3 endpoint for --workdir")
+
+
+def witness_from_args(args: Any, client: Any) -> WorkdirWitness | None:
+    """The witness ``--workdir`` asks for, on the Batch client's region and profile."""
+    if not getattr(args, "workdir", False):
+        return None
+    from batchkit.aws_readers import S3Reader, make_service_client
+
+    s3 = make_service_client("s3", region=getattr(client, "region", None) or args.region,
+                             profile=args.profile, endpoint_url=args.s3_endpoint_url)
+    return WorkdirWitness(S3Reader(s3, deadline=args.deadline), per_refresh=50)
 
 
 def run_cli(args: Any) -> int:

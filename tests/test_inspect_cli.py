@@ -69,3 +69,22 @@ def test_unknown_target_and_missing_dir_are_one_line(incident: Incident, capsys:
     code = main(["inspect", str(incident.launch_dir), "x", "--lines", "0"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
+
+
+def test_reconcile_workdir_explains_a_vanished_job(incident: Incident, capsys: pytest.CaptureFixture[str]) -> None:
+    from batchkit.sim._nf_workdir import WorkdirWriter
+
+    jid = sorted(incident.truth.abandoned_job_ids)[-1]
+    task = next(t for t in incident.truth.tasks if t["job_id"] == jid)
+    WorkdirWriter(incident.batch.backdrop.client("s3"), incident.truth.work_dir).finished(
+        task["workdir"], name=task["name"], exit_code=0)
+    incident.batch.forget(jid)
+    base = ["reconcile", str(incident.launch_dir), "--endpoint-url", incident.endpoint_url, "--format", "json"]
+    assert main(base) == 3
+    plain = {r["native_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert main([*base, "--workdir", "--s3-endpoint-url", incident.endpoint_urls["s3"]]) == 3
+    rows = {r["native_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[jid]["verdict"] == "vanished" and "work dir says exit 0" in rows[jid]["reason"]
+    assert "work dir" not in plain[jid]["reason"]
+    assert [r["verdict"] for r in rows.values()] == [r["verdict"] for r in plain.values()]
+    assert [r["killable"] for r in rows.values()] == [r["killable"] for r in plain.values()]
