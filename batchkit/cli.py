@@ -207,25 +207,49 @@ def _register_sim(sub: SubParsers) -> None:
     register_run(simsub)
 
 
-def _registrars() -> list[Callable[[SubParsers], None]]:
-    """Every subcommand's ``register_cli``, in the order ``--help`` lists them. Imported
-    here, not at module level, so ``import batchkit.cli`` stays cheap."""
-    from batchkit.doctor import register_cli as register_doctor
-    from batchkit.inspect import register_cli as register_inspect
+#: Every command, in the order ``--help`` lists them: its name, its one-line help, and the
+#: ``module:function`` that registers its parser (arguments and handler) beside the code
+#: it runs. A command's module is imported only when that command is parsed, as click's
+#: "lazily loading subcommands" does: ``batchkit --help`` or a usage error of ``kill``
+#: need not import pandas through ``inspect``. tests/test_cli.py checks that the help
+#: here is the help each command registers.
+COMMANDS: Final[tuple[tuple[str, str, str], ...]] = (
+    ("reconcile", "show every task beside its Batch job, with a verdict", "batchkit.cli:_register_reconcile"),
+    ("kill", "terminate orphan/untracked jobs of a run (dry run by default)", "batchkit.cli:_register_kill"),
+    ("inspect", "one task or job: Nextflow's lines, Batch attempts, its CloudWatch log, its work dir",
+     "batchkit.inspect:register_cli"),
+    ("demo", "replay the incident on the embedded local Batch", "batchkit.cli:_register_demo"),
+    ("sim", "the local AWS Batch emulator and a simulated Nextflow", "batchkit.cli:_register_sim"),
+    ("doctor", "check credentials, queues and Nextflow settings", "batchkit.doctor:register_cli"),
+)  # fmt: skip
 
-    return [_register_reconcile, _register_kill, register_inspect, _register_demo, _register_sim, register_doctor]
+
+def _registrar(where: str) -> Callable[[SubParsers], None]:
+    import importlib
+
+    module, _, name = where.partition(":")
+    register: Callable[[SubParsers], None] = getattr(importlib.import_module(module), name)
+    return register
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command tree: ``batchkit COMMAND [SUBCOMMAND] ...``."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command tree: ``batchkit COMMAND [SUBCOMMAND] ...``.
+
+    Without ``argv`` every command's parser is built (for tests and docs); with it, only
+    the command ``argv`` names, the others being one-line entries for ``--help``.
+    """
     parser: argparse.ArgumentParser = Parser(
         prog="batchkit",
         description="Compare what Nextflow believes with what AWS Batch holds; kill orphans safely.",
         epilog=EXIT_STATUS_HELP,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in _registrars():
-        register(sub)
+    chosen = None if argv is None else next(iter(argv), None)
+    for name, help_text, where in COMMANDS:
+        if argv is None or name == chosen:
+            _registrar(where)(sub)
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
@@ -300,7 +324,7 @@ def _is_sdk_error(exc: BaseException) -> bool:
 def _parse(argv: list[str]) -> argparse.Namespace | None:
     """The parsed arguments, or None when ``--help`` printed and exited."""
     try:
-        return build_parser().parse_args(argv)
+        return build_parser(argv).parse_args(argv)
     except SystemExit as exc:  # only --help exits: usage errors raise UsageError
         if exc.code not in (0, None):
             raise UsageError(f"exit {exc.code}") from None

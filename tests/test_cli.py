@@ -918,3 +918,22 @@ def test_warnings_are_one_line_each(
     warning_lines = [line for line in err.splitlines() if "0644" in line]
     assert len(warning_lines) == 1 and warning_lines[0].startswith("batchkit: warning: ")
     assert "Traceback" not in err and ".py:" not in err
+
+
+def test_the_lazy_tree_lists_what_each_command_registers() -> None:
+    """``batchkit --help`` lists the commands from cli.COMMANDS without importing them;
+    each entry's help is the help its module registers, and parsing one command builds
+    that command's parser only."""
+
+    def helps(parser: Any) -> dict[str, str]:
+        (sub,) = [a for a in parser._actions if a.dest == "command"]
+        return {a.dest: a.help for a in sub._choices_actions}
+
+    full, lazy = helps(cli.build_parser()), helps(cli.build_parser([]))
+    assert full == lazy and list(full) == [name for name, _, _ in cli.COMMANDS]
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from batchkit.cli import main; code = main(['--help']); "
+         "sys.exit(code if 'pandas' not in sys.modules else 99)"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
