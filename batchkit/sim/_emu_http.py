@@ -174,6 +174,16 @@ class _Handler(BaseHTTPRequestHandler):
             log.debug("LocalBatch: connection from %s ended: %s", self.client_address, e)
             self.close_connection = True
 
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if self.request_version == "HTTP/0.9":
+            # "GET /path" alone is an HTTP/0.9 request, answered with a bare body and no status:
+            # no AWS client speaks it, so it is refused like any other malformed request line.
+            self.send_error(400, "HTTP/0.9 requests are not supported: send METHOD PATH HTTP/1.1")
+            return False
+        return True
+
     def do_GET(self) -> None:
         self._handle("GET")
 
