@@ -583,3 +583,35 @@ def test_queues_of_the_trace_and_the_config_together(tmp_path: Path) -> None:
     assert run.queues == ["spot-q", "big-q"]  # CALL has not finished: only the config names its queue
     assert run.queue_sources == {"spot-q": "trace (queue column)", "big-q": run.queue_sources["big-q"]}
     assert run.queue_sources["big-q"].startswith(str(tmp_path / "nextflow.config"))
+
+
+def test_other_runs_are_read_by_the_one_reader_with_bounded_memory(tmp_path: Path) -> None:
+    """Other launches' logs are streamed (21.x 'Flow starting' trace line too); a sparse history is cut."""
+    other = [
+        ln("Jun-01 08:00:00.000", "$> nextflow run main.nf", logger="nextflow.cli.Launcher"),
+        ln("Jun-01 08:00:00.100", "Session uuid: 11111111-0000-4000-8000-000000000001"),
+        ln("Jun-01 08:00:00.200", "Run name: old_turing"),
+        *aws_submit("Jun-01 08:01:00.000", "ALIGN (s9)", JOB_C, WD_C, "4a/ad0123"),
+    ]
+    write(tmp_path / ".nextflow.log.1", other)
+    write(tmp_path / ".nextflow.log", [*head(), *aws_submit("Jun-02 09:01:00.000", "ALIGN (s1)", JOB_A, WD_A, "2e/8b0123")])
+    history = tmp_path / ".nextflow" / "history"
+    history.parent.mkdir()
+    with history.open("wb") as fh:
+        fh.write(b"2025-06-01 08:00:00\t1m\told_turing\tOK\tabc\t11111111-0000-4000-8000-000000000001\tnextflow run\n")
+        fh.truncate(64 << 20)  # then 64 MiB of zeros
+    run = NextflowRun.from_dir(tmp_path, tz="UTC", year=2025)
+    olds = [o for o in run.other_runs if o.name == "old_turing"]
+    assert olds and olds[0].job_ids == frozenset({JOB_C}) and olds[0].hashes == frozenset({"4a/ad0123"})
+    assert list(run.tasks[TaskCol.NATIVE_ID]) == [JOB_A]
+
+
+def test_named_traces_knows_the_21_x_wording() -> None:
+    from batchkit.nextflow.run import named_traces
+
+    text = "\n".join([
+        ln("Jul-13 15:12:40.926", "$> nextflow run main.nf -with-trace t1.txt", logger="nextflow.cli.Launcher"),
+        ln("Jul-13 15:13:03.681", "Flow starting -- trace file: /x/results/pipeline_info/execution_trace_2022-07-13_15-12-57.txt",
+           logger="nextflow.trace.TraceFileObserver"),
+    ])  # fmt: skip
+    assert named_traces(text) == ["t1.txt", "/x/results/pipeline_info/execution_trace_2022-07-13_15-12-57.txt"]

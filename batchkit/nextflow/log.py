@@ -280,10 +280,28 @@ class LogScan:
     submitted_after_abort: list[tuple[int, str]] = field(default_factory=list)
     #: per task hash: the facts gathered so far (a dict of TaskCol -> value; times as _When).
     tasks: dict[str, dict[str, object]] = field(default_factory=dict)
+    #: hashes of "[ab/cdef12] Submitted process" / "Re-submitted process" lines (not cached).
+    submitted_hashes: set[str] = field(default_factory=set)
+    #: job ids of every cloud Batch submit line ("[AWS BATCH] … submitted > job=<id>"), in order.
+    cloud_job_ids: list[str] = field(default_factory=list)
 
     @property
     def used_aws_batch(self) -> bool:
         return "awsbatch" in self.executors
+
+    def named_traces(self) -> list[str]:
+        """Trace paths the log names: ``-with-trace FILE`` on the command line, then the
+        TraceFileObserver line (``Workflow started -- trace file:``; 21.x ``Flow starting``)."""
+        names: list[str] = []
+        args = (self.command or "").split()
+        for i, arg in enumerate(args):
+            if arg == "-with-trace" and i + 1 < len(args) and not args[i + 1].startswith("-"):
+                names.append(args[i + 1])
+            elif arg.startswith("-with-trace="):
+                names.append(arg.split("=", 1)[1])
+        if self.trace_file:
+            names.append(self.trace_file)
+        return list(dict.fromkeys(n.strip("'\"") for n in names if n.strip("'\"")))
 
 
 def read_log(
@@ -322,6 +340,18 @@ def scan_log_file(path: PathLike) -> LogScan:
             raise NextflowReadError(_not_a_log_message(text[:50]), path=str(p), line=1)
         fh.seek(0)
         return scan_log_lines((raw.decode("utf-8", errors="replace") for raw in fmt.bounded_lines(fh)), path=str(p))
+
+
+def scan_log_head(path: PathLike, max_bytes: int = 1 << 20) -> LogScan:
+    """The facts of a log's first ``max_bytes`` (command line, trace file: written in the
+    first seconds of a launch); an empty scan when it is no log or cannot be read."""
+    p = Path(path)
+    try:
+        with fmt.open_regular(p, "log file") as fh:
+            head = fh.read(max_bytes)
+    except NextflowReadError:
+        return LogScan(path=str(p))
+    return scan_log_lines(head.decode("utf-8", errors="replace").splitlines(), path=str(p), require_log=False)
 
 
 def parse_log_text(text: str, *, path: str = "<log>") -> LogScan:
@@ -482,9 +512,12 @@ class _Scanner:
             if kind != "Cached":
                 row[TaskCol.ATTEMPT] = self.attempts[name]
                 row.setdefault(TaskCol.SUBMIT, when)
+                facts.submitted_hashes.add(short)
         elif (m := _CLOUD_SUBMIT_RE.match(msg) or _GRID_SUBMIT_RE.match(msg)) is not None:
             executor, name, job_id, workdir = m.groups()
             self._executor(_CLOUD_EXECUTORS.get(executor, executor))
+            if executor in _CLOUD_EXECUTORS:
+                facts.cloud_job_ids.append(job_id)
             if facts.abort_line is not None and executor == "AWS BATCH":
                 facts.submitted_after_abort.append((number, job_id))
             short = fmt.hash_of_workdir(workdir)

@@ -42,7 +42,14 @@ import pandas as pd
 from batchkit._nfconfig import NfConfig, aws_region, process_executors, process_queues, run_config
 from batchkit.errors import NextflowReadError
 from batchkit.nextflow import _formats as fmt
-from batchkit.nextflow.log import LogInfo, read_log
+from batchkit.nextflow.log import (
+    LogInfo,
+    LogScan,
+    read_log,
+    scan_log_file,
+    scan_log_head,
+    scan_log_lines,
+)
 from batchkit.nextflow.trace import merge_trace_frames, read_trace, task_key
 from batchkit.nextflow.weblog import WeblogReceiver
 from batchkit.reconcile import OtherRun
@@ -411,31 +418,17 @@ def _same_run_traces(frames: Sequence[pd.DataFrame], newest: int | None = None) 
     return sorted(chosen)
 
 
-#: The log's own record of the trace it writes: the command line, then TraceFileObserver.
-_CMDLINE_RE: Final = re.compile(r"nextflow\.cli\.Launcher - \$> (.*)$", re.MULTILINE)
-_WITH_TRACE_RE: Final = re.compile(r"(?:^|\s)-with-trace(?:\s+|=)(?!-)(\S+)")
-_TRACE_LINE_RE: Final = re.compile(r"TraceFileObserver - Workflow started -- trace file: (\S+)", re.MULTILINE)
-_SUBMITTED_HASH_RE: Final = re.compile(r"\] INFO\s+nextflow\.Session - \[([0-9a-f]{2}/[0-9a-f]{6})\] (?:Re-)?[Ss]ubmitted process > ")
-#: Both lines come within the first seconds of a launch: the head of the log suffices.
-_LOG_HEAD_BYTES: Final = 1 << 20
-
-
-def _log_head(path: Path) -> str:
-    try:
-        with path.open("rb") as fh:
-            return fh.read(_LOG_HEAD_BYTES).decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
 def named_traces(log_text: str) -> list[str]:
     """Trace paths a log names: ``-with-trace FILE`` on its ``$>`` command line and the
-    path in TraceFileObserver's ``Workflow started -- trace file:`` line (pure)."""
-    names: list[str] = []
-    for line in _CMDLINE_RE.findall(log_text)[:1]:
-        names += _WITH_TRACE_RE.findall(line)
-    names += _TRACE_LINE_RE.findall(log_text)
-    return list(dict.fromkeys(n.strip("'\"") for n in names))
+    path in TraceFileObserver's ``trace file:`` line (pure; read by the one log reader)."""
+    return scan_log_lines(log_text.splitlines(), require_log=False).named_traces()
+
+
+def _full_scan(path: Path) -> LogScan:
+    try:
+        return scan_log_file(path)
+    except NextflowReadError:  # not a log after all: it records nothing
+        return LogScan(path=str(path))
 
 
 def _choose_traces(
@@ -446,7 +439,7 @@ def _choose_traces(
         return []
     if log_list:
         newest_log = min(log_list, key=lambda p: _rotation(p.name))  # .nextflow.log is the newest
-        names = named_traces(_log_head(newest_log))
+        names = scan_log_head(newest_log).named_traces()
         if names:
             wanted = set()
             for name in names:
@@ -459,11 +452,7 @@ def _choose_traces(
                 return []  # the log's trace is not here: another run's trace must not stand in
             return sorted({j for i in hits for j in _same_run_traces(frames, i)})
         # No trace named: only traces sharing a task hash this session submitted.
-        try:
-            text = newest_log.read_text("utf-8", errors="replace")
-        except OSError:
-            text = ""
-        submitted = set(_SUBMITTED_HASH_RE.findall(text))
+        submitted = _full_scan(newest_log).submitted_hashes
         own = [i for i, f in enumerate(frames) if _hashes(f) & submitted]
         return sorted({j for i in own[-1:] for j in _same_run_traces(frames, i)})
     # No log: the newest trace with rows (a header-only trace, e.g. from `trace.file` in a
@@ -476,12 +465,6 @@ def _rotation(name: str) -> int:
     """``.nextflow.log`` -> 0, ``.nextflow.log.2`` -> 2."""
     suffix = name.rpartition(".nextflow.log")[2].lstrip(".")
     return int(suffix) if suffix.isdigit() else 0
-
-
-_RUN_NAME_LINE_RE: Final = re.compile(r"nextflow\.Session - Run name: (\S+)")
-_LAUNCHING_LINE_RE: Final = re.compile(r"Launching `[^`]*` \[([^\]]+)\]")
-_SESSION_LINE_RE: Final = re.compile(r"Session (?:UUID|uuid): (\S+)")
-_JOB_LINE_RE: Final = re.compile(r"\[(?:AWS|GOOGLE) BATCH\] (?:Process `.+?` )?submitted > job=([^;\s]+);")
 
 
 def other_runs_of(launch_dir: str | None, log_info: LogInfo | None, *, name: str | None) -> list[OtherRun]:
@@ -501,33 +484,41 @@ def other_runs_of(launch_dir: str | None, log_info: LogInfo | None, *, name: str
     for path in sorted(folder.glob(".nextflow.log*")):
         if not _LOG_NAME_RE.match(path.name) or not path.is_file() or str(path.resolve()) in mine:
             continue
-        try:
-            text = path.read_text("utf-8", errors="replace")
-        except OSError:
-            continue
-        named = _RUN_NAME_LINE_RE.search(text) or _LAUNCHING_LINE_RE.search(text)
-        other = named.group(1) if named else None
+        scan = _full_scan(path)  # streamed by the one log reader: bounded memory
+        other = scan.run_name
         if other is not None and other == name:
             continue
-        session = _SESSION_LINE_RE.search(text)
         found[other or path.name] = OtherRun(
             name=other,
-            session_id=session.group(1) if session else None,
+            session_id=scan.session_id,
             source=path.name,
-            job_ids=frozenset(_JOB_LINE_RE.findall(text)),
-            hashes=frozenset(_SUBMITTED_HASH_RE.findall(text)),
+            job_ids=frozenset(scan.cloud_job_ids),
+            hashes=frozenset(scan.submitted_hashes),
         )
     history = folder / ".nextflow" / "history"
-    try:
-        lines = history.read_text("utf-8", errors="replace").splitlines() if history.is_file() else []
-    except OSError:
-        lines = []
-    for line in lines:
+    for line in _history_lines(history):
         parts = line.split("\t")
         if len(parts) >= 6 and parts[2] and parts[2] != name and parts[2] not in found:
             found[parts[2]] = OtherRun(name=parts[2], session_id=parts[5] or None, source=".nextflow/history")
     return list(found.values())
 
+
+
+def _history_lines(path: Path, limit: int = 100_000) -> list[str]:
+    """``.nextflow/history``'s lines, streamed and bounded (one line per run; a damaged or
+    sparse file costs at most ``limit`` cut lines, never its size)."""
+    if not path.is_file():
+        return []
+    try:
+        with fmt.open_regular(path, "history file") as fh:
+            lines = []
+            for raw in fmt.bounded_lines(fh, 64 * 1024):
+                lines.append(raw.decode("utf-8", errors="replace"))
+                if len(lines) >= limit:
+                    break
+            return lines
+    except NextflowReadError:
+        return []
 
 
 def _hashes(frame: pd.DataFrame) -> set[str]:
