@@ -15,13 +15,14 @@ import logging
 import re
 import socket
 import struct
+import sys
 import threading
 import uuid
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from ._emu_model import client_error
 
@@ -53,7 +54,7 @@ class Answer:
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
-    drop: str | None = None  # "close": FIN without an answer; "reset": TCP RST
+    drop: Literal["close", "reset"] | None = None  # "close": FIN without an answer; "reset": TCP RST
 
     @classmethod
     def error(cls, status: int, code: str, message: str) -> Answer:
@@ -149,8 +150,6 @@ class EmulatorServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that goes away mid-answer is normal (a timeout, Ctrl-C): no traceback.
-        import sys
-
         exc = sys.exc_info()[1]
         if isinstance(exc, ConnectionError | TimeoutError):
             log.debug("LocalBatch: client %s went away: %s", client_address, exc)
