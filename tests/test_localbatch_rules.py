@@ -359,3 +359,18 @@ def test_deregistered_job_definition_revisions_are_inactive(lb: LocalBatch, batc
     assert job["jobDefinition"].endswith(":1")  # the latest ACTIVE revision
     batch.deregister_job_definition(jobDefinition="nf-demo:1")
     assert "ACTIVE status" in refused(batch.submit_job, jobName="x", jobQueue="q", jobDefinition="nf-demo")
+
+
+def test_cancelling_a_job_waiting_for_dependencies_takes_effect_when_they_complete(lb: LocalBatch, batch: Any) -> None:
+    # CancelJob: "A PENDING job is cancelled after all dependency jobs are completed."
+    first = submit(batch, "first", "sleep 30")
+    second = submit(batch, "second", dependsOn=[{"jobId": first}])
+    lb.advance(10)
+    batch.cancel_job(jobId=second, reason="not needed")
+    lb.advance(10)
+    assert [j["status"] for j in describe(batch, first, second)] == ["RUNNING", "PENDING"]
+    lb.advance(20)  # first ends at 33 s
+    first_job, second_job = describe(batch, first, second)
+    assert first_job["status"] == "SUCCEEDED"
+    assert (second_job["status"], second_job["statusReason"], second_job["isCancelled"]) == ("FAILED", "not needed", True)
+    assert second_job["attempts"] == []

@@ -193,6 +193,14 @@ class Scheduler:
         dependsOn: "A job can depend upon a maximum of 20 jobs"; a job waits in PENDING
         for them (JobDetail.status docs) and fails when one of them fails.
         """
+        if job.cancel_reason is not None and job.array_size is None:
+            # CancelJob: "A PENDING job is cancelled after all dependency jobs are completed."
+            if all(d.status in TERMINAL for d in job.depends_on):
+                job.is_cancelled = True
+                self._finish(job, "FAILED", job.cancel_reason, t)
+            else:
+                job.held = True
+            return
         if any(d.status == "FAILED" for d in job.depends_on):
             self._finish(job, "FAILED", DEPENDENCY_FAILED, t)
             return
@@ -203,7 +211,7 @@ class Scheduler:
         self._make_runnable(job, t)
 
     def _notify_dependents(self, job: Job, t: float) -> None:
-        for dep in job.dependents:
+        for dep in list(job.dependents):
             if dep.held and dep.status == "PENDING":
                 self._leave_pending(dep, t)
 
@@ -456,6 +464,12 @@ class Scheduler:
             job.cancel_reason = reason
             for child in job.children:
                 self.cancel(child, reason, t)
+            return
+        if job.status in ("SUBMITTED", "PENDING") and any(d.status not in TERMINAL for d in job.depends_on):
+            # "A PENDING job is cancelled after all dependency jobs are completed. Therefore, it
+            # might take longer than expected to cancel a job in PENDING status." (CancelJob)
+            if job.cancel_reason is None:
+                job.cancel_reason = reason
             return
         job.is_cancelled = True
         self._finish(job, "FAILED", reason, t)
