@@ -27,6 +27,8 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -77,11 +79,39 @@ def parse_nextflow_version(text: str) -> tuple[int, int, int] | None:
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 
+#: A weblog token as batchkit writes it into Groovy: USER:PASSWORD from a plain alphabet, so
+#: no quote, backslash, `$` or newline can end the string and inject code into the config
+#: Nextflow runs (issue #16).
+_TOKEN_RE = re.compile(r"[A-Za-z0-9._~-]{1,64}:[A-Za-z0-9._~-]{8,256}")
+_URL_SAFE_RE = re.compile(r"https?://[A-Za-z0-9.\[\]:_-]+/[A-Za-z0-9._~/-]*")
+
+
+def new_weblog_token() -> str:
+    """A random ``USER:PASSWORD`` for the weblog receiver (secrets: 192 random bits)."""
+    return f"batchkit:{secrets.token_urlsafe(24)}"
+
+
+def check_weblog_token(token: str) -> str:
+    """``token`` if it is a plain ``USER:PASSWORD``; else one clear InputError."""
+    if not _TOKEN_RE.fullmatch(token):
+        raise InputError(
+            "weblog token must be USER:PASSWORD of letters, digits and . _ ~ - "
+            "(8+ characters after the colon; no quotes, spaces or $)"
+        )
+    return token
+
+
 def weblog_config(url: str, token: str | None = None) -> str:
-    """The nf-weblog plugin config (Nextflow >= 25.04) that sends events to ``url``."""
+    """The nf-weblog plugin config (Nextflow >= 25.04) that sends events to ``url``.
+
+    Both values land inside Groovy string literals: each is checked against a plain
+    alphabet first, never escaped after the fact.
+    """
+    if not _URL_SAFE_RE.fullmatch(url):
+        raise InputError(f"weblog URL {url!r} is not a plain http://HOST:PORT/ URL")
     lines = ["plugins {", "    id 'nf-weblog'", "}", "weblog {", "    enabled = true", f"    url = '{url}'"]
     if token:
-        lines.append(f"    basicToken = '{token}'")
+        lines.append(f"    basicToken = '{check_weblog_token(token)}'")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -450,11 +480,23 @@ def launch_nextflow(
     name = run_name or _random_run_name()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     trace_file = folder / f"trace-{stamp}.txt"
-    receiver = WeblogReceiver(token=weblog_token).start()
-    config_file: str | None = None
+    token = check_weblog_token(weblog_token) if weblog_token is not None else new_weblog_token()
     version: tuple[int, int, int] | None = None
+    if not simulated:
+        assert found is not None
+        version = _nextflow_version(found)
+    # Every POST must carry the token, so nobody else on this machine can put a job into
+    # the run's records (issue #15). The stand-in gets it in its environment, nf-weblog
+    # (Nextflow >= 25.04) in a 0600 config file; the older -with-weblog flag has no way to
+    # send one, so that receiver takes POSTs without it (still only of the run's session).
+    plugin = not simulated and version is not None and version[:2] >= WEBLOG_PLUGIN_SINCE
+    receiver = WeblogReceiver(token=token if simulated or plugin else None).start()
+    config_file: str | None = None
     child_env = dict(env or {})
     if simulated:
+        from batchkit.sim.nextflow import WEBLOG_TOKEN_ENV
+
+        child_env[WEBLOG_TOKEN_ENV] = token
         executable = [sys.executable, "-m", "batchkit.sim.nextflow"]
         extra = list(extra_args)
         if queue:
@@ -465,11 +507,10 @@ def launch_nextflow(
     else:
         assert found is not None
         executable = [found]
-        version = _nextflow_version(found)
-        if version is not None and version[:2] >= WEBLOG_PLUGIN_SINCE:
+        if plugin:
             config_path = folder / ".batchkit" / "weblog.config"
             config_path.parent.mkdir(exist_ok=True)
-            config_path.write_text(weblog_config(receiver.url, weblog_token))
+            write_private(config_path, weblog_config(receiver.url, token))
             config_file = str(config_path)
         extra = list(extra_args)
         if endpoint_url:
@@ -502,6 +543,16 @@ def launch_nextflow(
     except OSError as exc:
         receiver.stop()
         raise BatchkitError(f"could not start {command[0]}: {exc}") from exc
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (0600), even if it existed wider."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a file that already existed
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
 
 
 def _nextflow_version(executable: str) -> tuple[int, int, int] | None:
@@ -615,7 +666,9 @@ class Watchdog:
         active = killable = 0
         if len(frame) and JobCol.STATUS in frame:
             is_active = frame[JobCol.STATUS].isin(list(JOB_ACTIVE)).fillna(False)
-            in_scope = frame[RecCol.IN_SCOPE_BY].fillna("").ne("")
+            # Only jobs proven the run's (recorded and agreeing, or by submitted hash): a
+            # neighbour in the same work dir is not this run's to alert on (issue #15).
+            in_scope = frame[RecCol.IN_SCOPE_BY].isin(["native_id", "hash"]).fillna(False)
             active = int((is_active & in_scope).sum())
             killable = int(frame[RecCol.KILLABLE].fillna(False).astype(bool).sum())
         alert = assess(

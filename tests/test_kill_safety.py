@@ -469,3 +469,98 @@ def test_random_worlds_plan_only_true_orphans_and_every_proven_one(data: st.Data
             if status in JOB_ACTIVE and (ended or row[TaskCol.STATUS] in ("COMPLETED", "ABORTED")):
                 expected.add(job)
         assert expected <= plan, (r, expected - plan)
+
+
+# --- the weblog wiring: a token nobody else has, kept private ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["u:p'; System.exit(3); '", "u:pass word12", "u:${System.exit(3)}x", "u:ab\ncd12345678", "nocolon12345", "u:short"],
+)
+def test_a_weblog_token_cannot_inject_groovy(token: str) -> None:
+    from batchkit.errors import InputError
+    from batchkit.launcher import weblog_config
+
+    with pytest.raises(InputError, match="weblog token"):
+        weblog_config("http://127.0.0.1:5/", token)
+    with pytest.raises(InputError, match="weblog URL"):
+        weblog_config("http://127.0.0.1:5/'; System.exit(3); '", "nf:s3cret-token")
+
+
+def test_the_weblog_config_is_private_and_the_token_random(tmp_path: Path) -> None:
+    import stat
+
+    from batchkit.launcher import new_weblog_token, weblog_config, write_private
+
+    token = new_weblog_token()
+    assert token != new_weblog_token() and len(token.partition(":")[2]) >= 32
+    path = tmp_path / "weblog.config"
+    path.write_text("old")
+    path.chmod(0o644)  # an existing, wider file is narrowed too
+    write_private(path, weblog_config("http://127.0.0.1:5/", token))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert f"basicToken = '{token}'" in path.read_text()
+
+
+def test_the_receiver_needs_a_token_beyond_loopback() -> None:
+    with pytest.raises(ValueError, match="token"):
+        WeblogReceiver(host="0.0.0.0", allow_remote=True)
+
+
+@pytest.mark.slow
+def test_an_armed_watchdog_kills_only_its_runs_jobs_beside_a_relaunch(tmp_path: Path) -> None:
+    """The victim is killed -9; the user relaunches the same pipeline on the same queue and
+    work dir (run B, alive). The armed watchdog kills the victim's jobs and none of B's.
+    Both runs talk to their receivers with the random token launch_nextflow made."""
+    import time as _time
+
+    from batchkit.launcher import launch_nextflow
+
+    def recorded(launch: Any) -> set[str]:
+        tasks = launch.weblog.tasks()
+        return set(tasks[TaskCol.NATIVE_ID].dropna()) if len(tasks) else set()
+
+    def wait(predicate: Any, what: str, timeout: float = 90.0) -> None:
+        deadline = _time.monotonic() + timeout
+        while _time.monotonic() < deadline:
+            if predicate():
+                return
+            _time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    with LocalBatch(speed=20.0) as batch:
+        batch.create_environment("demo-queue", vcpus=512)
+        client = BatchClient(client=batch.client(), rate=200.0)
+        sim = ["-n-tasks", "8", "-poll-interval", "5"]
+        victim = launch_nextflow("main.nf", tmp_path / "victim", client=client, queue="demo-queue",
+                                 endpoint_url=batch.endpoint_url, simulated=True, sim_args=sim)
+        relaunch = None
+        try:
+            assert victim.weblog.token and victim.weblog.token.startswith("batchkit:")
+            # The same pipeline again, same queue and work dir: another session, so other
+            # task hashes (the simulator's -seed stands in for the session id in the hash).
+            relaunch = launch_nextflow("main.nf", tmp_path / "relaunch", client=client, queue="demo-queue",
+                                       endpoint_url=batch.endpoint_url, simulated=True, sim_args=[*sim, "-seed", "7"])
+            wait(lambda: len(recorded(victim)) >= 2 and len(recorded(relaunch)) >= 2, "both runs' submissions")
+            victim.kill_process()
+            theirs = recorded(relaunch)
+            mine = recorded(victim)
+            watchdog = victim.watch(silent_after=3600, interval=3600)
+            watchdog.arm()
+            watchdog.check()  # its own loop may have checked (and killed) first: either way
+            wait(lambda: bool(watchdog.kills), "the armed watchdog's kill")
+            assert all(report.ok for report in watchdog.kills)
+            killed = {job.job_id for report in watchdog.kills for job, _, _ in report.outcomes}
+            assert killed and killed <= mine  # only the victim's jobs
+            assert watchdog.alerts[-1].armed
+            theirs = recorded(relaunch)  # everything the relaunch submitted so far
+            after = {j["jobId"]: j for j in batch.jobs()}
+            assert theirs and not any((after[j].get("statusReason") or "").startswith("batchkit") for j in theirs)
+            assert relaunch.returncode is None  # still running, untouched
+        finally:
+            for launch in (victim, relaunch):
+                if launch is not None:
+                    if launch.returncode is None:
+                        launch.kill_process()
+                    launch.close()

@@ -46,10 +46,10 @@ def test_weblog_wiring_follows_the_version() -> None:
 
 
 def test_weblog_config_text() -> None:
-    text = weblog_config("http://127.0.0.1:5/", "s3cret")
+    text = weblog_config("http://127.0.0.1:5/", "nf:s3cret-token")
     assert "id 'nf-weblog'" in text
     assert "url = 'http://127.0.0.1:5/'" in text
-    assert "basicToken = 's3cret'" in text
+    assert "basicToken = 'nf:s3cret-token'" in text
     assert "basicToken" not in weblog_config("http://127.0.0.1:5/")
 
 

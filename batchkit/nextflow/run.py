@@ -252,6 +252,11 @@ def _assemble(
     year_ref = reference if reference is not None else _year_reference(trace_frame, trace_list, weblog)
     log_info = read_log(log_list, tz=tz, year=year, reference_time=year_ref) if log_list else None
     weblog_tasks = weblog.tasks() if weblog is not None else None
+    log_session = log_info.session_id if log_info is not None else None
+    if weblog is not None and log_session and weblog.run_id and weblog.run_id != log_session:
+        # The receiver heard another session than the log's: none of its tasks are this
+        # run's records (a forged POST, or another run given the same URL; issue #15).
+        weblog_tasks = None
     tasks = merge_tasks(trace_frame, log_info.tasks if log_info else None, weblog_tasks)
     state, cause, abort_time, end_time = run_state(
         log_info, weblog, trace_frame if trace_frame is not None else None

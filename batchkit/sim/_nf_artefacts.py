@@ -13,6 +13,7 @@ and a hard crash loses nothing already written.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import urllib.error
@@ -108,8 +109,12 @@ class TraceWriter:
 class Weblog:
     """Sends WebLogObserver's messages: ``{runName, runId, event, utcTime, trace|metadata}``."""
 
-    def __init__(self, url: str | None, *, run_name: str, run_id: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str | None, *, run_name: str, run_id: str, timeout: float = 5.0, token: str | None = None
+    ) -> None:
         self.url = url
+        #: ``USER:PASSWORD`` sent as HTTP Basic auth, as nf-weblog does with ``weblog.basicToken``
+        self.token = token
         self.run_name = run_name
         self.run_id = run_id
         self.timeout = timeout
@@ -138,9 +143,10 @@ class Weblog:
         if not self.url:
             return None
         data = json.dumps(self.message(event, epoch, trace=trace, metadata=metadata)).encode()
-        req = urllib.request.Request(
-            self.url, data=data, method="POST", headers={"Content-Type": "application/json"}
-        )
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = "Basic " + base64.b64encode(self.token.encode()).decode()
+        req = urllib.request.Request(self.url, data=data, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 status = int(resp.status)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import os
 import re
 import sys
 import tempfile
@@ -111,6 +112,8 @@ _WORKDIR_IN_COMMAND: Final = re.compile(r"(\S+/[0-9a-f]{2}/[0-9a-f]{30})/\.comma
 
 _TM: Final = "Task monitor"
 _TS: Final = "Task submitter"
+#: Environment variable the simulated Nextflow reads its weblog Basic token from.
+WEBLOG_TOKEN_ENV: Final = "BATCHKIT_WEBLOG_TOKEN"
 _MAIN: Final = "main"
 _REAPER: Final = "AWSBatch-reaper"
 _L_SESSION: Final = "nextflow.Session"
@@ -325,7 +328,11 @@ class SimulatedNextflow:
         self._killed: set[str] = set()
         self._log: LogWriter | None = None
         self._trace: TraceWriter | None = None
-        self._weblog = Weblog(weblog_url, run_name=self.run_name, run_id=self.session_id)
+        # The launcher hands the weblog token over in the environment, never on the command
+        # line (where `ps` shows it) — the stand-in for nf-weblog's weblog.basicToken.
+        self._weblog = Weblog(
+            weblog_url, run_name=self.run_name, run_id=self.session_id, token=os.environ.get(WEBLOG_TOKEN_ENV)
+        )
         self._workdirs = WorkdirWriter(s3, self.work_dir, threads=4) if s3 is not None else None
 
     # --- planning --------------------------------------------------------------------
