@@ -374,3 +374,15 @@ def test_cancelling_a_job_waiting_for_dependencies_takes_effect_when_they_comple
     assert first_job["status"] == "SUCCEEDED"
     assert (second_job["status"], second_job["statusReason"], second_job["isCancelled"]) == ("FAILED", "not needed", True)
     assert second_job["attempts"] == []
+
+
+def test_a_simulated_nextflow_driving_a_wall_clock_serve_keeps_the_wall_clock() -> None:
+    """`batchkit sim run` against `batchkit sim serve --speed N` reads the emulator's clock
+    through /_admin/clock: its own timestamps must stay on the wall clock too."""
+    from batchkit.sim._nf_control import AdminControl
+
+    with LocalBatch(speed=50.0, wall_timestamps=True) as fast:
+        control = AdminControl(fast.endpoint_url)
+        time.sleep(0.3)  # real time: 15 s of work at x50, but the clocks stay on the wall
+        assert abs(control.now() - time.time()) < 0.5
+        assert abs(control.now() - fast.clock.now()) < 0.5

@@ -84,6 +84,9 @@ class AdminControl:
         info = self._call("GET", "clock")
         self.manual = bool(info["manual"])
         self.speed = float(info["speed"])
+        # A served emulator with wall-clock timestamps (`batchkit sim serve`) runs its clock at
+        # wall speed and only its durations `speed` times shorter.
+        self._rate = 1.0 if info.get("wall") else self.speed
         self._emu0 = float(info["now"])
         self._mono0 = time.monotonic()
 
@@ -110,7 +113,7 @@ class AdminControl:
     def now(self) -> float:
         if self.manual:
             return float(self._call("GET", "clock")["now"])
-        return self._emu0 + (time.monotonic() - self._mono0) * self.speed
+        return self._emu0 + (time.monotonic() - self._mono0) * self._rate
 
     def sleep(self, seconds: float) -> None:
         if self.manual:

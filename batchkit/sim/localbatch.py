@@ -75,7 +75,7 @@ Admin endpoint, on the same server (JSON in, JSON out; errors are
 
 ==========================================  ===================================================
 ``GET    /_admin/health``                   ``{"ok": true, "now": <emulator epoch s>}``
-``GET    /_admin/clock``                    ``{"now", "manual", "speed"}``
+``GET    /_admin/clock``                    ``{"now", "manual", "speed", "wall"}``
 ``POST   /_admin/clock/advance``            ``{"seconds": 90}`` (manual clock only)
 ``GET    /_admin/faults``                   ``{"rules": [...], "counts": [...]}``
 ``POST   /_admin/faults``                   ``FaultPlan.add`` args: ``{"operation": "DescribeJobs",
@@ -530,7 +530,9 @@ class LocalBatch:
             return {"ok": True, "now": self.clock.now(), "endpoint": self.endpoint_url,
                     "logsEndpoint": self.logs_endpoint}
         if route == ("GET", "clock"):
-            return {"now": self.clock.now(), "manual": self.clock.manual, "speed": self.clock.speed}
+            # "wall": timestamps on the wall clock, durations `speed` times shorter (see EmuClock).
+            return {"now": self.clock.now(), "manual": self.clock.manual, "speed": self.clock.speed,
+                    "wall": self.clock.wall}
         if route == ("POST", "clock") and parts[1:] == ["advance"]:
             self.advance(_finite(body["seconds"], "seconds"))
             return {"now": self.clock.now()}
