@@ -18,7 +18,7 @@ from batchkit.nextflow import NextflowRun
 from batchkit.reconcile import reconcile
 from batchkit.schema import JobCol, RecCol
 from batchkit.sim.nextflow import Incident, replay_incident
-from batchkit.widgets.inspector import HINT, InspectorPanel, attach_inspector, row_key
+from batchkit.widgets.inspector import HINT, InspectorPanel, row_key
 
 XSS = "<script>alert(1)</script>"
 
@@ -137,8 +137,10 @@ def test_a_row_click_on_the_dashboard_opens_the_inspector_below_the_table(world:
     client = BatchClient(endpoint_url=inc.endpoint_url, region=inc.batch.region)
     dash = Dashboard(inc.launch_dir, client=client, queues=[inc.truth.queue], autostart=False)
     try:
-        panel = attach_inspector(dash, endpoint_urls=inc.endpoint_urls)
         dash.refresh()
+        # Dashboard.inspect attaches the panel on first use and opens it on the job.
+        panel = dash.inspect(jid, endpoint_urls=inc.endpoint_urls)
+        assert panel is dash.inspect(jid) and panel.target == jid
         assert dash.figures.children[-1] is panel and dash.figures.get_title(len(dash.figures.children) - 1) == "Inspector"
         # What a click on the row sends from the browser.
         dash.table._message(dash.table, {"select": jid}, [])

@@ -635,6 +635,21 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.figures.children = (*self.figures.children, widget)
         self.figures.set_title(len(self.figures.children) - 1, title)
 
+    def inspect(self, target: str, **attach: Any) -> Any:
+        """Open the inspector below the table on ``target`` (a job id or task name).
+
+        The first call attaches it (``batchkit.widgets.inspector.attach_inspector``; ``attach``
+        goes there, e.g. ``endpoint_urls=incident.endpoint_urls``); from then on a row click
+        opens it too. Returns the panel.
+        """
+        from batchkit.widgets.inspector import attach_inspector
+
+        panel = getattr(self, "inspector", None)
+        if panel is None:
+            panel = self.inspector = attach_inspector(self, **attach)
+        panel.show(target, self._frame)
+        return panel
+
     def show_alert(self, text: str | None) -> None:
         """Show (or with None, clear) an alert above the table, e.g. from the watchdog."""
         self.alert.value = alert_html(text)
