@@ -68,7 +68,13 @@ def build_run(lb: LocalBatch, launch_dir: Path, n: int) -> None:
     """N jobs on LocalBatch and the launch dir of the aborted run that submitted them."""
     lb.create_environment(QUEUE, vcpus=4 * n, job_definition="nf-demo")
     t0 = lb.clock.now()
-    ids = lb.submit_jobs(n, queue=QUEUE, name="ALIGN", command=launch_command(f"{WORK}/00/bench"), vcpus=2)
+    # Each job runs its own task's work dir (<workDir>/ab/<30 hex>, the task hash): the
+    # launcher's work dir is what proves a recorded job is the task's.
+    hashes = [hashlib.md5(str(i).encode()).hexdigest() for i in range(n)]
+    ids = [
+        lb.submit_jobs(1, queue=QUEUE, name="ALIGN", command=launch_command(f"{WORK}/{h[:2]}/{h[2:]}"), vcpus=2)[0]
+        for h in hashes
+    ]
     kinds = []
     for i, job_id in enumerate(ids):
         kind = "done" if i % 10 < 4 else "failed" if i % 10 == 4 else "orphan"
@@ -83,9 +89,13 @@ def build_run(lb: LocalBatch, launch_dir: Path, n: int) -> None:
     log.write(t0, "main", "DEBUG", "nextflow.Session", "Session UUID: 2b1d7c52-2f6a-4a38-9d5f-7f1b2c3d4e5f")
     log.write(t0, "main", "DEBUG", "nextflow.Session", f"Run name: {RUN_NAME}")
     log.write(t0, "main", "DEBUG", "nextflow.Session", f"Work-dir: {WORK} [null]")
-    trace = TraceWriter(launch_dir / "trace-bench.txt", TRACE_DEFAULT_FIELDS)
+    trace_path = launch_dir / "trace-bench.txt"
+    # The run's trace is the one its log names (as Nextflow's TraceFileObserver does).
+    log.write(t0, "main", "DEBUG", "nextflow.trace.TraceFileObserver",
+              f"Workflow started -- trace file: {trace_path}")
+    trace = TraceWriter(trace_path, TRACE_DEFAULT_FIELDS)
     for i, (job_id, kind) in enumerate(zip(ids, kinds, strict=True)):
-        h = hashlib.md5(str(i).encode()).hexdigest()
+        h = hashes[i]
         trace.write({
             "task_id": i + 1, "hash": short_hash(h), "native_id": job_id,
             "name": f"ALIGN (sample_{i:05d})",
@@ -109,7 +119,12 @@ from batchkit.tracker import Refreshed, Tracker
 cfg = json.load(open("bench.json"))
 run = NextflowRun.from_dir(cfg["launch_dir"])
 client = BatchClient(endpoint_url=cfg["endpoint"], region="us-east-1")
-tracker = Tracker(run, client, queues=[cfg["queue"]], interval=3600, reload_run=False)
+from datetime import UTC, datetime
+# The emulator's clock is manual (stopped half an hour after launch): judge from its now,
+# moving on in real time so each refresh has its own time stamp.
+_t0 = time.time()
+emulator_now = lambda: datetime.fromtimestamp(cfg["now"] + time.time() - _t0, tz=UTC)
+tracker = Tracker(run, client, queues=[cfg["queue"]], interval=3600, reload_run=False, clock=emulator_now)
 probe = W.HTML(layout=W.Layout(display="none"))
 probe.add_class("bk-bench-probe")
 stamps = {"before": 0.0, "after": 0.0}
@@ -223,7 +238,8 @@ def measure(url: str, repeat: int) -> dict[str, Any]:
             t = time.time()
             page.click(".bk-next")
             page.wait_for_function(
-                "j => document.querySelector('tr.bk-row').getAttribute('data-job-id') !== j",
+                "j => { const r = document.querySelector('tr.bk-row');"
+                " return r !== null && r.getAttribute('data-job-id') !== j; }",
                 arg=first_row, timeout=30_000,
             )
             flips.append(time.time() - t)
@@ -234,7 +250,8 @@ def measure(url: str, repeat: int) -> dict[str, Any]:
             t = time.time()
             page.click(f".{chip}")
             page.wait_for_function(
-                "v => document.querySelector('tr.bk-row').getAttribute('data-verdict') === v",
+                "v => { const r = document.querySelector('tr.bk-row');"
+                " return r !== null && r.getAttribute('data-verdict') === v; }",
                 arg=want, timeout=30_000,
             )
             filters.append(time.time() - t)
@@ -263,7 +280,7 @@ def main() -> int:
         build_run(lb, launch, args.tasks)
         print(f"built a {args.tasks:,}-task run in {time.perf_counter() - t:.1f} s", flush=True)
         (root / "bench.json").write_text(json.dumps(
-            {"launch_dir": str(launch), "endpoint": lb.endpoint_url, "queue": QUEUE}
+            {"launch_dir": str(launch), "endpoint": lb.endpoint_url, "queue": QUEUE, "now": lb.clock.now()}
         ))
         nb = nbformat.v4.new_notebook()
         nb.cells = [nbformat.v4.new_code_cell(c) for c in NOTEBOOK_CELLS]
