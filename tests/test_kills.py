@@ -201,7 +201,8 @@ def test_two_kill_processes_under_stalls_audit_each_job_once_and_agree(tmp_path:
     root = Path(__file__).resolve().parent.parent
     with replay_incident(launch_dir=tmp_path / "launch", n_tasks=200, seed=5) as inc:
         lb = inc.batch
-        targets = inc.truth.abandoned_job_ids & {j["jobId"] for j in lb.jobs() if j["status"] == "RUNNING"}
+        active = {"SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"}
+        targets = inc.truth.abandoned_job_ids & {j["jobId"] for j in lb.jobs() if j["status"] in active}
         assert len(targets) >= 100
         lb.faults.add("TerminateJobs", "latency", latency=1.0)
         lb.faults.add("TerminateJobs", "latency", latency=0.5, rate=0.5)
