@@ -564,3 +564,35 @@ def test_an_armed_watchdog_kills_only_its_runs_jobs_beside_a_relaunch(tmp_path: 
                     if launch.returncode is None:
                         launch.kill_process()
                     launch.close()
+
+
+def test_without_a_named_trace_only_the_sessions_traces_count_and_the_configs_wins(tmp_path: Path) -> None:
+    """The log names no trace: a trace counts only if it shares a hash this session
+    submitted, and among those the one ``trace.file`` in nextflow.config names."""
+    import os
+
+    (tmp_path / ".nextflow.log").write_text(
+        "Jan-24 12:49:23.194 [main] DEBUG nextflow.cli.Launcher - $> nextflow run main.nf\n"
+        "Jan-24 12:49:23.300 [main] DEBUG nextflow.Session - Session UUID: 11111111-2222-4333-8444-555555555555\n"
+        "Jan-24 12:49:23.301 [main] DEBUG nextflow.Session - Run name: run_a\n"
+        "Jan-24 12:49:30.000 [Task submitter] INFO  nextflow.Session - [ab/cdef12] Submitted process > A (1)\n"
+    )
+    header = "task_id\thash\tnative_id\tname\tstatus\n"
+    files = {
+        "mine-old.txt": header + "1\tab/cdef12\tjob-1\tA (1)\tRUNNING\n",
+        "mine-new.txt": header + "1\tab/cdef12\tjob-1\tA (1)\tCOMPLETED\n",
+        "trace-foreign.txt": header + "1\tff/000001\tjob-x\tB (1)\tRUNNING\n",  # another session's
+        "trace.txt": header,  # header only, newest
+    }
+    for i, (name, text) in enumerate(files.items()):
+        (tmp_path / name).write_text(text)
+        os.utime(tmp_path / name, (1_700_000_000 + i, 1_700_000_000 + i))
+    # Only trace-*.txt, trace.txt and pipeline_info/execution_trace* are looked for: rename.
+    for name in ("mine-old.txt", "mine-new.txt"):
+        (tmp_path / name).rename(tmp_path / f"trace-{name}")
+    run = NextflowRun.from_dir(tmp_path, year=2026)
+    assert [Path(p).name for p in run.trace_paths] == ["trace-mine-old.txt", "trace-mine-new.txt"]
+    (tmp_path / "nextflow.config").write_text("trace {\n    enabled = true\n    file = 'trace-mine-old.txt'\n}\n")
+    run = NextflowRun.from_dir(tmp_path, year=2026)
+    assert [Path(p).name for p in run.trace_paths] == ["trace-mine-old.txt"]
+    assert "job-x" not in set(run.tasks[TaskCol.NATIVE_ID].dropna())

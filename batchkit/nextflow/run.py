@@ -39,7 +39,14 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import pandas as pd
 
-from batchkit._nfconfig import NfConfig, aws_region, process_executors, process_queues, run_config
+from batchkit._nfconfig import (
+    NfConfig,
+    aws_region,
+    process_executors,
+    process_queues,
+    run_config,
+    trace_file,
+)
 from batchkit.errors import NextflowReadError
 from batchkit.nextflow import _formats as fmt
 from batchkit.nextflow.log import (
@@ -436,6 +443,19 @@ def _full_scan(path: Path) -> LogScan:
         return LogScan(path=str(path))
 
 
+def _config_trace(folder: Path) -> list[str]:
+    """``trace.file`` of the launch dir's ``nextflow.config`` (enabled, literal), if any.
+
+    Asked only when the log's head names no trace (TraceFileObserver logs the path
+    whenever a trace is written, whatever enabled it).
+    """
+    try:
+        name = trace_file(run_config(folder, home=False))
+    except Exception:  # an unreadable config only means no name from it
+        return []
+    return [name] if name else []
+
+
 def _choose_traces(
     folder: Path, candidates: Sequence[Path], frames: Sequence[pd.DataFrame], log_list: Sequence[Path]
 ) -> list[int]:
@@ -459,7 +479,10 @@ def _choose_traces(
         # No trace named: only traces sharing a task hash this session submitted.
         submitted = _full_scan(newest_log).submitted_hashes
         own = [i for i, f in enumerate(frames) if _hashes(f) & submitted]
-        return sorted({j for i in own[-1:] for j in _same_run_traces(frames, i)})
+        # Among those, the one `trace.file` in the launch dir's config names, if any.
+        configured = {Path(name).name for name in _config_trace(folder)}
+        preferred = [i for i in own if candidates[i].name in configured] or own
+        return sorted({j for i in preferred[-1:] for j in _same_run_traces(frames, i)})
     # No log: the newest trace with rows (a header-only trace, e.g. from `trace.file` in a
     # config, never wins over one with rows).
     with_rows = [i for i, f in enumerate(frames) if len(f)]
