@@ -431,3 +431,18 @@ def test_a_store_that_ignores_range_is_not_read_whole(incident: Incident, parts:
     tail = readers.s3.tail("s3://batchkit-demo/work/zz/norange/.command.log", max_bytes=100)
     assert tail.exists and tail.size == 5000 and tail.text == ""
     assert tail.error is not None and "ignored the Range header" in tail.error
+
+
+def test_a_job_no_task_claims_is_inspected_through_the_work_dir_in_its_command(
+    incident: Incident, parts: tuple[BatchClient, AwsReaders]
+) -> None:
+    from batchkit.sim._nf_format import launch_command
+
+    batch, readers = parts
+    wd = f"{incident.truth.work_dir}/ff/{'0' * 30}"
+    WorkdirWriter(readers.s3.client, incident.truth.work_dir).staged(wd, name="LOST (1)", process="LOST", tag="1")
+    (jid,) = incident.batch.submit_jobs(1, queue=incident.truth.queue, name="LOST_1", command=launch_command(wd))
+    insp = inspect(jid, run=incident.launch_dir, batch=batch, readers=readers)
+    assert insp.task is None and insp.job_id == jid and insp.workdir == wd
+    assert "lost.sh 1" in insp.files[".command.sh"].text
+    assert any("no task of run" in p for p in insp.problems)
