@@ -179,9 +179,10 @@ def _register_demo(sub: SubParsers) -> None:
     p.add_argument("--headless", action="store_true", help="print instead of opening JupyterLab")
     p.add_argument(
         "--tasks",
-        type=cli_args.whole(1, 100_000),
+        # The replayed pipeline has three processes, one task each at least.
+        type=cli_args.whole(3, 100_000),
         default=40,
-        help="tasks in the replayed run, 1-100000 (default 40)",
+        help="tasks in the replayed run, 3-100000 (default 40)",
     )
     p.add_argument("--seed", type=cli_args.whole(0, 2**63 - 1), default=0)
     p.add_argument(

@@ -1163,7 +1163,8 @@ def register_cli(sub: SubParsers) -> None:
                      help=f"one of {', '.join(BEHAVIORS)} (default healthy)")  # fmt: skip
     run.add_argument("-queue", dest="queue", default="demo-queue")
     run.add_argument("-job-definition", dest="job_definition", default="nf-demo")
-    run.add_argument("-n-tasks", dest="n_tasks", type=cli_args.whole(1, 100_000), default=12)
+    run.add_argument("-n-tasks", dest="n_tasks", type=cli_args.whole(3, 100_000), default=12,
+                     help="tasks of the synthetic pipeline, 3-100000: one per process at least (default 12)")
     run.add_argument("-seed", dest="seed", type=cli_args.whole(0, 2**63 - 1), default=0)
     run.add_argument("-poll-interval", dest="poll_interval", type=cli_args.number(0, 86400.0, above=True), default=5.0)
     run.add_argument("-nf-version", dest="nf_version", help="Nextflow version to imitate")
