@@ -596,3 +596,44 @@ def test_without_a_named_trace_only_the_sessions_traces_count_and_the_configs_wi
     run = NextflowRun.from_dir(tmp_path, year=2026)
     assert [Path(p).name for p in run.trace_paths] == ["trace-mine-old.txt"]
     assert "job-x" not in set(run.tasks[TaskCol.NATIVE_ID].dropna())
+
+
+def test_a_weblog_claim_the_log_contradicts_is_no_proof() -> None:
+    """The weblog (right session, right token) names job X for task ab/cdef12; the log's
+    submit line names job Y for that task. X is contradicted: never proof, even when X
+    runs the task's launcher on the run's queue within its lifetime."""
+    from batchkit.nextflow.run import record_evidence
+
+    def frame(rows: list[dict[str, Any]], source: str) -> pd.DataFrame:
+        out = pd.DataFrame({c: [r.get(c) for r in rows] for c in TASK_COLUMNS}).astype(TASK_DTYPES)
+        out[TaskCol.SOURCE] = source
+        return out
+
+    wd = f"{WORK}/ab/cdef12{'0' * 24}"
+    log = frame([{TaskCol.HASH: "ab/cdef12", TaskCol.NATIVE_ID: "job-y", TaskCol.STATUS: "SUBMITTED"}], "log")
+    weblog = frame([{TaskCol.HASH: "ab/cdef12", TaskCol.NATIVE_ID: "job-x", TaskCol.STATUS: "SUBMITTED"},
+                    {TaskCol.HASH: "cd/000001", TaskCol.NATIVE_ID: "job-z", TaskCol.STATUS: "SUBMITTED"}], "weblog")
+    recorded, contradicted = record_evidence({"trace": None, "log": log, "weblog": weblog})
+    assert recorded == {"job-y": "log", "job-x": "weblog", "job-z": "weblog"}
+    assert contradicted == {"job-x"}  # job-z: the files say nothing against it
+
+    @dataclass
+    class Run:
+        tasks: pd.DataFrame
+        recorded_by: dict[str, str]
+        contradicted_ids: frozenset[str]
+        name: str = "run_a"
+        state: str = "aborted"
+        work_dir: str = WORK
+        launch_time: pd.Timestamp = T0
+        end_time: pd.Timestamp = T0 + pd.Timedelta(hours=1)
+        queues: tuple[str, ...] = (QUEUE,)
+
+    tasks = frame([{TaskCol.HASH: "ab/cdef12", TaskCol.NATIVE_ID: "job-x", TaskCol.STATUS: "SUBMITTED"}], "weblog+log")
+    job = {"jobId": "job-x", "jobQueue": QUEUE, "status": "RUNNING", "createdAt": int((T0 + pd.Timedelta(minutes=5)).value // 10**6),
+           "container": {"command": launcher(wd)}}  # fmt: skip
+    out = reconcile(Run(tasks, recorded, contradicted), [job], now=T0 + pd.Timedelta(hours=3))
+    row = out.iloc[0]
+    assert row[RecCol.VERDICT] == "orphan" and not row[RecCol.KILLABLE]
+    assert "the trace or log name another job for this task" in row[RecCol.PROOF]
+    assert plan_kills(out, force=True) == []

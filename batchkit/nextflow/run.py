@@ -99,6 +99,11 @@ class NextflowRun:
     #: other runs of the launch dir (rotated logs of other launches, ``.nextflow/history``)
     #: and what they recorded: reconcile never lets their jobs be this run's.
     other_runs: list[OtherRun] = field(default_factory=list, repr=False)
+    #: job id -> the sources that recorded that very id ("trace+log"), for the kill proof
+    recorded_by: dict[str, str] = field(default_factory=dict, repr=False)
+    #: ids only the weblog names for a task whose trace or log record names another job:
+    #: a weblog claim the files contradict is never proof (issue #15)
+    contradicted_ids: frozenset[str] = field(default_factory=frozenset, repr=False)
     #: where each of ``queues`` was read ("trace", "nextflow.config:12", …).
     queue_sources: dict[str, str] = field(default_factory=dict, repr=False)
     #: the run's AWS region and where it was read (the log's AwsOptions line, aws.region).
@@ -265,6 +270,9 @@ def _assemble(
         # run's records (a forged POST, or another run given the same URL; issue #15).
         weblog_tasks = None
     tasks = merge_tasks(trace_frame, log_info.tasks if log_info else None, weblog_tasks)
+    recorded, contradicted = record_evidence(
+        {"trace": trace_frame, "log": log_info.tasks if log_info else None, "weblog": weblog_tasks}
+    )
     state, cause, abort_time, end_time = run_state(
         log_info, weblog, trace_frame if trace_frame is not None else None
     )
@@ -303,6 +311,8 @@ def _assemble(
         log=log_info,
         warnings=warnings,
         other_runs=other_runs_of(launch_dir, log_info, name=log_info.run_name if log_info else None),
+        recorded_by=recorded,
+        contradicted_ids=contradicted,
         _loader=loader,
         queue_sources=settings.queue_sources,
         region=settings.region,
@@ -441,6 +451,43 @@ def _full_scan(path: Path) -> LogScan:
         return scan_log_file(path)
     except NextflowReadError:  # not a log after all: it records nothing
         return LogScan(path=str(path))
+
+
+def record_evidence(sources: dict[str, pd.DataFrame | None]) -> tuple[dict[str, str], frozenset[str]]:
+    """Which sources recorded each job id, and the weblog-only ids the files contradict (pure).
+
+    ``sources`` maps "trace"/"log"/"weblog" to that source's task frame. An id is
+    contradicted when only the weblog names it and the trace or the log names another
+    job id for the same task hash.
+    """
+    by_id: dict[str, list[str]] = {}
+    file_ids: dict[str, set[str]] = {}  # hash -> ids the trace/log recorded for it
+    weblog_pairs: list[tuple[str, str]] = []
+    for name, frame in sources.items():
+        if frame is None or not len(frame):
+            continue
+        cached = frame[TaskCol.STATUS].eq("CACHED").fillna(False).to_numpy(dtype=bool)
+        ids = frame[TaskCol.NATIVE_ID].to_numpy(dtype=object, na_value=None)
+        hashes = frame[TaskCol.HASH].to_numpy(dtype=object, na_value=None)
+        for job_id, short, was_cached in zip(ids, hashes, cached, strict=True):
+            if job_id is None or was_cached:
+                continue
+            seen = by_id.setdefault(str(job_id), [])
+            if name not in seen:
+                seen.append(name)
+            if short is not None:
+                if name == "weblog":
+                    weblog_pairs.append((str(job_id), str(short)))
+                else:
+                    file_ids.setdefault(str(short), set()).add(str(job_id))
+    contradicted = frozenset(
+        job_id
+        for job_id, short in weblog_pairs
+        if by_id[job_id] == ["weblog"] and file_ids.get(short, set()) - {job_id}
+    )
+    order = {s: i for i, s in enumerate(_SOURCE_ORDER)}
+    recorded = {j: "+".join(sorted(names, key=lambda s: order.get(s, 9))) for j, names in by_id.items()}
+    return recorded, contradicted
 
 
 def _config_trace(folder: Path) -> list[str]:
