@@ -688,6 +688,12 @@ def test_emulator_admin_api_refuses_non_loopback_without_a_token() -> None:
             assert json.load(answer)["ok"] is True
         # the Batch API itself answers as before
         assert lb.client().describe_job_queues()["jobQueues"] == []
+        # sim serve's banner names the variable, never the token
+        from batchkit.sim.localbatch import _usage_text
+
+        banner = _usage_text(lb, None)
+        assert 'curl -H "Authorization: Bearer $BATCHKIT_ADMIN_TOKEN"' in banner
+        assert "s3cret-token" not in banner
 
 
 def test_unreachable_endpoint_is_exit_1_in_one_line_without_a_poll_promise(

@@ -619,6 +619,11 @@ def _finite(value: Any, what: str) -> float:
 # --- standalone -------------------------------------------------------------------------
 
 
+def _admin_header(lb: LocalBatch) -> str:
+    # The token itself stays in the environment: the banner names the variable.
+    return f'-H "Authorization: Bearer ${ADMIN_TOKEN_ENV}" ' if lb.admin_token else ""
+
+
 def _usage_text(lb: LocalBatch, env: dict[str, Any] | None) -> str:
     url = lb.endpoint_url
     lines = [
@@ -643,7 +648,7 @@ def _usage_text(lb: LocalBatch, env: dict[str, Any] | None) -> str:
         "boto3:",
         f'  boto3.client("batch", endpoint_url="{url}", region_name="{lb.region}",',
         '               aws_access_key_id="test", aws_secret_access_key="test")',
-        f"admin: curl {url}/_admin/health   (faults, clock, state: see batchkit.sim.localbatch)",
+        f"admin: curl {_admin_header(lb)}{url}/_admin/health   (faults, clock, state: see batchkit.sim.localbatch)",
         "Ctrl-C to stop.",
     ]
     return "\n".join(lines)
