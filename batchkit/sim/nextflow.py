@@ -1221,6 +1221,9 @@ def run_cli(args: argparse.Namespace) -> int:
         return 2
     from botocore.exceptions import BotoCoreError, ClientError
 
+    # The console's first lines, as `nextflow run` prints them at launch (the log has them too).
+    print(f" N E X T F L O W  ~  version {nf.version}", flush=True)
+    print(f"Launching `{nf.script_name}` [{nf.run_name}] DSL2", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         try:
             truth = nf.run()
