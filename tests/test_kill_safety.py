@@ -191,11 +191,12 @@ def tracker_plan(world: World, run: Any | None = None) -> set[str]:
         tracker.close()
 
 
-def dashboard_kill_all_plan(world: World) -> set[str]:
+def dashboard_kill_all_plan(world: World, run: Any | None = None) -> set[str]:
     from batchkit.widgets.dashboard import KILL_ALL_VERDICTS, Dashboard
 
-    tracker = Tracker(world.run_a(), world.client(), queues=[QUEUE], ledger=False, reload_run=False)
-    dash = Dashboard(world.run_a(), tracker=tracker, autostart=False)
+    run = run or world.run_a()
+    tracker = Tracker(run, world.client(), queues=[QUEUE], ledger=False, reload_run=False)
+    dash = Dashboard(run, tracker=tracker, autostart=False)
     try:
         tracker.refresh()
         dash._kill_all_clicked(None)  # the plan the confirm button would kill, exactly
@@ -254,6 +255,7 @@ def test_world2_a_foreign_trace_in_the_launch_dir_never_replaces_the_runs_own(
     assert run.trace_paths == [str(Path(w).resolve()) for w in [run.trace_paths[0]]]
     assert Path(run.trace_paths[0]).name.startswith("trace-")  # the one the log names
     assert tracker_plan(world) == world.a_orphans
+    assert dashboard_kill_all_plan(world) == world.a_orphans
     killed = kill_with_cli(world, capsys)
     assert killed == world.a_orphans and not killed & foreign
 
@@ -304,6 +306,7 @@ def test_world3_a_forged_weblog_post_kills_nothing(lb: LocalBatch, tmp_path: Pat
     assert stranger in set(run.tasks[TaskCol.NATIVE_ID].dropna())
     plan = tracker_plan(world, run)
     assert plan == world.a_orphans and stranger not in plan
+    assert dashboard_kill_all_plan(world, run) == world.a_orphans
     force = Tracker(run, world.client(), queues=[QUEUE, "q2"], ledger=False, reload_run=False)
     try:
         frame = force.refresh().frame
@@ -329,6 +332,7 @@ def test_world4_a_hand_edited_trace_row_kills_nothing(
     foreign = world.foreign | {stranger, in_work}
     world.a_orphans &= world.active()
     assert tracker_plan(world) == world.a_orphans
+    assert dashboard_kill_all_plan(world) == world.a_orphans
     killed = kill_with_cli(world, capsys)
     assert killed == world.a_orphans and not killed & foreign
 
