@@ -166,6 +166,18 @@ def file_path(text: str) -> Path:
     return target
 
 
+def writable_file(text: str) -> Path:
+    """A file batchkit will write (now or on exit): not a directory, in a directory that
+    exists and this user can write, so a long session does not end in a failed save."""
+    target = file_path(text)
+    folder = target.parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{printable(text)}: no such directory {printable(str(folder))}")
+    if not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"{printable(text)} is not writable; pick a path you can write")
+    return target
+
+
 def writable_dir(text: str) -> Path:
     """A directory batchkit may write into: existing and writable, or creatable under the
     nearest existing ancestor. A file, or a directory this user cannot write, is refused."""

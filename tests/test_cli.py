@@ -572,6 +572,8 @@ def test_reconcile_refuses_bad_arguments_in_one_line(
         (["sim", "serve", "--speed", "nan"], "--speed: nan is not a finite number"),
         (["sim", "serve", "--speed", "0"], "--speed: 0 must be more than 0"),
         (["sim", "serve", "--vcpus", "-3"], "--vcpus: -3 must be between 1 and"),
+        (["sim", "serve", "--save", "no/such/dir/state.json"], "no such directory no/such/dir"),
+        (["sim", "serve", "--save", "."], ". is a directory, not a file"),
         (["sim", "run", "main.nf", "-behavior", "nope"], "'nope' is not a behavior"),
         (["sim", "run", "main.nf", "-n-tasks", "0"], "-n-tasks: 0 must be between 3"),
         (["sim", "run", "main.nf", "-n-tasks", "2"], "-n-tasks: 2 must be between 3"),
@@ -632,6 +634,9 @@ def test_demo_launch_dir_that_is_not_writable_is_one_line(
             code, _, err = run_cli(capsys, "demo", "--headless", "--launch-dir", target)
             assert code == cli.EXIT_USAGE
             assert f"{locked} is not writable" in one_line(err)
+        # sim serve --save is written on exit: refused up front, not after the session
+        code, _, err = run_cli(capsys, "sim", "serve", "--save", locked / "state.json")
+        assert code == cli.EXIT_USAGE and "state.json is not writable" in one_line(err)
 
 
 def test_sim_serve_state_that_is_not_an_object_is_one_line(

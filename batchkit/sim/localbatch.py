@@ -685,7 +685,7 @@ def register_cli(sub: SubParsers) -> None:
     parser.add_argument("--speed", type=cli_args.number(0, 1e6, above=True), default=1.0,
                         help="clock speed, e.g. 60 = one minute per second (more than 0, at most 1e6)")  # fmt: skip
     parser.add_argument("--state", type=cli_args.path, help="load jobs from a describe-jobs JSON or a saved state first")
-    parser.add_argument("--save", type=cli_args.path, help="write the state to this file on exit")
+    parser.add_argument("--save", type=cli_args.writable_file, help="write the state to this file on exit")
     parser.add_argument("--queue", default="demo-queue", help="demo queue to create (default demo-queue)")
     parser.add_argument("--vcpus", type=cli_args.whole(1, 2**31 - 1), default=256,
                         help="vCPUs of the demo queue's compute environment (default 256)")  # fmt: skip
