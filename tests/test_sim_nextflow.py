@@ -600,6 +600,46 @@ def test_a_submit_that_keeps_failing_aborts_the_run(lb: LocalBatch, tmp_path: Pa
     assert [(r["name"], r["status"], r["native_id"]) for r in rows] == [("FASTQC (sample_01)", "FAILED", "-")]
 
 
+def test_a_signal_aborts_the_run_as_nextflow_does_and_the_console_shows_it(lb: LocalBatch, tmp_path: Path) -> None:
+    """SIGTERM/SIGHUP/a first Ctrl-C abort the session (Nextflow's Session.registerSignalHandlers):
+    running tasks are killed and ABORTED; the console shows Nextflow's INFO/WARN lines as they happen."""
+    import io
+
+    console = io.StringIO()
+    holder: list[SimulatedNextflow] = []
+    waits = 0
+
+    def sleep(seconds: float) -> None:
+        nonlocal waits
+        lb.advance(seconds)
+        waits += 1
+        if waits == 3:  # a signal arrives while tasks are in flight
+            holder[0].signal_abort("SIGTERM")
+
+    nf = SimulatedNextflow(
+        lb.client(retries={"total_max_attempts": 1}), launch_dir=tmp_path, batch=lb, sleep=sleep,
+        pipeline=Pipeline(n_tasks=12, durations=LONG, seed=5), poll_interval=30.0, console=console,
+    )
+    holder.append(nf)
+    truth = nf.run()
+    assert truth.run_state == "aborted" and truth.abort_cause == "SIGTERM"
+    aborted = {t["job_id"] for t in truth.tasks if t["status"] == "ABORTED"}
+    assert aborted and aborted == truth.killed_by_nf and not truth.abandoned_job_ids
+    # Killed (or finished before Nextflow's next poll would have seen it): none left running.
+    assert not {j for j in aborted if _jobs(lb)[j]["status"] in ACTIVE}
+    assert {r["native_id"] for r in _trace_rows(truth) if r["status"] == "ABORTED"} == aborted
+    log = truth.log_file.read_text()
+    assert ABORTED.search(log).group(1) == "SIGTERM"  # type: ignore[union-attr]
+
+    lines = console.getvalue().splitlines()
+    assert lines[0] == f"N E X T F L O W  ~  version {truth.version}"
+    assert LAUNCHING.search(lines[1]).group(2) == truth.run_name  # type: ignore[union-attr]
+    assert {m.group(1) for line in lines if (m := SUBMITTED.search(line))} == {t["hash"] for t in truth.tasks
+                                                                                if t["job_id"]}
+    assert lines[-1] == f"WARN: Killing running tasks ({len(aborted)})"
+    assert not any("DEBUG" in line or "[AWS BATCH]" in line for line in lines), "DEBUG stays in the log file"
+
+
 def test_a_simulated_launch_runs_once(lb: LocalBatch, tmp_path: Path) -> None:
     nf = SimulatedNextflow(lb.client(), launch_dir=tmp_path, pipeline=Pipeline(n_tasks=3, durations=SHORT), batch=lb)
     assert nf.run().run_state == "completed"

@@ -276,6 +276,23 @@ def log_line(epoch: float, thread: str, level: str, logger: str, message: str, t
     return f"{log_timestamp(epoch, tz)} [{thread}] {level:<5} {abbreviate_logger(logger)} - {message}"
 
 
+def console_line(level: str, message: str) -> str | None:
+    """What Nextflow's console shows of a log entry, or None (DEBUG stays in the file).
+
+    Nextflow's ``LoggerHelper.PrettyConsoleLayout`` (nextflow-io/nextflow,
+    ``modules/nextflow/src/main/groovy/nextflow/util/LoggerHelper.groovy``) prints INFO
+    messages bare, ERROR as ``ERROR ~ message`` and other levels as ``LEVEL: message``;
+    the console filter drops everything below INFO.
+    """
+    if level == "INFO":
+        return message
+    if level == "ERROR":
+        return f"ERROR ~ {message}"
+    if level in ("WARN", "WARNING"):
+        return f"WARN: {message}"
+    return None
+
+
 def utc_iso(epoch: float) -> str:
     """The weblog's ``utcTime``: ``yyyy-MM-dd'T'HH:mm:ss'Z'``."""
     return datetime.fromtimestamp(int(epoch), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

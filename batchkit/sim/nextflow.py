@@ -44,14 +44,16 @@ import contextlib
 import dataclasses
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, Literal, TextIO, get_args
 
 from batchkit import _cli_args as cli_args
 from batchkit._cli_args import SubParsers
@@ -63,6 +65,7 @@ from ._nf_format import (
     TRACE_DEFAULT_FIELDS,
     TRACE_FIELD_TYPES,
     aws_sdk_v1_message,
+    console_line,
     fmt_duration,
     launch_command,
     normalize_job_name,
@@ -256,8 +259,12 @@ class SimulatedNextflow:
         max_run_seconds: float = 14 * 86400.0,
         seed: int | None = None,
         s3: Any = None,
+        console: TextIO | None = None,
     ) -> None:
         """See the class docstring; ``seed`` also fixes the run name and session id.
+
+        ``console``: where Nextflow's console output goes (INFO lines bare, ``WARN: …``,
+        ``ERROR ~ …``), a line at a time as it happens; None keeps it to the log file.
 
         ``s3``: a boto3 ``s3`` client; when given, each task's work dir files (``.command.sh``,
         ``.command.run``, ``.command.begin``, ``.command.out/.err/.log``, ``.exitcode``) are
@@ -326,6 +333,8 @@ class SimulatedNextflow:
         self._last_dump = 0.0
         self._untracked: set[str] = set()
         self._killed: set[str] = set()
+        self._signal: str | None = None
+        self._console = console
         self._log: LogWriter | None = None
         self._trace: TraceWriter | None = None
         # The launcher hands the weblog token over in the environment, never on the command
@@ -380,6 +389,10 @@ class SimulatedNextflow:
     def _logw(self, thread: str, level: str, logger: str, message: str) -> None:
         if self._log is not None and not self._crashed:
             self._log.write(self._now(), thread, level, logger, message)
+            shown = console_line(level, message) if self._console is not None else None
+            if shown is not None and self._console is not None:
+                # Flushed per line: a launcher streams this console while the run goes on.
+                print(shown, file=self._console, flush=True)
 
     def _post(self, event: str, *, trace: Mapping[str, Any] | None = None,
               metadata: Mapping[str, Any] | None = None) -> None:
@@ -438,11 +451,13 @@ class SimulatedNextflow:
         try:
             while True:
                 self._submit_ready()
-                if self._aborted:
+                if self._take_signal():
                     break
                 if not self._running and not self._ready:
                     break
                 self.control.sleep(self.poll_interval)
+                if self._take_signal():
+                    break
                 self._check_all_tasks()
                 if self._aborted:
                     break
@@ -550,7 +565,7 @@ class SimulatedNextflow:
     def _submit_ready(self) -> None:
         ready, self._ready = self._ready, []
         for task in ready:
-            if self._aborted:
+            if self._take_signal():
                 self._ready.append(task)
                 continue
             self._submit(task)
@@ -728,6 +743,24 @@ class SimulatedNextflow:
             ]
         self._logw(_TM, "ERROR", _L_PROCESSOR, "\n".join(lines))
         self._abort(message)
+
+    def signal_abort(self, name: str) -> None:
+        """A signal arrived (``SIGTERM``, ``SIGHUP``, a first ``SIGINT``): abort the session.
+
+        Nextflow's ``Session.registerSignalHandlers`` aborts on TERM, HUP and the first
+        Ctrl-C with ``AbortSignalException(sig)``: the log says ``Session aborted --
+        Cause: SIGTERM``, running tasks are killed (``Killing running tasks (N)``) and the
+        trace gets their ABORTED rows. Safe to call from a signal handler: it only records
+        the signal; the run loop acts on it between submissions and after each poll wait.
+        """
+        if self._signal is None:
+            self._signal = name
+
+    def _take_signal(self) -> bool:
+        """True once the session is aborted (by a recorded signal or earlier)."""
+        if self._signal is not None and not self._aborted:
+            self._abort(self._signal)
+        return self._aborted
 
     def _abort(self, cause: str) -> None:
         self._aborted = True
@@ -1141,7 +1174,8 @@ exit status (as Nextflow's):
   1    the run aborted, or the endpoint could not be reached
   2    usage: a bad argument
   137  a `-behavior crash` run (Nextflow killed with its jobs in flight)
-  130  interrupted (Ctrl-C)
+  130  a second Ctrl-C (the first, like SIGTERM or SIGHUP, aborts the run as Nextflow
+       does: running tasks killed, their trace rows ABORTED, exit 1)
 """
 
 
@@ -1215,26 +1249,58 @@ def run_cli(args: argparse.Namespace) -> int:
             control=control,
             script_name=args.pipeline,
             seed=args.seed,
+            console=sys.stdout,
         )
     except ValueError as e:
         print(f"batchkit sim run: error: {cli_args.message(str(e))}", file=sys.stderr)
         return 2
     from botocore.exceptions import BotoCoreError, ClientError
 
-    # The console's first lines, as `nextflow run` prints them at launch (the log has them too).
-    print(f" N E X T F L O W  ~  version {nf.version}", flush=True)
-    print(f"Launching `{nf.script_name}` [{nf.run_name}] DSL2", flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt), _abort_on_signals(nf):
         try:
             truth = nf.run()
         except (AwsCallFailed, BotoCoreError, ClientError) as e:
             print(f"batchkit sim run: error: {cli_args.message(str(e))}", file=sys.stderr)
             return 1
-        print(f"{truth.run_name}: {truth.run_state}" + (f" -- {truth.abort_cause}" if truth.abort_cause else ""))
+        print(f"{truth.run_name}: {truth.run_state}" + (f" -- {truth.abort_cause}" if truth.abort_cause else ""),
+              flush=True)
         if truth.run_state == "alive":
             return 137
         return 0 if truth.run_state == "completed" else 1
     return 130
+
+
+@contextlib.contextmanager
+def _abort_on_signals(nf: SimulatedNextflow) -> Iterator[None]:
+    """SIGTERM and SIGHUP abort the run, as does the first Ctrl-C; a second Ctrl-C stops at once.
+
+    Nextflow's ``Session.registerSignalHandlers`` (nextflow-io/nextflow, ``Session.groovy``)
+    does the same, so a launcher's ``stop()`` (SIGTERM) sees Nextflow kill its running jobs
+    and write their ABORTED trace rows. Handlers are only installed on the main thread
+    (Python allows no other) and are restored afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupts = 0
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts > 1:
+            raise KeyboardInterrupt
+        nf.signal_abort(signal.Signals(signum).name)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nf.signal_abort(signal.Signals(signum).name)
+
+    handlers = {signal.SIGTERM: on_signal, signal.SIGHUP: on_signal, signal.SIGINT: on_interrupt}
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":
