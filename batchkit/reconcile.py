@@ -832,8 +832,10 @@ def _scope(
             if k is not None and any(k[:length] in group for length, group in by_length.items()):
                 hash_rec[row] = True
     hash_ok_job = ~by_id & hash_rec & under & on_queue & in_life & ~claimed_elsewhere
-    neighbourhood = under & ~recorded_ok & ~hash_ok_job & ~claimed_elsewhere & ~by_id
-    other = claimed_elsewhere & ~recorded_ok & ~hash_ok_job
+    # Labelled by time only (created during another run, outside this one's lifetime).
+    during_other = (other_label != "") & ~claimed_elsewhere
+    neighbourhood = under & ~recorded_ok & ~hash_ok_job & ~claimed_elsewhere & ~during_other & ~by_id
+    other = (claimed_elsewhere | during_other) & ~recorded_ok & ~hash_ok_job
 
     rule = np.select(
         [recorded_ok, hash_ok_job, other, neighbourhood],

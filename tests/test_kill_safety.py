@@ -641,3 +641,35 @@ def test_a_weblog_claim_the_log_contradicts_is_no_proof() -> None:
     assert row[RecCol.VERDICT] == "orphan" and not row[RecCol.KILLABLE]
     assert "the trace or log name another job for this task" in row[RecCol.PROOF]
     assert plan_kills(out, force=True) == []
+
+
+def test_a_run_known_only_from_the_history_labels_the_jobs_created_during_it(tmp_path: Path) -> None:
+    (tmp_path / ".nextflow.log").write_text(
+        "Jan-24 12:49:23.194 [main] DEBUG nextflow.cli.Launcher - $> nextflow run main.nf\n"
+        "Jan-24 12:49:23.300 [main] DEBUG nextflow.Session - Session UUID: 11111111-2222-4333-8444-555555555555\n"
+        "Jan-24 12:49:23.301 [main] DEBUG nextflow.Session - Run name: run_a\n"
+        f"Jan-24 12:49:23.302 [main] DEBUG nextflow.Session - Work-dir: {WORK} [null]\n"
+        "Jan-24 12:49:30.000 [Task submitter] INFO  nextflow.Session - [ab/cdef12] Submitted process > A (1)\n"
+    )
+    (tmp_path / ".nextflow").mkdir()
+    (tmp_path / ".nextflow" / "history").write_text(
+        "2026-01-24 12:49:23\t-\trun_a\tERR\t6184cc468c\t11111111-2222-4333-8444-555555555555\tnextflow run main.nf\n"
+        "2026-01-24 14:00:00\t1h 2m\trun_b\tOK\t6184cc468c\t99999999-2222-4333-8444-555555555555\tnextflow run main.nf\n"
+    )
+    run = NextflowRun.from_dir(tmp_path, year=2026, tz="UTC")
+    (other,) = run.other_runs
+    assert other.name == "run_b" and other.launch_time == pd.Timestamp("2026-01-24 14:00", tz="UTC")
+    assert other.end_time == pd.Timestamp("2026-01-24 15:02", tz="UTC")
+
+    def job(job_id: str, created: str, h: str) -> dict[str, Any]:
+        return {"jobId": job_id, "jobQueue": QUEUE, "status": "RUNNING",
+                "createdAt": int(pd.Timestamp(created, tz="UTC").value // 10**6),
+                "container": {"command": launcher(f"{WORK}/{h}")}}  # fmt: skip
+
+    jobs = [job("b-1", "2026-01-24 14:30", f"cd/{'1' * 30}"), job("later", "2026-01-25 09:00", f"ef/{'2' * 30}")]
+    frame = reconcile(run, jobs, now=pd.Timestamp("2026-01-25 10:00", tz="UTC"), queues=[QUEUE])
+    assert frame.attrs["other_runs"] == {"b-1": "run 'run_b', .nextflow/history (created during it)"}
+    assert "b-1" not in set(frame[JobCol.JOB_ID].dropna())  # excluded from run_a's rows
+    later = frame[frame[JobCol.JOB_ID] == "later"].iloc[0]  # nobody's known: the neighbourhood
+    assert later[RecCol.IN_SCOPE_BY] == "neighbourhood" and not later[RecCol.KILLABLE]
+    assert plan_kills(frame, force=True) == []

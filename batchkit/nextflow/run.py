@@ -29,6 +29,7 @@ status, and the reconciler combines it with ``state``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -310,7 +311,7 @@ def _assemble(
         log_paths=log_info.paths if log_info else [],
         log=log_info,
         warnings=warnings,
-        other_runs=other_runs_of(launch_dir, log_info, name=log_info.run_name if log_info else None),
+        other_runs=other_runs_of(launch_dir, log_info, name=log_info.run_name if log_info else None, tz=tz),
         recorded_by=recorded,
         contradicted_ids=contradicted,
         _loader=loader,
@@ -542,7 +543,9 @@ def _rotation(name: str) -> int:
     return int(suffix) if suffix.isdigit() else 0
 
 
-def other_runs_of(launch_dir: str | None, log_info: LogInfo | None, *, name: str | None) -> list[OtherRun]:
+def other_runs_of(
+    launch_dir: str | None, log_info: LogInfo | None, *, name: str | None, tz: str | tzinfo | None = None
+) -> list[OtherRun]:
     """The other launches of ``launch_dir`` and what each recorded (job ids, submitted hashes).
 
     Read from every ``.nextflow.log*`` that is not one of this run's (each is one launch,
@@ -571,11 +574,39 @@ def other_runs_of(launch_dir: str | None, log_info: LogInfo | None, *, name: str
             hashes=frozenset(scan.submitted_hashes),
         )
     history = folder / ".nextflow" / "history"
+    zone = fmt.resolve_tz(tz)
     for line in _history_lines(history):
         parts = line.split("\t")
-        if len(parts) >= 6 and parts[2] and parts[2] != name and parts[2] not in found:
-            found[parts[2]] = OtherRun(name=parts[2], session_id=parts[5] or None, source=".nextflow/history")
+        if len(parts) >= 6 and parts[2] and parts[2] != name:
+            # Its times bound the run: a job created during it (and outside this run's
+            # lifetime) is labelled its, even when its log was rotated away.
+            start, end = _history_span(parts[0], parts[1], zone)
+            known = found.get(parts[2])
+            if known is None:
+                found[parts[2]] = OtherRun(
+                    name=parts[2], session_id=parts[5] or None, source=".nextflow/history",
+                    launch_time=start, end_time=end,
+                )
+            else:
+                found[parts[2]] = dataclasses.replace(
+                    known, launch_time=known.launch_time or start, end_time=known.end_time or end
+                )
     return list(found.values())
+
+
+def _history_span(stamp: str, duration: str, zone: tzinfo) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """(start, end) in UTC of one ``.nextflow/history`` line: a local ``yyyy-MM-dd HH:mm:ss``
+    (the launch machine's zone, like the log) and a duration such as ``1h 2m 3s`` (``-``
+    while the run goes on, or for a run that never ended: no end then)."""
+    naive = pd.to_datetime(pd.Series([stamp.strip()]), errors="coerce", format="%Y-%m-%d %H:%M:%S")
+    if naive.isna().all():
+        return None, None
+    start = fmt.localize_to_utc(naive, zone).iloc[0]
+    try:
+        length = pd.to_timedelta(re.sub(r"(\d)d\b", r"\1D", duration.strip()).replace(" ", ""))
+    except (ValueError, TypeError):
+        return start, None
+    return start, (None if pd.isna(length) else start + length)
 
 
 
