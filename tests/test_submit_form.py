@@ -297,3 +297,93 @@ def test_a_failed_kill_can_be_clicked_again_and_is_audited_once(lb: LocalBatch, 
     assert done["status"] == "FAILED"
     (row,) = form.ledger.kills()  # the pending intent was completed, not duplicated
     assert row["outcome"] == "terminated" and row["tries"] >= 1
+
+
+# --- one owner for a kill: the form goes through the kill executor's ledger claims ---------------
+
+
+def _real_sleep_form(lb: LocalBatch, ledger: Path | object) -> SubmitForm:
+    """A form whose client waits in real time (a kill that follows another one's claim polls
+    the ledger every 0.25 s: on ``lb.advance`` it would race the emulator's clock instead)."""
+    return SubmitForm(BatchClient(client=lb.client(), rate=1000.0, deadline=60.0), ledger=ledger, autostart=False)
+
+
+def test_two_forms_killing_one_job_at_once_send_one_kill_and_audit_it_once(lb: LocalBatch, tmp_path: Path) -> None:
+    """Two kernels (two forms on one ledger) click Kill on the same job at the same moment while
+    TerminateJobs stalls 2 s: one TerminateJobs between them, one final audit row, and both
+    forms report the same outcome (the second waits for the first's claim and adopts it)."""
+    import threading
+
+    ledger = tmp_path / "l.sqlite"
+    first = _real_sleep_form(lb, ledger)
+    _fill(first, **GOOD)
+    answer = first.submit()
+    assert answer is not None
+    job_id = answer["jobId"]
+    lb.advance(30)
+    second = _real_sleep_form(lb, ledger)  # the other kernel: the job comes from the ledger
+    assert job_id in second.submissions
+    for form in (first, second):
+        form.refresh()
+    lb.faults.add("TerminateJobs", "latency", latency=2.0)
+    start = threading.Barrier(2)
+    outcomes: dict[int, object] = {}
+
+    def click(i: int, form: SubmitForm) -> None:
+        start.wait()
+        outcomes[i] = form.kill(job_id)
+
+    threads = [threading.Thread(target=click, args=(i, f)) for i, f in enumerate((first, second))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert lb.calls.get("TerminateJobs", 0) + lb.calls.get("TerminateJob", 0) == 1
+    (row,) = first.ledger.kills()
+    assert row["job_id"] == job_id and row["finished_at"] is not None and row["outcome"] == "terminated"
+    assert [o.outcome for o in (outcomes[0], outcomes[1])] == ["terminated", "terminated"]  # type: ignore[attr-defined]
+    (job,) = lb.jobs()
+    assert job["status"] == "FAILED" and job["statusReason"] == "batchkit: killed from the submit form"
+
+
+def test_a_form_and_a_cli_kill_of_the_same_job_at_once_audit_it_once(tmp_path: Path) -> None:
+    """The form's Kill click and `batchkit kill --job ID --yes` on the same orphan, at once,
+    on the launch dir's ledger, while TerminateJobs stalls: one Terminate call, one final row."""
+    import threading
+
+    from batchkit import cli
+    from batchkit.ledger import Ledger
+    from batchkit.sim.nextflow import replay_incident
+
+    with replay_incident(launch_dir=tmp_path / "launch", n_tasks=20) as inc:
+        lb = inc.batch
+        running = {j["jobId"]: j for j in lb.jobs() if j["status"] == "RUNNING"}
+        job_id = sorted(inc.truth.abandoned_job_ids & set(running))[0]
+        ledger = Ledger.for_launch_dir(inc.launch_dir)
+        # The job as the form records a submission of its own (the ledger is the launch dir's).
+        ledger.record_submission_intent("sid-orphan", {"jobName": running[job_id]["jobName"]})
+        ledger.record_submission_result("sid-orphan", job_id, "submitted")
+        form = SubmitForm(BatchClient(endpoint_url=inc.endpoint_url, deadline=60.0), ledger=ledger, autostart=False)
+        form.refresh()
+        lb.faults.add("TerminateJobs", "latency", latency=2.0)
+        before = lb.calls.get("TerminateJobs", 0) + lb.calls.get("TerminateJob", 0)
+        clicked = threading.Event()
+        outcome: list[object] = []
+
+        def click() -> None:
+            clicked.set()
+            outcome.append(form.kill(job_id))
+
+        thread = threading.Thread(target=click)
+        thread.start()
+        clicked.wait(5)
+        code = cli.main(["kill", str(inc.launch_dir), "--endpoint-url", inc.endpoint_url,
+                         "--queue", inc.truth.queue, "--job", job_id, "--yes"])
+        thread.join(60)
+        assert code == cli.EXIT_OK
+        assert lb.calls.get("TerminateJobs", 0) + lb.calls.get("TerminateJob", 0) - before == 1
+        rows = [r for r in ledger.kills() if r["job_id"] == job_id]
+        assert len(rows) == 1 and rows[0]["finished_at"] is not None, rows
+        assert rows[0]["outcome"] == "terminated"
+        assert outcome and outcome[0].ok  # type: ignore[attr-defined]
+        form.close()

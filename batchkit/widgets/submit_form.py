@@ -8,7 +8,9 @@ failure never creates a second job — SubmitJob has no idempotency token, docs/
 
 Every submission and kill is written to the ledger before and after the call, and the
 form reloads its submissions from the ledger, so they are still tracked after a
-kernel restart.
+kernel restart. A kill goes through ``batchkit.kills.KillExecutor``, the one kill
+executor: it claims the job in the ledger before sending, so this form, another form or
+kernel, and ``batchkit kill`` never both send it nor write two final audit rows.
 
 After an ambiguous failure (ApiUnavailableError: "it may have been applied") the
 ledger intent stays pending and the form keeps that submission id for the same
@@ -35,6 +37,7 @@ import ipywidgets as widgets
 
 from batchkit._time import from_epoch_ms
 from batchkit.errors import ApiUnavailableError, BatchkitError
+from batchkit.kills import KillExecutor, KillStatus
 from batchkit.schema import JOB_ACTIVE, SUBMISSION_TAG, JobOutcome, KillJob
 from batchkit.submit import FIELDS, SubmitRequest, Validation, validate_submission
 
@@ -42,6 +45,8 @@ log = logging.getLogger(__name__)
 
 #: The ledger's run name for jobs started from the form.
 FORM_RUN: Final = "submit-form"
+#: Seconds a kill from the form may take as a whole when the client names no deadline.
+DEFAULT_KILL_DEADLINE: Final = 300.0
 KILL_REASON: Final = "batchkit: killed from the submit form"
 
 _LABELS: Final[dict[str, str]] = {
@@ -180,6 +185,7 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         interval: float = 5.0,
         autostart: bool = True,
         defaults: Mapping[str, str] | None = None,
+        kill_deadline: float | None = None,
         **kwargs: Any,
     ) -> None:
         from batchkit.ledger import Ledger
@@ -189,6 +195,8 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             ledger = Path(".batchkit") / "ledger.sqlite"
         self.ledger = ledger if isinstance(ledger, Ledger) else Ledger(ledger)
         self.interval = interval
+        #: seconds a kill may take as a whole (None: the client's ``deadline``)
+        self.kill_deadline = kill_deadline
         self.queues: list[str] = []
         self.job_definitions: list[str] = []
         #: job id -> {"job_id", "job_name", "submission_id", "status"}
@@ -432,12 +440,16 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         with self._lock:
             self._render_table()
 
-    def kill(self, job_id: str) -> Any:
-        """Terminate one job started here (ledger before and after the call), once.
+    def kill(self, job_id: str) -> JobOutcome:
+        """Terminate one job started here through the kill executor (``batchkit.kills``), once.
 
-        A job already killed (a final good result in the ledger, from this form or the
-        orphan killer) or being killed right now is not terminated or audited again: the
-        answer is a no-op ``already_done`` outcome.
+        The executor claims the job in the ledger before it sends anything, so a double
+        click, a second form or kernel, or a concurrent ``batchkit kill`` of the same job
+        sends one TerminateJob(s) between them and leaves one final audit row: a job
+        already killed comes back ``already_done`` without a call; a job another kill holds
+        is waited for and its result adopted. What is not final by the deadline (the
+        client's ``deadline``, or ``kill_deadline``) stays pending in the ledger, and the
+        next click finishes the same audit row.
         """
         with self._lock:
             sub = self.submissions.get(job_id)
@@ -446,32 +458,60 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             if job_id in self._killing:
                 return JobOutcome(job_id, "already_done", self._status(job_id) or None,
                                   message="a kill of this job is already in flight")
-            if job_id in self._killed or job_id in self.ledger.killed_job_ids():
-                self._killed.add(job_id)
-                self._render_table()
+            if job_id in self._killed:
                 return JobOutcome(job_id, "already_done", self._status(job_id) or None,
                                   message=f"already killed (see the kill audit in {self.ledger.path})")
             self._killing.add(job_id)
             self._render_table()
         try:
-            kill = KillJob(job_id=job_id, verdict="manual", reason=KILL_REASON, task_name=sub["job_name"])
-            kill_id = self.ledger.record_kill_intent(FORM_RUN, kill, {"jobIds": [job_id], "reason": KILL_REASON})
-            outcome = self.client.terminate_jobs([job_id], KILL_REASON)[0]
-            self.ledger.record_kill_result(kill_id, outcome, outcome.status)
+            outcome = self._run_kill(KillJob(job_id=job_id, verdict="manual", reason=KILL_REASON,
+                                             task_name=sub["job_name"]))
         finally:
             with self._lock:
                 self._killing.discard(job_id)
-                self._render_table()  # a failed kill gets its Kill button back (re-drives the intent)
         with self._lock:
             if outcome.ok:
                 self._killed.add(job_id)
-                self._say(f"Kill of <code>{html.escape(job_id)}</code>: {html.escape(outcome.outcome)}")
+                self._say(f"Kill of <code>{html.escape(job_id)}</code>: {html.escape(outcome.outcome)}"
+                          + (f" ({html.escape(outcome.message)})" if outcome.outcome == "already_done" else ""))
             else:
-                # The ledger keeps the intent pending: the next click completes the same audit row.
+                # The ledger keeps the row pending: the next click completes the same audit row.
                 detail = f"{outcome.error_code}: {outcome.message}" if outcome.error_code else outcome.message
                 self._say(f"Kill of {job_id} failed ({detail}); click Kill again to retry", error=True)
+            self._render_table()  # a failed kill gets its Kill button back (re-drives the row)
         self.refresh()
         return outcome
+
+    def _run_kill(self, job: KillJob) -> JobOutcome:
+        """One ``KillExecutor`` run for ``job`` (calls AWS); its outcome for this job."""
+        deadline = self.kill_deadline
+        if deadline is None:
+            deadline = float(getattr(self.client, "deadline", DEFAULT_KILL_DEADLINE))
+        remaining = getattr(self.client, "remaining", None)
+        left = remaining() if callable(remaining) else None
+        if left is not None:
+            deadline = min(deadline, left)  # the client's whole-command deadline (give_up_after)
+
+        def progress(status: KillStatus) -> None:
+            if status.stage in ("backing off", "following"):
+                self._say(f"Killing {job.task_name or job.job_id}: {status.line()}")
+
+        executor = KillExecutor(
+            self.client, self.ledger, run_name=FORM_RUN, deadline=deadline,
+            clock=getattr(self.client, "clock", None), sleep=getattr(self.client, "sleep", None),
+            on_status=progress,
+        )
+        report = executor.run([job])
+        for done, outcome, _status in report.outcomes:
+            if done.job_id == job.job_id:
+                return outcome
+        if any(skipped.job_id == job.job_id for skipped in report.skipped):
+            return JobOutcome(job.job_id, "already_done", self._status(job.job_id) or None,
+                              message=f"already killed (see the kill audit in {self.ledger.path})")
+        if report.error is not None:  # credentials died: the row stays pending, the hint is shown
+            return JobOutcome(job.job_id, "error", error_code=getattr(report.error, "code", None), message=str(report.error))
+        why = next((w for pending, w in report.pending if pending.job_id == job.job_id), "no answer")
+        return JobOutcome(job.job_id, "error", message=why)
 
     # --- pure-ish helpers ---------------------------------------------------------------------
 
