@@ -32,11 +32,17 @@ lease runs out, or when the kill releases it (``release_claims``, always on the 
 
 Privacy: the file is created 0600 (a warning names an existing file that others can
 read), and a submission's container environment is stored with its names only — the
-values are masked before they reach the disk.
+values are masked before they reach the disk. So that two requests differing only in an
+environment value stay two requests after a restart, the submission keeps a salted scrypt
+digest of the values (``environment_fingerprint``): it tells whether a request has the same
+values, and costs a guesser tens of milliseconds per guess; the values themselves are not
+stored.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import socket
@@ -58,15 +64,32 @@ import pandas as pd
 from batchkit.errors import InputError
 from batchkit.schema import JobOutcome, KillJob
 
-__all__ = ["DEFAULT_RELATIVE_PATH", "KillClaim", "Ledger", "LedgerClosedError", "LedgerPermissionWarning"]
+__all__ = [
+    "DEFAULT_RELATIVE_PATH",
+    "KillClaim",
+    "Ledger",
+    "LedgerClosedError",
+    "LedgerPermissionWarning",
+    "environment_fingerprint",
+    "fingerprint_matches",
+    "mask_environment",
+]
 
 #: Where ``Ledger.for_launch_dir`` keeps the file, relative to the launch dir.
 DEFAULT_RELATIVE_PATH: Final = Path(".batchkit") / "ledger.sqlite"
 SCHEMA_VERSION: Final = 2
 #: Columns added to ``kills`` by schema 2 (claims and the moment a request was sent).
 _KILL_COLUMNS_V2: Final = (("claim_owner", "TEXT"), ("claim_until", "TEXT"), ("sent_at", "TEXT"))
+#: Columns added to ``submissions`` since (the environment values' salted digest).
+_SUBMISSION_COLUMNS: Final = (("env_fingerprint", "TEXT"),)
 #: What a masked environment value is stored as.
 MASK: Final = "***"
+#: scrypt's cost for an environment fingerprint (RFC 7914: N, r, p): 16 MiB and tens of
+#: milliseconds a digest, so a leaked ledger does not give up a short value by brute force.
+_SCRYPT_N: Final = 2**14
+_SCRYPT_R: Final = 8
+_SCRYPT_P: Final = 1
+_FINGERPRINT_KIND: Final = f"scrypt-{_SCRYPT_N}-{_SCRYPT_R}-{_SCRYPT_P}"
 #: Outcomes that end a kill (JobOutcome.outcome); "error" ends it only with final=True.
 _KILL_DONE: Final = ("terminated", "cancelled", "already_done", "not_found")
 
@@ -79,7 +102,8 @@ _SCHEMA: Final = (
         finished_at TEXT,
         job_id TEXT,
         outcome TEXT,
-        error TEXT
+        error TEXT,
+        env_fingerprint TEXT
     )""",
     """CREATE TABLE IF NOT EXISTS kills (
         kill_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -170,6 +194,65 @@ def mask_environment(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [mask_environment(v) for v in value]
     return value
+
+
+def _environment_values(value: Any, path: str = "") -> list[list[str]]:
+    """Every environment value ``mask_environment`` would mask, as ``[where, name, value]``."""
+    found: list[list[str]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}"
+            if key == "environment" and isinstance(item, list):
+                found += [[where, str(e.get("name")), str(e["value"])]
+                          for e in item if isinstance(e, dict) and "value" in e]
+            elif key == "environment" and isinstance(item, dict):
+                found += [[where, str(name), str(v)] for name, v in item.items()]
+            else:
+                found += _environment_values(item, where)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found += _environment_values(item, f"{path}[{i}]")
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def _scrypt_hex(data: bytes, salt: bytes) -> str:
+    # Cached: the form asks again at each keystroke while a request matches a pending one.
+    return hashlib.scrypt(data, salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32).hex()
+
+
+def environment_fingerprint(request: Any, *, salt: bytes | None = None) -> str | None:
+    """A salted scrypt digest of ``request``'s environment values, or None when it has none.
+
+    ``"scrypt-N-r-p$<salt hex>$<digest hex>"``: enough to tell whether another request
+    carries the same values (``fingerprint_matches``), never the values. A fresh random
+    salt each time unless ``salt`` is given.
+    """
+    values = _environment_values(request)
+    if not values:
+        return None
+    salt = os.urandom(16) if salt is None else salt
+    data = json.dumps(values, separators=(",", ":")).encode()
+    return f"{_FINGERPRINT_KIND}${salt.hex()}${_scrypt_hex(data, salt)}"
+
+
+def fingerprint_matches(request: Any, fingerprint: str | None) -> bool:
+    """Whether ``request``'s environment values are the ones ``fingerprint`` was made of.
+
+    A row without a fingerprint (no values, or written before fingerprints existed)
+    matches any values: the masked request alone decided then, as it always had.
+    """
+    if not fingerprint:
+        return True
+    kind, _, rest = fingerprint.partition("$")
+    salt_hex, _, _digest = rest.partition("$")
+    if kind != _FINGERPRINT_KIND:
+        return True  # a digest this batchkit cannot recompute: fall back to the masked request
+    try:
+        salt = bytes.fromhex(salt_hex)
+    except ValueError:
+        return True
+    return environment_fingerprint(request, salt=salt) == fingerprint
 
 
 def kill_job_of(row: dict[str, Any]) -> KillJob:
@@ -301,6 +384,10 @@ class Ledger:
             for name, kind in _KILL_COLUMNS_V2:  # a schema-1 ledger: add the claim columns
                 if name not in have:
                     conn.execute(f"ALTER TABLE kills ADD COLUMN {name} {kind}")
+            have = {row["name"] for row in conn.execute("PRAGMA table_info(submissions)")}
+            for name, kind in _SUBMISSION_COLUMNS:  # an older ledger: nullable, older readers ignore it
+                if name not in have:
+                    conn.execute(f"ALTER TABLE submissions ADD COLUMN {name} {kind}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _create_private(self) -> None:
@@ -408,15 +495,17 @@ class Ledger:
 
     # --- submissions -------------------------------------------------------------------
 
-    def record_submission_intent(self, submission_id: str, request: dict[str, Any]) -> None:
+    def record_submission_intent(self, submission_id: str, request: dict[str, Any]) -> str | None:
         """Before SubmitJob: the request (tagged with ``submission_id``) about to be sent.
 
         Calling it again for a submission still pending is a no-op (a re-drive); a
-        submission id that already has a result cannot be reused.
+        submission id that already has a result cannot be reused. Returns the row's
+        ``env_fingerprint`` (None when the request has no environment values).
         """
+        fingerprint = environment_fingerprint(request)  # scrypt: outside the write lock
         with self._write() as conn:
             row = conn.execute(
-                "SELECT finished_at FROM submissions WHERE submission_id = ?", (submission_id,)
+                "SELECT finished_at, env_fingerprint FROM submissions WHERE submission_id = ?", (submission_id,)
             ).fetchone()
             if row is not None:
                 if row["finished_at"] is not None:
@@ -424,12 +513,16 @@ class Ledger:
                         f"submission {submission_id!r} already has a result in {self.path}; "
                         "every SubmitJob request needs a fresh submission id"
                     )
-                return
-            # Names only: an environment value (often a token) never reaches the disk.
+                return str(row["env_fingerprint"]) if row["env_fingerprint"] else None
+            # Names only: an environment value (often a token) never reaches the disk; its
+            # salted digest does, so a different value is a different request after a restart.
             conn.execute(
-                "INSERT INTO submissions (submission_id, requested_at, request, writer) VALUES (?, ?, ?, ?)",
-                (submission_id, self._now(), json.dumps(mask_environment(request), default=str), self._writer),
+                "INSERT INTO submissions (submission_id, requested_at, request, writer, env_fingerprint) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (submission_id, self._now(), json.dumps(mask_environment(request), default=str), self._writer,
+                 fingerprint),
             )
+        return fingerprint
 
     def record_submission_result(
         self, submission_id: str, job_id: str | None, outcome: str, error: str | None = None

@@ -416,3 +416,49 @@ def test_a_schema_1_ledger_gets_the_claim_columns(tmp_path: Path) -> None:
     claim = ledger.claim_kills("run", [KillJob("j1", "orphan", "r")], {}, owner=ledger.new_claim_owner(), lease_s=5)
     assert claim.mine == {"j1": 1}  # the old pending row, re-used
     assert ledger.kills()[0]["claim_owner"] is not None
+
+
+def test_environment_values_are_told_apart_by_a_salted_digest_never_stored(tmp_path: Path) -> None:
+    """Two requests that differ only in an environment value are two requests after a restart
+    (their rows' fingerprints differ), yet neither value is anywhere in the ledger's files."""
+    from batchkit.ledger import environment_fingerprint, fingerprint_matches
+
+    path = tmp_path / "l.sqlite"
+    ledger = Ledger(path)
+    a = {"jobName": "j", "containerOverrides": {"environment": [{"name": "SAMPLE", "value": "s1-secret-a"}]}}
+    b = {"jobName": "j", "containerOverrides": {"environment": [{"name": "SAMPLE", "value": "s1-secret-b"}]}}
+    fp_a = ledger.record_submission_intent("sid-a", a)
+    fp_b = ledger.record_submission_intent("sid-b", b)
+    assert fp_a and fp_b and fp_a != fp_b
+    assert ledger.record_submission_intent("sid-a", a) == fp_a  # a re-drive returns the stored one
+    rows = {r["submission_id"]: r for r in ledger.submissions()}
+    assert rows["sid-a"]["request"] == rows["sid-b"]["request"]  # masked alike...
+    assert rows["sid-a"]["env_fingerprint"] == fp_a  # ...told apart by the digest
+    assert fingerprint_matches(a, fp_a) and fingerprint_matches(b, fp_b)
+    assert not fingerprint_matches(b, fp_a) and not fingerprint_matches(a, fp_b)
+    assert environment_fingerprint(a) != fp_a  # a fresh salt each time: equal values, other digest
+    assert environment_fingerprint({"jobName": "j"}) is None and ledger.record_submission_intent("sid-c", {}) is None
+    assert fingerprint_matches(a, None)  # a row from before fingerprints: the masked request decides
+    ledger.close()
+    disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert b"s1-secret-a" not in disk and b"s1-secret-b" not in disk
+
+
+def test_a_ledger_from_before_fingerprints_gets_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE submissions (submission_id TEXT PRIMARY KEY, requested_at TEXT NOT NULL, "
+        "request TEXT NOT NULL, writer TEXT NOT NULL, finished_at TEXT, job_id TEXT, outcome TEXT, error TEXT)"
+    )
+    conn.execute("INSERT INTO submissions VALUES ('old', '2026-01-24T12:00:00+00:00', '{}', 'old:1', "
+                 "NULL, NULL, NULL, NULL)")
+    conn.commit()
+    conn.close()
+    path.chmod(0o600)
+    ledger = Ledger(path)
+    (old,) = ledger.submissions()
+    assert old["env_fingerprint"] is None
+    env = {"containerOverrides": {"environment": [{"name": "K", "value": "v"}]}}
+    assert ledger.record_submission_intent("new", env) is not None
+    ledger.close()

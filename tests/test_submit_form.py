@@ -387,3 +387,40 @@ def test_a_form_and_a_cli_kill_of_the_same_job_at_once_audit_it_once(tmp_path: P
         assert rows[0]["outcome"] == "terminated"
         assert outcome and outcome[0].ok  # type: ignore[attr-defined]
         form.close()
+
+
+def test_requests_differing_only_in_environment_values_keep_their_own_pending_ids(
+    lb: LocalBatch, tmp_path: Path
+) -> None:
+    """The ledger masks environment values, so two ambiguous submissions that differ only in a
+    value look alike there: each still re-drives its own id after a restart (told apart by the
+    salted digest), and neither value reaches the ledger's files."""
+    ledger = tmp_path / "l.sqlite"
+    form = _faulty_form(lb, ledger)
+    rules = [lb.faults.add("SubmitJob", "server-500"), lb.faults.add("ListJobs", "server-500")]
+    sids = {}
+    for value in ("token-aaa-111", "token-bbb-222"):
+        _fill(form, **{**GOOD, "environment": f"SAMPLE={value}"})
+        sids[value] = form._submission_id
+        form.submit_button.click()
+        form.wait()
+    assert sids["token-aaa-111"] != sids["token-bbb-222"], "the second request took the first's pending id"
+    assert len(form.ledger.pending_submissions()) == 2
+    form.close()
+    for rule in rules:
+        lb.faults.remove(rule)
+    disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert b"token-aaa-111" not in disk and b"token-bbb-222" not in disk
+
+    again = _faulty_form(lb, ledger)  # a kernel restart
+    for value in ("token-bbb-222", "token-aaa-111"):
+        _fill(again, **{**GOOD, "environment": f"SAMPLE={value}"})
+        assert again._submission_id == sids[value]
+    _fill(again, **{**GOOD, "environment": "SAMPLE=token-ccc-333"})
+    assert again._submission_id not in sids.values()  # a third value is a new request
+    _fill(again, **{**GOOD, "environment": "SAMPLE=token-bbb-222"})
+    again.submit_button.click()  # re-drives the b id: one job, carrying b's id and value
+    again.wait()
+    (job,) = lb.jobs()
+    assert job["tags"][SUBMISSION_TAG] == sids["token-bbb-222"], again.status.value
+    assert job["container"]["environment"] == [{"name": "SAMPLE", "value": "token-bbb-222"}]

@@ -38,6 +38,7 @@ import ipywidgets as widgets
 from batchkit._time import from_epoch_ms
 from batchkit.errors import ApiUnavailableError, BatchkitError
 from batchkit.kills import KillExecutor, KillStatus
+from batchkit.ledger import fingerprint_matches
 from batchkit.schema import JOB_ACTIVE, SUBMISSION_TAG, JobOutcome, KillJob
 from batchkit.submit import FIELDS, SubmitRequest, Validation, validate_submission
 
@@ -97,7 +98,8 @@ def request_key(params: Mapping[str, Any]) -> str:
     """A SubmitJob request (``to_kwargs()``, without the submission id) as a stable key.
 
     Environment values are masked as the ledger stores them (names only), so a request
-    read back from the ledger after a restart has the key the form computes now.
+    read back from the ledger after a restart has the key the form computes now; the
+    values are told apart by the ledger's salted fingerprint (``fingerprint_matches``).
     """
     from batchkit.ledger import mask_environment
 
@@ -207,8 +209,9 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._next_id = str(uuid.uuid4())
         #: The id the preview shows (the one the next click takes).
         self._submission_id = self._next_id
-        #: request_key -> submission id of intents without a result (may have been applied).
-        self._pending: dict[str, str] = {}
+        #: submission id -> (request_key, environment fingerprint) of intents without a
+        #: result (they may have been applied): the same request re-drives that id.
+        self._pending: dict[str, tuple[str, str | None]] = {}
         #: submission id -> job name of those intents, shown as UNKNOWN rows.
         self._unknown: dict[str, str] = {}
         #: Jobs whose kill has a final good result in the ledger / kills in flight.
@@ -346,8 +349,8 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         params = request.to_kwargs()
         key = request_key(params)
         with self._lock:
-            redrive = self._pending.get(key) == sid
-        self.ledger.record_submission_intent(sid, {**params, "submissionId": sid})
+            redrive = sid in self._pending
+        fingerprint = self.ledger.record_submission_intent(sid, {**params, "submissionId": sid})
         try:
             found = self._find_applied(request, sid) if redrive else None
             answer: dict[str, Any] = found if found is not None else self.client.submit_job(
@@ -359,25 +362,25 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             )
         except BatchkitError as exc:
             if isinstance(exc, ApiUnavailableError):
-                self._ambiguous(request, key, sid, exc)
+                self._ambiguous(request, (key, fingerprint), sid, exc)
                 return None
             # A definite refusal (ClientException, access denied...): nothing was created.
             # Final "error" row; the next click gets a fresh id (a used id cannot be reused).
             self.ledger.record_submission_result(sid, None, "error", str(exc))
             with self._lock:
-                self._forget_pending(key, sid)
+                self._forget_pending(sid)
                 self._say(f"Submission of {request.job_name} failed, nothing was created: {exc}", error=True)
             return None
         except Exception as exc:
             # Not ours (a bug, a dropped socket botocore did not wrap): the request may have
             # been sent, so it is treated as ambiguous rather than risking a second job.
             log.exception("batchkit submit form: submission %s failed unexpectedly", sid)
-            self._ambiguous(request, key, sid, exc)
+            self._ambiguous(request, (key, fingerprint), sid, exc)
             return None
         job_id = str(answer["jobId"])
         self.ledger.record_submission_result(sid, job_id, "submitted", None)
         with self._lock:
-            self._forget_pending(key, sid)
+            self._forget_pending(sid)
             self.submissions[job_id] = {
                 "job_id": job_id,
                 "job_name": request.job_name,
@@ -389,10 +392,14 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self._render_table()
         return answer
 
-    def _ambiguous(self, request: SubmitRequest, key: str, sid: str, exc: Exception) -> None:
+    def _ambiguous(self, request: SubmitRequest, key: tuple[str, str | None], sid: str, exc: Exception) -> None:
         """The job may exist: leave the ledger intent pending and keep the id for this request."""
         with self._lock:
-            self._pending[key] = sid
+            self._pending[sid] = key
+            if sid == self._next_id:
+                # The id now belongs to this request (a re-click re-drives it); any other
+                # request gets a fresh one, or two requests would share one job's tag.
+                self._next_id = str(uuid.uuid4())
             self._unknown[sid] = request.job_name
             self._say(
                 f"Submission of {request.job_name} may or may not have been applied ({exc}). "
@@ -402,9 +409,8 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             )
             self._render_table()
 
-    def _forget_pending(self, key: str, sid: str) -> None:
-        if self._pending.get(key) == sid:
-            del self._pending[key]
+    def _forget_pending(self, sid: str) -> None:
+        self._pending.pop(sid, None)
         self._unknown.pop(sid, None)
         if sid == self._next_id:
             # A new id for the next submission: the same id again would be deduplicated.
@@ -531,7 +537,14 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def _id_for(self, request: SubmitRequest) -> str:
         """A pending (maybe applied) id for this exact request, else the next fresh id."""
-        return self._pending.get(request_key(request.to_kwargs()), self._next_id)
+        params = request.to_kwargs()
+        key = request_key(params)
+        for sid, (pending_key, fingerprint) in self._pending.items():
+            # Same request with the environment masked; then the same values, by their
+            # salted digest (the ledger never holds the values themselves).
+            if pending_key == key and fingerprint_matches(params, fingerprint):
+                return sid
+        return self._next_id
 
     def _changed(self, _change: Any = None) -> None:
         with self._lock:
@@ -565,7 +578,8 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 sid = str(sub["submission_id"])
                 self._unknown[sid] = name
                 if isinstance(request, dict):
-                    self._pending[request_key(request)] = sid
+                    fingerprint = sub.get("env_fingerprint")
+                    self._pending[sid] = (request_key(request), str(fingerprint) if fingerprint else None)
                 continue
             if not job_id:
                 continue
