@@ -894,6 +894,9 @@ def jupyter_command(
         f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
         f"--LabApp.workspaces_dir={root / '.workspaces'}",
         f"--LabApp.user_settings_dir={root / '.settings'}", "--LabApp.news_url=",
+        # Notebook 7 (/notebooks/...) is served too, with the same settings.
+        f"--JupyterNotebookApp.workspaces_dir={root / '.workspaces'}",
+        f"--JupyterNotebookApp.user_settings_dir={root / '.settings'}",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--KernelManager.transport=ipc",
     ]
@@ -920,11 +923,15 @@ def scratch_copy(notebook: Path) -> Path:
         shutil.copyfile(path, scratch / path.name)
     # JupyterLab's settings for this demo (see jupyter_command): no "get Jupyter news?"
     # toast over the dashboard, no update check; nothing is fetched from the internet.
-    settings = scratch / ".settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        '{"fetchNews": "false", "checkForUpdates": false}\n', encoding="utf-8"
-    )
+    # And the notebook's own kernel (python3) starts without a "Select Kernel" question.
+    settings = scratch / ".settings" / "@jupyterlab"
+    for plugin, values in (
+        ("apputils-extension/notification", '{"fetchNews": "false", "checkForUpdates": false}'),
+        ("notebook-extension/tracker", '{"autoStartDefaultKernel": true}'),
+    ):
+        path = settings / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(values + "\n", encoding="utf-8")
     return scratch
 
 

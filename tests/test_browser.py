@@ -296,8 +296,9 @@ def shot(page: Any, path: Path, selector: str = ".bk-dashboard") -> None:
 
 
 def accept_kernel_dialog(page: Any) -> None:
-    """Accept the preferred kernel if JupyterLab asks (it does when its kernel list is
-    slow to load on a busy machine); any other dialog is left to fail the test."""
+    """Accept the preferred kernel if JupyterLab asks: on a loaded machine it still does
+    now and then (its kernel list arrives late), despite the demo's autoStartDefaultKernel.
+    Any other dialog is left to fail the test."""
     dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
     page.add_locator_handler(dialog, lambda: dialog.locator(".jp-mod-accept").click())
 
