@@ -117,7 +117,8 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
         "--deadline",
         type=cli_args.number(0, _MAX_DEADLINE_S, unit="seconds"),
         default=300.0,
-        help="seconds to keep retrying a failing Batch API before giving up (default 300)",
+        help="seconds the whole command may take, reading the run and every AWS call included, "
+        "before it gives up with what it has (default 300)",
     )
     parser.add_argument(
         "--price",

@@ -27,6 +27,10 @@ Exit codes of :func:`main` (``batchkit doctor``): 0 when no finding is an error
 launch dir or bad usage. When AWS cannot be asked (no credentials, no region) every
 offline finding is still given, with one line on stderr saying the account checks were
 skipped and why: the exit code reflects the findings, not the missing account.
+``--deadline`` is the whole command's (``BatchClient.give_up_after``, counted from the
+start, reading the run too): when it passes with the Batch API not answering, the
+account checks stop there — one line on stderr says so — and the doctor returns with
+the offline findings and whatever account findings it had, never N calls x deadline.
 
 The AWS Batch rules (the known bugs of Nextflow's AWS Batch executor, the aws.batch
 settings, the account checks) apply only to runs that used AWS Batch (the log's
@@ -41,7 +45,8 @@ import dataclasses
 import json
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import total_ordering
@@ -70,6 +75,7 @@ __all__ = [
     "EXIT_ERROR_FINDING",
     "EXIT_OK",
     "EXIT_USAGE",
+    "AccountChecksStopped",
     "Finding",
     "LogFacts",
     "Version",
@@ -851,6 +857,32 @@ PROBE_JOB_ID: Final = "batchkit-doctor-probe"
 MAX_DESCRIBED: Final = 1000
 
 
+class AccountChecksStopped(ApiUnavailableError):
+    """The client's whole-command deadline (``BatchClient.give_up_after``) passed while
+    the Batch API was not answering: the account checks stopped there.
+
+    ``findings``: every finding made before the stop (from :func:`doctor`: the log and
+    config findings too, sorted as ``doctor`` sorts them). The message names the call
+    that was not answered and its last error.
+    """
+
+    def __init__(self, message: str, findings: Sequence[Finding], *, operation: str | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(message, operation=operation, code=code)
+        self.findings = list(findings)
+
+
+def _out_of_time(client: Any) -> Callable[[], bool]:
+    """Whether ``client``'s whole-command deadline has passed (False when it has none)."""
+    remaining = getattr(client, "remaining", None)
+
+    def spent() -> bool:
+        left = remaining() if callable(remaining) else None
+        return left is not None and left <= 0
+
+    return spent
+
+
 def _is_denied(exc: AwsError) -> bool:
     text = str(exc).lower()
     return (exc.code in DENIED_CODES) or "not authorized" in text or "accessdenied" in text
@@ -875,17 +907,22 @@ def _iam_finding(action: str, exc: AwsError, target: str) -> Finding:
 
 
 def _call(
-    findings: list[Finding], action: str, target: str, fn: Any, *args: Any, **kwargs: Any
+    findings: list[Finding], action: str, target: str, fn: Any, *args: Any,
+    stop: Callable[[], bool] | None = None, **kwargs: Any,
 ) -> tuple[bool, Any]:
     """Run one client call; turn a refusal into a finding.
 
     No credentials at all (or an invalid/expired token) raises CredentialsError: every
     other probe would fail the same way. BatchClient reports AccessDeniedException as a
     CredentialsError too; that one is a missing permission, so it becomes a finding.
+    A call that kept failing until the whole command's deadline (``stop()`` says it has
+    passed) raises AccountChecksStopped: every later call would fail at once the same way.
     """
     try:
         return True, fn(*args, **kwargs)
     except ApiUnavailableError as exc:
+        if stop is not None and stop():
+            raise AccountChecksStopped(f"{action}: {exc}", findings, operation=action, code=exc.code) from exc
         findings.append(
             Finding(
                 "aws-api-unavailable",
@@ -967,10 +1004,13 @@ def account_findings(
     """Permissions, queue and compute environment health, stuck and unschedulable jobs.
 
     Every call goes through ``client``; each is a harmless read. A refused call
-    becomes an "add batch:<Action>" finding; no credentials raises CredentialsError.
+    becomes an "add batch:<Action>" finding; no credentials raises CredentialsError; the
+    client's whole-command deadline passing with the API not answering raises
+    AccountChecksStopped carrying the findings made before it.
     """
     now = now or datetime.now(UTC)
     findings: list[Finding] = []
+    stop = _out_of_time(client)
     wanted = list(dict.fromkeys(queues or ()))
     if not wanted:
         findings.append(
@@ -986,7 +1026,7 @@ def account_findings(
     try:
         ok, answer = _call(
             findings, "DescribeJobQueues", "check the run's queues",
-            client.describe_job_queues, names=wanted or None,
+            client.describe_job_queues, names=wanted or None, stop=stop,
         )  # fmt: skip
     except NotFoundError as exc:
         ok, answer = True, []
@@ -1014,7 +1054,7 @@ def account_findings(
     if ce_refs:
         ok, answer = _call(
             findings, "DescribeComputeEnvironments", "check the queues' compute environments",
-            client.describe_compute_environments, names=ce_refs,
+            client.describe_compute_environments, names=ce_refs, stop=stop,
         )  # fmt: skip
         for ce in answer or []:
             for key in (ce.get("computeEnvironmentArn"), ce.get("computeEnvironmentName")):
@@ -1031,7 +1071,7 @@ def account_findings(
     for qname in [q for q in probe_queues if q]:
         ok, answer = _call(
             findings, "ListJobs", "list the run's jobs (orphan search)",
-            client.list_jobs, qname, statuses=["RUNNABLE"],
+            client.list_jobs, qname, statuses=["RUNNABLE"], stop=stop,
         )  # fmt: skip
         if not ok:
             break  # one permission finding is enough
@@ -1046,7 +1086,10 @@ def account_findings(
     )  # fmt: skip
     details: Mapping[str, Any] = described.jobs if ok and described is not None else {}
     if ok and described is not None and described.failed:
-        findings.append(_describe_failed(client, described.failed))
+        failed = _describe_failed(client, described.failed)
+        if stop():  # describe_jobs never raises: its chunks ran out of the command's time
+            raise AccountChecksStopped(f"DescribeJobs: {failed.evidence}", findings, operation="DescribeJobs")
+        findings.append(failed)
     v = Version.parse(version)
     for q in checked:
         qname = q.get("jobQueueName", "?")
@@ -1286,6 +1329,8 @@ def doctor(
     where ``nextflow run`` was started. Without ``client`` only the log and config
     rules run. ``queues`` overrides the queues the run's log/config name.
     ``config_files``: extra ``-c`` files; ``env`` stands for ``os.environ`` (NXF_HOME, HOME).
+    Raises AccountChecksStopped (carrying every finding made) when the client's
+    whole-command deadline passes with the Batch API not answering.
     """
     run: Any = None
     launch_dir: Path | None
@@ -1345,10 +1390,15 @@ def doctor(
         wanted = list(queues or ())
         if not wanted:
             wanted = _run_queues(run, launch_dir, config)
-        findings += account_findings(
-            client, wanted, runnable_after=runnable_after, now=now, version=version,
-            job_ids=_run_job_ids(run),
-        )  # fmt: skip
+        try:
+            findings += account_findings(
+                client, wanted, runnable_after=runnable_after, now=now, version=version,
+                job_ids=_run_job_ids(run),
+            )  # fmt: skip
+        except AccountChecksStopped as stopped:
+            everything = sorted([*findings, *stopped.findings], key=lambda f: _ORDER[f.severity])
+            raise AccountChecksStopped(str(stopped), everything, operation=stopped.operation,
+                                       code=stopped.code) from stopped
     return sorted(findings, key=lambda f: _ORDER[f.severity])
 
 
@@ -1458,7 +1508,8 @@ def register_cli(sub: SubParsers) -> None:
     p.add_argument("--profile", help="AWS named profile")
     p.add_argument("--offline", action="store_true", help="skip the AWS checks (log and config only)")
     p.add_argument("--deadline", type=cli_args.number(0, 86400.0, unit="seconds"), default=300.0,
-                   help="seconds to keep retrying a failing Batch API before giving up (default 300)")  # fmt: skip
+                   help="seconds the whole command may take (reading the run and every AWS call) before "
+                        "the account checks give up (default 300)")  # fmt: skip
     p.add_argument("--runnable-after", type=cli_args.number(0, 365 * 86400.0, unit="seconds"), default=1800.0,
                    help="seconds before a RUNNABLE job counts as stuck (default 1800)")  # fmt: skip
     p.add_argument("--format", choices=("text", "json"), default="text")
@@ -1477,8 +1528,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_cli(args: argparse.Namespace) -> int:
     """``batchkit doctor``: the findings on stdout, the exit status from the worst of them."""
+    started = time.monotonic()
     client = None
     skipped: str | None = None
+    stopped: str | None = None
     try:
         if not args.launch_dir.is_dir():
             raise InputError(
@@ -1499,10 +1552,17 @@ def run_cli(args: argparse.Namespace) -> int:
                 endpoint = cli_args.redact_url(args.endpoint_url) if args.endpoint_url else None
                 client = BatchClient(region=args.region or region, profile=args.profile, endpoint_url=endpoint,
                                      deadline=args.deadline)  # fmt: skip
+                # --deadline is the whole command's, counted from its start (reading the run
+                # too): past it every call fails at once, however many the checks still need.
+                client.give_up_after(max(0.0, args.deadline - (time.monotonic() - started)))
             except AwsError as exc:
                 skipped = str(exc)
         try:
             findings = doctor(args.launch_dir, client, **offline)
+        except AccountChecksStopped as exc:
+            # The offline findings (and the account checks done in time) stand.
+            stopped = str(exc)
+            findings = exc.findings
         except AwsError as exc:
             # No credentials (or no answer at all): every offline finding still stands.
             skipped = str(exc)
@@ -1517,7 +1577,15 @@ def run_cli(args: argparse.Namespace) -> int:
         close = getattr(client, "close", None)
         if callable(close):
             close()
-    if skipped is not None and skipped != "--offline":
+    if stopped is not None:
+        done = any(f.rule.startswith("aws-") for f in findings)  # the account rules' prefix
+        print(
+            f"batchkit doctor: account checks stopped at the {args.deadline:g} s deadline, the Batch API not "
+            f"answering ({cli_args.message(stopped)}); the findings are from the log and config"
+            + (" and the account checks done before it" if done else " only"),
+            file=sys.stderr,
+        )
+    elif skipped is not None and skipped != "--offline":
         print(
             f"batchkit doctor: account checks skipped ({cli_args.message(skipped)}); the findings are from the log and "
             "config only",

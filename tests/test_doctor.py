@@ -654,6 +654,38 @@ def test_api_down_past_the_deadline_is_a_finding(lb: Any) -> None:
     assert "DescribeComputeEnvironments" in f.title and "AuthorizerConfigurationException" in f.evidence
 
 
+def test_the_whole_commands_deadline_stops_the_account_checks_with_what_they_found(lb: Any) -> None:
+    """With give_up_after (the CLI's --deadline), a call that keeps failing until the command's
+    deadline stops the account checks: no later call is tried, the findings made so far come back."""
+    from batchkit.client import BatchClient
+    from batchkit.doctor import AccountChecksStopped
+
+    ce = lb.create_environment("late-on-q", vcpus=4, compute_environment="late-ce")
+    lb.client().create_job_queue(
+        jobQueueName="late-q", state="DISABLED", priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce["computeEnvironmentArn"]}],
+    )  # fmt: skip
+    t = [0.0]
+
+    def sleep(seconds: float) -> None:
+        t[0] += seconds
+
+    rule = lb.faults.add("DescribeComputeEnvironments", "authorizer-500")
+    before = lb.calls.get("ListJobs", 0)
+    try:
+        with BatchClient(lb.client(), deadline=300.0, clock=lambda: t[0], sleep=sleep) as c:
+            c.give_up_after(20.0)
+            with pytest.raises(AccountChecksStopped) as stopped:
+                account_findings(c, ["late-q"], now=emulator_now(lb))
+    finally:
+        lb.faults.remove(rule)
+    assert stopped.value.operation == "DescribeComputeEnvironments" and t[0] <= 20.0 + 1e-9
+    assert "AuthorizerConfigurationException" in str(stopped.value)
+    found = rules(stopped.value.findings)  # what DescribeJobQueues showed before the stop
+    assert "aws-queue-disabled" in found and "aws-api-unavailable" not in found
+    assert lb.calls.get("ListJobs", 0) == before  # nothing tried after the deadline
+
+
 def test_missing_queue_is_reported(lb: Any, client: Any) -> None:
     found = rules(account_findings(client, ["no-such-queue"], now=emulator_now(lb)))
     assert "no-such-queue" in found["aws-queue-missing"].title
@@ -877,3 +909,42 @@ def test_a_sigint_abort_is_no_status_check_failure(tmp_path: Path) -> None:
     found = rules(doctor(launch_with_log(tmp_path, "24.10.5", sigint), env={"HOME": str(tmp_path / "h")}))
     assert found["nf-status-check-orphans"].severity == "warning"  # the bug may exist; this run did not hit it
     assert found["nf-submit-after-abort"].severity == "error"  # any abort can leave late submissions
+
+
+def test_deadline_is_the_whole_commands_against_an_unreachable_endpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run recording 3,000 jobs, an endpoint nobody listens on (a closed loopback port):
+    `doctor --deadline 4` returns by its deadline (not one deadline per call: DescribeJobQueues,
+    ListJobs, DescribeJobs) with every offline finding and one line about the account checks."""
+    import socket
+    import time
+
+    _no_aws_configuration(tmp_path, monkeypatch)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")  # credentials: only the endpoint is missing
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    late = "".join(
+        f"Mar-10 10:06:{i % 60:02d}.{i % 1000:03d} [AWSBatch-executor-3] DEBUG n.c.aws.batch.AwsBatchTaskHandler - "
+        f"[AWS BATCH] Process `FOO ({i})` submitted > job=70af3d53-0000-0000-0000-{i:012d}; "
+        f"work-dir=s3://b/work/{i % 256:02x}/{i:030x}\n"
+        for i in range(2, 3002)
+    )
+    (tmp_path / ".nextflow.log").write_text(BATCH_LOG.format(version="24.04.4", tail=ABORT + REAPER + late))
+    offline = doctor(tmp_path)
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    t0 = time.monotonic()
+    code = main([str(tmp_path), "--endpoint-url", f"http://127.0.0.1:{port}", "--region", "us-east-1",
+                 "--queue", "q", "--deadline", "4"])
+    took = time.monotonic() - t0
+    captured = capsys.readouterr()
+    assert took < 6.5, f"{took:.1f} s: --deadline bounds each call, not the command"
+    assert code == exit_code(offline) == EXIT_ERROR_FINDING  # from the findings, not the endpoint
+    for f in offline:
+        assert f"[{f.rule}]" in captured.out
+    assert "[aws-" not in captured.out  # the account checks say one thing, once, on stderr
+    [line] = captured.err.splitlines()
+    assert line.startswith("batchkit doctor: account checks stopped at the 4 s deadline")
+    assert "EndpointConnectionError" in line and line.endswith("from the log and config only")
+    assert "Traceback" not in captured.err
