@@ -127,6 +127,17 @@ def test_year_comes_from_the_trace_when_not_given(tmp_path: Path) -> None:
     assert run.launch_time is not None and run.launch_time.year == 2021
 
 
+@pytest.mark.parametrize("raw", [False, True], ids=["human", "raw"])
+def test_dash_dates_of_an_aborted_row_do_not_move_the_launch_to_1970(tmp_path: Path, raw: bool) -> None:
+    row = ROW_A.replace("2025-03-03 10:00:05.000", "1741000005000") if raw else ROW_A
+    aborted = f"2\t3f/9c0123\t{JOB_B}\tALIGN (s2)\tABORTED\t-\t-\t-\tspot-q\t{WD_B}"
+    write_trace(tmp_path / "trace.txt", [row, aborted])
+    write_log(tmp_path / ".nextflow.log", tail=ABORT)
+    run = NextflowRun.from_dir(tmp_path, tz="UTC")
+    assert run.log is not None and run.log.year == 2025
+    assert run.launch_time == pd.Timestamp("2025-03-03 10:00:00.500", tz="UTC")
+
+
 def test_weblog_is_ahead_of_the_trace_but_not_of_its_terminal_rows(tmp_path: Path) -> None:
     trace = write_trace(
         tmp_path / "trace.txt",

@@ -118,6 +118,45 @@ def test_dash_is_missing_everywhere(tmp_path: Path) -> None:
     assert row[TaskCol.NAME] == "X" and pd.isna(row[TaskCol.HASH]) and pd.isna(row[TaskCol.STATUS])
 
 
+@pytest.mark.parametrize(
+    ("submit", "start"),
+    [("2026-11-30 07:58:50.553", "2026-11-30 07:58:51.000"), ("1796025530553", "1796025531000")],
+    ids=["human", "raw"],
+)
+def test_dash_dates_beside_real_dates_stay_missing(tmp_path: Path, submit: str, start: str) -> None:
+    # an ABORTED row's "-" dates once read as epoch 0 (1970-01-01) when the column also held
+    # dates, which dragged the run's launch time 57 years back and widened its kill scope
+    path = write(
+        tmp_path / "trace.txt",
+        "task_id\thash\tnative_id\tname\tstatus\texit\tsubmit\tstart\tcomplete\tduration\trealtime",
+        f"1\tab/cdef12\tj1\tA (1)\tCOMPLETED\t0\t{submit}\t{start}\t-\t60000\t1m",
+        "2\tab/cdef13\tj2\tA (2)\tABORTED\t-\t-\t-\t-\t-\t-",
+    )
+    frame = read_trace(path, tz="UTC")
+    first, aborted = frame.iloc[0], frame.iloc[1]
+    assert first[TaskCol.SUBMIT].year == 2026 and first[TaskCol.START].year == 2026
+    for col in (TaskCol.SUBMIT, TaskCol.START, TaskCol.COMPLETE, "duration", TaskCol.REALTIME):
+        assert pd.isna(aborted[col]), col
+    assert frame[TaskCol.SUBMIT].min().year == 2026
+
+
+def test_real_aborted_trace_with_dash_submits_has_no_epoch_zero(tmp_path: Path) -> None:
+    # the real trace with its ABORTED rows' submit cells made "-" (as Nextflow writes a task
+    # aborted before it was submitted), beside the COMPLETED row's real date
+    rows = real_fixture("local-aborted-trace.txt").read_text().splitlines()
+    edited = [rows[0]] + [
+        "\t".join([*f[:6], "-", *f[7:]]) if f[4] == "ABORTED" else row
+        for row in rows[1:]
+        for f in [row.split("\t")]
+    ]
+    frame = read_trace(write(tmp_path / "trace.txt", *edited), tz="UTC")
+    aborted = frame[TaskCol.STATUS] == "ABORTED"
+    assert aborted.sum() == 2 and frame.loc[aborted, TaskCol.SUBMIT].isna().all()
+    assert frame[TaskCol.SUBMIT].min() == pd.Timestamp("2019-08-09 13:51:02.384", tz="UTC")
+    original = read_trace(real_fixture("local-aborted-trace.txt"), tz="UTC")
+    assert original[TaskCol.SUBMIT].notna().all() and original[TaskCol.SUBMIT].min().year == 2019
+
+
 def test_resumed_run_two_traces_later_wins(tmp_path: Path) -> None:
     first = write(
         tmp_path / "trace-1.txt",

@@ -290,7 +290,7 @@ def parse_memory_bytes(arr: Array, present: Array) -> BytesParsed:
 def parse_duration_bytes(arr: Array, present: Array) -> BytesParsed:
     """``352ms``, ``1.2s``, ``1m 2s``, ``4h 41m 19s``, ``1d 2h 3m`` or raw ms, as float64 ms."""
     rest = np.strings.strip(_fill(_w(arr), present))
-    raw = np.strings.isdigit(rest)
+    raw = present & np.strings.isdigit(rest)  # the fill of absent cells is digits, not a value
     # raw milliseconds are read below; the token loop only sees the human values
     # (a raw value is one unitless token: it never counts as read by the loop)
     rest = np.where(raw, b"", rest)
@@ -328,7 +328,9 @@ def parse_date_bytes(arr: Array, present: Array, tz: tzinfo) -> tuple[pd.Series,
     """Local ``yyyy-MM-dd HH:mm:ss.SSS`` (given zone ``tz``) or raw epoch ms, as UTC."""
     n = len(arr)
     text = _w(np.strings.strip(_fill(_w(arr), present)))
-    raw = np.strings.isdigit(text) & (np.strings.str_len(text) <= 16)
+    # absent cells were filled with digits ("0") above: without ``present`` they would read
+    # as raw epoch 0 (1970-01-01), the date of every "-" beside real dates in the column
+    raw = present & np.strings.isdigit(text) & (np.strings.str_len(text) <= 16)
     epoch: Array = np.zeros(n, dtype=np.float64)
     if raw.any():  # only raw entries are read as numbers (the rest stay 0, never used)
         epoch[raw] = to_float(text[raw])
