@@ -327,7 +327,8 @@ class NextflowLaunch:
         """Read the run's trace, log and weblog now (a new NextflowRun)."""
         from batchkit.nextflow import NextflowRun
 
-        run = NextflowRun.from_dir(self.launch_dir, weblog=self.weblog)
+        # Its own run by name: a relaunch in the same dir takes over .nextflow.log.
+        run = NextflowRun.from_dir(self.launch_dir, weblog=self.weblog, run_name=self.run_name)
         declared = self._declared_dead
         if declared is not None and run.last_activity is not None and run.last_activity > declared[1]:
             # It spoke again after the watchdog gave up on it: alive after all.

@@ -349,7 +349,7 @@ def jobs_frame(jobs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         command = container.get("command")
         joined = " ".join(map(str, command)) if isinstance(command, list) else None
         commands.append(joined)
-        workdirs.append(_workdir_of(joined) if joined else None)
+        workdirs.append(_workdir_of(joined) if joined and _launcher_argv(command) else None)
         tags = get("tags")
         submission_ids.append(tags.get(SUBMISSION_TAG) if tags and isinstance(tags, dict | Mapping) else None)
 
@@ -396,8 +396,8 @@ def jobs_frame(jobs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 def normal_dir(path: str) -> str | None:
     """A work dir as one canonical string, or None when it cannot be one.
 
-    ``s3://``/``gs://``/``az://`` URLs get a lowercase scheme and bucket (bucket names
-    are lowercase by the providers' naming rules; keys are case-sensitive and kept);
+    ``s3://``/``gs://``/``az://`` URLs get a lowercase scheme; the bucket and the key keep
+    their case (legacy S3 buckets may hold capitals: ``s3://B`` is not ``s3://b``);
     Fusion's mount ``/fusion/s3/<bucket>/…`` becomes ``s3://<bucket>/…``; ``.`` and empty
     segments (duplicate slashes) are dropped and ``..`` removes the segment before it —
     a ``..`` that would climb out of the bucket (or above ``/``) makes the path no
@@ -406,7 +406,10 @@ def normal_dir(path: str) -> str | None:
     """
     found = _URL_RE.fullmatch(path) or _FUSION_RE.fullmatch(path)
     if found is not None:
-        head = f"{found.group(1).lower()}://{found.group(2).lower()}"
+        # The bucket keeps its case: legacy S3 buckets may hold capitals, so `s3://B` and
+        # `s3://b` can be two buckets; and Unicode case folding maps look-alikes such as
+        # the Kelvin sign onto ASCII letters (`"\u212a".lower() == "k"`).
+        head = f"{found.group(1).lower()}://{found.group(2)}"
         rest = found.group(3)
     elif path.startswith("/"):
         head, rest = "", path
@@ -436,14 +439,19 @@ def _workdir_of(command: str) -> str | None:
                 return None
             trap, body = body[len(_TRAP_HEAD) : end], body[end + len(_TRAP_END) :]
             if trap:
-                if not trap.endswith(_LOG_UPLOAD) or '"' in trap or "`" in trap or _RUN_FILE in trap:
+                if not trap.endswith(_LOG_UPLOAD) or _RUN_FILE in trap:
                     return None
-                upload = trap[: -len(_LOG_UPLOAD)].rpartition(" ")[2]
+                upload_words = trap[: -len(_LOG_UPLOAD)].split(" ")
+                # Plain words only: `$(…)` in the trap runs another command when the job exits.
+                if any(not w or _UNSAFE_RE.search(w) for w in upload_words):
+                    return None
+                upload = upload_words[-1]
         cut = body.find(_PIPE_TAIL)
         if cut < 0:
             return None
         rest = body[cut + len(_PIPE_TAIL) :]
-        if rest and not rest.startswith(" #"):
+        # A trailing comment ends at the first newline: what follows it is another command.
+        if rest and (not rest.startswith(" #") or "\n" in rest or "\r" in rest):
             return None
         words = body[:cut].split(" ")
         if len(words) < 3 or any(not w or _UNSAFE_RE.search(w) for w in words):
@@ -480,6 +488,15 @@ def _workdir_of(command: str) -> str | None:
     ):
         return normal_dir(words[2][: -len(_RUN_FILE)])
     return None
+
+
+def _launcher_argv(command: list[Any]) -> bool:
+    """The argument vector of Nextflow's launchers: ``bash -o pipefail -c <script>`` (one
+    script argument) or ``<fusion> bash <path>``. The same words split otherwise run
+    something else (``bash … -c aws`` runs ``aws`` alone), so they prove nothing."""
+    if len(command) == 5:
+        return [str(w) for w in command[:4]] == ["bash", "-o", "pipefail", "-c"]
+    return len(command) == 3 and str(command[1]) == "bash"
 
 
 def extract_workdir(commands: pd.Series) -> pd.Series:
@@ -749,10 +766,29 @@ def _scope(
     wd_agrees: np.ndarray = np.zeros(n, dtype=bool)
     wd_agrees[rec_jobs[agree_row]] = True
     # Array children/parents (Nextflow >= 24.04 job arrays) run a launcher that picks the
-    # task dir by index: their command names no single work dir to compare.
+    # task dir by index from the list of the array's task dirs (TaskArrayExecutor): their
+    # command names no single work dir, but it names the recording task's among its
+    # dirs. One that names none (another user's array, a forged ``<id>:<i>`` record)
+    # disagrees; a parent agrees only through a child that does (its TerminateJob would
+    # stop every child).
     array_job = ids.str.contains(":", regex=False).fillna(False).to_numpy(bool) | is_parent
     unparsed = wd.isna().to_numpy(bool)
-    wd_agrees |= array_job & unparsed & (by_id | is_parent)
+    array_rows = np.flatnonzero(array_job[rec_jobs] & unparsed[rec_jobs] & ~agree_row)
+    if len(array_rows):
+        commands = jobs[JobCol.COMMAND].iloc[rec_jobs[array_rows]].to_numpy(dtype=object, na_value=None)
+        dirs = task_wd.iloc[array_rows].to_numpy(dtype=object, na_value=None)
+        named = [
+            c is not None and (
+                (d is not None and d in c)
+                or (prefix is not None and h is not None and len(h) >= 4 and f"{prefix}{h}" in c)
+            )
+            for c, d, h in zip(commands, dirs, task_hash[array_rows], strict=True)
+        ]
+        wd_agrees[rec_jobs[array_rows[np.asarray(named, dtype=bool)]]] = True
+    if is_parent.any():
+        agreeing = ids[wd_agrees & array_job & ~is_parent]
+        good = set(agreeing.str.extract(_ARRAY_CHILD_RE, expand=False).dropna())
+        wd_agrees |= is_parent & unparsed & ids.isin(list(good)).fillna(False).to_numpy(bool)
     by_id |= is_parent
     sources_of = getattr(run, "recorded_by", None)
     if isinstance(sources_of, Mapping) and sources_of:

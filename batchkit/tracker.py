@@ -846,7 +846,38 @@ class Tracker:
         """The interrupted kills ``kill(plan)`` would re-drive (see ``kill``), from the ledger."""
         if self.ledger is None:
             return []
-        return select_redrives(self.ledger.pending_kills(self.run_name), plan, self._is_active)
+        return self._still_proven(select_redrives(self.ledger.pending_kills(self.run_name), plan, self._is_active), plan)
+
+    def _still_proven(self, pending: Sequence[KillJob], plan: Sequence[KillJob]) -> list[KillJob]:
+        """The pending kills that may be sent again: the ledger is a record, not a proof.
+
+        A pending row may have been added by hand, or written by an older batchkit that
+        judged by work dir alone (issue #15): it is re-sent only for a job in ``plan``,
+        proven the run's by the current reconcile (``native_id``/``hash``), or one this
+        tracker saw finished (sending again only records how it ended). Refreshes first
+        when nothing was fetched yet (a tracker resuming at start). Others stay pending,
+        untouched.
+        """
+        plan_ids = {job.job_id for job in plan}
+        if all(job.job_id in plan_ids for job in pending):
+            return list(pending)
+        snapshot = self.snapshot
+        if snapshot is None or not snapshot.has_result:
+            snapshot = self.refresh()
+        proven: set[str] = set()
+        if snapshot.has_result and len(snapshot.frame):
+            frame = snapshot.frame
+            ok = frame[RecCol.IN_SCOPE_BY].isin(["native_id", "hash"]).fillna(False).to_numpy(bool)
+            proven = set(frame.loc[ok, JobCol.JOB_ID].dropna().astype(str))
+        with self._lock:
+            finished = {j for j, job in self._jobs.items() if _status(job) in JOB_TERMINAL}
+        kept = [job for job in pending if job.job_id in plan_ids | proven | finished]
+        if len(kept) < len(pending):
+            log.warning(
+                "batchkit tracker: %d pending kill(s) of run %r name jobs not proven the run's: left unsent",
+                len(pending) - len(kept), self.run_name,
+            )
+        return kept
 
     def _kill(
         self,
@@ -860,7 +891,9 @@ class Tracker:
     ) -> KillReport:
         ledger = self._require_ledger()
         run_name = self.run_name
-        redrive = select_redrives(ledger.pending_kills(run_name), plan, self._is_active, resume=resume)
+        redrive = self._still_proven(
+            select_redrives(ledger.pending_kills(run_name), plan, self._is_active, resume=resume), plan
+        )
         entries = list({job.job_id: job for job in [*redrive, *plan]}.values())
         cancel = cancel if cancel is not None else threading.Event()
         self._kill_cancels.add(cancel)

@@ -198,8 +198,14 @@ class NextflowRun:
         tz: str | tzinfo | None = None,
         year: int | None = None,
         weblog: WeblogReceiver | None = None,
+        run_name: str | None = None,
     ) -> NextflowRun:
         """Find and merge the run's files in Nextflow's launch directory.
+
+        ``run_name``: read that run (``-name``), not whichever launched last: a relaunch
+        in the same dir rotates the run's log to ``.nextflow.log.N``, and its own becomes
+        ``.nextflow.log`` (the launcher knows the name it gave; issue #15). Until that
+        run's log exists, no log or trace of the dir is read as it.
 
         Looks for ``trace-*.txt``, ``trace.txt``, ``pipeline_info/execution_trace*.txt``
         (also one folder down, e.g. ``results/pipeline_info``) and ``.nextflow.log*``.
@@ -223,6 +229,12 @@ class NextflowRun:
             (p for p in folder.glob(".nextflow.log*") if _LOG_NAME_RE.match(p.name) and p.is_file()),
             key=lambda p: p.name,
         )
+        if run_name is not None:
+            own = [_rotation(p.name) for p in log_list if scan_log_head(p).run_name == run_name]
+            # Its own launch and the earlier ones (a -resume reads its session's earlier logs).
+            log_list = [p for p in log_list if own and _rotation(p.name) >= min(own)]
+            if not log_list:
+                trace_candidates = []
         if not trace_candidates and not log_list and weblog is None:
             raise NextflowReadError(
                 "no Nextflow trace or log found here: expected trace-*.txt, trace.txt, "
@@ -238,7 +250,7 @@ class NextflowRun:
             trace_frame.attrs["warnings"] = [w for i in chosen for w in frames[i].attrs.get("warnings", [])]
 
         def loader() -> NextflowRun:
-            return cls.from_dir(folder, tz=tz, year=year, weblog=weblog)
+            return cls.from_dir(folder, tz=tz, year=year, weblog=weblog, run_name=run_name)
 
         return _assemble(
             trace_frame, trace_list, log_list, weblog, tz=tz, year=year, launch_dir=str(folder), loader=loader
@@ -663,9 +675,13 @@ def _last_activity(
     log_info: LogInfo | None,
     weblog: WeblogReceiver | None,
 ) -> pd.Timestamp | None:
-    stamps: list[pd.Timestamp] = []
     if log_info is not None and log_info.last_line_time is not None:
-        stamps.append(log_info.last_line_time)
+        # Nextflow writes its log as it goes (in-flight dumps every few minutes), so no
+        # genuine trace or weblog time lies past its last line. A trace row can be edited
+        # and a weblog POST forged (a leaked token): letting their times count would
+        # stretch the lifetime that bounds which jobs can be the run's (issue #15).
+        return log_info.last_line_time
+    stamps: list[pd.Timestamp] = []
     if weblog is not None and weblog.last_event_time is not None:
         stamps.append(weblog.last_event_time)
     if trace is not None and len(trace):

