@@ -349,7 +349,7 @@ def jobs_frame(jobs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         command = container.get("command")
         joined = " ".join(map(str, command)) if isinstance(command, list) else None
         commands.append(joined)
-        workdirs.append(_workdir_of(joined) if joined and _launcher_argv(command) else None)
+        workdirs.append(_workdir_of(joined) if joined and isinstance(command, list) and _launcher_argv(command) else None)
         tags = get("tags")
         submission_ids.append(tags.get(SUBMISSION_TAG) if tags and isinstance(tags, dict | Mapping) else None)
 

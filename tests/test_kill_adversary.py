@@ -291,7 +291,7 @@ def test_look_alike_task_dirs_are_never_the_runs(
     """Jobs created right after A's abort (inside its grace) whose launcher names one of
     A's own task hashes under a path that only looks like A's work dir: another bucket
     differing in case (legacy S3 buckets may hold capitals), the Kelvin sign that Unicode
-    lower-cases to "k", a Cyrillic "о" in "work", a trailing dot, a percent-encoded
+    lower-cases to "k", a Cyrillic o (U+043E) in "work", a trailing dot, a percent-encoded
     "..", another key case, and A's exact task dir run with a command appended."""
     from tests.test_kill_safety import launcher, run_a
 
@@ -310,7 +310,7 @@ def test_look_alike_task_dirs_are_never_the_runs(
 
     lookalikes = {
         submit(nf(f"s3://B/work/{tail}")),
-        submit(nf(f"s3://b/w\u043erk/{tail}")),  # Cyrillic о
+        submit(nf(f"s3://b/w\u043erk/{tail}")),  # Cyrillic o (U+043E)
         submit(nf(f"s3://b/work./{tail}")),
         submit(nf(f"s3://b/work/%2e%2e/work/{tail}")),
         submit(nf(f"s3://b/WORK/{tail}")),
@@ -336,3 +336,113 @@ def test_a_kelvin_sign_bucket_is_not_the_runs_bucket() -> None:
 
     assert normal_dir("s3://\u212abucket/work") != normal_dir("s3://kbucket/work")
     assert normal_dir("s3://B/work") != normal_dir("s3://b/work")
+
+
+# --- clocks, ids and concurrent kills ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tz", ["Asia/Kolkata", "America/Los_Angeles"])
+def test_a_log_read_hours_off_its_zone_neither_misses_orphans_nor_takes_a_later_run(
+    lb: LocalBatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], tz: str
+) -> None:
+    """The log and trace carry no zone; read in a zone hours off (+5:30, -8), A's logged
+    lifetime moves by hours. Batch's createdAt of A's own jobs re-anchors it: A's orphans
+    are all taken and B's (an hour later, same queue and work dir) none."""
+    world = a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=False)
+    world.a_selection = [str(world.a_dir), "--tz", tz]
+    world.a_orphans &= world.active()
+    run = NextflowRun.from_dir(world.a_dir, tz=tz)
+    assert tracker_plan(world, run) == world.a_orphans
+    killed = kill_with_cli(world, capsys)
+    assert killed == world.a_orphans and not killed & world.foreign
+
+
+def test_a_recorded_id_in_another_case_is_not_the_job(
+    lb: LocalBatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trace row names one of B's jobs in capitals (Batch ids are lowercase UUIDs; an
+    id differing only by case is another id): never that job's record."""
+    world = a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=False)
+    victim = sorted(world.foreign)[0]
+    trace = next(world.a_dir.glob("trace-*.txt"))
+    _append_trace_row(trace, {"task_id": "96", "hash": short_hash(task_dir_of(world, victim)),
+                              "native_id": victim.upper(), "name": "ALIGN (forged)", "status": "ABORTED"})
+    world.a_orphans &= world.active()
+    assert tracker_plan(world) == world.a_orphans
+    killed = kill_with_cli(world, capsys)
+    assert killed == world.a_orphans and victim not in killed and victim in world.active()
+
+
+def test_two_kills_and_a_resume_on_one_ledger_audit_once_and_take_no_foreign_job(
+    lb: LocalBatch, tmp_path: Path
+) -> None:
+    """Two trackers kill A's plan at once while a third resumes the ledger's pending kills
+    (one of them hand-added for B's job), TerminateJobs stalling: every orphan of A ends
+    with exactly one final audit row, B's job is never sent."""
+    import threading
+
+    world = a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=False)
+    victim = sorted(world.foreign)[0]
+    path = world.a_dir / ".batchkit" / "ledger.sqlite"
+    Ledger(path).record_kill_intent(
+        "run_a", KillJob(victim, "orphan", "batchkit: orphan of run 'run_a'"), {"jobIds": [victim]}
+    )
+    world.a_orphans &= world.active()
+    lb.faults.add("TerminateJobs", "latency", latency=0.3)
+    trackers = [Tracker(world.run_a(), world.client(), queues=[QUEUE], ledger=Ledger(path), reload_run=False)
+                for _ in range(3)]
+    try:
+        for t in trackers:
+            t.refresh()
+        plans = [t.plan() for t in trackers[:2]]
+        assert all({k.job_id for k in p} == world.a_orphans for p in plans)
+        reports: list[Any] = []
+        threads = [threading.Thread(target=lambda t=t, p=p: reports.append(t.kill(p))) for t, p in zip(trackers, plans, strict=False)]
+        threads.append(threading.Thread(target=lambda: reports.append(trackers[2].resume_kills())))
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=120)
+    finally:
+        for t in trackers:
+            t.close()
+    assert len(reports) == 3
+    assert world.a_orphans.isdisjoint(world.active()) and world.foreign <= world.active()
+    rows = Ledger(path).kills()
+    finals = [r["job_id"] for r in rows if r["finished_at"] is not None]
+    assert sorted(finals) == sorted(world.a_orphans)  # one final row each, none for B's job
+    assert victim not in finals
+
+
+# --- the Dashboard's per-row kill -----------------------------------------------------------------
+
+
+def test_a_row_kill_of_a_job_that_is_not_killable_kills_nothing(lb: LocalBatch, tmp_path: Path) -> None:
+    """The per-row Kill button is drawn only for killable rows, but its message carries a
+    job id: a click that arrives for a row no longer killable (the table re-sorted, a
+    refresh found the job is B's neighbour in the work dir) must not turn into a "named
+    kill" of a job the user never named on purpose."""
+    from batchkit.widgets.dashboard import Dashboard
+
+    world = a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=False)
+    victim = sorted(world.foreign)[0]
+    tracker = Tracker(world.run_a(), world.client(), queues=[QUEUE], ledger=Ledger(tmp_path / "l.sqlite"),
+                      reload_run=False)
+    dash = Dashboard(world.run_a(), tracker=tracker, autostart=False)
+    try:
+        frame = tracker.refresh().frame
+        from batchkit.schema import JobCol, RecCol
+
+        row = frame[frame[JobCol.JOB_ID] == victim]
+        assert len(row) and row[RecCol.IN_SCOPE_BY].iloc[0] == "neighbourhood"  # shown, not proven
+        dash._row_kill_requested(victim)
+        dash.wait_kill(timeout=60)
+        assert victim in world.active()
+        orphan = sorted(world.a_orphans & world.active())[0]
+        dash._row_kill_requested(orphan)  # a killable row's own button still works
+        dash.wait_kill(timeout=60)
+        assert orphan not in world.active()
+    finally:
+        dash.close()
+        tracker.close()
+    assert world.foreign <= world.active()

@@ -995,7 +995,11 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         """A row's own Kill button: kill that job (the entry point of every per-row kill)."""
         if job_id in self._busy or self.marks.get(job_id) in {"pending", "killed", "already_done"}:
             return  # a double click, or a row already dealt with: harmless
-        plan = self.tracker.plan(job_ids=[job_id])
+        # The button is drawn for killable rows only; a click names that row, not the job
+        # itself: a job the current snapshot does not prove killable (a neighbour in the
+        # work dir, a row that changed under a refresh) is never a "named kill" from here
+        # (issue #15: naming a neighbour is `kill --job`'s, on purpose).
+        plan = [job for job in self.tracker.plan(job_ids=[job_id]) if job.job_id in self._killable_ids()]
         if not plan:
             self.kill_status.value = (
                 f'<span class="bk-muted">Job {_esc(job_id)} is no longer killable '
@@ -1005,6 +1009,14 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             return
         self.marks.pop(job_id, None)  # a retry after a failed kill
         self._start_kill(plan)
+
+    def _killable_ids(self) -> set[str]:
+        snapshot = self.tracker.snapshot
+        if snapshot is None or not snapshot.has_result or snapshot.frame.empty:
+            return set()
+        frame = snapshot.frame
+        killable = frame[RecCol.KILLABLE].fillna(False).to_numpy(dtype=bool)
+        return set(frame.loc[killable, JobCol.JOB_ID].dropna().astype(str))
 
     def _row_selected(self, job_id: str) -> None:
         for listener in list(self._row_listeners):
