@@ -446,3 +446,64 @@ def test_a_row_kill_of_a_job_that_is_not_killable_kills_nothing(lb: LocalBatch, 
         dash.close()
         tracker.close()
     assert world.foreign <= world.active()
+
+
+# --- a forged end of the run ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("event", ["completed", "error"])
+def test_a_forged_weblog_end_does_not_end_a_run_whose_log_is_alive(
+    lb: LocalBatch, tmp_path: Path, event: str
+) -> None:
+    """The receiver's token leaked: one POST with the run's own runId says the run
+    completed (or failed). Its log says it is still running, so its in-flight jobs are not
+    orphans: killing them without force would stop a live run."""
+    world = a_then_b(lb, tmp_path, 600.0, resume=False, same_dir=False)
+    b_dir = tmp_path / "launch-b"
+    honest = NextflowRun.from_dir(b_dir)
+    assert honest.state == "alive"
+    receiver = WeblogReceiver(token="nf:leaked-secret")
+    auth = {"Authorization": "Basic " + base64.b64encode(b"nf:leaked-secret").decode()}
+    when = f"{pd.Timestamp(lb.clock.now(), unit='s', tz='UTC'):%Y-%m-%dT%H:%M:%SZ}"
+    for name in ("started", event):
+        body: dict[str, Any] = {"runName": honest.name, "runId": honest.session_id, "event": name, "utcTime": when}
+        if name == "completed":
+            body["metadata"] = {"workflow": {"success": True, "complete": when}}
+        receiver.ingest(json.dumps(body).encode(), auth)
+    run = NextflowRun.from_dir(b_dir, weblog=receiver)
+    assert run.state == "alive", run.state
+    tracker = Tracker(run, world.client(), queues=[QUEUE], ledger=False, reload_run=False)
+    try:
+        tracker.refresh()
+        assert tracker.plan() == []
+    finally:
+        tracker.close()
+
+
+# --- the SubmitForm's kill ------------------------------------------------------------------------
+
+
+def test_a_submission_added_to_the_ledger_by_hand_is_not_killed_from_the_form(lb: LocalBatch, tmp_path: Path) -> None:
+    """The form lists the ledger's submissions with a Kill button each. A row added by hand
+    for someone else's job (no batchkit submission tag) must not make it killable there;
+    a job the form really submitted still is."""
+    from batchkit.client import BatchClient
+    from batchkit.widgets.submit_form import SubmitForm
+
+    stranger = str(lb.client().submit_job(jobName="theirs", jobQueue=QUEUE, jobDefinition="nf-demo",
+                                          containerOverrides={"command": ["bash", "-c", "sleep 100000"]})["jobId"])
+    lb.advance(30)
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path)
+    ledger.record_submission_intent("forged-sid", {"jobName": "theirs", "jobQueue": QUEUE, "jobDefinition": "nf-demo"})
+    ledger.record_submission_result("forged-sid", stranger, "submitted", None)
+    form = SubmitForm(BatchClient(client=lb.client(), rate=1000.0, deadline=30.0), ledger=path, autostart=False)
+    assert stranger in form.submissions
+    outcome = form.kill(stranger)
+    assert not outcome.ok and outcome.error_code == "NotThisFormsJob"
+    assert job_status(lb, stranger) == "RUNNING"
+    assert Ledger(path).kills() == []  # nothing sent, nothing audited as a kill
+
+
+def job_status(lb: LocalBatch, job_id: str) -> str:
+    return str(next(j for j in lb.jobs() if j["jobId"] == job_id)["status"])

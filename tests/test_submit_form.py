@@ -360,7 +360,11 @@ def test_a_form_and_a_cli_kill_of_the_same_job_at_once_audit_it_once(tmp_path: P
         running = {j["jobId"]: j for j in lb.jobs() if j["status"] == "RUNNING"}
         job_id = sorted(inc.truth.abandoned_job_ids & set(running))[0]
         ledger = Ledger.for_launch_dir(inc.launch_dir)
-        # The job as the form records a submission of its own (the ledger is the launch dir's).
+        # The job as the form records a submission of its own (the ledger is the launch dir's),
+        # tagged as the form tags what it submits (the form kills only jobs carrying its tag).
+        from batchkit.schema import SUBMISSION_TAG
+
+        lb.client().tag_resource(resourceArn=running[job_id]["jobArn"], tags={SUBMISSION_TAG: "sid-orphan"})
         ledger.record_submission_intent("sid-orphan", {"jobName": running[job_id]["jobName"]})
         ledger.record_submission_result("sid-orphan", job_id, "submitted")
         form = SubmitForm(BatchClient(endpoint_url=inc.endpoint_url, deadline=60.0), ledger=ledger, autostart=False)

@@ -398,7 +398,10 @@ def run_state(
             aborted, cause, abort_time = True, log_info.abort_cause, log_info.abort_time
         elif log_info.completed:
             completed, end_time = True, log_info.end_time
-    if weblog is not None:
+    # With a log, the run's end is the log's word: Nextflow logs its abort and its
+    # "Execution complete" as it sends those events, and a POST can be forged (a leaked
+    # token) — one forged "completed" would make a live run's jobs orphans (issue #15).
+    if weblog is not None and log_info is None:
         if weblog.run_state == "aborted":
             aborted = True
             cause = cause or weblog.error_message or "the weblog reported an error"

@@ -470,8 +470,9 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self._killing.add(job_id)
             self._render_table()
         try:
-            outcome = self._run_kill(KillJob(job_id=job_id, verdict="manual", reason=KILL_REASON,
-                                             task_name=sub["job_name"]))
+            refused = self._not_ours(job_id, sub.get("submission_id"))
+            outcome = refused or self._run_kill(KillJob(job_id=job_id, verdict="manual", reason=KILL_REASON,
+                                                        task_name=sub["job_name"]))
         finally:
             with self._lock:
                 self._killing.discard(job_id)
@@ -487,6 +488,29 @@ class SubmitForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self._render_table()  # a failed kill gets its Kill button back (re-drives the row)
         self.refresh()
         return outcome
+
+    def _not_ours(self, job_id: str, submission_id: Any) -> JobOutcome | None:
+        """An error outcome when the job does not carry this form's submission tag (calls AWS).
+
+        The form's list comes from the ledger, a file anyone can edit: every job the form
+        submits carries ``SUBMISSION_TAG`` = its submission id, so a job without it was not
+        submitted here and is not killed from here (issue #15). A job Batch no longer has
+        goes on to the kill, which records it ``not_found``.
+        """
+        answer = self.client.describe_jobs([job_id])
+        job = answer.jobs.get(job_id)
+        if job is None and job_id not in set(answer.missing):
+            return JobOutcome(job_id, "error", message="could not describe the job to check it is this form's; try again")
+        if job is None:
+            return None
+        tag = (job.get("tags") or {}).get(SUBMISSION_TAG)
+        if submission_id and tag == submission_id:
+            return None
+        return JobOutcome(
+            job_id, "error", error_code="NotThisFormsJob",
+            message=f"job {job_id} does not carry this form's tag {SUBMISSION_TAG}={submission_id}: "
+            "the ledger's record of it is not this form's submission, so it is not killed from here",
+        )
 
     def _run_kill(self, job: KillJob) -> JobOutcome:
         """One ``KillExecutor`` run for ``job`` (calls AWS); its outcome for this job."""
