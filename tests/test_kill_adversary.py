@@ -507,3 +507,50 @@ def test_a_submission_added_to_the_ledger_by_hand_is_not_killed_from_the_form(lb
 
 def job_status(lb: LocalBatch, job_id: str) -> str:
     return str(next(j for j in lb.jobs() if j["jobId"] == job_id)["status"])
+
+
+# --- a later run reusing A's task dirs; a record of a job older than A --------------------------
+
+
+def test_a_resume_elsewhere_rerunning_as_task_dirs_an_hour_later_is_not_as(
+    lb: LocalBatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """B runs on another machine (its log is not in A's launch dir) an hour after A's
+    abort and re-executes A's unfinished tasks in A's very task dirs (same hashes): its
+    jobs' launchers name dirs A submitted, but Batch created them outside A's lifetime."""
+    from tests.test_kill_safety import foreign_job, run_a
+
+    a_dir = tmp_path / "launch"
+    truth = run_a(lb, a_dir)
+    lb.advance(3600.0)
+    dirs = sorted({task_dir_of(World(lb, a_dir, [], set()), j) for j in truth.abandoned_job_ids})
+    reused = {foreign_job(lb, queue=QUEUE, workdir=d) for d in dirs[:3]}
+    lb.advance(30)
+    world = World(lb, a_dir, [str(a_dir)], set(), reused)
+    world.a_orphans = truth.abandoned_job_ids & world.active()
+    assert world.a_orphans and reused <= world.active()
+    assert tracker_plan(world) == world.a_orphans
+    killed = kill_with_cli(world, capsys)
+    assert killed == world.a_orphans and not killed & reused
+
+
+def test_a_recorded_job_created_an_hour_before_the_launch_is_not_the_runs(
+    lb: LocalBatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trace row names a job on A's queue, in A's work dir, whose launcher is the row's
+    own task dir: but Batch created it an hour before A was launched."""
+    from tests.test_kill_safety import WORK, foreign_job, run_a
+
+    older = foreign_job(lb, queue=QUEUE, workdir=f"{WORK}/cd/{'4' * 30}")
+    lb.advance(3600.0)
+    a_dir = tmp_path / "launch"
+    truth = run_a(lb, a_dir)
+    trace = next(a_dir.glob("trace-*.txt"))
+    _append_trace_row(trace, {"task_id": "95", "hash": "cd/444444", "native_id": older,
+                              "name": "ALIGN (forged)", "status": "ABORTED"})
+    world = World(lb, a_dir, [str(a_dir)], set(), {older})
+    world.a_orphans = truth.abandoned_job_ids & world.active()
+    assert world.a_orphans and older in world.active()
+    assert tracker_plan(world) == world.a_orphans
+    killed = kill_with_cli(world, capsys)
+    assert killed == world.a_orphans and older not in killed
