@@ -7,17 +7,20 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from conftest import real_fixture
 from test_figures import make_frame
 
 from batchkit.client import BatchClient
+from batchkit.nextflow import NextflowRun
 from batchkit.schema import VERDICTS, JobCol, RecCol
-from batchkit.sim import replay_incident
+from batchkit.sim import LocalBatch, replay_incident
 from batchkit.widgets import Dashboard, _table
 from batchkit.widgets._table import (
     KILLED,
@@ -576,3 +579,109 @@ def test_kill_all_under_an_outage_runs_in_the_background_and_cancel_leaves_a_led
 
     with replay_incident(launch_dir=tmp_path / "launch", n_tasks=100, seed=3) as inc:
         asyncio.run(scenario(inc))
+
+
+# --- a real launch dir with zero flags: region, queues, the year, runs not on AWS Batch -------
+
+
+def _no_aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_BATCH"):  # fmt: skip
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def test_header_says_where_region_and_queues_came_from_and_that_the_year_is_a_guess() -> None:
+    out = header_html(
+        run_name="r", run_state="aborted", abort_cause=None, health=("bk-health-ok", "healthy"), age=3.0,
+        region=("eu-north-1", "log (/x/.nextflow.log: AwsOptions region)"),
+        queues={"spot-<q>": "/x/nextflow.config:2 (process queue)"},
+        year_note="the year 2025 of the log's times is a guess (file time)",
+    )
+    assert 'bk-region">eu-north-1</b>' in out and "AwsOptions region" in out
+    assert "spot-&lt;q&gt;" in out and "nextflow.config:2 (process queue)" in out
+    assert 'bk-year-note' in out and "2025 of the log&#x27;s times is a guess" in out
+    plain = header_html(run_name="r", run_state="alive", abort_cause=None, health=("bk-health-ok", "ok"), age=1.0,
+                        queues={})  # fmt: skip
+    assert "bk-year-note" not in plain and "none known" in plain
+    away = header_html(run_name="r", run_state="aborted", abort_cause=None, health=("bk-muted", ""), age=None,
+                       not_batch="executor: slurm; from log")  # fmt: skip
+    assert "not used by this run" in away and "executor: slurm" in away and "Batch API" not in away
+
+
+def test_dashboard_takes_region_and_queues_from_the_run_and_says_the_year_is_unproven(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_aws(tmp_path, monkeypatch)
+    launch = tmp_path / "launch"
+    launch.mkdir()
+    # A fresh copy (file time now): the log's year rests on the build date alone, unproven.
+    shutil.copyfile(real_fixture("awsbatch-sigint-24.10.5.nextflow.log"), launch / ".nextflow.log")
+    (launch / "nextflow.config").write_text("process { executor = 'awsbatch'\n queue = 'nf-queue' }\n")
+    dash = Dashboard(launch, autostart=False)  # no client, no region anywhere but the run's files
+    try:
+        assert dash.tracker.client.region == "eu-north-1"  # the log's AwsOptions line
+        head = dash.header.value
+        assert 'bk-region">eu-north-1</b>' in head and "AwsOptions region" in head
+        assert "<b>nf-queue</b>" in head and html.escape(str(launch / "nextflow.config")) in head
+        assert not dash.run.year_proven
+        assert "bk-year-note" in head and "is a guess" in head
+    finally:
+        dash.close()
+    # A queue given to the dashboard is shown as given, over the run's.
+    given = Dashboard(launch, autostart=False, queues=["other-q"], client=BatchClient(region="us-east-2"))
+    try:
+        assert "<b>other-q</b>" in given.header.value and "given to the Dashboard" in given.header.value
+        assert "nf-queue" not in given.header.value
+        assert 'bk-region">us-east-2</b>' in given.header.value and "the client given" in given.header.value
+    finally:
+        given.close()
+
+
+@pytest.mark.parametrize(
+    ("source", "executor"),
+    [({"log": "slurm-sigint-abort.nextflow.log"}, "slurm"), ({"trace": "local-aborted-trace.txt"}, "not AWS Batch")],
+)
+def test_a_run_that_did_not_use_aws_batch_shows_nextflow_alone_and_asks_aws_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: dict[str, str], executor: str
+) -> None:
+    _no_aws(tmp_path, monkeypatch)
+    run = NextflowRun.from_files(**{k: real_fixture(v) for k, v in source.items()})  # type: ignore[arg-type]
+    assert run.on_aws_batch is False
+    monkeypatch.chdir(tmp_path)
+    with LocalBatch(manual_clock=True) as lb:
+        client = BatchClient(endpoint_url=lb.endpoint_url, region=lb.region)
+        dash = Dashboard(run, client=client)  # autostart: it must still not poll
+        try:
+            head = dash.header.value
+            assert "not used by this run" in head and executor in head and "asking AWS Batch" not in head
+            assert len(row_classes(dash)) == len(run.tasks) > 0
+            assert dash.table.value.count("not a Batch job") == len(run.tasks)
+            assert "data-kill=" not in dash.table.value and "asking…" not in dash.table.value
+            assert dash.kill_all_button.disabled
+            # Everything a user can press: none of it reaches AWS.
+            dash.refresh()
+            dash.refresh_button.click()
+            assert dash.kill_orphans() is None
+            dash.kill_all_button.click()
+            dash._row_kill_requested(str(run.tasks["native_id"].dropna().iloc[0]))
+            asyncio.run(dash.refresh_async())
+            for panel in (0, 1, 2):
+                dash.figures.selected_index = panel
+            assert "bk-advice-item" in dash.advice.value  # the offline checks, no client
+            if "log" in source:
+                assert "nf-not-aws-batch" in dash.advice.value
+            assert len(row_classes(dash)) == len(run.tasks) and not dash.marks
+        finally:
+            dash.close()
+            client.close()
+        assert lb.calls == {}  # not one request reached the emulator
+    # No client given, no AWS configuration at all: nothing is made that would need one.
+    bare = Dashboard(run)
+    try:
+        assert bare.tracker.client is None and bare.tracker.ledger is None
+        assert "not used by this run" in bare.header.value
+    finally:
+        bare.close()

@@ -360,6 +360,10 @@ TABLE_CSS: Final = f"""
 """
 
 
+#: The verdict of a row of a run that did not use AWS Batch: Nextflow's side alone, never asked of AWS.
+NOT_BATCH: Final = "not batch"
+
+
 def _cell(value: object) -> str:
     """Escaped text of one value; missing values as ''."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
@@ -413,7 +417,7 @@ def action_html(job_id: str, mark: str | None, killable: bool, busy: bool = Fals
 def _row_html(row: dict[str, object], mark: str | None, action: str | None) -> str:
     raw_verdict = row.get(RecCol.VERDICT)
     verdict = "ok" if raw_verdict is None or pd.isna(raw_verdict) or not raw_verdict else str(raw_verdict)
-    verdict_cls = verdict if verdict in VERDICT_ACCENTS or verdict == "pending" else "ok"
+    verdict_cls = "pending" if verdict == NOT_BATCH else verdict if verdict in VERDICT_ACCENTS or verdict == "pending" else "ok"
     name = _cell(row.get(TaskCol.NAME)) or _cell(row.get(JobCol.JOB_NAME)) or "(unnamed)"
     job_id = _cell(row.get(JobCol.JOB_ID)) or _cell(row.get(TaskCol.NATIVE_ID))
     task_id = _int(row.get(TaskCol.TASK_ID))
@@ -421,6 +425,8 @@ def _row_html(row: dict[str, object], mark: str | None, action: str | None) -> s
     nf = _cell(row.get(RecCol.NF_STATUS)) or "no record"
     if verdict == "pending":  # the dashboard's first paint, before Batch has answered
         batch = "asking…"
+    elif verdict == NOT_BATCH:  # a run on SLURM, local, …: its ids are not Batch jobs
+        batch = "not a Batch job"
     else:
         batch = html.escape(
             batch_state_text(row.get(JobCol.STATUS), row.get(RecCol.BATCH_RETRIES), row.get(JobCol.JOB_ID))

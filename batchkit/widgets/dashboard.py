@@ -38,6 +38,7 @@ from batchkit.widgets._table import (
     FILTER_MISMATCHES,
     FILTERS,
     KILLED,
+    NOT_BATCH,
     SORT_KEYS,
     SORT_LABELS,
     TABLE_CSS,
@@ -156,11 +157,19 @@ def header_html(
     paused: bool = False,
     loading: bool = False,
     taken_at: Any = None,
+    region: tuple[str, str] | None = None,
+    queues: Mapping[str, str] | None = None,
+    year_note: str = "",
+    not_batch: str | None = None,
 ) -> str:
     """The header card: run name, Nextflow's state, Batch API health, freshness.
 
     ``taken_at`` (when the data shown was fetched) is also written as an attribute, so
-    a browser test or benchmark can tell one refresh from the next.
+    a browser test or benchmark can tell one refresh from the next. ``region`` is
+    (region, where it was read) and ``queues`` queue -> where it was read: a user who
+    passed no flag sees what batchkit chose and why. ``year_note`` says the log's year
+    is a guess (log lines carry none). ``not_batch`` (why) replaces the Batch lines for
+    a run that did not use AWS Batch: nothing is asked of AWS for it.
     """
     state = (run_state or "unknown").lower()
     badge = state if state in {"alive", "completed", "aborted"} else "unknown"
@@ -173,12 +182,36 @@ def header_html(
     if paused:
         fresh += ' <span class="bk-muted">(paused)</span>'
     stamp = "" if taken_at is None else _esc(pd.Timestamp(taken_at).isoformat())
+    if not_batch is not None:
+        batch = (
+            '<div class="bk-head-line bk-not-batch">AWS Batch: <b>not used by this run</b> '
+            f'<span class="bk-muted">({_esc(not_batch)})</span>: nothing is asked of AWS; '
+            "Nextflow's side alone is shown.</div>"
+        )
+    else:
+        where = ""
+        if region is not None:
+            where += (f'Region <b class="bk-region">{_esc(region[0])}</b> '
+                      f'<span class="bk-muted">(from {_esc(region[1])})</span>')
+        if queues is not None:
+            shown = " · ".join(
+                f'<b>{_esc(q)}</b> <span class="bk-muted">(from {_esc(src)})</span>' for q, src in queues.items()
+            ) or '<span class="bk-muted">none known (untracked jobs are not searched for)</span>'
+            where += f'{" · " if where else ""}<span class="bk-queues">queues {shown}</span>'
+        batch = (
+            f'<div class="bk-head-line">Batch API: <span class="{health_cls} bk-api-health">{_esc(health_text)}</span>'
+            f" · {fresh}</div>"
+            + (f'<div class="bk-head-line bk-aws-where">{where}</div>' if where else "")
+        )
+    note = (
+        f'<div class="bk-head-line bk-year-note bk-health-degraded">Times: {_esc(year_note)}</div>'
+        if year_note else ""
+    )
     return (
         f'<div class="bk-card bk-header-card" data-taken-at="{stamp}">'
         f'<div class="bk-head-title">Run <span class="bk-run-name">{_esc(run_name or "(unnamed)")}</span></div>'
         f'<div class="bk-head-line">Nextflow: <span class="bk-badge bk-badge-{badge} bk-run-state">{_esc(state)}</span>{cause}</div>'
-        f'<div class="bk-head-line">Batch API: <span class="{health_cls} bk-api-health">{_esc(health_text)}</span>'
-        f' · {fresh}</div>'
+        f"{batch}{note}"
         "</div>"
     )
 
@@ -372,6 +405,25 @@ def provisional_frame(tasks: pd.DataFrame | None) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+def nextflow_only_frame(tasks: pd.DataFrame | None, why: str) -> pd.DataFrame:
+    """Nextflow's tasks as rows of a run that did not use AWS Batch: nothing to ask, nothing to kill."""
+    frame = provisional_frame(tasks)
+    if not frame.empty:
+        frame[RecCol.VERDICT] = pd.array([NOT_BATCH] * len(frame), dtype="string")
+        frame[RecCol.REASON] = pd.array([why] * len(frame), dtype="string")
+    return frame
+
+
+def not_batch_reason(run: Any) -> str | None:
+    """Why the run's jobs are not AWS Batch jobs ("executor: slurm; from log …"), or None
+    when the run used AWS Batch or its executor is unknown (then Batch is asked)."""
+    if getattr(run, "on_aws_batch", None) is not False:
+        return None
+    used = ", ".join(e for e in getattr(run, "executors", []) if e != "not awsbatch") or "not AWS Batch"
+    source = getattr(run, "executor_source", "")
+    return f"executor: {used}" + (f"; from {source}" if source else "")
+
+
 def _set(widget: Any, **values: Any) -> None:
     """Assign only the traits whose value differs (one message for the ones that do)."""
     changed = {k: v for k, v in values.items() if getattr(widget, k) != v}
@@ -425,17 +477,30 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         from batchkit.tracker import Refreshed, RefreshFailed, Tracker
 
         self._Refreshed, self._RefreshFailed = Refreshed, RefreshFailed
+        #: (region, where it was read), shown in the header; None when a tracker was given
+        self.region: tuple[str, str] | None = None
         if tracker is None:
             run = run_or_launch_dir
             if isinstance(run_or_launch_dir, str | Path):
                 from batchkit.nextflow import NextflowRun
 
                 run = NextflowRun.from_dir(run_or_launch_dir)
-            if client is None:
+            extra: dict[str, Any] = {}
+            if not_batch_reason(run) is not None:
+                # Not a Batch run: no client is made (it would need a region and
+                # credentials for nothing) and no ledger is opened in its launch dir.
+                extra["ledger"] = False
+            elif client is None:
                 from batchkit.client import BatchClient
 
-                client = BatchClient()
-            extra: dict[str, Any] = {}
+                # The region the run used (its log's AwsOptions line, aws.region in its
+                # config), as the CLI takes it; else the AWS configuration's.
+                run_region = getattr(run, "region", None)
+                client = BatchClient(region=run_region) if run_region else BatchClient()
+                where = getattr(run, "region_source", "") if run_region else "the AWS configuration"
+                self.region = (str(client.region), where or "the run")
+            else:
+                self.region = (str(getattr(client, "region", "?")), "the client given to the Dashboard")
             if price_per_vcpu_hour is not None:
                 extra["price_per_vcpu_hour"] = price_per_vcpu_hour
             if clock is not None:
@@ -448,7 +513,12 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             if interval is not None:
                 tracker.interval = interval
             self._owns_tracker = False
+            if getattr(tracker.client, "region", None):
+                self.region = (str(tracker.client.region), "the tracker's client")
         self.tracker = tracker
+        #: why the run's jobs are not AWS Batch jobs (None: a Batch run). Then the dashboard
+        #: shows Nextflow's side alone and never calls the tracker's client.
+        self.not_batch: str | None = not_batch_reason(tracker.run)
         self.query = TableQuery(page_size=max(1, int(page_size)))
         self.marks: dict[str, str] = {}  # job id -> kill mark, kept across refreshes
         self._pinned: dict[str, str] = {}  # job id -> verdict it was killed under (see _view_frame)
@@ -472,14 +542,16 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         super().__init__(children=self._layout_children(), **kwargs)
         self.add_class("bk-dashboard")
         self._unsubscribe = tracker.subscribe(self._on_event)
-        if tracker.snapshot is not None:
+        if self.not_batch is not None:
+            self._render_nextflow_only()
+        elif tracker.snapshot is not None:
             self._render()
         else:
             self._render_header(loading=True)
             self._frame = provisional_frame(getattr(tracker.run, "tasks", None))
             if not self._frame.empty:
                 self._render_table()
-        if autostart and not getattr(tracker, "closed", False):
+        if autostart and self.not_batch is None and not getattr(tracker, "closed", False):
             tracker.start()
 
     # --- building ------------------------------------------------------------------------
@@ -536,7 +608,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
         self.refresh_button = W.Button(description="refresh now", icon="refresh", layout=W.Layout(width="130px"))
         self.refresh_button.add_class("bk-refresh")
-        self.refresh_button.on_click(lambda _b: self._spawn(self.tracker.refresh_async, self.tracker.refresh))
+        self.refresh_button.on_click(lambda _b: self._refresh_clicked())
         self.pause_button = W.ToggleButton(value=False, description="pause", icon="pause",
                                            layout=W.Layout(width="100px"))
         self.pause_button.add_class("bk-pause")
@@ -681,16 +753,31 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         return self._frame
 
     def refresh(self) -> None:
-        """Poll Batch now (blocking) and redraw; the tracker's events do the redraw."""
+        """Poll Batch now (blocking) and redraw; the tracker's events do the redraw.
+
+        For a run that did not use AWS Batch: read the run's files again, ask AWS nothing.
+        """
+        if self.not_batch is not None:
+            self._reload_nextflow_only()
+            return
         self.tracker.refresh()
 
     async def refresh_async(self) -> None:
+        if self.not_batch is not None:
+            await asyncio.to_thread(self._reload_nextflow_only)
+            return
         await self.tracker.refresh_async()
 
     async def ready(self) -> None:
         """Wait for the first refresh (a cell that needs ``dash.frame`` awaits this first)."""
-        if self.tracker.snapshot is None:
+        if self.tracker.snapshot is None and self.not_batch is None:
             await self.tracker.refresh_async()
+
+    def _refresh_clicked(self) -> None:
+        if self.not_batch is not None:
+            self._reload_nextflow_only()
+            return
+        self._spawn(self.tracker.refresh_async, self.tracker.refresh)
 
     def pause(self) -> None:
         """Stop polling until ``resume`` (the tracker keeps its state)."""
@@ -718,12 +805,17 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self._set_query(page=page)
 
     def kill_orphans(self) -> Any:
-        """Kill every killable orphan/untracked job now, blocking; returns the KillReport."""
+        """Kill every killable orphan/untracked job now, blocking; returns the KillReport
+        (None for a run that did not use AWS Batch: it has no Batch job to kill)."""
+        if self.not_batch is not None:
+            return None
         plan = self.tracker.plan(verdicts=list(KILL_ALL_VERDICTS))
         return self._kill_blocking(plan)
 
     async def kill_orphans_async(self) -> Any:
         """What "Kill all orphans" followed by "confirm" does; returns the KillReport."""
+        if self.not_batch is not None:
+            return None
         snapshot = self.tracker.snapshot
         if snapshot is None or snapshot.frame.empty:
             await self.tracker.refresh_async()
@@ -762,8 +854,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     # --- events from the tracker ------------------------------------------------------------
 
     def _on_event(self, event: Any) -> None:
-        if self._closed:
-            return
+        if self._closed or self.not_batch is not None:
+            return  # a shared tracker's events: a non-Batch run's view is Nextflow's alone
         if isinstance(event, self._Refreshed):
             self._fresh_at = time.monotonic()
         if isinstance(event, self._Refreshed | self._RefreshFailed):
@@ -771,7 +863,55 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     # --- rendering -----------------------------------------------------------------------------
 
+    def _queue_sources(self) -> dict[str, str] | None:
+        """Queue -> where it came from (given to the dashboard, the run's config/trace/log)."""
+        if self.tracker.queues:
+            return {str(q): "given to the Dashboard" for q in self.tracker.queues}
+        run = self.run
+        sources = dict(getattr(run, "queue_sources", None) or {})
+        for queue in getattr(run, "queues", None) or []:
+            sources.setdefault(str(queue), "the run")
+        return sources
+
+    def _render_nextflow_only(self) -> None:
+        """A run that did not use AWS Batch: its tasks as Nextflow recorded them, nothing killable."""
+        with self._lock:
+            why = self.not_batch or ""
+            self._frame = nextflow_only_frame(getattr(self.run, "tasks", None), "not an AWS Batch job: " + why)
+            self._order_cache.clear()
+            self._render_header()
+            labels = chip_labels(verdict_counts({}, self._frame), len(self._frame))
+            for key, chip in self.chips.items():
+                chip.description = labels[key]
+            self.waste.value = ""
+            if self._frame.empty:
+                self.table.value = '<div class="bk-empty">This run has no tasks yet.</div>'
+            else:
+                self._render_table()
+            self.kill_all_button.description = "Nothing to kill on AWS Batch"
+            self.kill_all_button.disabled = True
+            self.pause_button.layout.display = "none"
+            self.refresh_button.description = "re-read the run"
+
+    def _reload_nextflow_only(self) -> None:
+        try:
+            self.tracker.run = self.run.reload()
+        except Exception as exc:  # a log being rewritten: keep the last view, say why
+            log.warning("batchkit dashboard: could not re-read the run: %s", exc)
+        self._render_nextflow_only()
+
     def _render_header(self, *, loading: bool = False) -> None:
+        if self.not_batch is not None:
+            self.header.value = header_html(
+                run_name=getattr(self.run, "name", None),
+                run_state=getattr(self.run, "state", None),
+                abort_cause=getattr(self.run, "abort_cause", None),
+                health=("bk-muted", ""),
+                age=None,
+                year_note=str(getattr(self.run, "year_note", "") or ""),
+                not_batch=self.not_batch,
+            )
+            return
         snapshot = self.tracker.snapshot
         run_state = getattr(snapshot, "run_state", None) or getattr(self.run, "state", None)
         health = api_health(
@@ -789,6 +929,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             paused=self.paused,
             loading=loading or (snapshot is None),
             taken_at=getattr(snapshot, "taken_at", None) if has_data else None,
+            region=self.region,
+            queues=self._queue_sources(),
+            year_note=str(getattr(self.run, "year_note", "") or ""),
         )
 
     def _render(self) -> None:
@@ -961,7 +1104,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             try:
                 # The dashboard's queues, not only the log's: a run whose log names no
                 # queue still has one when the dashboard was given queues=[...].
-                findings = doctor(self.run, self.tracker.client, queues=self.tracker.queues or None)
+                # A run that did not use AWS Batch: the offline checks only, no client.
+                client = None if self.not_batch is not None else self.tracker.client
+                findings = doctor(self.run, client, queues=self.tracker.queues or None)
             except Exception as exc:  # advice is optional: say why it is missing, keep the rest up
                 log.exception("batchkit dashboard: doctor failed")
                 self.advice.value = f'<div class="bk-health-failing">The checks failed: {_esc(exc)}</div>'
@@ -993,6 +1138,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def _row_kill_requested(self, job_id: str) -> None:
         """A row's own Kill button: kill that job (the entry point of every per-row kill)."""
+        if self.not_batch is not None:
+            return  # no row of a non-Batch run has a Kill button; a forged message kills nothing
         if job_id in self._busy or self.marks.get(job_id) in {"pending", "killed", "already_done"}:
             return  # a double click, or a row already dealt with: harmless
         # The button is drawn for killable rows only; a click names that row, not the job
@@ -1026,7 +1173,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 log.exception("batchkit dashboard: a row listener failed")
 
     def _kill_all_clicked(self, _button: Any) -> None:
-        if self._busy:
+        if self._busy or self.not_batch is not None:
             return
         plan = [job for job in self.tracker.plan(verdicts=list(KILL_ALL_VERDICTS)) if job.job_id not in self.marks]
         if not plan:
