@@ -311,6 +311,7 @@ def _source_of(obj: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
         facts["state"] = getattr(run, "state", None)
         facts["cause"] = getattr(run, "abort_cause", None)
         facts["end"] = getattr(run, "end_time", None)
+        facts["year_note"] = getattr(run, "year_note", "") or ""
     facts["taken_at"] = getattr(snapshot, "taken_at", None)
     return frame, facts
 
@@ -358,6 +359,9 @@ def export_html(
     timeline_div = timeline_figure(frame, run_end=facts.get("end"), now=taken).to_html(
         full_html=False, include_plotlyjs=False
     )
+    # Log lines carry no year: when the run's is a guess, the report's times say so.
+    year_note = str(facts.get("year_note") or "")
+    year_row = f"<tr><td>Times</td><td><b>{html.escape(year_note)}</b></td></tr>\n" if year_note else ""
     body = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading)}</title>
 {TABLE_CSS}
@@ -369,7 +373,7 @@ def export_html(
 <tr><td>Run</td><td><b>{html.escape(str(run_name))}</b></td></tr>
 <tr><td>Nextflow</td><td>{html.escape(state_text)}</td></tr>
 <tr><td>Batch view taken</td><td>{html.escape(taken_text)}</td></tr>
-<tr><td>Waste</td><td><b>{waste_h:,.2f} vCPU-h</b> (${waste_c:,.2f})</td></tr>
+{year_row}<tr><td>Waste</td><td><b>{waste_h:,.2f} vCPU-h</b> (${waste_c:,.2f})</td></tr>
 <tr><td>Killable now</td><td>{int(summary.get("killable", 0)):,}</td></tr>
 </table>
 <p class="bk-chips">{chips}</p>

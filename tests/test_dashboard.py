@@ -630,14 +630,28 @@ def test_dashboard_takes_region_and_queues_from_the_run_and_says_the_year_is_unp
         assert "bk-year-note" in head and "is a guess" in head
     finally:
         dash.close()
-    # A queue given to the dashboard is shown as given, over the run's.
-    given = Dashboard(launch, autostart=False, queues=["other-q"], client=BatchClient(region="us-east-2"))
-    try:
-        assert "<b>other-q</b>" in given.header.value and "given to the Dashboard" in given.header.value
-        assert "nf-queue" not in given.header.value
-        assert 'bk-region">us-east-2</b>' in given.header.value and "the client given" in given.header.value
-    finally:
-        given.close()
+    # A queue given to the dashboard is shown as given, over the run's; the timeline and
+    # the post-mortem, which show the log's times, say their year is a guess too.
+    monkeypatch.chdir(tmp_path)
+    with LocalBatch(manual_clock=True) as lb:
+        client = BatchClient(endpoint_url=lb.endpoint_url, region=lb.region)
+        given = Dashboard(launch, autostart=False, queues=["other-q"], client=client)
+        try:
+            assert "<b>other-q</b>" in given.header.value and "given to the Dashboard" in given.header.value
+            assert "nf-queue" not in given.header.value
+            assert f'bk-region">{lb.region}</b>' in given.header.value and "the client given" in given.header.value
+            given.refresh()
+            assert "healthy" in given.header.value and "is a guess" in given.header.value
+            given.figures.selected_index = 1
+            outputs = given.timeline_out.outputs
+            assert "application/vnd.plotly.v1+json" in outputs[0]["data"]
+            assert "is a guess" in outputs[-1]["data"]["text/html"]
+            given.export_button.click()
+            saved = tmp_path / f"batchkit-{given.run.name}-postmortem.html"
+            assert "<td>Times</td>" in saved.read_text(encoding="utf-8") and "is a guess" in saved.read_text(encoding="utf-8")
+        finally:
+            given.close()
+            client.close()
 
 
 @pytest.mark.parametrize(
@@ -674,6 +688,8 @@ def test_a_run_that_did_not_use_aws_batch_shows_nextflow_alone_and_asks_aws_noth
             if "log" in source:
                 assert "nf-not-aws-batch" in dash.advice.value
             assert len(row_classes(dash)) == len(run.tasks) and not dash.marks
+            dash.export_button.click()
+            assert "did not use AWS Batch" in dash.export_status.value
         finally:
             dash.close()
             client.close()

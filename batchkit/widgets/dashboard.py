@@ -1091,6 +1091,13 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         # Set the Output's content directly (not `with out: display(fig)`): no dependence
         # on IPython's display hook or plotly's default renderer, same bytes everywhere.
         out.outputs = (figure_output(fig),)
+        note = str(getattr(self.run, "year_note", "") or "")
+        if index == 1 and note:  # the timeline shows the log's times: say their year is a guess
+            out.outputs = (*out.outputs, {
+                "output_type": "display_data", "metadata": {},
+                "data": {"text/html": f'<div class="bk-year-note bk-health-degraded">Times: {_esc(note)}</div>',
+                         "text/plain": f"Times: {note}"},
+            })
 
     def _load_advice(self) -> None:
         self.advice.value = '<div class="bk-muted">Running the checks…</div>'
@@ -1125,6 +1132,12 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     def _export_clicked(self) -> None:
         from batchkit.figures import export_html
 
+        if self.not_batch is not None:
+            self.export_status.value = (
+                '<span class="bk-muted">No post-mortem: it compares Nextflow with AWS Batch, '
+                "and this run did not use AWS Batch.</span>"
+            )
+            return
         name = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(getattr(self.run, "name", "") or "run"))
         path = Path.cwd() / f"batchkit-{name}-postmortem.html"
         try:
