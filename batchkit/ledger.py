@@ -82,6 +82,9 @@ SCHEMA_VERSION: Final = 2
 _KILL_COLUMNS_V2: Final = (("claim_owner", "TEXT"), ("claim_until", "TEXT"), ("sent_at", "TEXT"))
 #: Columns added to ``submissions`` since (the environment values' salted digest).
 _SUBMISSION_COLUMNS: Final = (("env_fingerprint", "TEXT"),)
+#: The run key the ledger gives jobs submitted from the submit form (which kills them
+#: under the same key, ``widgets.submit_form.FORM_RUN``): they are no Nextflow run's.
+SUBMISSIONS_RUN: Final = "submit-form"
 #: What a masked environment value is stored as.
 MASK: Final = "***"
 #: scrypt's cost for an environment fingerprint (RFC 7914: N, r, p): 16 MiB and tens of
@@ -819,6 +822,25 @@ class Ledger:
             sql += " AND run_name = ?"
             params.append(_run_key(run_name))
         return {row["job_id"] for row in self._read(sql, params)}
+
+    def other_runs_jobs(self, own_keys: Iterable[str | None]) -> dict[str, set[str]]:
+        """Job ids this ledger records under runs other than ``own_keys`` (one run's keys).
+
+        Kill rows by their run (killed, pending or claimed: any row, final or not) and
+        jobs submitted from the submit form (under ``SUBMISSIONS_RUN``). A run's tracker
+        hands them to ``reconcile`` as other runs: a job another run killed, claims or
+        submitted is never this run's. Rows without a run name are nobody's evidence.
+        """
+        own = {_run_key(key) for key in own_keys}
+        found: dict[str, set[str]] = {}
+        for row in self._read("SELECT DISTINCT run_name, job_id FROM kills WHERE run_name <> ''"):
+            if row["run_name"] not in own:
+                found.setdefault(str(row["run_name"]), set()).add(str(row["job_id"]))
+        if SUBMISSIONS_RUN not in own:
+            rows = self._read("SELECT job_id FROM submissions WHERE job_id IS NOT NULL AND job_id <> ''")
+            if rows:
+                found.setdefault(SUBMISSIONS_RUN, set()).update(str(row["job_id"]) for row in rows)
+        return found
 
     def pending_kills(self, run_name: str | None = None) -> list[KillJob]:
         """Intents written without a final result: the jobs to re-drive after a restart."""

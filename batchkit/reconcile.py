@@ -23,7 +23,9 @@ Scope (``in_scope``) — who owns a Batch job. Ownership is a proof, never a nei
     verdict ``untracked``), never killed unless the user names the job;
   * ``"other_run"``: another run's evidence points to it (``run.other_runs``: its log or
     trace recorded the id or submitted the hash, or the job was created outside this
-    run's lifetime but during that run's). Never this run's; left out of the frame and
+    run's lifetime but during that run's; ``other_runs=``: the local ledger recorded the
+    job under another run — submitted from the submit form, killed or claimed as that
+    run's). Never this run's; left out of the frame and
     listed in ``frame.attrs["other_runs"]`` (job id -> which run);
   * ``""``: nothing ties it to the run (a recorded job that disagrees with its record
     keeps its task row, with the reason why in ``proof``).
@@ -718,8 +720,14 @@ def _scope(
     parents: list[str],
     queues: Collection[str] | None,
     now: pd.Timestamp,
+    more_others: Sequence[OtherRun] = (),
 ) -> _Scope:
-    """Ownership as proof (module docstring, "Scope"), one verdict per job."""
+    """Ownership as proof (module docstring, "Scope"), one verdict per job.
+
+    ``more_others``: other runs known beside ``run.other_runs`` (the Tracker passes those
+    its ledger records: jobs submitted from the submit form, killed or claimed as
+    another run's), as data, so this stays pure.
+    """
     n = len(jobs)
     ids = jobs[JobCol.JOB_ID]
     wd = jobs[JobCol.WORK_DIR]
@@ -802,7 +810,7 @@ def _scope(
     contradicted = ids.isin(list(contradicted_ids)).fillna(False).to_numpy(bool) if contradicted_ids else np.zeros(n, dtype=bool)
 
     # --- other runs ---
-    others: Sequence[OtherRun] = tuple(getattr(run, "other_runs", None) or ())
+    others: Sequence[OtherRun] = (*(getattr(run, "other_runs", None) or ()), *more_others)
     other_label: np.ndarray = np.full(n, "", dtype=object)
     own_hashes = set(tasks.loc[~_Codes(tasks[TaskCol.STATUS]).isin({"CACHED"}), TaskCol.HASH].dropna().astype(str))
     if others:
@@ -929,6 +937,7 @@ def in_scope(
     *,
     queues: Collection[str] | None = None,
     now: pd.Timestamp | None = None,
+    other_runs: Sequence[OtherRun] = (),
 ) -> pd.Series:
     """How each job is proven to belong to ``run`` (module docstring, "Scope").
 
@@ -936,12 +945,15 @@ def in_scope(
     launcher names a task dir whose hash the run submitted), ``"neighbourhood"`` (under
     the work dir, nothing more: not proof), ``"other_run"`` (another run's evidence
     points to it) or ``""``. ``jobs`` is a ``jobs_frame``; the result shares its index.
+    ``other_runs``: other runs known beside ``run.other_runs`` (see ``reconcile``).
     """
     now_ts = _utc_or_none(now) or pd.Timestamp.now(tz="UTC")
     normal, job_index = _as_jobs(jobs)
     tasks = _as_tasks(run)
     recorded, pos = _recorded_ids(tasks, job_index)
-    rule = _scope(run, tasks, normal, recorded, pos, _array_parents(recorded), queues, now_ts).rule
+    rule = _scope(
+        run, tasks, normal, recorded, pos, _array_parents(recorded), queues, now_ts, other_runs
+    ).rule
     # _as_jobs drops jobs without an id and repeated ids; map back onto the caller's rows.
     lookup = pd.Series(rule.to_numpy(), index=normal[JobCol.JOB_ID].to_numpy())
     out = jobs[JobCol.JOB_ID].astype("string").map(lookup).astype("string")
@@ -1054,6 +1066,7 @@ def reconcile(
     price_per_vcpu_hour: float = 0.05,
     now: pd.Timestamp | None = None,
     queues: Collection[str] | None = None,
+    other_runs: Sequence[OtherRun] = (),
 ) -> pd.DataFrame:
     """One row per (task, job) pair with a verdict, a reason, killability and waste.
 
@@ -1061,7 +1074,9 @@ def reconcile(
     of ``run`` (with its job, or none), then every job in the run's scope that no task
     claims (``untracked``). Columns: ``REC_COLUMNS``. The frame's ``attrs`` carry
     ``run_name``, ``run_state``, ``price_per_vcpu_hour`` and ``now`` for ``plan_kills``
-    and ``summarize``. See the module docstring for every rule and edge.
+    and ``summarize``. ``other_runs``: other runs known beside ``run.other_runs`` (the
+    Tracker's ledger: jobs it records under another run); a job they name is never this
+    run's. See the module docstring for every rule and edge.
     """
     now_ts = _utc_or_none(now) or pd.Timestamp.now(tz="UTC")
     tasks = _as_tasks(run)
@@ -1069,7 +1084,7 @@ def reconcile(
     # 1. native_id == job_id
     recorded, pos = _recorded_ids(tasks, job_index)
     parents = _array_parents(recorded)
-    proven_by = _scope(run, tasks, jobs_df, recorded, pos, parents, queues, now_ts)
+    proven_by = _scope(run, tasks, jobs_df, recorded, pos, parents, queues, now_ts, other_runs)
     scope = proven_by.rule
     # 2./3. work dir, then hash prefix: tasks without a Batch id, jobs proven by hash that
     # no task claimed by id. Latest-created job wins a shared work dir.

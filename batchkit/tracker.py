@@ -35,7 +35,7 @@ from batchkit.client import BatchApi
 from batchkit.errors import BatchkitError, InputError
 from batchkit.kills import KillExecutor, KillStatus, select_redrives
 from batchkit.kills import KillReport as KillReport  # re-exported: callers import it from here
-from batchkit.reconcile import in_scope, jobs_frame, plan_kills, reconcile, summarize
+from batchkit.reconcile import OtherRun, in_scope, jobs_frame, plan_kills, reconcile, summarize
 from batchkit.schema import (
     JOB_ACTIVE,
     JOB_TERMINAL,
@@ -415,6 +415,42 @@ class Tracker:
             self._unnamed_key = run_key(self.run)
         return self._unnamed_key
 
+    def own_keys(self) -> set[str]:
+        """Every ledger key this run may have written kills under (``run_key``'s forms).
+
+        A run read first from its trace alone and later with its log changes key (from
+        ``unnamed session …`` to its name): its own earlier kills are not another run's.
+        """
+        keys = {self.run_name, run_key(self.run)}
+        session = getattr(self.run, "session_id", None)
+        if session:
+            keys.add(f"unnamed session {session}")
+        launch_dir = getattr(self.run, "launch_dir", None)
+        if launch_dir:
+            keys.add(f"unnamed {launch_dir}")
+        return keys
+
+    def ledger_other_runs(self) -> tuple[OtherRun, ...]:
+        """The other runs the ledger knows, with the jobs it records under each.
+
+        Passed to ``reconcile``/``in_scope`` as data (issue #15: the ledger's other runs
+        are known and excluded): a job submitted from the submit form, or killed or
+        claimed as another run's, is labelled with that run and never this run's.
+        """
+        if self.ledger is None:
+            return ()
+        from batchkit.ledger import SUBMISSIONS_RUN  # the ledger module loads with a ledger
+
+        found = self.ledger.other_runs_jobs(self.own_keys())
+        return tuple(
+            OtherRun(
+                name=key,
+                source="the ledger's submissions" if key == SUBMISSIONS_RUN else "the ledger's kills",
+                job_ids=frozenset(ids),
+            )
+            for key, ids in sorted(found.items())
+        )
+
     def refresh(self) -> Snapshot:
         """Poll Batch once (blocking) and reconcile; never raises because AWS is failing.
 
@@ -499,6 +535,7 @@ class Tracker:
             price_per_vcpu_hour=self.price_per_vcpu_hour,
             now=pd.Timestamp(fetched_at),
             queues=self._queue_names(),
+            other_runs=self.ledger_other_runs(),
         )
         if self.witness is not None:
             frame = self.witness(frame, self.run.tasks)
@@ -593,7 +630,7 @@ class Tracker:
             return
         frame = reconcile(
             self.run, list(found.values()), price_per_vcpu_hour=self.price_per_vcpu_hour,
-            now=pd.Timestamp(fetched_at), queues=queues,
+            now=pd.Timestamp(fetched_at), queues=queues, other_runs=self.ledger_other_runs(),
         )
         if len(frame):
             asked = frame[TaskCol.NATIVE_ID].astype("string").isin(list(found))
@@ -691,7 +728,7 @@ class Tracker:
             fresh: list[str] = []
             if found:
                 frame = jobs_frame(found)
-                rule = in_scope(self.run, frame, queues=queues)
+                rule = in_scope(self.run, frame, queues=queues, other_runs=self.ledger_other_runs())
                 ours = set(frame.loc[rule.ne("").to_numpy(dtype=bool), JobCol.JOB_ID].astype(str))
                 for job_id, job in result.jobs.items():
                     if job_id in ours:
