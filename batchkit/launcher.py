@@ -8,9 +8,15 @@ trace only gets rows on completion, and after a hard crash in-flight tasks are n
 it at all (DESIGN §2); the weblog and the log's ``[AWS BATCH] ... submitted > job=``
 lines are what survive.
 
-The weblog moved from ``-with-weblog URL`` to the nf-weblog plugin in Nextflow 25.04;
-for those versions batchkit writes a small config (``plugins { id 'nf-weblog' }`` and
-``weblog.url``) and passes it with ``-c``.
+The weblog moved from ``-with-weblog URL`` to the nf-weblog plugin in Nextflow 25.04.
+Every receiver is authenticated (issue #15), and its secrets never go on the command
+line (``ps`` shows it to every user of the machine): a real Nextflow gets a small 0600
+config passed with ``-c`` — ``weblog { enabled = true; url = … }``, which Nextflow's core
+reads too (DefaultObserverFactory.createWebLogObserver, the same settings
+``-with-weblog`` makes) — whose URL path is the receiver's secret, since the core
+WebLogObserver before 25.04 sends no token; from 25.04 the config also loads
+``nf-weblog`` and sets ``weblog.basicToken``. The simulated Nextflow is given the bare
+URL and the token in its environment.
 
 ``NextflowLaunch.stop()`` sends SIGTERM first so Nextflow can kill its own jobs and
 write its trace, waits, and only then SIGKILLs; ``leftovers()`` then reconciles and
@@ -101,16 +107,20 @@ def check_weblog_token(token: str) -> str:
     return token
 
 
-def weblog_config(url: str, token: str | None = None) -> str:
-    """The nf-weblog plugin config (Nextflow >= 25.04) that sends events to ``url``.
+def weblog_config(url: str, token: str | None = None, *, plugin: bool = True) -> str:
+    """The weblog config that sends a run's events to ``url``.
 
-    Both values land inside Groovy string literals: each is checked against a plain
-    alphabet first, never escaped after the fact.
+    ``plugin``: Nextflow >= 25.04 (loads nf-weblog; ``token`` becomes its
+    ``weblog.basicToken``). Before 25.04 the core reads ``weblog.enabled`` and
+    ``weblog.url`` alone and has no token setting (``token`` is then ignored: the
+    secret is in ``url``'s path). Both values land inside Groovy string literals: each
+    is checked against a plain alphabet first, never escaped after the fact.
     """
     if not _URL_SAFE_RE.fullmatch(url):
         raise InputError(f"weblog URL {url!r} is not a plain http://HOST:PORT/ URL")
-    lines = ["plugins {", "    id 'nf-weblog'", "}", "weblog {", "    enabled = true", f"    url = '{url}'"]
-    if token:
+    lines = ["plugins {", "    id 'nf-weblog'", "}"] if plugin else []
+    lines += ["weblog {", "    enabled = true", f"    url = '{url}'"]
+    if token and plugin:
         lines.append(f"    basicToken = '{check_weblog_token(token)}'")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -129,11 +139,17 @@ def build_command(
     config_file: str | None = None,
     extra_args: Sequence[str] = (),
 ) -> list[str]:
-    """The ``nextflow run`` command line, with batchkit's trace and weblog wiring."""
+    """The ``nextflow run`` command line, with batchkit's trace and weblog wiring.
+
+    A real Nextflow gets its weblog settings from ``config_file`` (``weblog_config``:
+    the URL carries a secret, which must not show in ``ps``); the simulated one gets
+    ``-with-weblog weblog_url`` (the bare URL; its token comes in the environment).
+    ``version`` is kept for callers; the config file says which weblog to use.
+    """
     cmd = [*executable, "run", pipeline, "-name", run_name, "-with-trace", trace_file, "-work-dir", work_dir]
-    if not simulated and version is not None and version[:2] >= WEBLOG_PLUGIN_SINCE:
+    if not simulated:
         if config_file is None:
-            raise ValueError("Nextflow >= 25.04 needs the nf-weblog config file")
+            raise ValueError("a real Nextflow needs the weblog config file (weblog_config)")
         cmd += ["-c", config_file]
     else:
         cmd += ["-with-weblog", weblog_url]
@@ -486,12 +502,13 @@ def launch_nextflow(
     if not simulated:
         assert found is not None
         version = _nextflow_version(found)
-    # Every POST must carry the token, so nobody else on this machine can put a job into
-    # the run's records (issue #15). The stand-in gets it in its environment, nf-weblog
-    # (Nextflow >= 25.04) in a 0600 config file; the older -with-weblog flag has no way to
-    # send one, so that receiver takes POSTs without it (still only of the run's session).
+    # Every POST must carry the token or go to the receiver's secret URL path, so nobody
+    # else on this machine can put a job into the run's records (issue #15). The stand-in
+    # gets the token in its environment, nf-weblog (Nextflow >= 25.04) in a 0600 config
+    # file; an older Nextflow's WebLogObserver sends no token, so its config holds the
+    # secret URL (nextflow-io/nextflow: trace/WebLogObserver.groovy posts to the URL given).
     plugin = not simulated and version is not None and version[:2] >= WEBLOG_PLUGIN_SINCE
-    receiver = WeblogReceiver(token=token if simulated or plugin else None).start()
+    receiver = WeblogReceiver(token=token).start()
     config_file: str | None = None
     child_env = dict(env or {})
     if simulated:
@@ -508,11 +525,10 @@ def launch_nextflow(
     else:
         assert found is not None
         executable = [found]
-        if plugin:
-            config_path = folder / ".batchkit" / "weblog.config"
-            config_path.parent.mkdir(exist_ok=True)
-            write_private(config_path, weblog_config(receiver.url, token))
-            config_file = str(config_path)
+        config_path = folder / ".batchkit" / "weblog.config"
+        config_path.parent.mkdir(exist_ok=True)
+        write_private(config_path, weblog_config(receiver.url, token, plugin=plugin))
+        config_file = str(config_path)
         extra = list(extra_args)
         if endpoint_url:
             # Nextflow's AWS SDK honours the service endpoint override variable.
@@ -523,7 +539,7 @@ def launch_nextflow(
         run_name=name,
         trace_file=str(trace_file),
         work_dir=work_dir,
-        weblog_url=receiver.url,
+        weblog_url=receiver.base_url,
         version=version,
         simulated=simulated,
         config_file=config_file,

@@ -298,9 +298,9 @@ def test_world3_a_forged_weblog_post_kills_nothing(lb: LocalBatch, tmp_path: Pat
     def post(run_id: str | None, native_id: str, h: str) -> None:
         body = {"runName": "run_a", "runId": run_id, "event": "process_submitted", "utcTime": "2026-01-01T00:00:00Z",
                 "trace": {"task_id": 99, "hash": h, "native_id": native_id, "name": "ALIGN (x)", "status": "SUBMITTED"}}
-        receiver.ingest(json.dumps(body).encode(), auth)
+        receiver.receive(json.dumps(body).encode(), auth)
 
-    receiver.ingest(json.dumps({"runName": "run_a", "runId": session, "event": "started",
+    receiver.receive(json.dumps({"runName": "run_a", "runId": session, "event": "started",
                                 "utcTime": "2026-01-01T00:00:00Z"}).encode(), auth)
     post("forged-session", stranger, "ab/111111")  # another session: ignored and counted
     assert receiver.foreign_events == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import time
 from pathlib import Path
 
@@ -33,16 +34,20 @@ def test_weblog_wiring_follows_the_version() -> None:
         executable=["nextflow"], run_name="r", trace_file="t.txt", work_dir="s3://b/w",
         weblog_url="http://127.0.0.1:9/", simulated=False,
     )
-    old = build_command("main.nf", version=(24, 10, 4), **common)  # type: ignore[arg-type]
+    # A real Nextflow, old or new, reads its weblog settings (a secret URL, a token) from
+    # a private config file: on the command line `ps` would show them to every user.
+    old = build_command("main.nf", version=(24, 10, 4), config_file="w.config", **common)  # type: ignore[arg-type]
     assert old[:4] == ["nextflow", "run", "main.nf", "-name"]
-    assert old[old.index("-with-weblog") + 1] == "http://127.0.0.1:9/"
-    assert "-c" not in old
+    assert "-with-weblog" not in old and old[old.index("-c") + 1] == "w.config"
     new = build_command("main.nf", version=(25, 4, 0), config_file="w.config", **common)  # type: ignore[arg-type]
     assert "-with-weblog" not in new
     assert new[new.index("-c") + 1] == "w.config"
-    with pytest.raises(ValueError):
-        build_command("main.nf", version=(25, 10, 0), **common)  # type: ignore[arg-type]
+    for version in ((25, 10, 0), (24, 10, 4), None):
+        with pytest.raises(ValueError):
+            build_command("main.nf", version=version, **common)  # type: ignore[arg-type]
     assert "-with-trace" in new and new[new.index("-with-trace") + 1] == "t.txt"
+    sim = build_command("main.nf", version=None, **{**common, "simulated": True})  # type: ignore[arg-type]
+    assert sim[sim.index("-with-weblog") + 1] == "http://127.0.0.1:9/" and "-c" not in sim
 
 
 def test_weblog_config_text() -> None:
@@ -51,6 +56,10 @@ def test_weblog_config_text() -> None:
     assert "url = 'http://127.0.0.1:5/'" in text
     assert "basicToken = 'nf:s3cret-token'" in text
     assert "basicToken" not in weblog_config("http://127.0.0.1:5/")
+    # before 25.04: the core's own weblog settings, no plugin and no token setting (the
+    # secret is the URL's path)
+    old = weblog_config("http://127.0.0.1:5/s3cret_path-x/", "nf:s3cret-token", plugin=False)
+    assert old == "weblog {\n    enabled = true\n    url = 'http://127.0.0.1:5/s3cret_path-x/'\n}\n"
 
 
 def test_assess() -> None:
@@ -211,10 +220,60 @@ def test_console_survives_bytes_that_are_not_utf8(tmp_path: Path) -> None:
         assert launch.wait(60) == 0  # the reader kept draining the pipe
         launch.stop()
         assert launch.console[-1].startswith("a line of console output")
-        assert "-with-weblog" in launch.command  # 24.10: the old weblog flag
+        # 24.10: the core weblog, from a private config whose URL path is the secret
+        assert "-with-weblog" not in launch.command
+        config = Path(launch.command[launch.command.index("-c") + 1])
+        assert stat.S_IMODE(config.stat().st_mode) == 0o600
+        assert f"url = '{launch.weblog.url}'" in config.read_text() and "plugins" not in config.read_text()
+        assert launch.weblog.path_secret in launch.weblog.url
+        assert not any(launch.weblog.path_secret in arg or launch.weblog.token in arg for arg in launch.command)
         out = launch.output()
         assert len(out.outputs) == 1  # one block, not one output per line
         assert out.outputs[0]["text"].endswith("repeated to fill the pipe\n")
+    finally:
+        launch.close()
+
+
+OLD_WEBLOG_NEXTFLOW = """#!{python}
+# A stand-in for Nextflow 24.10's core weblog: WebLogObserver posts each event to the URL
+# of weblog.url exactly as given, with no Authorization header (nextflow-io/nextflow,
+# modules/nextflow/src/main/groovy/nextflow/trace/WebLogObserver.groovy, SimpleHttpClient).
+import json, re, sys, urllib.request
+if sys.argv[1:2] == ["-version"]:
+    print("      version {version} build 5934")
+    sys.exit(0)
+config = open(sys.argv[sys.argv.index("-c") + 1]).read()
+url = re.search(r"url = '([^']+)'", config).group(1)
+name = sys.argv[sys.argv.index("-name") + 1]
+body = json.dumps({{"runName": name, "runId": "sess-1", "event": "started", "utcTime": "2026-01-01T00:00:00Z"}})
+request = urllib.request.Request(url, data=body.encode(), method="POST", headers={{"Content-Type": "application/json"}})
+print("weblog", urllib.request.urlopen(request, timeout=10).status)
+"""
+
+
+@pytest.mark.parametrize("version", ["24.10.4", "25.04.2"])
+def test_a_real_nextflows_weblog_reaches_the_receiver_and_a_stranger_does_not(tmp_path: Path, version: str) -> None:
+    import http.client
+    import sys
+
+    script = tmp_path / "nextflow"
+    script.write_text(OLD_WEBLOG_NEXTFLOW.format(python=sys.executable, version=version))
+    script.chmod(0o755)
+    launch = launch_nextflow("main.nf", tmp_path / "run", nextflow=str(script), simulated=False, run_name="nf_run")
+    try:
+        assert launch.wait(60) == 0, launch.console
+        assert [line.strip() for line in launch.console] == ["weblog 200"]
+        assert (launch.weblog.run_name, launch.weblog.run_id) == ("nf_run", "sess-1")
+        config = Path(launch.command[launch.command.index("-c") + 1]).read_text()
+        assert ("id 'nf-weblog'" in config) == version.startswith("25.")
+        assert ("basicToken" in config) == version.startswith("25.")
+        # another user of the machine, who knows the port but not the secret: refused, counted
+        conn = http.client.HTTPConnection("127.0.0.1", launch.weblog.port, timeout=10)
+        forged = b'{"runName": "nf_run", "runId": "sess-1", "event": "error", "utcTime": "2026-01-01T00:01:00Z"}'
+        conn.request("POST", "/", body=forged, headers={"Content-Type": "application/json"})
+        assert conn.getresponse().status == 401
+        conn.close()
+        assert launch.weblog.refused_posts == 1 and launch.weblog.run_state == "alive"
     finally:
         launch.close()
 

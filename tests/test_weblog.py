@@ -59,11 +59,12 @@ def real_sequence() -> list[bytes]:
 
 
 def post(url: str, body: bytes, headers: dict[str, str] | None = None, method: str = "POST") -> tuple[int, str]:
-    match = re.match(r"http://([^:/]+):(\d+)/", url)
+    """POST to ``url`` as Nextflow's SimpleHttpClient does: to the URL's own path."""
+    match = re.match(r"http://([^:/]+):(\d+)(/.*)", url)
     assert match
     conn = http.client.HTTPConnection(match.group(1), int(match.group(2)), timeout=10)
     try:
-        conn.request(method, "/", body=body, headers={"Content-Type": "application/json", **(headers or {})})
+        conn.request(method, match.group(3), body=body, headers={"Content-Type": "application/json", **(headers or {})})
         response = conn.getresponse()
         return response.status, response.read().decode()
     finally:
@@ -136,15 +137,40 @@ def test_token_is_checked(tmp_path: Path) -> None:
     rec = WeblogReceiver(token="user:pw").start()
     try:
         body = real_sequence()[1]
-        assert post(rec.url, body)[0] == 401
-        assert post(rec.url, body, basic("user:wrong"))[0] == 401
-        assert post(rec.url, body, {"Authorization": "Bearer abc"})[0] == 401
-        assert post(rec.url, body, {"Authorization": "Basic !!!"})[0] == 401
-        assert rec.tasks().empty
-        assert post(rec.url, body, basic("user:pw"))[0] == 200
-        assert len(rec.tasks()) == 1
+        assert rec.url.startswith(rec.base_url) and rec.url != rec.base_url
+        assert post(rec.base_url, body)[0] == 401
+        assert post(rec.base_url, body, basic("user:wrong"))[0] == 401
+        assert post(rec.base_url, body, {"Authorization": "Bearer abc"})[0] == 401
+        assert post(rec.base_url, body, {"Authorization": "Basic !!!"})[0] == 401
+        assert post(rec.base_url + "weblog", body)[0] == 401  # another path is no secret
+        assert post(rec.url[:-2] + "/", body)[0] == 401  # nor a prefix of it
+        assert rec.tasks().empty and rec.refused_posts == 6
+        assert post(rec.base_url, body, basic("user:pw"))[0] == 200
+        assert post(rec.url, real_sequence()[2])[0] == 200  # the secret path needs no header
+        assert post(rec.url.rstrip("/"), real_sequence()[3])[0] == 200
+        assert rec.tasks()[TaskCol.STATUS].tolist() == ["COMPLETED"] and rec.refused_posts == 6
     finally:
         rec.stop()
+
+
+def test_a_receiver_is_authenticated_by_default() -> None:
+    """WeblogReceiver() makes its own token and secret path: nobody else on this machine
+    can post events into a run's records (issue #15), not even to a default receiver."""
+    one, two = WeblogReceiver().start(), WeblogReceiver()
+    try:
+        assert one.token and two.token and one.token != two.token
+        assert one.path_secret != two.path_secret and len(one.path_secret) >= 32
+        body = real_sequence()[1]
+        assert post(one.base_url, body)[0] == 401 and one.refused_posts == 1
+        assert post(one.base_url, body, basic(two.token))[0] == 401
+        assert post(one.base_url, body, basic(one.token))[0] == 200
+        assert one.path_secret not in repr(one) and one.token not in repr(one)
+        # Nextflow's WebLogObserver.checkUrl (nextflow-io/nextflow, trace/WebLogObserver.groovy)
+        # must take the URL as it is, secret path included
+        check_url = r"^(https|http)://[-a-zA-Z0-9+&@#/%?=~_|!:,.;]*[-a-zA-Z0-9+&@#/%=~_|]"
+        assert re.match(check_url, one.url) and re.match(check_url, one.url).group(0) == one.url  # type: ignore[union-attr]
+    finally:
+        one.stop()
 
 
 def test_bad_requests_get_4xx_and_the_server_keeps_serving(receiver: WeblogReceiver) -> None:
@@ -167,7 +193,7 @@ def test_keep_alive_connection_survives_a_bad_post(receiver: WeblogReceiver) -> 
     conn = http.client.HTTPConnection(match.group(1), int(match.group(2)), timeout=10)
     try:
         for body, expected in ((b"{", 400), (real_sequence()[1], 200), (real_sequence()[2], 200)):
-            conn.request("POST", "/weblog", body=body)
+            conn.request("POST", re.sub(r"^http://[^/]+", "", receiver.url), body=body)
             response = conn.getresponse()
             response.read()
             assert response.status == expected
@@ -179,11 +205,16 @@ def test_keep_alive_connection_survives_a_bad_post(receiver: WeblogReceiver) -> 
 def test_ingest_errors_are_typed() -> None:
     rec = WeblogReceiver(token="a:b", max_body=100)
     with pytest.raises(WeblogAuthError):
-        rec.ingest(b"{}")
+        rec.receive(b"{}", {})
+    with pytest.raises(WeblogAuthError):
+        rec.receive(b"{}", basic("a:c"), "/not-the-secret/")
+    assert rec.refused_posts == 2
     with pytest.raises(WeblogTooLargeError):
-        rec.ingest(b" " * 101, basic("a:b"))
+        rec.receive(b" " * 101, basic("a:b"))
     with pytest.raises(NextflowReadError, match="not JSON"):
-        rec.ingest(b"\xff\xfe", basic("a:b"))
+        rec.receive(b"\xff\xfe", {}, f"/{rec.path_secret}/")
+    with pytest.raises(NextflowReadError, match="not JSON"):
+        rec.ingest(b"\xff\xfe")  # the pure part: a body this process already trusts
 
 
 def test_non_loopback_host_is_refused_unless_asked() -> None:
@@ -217,10 +248,10 @@ def plugin_trace(status: str, **fields: Any) -> dict[str, Any]:
 def test_plugin_payloads_error_event_aborts_the_run() -> None:
     rec = WeblogReceiver(token="nf:tok")
     auth = basic("nf:tok")
-    rec.ingest(plugin_post("started", "2025-04-29T07:00:00Z", metadata={"workflow": {"runName": "happy_turing", "start": "2025-04-29T07:00:00Z"}}), auth)
-    rec.ingest(plugin_post("process_submitted", "2025-04-29T07:00:01Z", trace=plugin_trace("SUBMITTED")), auth)
-    rec.ingest(plugin_post("process_started", "2025-04-29T07:01:00Z", trace=plugin_trace("RUNNING", start=1745910060000)), auth)
-    rec.ingest(plugin_post("error", "2025-04-29T07:05:00Z"), auth)  # an abort sends error without a trace
+    rec.receive(plugin_post("started", "2025-04-29T07:00:00Z", metadata={"workflow": {"runName": "happy_turing", "start": "2025-04-29T07:00:00Z"}}), auth)
+    rec.receive(plugin_post("process_submitted", "2025-04-29T07:00:01Z", trace=plugin_trace("SUBMITTED")), auth)
+    rec.receive(plugin_post("process_started", "2025-04-29T07:01:00Z", trace=plugin_trace("RUNNING", start=1745910060000)), auth)
+    rec.receive(plugin_post("error", "2025-04-29T07:05:00Z"), auth)  # an abort sends error without a trace
     assert rec.run_state == "aborted"
     assert rec.abort_time == pd.Timestamp("2025-04-29T07:05:00Z")
     row = rec.tasks().iloc[0]
@@ -228,7 +259,7 @@ def test_plugin_payloads_error_event_aborts_the_run() -> None:
     assert row[TaskCol.STATUS] == "RUNNING"  # Nextflow's last word; not rewritten by the abort
     assert row[TaskCol.MEMORY] == 4 * 1024**3 and row[TaskCol.CPUS] == 2.0
     # the completed event that follows an abort carries the error message
-    rec.ingest(
+    rec.receive(
         plugin_post("completed", "2025-04-29T07:05:02Z", metadata={"workflow": {"success": False, "errorMessage": "boom"}}),
         auth,
     )  # fmt: skip

@@ -24,6 +24,7 @@ import functools
 import hmac
 import json
 import logging
+import secrets
 import socket
 import threading
 from collections import deque
@@ -84,6 +85,7 @@ def _allow_nested_loops() -> None:
 @dataclass(frozen=True)
 class _Request:
     method: str
+    target: str  # the request line's path (and query), e.g. "/<secret>/"
     headers: dict[str, str]
     body: bytes
     keep_alive: bool
@@ -98,11 +100,20 @@ class _HttpError(Exception):
 class WeblogReceiver:
     """Receive Nextflow weblog POSTs on ``url`` and keep what they say.
 
-    ``token`` is the ``USER:PASSWORD`` given to Nextflow as ``weblog.basicToken``;
-    when set, POSTs without that Basic token are refused with 401 (``launch_nextflow``
-    always sets one; ``allow_remote=True`` requires one). The receiver follows one
-    session: the first ``runId`` it hears (or ``session_id``); events of any other
-    session are ignored and counted in ``foreign_events``.
+    Every POST is authenticated (issue #15: a forged event must not put a job into a
+    run's records): it carries ``token`` as its Basic ``Authorization`` (``USER:PASSWORD``,
+    nf-weblog's ``weblog.basicToken`` since Nextflow 25.04; generated when not given), or
+    it is sent to ``url``, whose path is a random secret — Nextflow before 25.04 cannot
+    send a token (its WebLogObserver posts to the URL as given, with no Authorization
+    header: nextflow-io/nextflow, modules/nextflow/src/main/groovy/nextflow/trace/
+    WebLogObserver.groovy and util/SimpleHttpClient.groovy). Other POSTs get 401 and are
+    counted in ``refused_posts``. ``base_url`` is the bare address (Basic token needed).
+    ``allow_remote=True`` requires an explicit token (a remote Nextflow must be given it).
+
+    The receiver follows one session: the first ``runId`` it hears (or ``session_id``);
+    events of any other session are ignored and counted in ``foreign_events``.
+    ``ingest`` is the pure part for bodies this process already trusts (replays,
+    tests); the HTTP server calls ``receive``, which authenticates first.
     """
 
     def __init__(
@@ -127,9 +138,16 @@ class WeblogReceiver:
             raise ValueError("allow_remote=True needs a token: pass token='USER:PASSWORD'")
         self.host = host
         self.port = port
-        self.token = token
+        #: the Basic ``USER:PASSWORD`` POSTs may carry (generated: 192 random bits)
+        self.token = token or f"batchkit:{secrets.token_urlsafe(24)}"
+        #: the secret path POSTs may be sent to instead (``url``)
+        self.path_secret = secrets.token_urlsafe(24)
         self.max_body = max_body
+        #: where Nextflow is told to POST: ``base_url`` + the secret path
         self.url = ""
+        self.base_url = ""
+        #: POSTs refused for want of the token or the secret path (401)
+        self.refused_posts = 0
         self.events: deque[dict[str, Any]] = deque(maxlen=max_events)
         self.run_name: str | None = None
         self.run_id: str | None = session_id
@@ -154,16 +172,37 @@ class WeblogReceiver:
         self._connections: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
-        return (
-            f"WeblogReceiver(url={self.url or '(not started)'!r}, run={self.run_name!r}, "
+        return (  # the base URL only: the secret path is a credential
+            f"WeblogReceiver(url={self.base_url or '(not started)'!r}, run={self.run_name!r}, "
             f"state={self.run_state!r}, tasks={len(self._tasks)}, events={len(self.events)})"
         )
 
     # --- the pure part --------------------------------------------------------------
 
-    def ingest(self, body: bytes, headers: Mapping[str, str] | None = None) -> None:
-        """Apply one weblog POST body; raise NextflowReadError naming what is wrong."""
-        self._check_token(headers or {})
+    def receive(self, body: bytes, headers: Mapping[str, str], target: str = "/") -> None:
+        """Authenticate one POST (its headers and request path ``target``), then ingest it.
+
+        Raises WeblogAuthError (counted in ``refused_posts``) unless the POST carries the
+        Basic token or was sent to the secret path; then as ``ingest``.
+        """
+        if not self._to_secret_path(target):
+            try:
+                self._check_token(headers)
+            except WeblogAuthError:
+                with self._lock:
+                    self.refused_posts += 1
+                raise
+        self.ingest(body)
+
+    def _to_secret_path(self, target: str) -> bool:
+        path = target.split("?", 1)[0].rstrip("/").encode("utf-8", "replace")
+        return hmac.compare_digest(path, f"/{self.path_secret}".encode())
+
+    def ingest(self, body: bytes) -> None:
+        """Apply one weblog POST body; raise NextflowReadError naming what is wrong.
+
+        No authentication here: the caller trusts ``body`` (``receive`` checks POSTs).
+        """
         if len(body) > self.max_body:
             raise WeblogTooLargeError(
                 f"weblog POST of {len(body)} bytes is larger than max_body={self.max_body}"
@@ -193,11 +232,12 @@ class WeblogReceiver:
             self._changed.notify_all()
 
     def _check_token(self, headers: Mapping[str, str]) -> None:
-        if self.token is None:
-            return
         auth = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
         if auth is None:
-            raise WeblogAuthError("weblog POST without an Authorization header: set weblog.basicToken")
+            raise WeblogAuthError(
+                "weblog POST without an Authorization header and not to the receiver's URL: "
+                "post to its url, or set weblog.basicToken"
+            )
         scheme, _, value = auth.strip().partition(" ")
         if scheme.lower() != "basic":
             raise WeblogAuthError("weblog POST with a non-Basic Authorization header")
@@ -399,7 +439,10 @@ class WeblogReceiver:
         self._sock = sock
         self.port = sock.getsockname()[1]
         shown = f"[{self.host}]" if family == socket.AF_INET6 else self.host
-        self.url = f"http://{shown}:{self.port}/"
+        self.base_url = f"http://{shown}:{self.port}/"
+        # Nextflow's WebLogObserver.checkUrl accepts [-a-zA-Z0-9+&@#/%?=~_|!:,.;] in a URL,
+        # so a token_urlsafe path (letters, digits, - and _) passes as it is.
+        self.url = f"{self.base_url}{self.path_secret}/"
         return sock
 
     async def _serve_socket(self, sock: socket.socket) -> None:
@@ -449,7 +492,7 @@ class WeblogReceiver:
         if request.method != "POST":
             return 405, "the weblog receiver only accepts POST"
         try:
-            self.ingest(request.body, request.headers)
+            self.receive(request.body, request.headers, request.target)
         except WeblogAuthError as exc:
             return 401, str(exc)
         except WeblogTooLargeError as exc:
@@ -479,7 +522,7 @@ async def _read_request(reader: asyncio.StreamReader, max_body: int) -> _Request
     parts = lines[0].split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
         raise _HttpError(400, "malformed HTTP request line")
-    method, version = parts[0].upper(), parts[2]
+    method, target, version = parts[0].upper(), parts[1], parts[2]
     headers: dict[str, str] = {}
     for line in lines[1:]:
         if not line:
@@ -504,7 +547,7 @@ async def _read_request(reader: asyncio.StreamReader, max_body: int) -> _Request
                 await _discard(reader, length)
             raise _HttpError(413, f"weblog POST of {length} bytes is larger than max_body={max_body}")
         body = await reader.readexactly(length)
-    return _Request(method, headers, body, keep_alive)
+    return _Request(method, target, headers, body, keep_alive)
 
 
 async def _discard(reader: asyncio.StreamReader, length: int) -> None:
