@@ -135,9 +135,9 @@ def test_a_forged_weblog_event_with_the_leaked_token_does_not_stretch_the_lifeti
     auth = {"Authorization": "Basic " + base64.b64encode(b"nf:leaked-secret").decode()}
     session = world.run_a().session_id
     when = f"{created + pd.Timedelta(minutes=1):%Y-%m-%dT%H:%M:%SZ}"
-    receiver.ingest(json.dumps({"runName": "run_a", "runId": session, "event": "started",
+    receiver.receive(json.dumps({"runName": "run_a", "runId": session, "event": "started",
                                 "utcTime": when}).encode(), auth)
-    receiver.ingest(json.dumps({
+    receiver.receive(json.dumps({
         "runName": "run_a", "runId": session, "event": "process_submitted", "utcTime": when,
         "trace": {"task_id": 97, "hash": short_hash(wd), "native_id": victim, "name": "ALIGN (x)",
                   "status": "SUBMITTED", "workdir": wd, "submit": int(created.value // 10**6)},
@@ -469,7 +469,7 @@ def test_a_forged_weblog_end_does_not_end_a_run_whose_log_is_alive(
         body: dict[str, Any] = {"runName": honest.name, "runId": honest.session_id, "event": name, "utcTime": when}
         if name == "completed":
             body["metadata"] = {"workflow": {"success": True, "complete": when}}
-        receiver.ingest(json.dumps(body).encode(), auth)
+        receiver.receive(json.dumps(body).encode(), auth)
     run = NextflowRun.from_dir(b_dir, weblog=receiver)
     assert run.state == "alive", run.state
     tracker = Tracker(run, world.client(), queues=[QUEUE], ledger=False, reload_run=False)
