@@ -18,6 +18,7 @@ from conftest import real_fixture
 from test_figures import make_frame
 
 from batchkit.client import BatchClient
+from batchkit.errors import AwsError
 from batchkit.nextflow import NextflowRun
 from batchkit.schema import VERDICTS, JobCol, RecCol
 from batchkit.sim import LocalBatch, replay_incident
@@ -630,6 +631,16 @@ def test_dashboard_takes_region_and_queues_from_the_run_and_says_the_year_is_unp
         assert "bk-year-note" in head and "is a guess" in head
     finally:
         dash.close()
+    # A run that names no region, and no AWS configuration: one line saying where batchkit looked.
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / ".nextflow.log").write_text(
+        (launch / ".nextflow.log").read_text(encoding="utf-8").replace("region:eu-north-1", "region:null")
+        .replace("--region eu-north-1", ""),
+        encoding="utf-8",
+    )
+    with pytest.raises(AwsError, match=r"log \(AwsOptions line\) and nextflow.config \(aws.region\) name none"):
+        Dashboard(bare, autostart=False)
     # A queue given to the dashboard is shown as given, over the run's; the timeline and
     # the post-mortem, which show the log's times, say their year is a guess too.
     monkeypatch.chdir(tmp_path)

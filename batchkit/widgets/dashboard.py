@@ -458,6 +458,12 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     waste; pass the emulator's clock when watching a LocalBatch that runs faster than
     real time. The header's "updated … ago" is always the viewer's wall clock.
     With ``autostart=False`` nothing polls until ``refresh()`` is called (scripts, tests).
+
+    Without ``client``, the region is the run's (its log's ``AwsOptions`` line, else
+    ``aws.region`` in its config), else the AWS configuration's; without ``queues``,
+    the run's. The header says where each came from, and says so when the log's year
+    is a guess. A run that did not use AWS Batch (``run.on_aws_batch`` False: SLURM
+    ids, PIDs) shows Nextflow's side alone: no client is made and AWS is asked nothing.
     """
 
     def __init__(
@@ -495,8 +501,20 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
                 # The region the run used (its log's AwsOptions line, aws.region in its
                 # config), as the CLI takes it; else the AWS configuration's.
+                from batchkit.errors import AwsError
+
                 run_region = getattr(run, "region", None)
-                client = BatchClient(region=run_region) if run_region else BatchClient()
+                try:
+                    client = BatchClient(region=run_region) if run_region else BatchClient()
+                except AwsError as exc:
+                    if exc.code != "NoRegion":
+                        raise
+                    raise AwsError(
+                        "No AWS region: the run's log (AwsOptions line) and nextflow.config "
+                        "(aws.region) name none, nor does the AWS configuration; pass "
+                        "client=BatchClient(region=...) to Dashboard, or set AWS_REGION",
+                        code="NoRegion",
+                    ) from None
                 where = getattr(run, "region_source", "") if run_region else "the AWS configuration"
                 self.region = (str(client.region), where or "the run")
             else:
@@ -829,7 +847,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def close(self) -> None:
         """Stop refreshing (and the tracker, when the dashboard made it) and close the widgets."""
-        if self._closed:
+        # Not built (its __init__ raised, e.g. no region): ipywidgets' __del__ still calls close().
+        if getattr(self, "_closed", True):
             return
         self._closed = True
         self._unsubscribe()
