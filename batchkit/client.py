@@ -88,11 +88,11 @@ from batchkit.schema import (
 T = TypeVar("T")
 U = TypeVar("U")
 
-#: DescribeJobs takes at most 100 ids a call (DESIGN §3).
+#: DescribeJobs takes at most 100 ids a call (DescribeJobs API reference).
 DESCRIBE_CHUNK: Final = 100
 #: TerminateJobs / CancelJobs take at most 50 ids a call (botocore >= 1.44 model).
 BULK_KILL_CHUNK: Final = 50
-#: ListJobs page sizes: up to 1000 without a filter, 100 with one (DESIGN §3).
+#: ListJobs page sizes: up to 1000 without a filter, 100 with one (ListJobs API reference).
 LIST_PAGE_NO_FILTER: Final = 1000
 LIST_PAGE_FILTER: Final = 100
 #: Batch's limit on a TerminateJob/CancelJob reason.
@@ -311,7 +311,7 @@ def _validate_describe(answer: Any, chunk: Sequence[str]) -> dict[str, dict[str,
     """The jobs of a DescribeJobs answer that were asked for, or MalformedAnswerError.
 
     A missing ``jobs`` key or wrong types is a broken answer (retried); unknown ids simply
-    absent from a well-formed answer are legitimate (DESIGN §3, nextflow-io/nextflow#7301).
+    absent from a well-formed answer are legitimate (DescribeJobs API reference, nextflow-io/nextflow#7301).
     """
     if not isinstance(answer, dict) or not isinstance(answer.get("jobs"), list):
         raise MalformedAnswerError(
@@ -491,7 +491,7 @@ class BatchClient:
         code, message = failure
         self._stats.error(op, code, message)
         if op == "SubmitJob":
-            # SubmitJob has no idempotency token (DESIGN §3): a blind re-send after a lost
+            # SubmitJob has no idempotency token (docs/ARCHITECTURE.md §4): a blind re-send after a lost
             # answer creates a duplicate job. submit_job() looks for its tag first instead.
             return False
         delay = self._sdk_retry.needs_retry(**kwargs)
@@ -679,7 +679,7 @@ class BatchClient:
         is False (a quick first look that a full poll will check anyway).
 
         ListJobs takes one filter at a time and a filter makes it ignore ``jobStatus`` and
-        return every status (DESIGN §3); without a filter it lists one status per call and
+        return every status (docs/ARCHITECTURE.md §4); without a filter it lists one status per call and
         defaults to RUNNING only — the trap behind users' one-status-at-a-time kill loops.
         So: with ``created_after`` the AFTER_CREATED_AT filter goes to the server and the
         status/name conditions are applied here; with only ``name_prefix`` the JOB_NAME
@@ -1019,7 +1019,7 @@ class BatchClient:
     ) -> dict[str, Any]:
         """Submit one job, never twice.
 
-        SubmitJob has no idempotency token (DESIGN §3), so every submission carries the tag
+        SubmitJob has no idempotency token (docs/ARCHITECTURE.md §4), so every submission carries the tag
         ``schema.SUBMISSION_TAG`` = a unique id, and after an ambiguous failure (timeout,
         reset, dropped connection, 5xx: the request may have been applied) we look for a job
         with that tag before sending again. ``kwargs`` are SubmitJob's other parameters in

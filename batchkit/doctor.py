@@ -190,7 +190,7 @@ def _v(text: str) -> Version:
     return version
 
 
-# The first releases carrying each fix (DESIGN §1). An edge release of month N is the
+# The first releases carrying each fix (docs/ARCHITECTURE.md §1). An edge release of month N is the
 # first to carry a fix merged that month; the stable of the same number comes after it.
 #: Retry on 429/500/502/503/504 from the Batch API: 24.03.0-edge changelog "Improve retry
 #: logic for AWS Batch executor" [62926c28], nextflow-io/nextflow#4709.
@@ -208,7 +208,7 @@ SPOT_DEFAULT_ZERO: Final = _v("24.08.0-edge")
 #: carries it, so every version gets the finding: a warning up to 26.08 (all built before
 #: or around the merge), info from 26.09 on ("probably fixed, check your release notes").
 SUBMIT_AFTER_ABORT_MERGED: Final = _v("26.09.0-edge")
-#: -with-weblog / weblog.* became the nf-weblog plugin in 25.04 (DESIGN §2); from 26.10
+#: -with-weblog / weblog.* became the nf-weblog plugin in 25.04 (docs/ARCHITECTURE.md §3); from 26.10
 #: weblog.enabled no longer loads it by itself (nf-weblog 1.2.0 release notes).
 WEBLOG_PLUGIN: Final = _v("25.04.0-edge")
 WEBLOG_NO_AUTOLOAD: Final = _v("26.10.0-edge")
@@ -455,7 +455,7 @@ def _weblog_findings(v: Version, evidence: str, config: NfConfig | None) -> list
                 "nf-weblog 1.2.0 release notes",
             )
         ]
-    # DESIGN §2: since 25.04 the weblog is the nf-weblog plugin, loaded (downloaded) at launch.
+    # docs/ARCHITECTURE.md §3: since 25.04 the weblog is the nf-weblog plugin, loaded (downloaded) at launch.
     return [
         Finding(
             "nf-weblog-plugin",
@@ -473,7 +473,7 @@ def _weblog_findings(v: Version, evidence: str, config: NfConfig | None) -> list
 
 #: aws.batch.retryMode values Nextflow accepts (config reference).
 RETRY_MODES: Final = frozenset({"standard", "legacy", "adaptive", "built-in"})
-#: DESIGN §3: assume ~50 TPS per account for Batch calls, shared with Nextflow itself.
+#: docs/ARCHITECTURE.md §4: assume ~50 TPS per account for Batch calls, shared with Nextflow itself.
 ACCOUNT_TPS: Final = 50.0
 
 _DURATION_S: Final[dict[str, float]] = {
@@ -582,7 +582,7 @@ def config_findings(config: NfConfig, *, version: str | None = None) -> list[Fin
             )
         )
     out.extend(_submit_rate_findings(config, undetermined))
-    # process.resourceLabels: the only way jobs get tags (DESIGN §4); without them a job's
+    # process.resourceLabels: the only way jobs get tags (docs/ARCHITECTURE.md §5); without them a job's
     # owner is proven only by its id or its work dir.
     labels = config.any_key(lambda k: k.startswith("process.") and k.endswith("resourceLabels"))
     if not labels:
@@ -852,7 +852,7 @@ DENIED_CODES: Final = frozenset(
     {"AccessDeniedException", "AccessDenied", "UnauthorizedException", "UnauthorizedOperation", "Forbidden", "403"}
 )
 #: The probe id for DescribeJobs when there is no job to ask about: unknown ids are
-#: silently absent from the answer (DESIGN §3), so this asks for nothing.
+#: silently absent from the answer (docs/ARCHITECTURE.md §4), so this asks for nothing.
 PROBE_JOB_ID: Final = "batchkit-doctor-probe"
 MAX_DESCRIBED: Final = 1000
 

@@ -193,7 +193,7 @@ def timeline_figure(
             )
             in_legend = True
 
-    # Batch's extra attempts: the retries Nextflow never heard of (DESIGN §5).
+    # Batch's extra attempts: the retries Nextflow never heard of (docs/ARCHITECTURE.md §6).
     retries = (
         pd.to_numeric(rows[RecCol.BATCH_RETRIES], errors="coerce").fillna(0)
         if RecCol.BATCH_RETRIES in rows.columns

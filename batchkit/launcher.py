@@ -5,7 +5,7 @@ when it is on PATH, else batchkit's simulated one (``python -m batchkit.sim.next
 same flags) — with ``-with-trace`` and a weblog URL pointing at a receiver batchkit
 starts on 127.0.0.1, so the run is visible before its first task completes: the
 trace only gets rows on completion, and after a hard crash in-flight tasks are not in
-it at all (DESIGN §2); the weblog and the log's ``[AWS BATCH] ... submitted > job=``
+it at all (docs/ARCHITECTURE.md §3); the weblog and the log's ``[AWS BATCH] ... submitted > job=``
 lines are what survive.
 
 The weblog moved from ``-with-weblog URL`` to the nf-weblog plugin in Nextflow 25.04.
@@ -591,7 +591,7 @@ class Watchdog:
 
     Off by default: nothing is killed unless ``arm()`` was called. Kills go through
     ``Tracker.plan()``/``Tracker.kill()``: only jobs proven to be the run's (recorded id
-    or work dir, DESIGN §6), so a canary run on the same queue is never touched.
+    or work dir, docs/ARCHITECTURE.md §8), so a canary run on the same queue is never touched.
     """
 
     def __init__(

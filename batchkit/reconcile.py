@@ -4,7 +4,7 @@ No boto3, no widgets, no I/O. Everything on the hot path is vectorized pandas/nu
 (the only Python loops walk the raw DescribeJobs dicts once in ``jobs_frame`` and
 build the final ``KillJob`` list in ``plan_kills``).
 
-Decisions worth knowing (DESIGN §4-6 gives the rules, these are the edges):
+Decisions worth knowing (docs/ARCHITECTURE.md §5-§8 gives the rules, these are the edges):
 
 Scope (``in_scope``) — who owns a Batch job. Ownership is a proof, never a neighbourhood
 (nextflow-io/nextflow shares one work dir between every run of a launch dir, and a
@@ -46,7 +46,7 @@ Matching a task to a job, strongest first:
      parent gets no row of its own — its children carry the verdicts);
   2. only for tasks without a Batch job id: the task's full work dir equals the job's;
   3. else the task's short hash ``ab/cdef12`` is a prefix of the job work dir's last two
-     parts (DESIGN §2). Steps 2-3 only consider jobs proven by hash that no task
+     parts (docs/ARCHITECTURE.md §3). Steps 2-3 only consider jobs proven by hash that no task
      claimed by id, so a ``-resume`` run in another work dir (same hashes!) or an older
      run in the same work dir (created before launch) never matches. When two jobs
      share a task's work dir (a duplicate from an ambiguous SubmitJob retry), the most
@@ -61,7 +61,7 @@ Verdicts (first rule that applies wins):
   * ``untracked``: a job shown that no task claims; killable only when proven (by hash),
     while active and once the run has ended. While the run is alive an unclaimed job may simply be one
     Nextflow submitted after we last read its files (the trace gets a row only when a
-    task ends, DESIGN §2), so killing it needs ``force`` like any job of a live run.
+    task ends, docs/ARCHITECTURE.md §3), so killing it needs ``force`` like any job of a live run.
   * ``ok`` for CACHED tasks (they need no job).
   * ``orphan``: Batch has the job active while the task is COMPLETED/FAILED/ABORTED, or
     the run has ended (completed/aborted) with the task still SUBMITTED/RUNNING.
@@ -147,11 +147,11 @@ CLOCK_SKEW: Final = pd.Timedelta(minutes=5)
 #: the launch machine's clock may run behind Batch's; longer would only let a later run
 #: of the same work dir closer.
 LIFETIME_GRACE: Final = pd.Timedelta(minutes=5)
-#: Batch's limit on TerminateJob's reason (DESIGN §3).
+#: Batch's limit on TerminateJob's reason (TerminateJob API reference).
 REASON_LIMIT: Final = 1024
 
 # Columns jobs_frame adds beyond schema.JOB_COLUMNS; reconcile needs them for waste.
-# (Candidates for schema.JobCol; kept local until the lead adds them.)
+# Only reconcile reads them (the waste needs each try's span), so they live here, not in schema.JobCol.
 LISTED_ATTEMPTS: Final = "listed_attempts"  # Int64: len(attempts[]) as Batch returned it
 ATTEMPT_SPANS: Final = "attempt_spans"  # object: tuple of (index, start_ms, stop_ms) per finished try
 TRY_STARTED_AT: Final = "try_started_at"  # datetime64[ns, UTC]: start of the try running now
@@ -230,7 +230,7 @@ _WASTE_VERDICTS: Final = ("orphan", "untracked")
 _SCOPE_RULES: Final = frozenset({"native_id", "hash"})
 #: Rules whose unclaimed jobs get a row: the proven ones and the neighbourhood.
 _SHOWN_RULES: Final = frozenset({"native_id", "hash", "neighbourhood"})
-#: A task dir directly under the work dir: ``ab/`` + 30 hex digits (DESIGN §2).
+#: A task dir directly under the work dir: ``ab/`` + 30 hex digits (docs/ARCHITECTURE.md §3).
 _TASK_DIR: Final = re.compile(r"[0-9a-f]{2}/[0-9a-f]{30}")
 
 # Nextflow's container commands (nextflow-io/nextflow AwsBatchTaskHandler: classicSubmitCli,
@@ -242,7 +242,8 @@ _TASK_DIR: Final = re.compile(r"[0-9a-f]{2}/[0-9a-f]{30}")
 # it; batchkit's simulator writes its timing there) is allowed; every word is plain (no
 # quotes, no expansions, no other commands). Anything else — Wave/`nxf_*` wrappers
 # included — is "not recognised" and proves nothing. String methods, not one big regex:
-# this runs once per job and a backtracking regex cost 10 µs a command (measured).
+# this runs once per job on the reconcile hot path (benchmarks/bench_reconcile.py), where
+# a backtracking regex is several times slower.
 _BASH_C: Final = "bash -o pipefail -c "
 _TRAP_HEAD: Final = 'trap "{ ret=$?; '
 _TRAP_END: Final = 'exit $ret; }" EXIT; '
@@ -672,7 +673,7 @@ def _lifetime(run: RunLike, now: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timesta
 def _clock_offset(created: pd.Series, submit: pd.Series) -> pd.Timedelta:
     """How far the run's zone-less times are off Batch's clock, from its own jobs.
 
-    Nextflow's log and trace times carry no zone (DESIGN §2), so a log read in the wrong
+    Nextflow's log and trace times carry no zone (docs/ARCHITECTURE.md §3), so a log read in the wrong
     zone is off by whole quarter hours. A job is created within seconds of the task's
     submit time, so the median gap of the run's verified jobs, rounded to 15 minutes,
     is that error (the median: a minority of forged rows cannot move it).
@@ -1396,7 +1397,7 @@ def plan_kills(
     verdicts: Collection[str] | None = None,
     job_ids: Collection[str] | None = None,
 ) -> list[KillJob]:
-    """The kills a reconcile frame justifies (DESIGN §6), one ``KillJob`` per job.
+    """The kills a reconcile frame justifies (docs/ARCHITECTURE.md §8), one ``KillJob`` per job.
 
     Only ``killable`` rows; with ``force`` also proven active rows Nextflow still tracks
     as alive (``nf_alive``) and the proven unclaimed jobs of a live run. Only the two
@@ -1414,7 +1415,7 @@ def plan_kills(
     name = run_name if run_name is not None else frame.attrs.get("run_name")
     name = name or "unnamed"
     rule = frame[RecCol.IN_SCOPE_BY]
-    # Only the two proofs of DESIGN §4 count; anything else (e.g. a hand-edited frame) does not.
+    # Only the two proofs of docs/ARCHITECTURE.md §5.1 count; anything else (e.g. a hand-edited frame) does not.
     scoped = rule.isin(_SCOPE_RULES).to_numpy(dtype=bool, na_value=False)
     has_id = frame[JobCol.JOB_ID].notna().to_numpy(bool)
     active = frame[RecCol.BATCH_STATUS].isin(JOB_ACTIVE).to_numpy(bool)

@@ -607,7 +607,7 @@ class Tracker:
 
         DescribeJobs takes 100 ids a call, so at the 20 requests/s budget a 10,000-task
         run needs 5 s of calls before anything can be shown; ListJobs by status returns
-        1,000 summaries a page (DESIGN §3), enough to find which recorded jobs are still
+        1,000 summaries a page (docs/ARCHITECTURE.md §4), enough to find which recorded jobs are still
         running — the orphans — in a handful of calls. Summaries carry no command, so
         only recorded ids (scope rule 1) are placed; discovery and the details
         (attempts, vCPUs) follow in the same refresh.
@@ -696,7 +696,7 @@ class Tracker:
         Jobs never recorded by Nextflow (submitted after an abort, nextflow-io/nextflow#7445,
         or lost from a crashed trace) are only visible this way. ListJobs summaries carry no
         command, so candidates are described once to prove scope by work dir; a name match
-        alone never is proof (DESIGN §4).
+        alone never is proof (docs/ARCHITECTURE.md §5).
         """
         queues = self._queue_names()
         if not queues:

@@ -4,7 +4,7 @@ A botocore ``before-send`` hook on the boto3 client passed to ``BatchClient(clie
 answers instead of the server (500 AuthorizerConfigurationException, 429, empty and malformed
 bodies) or raises connection errors, so the client is shown to survive without any
 cooperation from the server. ``Stubber`` cannot do this: it answers before botocore's retry
-loop (DESIGN §3). The clock and sleep are fake: no test sleeps for real.
+loop (docs/ARCHITECTURE.md §4). The clock and sleep are fake: no test sleeps for real.
 """
 
 from __future__ import annotations

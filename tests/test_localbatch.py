@@ -297,7 +297,7 @@ def test_cancel_job_only_touches_jobs_before_starting(lb: LocalBatch, batch: Any
     job_id = _job_in(lb, batch, state)
     batch.cancel_job(jobId=job_id, reason="cancel")
     if state in ("STARTING", "RUNNING"):
-        assert status(batch, job_id) in ("STARTING", "RUNNING")  # quietly nothing (DESIGN §3)
+        assert status(batch, job_id) in ("STARTING", "RUNNING")  # quietly nothing (docs/ARCHITECTURE.md §4)
     else:
         job = describe(batch, job_id)
         assert (job["status"], job["statusReason"]) == ("FAILED", "cancel")

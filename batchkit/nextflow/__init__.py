@@ -1,4 +1,4 @@
-"""What Nextflow believes: trace, log and weblog readers, and one merged run view (DESIGN §2).
+"""What Nextflow believes: trace, log and weblog readers, and one merged run view (docs/ARCHITECTURE.md §3).
 
 - :func:`read_trace` — trace files (``-with-trace``) into a task frame;
 - :func:`read_log` — ``.nextflow.log`` (and rotations) into a :class:`LogInfo`;

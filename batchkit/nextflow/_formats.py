@@ -1,4 +1,4 @@
-"""Pure, vectorized parsers for the value formats Nextflow writes (DESIGN §2).
+"""Pure, vectorized parsers for the value formats Nextflow writes (docs/ARCHITECTURE.md §3).
 
 The value parsers take a numpy bytes array (one trace column) and a mask of the
 entries present (not ``-``), and return ``(values, bad)``: the parsed values and
@@ -420,7 +420,7 @@ def join_name(process: pd.Series, tag: pd.Series) -> pd.Series:
 
 
 def hash_from_workdir(workdir: pd.Series) -> pd.Series:
-    """The short task hash ``ab/cdef01`` from a full work dir (DESIGN §2)."""
+    """The short task hash ``ab/cdef01`` from a full work dir (docs/ARCHITECTURE.md §3)."""
     parts = workdir.astype("string").str.extract(_WORKDIR_HASH_RE.pattern)
     return (parts[0] + "/" + parts[1]).astype("string")
 

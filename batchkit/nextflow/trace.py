@@ -1,4 +1,4 @@
-"""Read Nextflow trace files (``-with-trace``) into a task frame (DESIGN §2).
+"""Read Nextflow trace files (``-with-trace``) into a task frame (docs/ARCHITECTURE.md §3).
 
 A trace is tab-separated with one header line naming its fields, ``-`` for a
 missing value. Any subset and order of ``TraceRecord.FIELDS`` may appear, in

@@ -1,4 +1,4 @@
-"""A receiver for Nextflow's weblog POSTs, keeping a live task table (DESIGN §2).
+"""A receiver for Nextflow's weblog POSTs, keeping a live task table (docs/ARCHITECTURE.md §3).
 
 Nextflow (``-with-weblog URL``; since 25.04 the ``nf-weblog`` plugin with
 ``weblog.url`` and ``weblog.basicToken``) POSTs one JSON message per event:
@@ -168,6 +168,8 @@ class WeblogReceiver:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
+        # Holds the serving task: the event loop keeps only weak references to tasks, so an
+        # unreferenced one can be garbage-collected mid-run (asyncio.create_task docs).
         self._serving: asyncio.Task[None] | None = None
         self._connections: set[asyncio.Task[None]] = set()
 

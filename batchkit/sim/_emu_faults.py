@@ -5,7 +5,7 @@ HTTP 500 ``AuthorizerConfigurationException`` on DescribeJobs
 (nextflow-io/nextflow#4709, #5516), throttling (429 ``TooManyRequestsException``),
 dropped connections, empty DescribeJobs answers (the null response behind
 Nextflow's NPE, fixed in 24.10.2) and requests that were applied although the
-caller never saw the answer (SubmitJob has no idempotency token, DESIGN §3).
+caller never saw the answer (SubmitJob has no idempotency token, docs/ARCHITECTURE.md §4).
 
 Pure decision logic, thread-safe; the HTTP layer carries the decision out.
 """
@@ -36,7 +36,7 @@ FAULT_KINDS: Final[tuple[str, ...]] = (
     "expired-token",  # HTTP 403 ExpiredTokenException: the caller's session token died
     "access-denied",  # HTTP 403 AccessDeniedException: the caller's role lacks the action
 )
-#: Per-job error codes a bulk call reports in its ``errors`` list (DESIGN §3).
+#: Per-job error codes a bulk call reports in its ``errors`` list (docs/ARCHITECTURE.md §4).
 JOB_ERROR_CODES: Final[tuple[str, ...]] = ("ThrottlingException", "ServerException")
 
 #: (HTTP status, __type, message) of the error kinds.

@@ -1,4 +1,4 @@
-"""The three places a simulated Nextflow writes what it believes (DESIGN §2).
+"""The three places a simulated Nextflow writes what it believes (docs/ARCHITECTURE.md §3).
 
 - :class:`LogWriter` — ``.nextflow.log`` (rotated to ``.nextflow.log.1`` ... on launch,
   as Nextflow keeps up to 9 old logs);

@@ -126,7 +126,7 @@ def launch_command(task_dir: str, *, cli: str = "/usr/local/bin/aws") -> list[st
 
     The job fetches ``.command.run`` from the task's S3 work dir and uploads its log
     there on exit — which is why the work dir (hence the task hash) can be read back
-    from any job's command (DESIGN §4 rule 2).
+    from any job's command (docs/ARCHITECTURE.md §5.1, proof 2).
     """
     aws = f"{cli} s3 cp --only-show-errors"
     script = (

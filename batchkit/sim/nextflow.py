@@ -4,7 +4,7 @@ It talks to Batch through a real boto3 client the way ``AwsBatchTaskHandler`` do
 SubmitJob with Nextflow's job name rule and container command, resourceLabels as
 tags, DescribeJobs polling in batches of 100, TerminateJob with the reason
 ``Job killed by NF`` — and writes the three artefacts Nextflow writes, in Nextflow's
-exact formats: the trace file, ``.nextflow.log`` and weblog POSTs (DESIGN §2).
+exact formats: the trace file, ``.nextflow.log`` and weblog POSTs (docs/ARCHITECTURE.md §3).
 
 Behaviours, by name (each the way a real Nextflow version behaves):
 
@@ -962,7 +962,7 @@ class SimulatedNextflow:
 
         A SubmitJob whose answer was lost (dropped connection, 5xx after the job was
         created) is retried by the SDK and creates a second job: SubmitJob has no
-        idempotency token (DESIGN §3). The first job runs with the task's work dir in its
+        idempotency token (docs/ARCHITECTURE.md §4). The first job runs with the task's work dir in its
         command and no record anywhere. Found by that work dir, among jobs created since
         this run started.
         """

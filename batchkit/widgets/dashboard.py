@@ -56,7 +56,7 @@ from batchkit.widgets._table_view import TableView
 log = logging.getLogger(__name__)
 
 #: Verdicts the kill-all button terminates: jobs nobody will ever collect. Both are
-#: only planned when ownership is proven (native id or work dir, DESIGN §6).
+#: only planned when ownership is proven (native id or work dir, docs/ARCHITECTURE.md §8).
 KILL_ALL_VERDICTS: Final[tuple[str, ...]] = ("orphan", "untracked")
 #: Seconds between refreshes unless told otherwise: fresh enough to watch a kill land,
 #: and 6 polls a minute stay far inside the API budget Nextflow shares.
