@@ -51,6 +51,7 @@ from botocore.exceptions import (
 from botocore.retries import standard as botocore_standard
 
 from batchkit._net import is_loopback_host
+from batchkit._time import epoch_ms
 from batchkit.errors import (
     ACCESS_DENIED_CODES,
     EXPIRED_CREDENTIAL_CODES,
@@ -274,18 +275,6 @@ def _unique(ids: Iterable[str], what: str) -> list[str]:
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def epoch_ms(when: datetime | float) -> int:
-    """Epoch milliseconds for ListJobs' ``AFTER_CREATED_AT`` filter (a string of epoch ms)."""
-    if isinstance(when, datetime):
-        if when.tzinfo is None:
-            raise ValueError(
-                f"created_after={when!r} has no time zone: pass a tz-aware datetime "
-                "(e.g. datetime.now(timezone.utc)) or epoch seconds"
-            )
-        return int(when.timestamp() * 1000)
-    return int(float(when) * 1000)
 
 
 def _is_loopback(endpoint_url: str) -> bool:
@@ -687,7 +676,7 @@ class BatchClient:
         listing per status. Raises ApiUnavailableError when a page keeps failing.
         """
         wanted = _statuses(statuses)
-        after = epoch_ms(created_after) if created_after is not None else None
+        after = epoch_ms(created_after, name="created_after") if created_after is not None else None
         prefix = name_prefix.lower() if name_prefix else None
         listings: list[dict[str, Any]]
         if after is not None:

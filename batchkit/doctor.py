@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from batchkit import _cli_args as cli_args
 from batchkit._cli_args import EXIT_STATUS_HELP, SubParsers
 from batchkit._nfconfig import Lookup, NfConfig, process_executors, read_config, run_config
+from batchkit._time import from_epoch_ms
 from batchkit.errors import (
     ApiUnavailableError,
     AwsError,
@@ -985,13 +986,6 @@ def _requested(job: Mapping[str, Any]) -> tuple[float | None, float | None]:
     return vcpus, memory
 
 
-def _ms_to_dt(value: Any) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(float(value) / 1000.0, tz=UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
-
-
 def account_findings(
     client: BatchClient,
     queues: Sequence[str] | None,
@@ -1266,7 +1260,7 @@ def runnable_findings(
         job_id = str(row.get("jobId"))
         if job_id in unschedulable:
             continue
-        created = _ms_to_dt(row.get("createdAt"))
+        created = from_epoch_ms(row.get("createdAt"))
         if created is None:
             continue
         age = (now - created).total_seconds()

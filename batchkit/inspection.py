@@ -22,12 +22,13 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 
+from batchkit._time import from_epoch_ms
 from batchkit.schema import JOB_ACTIVE, JobCol, RecCol, TaskCol
 
 __all__ = [
@@ -73,16 +74,6 @@ DEFAULT_WITNESS_LIMIT: Final = 50
 WITNESS_VERDICTS: Final = frozenset({"stale", "vanished", "disagree"})
 
 _EXIT_RE: Final = re.compile(r"^\s*(-?\d{1,10})\s*$")
-
-
-def _utc(ms: Any) -> datetime | None:
-    """A UTC datetime from epoch milliseconds (Batch and CloudWatch timestamps)."""
-    if isinstance(ms, bool) or not isinstance(ms, int | float):
-        return None
-    try:
-        return datetime.fromtimestamp(float(ms) / 1000.0, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
 
 
 def _clock(when: datetime | None) -> str:
@@ -160,8 +151,8 @@ def attempts_of(job: Mapping[str, Any]) -> list[Attempt]:
                 container_reason=_str(c.get("reason")),
                 container_instance=_str(c.get("containerInstanceArn")),
                 task_arn=_str(c.get("taskArn")),
-                started_at=_utc(att.get("startedAt")),
-                stopped_at=_utc(att.get("stoppedAt")),
+                started_at=from_epoch_ms(att.get("startedAt")),
+                stopped_at=from_epoch_ms(att.get("stoppedAt")),
                 log_stream=_str(c.get("logStreamName")),
             )
         )
@@ -177,7 +168,7 @@ def attempts_of(job: Mapping[str, Any]) -> list[Attempt]:
                 container_reason=None,
                 container_instance=_str(c.get("containerInstanceArn")),
                 task_arn=_str(c.get("taskArn")),
-                started_at=_utc(job.get("startedAt")),
+                started_at=from_epoch_ms(job.get("startedAt")),
                 stopped_at=None,
                 log_stream=_str(c.get("logStreamName")),
             )

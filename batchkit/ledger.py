@@ -61,6 +61,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from batchkit._time import to_utc
 from batchkit.errors import InputError
 from batchkit.schema import JobOutcome, KillJob
 
@@ -293,11 +294,6 @@ def _owner_gone(owner: str, host: str) -> bool:
     return not _pid_alive(pid)
 
 
-def _utc(ts: Any) -> pd.Timestamp:
-    stamp = pd.Timestamp(ts)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
 _NAT: Final = np.iinfo(np.int64).min  # numpy's NaT as an int64
 
 
@@ -476,7 +472,7 @@ class Ledger:
         return [dict(row) for row in self._conn().execute(sql, tuple(params))]
 
     def _now(self) -> str:
-        return str(_utc(self._clock()).isoformat())
+        return str(to_utc(self._clock()).isoformat())
 
     def close(self) -> None:
         """Close every connection this object opened (any thread). Idempotent."""
@@ -604,7 +600,7 @@ class Ledger:
         if owner is None:
             return True
         until = row["claim_until"]
-        if until is not None and _utc(until) <= now:
+        if until is not None and to_utc(until) <= now:
             return True
         return _owner_gone(str(owner), self._host)
 
@@ -630,7 +626,7 @@ class Ledger:
         mine: dict[str, int] = {}
         marks = ",".join("?" * len(_KILL_DONE))
         with self._write() as conn:
-            now = _utc(self._clock())
+            now = to_utc(self._clock())
             stamp, until = now.isoformat(), (now + pd.Timedelta(seconds=max(1.0, lease_s))).isoformat()
             for kill in jobs:
                 if kill.job_id in mine or kill.job_id in done or kill.job_id in held:
@@ -683,7 +679,7 @@ class Ledger:
     def claim_is_dead(self, row: dict[str, Any]) -> bool:
         """Whether the claim on an open row can be taken over (released, expired, or its
         process is gone)."""
-        return self._claim_dead(row, _utc(self._clock()))
+        return self._claim_dead(row, to_utc(self._clock()))
 
     def record_kill_results(self, rows: Sequence[tuple[int, JobOutcome, str | None, bool]]) -> list[bool]:
         """Many ``record_kill_result(kill_id, outcome, verified_status, final=...)`` in ONE
@@ -923,5 +919,5 @@ class Ledger:
             conn.execute(
                 "INSERT INTO polls (run_name, last_poll) VALUES (?, ?) "
                 "ON CONFLICT (run_name) DO UPDATE SET last_poll = excluded.last_poll",
-                (_run_key(run_name), _utc(ts).isoformat()),
+                (_run_key(run_name), to_utc(ts).isoformat()),
             )

@@ -108,6 +108,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from batchkit._time import as_utc
 from batchkit.schema import (
     JOB_ACTIVE,
     JOB_TERMINAL,
@@ -660,10 +661,10 @@ class _Scope:
 
 def _lifetime(run: RunLike, now: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """[launch - CLOCK_SKEW, last sign of life + LIFETIME_GRACE], or None without a launch."""
-    launch = _utc_or_none(run.launch_time)
+    launch = as_utc(run.launch_time)
     if launch is None:
         return None
-    ends = [t for t in (_utc_or_none(run.end_time), _utc_or_none(getattr(run, "last_activity", None))) if t is not None]
+    ends = [t for t in (as_utc(run.end_time), as_utc(getattr(run, "last_activity", None))) if t is not None]
     # A live run may submit at any moment; the Tracker re-reads its files each refresh,
     # so last_activity moves on — without one, nothing bounds it but now.
     last = max(ends) if ends else (now if run.state == "alive" else launch)
@@ -843,10 +844,10 @@ def _scope(
         if others:
             # A job created outside this run's lifetime, during another run's: that run's.
             for other in others:
-                o_start = _utc_or_none(other.launch_time)
+                o_start = as_utc(other.launch_time)
                 if o_start is None:
                     continue
-                o_end = (_utc_or_none(other.end_time) or now) + LIFETIME_GRACE
+                o_end = (as_utc(other.end_time) or now) + LIFETIME_GRACE
                 during = (created_s >= (o_start - CLOCK_SKEW - _EPOCH).total_seconds()) & (
                     created_s <= (o_end - _EPOCH).total_seconds()
                 )
@@ -948,7 +949,7 @@ def in_scope(
     points to it) or ``""``. ``jobs`` is a ``jobs_frame``; the result shares its index.
     ``other_runs``: other runs known beside ``run.other_runs`` (see ``reconcile``).
     """
-    now_ts = _utc_or_none(now) or pd.Timestamp.now(tz="UTC")
+    now_ts = as_utc(now) or pd.Timestamp.now(tz="UTC")
     normal, job_index = _as_jobs(jobs)
     tasks = _as_tasks(run)
     recorded, pos = _recorded_ids(tasks, job_index)
@@ -972,14 +973,6 @@ def _seconds(ts: pd.Series) -> np.ndarray:
 
 #: Decimal strings of 0..9999 as Python objects: small numbers in reasons are lookups.
 _NUMBERS: Final = np.array([str(i) for i in range(10_000)], dtype=object)
-
-
-def _utc_or_none(value: Any) -> pd.Timestamp | None:
-    """A run's timestamp as UTC; a naive one is taken as UTC (RunLike promises UTC)."""
-    if value is None or pd.isna(value):
-        return None
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _text(values: np.ndarray) -> np.ndarray:
@@ -1079,7 +1072,7 @@ def reconcile(
     Tracker's ledger: jobs it records under another run); a job they name is never this
     run's. See the module docstring for every rule and edge.
     """
-    now_ts = _utc_or_none(now) or pd.Timestamp.now(tz="UTC")
+    now_ts = as_utc(now) or pd.Timestamp.now(tz="UTC")
     tasks = _as_tasks(run)
     jobs_df, job_index = _as_jobs(jobs)
     # 1. native_id == job_id
@@ -1199,7 +1192,7 @@ def reconcile(
 
     # --- waste ---
     now_s = (now_ts - _EPOCH).total_seconds()
-    run_end = _utc_or_none(run.end_time)
+    run_end = as_utc(run.end_time)
     run_end_s = np.nan if run_end is None else (run_end - _EPOCH).total_seconds()
     complete_s = _seconds(frame[TaskCol.COMPLETE])
     cutoff = np.full(len(frame), np.inf)
@@ -1314,7 +1307,7 @@ def _reasons(
 
     put(orphan & nf_done, orphan_done)
     if run_ended:
-        end = _utc_or_none(run.end_time)
+        end = as_utc(run.end_time)
         end_text = f" at {end:%H:%M} UTC" if end is not None else ""
         cause = getattr(run, "abort_cause", None)
         cause_text = f" ({cause})" if cause and run.state == "aborted" else ""

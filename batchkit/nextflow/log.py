@@ -65,6 +65,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from batchkit._time import to_utc
 from batchkit.errors import NextflowReadError
 from batchkit.nextflow import _formats as fmt
 from batchkit.schema import TaskCol
@@ -844,7 +845,7 @@ def _base_year(
         now = pd.Timestamp.now(tz="UTC").year
         return now, "clock", False
     if reference_time is not None:
-        ref = _utc(reference_time)
+        ref = to_utc(reference_time)
         return _closest(first, ref, tz), "reference", True
     for scan, base in zip(scans, bases, strict=True):
         if scan.epoch_evidence is not None:
@@ -888,11 +889,6 @@ def _closest(when: _When, ref: pd.Timestamp, tz: tzinfo, *, after: bool = False)
     if not candidates:
         return int(ref.year - when[0])
     return int(min(candidates)[1])
-
-
-def _utc(stamp: pd.Timestamp) -> pd.Timestamp:
-    ts = pd.Timestamp(stamp)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _timestamps(whens: Sequence[_When], base: int, tz: tzinfo, paths: Sequence[str] = ()) -> list[pd.Timestamp]:

@@ -48,6 +48,7 @@ from batchkit._nfconfig import (
     run_config,
     trace_file,
 )
+from batchkit._time import to_utc
 from batchkit.errors import NextflowReadError
 from batchkit.nextflow import _formats as fmt
 from batchkit.nextflow.log import (
@@ -150,7 +151,7 @@ class NextflowRun:
         """Time since the last sign of life (a log line, weblog event or trace write)."""
         if self.last_activity is None:
             return pd.Timedelta("NaT")
-        current = pd.Timestamp.now(tz="UTC") if now is None else _utc(now)
+        current = pd.Timestamp.now(tz="UTC") if now is None else to_utc(now)
         return current - self.last_activity
 
     def reload(self) -> NextflowRun:
@@ -651,11 +652,6 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
-
-
-def _utc(stamp: Any) -> pd.Timestamp:
-    ts = pd.Timestamp(stamp)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _first(*values: Any) -> Any:
