@@ -1,0 +1,124 @@
+"""No function in batchkit/ longer than a screen, except those listed here with the reason.
+
+A long function usually hides pieces that have names worth reading. The ones below are
+known; each says why it is still long and may not grow past its listed length. A new
+function over the limit fails this test: split it, or list it with a reason a reviewer
+can accept. (An entry whose function has been split can simply be deleted.)
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "batchkit"
+LIMIT = 80
+
+#: "path/inside/batchkit.py:Qualified.name" -> (its length when listed, why it is still long).
+KNOWN_LONG: dict[str, tuple[int, str]] = {
+    "reconcile.py:_scope": (
+        218,
+        "the ownership proof (docs/ARCHITECTURE.md §5), rewritten this session (issue #15); its steps — recorded-id cross-check, hash proof, other runs, lifetime — are the next functions to name",
+    ),
+    "reconcile.py:reconcile": (
+        198,
+        "matching steps 1-3, verdict masks and waste over shared vectorised arrays; the matching steps are the next piece to name (changed this session by issue #15)",
+    ),
+    "reconcile.py:_reasons": (
+        124,
+        "one put(mask, text) per verdict case, read top to bottom like the verdict table (docs/ARCHITECTURE.md §6); issue #17 suggests plain f-strings",
+    ),
+    "nextflow/log.py:_Scanner._line": (
+        123,
+        "the streaming log reader's per-line dispatch, written this session (issue #10); a table of line kinds is the candidate split",
+    ),
+    "figures.py:timeline_figure": (
+        122,
+        "both timelines' traces in one figure; not split this session (figures.py was in the front-door work, issue #12)",
+    ),
+    "reconcile.py:jobs_frame": (
+        117,
+        "walks the DescribeJobs dicts once, filling every column's list in the same loop (the hot path of benchmarks/bench_reconcile.py); one function per column would walk them again",
+    ),
+    "sim/nextflow.py:SimulatedNextflow.__init__": (
+        114,
+        "a simulated run's state, clients and writers; emulator code changed this session by issues #13/#14",
+    ),
+    "doctor.py:config_findings": (
+        108,
+        "a list of independent config rules, each with its source; candidates for one function per rule (issue #10 work this session)",
+    ),
+    "inspect.py:inspect": (
+        107,
+        "the inspector's fetch steps in order, each an explicit network call (issue #14, written this session)",
+    ),
+    "doctor.py:account_findings": (
+        106,
+        "a list of independent account and queue rules; candidates for one function per rule (issue #10 work this session)",
+    ),
+    "widgets/dashboard.py:Dashboard._build": (
+        106,
+        "widget construction in display order (issue #12 work this session)",
+    ),
+    "launcher.py:launch_nextflow": (
+        105,
+        "argument checks, weblog receiver and token, config, then the process; changed this session by issue #15",
+    ),
+    "widgets/dashboard.py:Dashboard.__init__": (
+        105,
+        "the dashboard's state and its tracker wiring (issues #11/#12 work this session)",
+    ),
+    "doctor.py:runnable_findings": (
+        88,
+        "why a RUNNABLE job does not start, one check per cause (issue #10 work this session)",
+    ),
+    "doctor.py:doctor": (
+        87,
+        "the doctor's steps in order, each reader or AWS call explicit (issue #10 work this session)",
+    ),
+}
+
+
+def long_functions(root: Path = PACKAGE, limit: int = LIMIT) -> dict[str, int]:
+    """Every function and method under ``root`` longer than ``limit`` lines (docstring
+    included), by ``file:qualified name``."""
+    found: dict[str, int] = {}
+
+    def walk(node: ast.AST, path: str, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                assert child.end_lineno is not None
+                length = child.end_lineno - child.lineno + 1
+                if length > limit:
+                    found[f"{path}:{prefix}{child.name}"] = length
+                walk(child, path, f"{prefix}{child.name}.")
+            elif isinstance(child, ast.ClassDef):
+                walk(child, path, f"{prefix}{child.name}.")
+
+    for file in sorted(root.rglob("*.py")):
+        walk(ast.parse(file.read_text(encoding="utf-8")), file.relative_to(root).as_posix(), "")
+    return found
+
+
+def test_no_function_is_longer_than_a_screen_unless_listed_and_none_grew() -> None:
+    problems = []
+    for name, length in sorted(long_functions().items()):
+        if name not in KNOWN_LONG:
+            problems.append(f"{name} is {length} lines")
+        elif length > KNOWN_LONG[name][0]:
+            problems.append(f"{name} grew from {KNOWN_LONG[name][0]} to {length} lines")
+    assert not problems, (
+        f"over {LIMIT} lines: " + "; ".join(problems)
+        + ". Split where the pieces have names worth reading, or list it in KNOWN_LONG with a reason."
+    )
+
+
+def test_the_measure_finds_long_functions_and_methods_only(tmp_path: Path) -> None:
+    body = "\n".join(f"        x{i} = {i}" for i in range(LIMIT))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "mod.py").write_text(
+        f"class A:\n    def long(self):\n{body}\n\n    def short(self):\n        return 1\n\n\n"
+        "async def fine():\n    return 2\n"
+    )
+    assert long_functions(tmp_path) == {"sub/mod.py:A.long": LIMIT + 1}
+    assert long_functions(tmp_path, limit=LIMIT + 1) == {}
