@@ -25,13 +25,14 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError, NoCredentialsError, ParamValidationError
 
 from batchkit._net import is_loopback_host
+from batchkit._time import from_epoch_ms
 from batchkit.errors import AccessDeniedError, ApiUnavailableError, AwsError, CredentialsError
 from batchkit.inspection import (
     DEFAULT_LINES,
@@ -251,7 +252,7 @@ class LogsReader(_Reader):
 
                 answer = self._call(page)
                 events = [e for e in answer.get("events") or () if isinstance(e, Mapping)]
-                got = [LogLine(_utc_ms(e.get("timestamp")), str(e.get("message", ""))[:MAX_MESSAGE].rstrip("\n"))
+                got = [LogLine(from_epoch_ms(e.get("timestamp")), str(e.get("message", ""))[:MAX_MESSAGE].rstrip("\n"))
                        for e in events]
                 collected[:0] = got
                 nxt = answer.get("nextBackwardToken")
@@ -269,12 +270,6 @@ class LogsReader(_Reader):
                 message = _refusal(self.service_name, "logs:GetLogEvents", f"on {group} {stream}", error)
             return LogTail(group, stream, tuple(collected[-lines:]), earlier, message)
         return LogTail(group, stream, tuple(collected[-lines:]), earlier if collected else None)
-
-
-def _utc_ms(ms: Any) -> datetime | None:
-    if isinstance(ms, int | float) and not isinstance(ms, bool):
-        return datetime.fromtimestamp(ms / 1000.0, tz=UTC)
-    return None
 
 
 _S3_HINT: Final = (" (and s3:ListBucket on the bucket: without it S3 answers AccessDenied "
