@@ -975,7 +975,7 @@ def _seconds(ts: pd.Series) -> np.ndarray:
 _NUMBERS: Final = np.array([str(i) for i in range(10_000)], dtype=object)
 
 
-def _text(values: np.ndarray) -> np.ndarray:
+def _decimal_strings(values: np.ndarray) -> np.ndarray:
     """Non-negative integers -> an object array of their decimal strings."""
     values = np.asarray(values, dtype=np.int64)
     if len(values) and values.max() >= len(_NUMBERS):
@@ -995,10 +995,10 @@ def _duration_text(seconds: np.ndarray) -> np.ndarray:
     days, hours = d > 0, (d == 0) & (h > 0)
     mins = (d == 0) & (h == 0) & (m > 0)
     rest_ = ~(days | hours | mins)
-    out[days] = _text(d[days]) + "d " + _text(h[days]) + "h"
-    out[hours] = _text(h[hours]) + "h " + _text(m[hours]) + "m"
-    out[mins] = _text(m[mins]) + "m"
-    out[rest_] = _text(s[rest_]) + "s"
+    out[days] = _decimal_strings(d[days]) + "d " + _decimal_strings(h[days]) + "h"
+    out[hours] = _decimal_strings(h[hours]) + "h " + _decimal_strings(m[hours]) + "m"
+    out[mins] = _decimal_strings(m[mins]) + "m"
+    out[rest_] = _decimal_strings(s[rest_]) + "s"
     return out
 
 
@@ -1371,7 +1371,7 @@ def _reasons(
         put(rest & alive, lambda idx: "run ended with the task " + nf[idx] + " and no Batch job recorded or found in scope")
     put(rest & ~alive, lambda idx: "Nextflow " + nf[idx] + ", no Batch job recorded")
     retries = frame[RecCol.BATCH_RETRIES].fillna(0).to_numpy(dtype=np.int64)
-    put(retries > 0, lambda idx: reason[idx] + "; Batch retried " + _text(retries[idx]) + "×")
+    put(retries > 0, lambda idx: reason[idx] + "; Batch retried " + _decimal_strings(retries[idx]) + "×")
     # A task's record names a job that does not agree with it (another queue, outside the
     # run's lifetime, another task dir, another run's): shown, never killed.
     unproven = has_job & (verdict != "untracked") & ~np.isin(rule, list(_SCOPE_RULES))

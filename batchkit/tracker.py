@@ -181,7 +181,7 @@ Emit: TypeAlias = Callable[[Event], None]
 # --- pure helpers (tested with hand-built frames) ----------------------------------------
 
 
-def _text(value: Any) -> str | None:
+def _str_or_none(value: Any) -> str | None:
     if value is None or value is pd.NA:
         return None
     try:
@@ -210,7 +210,7 @@ def _diff_rows(frame: pd.DataFrame) -> list[tuple[str | None, ...]]:
     for col in _DIFF_COLUMNS:
         if col in frame.columns:
             values = frame[col].astype(object).tolist()
-            columns.append([_text(v) for v in values])
+            columns.append([_str_or_none(v) for v in values])
         else:
             columns.append([None] * len(frame))
     return list(zip(*columns, strict=True)) if len(frame) else []
