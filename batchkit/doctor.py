@@ -1591,7 +1591,12 @@ def run_cli(args: argparse.Namespace) -> int:
     else:
         shown = [_scrubbed(f, terminal=True) for f in findings]
         sys.stdout.write(format_findings(shown, color=sys.stdout.isatty()))
-    return exit_code(findings)
+    code = exit_code(findings)
+    if stopped is not None and code == EXIT_OK:
+        # The account checks were asked for and the Batch API never answered: "all clear"
+        # would be a lie to a script, so this is a runtime failure unless a finding is worse.
+        return EXIT_AWS
+    return code
 
 
 def _scrubbed(finding: Finding, *, terminal: bool) -> Finding:
