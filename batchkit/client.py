@@ -705,73 +705,84 @@ class BatchClient:
                 seen[jid] = summary
         return list(seen.values())
 
+    def _read_page(
+        self, op: str, method: str, key: str, request: dict[str, Any]
+    ) -> tuple[list[Any], str | None]:
+        """One page of a paginated read: its ``key`` list and the next token (None at the end)."""
+        answer = getattr(self._client, method)(**request)
+        try:
+            items = _list_of(answer, key, op)
+        except MalformedAnswerError as error:
+            raise self._malformed(op, error) from None
+        nxt = answer.get("nextToken")
+        return (items, nxt if isinstance(nxt, str) and nxt else None)
+
+    @staticmethod
+    def _follow_tokens(
+        op: str, what: str, page: Callable[[str | None], tuple[list[Any], str | None]]
+    ) -> Iterator[dict[str, Any]]:
+        """Every dict item of every page ``page(token)`` returns, following ``nextToken``.
+
+        The one rule for every paginated read here: a token the listing already returned
+        means the server is going round in a loop, so stop and say so (AwsError
+        ``RepeatedNextToken``) — never loop forever, and never pass a partial listing off
+        as complete (a truncated ListJobs would hide orphans).
+        """
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            items, token = page(token)
+            yield from (x for x in items if isinstance(x, dict))
+            if token is None:
+                return
+            if token in seen:
+                where = f"{op} {what}" if what else op
+                raise AwsError(
+                    f"{where} returned the same nextToken twice; stopping so the listing "
+                    "does not loop forever. Try again; if it persists, report it to AWS support.",
+                    operation=op,
+                    code="RepeatedNextToken",
+                )
+            seen.add(token)
+
     def _list_pages(
         self, queue: str, params: dict[str, Any], *, confirm_empty: bool = True
     ) -> Iterator[dict[str, Any]]:
-        token: str | None = None
-        tokens: set[str] = set()
         what = f"on job queue '{queue}'"
-        while True:
+
+        def page(token: str | None) -> tuple[list[Any], str | None]:
             request = {"jobQueue": queue, **params}
             if token is not None:
                 request["nextToken"] = token
 
-            def page(request: dict[str, Any] = request) -> tuple[list[Any], str | None]:
-                answer = self._client.list_jobs(**request)
-                try:
-                    items = _list_of(answer, "jobSummaryList", "ListJobs")
-                except MalformedAnswerError as error:
-                    raise self._malformed("ListJobs", error) from None
-                nxt = answer.get("nextToken")
-                return (items, nxt if isinstance(nxt, str) and nxt else None)
+            def read() -> tuple[list[Any], str | None]:
+                return self._read_page("ListJobs", "list_jobs", "jobSummaryList", request)
 
-            items, token = self._call("ListJobs", "read", page, what)
+            items, nxt = self._call("ListJobs", "read", read, what)
             rechecks = 0
             # An empty last page is what an empty queue answers, and also what a broken front
             # end answers (Nextflow needed a null-answer guard for this, 24.10.2): a
             # silently truncated listing would hide orphans, so ask again before believing it.
-            while confirm_empty and not items and token is None and rechecks < self._empty_rechecks:
+            while confirm_empty and not items and nxt is None and rechecks < self._empty_rechecks:
                 rechecks += 1
                 self._backoff_sleep(policy_for("read").backoff(rechecks, self._rng))
-                items, token = self._call("ListJobs", "read", page, what)
-                if items or token is not None:  # the empty page was wrong: that is a fault
+                items, nxt = self._call("ListJobs", "read", read, what)
+                if items or nxt is not None:  # the empty page was wrong: that is a fault
                     self._stats.retry("ListJobs", "EmptyAnswer")
-            yield from (s for s in items if isinstance(s, dict))
-            if token is None:
-                return
-            if token in tokens:
-                raise AwsError(
-                    f"ListJobs {what} returned the same nextToken twice; stopping so the listing "
-                    "does not loop forever. Try again; if it persists, report it to AWS support.",
-                    operation="ListJobs",
-                    code="RepeatedNextToken",
-                )
-            tokens.add(token)
+            return items, nxt
+
+        return self._follow_tokens("ListJobs", what, page)
 
     def _paginate(
         self, op: str, method: str, key: str, params: dict[str, Any], what: str
     ) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        token: str | None = None
-        while True:
+        def page(token: str | None) -> tuple[list[Any], str | None]:
             request = dict(params)
             if token is not None:
                 request["nextToken"] = token
+            return self._call(op, "read", lambda: self._read_page(op, method, key, request), what)
 
-            def page(request: dict[str, Any] = request) -> tuple[list[Any], str | None]:
-                answer = getattr(self._client, method)(**request)
-                try:
-                    got = _list_of(answer, key, op)
-                except MalformedAnswerError as error:
-                    raise self._malformed(op, error) from None
-                nxt = answer.get("nextToken")
-                return (got, nxt if isinstance(nxt, str) and nxt else None)
-
-            got, nxt = self._call(op, "read", page, what)
-            items.extend(x for x in got if isinstance(x, dict))
-            if nxt is None or nxt == token:
-                return items
-            token = nxt
+        return list(self._follow_tokens(op, what, page))
 
     def describe_job_queues(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Job queues by name or ARN (all of them when ``names`` is None); unknown names are absent."""
@@ -1072,9 +1083,7 @@ class BatchClient:
         One pass, no retries of its own: a failure propagates to submit_job's policy, which
         backs off and looks again — it never re-submits without a completed look.
         """
-        candidates: list[dict[str, Any]] = []
-        token: str | None = None
-        while True:
+        def page(token: str | None) -> tuple[list[Any], str | None]:
             request: dict[str, Any] = {
                 "jobQueue": queue,
                 # JOB_NAME without a trailing * is an exact (case-insensitive) match.
@@ -1083,16 +1092,10 @@ class BatchClient:
             }
             if token is not None:
                 request["nextToken"] = token
-            answer = self._client.list_jobs(**request)
-            try:
-                page = _list_of(answer, "jobSummaryList", "ListJobs")
-            except MalformedAnswerError as error:
-                raise self._malformed("ListJobs", error) from None
-            candidates += [s for s in page if isinstance(s, dict) and s.get("jobName") == name]
-            nxt = answer.get("nextToken")
-            if not isinstance(nxt, str) or not nxt or nxt == token:
-                break
-            token = nxt
+            return self._read_page("ListJobs", "list_jobs", "jobSummaryList", request)
+
+        what = f"on job queue '{queue}' for job '{name}'"
+        candidates = [s for s in self._follow_tokens("ListJobs", what, page) if s.get("jobName") == name]
         # Newest first: the submission we look for is recent.
         candidates.sort(key=lambda s: s.get("createdAt") or 0, reverse=True)
         ids = _unique((str(s["jobId"]) for s in candidates if isinstance(s.get("jobId"), str)), "lookup")

@@ -31,7 +31,7 @@ from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 from botocore.httpsession import URLLib3Session
 
 from batchkit.client import BatchClient
-from batchkit.errors import ApiUnavailableError, CredentialsError, NotFoundError
+from batchkit.errors import ApiUnavailableError, AwsError, CredentialsError, NotFoundError
 from batchkit.schema import SUBMISSION_TAG
 
 QUEUE = "faults-queue"
@@ -151,6 +151,10 @@ class ClientFaults:
             return answer(url, 200, {})
         if kind == "empty-list":
             return answer(url, 200, {"jobs": []})
+        if kind == "loop-token":
+            # A front end that hands back the same page token every time.
+            key = {"ListJobs": "jobSummaryList", "DescribeJobQueues": "jobQueues"}[op]
+            return answer(url, 200, {key: [], "nextToken": "again"})
         if kind == "applied-lost":
             self._http.send(request)  # the server applies it ... and the answer is lost
             raise ConnectionClosedError(endpoint_url=url)
@@ -397,6 +401,31 @@ def test_throttled_list_jobs_and_filter_semantics(
     assert all(b["filters"] == [{"name": "JOB_NAME", "values": ["seed-2*"]}] for b in sent_named)
     expected = {jid for jid, j in seeded.items() if j["jobName"].startswith("seed-2")}
     assert {s["jobId"] for s in named} == expected
+
+
+@pytest.mark.parametrize("read", ["list_jobs", "describe_job_queues", "submit_lookup"])
+def test_a_repeated_page_token_stops_the_listing_and_says_so(
+    moto_url: str, seeded: dict[str, Any], read: str
+) -> None:
+    clock = FakeClock()
+    faults = ClientFaults(clock=clock)
+    op = "DescribeJobQueues" if read == "describe_job_queues" else "ListJobs"
+    faults.add(op, "loop-token")
+    with make(moto_url, faults, clock) as bc, pytest.raises(AwsError) as info:
+        if read == "list_jobs":
+            bc.list_jobs(QUEUE, statuses=["RUNNING"])
+        elif read == "describe_job_queues":
+            bc.describe_job_queues()
+        else:
+            # a timed-out SubmitJob is looked up by its tag before any re-send
+            faults.add("SubmitJob", "timeout", count=1)
+            bc.submit_job(job_name="submit-loop", job_queue=QUEUE, job_definition=JOBDEF)
+    assert info.value.code == "RepeatedNextToken" and info.value.operation == op
+    assert "same nextToken twice" in str(info.value)
+    # one page, then the page that repeated its token: nothing asked after that
+    assert faults.sent[op] == 2
+    if read == "submit_lookup":  # the look-up never completed, so nothing was sent again
+        assert faults.sent["SubmitJob"] == 1 and count_named(moto_url, "submit-loop") == 0
 
 
 # --- submissions never duplicate ---------------------------------------------------------------
