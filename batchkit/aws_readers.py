@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError, NoCredentialsError, ParamValidationError
 
+from batchkit._aws_session import boto3_session, client_region, emulator_credentials
 from batchkit._net import is_loopback_host
 from batchkit._time import from_epoch_ms
 from batchkit.errors import AccessDeniedError, ApiUnavailableError, AwsError, CredentialsError
@@ -71,7 +72,6 @@ DEFAULT_RATE: Final = 10.0
 
 _DENIED: Final = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
                             "UnauthorizedAccess", "Forbidden", "403", "HTTP403"})
-_DUMMY: Final = {"aws_access_key_id": "batchkit", "aws_secret_access_key": "batchkit"}
 
 
 def split_s3_url(url: str) -> tuple[str, str]:
@@ -94,30 +94,15 @@ def make_service_client(
 
     One botocore attempt: :class:`Retrying` above it is the retry layer.
     """
-    import boto3
     from botocore.config import Config
-    from botocore.exceptions import ProfileNotFound
 
     if endpoint_url is None:
         endpoint_url = env_endpoint(service)
     if session is None:
-        try:
-            session = boto3.session.Session(profile_name=profile, region_name=region)
-        except ProfileNotFound as error:
-            raise CredentialsError(
-                f"AWS profile '{profile}' not found in ~/.aws/config: run `aws configure --profile "
-                f"{profile}` or pass another profile",
-                code="ProfileNotFound",
-            ) from error
-    resolved = region or session.region_name or ("us-east-1" if endpoint_url else None)
-    if resolved is None:
-        raise AwsError("No AWS region: set AWS_REGION, add a region to your profile, or pass region=",
-                       code="NoRegion")
-    extra: dict[str, str] = {}
+        session = boto3_session(profile, region)
+    resolved = client_region(region, session, endpoint_url)
+    extra = emulator_credentials(endpoint_url, profile)
     loopback = bool(endpoint_url) and is_loopback_host(urlsplit(endpoint_url or "").hostname or "")
-    if loopback and profile is None:
-        # The local emulator (moto) ignores signatures: a Binder user needs no credentials.
-        extra = dict(_DUMMY)
     options: dict[str, Any] = {}
     if service == "s3" and loopback:
         options["s3"] = {"addressing_style": "path"}  # no bucket.127.0.0.1 host names

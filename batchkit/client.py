@@ -38,7 +38,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final, Protocol, TypeVar, runtime_checkable
-from urllib.parse import urlsplit
 
 from botocore.exceptions import (
     ClientError,
@@ -50,7 +49,7 @@ from botocore.exceptions import (
 )
 from botocore.retries import standard as botocore_standard
 
-from batchkit._net import is_loopback_host
+from batchkit._aws_session import boto3_session, client_region, emulator_credentials
 from batchkit._time import epoch_ms
 from batchkit.errors import (
     ACCESS_DENIED_CODES,
@@ -113,7 +112,6 @@ UNKNOWN_OPERATION_CODES: Final[frozenset[str]] = frozenset(
      "NotFoundException", "HTTP404"}
 )
 
-_DUMMY_CREDENTIALS: Final = {"aws_access_key_id": "batchkit", "aws_secret_access_key": "batchkit"}
 
 
 # --- stats: pure data --------------------------------------------------------------------
@@ -275,10 +273,6 @@ def _unique(ids: Iterable[str], what: str) -> list[str]:
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _is_loopback(endpoint_url: str) -> bool:
-    return is_loopback_host(urlsplit(endpoint_url).hostname or "")
 
 
 def _answer_error(response: Any, caught: BaseException | None) -> tuple[str, str] | None:
@@ -1200,30 +1194,13 @@ def _refused(op: str, what: str, error: Exception) -> AwsError:
 def _make_boto3_client(
     *, region: str | None, profile: str | None, endpoint_url: str | None, max_workers: int
 ) -> Any:
-    import boto3
     from botocore.config import Config
-    from botocore.exceptions import ProfileNotFound
 
-    try:
-        session = boto3.session.Session(profile_name=profile, region_name=region)
-    except ProfileNotFound as error:
-        raise CredentialsError(
-            f"AWS profile '{profile}' not found in ~/.aws/config: run `aws configure --profile "
-            f"{profile}` or pass another profile",
-            code="ProfileNotFound",
-        ) from error
-    resolved = session.region_name or ("us-east-1" if endpoint_url else None)
-    if resolved is None:
-        raise AwsError(
-            "No AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), add a region to your profile, "
-            "or pass region= to BatchClient",
-            code="NoRegion",
-        )
-    extra: dict[str, str] = {}
+    session = boto3_session(profile, region)
+    resolved = client_region(region, session, endpoint_url)
     # The local emulator ignores signatures; don't make a user without an AWS account (Binder)
     # configure fake credentials, and don't let botocore probe the instance metadata service.
-    if endpoint_url and _is_loopback(endpoint_url) and profile is None:
-        extra = dict(_DUMMY_CREDENTIALS)
+    extra = emulator_credentials(endpoint_url, profile)
     config = Config(
         retries={"mode": "standard", "total_max_attempts": BOTOCORE_ATTEMPTS},
         connect_timeout=5,
