@@ -27,12 +27,13 @@ from plotly.subplots import make_subplots
 
 from batchkit.reconcile import summarize
 from batchkit.schema import VERDICTS, JobCol, RecCol, TaskCol
-from batchkit.widgets._table import (
+from batchkit.table_model import (
     FILTER_MISMATCHES,
     KILLED,
     TABLE_CSS,
     VERDICT_COLOURS,
     TableQuery,
+    column_text,
     render_table,
     select,
 )
@@ -66,12 +67,6 @@ def _utc(frame: pd.DataFrame, column: str) -> pd.Series:
     return pd.to_datetime(frame[column], utc=True, errors="coerce")
 
 
-def _text(frame: pd.DataFrame, column: str) -> pd.Series:
-    if column not in frame.columns:
-        return pd.Series([""] * len(frame), index=frame.index, dtype="object")
-    return frame[column].astype("string").fillna("")
-
-
 def _plot_time(ts: Any) -> dt.datetime:
     """Plotly draws naive datetimes as given: hand it UTC wall time, labelled as UTC."""
     return pd.Timestamp(ts).tz_convert("UTC").tz_localize(None).to_pydatetime()  # type: ignore[no-any-return]
@@ -81,7 +76,7 @@ def _order(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows top to bottom in the order work started (submit, else Batch's created time)."""
     start = _utc(frame, TaskCol.SUBMIT).fillna(_utc(frame, JobCol.CREATED_AT))
     order = pd.DataFrame(
-        {"start": start, "name": _text(frame, TaskCol.NAME), "job": _text(frame, JobCol.JOB_ID)},
+        {"start": start, "name": column_text(frame, TaskCol.NAME), "job": column_text(frame, JobCol.JOB_ID)},
         index=frame.index,
     )
     index = order.sort_values(["start", "name", "job"], kind="mergesort", na_position="last").index
@@ -147,20 +142,20 @@ def timeline_figure(
         horizontal_spacing=0.03,
         subplot_titles=("What Nextflow recorded", "What AWS Batch ran"),
     )
-    verdicts = _text(rows, RecCol.VERDICT).replace("", "ok")
+    verdicts = column_text(rows, RecCol.VERDICT).replace("", "ok")
     records = rows.to_dict("records")
     hovers = [_hover(r) for r in records]
     nf_start, nf_end = _utc(rows, TaskCol.SUBMIT), _utc(rows, TaskCol.COMPLETE)
     b_start = _utc(rows, JobCol.STARTED_AT).fillna(_utc(rows, JobCol.CREATED_AT))
     b_end = _utc(rows, JobCol.STOPPED_AT)
     # A terminal Nextflow task without a completion time ended when the run did.
-    nf_status = _text(rows, RecCol.NF_STATUS)
+    nf_status = column_text(rows, RecCol.NF_STATUS)
     nf_alive = nf_status.isin(["SUBMITTED", "RUNNING"])
     if run_end is not None:
         nf_end = nf_end.where(nf_end.notna() | nf_alive, pd.Timestamp(run_end).tz_convert("UTC"))
     # A job Batch has finished but with no stop time (cancelled before it started)
     # is a point, not a bar to "now".
-    b_terminal = _text(rows, JobCol.STATUS).isin(["SUCCEEDED", "FAILED"])
+    b_terminal = column_text(rows, JobCol.STATUS).isin(["SUCCEEDED", "FAILED"])
     b_end = b_end.where(b_end.notna() | ~b_terminal, b_start)
 
     for verdict in DRAWN_VERDICTS:
@@ -226,7 +221,7 @@ def timeline_figure(
 
     yaxis: dict[str, Any] = {"autorange": "reversed", "showgrid": False, "zeroline": False}
     if 0 < n <= MAX_TICK_LABELS:
-        names = _text(rows, TaskCol.NAME).where(_text(rows, TaskCol.NAME) != "", _text(rows, JobCol.JOB_NAME))
+        names = column_text(rows, TaskCol.NAME).where(column_text(rows, TaskCol.NAME) != "", column_text(rows, JobCol.JOB_NAME))
         yaxis.update(tickmode="array", tickvals=list(range(n)), ticktext=[html.escape(s) for s in names])
     else:
         yaxis.update(title={"text": f"{n:,} tasks (by submit time)"}, showticklabels=False)
@@ -246,7 +241,7 @@ def timeline_figure(
 
 def summary_figure(frame: pd.DataFrame, *, price_label: str = "$") -> go.Figure:
     """Rows per verdict (left) and the waste they burnt in vCPU-hours (right)."""
-    verdicts = _text(frame, RecCol.VERDICT).replace("", "ok")
+    verdicts = column_text(frame, RecCol.VERDICT).replace("", "ok")
     counts = verdicts.value_counts()
     waste = (
         pd.to_numeric(frame[RecCol.WASTE_VCPU_H], errors="coerce").astype("float64").fillna(0.0)

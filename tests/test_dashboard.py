@@ -17,13 +17,13 @@ import pytest
 from conftest import real_fixture
 from test_figures import make_frame
 
+from batchkit import table_model
 from batchkit.client import BatchClient
 from batchkit.errors import AwsError
 from batchkit.nextflow import NextflowRun
 from batchkit.schema import VERDICTS, JobCol, RecCol
 from batchkit.sim import LocalBatch, replay_incident
-from batchkit.widgets import Dashboard, _table
-from batchkit.widgets._table import (
+from batchkit.table_model import (
     KILLED,
     KillRecord,
     TableQuery,
@@ -33,6 +33,7 @@ from batchkit.widgets._table import (
     render_table,
     select,
 )
+from batchkit.widgets import Dashboard
 from batchkit.widgets.dashboard import (
     api_health,
     chip_labels,
@@ -88,7 +89,7 @@ def test_paging_clamps_and_reports_position() -> None:
     frame = make_frame(123)
     page = select(frame, TableQuery(page=2, page_size=50))
     assert (page.first, page.last, page.n_pages, len(page.rows)) == (101, 123, 3, 23)
-    assert _table.page_label(page) == "rows 101–123 of 123 · page 3 of 3"
+    assert table_model.page_label(page) == "rows 101–123 of 123 · page 3 of 3"
     beyond = select(frame, TableQuery(page=99, page_size=50))
     assert beyond.page == 2 and beyond.query.page == 2
     # A new filter starts at the first page again.
@@ -101,7 +102,7 @@ def test_paging_clamps_and_reports_position() -> None:
 
 def test_order_cache_gives_the_same_pages_and_keys_on_the_query() -> None:
     frame = make_frame(300)
-    cache = _table.OrderCache()
+    cache = table_model.OrderCache()
     for query in (TableQuery(page=2), TableQuery(verdict="orphan", page=1, page_size=7),
                   TableQuery(sort="task", ascending=False, page=3), TableQuery(search="sample_001")):
         cached = select(frame, query, cache)

@@ -31,3 +31,18 @@ def test_unknown_name_is_an_attribute_error() -> None:
         assert "NoSuchThing" in str(exc)
     else:
         raise AssertionError("expected AttributeError")
+
+
+def _widget_modules_after_import(module: str) -> str:
+    code = (
+        f"import sys, {module}; "
+        "print(sorted(m for m in sys.modules if m == 'ipywidgets' or m.startswith('batchkit.widgets')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_the_figures_do_not_import_the_widgets() -> None:
+    # Layers point one way: the figures share the table model (batchkit.table_model) with the
+    # dashboard instead of reaching into the widget package.
+    assert _widget_modules_after_import("batchkit.figures") == "[]"

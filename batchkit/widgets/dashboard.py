@@ -10,7 +10,7 @@ table module) that tests exercise on hand-built data.
 A 100,000-task run stays responsive: one refresh is one vectorised filter/sort and one
 table widget (``_table_view.TableView``) holding the visible page (``page_size`` rows),
 each row with its own kill button. Rows batchkit killed read ``killed`` everywhere (badge,
-chips, filter, reason: ``_table.overlay_kills``), from the ledger's audit.
+chips, filter, reason: ``table_model.overlay_kills``), from the ledger's audit.
 
 Panels that show one job in detail hook in with ``on_row_selected`` (a click on a row)
 and ``add_panel`` (a collapsible section below the table).
@@ -33,7 +33,7 @@ import ipywidgets as widgets
 import pandas as pd
 
 from batchkit.schema import VERDICTS, JobCol, KillJob, RecCol, TaskCol
-from batchkit.widgets._table import (
+from batchkit.table_model import (
     FILTER_ALL,
     FILTER_MISMATCHES,
     FILTERS,
@@ -301,7 +301,7 @@ def plan_text(plan: Sequence[KillJob], run_name: str | None) -> str:
 
 
 def outcome_mark(outcome_kind: str, verified: str | None) -> str:
-    """The row mark for one job's kill outcome (see ``_table.KILL_MARK_TEXT``)."""
+    """The row mark for one job's kill outcome (see ``table_model.KILL_MARK_TEXT``)."""
     if outcome_kind in {"terminated", "cancelled"}:
         return "killed"
     if outcome_kind in {"already_done", "not_found"}:
@@ -987,7 +987,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
         The badge, the chips, the filter and the reason all read this one frame, so a
         row has one verdict at any moment. A killed row keeps its place in the default
-        order (see ``_table.SEVERITY``): the next click on the same spot hits the same job.
+        order (see ``table_model.SEVERITY``): the next click on the same spot hits the same job.
         """
         return overlay_kills(self._frame, self._kill_records())
 

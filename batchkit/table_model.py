@@ -1,4 +1,6 @@
-"""The dashboard's side-by-side table, as pure functions over a reconcile frame.
+"""The side-by-side table of a reconcile frame, as pure functions: the dashboard draws it
+live and the HTML post-mortem (``figures.export_html``) draws the same rows, so both import
+this module and the figures never import the widgets.
 
 ``select(frame, query)`` filters, searches, sorts and pages; ``render_table(page)``
 turns the one visible page into escaped HTML. Nothing here imports ipywidgets or
@@ -94,7 +96,7 @@ class TablePage:
         return min(self.total, (self.page + 1) * self.query.page_size)
 
 
-def _text(frame: pd.DataFrame, column: str) -> pd.Series:
+def column_text(frame: pd.DataFrame, column: str) -> pd.Series:
     """A column as plain strings with missing values as ''; absent columns read as empty."""
     if column not in frame.columns:
         return pd.Series([""] * len(frame), index=frame.index, dtype="object")
@@ -104,18 +106,18 @@ def _text(frame: pd.DataFrame, column: str) -> pd.Series:
 def _filter_mask(frame: pd.DataFrame, query: TableQuery) -> pd.Series:
     mask = pd.Series(True, index=frame.index)
     if query.verdict == FILTER_MISMATCHES:
-        mask &= _text(frame, RecCol.VERDICT).isin(sorted(MISMATCH_VERDICTS))
+        mask &= column_text(frame, RecCol.VERDICT).isin(sorted(MISMATCH_VERDICTS))
     elif query.verdict != FILTER_ALL:
-        mask &= _text(frame, RecCol.VERDICT) == query.verdict
+        mask &= column_text(frame, RecCol.VERDICT) == query.verdict
     needle = query.search.strip().lower()
     if needle:
         # Search the task name and both ids: people paste a job id from the console.
         hay = (
-            _text(frame, TaskCol.NAME).str.lower()
+            column_text(frame, TaskCol.NAME).str.lower()
             + "\x00"
-            + _text(frame, JobCol.JOB_ID).str.lower()
+            + column_text(frame, JobCol.JOB_ID).str.lower()
             + "\x00"
-            + _text(frame, JobCol.JOB_NAME).str.lower()
+            + column_text(frame, JobCol.JOB_NAME).str.lower()
         )
         mask &= hay.str.contains(needle, regex=False)
     return mask
@@ -135,9 +137,9 @@ def _order(frame: pd.DataFrame, query: TableQuery) -> np.ndarray:
     task name and job id, so equal keys keep one order between refreshes (rows that
     jump around while the user reads them are worse than any order).
     """
-    severity = _text(frame, RecCol.VERDICT).map(SEVERITY).fillna(len(SEVERITY)).to_numpy(dtype=np.int64)
-    name = _codes(_text(frame, TaskCol.NAME).str.lower())
-    job = _codes(_text(frame, JobCol.JOB_ID))
+    severity = column_text(frame, RecCol.VERDICT).map(SEVERITY).fillna(len(SEVERITY)).to_numpy(dtype=np.int64)
+    name = _codes(column_text(frame, TaskCol.NAME).str.lower())
+    job = _codes(column_text(frame, JobCol.JOB_ID))
     primary: np.ndarray
     if query.sort == "task":
         primary = name
@@ -156,9 +158,9 @@ def _order(frame: pd.DataFrame, query: TableQuery) -> np.ndarray:
     elif query.sort == "submit":
         primary = name
     elif query.sort == "batch_status":
-        primary = _codes(_text(frame, JobCol.STATUS))
+        primary = _codes(column_text(frame, JobCol.STATUS))
     elif query.sort == "nf_status":
-        primary = _codes(_text(frame, RecCol.NF_STATUS))
+        primary = _codes(column_text(frame, RecCol.NF_STATUS))
     else:
         primary = severity
     if not query.ascending:
