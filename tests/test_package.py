@@ -46,3 +46,9 @@ def test_the_figures_do_not_import_the_widgets() -> None:
     # Layers point one way: the figures share the table model (batchkit.table_model) with the
     # dashboard instead of reaching into the widget package.
     assert _widget_modules_after_import("batchkit.figures") == "[]"
+
+
+def test_the_launcher_opens_a_dashboard_without_importing_the_widgets_at_module_level() -> None:
+    # Launcher.dashboard() imports batchkit.widgets inside the method: a headless launch
+    # (CLI, CI) never pays for ipywidgets.
+    assert _widget_modules_after_import("batchkit.launcher") == "[]"
