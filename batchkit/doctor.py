@@ -1572,10 +1572,15 @@ def run_cli(args: argparse.Namespace) -> int:
         close = getattr(client, "close", None)
         if callable(close):
             close()
+    code = exit_code(findings)
+    if stopped is not None and code == EXIT_OK:
+        # The account checks were asked for and the Batch API never answered: "all clear"
+        # would be a lie to a script, so this is a runtime failure unless a finding is worse.
+        code = EXIT_AWS
     if stopped is not None:
         done = any(f.rule.startswith("aws-") for f in findings)  # the account rules' prefix
         print(
-            f"batchkit doctor: account checks stopped at the {args.deadline:g} s deadline, the Batch API not "
+            f"batchkit doctor: {'error: ' if code == EXIT_AWS else ''}account checks stopped at the {args.deadline:g} s deadline, the Batch API not "
             f"answering ({cli_args.message(stopped)}); the findings are from the log and config"
             + (" and the account checks done before it" if done else " only"),
             file=sys.stderr,
@@ -1592,11 +1597,6 @@ def run_cli(args: argparse.Namespace) -> int:
     else:
         shown = [_scrubbed(f, terminal=True) for f in findings]
         sys.stdout.write(format_findings(shown, color=sys.stdout.isatty()))
-    code = exit_code(findings)
-    if stopped is not None and code == EXIT_OK:
-        # The account checks were asked for and the Batch API never answered: "all clear"
-        # would be a lie to a script, so this is a runtime failure unless a finding is worse.
-        return EXIT_AWS
     return code
 
 
