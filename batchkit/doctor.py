@@ -596,9 +596,8 @@ def config_findings(config: NfConfig, *, version: str | None = None) -> list[Fin
                     "info",
                     "process.resourceLabels is not set: the run's Batch jobs carry no tags",
                     _files(config),
-                    "Set process.resourceLabels (e.g. [run: workflow.runName]) so every job names "
-                    "its run in the console and in cost reports (batchkit never takes a tag as proof "
-                    "that a job is the run's: anyone can tag a job).",
+                    "Set process.resourceLabels (e.g. [run: workflow.runName]) so every job names its run "
+                    "in the console and cost reports (batchkit never takes a tag as proof of ownership).",
                     "Nextflow process reference (resourceLabels)",
                 )
             )
