@@ -40,10 +40,6 @@ KNOWN_LONG: dict[str, tuple[int, str]] = {
         117,
         "walks the DescribeJobs dicts once, filling every column's list in the same loop (the hot path of benchmarks/bench_reconcile.py); one function per column would walk them again",
     ),
-    "sim/nextflow.py:SimulatedNextflow.__init__": (
-        114,
-        "a simulated run's state, clients and writers; emulator code changed this session by issues #13/#14",
-    ),
     "doctor.py:config_findings": (
         108,
         "a list of independent config rules, each with its source; candidates for one function per rule (issue #10 work this session)",

@@ -28,21 +28,20 @@ from ._nf_format import log_line, render_trace_row, utc_iso
 _LOG_ROTATIONS = 9
 
 
-class LogWriter:
-    """Appends logback-formatted lines to ``<launch_dir>/.nextflow.log``."""
+class _LineFile:
+    """A text file written a line at a time, each line flushed at once (see the module docstring)."""
 
-    def __init__(self, path: Path, *, tz: str = "UTC") -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.tz = tz
-        rotate(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh: IO[str] | None = path.open("w", encoding="utf-8")
+        #: lines written so far
         self.lines = 0
 
-    def write(self, epoch: float, thread: str, level: str, logger: str, message: str) -> None:
+    def _append(self, line: str) -> None:
         if self._fh is None:
             return
-        self._fh.write(log_line(epoch, thread, level, logger, message, self.tz) + "\n")
+        self._fh.write(line + "\n")
         self._fh.flush()
         self.lines += 1
 
@@ -52,6 +51,18 @@ class LogWriter:
             self._fh.close()
             self._fh = None
             _stamp(self.path, mtime)
+
+
+class LogWriter(_LineFile):
+    """Appends logback-formatted lines to ``<launch_dir>/.nextflow.log``."""
+
+    def __init__(self, path: Path, *, tz: str = "UTC") -> None:
+        rotate(path)
+        super().__init__(path)
+        self.tz = tz
+
+    def write(self, epoch: float, thread: str, level: str, logger: str, message: str) -> None:
+        self._append(log_line(epoch, thread, level, logger, message, self.tz))
 
 
 def _stamp(path: Path, mtime: float | None) -> None:
@@ -75,35 +86,25 @@ def rotate(path: Path) -> None:
     path.rename(path.with_name(f"{path.name}.1"))
 
 
-class TraceWriter:
+class TraceWriter(_LineFile):
     """A Nextflow trace file: header now, a row per completed task, in-flight rows at the end."""
 
     def __init__(self, path: Path, fields: Sequence[str], *, raw: bool = False, tz: str = "UTC") -> None:
-        self.path = path
+        # TraceFileObserver rolls an existing trace file instead of overwriting it.
+        rotate(path)
+        super().__init__(path)
         self.fields = tuple(fields)
         self.raw = raw
         self.tz = tz
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            # TraceFileObserver rolls an existing trace file instead of overwriting it.
-            rotate(path)
-        self._fh: IO[str] | None = path.open("w", encoding="utf-8")
-        self._fh.write("\t".join(self.fields) + "\n")
-        self._fh.flush()
-        self.rows = 0
+        self._append("\t".join(self.fields))
+
+    @property
+    def rows(self) -> int:
+        """Task rows written so far (the header is not one)."""
+        return self.lines - 1
 
     def write(self, record: Mapping[str, object]) -> None:
-        if self._fh is None:
-            return
-        self._fh.write(render_trace_row(record, self.fields, raw=self.raw, tz=self.tz) + "\n")
-        self._fh.flush()
-        self.rows += 1
-
-    def close(self, mtime: float | None = None) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-            _stamp(self.path, mtime)
+        self._append(render_trace_row(record, self.fields, raw=self.raw, tz=self.tz))
 
 
 class Weblog:

@@ -166,6 +166,58 @@ class _Task:
 
 
 @dataclass
+class _RunState:
+    """What a run has done so far (the settings are on :class:`SimulatedNextflow`)."""
+
+    tasks: dict[str, _Task] = field(default_factory=dict)  # by template key
+    ready: list[_Task] = field(default_factory=list)  # created, waiting for the submitter
+    running: list[_Task] = field(default_factory=list)  # Nextflow's runningQueue, in submission order
+    next_task_id: int = 1
+    aborted: bool = False
+    abort_cause: str | None = None
+    error_shown: bool = False
+    crashed: bool = False
+    t0: float = 0.0  # emulator time the run started; 0 until run()
+    end: float | None = None
+    last_dump: float = 0.0
+    untracked: set[str] = field(default_factory=set)  # submitted after the abort (#7445)
+    killed: set[str] = field(default_factory=set)
+    signal: str | None = None  # recorded by signal_abort, acted on by the run loop
+
+
+def _check_arguments(behavior: str, fields: Sequence[str], poll_interval: float) -> None:
+    """A ValueError naming the first argument no Nextflow run could have."""
+    if behavior not in BEHAVIORS:
+        raise ValueError(f"unknown behavior {behavior!r}: use one of {', '.join(BEHAVIORS)}")
+    bad = [f for f in fields if f not in TRACE_FIELD_TYPES]
+    if bad:
+        raise ValueError(f"not Nextflow trace fields: {', '.join(bad)} (see TraceRecord.FIELDS)")
+    if poll_interval <= 0:
+        raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval}")
+
+
+def _identity(run_name: str | None, seed: int | None) -> tuple[str, str]:
+    """(run name, session id): per launch like Nextflow's, random unless a seed is given,
+    so two runs of one pipeline on one queue never share a session id or a run name."""
+    ident = Random(seed) if seed is not None else Random()
+    return run_name or random_run_name(ident), str(uuid.UUID(int=ident.getrandbits(128), version=4))
+
+
+def _control_for(batch: Any, *, clock: Callable[[], float] | None, sleep: Callable[[float], None] | None) -> Control:
+    """The emulator's clock and job steering when ``batch`` is a LocalBatch here, else the wall clock."""
+    if batch is not None:
+        return LocalControl(batch, clock=clock, sleep=sleep)
+    return WallControl(clock=clock, sleep=sleep)
+
+
+def _spot_attempts(given: int | None, vt: tuple[int, ...], behavior: str) -> int:
+    """``aws.batch.maxSpotAttempts``: as given, else the version's default (5 until 24.08, then 0)."""
+    if given is not None:
+        return given
+    return 5 if (vt < (24, 8, 0) or behavior == "spot-retries") else 0
+
+
+@dataclass
 class GroundTruth:
     """What really happened in a simulated run, to check readers and reconcile against.
 
@@ -270,13 +322,7 @@ class SimulatedNextflow:
         ``.command.run``, ``.command.begin``, ``.command.out/.err/.log``, ``.exitcode``) are
         written to ``work_dir`` in S3 as Nextflow and its task wrapper write them.
         """
-        if behavior not in BEHAVIORS:
-            raise ValueError(f"unknown behavior {behavior!r}: use one of {', '.join(BEHAVIORS)}")
-        bad = [f for f in fields if f not in TRACE_FIELD_TYPES]
-        if bad:
-            raise ValueError(f"not Nextflow trace fields: {', '.join(bad)} (see TraceRecord.FIELDS)")
-        if poll_interval <= 0:
-            raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval}")
+        _check_arguments(behavior, fields, poll_interval)
         self.client = client
         self.launch_dir = Path(launch_dir)
         self.work_dir = work_dir.rstrip("/")
@@ -285,13 +331,7 @@ class SimulatedNextflow:
         self.pipeline = pipeline or Pipeline()
         self.behavior = behavior
         self.version = version or DEFAULT_VERSIONS[behavior]
-        # Timing (SDK backoff jitter) is always seeded, so a behaviour replays the same way.
-        self._rng = Random(self.pipeline.seed if seed is None else seed)
-        # Identity is per launch like Nextflow's: random unless a seed is given, so two runs
-        # of one pipeline on one queue never share a session id or a run name.
-        ident = Random(seed) if seed is not None else Random()
-        self.run_name = run_name or random_run_name(ident)
-        self.session_id = str(uuid.UUID(int=ident.getrandbits(128), version=4))
+        self.run_name, self.session_id = _identity(run_name, seed)
         self.weblog_url = weblog_url
         self.poll_interval = float(poll_interval)
         self.tz = tz
@@ -302,38 +342,16 @@ class SimulatedNextflow:
         self.crash_after = crash_after
         self.spot_fraction = spot_fraction
         self.max_run_seconds = max_run_seconds
-        if control is not None:
-            self.control: Control = control
-        elif batch is not None:
-            self.control = LocalControl(batch, clock=clock, sleep=sleep)
-        else:
-            self.control = WallControl(clock=clock, sleep=sleep)
-        vt = version_tuple(self.version)
-        if max_spot_attempts is None:
-            # aws.batch.maxSpotAttempts defaulted to 5 until 24.08, then 0.
-            max_spot_attempts = 5 if (vt < (24, 8, 0) or behavior == "spot-retries") else 0
-        self.max_spot_attempts = max_spot_attempts
-        self._vt = vt
+        self.control = control if control is not None else _control_for(batch, clock=clock, sleep=sleep)
+        self._vt = version_tuple(self.version)
+        self.max_spot_attempts = _spot_attempts(max_spot_attempts, self._vt, behavior)
+        # Timing (SDK backoff jitter) is always seeded, so a behaviour replays the same way.
+        self._rng = Random(self.pipeline.seed if seed is None else seed)
         self._trace_path = Path(trace_file) if trace_file is not None else None
         self._templates = self._plan()
         self._by_key = {t.key: t for t in self._templates}
         self._spot_keys = self._pick_spot_targets()
-
-        # run state
-        self._tasks: dict[str, _Task] = {}
-        self._ready: list[_Task] = []  # created, waiting for the submitter
-        self._running: list[_Task] = []  # Nextflow's runningQueue, in submission order
-        self._next_task_id = 1
-        self._aborted = False
-        self._abort_cause: str | None = None
-        self._error_shown = False
-        self._crashed = False
-        self._t0 = 0.0
-        self._end: float | None = None
-        self._last_dump = 0.0
-        self._untracked: set[str] = set()
-        self._killed: set[str] = set()
-        self._signal: str | None = None
+        self._state = _RunState()
         self._console = console
         self._log: LogWriter | None = None
         self._trace: TraceWriter | None = None
@@ -387,7 +405,7 @@ class SimulatedNextflow:
         return round(self._now() * 1000)
 
     def _logw(self, thread: str, level: str, logger: str, message: str) -> None:
-        if self._log is not None and not self._crashed:
+        if self._log is not None and not self._state.crashed:
             self._log.write(self._now(), thread, level, logger, message)
             shown = console_line(level, message) if self._console is not None else None
             if shown is not None and self._console is not None:
@@ -396,7 +414,7 @@ class SimulatedNextflow:
 
     def _post(self, event: str, *, trace: Mapping[str, Any] | None = None,
               metadata: Mapping[str, Any] | None = None) -> None:
-        if self._crashed or not self.weblog_url:
+        if self._state.crashed or not self.weblog_url:
             return
         err = self._weblog.send(event, self._now(), trace=trace, metadata=metadata)
         if err is not None:
@@ -443,7 +461,7 @@ class SimulatedNextflow:
 
     def run(self) -> GroundTruth:
         """Run the pipeline to its end (completed, aborted, or crashed); return the truth."""
-        if self._t0:
+        if self._state.t0:
             raise RuntimeError(
                 f"run {self.run_name!r} already ran: a SimulatedNextflow is one launch, create another"
             )
@@ -453,21 +471,21 @@ class SimulatedNextflow:
                 self._submit_ready()
                 if self._take_signal():
                     break
-                if not self._running and not self._ready:
+                if not self._state.running and not self._state.ready:
                     break
                 self.control.sleep(self.poll_interval)
                 if self._take_signal():
                     break
                 self._check_all_tasks()
-                if self._aborted:
+                if self._state.aborted:
                     break
                 if self._should_crash():
                     self._crash()
                     return self._truth()
                 self._dump_queue()
-                if self._now() - self._t0 > self.max_run_seconds:
+                if self._now() - self._state.t0 > self.max_run_seconds:
                     raise RuntimeError(
-                        f"simulated run {self.run_name!r} still has {len(self._running)} tasks running after "
+                        f"simulated run {self.run_name!r} still has {len(self._state.running)} tasks running after "
                         f"{self.max_run_seconds:.0f} s of emulator time: check the queue {self.queue!r} has capacity"
                     )
             self._shutdown()
@@ -486,10 +504,10 @@ class SimulatedNextflow:
 
     def _start(self) -> None:
         self.launch_dir.mkdir(parents=True, exist_ok=True)
-        self._t0 = self._now()
-        self._last_dump = self._t0
+        self._state.t0 = self._now()
+        self._state.last_dump = self._state.t0
         if self._trace_path is None:
-            self._trace_path = self.launch_dir / f"trace-{trace_file_timestamp(self._t0, self.tz)}.txt"
+            self._trace_path = self.launch_dir / f"trace-{trace_file_timestamp(self._state.t0, self.tz)}.txt"
         elif not self._trace_path.is_absolute():
             self._trace_path = self.launch_dir / self._trace_path
         self._log = LogWriter(self.launch_dir / ".nextflow.log", tz=self.tz)
@@ -525,10 +543,10 @@ class SimulatedNextflow:
                 self._create(tpl)
 
     def _create(self, tpl: TaskTemplate) -> None:
-        task = _Task(tpl=tpl, task_id=self._next_task_id, workdir=task_workdir(self.work_dir, tpl.hash32))
-        self._next_task_id += 1
-        self._tasks[tpl.key] = task
-        self._ready.append(task)
+        task = _Task(tpl=tpl, task_id=self._state.next_task_id, workdir=task_workdir(self.work_dir, tpl.hash32))
+        self._state.next_task_id += 1
+        self._state.tasks[tpl.key] = task
+        self._state.ready.append(task)
 
     # --- submission ------------------------------------------------------------------------
 
@@ -563,10 +581,10 @@ class SimulatedNextflow:
         return req
 
     def _submit_ready(self) -> None:
-        ready, self._ready = self._ready, []
+        ready, self._state.ready = self._state.ready, []
         for task in ready:
             if self._take_signal():
-                self._ready.append(task)
+                self._state.ready.append(task)
                 continue
             self._submit(task)
 
@@ -600,11 +618,11 @@ class SimulatedNextflow:
         if not record:
             # ... but the task never reaches the running queue: nothing kills or polls it.
             task.post_abort = True
-            self._untracked.add(task.job_id)
+            self._state.untracked.add(task.job_id)
             return
         task.status = "SUBMITTED"
         task.submit_ms = self._ms()
-        self._running.append(task)
+        self._state.running.append(task)
         task.nf_status = "SUBMITTED"
         self._post("process_submitted", trace=self._weblog_trace(task))
 
@@ -613,7 +631,7 @@ class SimulatedNextflow:
     def _check_all_tasks(self) -> None:
         """TaskPollingMonitor.checkAllTasks: every running task, DescribeJobs 100 ids at a time."""
         cache: dict[str, dict[str, Any]] = {}
-        for task in list(self._running):
+        for task in list(self._state.running):
             try:
                 job = self._describe(task, cache)
             except AwsCallFailed as e:
@@ -625,8 +643,8 @@ class SimulatedNextflow:
         assert task.job_id is not None
         if task.job_id in cache:
             return cache[task.job_id]
-        start = self._running.index(task)
-        ids = [t.job_id for t in self._running[start:] if t.job_id and t.job_id not in cache][:DESCRIBE_BATCH]
+        start = self._state.running.index(task)
+        ids = [t.job_id for t in self._state.running[start:] if t.job_id and t.job_id not in cache][:DESCRIBE_BATCH]
         answer = self._call("describe_jobs", jobs=ids)
         for job in answer.get("jobs") or []:
             cache[str(job["jobId"])] = job
@@ -654,7 +672,7 @@ class SimulatedNextflow:
             self._completed(task, job)
 
     def _completed(self, task: _Task, job: dict[str, Any]) -> None:
-        self._running.remove(task)
+        self._state.running.remove(task)
         task.complete_ms = self._ms()
         started, stopped = job.get("startedAt"), job.get("stoppedAt")
         task.realtime_ms = int(stopped) - int(started) if started and stopped else None
@@ -689,10 +707,10 @@ class SimulatedNextflow:
 
     def _release_dependents(self) -> None:
         """Create the tasks whose inputs are now all there (a gather waits for every chunk)."""
-        if self._aborted:
+        if self._state.aborted:
             return
         for tpl in self._templates:
-            if tpl.key in self._tasks or not tpl.depends_on:
+            if tpl.key in self._state.tasks or not tpl.depends_on:
                 continue
             states = [self._state_of(k) for k in tpl.depends_on]
             if tpl.gather:
@@ -705,7 +723,7 @@ class SimulatedNextflow:
 
     def _state_of(self, key: str) -> str:
         """COMPLETED/FAILED/ABORTED, "active", "pending" (can still run) or "dropped"."""
-        task = self._tasks.get(key)
+        task = self._state.tasks.get(key)
         if task is not None:
             return task.status if task.status in ("COMPLETED", "FAILED", "ABORTED") else "active"
         tpl = self._by_key[key]
@@ -719,7 +737,7 @@ class SimulatedNextflow:
         if self._vt >= (24, 12, 0):
             # nextflow-io/nextflow#5516 fix: kill the job first, it may well still be running.
             self._kill(task, thread=_TM)
-        self._running.remove(task)
+        self._state.running.remove(task)
         task.evicted = True
         task.abandoned = not task.killed
         self._logw(_TM, "DEBUG", _L_PROCESSOR,
@@ -729,9 +747,9 @@ class SimulatedNextflow:
 
     def _fault(self, task: _Task, message: str, *, exc: str | None) -> None:
         """TaskProcessor.resumeOrDie + Session.fault: report once, then abort the session."""
-        if self._error_shown or self._aborted:
+        if self._state.error_shown or self._state.aborted:
             return
-        self._error_shown = True
+        self._state.error_shown = True
         lines = [f"Error executing process > '{task.name}'", "", "Caused by:", f"  {message}", ""]
         if exc is not None:
             lines += [
@@ -753,19 +771,19 @@ class SimulatedNextflow:
         trace gets their ABORTED rows. Safe to call from a signal handler: it only records
         the signal; the run loop acts on it between submissions and after each poll wait.
         """
-        if self._signal is None:
-            self._signal = name
+        if self._state.signal is None:
+            self._state.signal = name
 
     def _take_signal(self) -> bool:
         """True once the session is aborted (by a recorded signal or earlier)."""
-        if self._signal is not None and not self._aborted:
-            self._abort(self._signal)
-        return self._aborted
+        if self._state.signal is not None and not self._state.aborted:
+            self._abort(self._state.signal)
+        return self._state.aborted
 
     def _abort(self, cause: str) -> None:
-        self._aborted = True
-        self._abort_cause = cause
-        self._end = self._now()
+        self._state.aborted = True
+        self._state.abort_cause = cause
+        self._state.end = self._now()
         self._logw(_TM, "DEBUG", _L_SESSION, f"Session aborted -- Cause: {cause}")
         # Session.abort -> notifyError(null): the weblog gets an `error` event without a trace.
         self._post("error")
@@ -780,7 +798,7 @@ class SimulatedNextflow:
         except AwsCallFailed:
             return  # the reaper swallows it: the job keeps running, nobody says so
         task.killed = True
-        self._killed.add(task.job_id)
+        self._state.killed.add(task.job_id)
         if self._vt >= (25, 4, 0):
             self._logw(_REAPER, "DEBUG", _L_HANDLER, f"[AWS BATCH] cleanup = killing job {task.job_id}")
         else:
@@ -789,47 +807,47 @@ class SimulatedNextflow:
 
     def _dump_queue(self) -> None:
         now = self._now()
-        if now - self._last_dump < DUMP_INTERVAL:
+        if now - self._state.last_dump < DUMP_INTERVAL:
             return
-        self._last_dump = now
-        if not self._running:
+        self._state.last_dump = now
+        if not self._state.running:
             return
-        lines = [f"!! executor awsbatch > tasks to be completed: {len(self._running)} -- submitted tasks are shown below"]
-        for task in self._running[:10]:
+        lines = [f"!! executor awsbatch > tasks to be completed: {len(self._state.running)} -- submitted tasks are shown below"]
+        for task in self._state.running[:10]:
             lines.append(f"~> TaskHandler[id: {task.task_id}; name: {task.name}; status: {task.status}; exit: -; "
                          f"error: -; workDir: {task.workdir}]")
-        if len(self._running) > 10:
+        if len(self._state.running) > 10:
             lines.append(".. remaining tasks omitted.")
         self._logw(_TM, "DEBUG", _L_MONITOR, "\n".join(lines))
 
     # --- the end ------------------------------------------------------------------------------
 
     def _should_crash(self) -> bool:
-        if self.behavior != "crash" or not self._running:
+        if self.behavior != "crash" or not self._state.running:
             return False
-        done = sum(1 for t in self._tasks.values() if t.status in ("COMPLETED", "FAILED"))
+        done = sum(1 for t in self._state.tasks.values() if t.status in ("COMPLETED", "FAILED"))
         return done >= max(1, round(self.crash_after * len(self._templates)))
 
     def _crash(self) -> None:
         """kill -9: nothing more is written anywhere; in-flight jobs run on unwatched."""
-        self._crashed = True
-        for task in self._running:
+        self._state.crashed = True
+        for task in self._state.running:
             task.abandoned = True
         self._close_files()
 
     def _shutdown(self) -> None:
         self._logw(_MAIN, "DEBUG", _L_SESSION, "Session await > all process finished")
         self._logw(_MAIN, "DEBUG", _L_SESSION, "Session await > all barriers passed")
-        if self._aborted:
+        if self._state.aborted:
             self._cleanup()
             if self.behavior == "post-abort-submit":
                 # nextflow-io/nextflow#7445: queued submissions run after the kill sweep.
-                queued, self._ready = self._ready, []
+                queued, self._state.ready = self._state.ready, []
                 for task in queued:
                     self._submit(task, record=False)
-        if self._end is None:
-            self._end = self._now()
-        counts = {s: sum(1 for t in self._tasks.values() if t.status == s) for s in ("COMPLETED", "FAILED", "ABORTED")}
+        if self._state.end is None:
+            self._state.end = self._now()
+        counts = {s: sum(1 for t in self._state.tasks.values() if t.status == s) for s in ("COMPLETED", "FAILED", "ABORTED")}
         ignored = counts["FAILED"] if self.error_strategy == "ignore" else 0
         self._logw(_MAIN, "DEBUG", "nextflow.trace.WorkflowStatsObserver",
                    f"Workflow completed > WorkflowStats[succeededCount={counts['COMPLETED']}; "
@@ -838,7 +856,7 @@ class SimulatedNextflow:
                    f"abortedCount={counts['ABORTED']}]")
         self._logw(_MAIN, "DEBUG", "nextflow.trace.TraceFileObserver", "Workflow completed -- saving trace file")
         # TraceFileObserver.onFlowComplete: tasks still in `current` get their last record.
-        for task in sorted(self._tasks.values(), key=lambda t: t.task_id):
+        for task in sorted(self._state.tasks.values(), key=lambda t: t.task_id):
             if task.trace_status is None and task.nf_status in ("SUBMITTED", "RUNNING") and not task.post_abort:
                 self._write_trace(task, task.nf_status)
         self._post("completed", metadata=self._metadata(final=True))
@@ -847,11 +865,11 @@ class SimulatedNextflow:
 
     def _cleanup(self) -> None:
         """TaskPollingMonitor.cleanup: kill every task still in the running queue."""
-        if not self._running:
+        if not self._state.running:
             return
         word = "running" if self._vt >= (21, 12, 0) else "pending"
-        self._logw(_MAIN, "WARN", _L_MONITOR, f"Killing {word} tasks ({len(self._running)})")
-        running, self._running = self._running, []
+        self._logw(_MAIN, "WARN", _L_MONITOR, f"Killing {word} tasks ({len(self._state.running)})")
+        running, self._state.running = self._state.running, []
         for task in running:
             self._kill(task, thread=_MAIN)
             task.status = "ABORTED"
@@ -906,7 +924,7 @@ class SimulatedNextflow:
         return rec
 
     def _write_trace(self, task: _Task, status: str) -> None:
-        if self._trace is None or self._crashed:
+        if self._trace is None or self._state.crashed:
             return
         self._trace.write(self._record(task, status))
         task.trace_status = status
@@ -922,18 +940,18 @@ class SimulatedNextflow:
 
     def _metadata(self, *, final: bool) -> dict[str, Any]:
         """The ``metadata`` of the ``started``/``completed`` events (``WorkflowMetadata``)."""
-        counts = {s: sum(1 for t in self._tasks.values() if t.status == s) for s in ("COMPLETED", "FAILED", "ABORTED")}
-        success = final and not self._aborted
+        counts = {s: sum(1 for t in self._state.tasks.values() if t.status == s) for s in ("COMPLETED", "FAILED", "ABORTED")}
+        success = final and not self._state.aborted
         workflow: dict[str, Any] = {
             "runName": self.run_name,
             "sessionId": self.session_id,
-            "start": utc_iso(self._t0),
+            "start": utc_iso(self._state.t0),
             "complete": utc_iso(self._now()) if final else None,
-            "duration": int((self._now() - self._t0) * 1000) if final else None,
+            "duration": int((self._now() - self._state.t0) * 1000) if final else None,
             "success": success,
             "exitStatus": (0 if success else 1) if final else None,
-            "errorMessage": self._abort_cause if final else None,
-            "errorReport": self._abort_cause if final else None,
+            "errorMessage": self._state.abort_cause if final else None,
+            "errorReport": self._state.abort_cause if final else None,
             "workDir": self.work_dir,
             "launchDir": str(self.launch_dir),
             "projectDir": str(self.launch_dir),
@@ -944,7 +962,7 @@ class SimulatedNextflow:
             "resume": False,
             "container": {},
             "manifest": {"mainScript": self.script_name, "defaultBranch": "master"},
-            "nextflow": {"version": self.version, "build": 5900, "timestamp": utc_iso(self._t0)},
+            "nextflow": {"version": self.version, "build": 5900, "timestamp": utc_iso(self._state.t0)},
             "stats": {
                 "succeedCount": counts["COMPLETED"],
                 "failedCount": counts["FAILED"],
@@ -969,8 +987,8 @@ class SimulatedNextflow:
         batch = getattr(self.control, "batch", None)
         if batch is None:
             return set()
-        ours = {t.workdir for t in self._tasks.values()}
-        since = self._t0 * 1000 - 1
+        ours = {t.workdir for t in self._state.tasks.values()}
+        since = self._state.t0 * 1000 - 1
         found: set[str] = set()
         for job in batch.jobs():
             if job["jobId"] in recorded or float(job.get("createdAt") or 0) < since:
@@ -982,7 +1000,7 @@ class SimulatedNextflow:
 
     def _truth(self) -> GroundTruth:
         tasks: list[dict[str, Any]] = []
-        for task in sorted(self._tasks.values(), key=lambda t: t.task_id):
+        for task in sorted(self._state.tasks.values(), key=lambda t: t.task_id):
             if task.post_abort or (task.job_id is None and task.status == "NEW"):
                 continue
             tasks.append(
@@ -1003,7 +1021,7 @@ class SimulatedNextflow:
                     "spot_retried": task.spot_retried,
                 }
             )
-        state = "alive" if self._crashed else ("aborted" if self._aborted else "completed")
+        state = "alive" if self._state.crashed else ("aborted" if self._state.aborted else "completed")
         assert self._trace_path is not None
         return GroundTruth(
             run_name=self.run_name,
@@ -1017,13 +1035,13 @@ class SimulatedNextflow:
             log_file=self.launch_dir / ".nextflow.log",
             tasks=tasks,
             abandoned_job_ids={t["job_id"] for t in tasks if t["abandoned"] and t["job_id"]},
-            untracked_job_ids=self._untracked | self._unrecorded_jobs({t["job_id"] for t in tasks}),
-            killed_by_nf=set(self._killed),
+            untracked_job_ids=self._state.untracked | self._unrecorded_jobs({t["job_id"] for t in tasks}),
+            killed_by_nf=set(self._state.killed),
             spot_retried_job_ids={t["job_id"] for t in tasks if t["spot_retried"] and t["job_id"]},
             run_state=state,
-            abort_cause=self._abort_cause,
-            start_time=self._t0,
-            end_time=None if self._crashed else self._end,
+            abort_cause=self._state.abort_cause,
+            start_time=self._state.t0,
+            end_time=None if self._state.crashed else self._state.end,
             weblog_url=self.weblog_url,
         )
 
@@ -1126,33 +1144,9 @@ def replay_incident(
     assert lb.backdrop is not None
     aws_url = lb.backdrop.endpoint_url
     try:
-        lb.create_environment(queue, vcpus=512, job_definition="nf-demo")
-        t0 = lb.clock.now()
-        burst = lb.faults.add(
-            "DescribeJobs", "authorizer-500", window=(t0 + INCIDENT_BURST_AT, t0 + INCIDENT_BURST_AT + INCIDENT_BURST_FOR)
+        truth = _run_through_the_outage(
+            lb, Path(launch_dir), n_tasks=n_tasks, seed=seed, weblog_url=weblog_url, queue=queue, work_dir=work_dir
         )
-        pipeline = Pipeline(
-            n_tasks=n_tasks,
-            durations={"FASTQC": 90.0, "ALIGN": 4 * 3600.0, "MERGE": 600.0},
-            seed=seed,
-        )
-        nf = SimulatedNextflow(
-            lb.client(retries={"total_max_attempts": 1}),
-            launch_dir=launch_dir,
-            work_dir=work_dir,
-            queue=queue,
-            pipeline=pipeline,
-            behavior="24.02",
-            weblog_url=weblog_url,
-            batch=lb,
-            poll_interval=10.0,
-            resource_labels={"project": "incident-5516"},
-            seed=seed,
-            s3=lb.backdrop.client("s3"),
-        )
-        truth = nf.run()
-        # The outage is over by the time someone looks: Batch answers again, the orphans run on.
-        lb.faults.remove(burst)
     except BaseException:
         lb.stop()
         if tmp is not None:
@@ -1163,6 +1157,32 @@ def replay_incident(
     if not keep_running:
         lb.stop()
     return incident
+
+
+def _run_through_the_outage(
+    lb: Any, launch_dir: Path, *, n_tasks: int, seed: int, weblog_url: str | None, queue: str, work_dir: str
+) -> GroundTruth:
+    """Nextflow 24.02 runs the pipeline on ``lb`` (a started LocalBatch with its backdrop)
+    while DescribeJobs answers HTTP 500 for a while; returns once the run has aborted."""
+    lb.create_environment(queue, vcpus=512, job_definition="nf-demo")
+    t0 = lb.clock.now()
+    burst = lb.faults.add(
+        "DescribeJobs", "authorizer-500", window=(t0 + INCIDENT_BURST_AT, t0 + INCIDENT_BURST_AT + INCIDENT_BURST_FOR)
+    )
+    pipeline = Pipeline(
+        n_tasks=n_tasks,
+        durations={"FASTQC": 90.0, "ALIGN": 4 * 3600.0, "MERGE": 600.0},
+        seed=seed,
+    )
+    nf = SimulatedNextflow(
+        lb.client(retries={"total_max_attempts": 1}), launch_dir=launch_dir, work_dir=work_dir, queue=queue,
+        pipeline=pipeline, behavior="24.02", weblog_url=weblog_url, batch=lb, poll_interval=10.0,
+        resource_labels={"project": "incident-5516"}, seed=seed, s3=lb.backdrop.client("s3"),
+    )  # fmt: skip
+    truth = nf.run()
+    # The outage is over by the time someone looks: Batch answers again, the orphans run on.
+    lb.faults.remove(burst)
+    return truth
 
 
 # --- command line ---------------------------------------------------------------------------
