@@ -115,36 +115,11 @@ def _segments(
     return xs, ys, drawn
 
 
-def timeline_figure(
-    frame: pd.DataFrame,
-    *,
-    now: Any = None,
-    run_end: Any = None,
-    webgl: bool | None = None,
-    title: str | None = None,
-) -> go.Figure:
-    """Nextflow's timeline beside Batch's, one row per (task, job), coloured by verdict.
+def _spans(rows: pd.DataFrame, run_end: Any) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
+    """(Nextflow start, Nextflow end, Batch start, Batch end) of every row, as UTC times.
 
-    ``now`` closes bars that have no end yet (default: the current time); ``run_end``
-    draws the moment Nextflow stopped caring (abort or completion). ``webgl`` forces
-    the trace type; by default WebGL is used above ``WEBGL_THRESHOLD`` rows.
+    An end left missing means still running (``_segments`` draws it up to "now").
     """
-    rows = _order(frame)
-    n = len(rows)
-    use_gl = (n > WEBGL_THRESHOLD) if webgl is None else webgl
-    scatter = go.Scattergl if use_gl else go.Scatter
-    now_py = _plot_time(now if now is not None else pd.Timestamp.now(tz="UTC"))
-
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        shared_yaxes=True,
-        horizontal_spacing=0.03,
-        subplot_titles=("What Nextflow recorded", "What AWS Batch ran"),
-    )
-    verdicts = column_text(rows, RecCol.VERDICT).replace("", "ok")
-    records = rows.to_dict("records")
-    hovers = [_hover(r) for r in records]
     nf_start, nf_end = _utc(rows, TaskCol.SUBMIT), _utc(rows, TaskCol.COMPLETE)
     b_start = _utc(rows, JobCol.STARTED_AT).fillna(_utc(rows, JobCol.CREATED_AT))
     b_end = _utc(rows, JobCol.STOPPED_AT)
@@ -157,16 +132,27 @@ def timeline_figure(
     # is a point, not a bar to "now".
     b_terminal = column_text(rows, JobCol.STATUS).isin(["SUCCEEDED", "FAILED"])
     b_end = b_end.where(b_end.notna() | ~b_terminal, b_start)
+    return nf_start, nf_end, b_start, b_end
 
+
+def _add_verdict_lines(
+    fig: go.Figure,
+    scatter: Any,
+    verdicts: pd.Series,
+    sides: tuple[tuple[pd.Series, pd.Series], tuple[pd.Series, pd.Series]],
+    hovers: list[str],
+    now: dt.datetime,
+) -> None:
+    """One trace per verdict and side (Nextflow left, Batch right), one legend entry per verdict."""
     for verdict in DRAWN_VERDICTS:
-        idx = [i for i in range(n) if verdicts.iat[i] == verdict]
+        idx = [i for i in range(len(verdicts)) if verdicts.iat[i] == verdict]
         if not idx:
             continue
         colour = LINE_COLOURS.get(verdict, "#888")
         width = 2 if verdict == "ok" else 4
         in_legend = False
-        for col, (starts, ends) in ((1, (nf_start, nf_end)), (2, (b_start, b_end))):
-            xs, ys, drawn = _segments(starts, ends, idx, now_py)
+        for col, (starts, ends) in enumerate(sides, start=1):
+            xs, ys, drawn = _segments(starts, ends, idx, now)
             if not drawn:
                 continue
             fig.add_trace(
@@ -188,37 +174,51 @@ def timeline_figure(
             )
             in_legend = True
 
-    # Batch's extra attempts: the retries Nextflow never heard of (docs/ARCHITECTURE.md §6).
+
+def _add_extra_attempts(
+    fig: go.Figure, scatter: Any, rows: pd.DataFrame, b_start: pd.Series, hovers: list[str]
+) -> None:
+    """Batch's extra attempts: the retries Nextflow never heard of (docs/ARCHITECTURE.md §6)."""
     retries = (
         pd.to_numeric(rows[RecCol.BATCH_RETRIES], errors="coerce").fillna(0)
         if RecCol.BATCH_RETRIES in rows.columns
         else pd.Series(0, index=rows.index)
     )
-    retried = [i for i in range(n) if retries.iat[i] > 0 and not pd.isna(b_start.iat[i])]
-    if retried:
-        fig.add_trace(
-            scatter(
-                x=[_plot_time(b_start.iat[i]) for i in retried],
-                y=retried,
-                mode="markers",
-                marker={"symbol": "x", "size": 9, "color": "#8a94a0"},
-                name="extra Batch attempts",
-                hovertext=[f"{int(retries.iat[i]) + 1} attempts<br>{hovers[i]}" for i in retried],
-                hoverinfo="text",
-            ),
-            row=1,
-            col=2,
-        )
-    if run_end is not None and not pd.isna(run_end):
-        end = _plot_time(run_end)
-        for col in (1, 2):
-            fig.add_vline(x=end, line={"color": "#8a94a0", "dash": "dash", "width": 1}, row=1, col=col)
-        # Inside the plot, under its top edge: above it, the label ran into the subplot title.
-        fig.add_annotation(
-            x=end, y=1.0, yref="paper", xref="x2", text="Nextflow stopped", showarrow=False,
-            yanchor="top", xanchor="left", xshift=4, font={"size": 11, "color": "#8a94a0"},
-        )
+    retried = [i for i in range(len(rows)) if retries.iat[i] > 0 and not pd.isna(b_start.iat[i])]
+    if not retried:
+        return
+    fig.add_trace(
+        scatter(
+            x=[_plot_time(b_start.iat[i]) for i in retried],
+            y=retried,
+            mode="markers",
+            marker={"symbol": "x", "size": 9, "color": "#8a94a0"},
+            name="extra Batch attempts",
+            hovertext=[f"{int(retries.iat[i]) + 1} attempts<br>{hovers[i]}" for i in retried],
+            hoverinfo="text",
+        ),
+        row=1,
+        col=2,
+    )
 
+
+def _mark_run_end(fig: go.Figure, run_end: Any) -> None:
+    """A dashed line on both timelines where Nextflow stopped caring."""
+    if run_end is None or pd.isna(run_end):
+        return
+    end = _plot_time(run_end)
+    for col in (1, 2):
+        fig.add_vline(x=end, line={"color": "#8a94a0", "dash": "dash", "width": 1}, row=1, col=col)
+    # Inside the plot, under its top edge: above it, the label ran into the subplot title.
+    fig.add_annotation(
+        x=end, y=1.0, yref="paper", xref="x2", text="Nextflow stopped", showarrow=False,
+        yanchor="top", xanchor="left", xshift=4, font={"size": 11, "color": "#8a94a0"},
+    )
+
+
+def _lay_out_timelines(fig: go.Figure, rows: pd.DataFrame, title: str | None) -> None:
+    """Task names on the y axis while they can be read (else a count), height by rows."""
+    n = len(rows)
     yaxis: dict[str, Any] = {"autorange": "reversed", "showgrid": False, "zeroline": False}
     if 0 < n <= MAX_TICK_LABELS:
         names = column_text(rows, TaskCol.NAME).where(column_text(rows, TaskCol.NAME) != "", column_text(rows, JobCol.JOB_NAME))
@@ -236,6 +236,41 @@ def timeline_figure(
         **THEME_LAYOUT,
         legend={"orientation": "h", "y": -0.12 if n <= MAX_TICK_LABELS else -0.15},
     )
+
+
+def timeline_figure(
+    frame: pd.DataFrame,
+    *,
+    now: Any = None,
+    run_end: Any = None,
+    webgl: bool | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Nextflow's timeline beside Batch's, one row per (task, job), coloured by verdict.
+
+    ``now`` closes bars that have no end yet (default: the current time); ``run_end``
+    draws the moment Nextflow stopped caring (abort or completion). ``webgl`` forces
+    the trace type; by default WebGL is used above ``WEBGL_THRESHOLD`` rows.
+    """
+    rows = _order(frame)
+    use_gl = (len(rows) > WEBGL_THRESHOLD) if webgl is None else webgl
+    scatter = go.Scattergl if use_gl else go.Scatter
+    now_py = _plot_time(now if now is not None else pd.Timestamp.now(tz="UTC"))
+
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        shared_yaxes=True,
+        horizontal_spacing=0.03,
+        subplot_titles=("What Nextflow recorded", "What AWS Batch ran"),
+    )
+    verdicts = column_text(rows, RecCol.VERDICT).replace("", "ok")
+    hovers = [_hover(r) for r in rows.to_dict("records")]
+    nf_start, nf_end, b_start, b_end = _spans(rows, run_end)
+    _add_verdict_lines(fig, scatter, verdicts, ((nf_start, nf_end), (b_start, b_end)), hovers, now_py)
+    _add_extra_attempts(fig, scatter, rows, b_start, hovers)
+    _mark_run_end(fig, run_end)
+    _lay_out_timelines(fig, rows, title)
     return fig
 
 

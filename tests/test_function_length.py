@@ -32,10 +32,6 @@ KNOWN_LONG: dict[str, tuple[int, str]] = {
         123,
         "the streaming log reader's per-line dispatch, written this session (issue #10); a table of line kinds is the candidate split",
     ),
-    "figures.py:timeline_figure": (
-        122,
-        "both timelines' traces in one figure; not split this session (figures.py was in the front-door work, issue #12)",
-    ),
     "reconcile.py:jobs_frame": (
         117,
         "walks the DescribeJobs dicts once, filling every column's list in the same loop (the hot path of benchmarks/bench_reconcile.py); one function per column would walk them again",
