@@ -521,117 +521,155 @@ def _undetermined(key: str, look: Lookup) -> Finding:
     )
 
 
+#: Reports a setting the config reader could not determine (``config_findings`` says it
+#: once per unreadable part, not once per key that part could touch).
+Undetermined = Callable[[str, Lookup], None]
+
+
 def config_findings(config: NfConfig, *, version: str | None = None) -> list[Finding]:
-    """Risky or missing settings in the run's config files; unreadable ones said as such."""
+    """Risky or missing settings in the run's config files; unreadable ones said as such.
+
+    One rule per setting, in this order; each names its source in the finding.
+    """
     out: list[Finding] = []
-    v = Version.parse(version)
     opaque_reasons = {_lookup_reason(o.reason, o.text) for o in config.opaque}
 
     def undetermined(key: str, look: Lookup) -> None:
-        # Opaque entries are reported once each below, not once per key they could touch.
+        # Opaque entries are reported once each (_unreadable_findings), not once per key they could touch.
         if look.reason not in opaque_reasons:
             out.append(_undetermined(key, look))
 
+    out += _spot_attempts_findings(config, undetermined)
+    out += _transfer_attempts_findings(config, undetermined)
+    out += _retry_mode_findings(config, undetermined)
+    out += _submit_rate_findings(config, undetermined)
+    out += _resource_labels_findings(config)
+    out += _observer_findings(config, undetermined)
+    out += _unreadable_findings(config)
+    out += _unschedulable_wait_findings(config, Version.parse(version))
+    return out
+
+
+def _spot_attempts_findings(config: NfConfig, undetermined: Undetermined) -> list[Finding]:
     # aws.batch.maxSpotAttempts > 0: Batch re-runs spot-reclaimed jobs inside one task,
     # in the same work dir, invisible to Nextflow (nextflow-io/nextflow#5215).
     spot = config.lookup("aws.batch.maxSpotAttempts")
     if spot.state == "unknown":
         undetermined("aws.batch.maxSpotAttempts", spot)
-    elif spot.state == "set" and isinstance(spot.value, int | float) and spot.value > 0:
-        out.append(
-            Finding(
-                "cfg-spot-retries",
-                "warning",
-                f"aws.batch.maxSpotAttempts = {spot.value}: Batch re-runs spot-reclaimed jobs without telling Nextflow",
-                spot.evidence,
-                "Set aws.batch.maxSpotAttempts = 0 (or -1 before 24.08, #5330) and retry with "
-                "errorStrategy 'retry', so every attempt is a task Nextflow sees and kills.",
-                "nextflow-io/nextflow#5215",
-            )
+        return []
+    if not (spot.state == "set" and isinstance(spot.value, int | float) and spot.value > 0):
+        return []
+    return [
+        Finding(
+            "cfg-spot-retries",
+            "warning",
+            f"aws.batch.maxSpotAttempts = {spot.value}: Batch re-runs spot-reclaimed jobs without telling Nextflow",
+            spot.evidence,
+            "Set aws.batch.maxSpotAttempts = 0 (or -1 before 24.08, #5330) and retry with "
+            "errorStrategy 'retry', so every attempt is a task Nextflow sees and kills.",
+            "nextflow-io/nextflow#5215",
         )
+    ]
+
+
+def _transfer_attempts_findings(config: NfConfig, undetermined: Undetermined) -> list[Finding]:
     # aws.batch.maxTransferAttempts (default 1): one transient S3 error fails the task.
     transfer = config.lookup("aws.batch.maxTransferAttempts")
     if transfer.state == "unknown":
         undetermined("aws.batch.maxTransferAttempts", transfer)
-    elif transfer.state == "unset" or (
-        isinstance(transfer.value, int | float) and not isinstance(transfer.value, bool) and transfer.value <= 1
-    ):
-        shown = "not set (default 1)" if transfer.state == "unset" else f"= {transfer.value}"
-        out.append(
-            Finding(
-                "cfg-transfer-attempts",
-                "info",
-                f"aws.batch.maxTransferAttempts {shown}: each S3 transfer in a job is tried once",
-                transfer.evidence or _files(config),
-                "Set aws.batch.maxTransferAttempts = 3 so a transient S3 error does not fail the task.",
-                "Nextflow config reference (aws.batch.maxTransferAttempts)",
-            )
+        return []
+    value = transfer.value
+    if not (transfer.state == "unset" or (isinstance(value, int | float) and not isinstance(value, bool) and value <= 1)):
+        return []
+    shown = "not set (default 1)" if transfer.state == "unset" else f"= {value}"
+    return [
+        Finding(
+            "cfg-transfer-attempts",
+            "info",
+            f"aws.batch.maxTransferAttempts {shown}: each S3 transfer in a job is tried once",
+            transfer.evidence or _files(config),
+            "Set aws.batch.maxTransferAttempts = 3 so a transient S3 error does not fail the task.",
+            "Nextflow config reference (aws.batch.maxTransferAttempts)",
         )
+    ]
+
+
+def _retry_mode_findings(config: NfConfig, undetermined: Undetermined) -> list[Finding]:
     # aws.batch.retryMode: passed to the AWS SDK; only these names are understood.
     mode = config.lookup("aws.batch.retryMode")
     if mode.state == "unknown":
         undetermined("aws.batch.retryMode", mode)
-    elif mode.state == "set" and str(mode.value) not in RETRY_MODES:
-        out.append(
-            Finding(
-                "cfg-retry-mode",
-                "warning",
-                f"aws.batch.retryMode = {mode.value!r} is not a retry mode Nextflow knows",
-                mode.evidence,
-                f"Use one of {', '.join(sorted(RETRY_MODES))} (default standard).",
-                "Nextflow config reference (aws.batch.retryMode)",
-            )
+        return []
+    if mode.state != "set" or str(mode.value) in RETRY_MODES:
+        return []
+    return [
+        Finding(
+            "cfg-retry-mode",
+            "warning",
+            f"aws.batch.retryMode = {mode.value!r} is not a retry mode Nextflow knows",
+            mode.evidence,
+            f"Use one of {', '.join(sorted(RETRY_MODES))} (default standard).",
+            "Nextflow config reference (aws.batch.retryMode)",
         )
-    out.extend(_submit_rate_findings(config, undetermined))
+    ]
+
+
+def _resource_labels_findings(config: NfConfig) -> list[Finding]:
     # process.resourceLabels: the only way jobs get tags (docs/ARCHITECTURE.md §5); without them a job's
     # owner is proven only by its id or its work dir.
-    labels = config.any_key(lambda k: k.startswith("process.") and k.endswith("resourceLabels"))
-    if not labels:
-        if config.opaque:
-            pass  # an unreadable part could set them: reported once below
-        else:
-            out.append(
-                Finding(
-                    "cfg-no-resource-labels",
-                    "info",
-                    "process.resourceLabels is not set: the run's Batch jobs carry no tags",
-                    _files(config),
-                    "Set process.resourceLabels (e.g. [run: workflow.runName]) so every job names its run "
-                    "in the console and cost reports (batchkit never takes a tag as proof of ownership).",
-                    "Nextflow process reference (resourceLabels)",
-                )
-            )
-    out.extend(_observer_findings(config, undetermined))
-    for item in config.opaque:
-        out.append(
-            Finding(
-                "cfg-unreadable",
-                "info",
-                f"could not read part of the config ({item.reason}): settings it sets are not checked",
-                f"{item.evidence}: {item.text}" if item.text else item.evidence,
-                "Check that part by hand (`nextflow config` prints the resolved config); the "
-                "rules above treat the settings it could set as unknown.",
-                "batchkit",
-            )
+    if config.any_key(lambda k: k.startswith("process.") and k.endswith("resourceLabels")):
+        return []
+    if config.opaque:
+        return []  # an unreadable part could set them: reported once by _unreadable_findings
+    return [
+        Finding(
+            "cfg-no-resource-labels",
+            "info",
+            "process.resourceLabels is not set: the run's Batch jobs carry no tags",
+            _files(config),
+            "Set process.resourceLabels (e.g. [run: workflow.runName]) so every job names its run "
+            "in the console and cost reports (batchkit never takes a tag as proof of ownership).",
+            "Nextflow process reference (resourceLabels)",
         )
-    if v is not None and v >= UNSCHEDULABLE_OPTION:
-        opt = config.lookup("aws.batch.terminateUnschedulableJobs")
-        if opt.state == "unset":
-            # nextflow-io/nextflow#5936: without it an unschedulable job waits in RUNNABLE forever.
-            out.append(
-                Finding(
-                    "cfg-unschedulable-wait",
-                    "info",
-                    "aws.batch.terminateUnschedulableJobs is not set: a job no compute environment can run waits forever",
-                    _files(config),
-                    "Set aws.batch.terminateUnschedulableJobs = true so Nextflow fails such tasks.",
-                    "nextflow-io/nextflow#5936",
-                )
-            )
-    return out
+    ]
 
 
-def _submit_rate_findings(config: NfConfig, undetermined: Any) -> list[Finding]:
+def _unreadable_findings(config: NfConfig) -> list[Finding]:
+    """One finding per part of the config the reader could not evaluate (batchkit runs no Groovy)."""
+    return [
+        Finding(
+            "cfg-unreadable",
+            "info",
+            f"could not read part of the config ({item.reason}): settings it sets are not checked",
+            f"{item.evidence}: {item.text}" if item.text else item.evidence,
+            "Check that part by hand (`nextflow config` prints the resolved config); the "
+            "rules above treat the settings it could set as unknown.",
+            "batchkit",
+        )
+        for item in config.opaque
+    ]
+
+
+def _unschedulable_wait_findings(config: NfConfig, v: Version | None) -> list[Finding]:
+    # nextflow-io/nextflow#5936: without aws.batch.terminateUnschedulableJobs (25.03.0-edge on)
+    # an unschedulable job waits in RUNNABLE forever.
+    if v is None or v < UNSCHEDULABLE_OPTION:
+        return []
+    if config.lookup("aws.batch.terminateUnschedulableJobs").state != "unset":
+        return []
+    return [
+        Finding(
+            "cfg-unschedulable-wait",
+            "info",
+            "aws.batch.terminateUnschedulableJobs is not set: a job no compute environment can run waits forever",
+            _files(config),
+            "Set aws.batch.terminateUnschedulableJobs = true so Nextflow fails such tasks.",
+            "nextflow-io/nextflow#5936",
+        )
+    ]
+
+
+def _submit_rate_findings(config: NfConfig, undetermined: Undetermined) -> list[Finding]:
     # executor.$awsbatch.submitRateLimit overrides executor.submitRateLimit for awsbatch.
     look = config.first_of("executor.$awsbatch.submitRateLimit", "executor.submitRateLimit")
     if look.state == "unknown":
@@ -675,7 +713,7 @@ def _submit_rate_findings(config: NfConfig, undetermined: Any) -> list[Finding]:
     return []
 
 
-def _observer_findings(config: NfConfig, undetermined: Any) -> list[Finding]:
+def _observer_findings(config: NfConfig, undetermined: Undetermined) -> list[Finding]:
     out: list[Finding] = []
     known_cli = bool(config.cli_args)
     for scope, flag, why in (
@@ -997,10 +1035,11 @@ def account_findings(
 ) -> list[Finding]:
     """Permissions, queue and compute environment health, stuck and unschedulable jobs.
 
-    Every call goes through ``client``; each is a harmless read. A refused call
-    becomes an "add batch:<Action>" finding; no credentials raises CredentialsError; the
-    client's whole-command deadline passing with the API not answering raises
-    AccountChecksStopped carrying the findings made before it.
+    Every call goes through ``client``; each is a harmless read, made in this order:
+    DescribeJobQueues, DescribeComputeEnvironments, ListJobs (RUNNABLE), DescribeJobs. A
+    refused call becomes an "add batch:<Action>" finding; no credentials raises
+    CredentialsError; the client's whole-command deadline passing with the API not
+    answering raises AccountChecksStopped carrying the findings made before it.
     """
     now = now or datetime.now(UTC)
     findings: list[Finding] = []
@@ -1017,27 +1056,53 @@ def account_findings(
                 "batchkit",
             )
         )
+    queues_ok, queue_rows, checked = _describe_run_queues(client, wanted, findings, stop)
+    findings += queue_health_findings(checked)
+    ces = _describe_queue_environments(client, checked, findings, stop)
+    # ListJobs is probed even when DescribeJobQueues was refused: the names are known.
+    # Only the run's queues are judged; with none known the calls are permission probes only.
+    probe_queues: list[Any] = [q.get("jobQueueName") for q in checked]
+    if not probe_queues:
+        probe_queues = wanted[:1] if not queues_ok else [q.get("jobQueueName") for q in queue_rows[:1]]
+    runnable = _list_runnable(client, probe_queues, [q.get("jobQueueName") for q in checked], findings, stop)
+    details = _describe_runnable(client, runnable, job_ids, findings, stop)
+    v = Version.parse(version)
+    for q in checked:
+        rows = runnable.get(q.get("jobQueueName", "?"), [])
+        if rows:
+            findings += runnable_findings(q, rows, details, ces, now=now, runnable_after=runnable_after, version=v)
+    return findings
+
+
+def _describe_run_queues(
+    client: BatchClient, wanted: list[str], findings: list[Finding], stop: Callable[[], bool]
+) -> tuple[bool, list[dict[str, Any]], list[dict[str, Any]]]:
+    """DescribeJobQueues: (whether it answered, every queue it answered, the run's among them).
+
+    A queue asked for and not answered is an "aws-queue-missing" finding.
+    """
     try:
         ok, answer = _call(
             findings, "DescribeJobQueues", "check the run's queues",
             client.describe_job_queues, names=wanted or None, stop=stop,
         )  # fmt: skip
     except NotFoundError as exc:
-        ok, answer = True, []
         findings.append(_queue_missing(wanted, str(exc)))
-        wanted = []
-    queues_ok = ok
+        return True, [], []
     queue_rows: list[dict[str, Any]] = list(answer or []) if ok else []
     by_name = {q.get("jobQueueName"): q for q in queue_rows}
     by_arn = {q.get("jobQueueArn"): q for q in queue_rows}
     missing = [n for n in wanted if n not in by_name and n not in by_arn]
-    if queues_ok and missing:
+    if ok and missing:
         findings.append(_queue_missing(missing, f"DescribeJobQueues answered {sorted(k for k in by_name if k)}"))
-    # Only the run's queues are judged; with none known the calls are permission probes only.
     checked = [q for q in queue_rows if q.get("jobQueueName") in wanted or q.get("jobQueueArn") in wanted]
+    return ok, queue_rows, checked
 
-    # queue state and status, then their compute environments
-    findings += queue_health_findings(checked)
+
+def _describe_queue_environments(
+    client: BatchClient, checked: Sequence[Mapping[str, Any]], findings: list[Finding], stop: Callable[[], bool]
+) -> dict[str, dict[str, Any]]:
+    """DescribeComputeEnvironments for the queues' environments, judged; by ARN and by name."""
     ce_refs: list[str] = []
     for q in checked:
         for ref in q.get("computeEnvironmentOrder") or []:
@@ -1045,22 +1110,25 @@ def account_findings(
             if ce and ce not in ce_refs:
                 ce_refs.append(ce)
     ces: dict[str, dict[str, Any]] = {}
-    if ce_refs:
-        ok, answer = _call(
-            findings, "DescribeComputeEnvironments", "check the queues' compute environments",
-            client.describe_compute_environments, names=ce_refs, stop=stop,
-        )  # fmt: skip
-        for ce in answer or []:
-            for key in (ce.get("computeEnvironmentArn"), ce.get("computeEnvironmentName")):
-                if key:
-                    ces[key] = ce
-        findings += compute_environment_findings(list({id(c): c for c in ces.values()}.values()))
+    if not ce_refs:
+        return ces
+    _ok, answer = _call(
+        findings, "DescribeComputeEnvironments", "check the queues' compute environments",
+        client.describe_compute_environments, names=ce_refs, stop=stop,
+    )  # fmt: skip
+    for ce in answer or []:
+        for key in (ce.get("computeEnvironmentArn"), ce.get("computeEnvironmentName")):
+            if key:
+                ces[key] = ce
+    findings += compute_environment_findings(list({id(c): c for c in ces.values()}.values()))
+    return ces
 
-    # RUNNABLE jobs: the ListJobs probe, stuck jobs, unschedulable jobs
-    # ListJobs is probed even when DescribeJobQueues was refused: the names are known.
-    probe_queues: list[Any] = [q.get("jobQueueName") for q in checked]
-    if not probe_queues:
-        probe_queues = wanted[:1] if not queues_ok else [q.get("jobQueueName") for q in queue_rows[:1]]
+
+def _list_runnable(
+    client: BatchClient, probe_queues: Sequence[Any], judged: Sequence[Any], findings: list[Finding],
+    stop: Callable[[], bool],
+) -> dict[str, list[dict[str, Any]]]:
+    """ListJobs RUNNABLE on ``probe_queues``; the answers of the ``judged`` queues, by queue name."""
     runnable: dict[str, list[dict[str, Any]]] = {}
     for qname in [q for q in probe_queues if q]:
         ok, answer = _call(
@@ -1069,8 +1137,16 @@ def account_findings(
         )  # fmt: skip
         if not ok:
             break  # one permission finding is enough
-        if qname in [q.get("jobQueueName") for q in checked]:
+        if qname in judged:
             runnable[qname] = list(answer or [])
+    return runnable
+
+
+def _describe_runnable(
+    client: BatchClient, runnable: Mapping[str, Sequence[Mapping[str, Any]]], job_ids: Sequence[str],
+    findings: list[Finding], stop: Callable[[], bool],
+) -> Mapping[str, Any]:
+    """DescribeJobs of the RUNNABLE jobs (else of the run's, else a probe id): answers by job id."""
     # Details of at most MAX_DESCRIBED RUNNABLE jobs (10 DescribeJobs calls): enough to
     # show a queue's unschedulable jobs without spending the account's shared rate.
     probe_ids = [s["jobId"] for rows in runnable.values() for s in rows if s.get("jobId")][:MAX_DESCRIBED]
@@ -1078,20 +1154,15 @@ def account_findings(
         findings, "DescribeJobs", "read job details (commands, attempts, resources)",
         client.describe_jobs, probe_ids or list(job_ids)[:100] or [PROBE_JOB_ID],
     )  # fmt: skip
-    details: Mapping[str, Any] = described.jobs if ok and described is not None else {}
-    if ok and described is not None and described.failed:
+    if not ok or described is None:
+        return {}
+    if described.failed:
         failed = _describe_failed(client, described.failed)
         if stop():  # describe_jobs never raises: its chunks ran out of the command's time
             raise AccountChecksStopped(f"DescribeJobs: {failed.evidence}", findings, operation="DescribeJobs")
         findings.append(failed)
-    v = Version.parse(version)
-    for q in checked:
-        qname = q.get("jobQueueName", "?")
-        rows = runnable.get(qname, [])
-        if not rows:
-            continue
-        findings.extend(runnable_findings(q, rows, details, ces, now=now, runnable_after=runnable_after, version=v))
-    return findings
+    details: Mapping[str, Any] = described.jobs
+    return details
 
 
 #: Queue/environment statuses that are not a fault (the others: INVALID, DELETING, DELETED).
@@ -1206,9 +1277,40 @@ def runnable_findings(
     """Unschedulable and stuck jobs among a queue's RUNNABLE ``rows`` (ListJobs summaries).
 
     ``details``: DescribeJobs answers by job id; ``ces``: DescribeComputeEnvironments
-    answers by ARN and name. Pure.
+    answers by ARN and name. A job counted as unschedulable is not counted as stuck. Pure.
     """
     qname = queue.get("jobQueueName", "?")
+    max_vcpus, ce_text = _queue_capacity(queue, ces)
+    unschedulable = _unschedulable_jobs(rows, details, max_vcpus)
+    unplaceable = {job_id for job_id, _ in unschedulable}
+    placeable = [row for row in rows if str(row.get("jobId")) not in unplaceable]
+    stuck = _stuck_jobs(placeable, details, now=now, runnable_after=runnable_after)
+    out: list[Finding] = []
+    if unschedulable:
+        out.append(_unschedulable_finding(qname, [why for _, why in unschedulable], ce_text, version))
+    if stuck:
+        out.append(
+            Finding(
+                "aws-runnable-stuck",
+                "warning",
+                f"{len(stuck)} job(s) RUNNABLE on queue {qname} for more than {runnable_after / 60:g} min",
+                f"ListJobs RUNNABLE: {_first_five([why for _, why in stuck])}; {ce_text}",
+                "Check the queue's compute environments: maxvCpus reached, instance types, subnets, "
+                "AMI, service limits; the job's statusReason says what Batch is waiting for.",
+                "AWS Batch troubleshooting: jobs stuck in RUNNABLE",
+            )
+        )
+    return out
+
+
+def _first_five(evidence: Sequence[str]) -> str:
+    """The first five pieces of evidence, "…" when there are more."""
+    return f"{'; '.join(evidence[:5])}{' …' if len(evidence) > 5 else ''}"
+
+
+def _queue_capacity(queue: Mapping[str, Any], ces: Mapping[str, Mapping[str, Any]]) -> tuple[float | None, str]:
+    """(the largest maxvCpus of the queue's enabled environments, or None when one does not
+    state it; those environments as evidence text)."""
     refs = [r.get("computeEnvironment") for r in queue.get("computeEnvironmentOrder") or []]
     envs = [ces[r] for r in refs if r in ces]
     enabled = [e for e in envs if e.get("state") == "ENABLED"]
@@ -1220,8 +1322,14 @@ def runnable_findings(
     ce_text = ", ".join(
         f"{e.get('computeEnvironmentName')} maxvCpus={(e.get('computeResources') or {}).get('maxvCpus')}" for e in enabled
     ) or "no enabled compute environment"
-    unschedulable: list[str] = []
-    evidence: list[str] = []
+    return max_vcpus, ce_text
+
+
+def _unschedulable_jobs(
+    rows: Sequence[Mapping[str, Any]], details: Mapping[str, Any], max_vcpus: float | None
+) -> list[tuple[str, str]]:
+    """(job id, evidence) of each job no compute environment of the queue can place."""
+    found: list[tuple[str, str]] = []
     for row in rows:
         job_id = str(row.get("jobId"))
         job = details.get(job_id) or {}
@@ -1230,57 +1338,46 @@ def runnable_findings(
         # Batch's own verdict for a job no environment can place (what Nextflow's
         # terminateUnschedulableJobs looks for, nextflow-io/nextflow#5936); it covers memory too.
         if reason.startswith("MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT"):
-            unschedulable.append(job_id)
-            evidence.append(f"{job_id} statusReason={reason!r}")
+            found.append((job_id, f"{job_id} statusReason={reason!r}"))
         elif max_vcpus is not None and vcpus is not None and vcpus > max_vcpus:
-            unschedulable.append(job_id)
             mem = f", memory={memory:g} MiB" if memory is not None else ""
-            evidence.append(f"{job_id} ({row.get('jobName')}) asks vcpus={vcpus:g}{mem}")
-    out: list[Finding] = []
-    if unschedulable:
-        if version is not None and version >= UNSCHEDULABLE_OPTION:
-            how = "set aws.batch.terminateUnschedulableJobs = true so Nextflow fails such tasks"
-        else:
-            how = "Nextflow before 25.04 waits for them forever (25.04 added aws.batch.terminateUnschedulableJobs)"
-        out.append(
-            Finding(
-                "aws-unschedulable",
-                "error",
-                f"{len(unschedulable)} job(s) on queue {qname} ask for more than any of its compute environments can give: they never start",
-                f"DescribeJobs: {'; '.join(evidence[:5])}{' …' if len(evidence) > 5 else ''}; "
-                f"DescribeComputeEnvironments: {ce_text}",
-                f"Terminate them (`batchkit kill`), lower the process's cpus/memory or raise the environment's "
-                f"maxvCpus; {how}.",
-                "nextflow-io/nextflow#5936",
-            )
-        )
-    stuck: list[str] = []
-    stuck_ev: list[str] = []
+            found.append((job_id, f"{job_id} ({row.get('jobName')}) asks vcpus={vcpus:g}{mem}"))
+    return found
+
+
+def _unschedulable_finding(qname: str, evidence: Sequence[str], ce_text: str, version: Version | None) -> Finding:
+    # nextflow-io/nextflow#5936: Nextflow leaves such jobs RUNNABLE unless
+    # aws.batch.terminateUnschedulableJobs (25.03.0-edge on) is set.
+    if version is not None and version >= UNSCHEDULABLE_OPTION:
+        how = "set aws.batch.terminateUnschedulableJobs = true so Nextflow fails such tasks"
+    else:
+        how = "Nextflow before 25.04 waits for them forever (25.04 added aws.batch.terminateUnschedulableJobs)"
+    return Finding(
+        "aws-unschedulable",
+        "error",
+        f"{len(evidence)} job(s) on queue {qname} ask for more than any of its compute environments can give: they never start",
+        f"DescribeJobs: {_first_five(evidence)}; DescribeComputeEnvironments: {ce_text}",
+        f"Terminate them (`batchkit kill`), lower the process's cpus/memory or raise the environment's "
+        f"maxvCpus; {how}.",
+        "nextflow-io/nextflow#5936",
+    )
+
+
+def _stuck_jobs(
+    rows: Sequence[Mapping[str, Any]], details: Mapping[str, Any], *, now: datetime, runnable_after: float
+) -> list[tuple[str, str]]:
+    """(job id, evidence) of each job RUNNABLE for longer than ``runnable_after`` seconds."""
+    found: list[tuple[str, str]] = []
     for row in rows:
         job_id = str(row.get("jobId"))
-        if job_id in unschedulable:
-            continue
         created = from_epoch_ms(row.get("createdAt"))
         if created is None:
             continue
         age = (now - created).total_seconds()
         if age > runnable_after:
-            stuck.append(job_id)
             why = (details.get(job_id) or {}).get("statusReason") or row.get("statusReason")
-            stuck_ev.append(f"{job_id} created {age / 60:.0f} min ago" + (f" ({why})" if why else ""))
-    if stuck:
-        out.append(
-            Finding(
-                "aws-runnable-stuck",
-                "warning",
-                f"{len(stuck)} job(s) RUNNABLE on queue {qname} for more than {runnable_after / 60:g} min",
-                f"ListJobs RUNNABLE: {'; '.join(stuck_ev[:5])}{' …' if len(stuck_ev) > 5 else ''}; {ce_text}",
-                "Check the queue's compute environments: maxvCpus reached, instance types, subnets, "
-                "AMI, service limits; the job's statusReason says what Batch is waiting for.",
-                "AWS Batch troubleshooting: jobs stuck in RUNNABLE",
-            )
-        )
-    return out
+            found.append((job_id, f"{job_id} created {age / 60:.0f} min ago" + (f" ({why})" if why else "")))
+    return found
 
 
 # --- the whole check ---------------------------------------------------------------------------

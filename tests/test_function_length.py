@@ -36,17 +36,9 @@ KNOWN_LONG: dict[str, tuple[int, str]] = {
         117,
         "walks the DescribeJobs dicts once, filling every column's list in the same loop (the hot path of benchmarks/bench_reconcile.py); one function per column would walk them again",
     ),
-    "doctor.py:config_findings": (
-        108,
-        "a list of independent config rules, each with its source; candidates for one function per rule (issue #10 work this session)",
-    ),
     "inspect.py:inspect": (
         107,
         "the inspector's fetch steps in order, each an explicit network call (issue #14, written this session)",
-    ),
-    "doctor.py:account_findings": (
-        106,
-        "a list of independent account and queue rules; candidates for one function per rule (issue #10 work this session)",
     ),
     "widgets/dashboard.py:Dashboard._build": (
         106,
@@ -59,10 +51,6 @@ KNOWN_LONG: dict[str, tuple[int, str]] = {
     "widgets/dashboard.py:Dashboard.__init__": (
         105,
         "the dashboard's state and its tracker wiring (issues #11/#12 work this session)",
-    ),
-    "doctor.py:runnable_findings": (
-        88,
-        "why a RUNNABLE job does not start, one check per cause (issue #10 work this session)",
     ),
     "doctor.py:doctor": (
         87,
