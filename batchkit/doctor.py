@@ -1422,49 +1422,26 @@ def doctor(
     ``config_files``: extra ``-c`` files; ``env`` stands for ``os.environ`` (NXF_HOME, HOME).
     Raises AccountChecksStopped (carrying every finding made) when the client's
     whole-command deadline passes with the Batch API not answering.
+
+    The steps, in order: find the run's log, read it, read the config files it names, the
+    version, log and config rules, then (with ``client``) the account checks.
     """
-    run: Any = None
-    launch_dir: Path | None
-    log: Path | None
-    if isinstance(run_or_launch_dir, str | Path):
-        launch_dir = Path(run_or_launch_dir)
-        if not launch_dir.is_dir():
-            raise InputError(
-                "no such launch directory; pass the directory where `nextflow run` was started "
-                "(it holds .nextflow.log)",
-                path=str(launch_dir),
-            )
-        log = launch_dir / ".nextflow.log"
-    else:
-        run = run_or_launch_dir
-        logs = [Path(p) for p in getattr(run, "log_paths", None) or ()]
-        current = [p for p in logs if p.name == ".nextflow.log"] or logs
-        log = current[0] if current else None
-        where = getattr(run, "launch_dir", None)
-        launch_dir = Path(where) if where else (log.parent if log is not None else None)
-        if log is None and launch_dir is not None:
-            log = launch_dir / ".nextflow.log"
+    run, launch_dir, log = _locate_run(run_or_launch_dir)
     facts = _read_log(log) if log is not None else LogFacts()
     version = facts.version or (getattr(run, "version", None) if run is not None else None)
-    if facts.version:
-        evidence = facts.version_evidence
-    elif version:
-        evidence = "NextflowRun.version (no version banner in the log)"
-    else:
-        evidence = f"{log} (not found)" if log is not None else "no .nextflow.log"
     config = (
         _config_for(launch_dir, facts, config_files, env)
         if launch_dir is not None
         else read_config(list(config_files), cli_args=facts.cli_args)
     )
     executors, aws_batch = run_executors(facts, config if launch_dir is not None else None, run)
-    findings: list[Finding] = []
+    evidence = _version_evidence(facts, version, log)
     if launch_dir is not None:
-        findings += run_findings(facts, version_findings(version, evidence, config=config, aws_batch=aws_batch, executors=executors))
+        findings = run_findings(facts, version_findings(version, evidence, config=config, aws_batch=aws_batch, executors=executors))
         findings += config_findings(config, version=version)
     else:
         # No launch dir: the config files cannot be found, and "not set" would be a guess.
-        findings += run_findings(facts, version_findings(version, evidence, config=None, aws_batch=aws_batch, executors=executors))
+        findings = run_findings(facts, version_findings(version, evidence, config=None, aws_batch=aws_batch, executors=executors))
         findings.append(
             Finding(
                 "cfg-not-checked",
@@ -1478,19 +1455,56 @@ def doctor(
     if not aws_batch:
         findings = [f for f in findings if not is_aws_batch_rule(f)]
     if client is not None and aws_batch is not False:
-        wanted = list(queues or ())
-        if not wanted:
-            wanted = _run_queues(run, launch_dir, config)
         try:
             findings += account_findings(
-                client, wanted, runnable_after=runnable_after, now=now, version=version,
-                job_ids=_run_job_ids(run),
+                client, list(queues or ()) or _run_queues(run, launch_dir, config), runnable_after=runnable_after,
+                now=now, version=version, job_ids=_run_job_ids(run),
             )  # fmt: skip
         except AccountChecksStopped as stopped:
-            everything = sorted([*findings, *stopped.findings], key=lambda f: _ORDER[f.severity])
+            everything = _by_severity([*findings, *stopped.findings])
             raise AccountChecksStopped(str(stopped), everything, operation=stopped.operation,
                                        code=stopped.code) from stopped
+    return _by_severity(findings)
+
+
+def _by_severity(findings: Iterable[Finding]) -> list[Finding]:
+    """Errors first, then warnings, then info; each kind in the order the rules found them."""
     return sorted(findings, key=lambda f: _ORDER[f.severity])
+
+
+def _locate_run(run_or_launch_dir: NextflowRun | str | Path) -> tuple[Any, Path | None, Path | None]:
+    """(the NextflowRun or None, its launch dir, its current ``.nextflow.log``), each None when unknown.
+
+    A launch dir given as a path must exist (InputError otherwise); a NextflowRun without
+    a launch dir is placed by its log's folder.
+    """
+    if isinstance(run_or_launch_dir, str | Path):
+        folder = Path(run_or_launch_dir)
+        if not folder.is_dir():
+            raise InputError(
+                "no such launch directory; pass the directory where `nextflow run` was started "
+                "(it holds .nextflow.log)",
+                path=str(folder),
+            )
+        return None, folder, folder / ".nextflow.log"
+    run = run_or_launch_dir
+    logs = [Path(p) for p in getattr(run, "log_paths", None) or ()]
+    current = [p for p in logs if p.name == ".nextflow.log"] or logs
+    log = current[0] if current else None
+    where = getattr(run, "launch_dir", None)
+    launch_dir = Path(where) if where else (log.parent if log is not None else None)
+    if log is None and launch_dir is not None:
+        log = launch_dir / ".nextflow.log"
+    return run, launch_dir, log
+
+
+def _version_evidence(facts: LogFacts, version: str | None, log: Path | None) -> str:
+    """Where the run's version was read (the log's banner line, else the NextflowRun)."""
+    if facts.version:
+        return facts.version_evidence
+    if version:
+        return "NextflowRun.version (no version banner in the log)"
+    return f"{log} (not found)" if log is not None else "no .nextflow.log"
 
 
 def run_executors(facts: LogFacts, config: NfConfig | None, run: Any = None) -> tuple[list[str], bool | None]:

@@ -52,10 +52,6 @@ KNOWN_LONG: dict[str, tuple[int, str]] = {
         105,
         "the dashboard's state and its tracker wiring (issues #11/#12 work this session)",
     ),
-    "doctor.py:doctor": (
-        87,
-        "the doctor's steps in order, each reader or AWS call explicit (issue #10 work this session)",
-    ),
 }
 
 
