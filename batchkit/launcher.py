@@ -480,6 +480,53 @@ def launch_nextflow(
     """
     from batchkit.nextflow import WeblogReceiver
 
+    folder, found = _check_launch(launch_dir, nextflow, simulated, extra_args)
+    simulated = found is None
+    name = run_name or _random_run_name()
+    trace_file = folder / f"trace-{time.strftime('%Y%m%d-%H%M%S')}.txt"
+    token = check_weblog_token(weblog_token) if weblog_token is not None else new_weblog_token()
+    version = None if found is None else _nextflow_version(found)
+    # Every POST must carry the token or go to the receiver's secret URL path, so nobody
+    # else on this machine can put a job into the run's records (issue #15).
+    receiver = WeblogReceiver(token=token).start()
+    if found is None:
+        wiring = _simulated_wiring(token, env or {}, queue=queue, endpoint_url=endpoint_url, sim_args=sim_args)
+    else:
+        wiring = _nextflow_wiring(found, version, folder, receiver.url, token, env or {}, endpoint_url=endpoint_url)
+    command = build_command(
+        pipeline,
+        executable=wiring.executable,
+        run_name=name,
+        trace_file=str(trace_file),
+        work_dir=work_dir,
+        weblog_url=receiver.base_url,
+        version=version,
+        simulated=simulated,
+        config_file=wiring.config_file,
+        extra_args=[*extra_args, *wiring.extra_args],
+    )
+    try:
+        return NextflowLaunch(
+            command=command,
+            launch_dir=folder,
+            run_name=name,
+            trace_file=trace_file,
+            weblog=receiver,
+            simulated=simulated,
+            client=client,
+            queues=[queue] if queue else None,
+            env=wiring.env,
+        )
+    except OSError as exc:
+        receiver.stop()
+        raise BatchkitError(f"could not start {command[0]}: {exc}") from exc
+
+
+def _check_launch(
+    launch_dir: str | Path, nextflow: str | None, simulated: bool | None, extra_args: Sequence[str]
+) -> tuple[Path, str | None]:
+    """(the launch dir, created; the real ``nextflow`` to run, or None for batchkit's stand-in),
+    or one clear error about the arguments."""
     if "-bg" in extra_args:
         # With -bg the launcher script exits at once while the JVM runs on: the exit would
         # read as a crash and make every running job an orphan.
@@ -493,73 +540,57 @@ def launch_nextflow(
         simulated = found is None
     if not simulated and found is None:
         raise BatchkitError("nextflow is not on PATH: install it, pass nextflow=..., or use simulated=True")
+    return folder, None if simulated else found
 
-    name = run_name or _random_run_name()
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    trace_file = folder / f"trace-{stamp}.txt"
-    token = check_weblog_token(weblog_token) if weblog_token is not None else new_weblog_token()
-    version: tuple[int, int, int] | None = None
-    if not simulated:
-        assert found is not None
-        version = _nextflow_version(found)
-    # Every POST must carry the token or go to the receiver's secret URL path, so nobody
-    # else on this machine can put a job into the run's records (issue #15). The stand-in
-    # gets the token in its environment, nf-weblog (Nextflow >= 25.04) in a 0600 config
-    # file; an older Nextflow's WebLogObserver sends no token, so its config holds the
-    # secret URL (nextflow-io/nextflow: trace/WebLogObserver.groovy posts to the URL given).
-    plugin = not simulated and version is not None and version[:2] >= WEBLOG_PLUGIN_SINCE
-    receiver = WeblogReceiver(token=token).start()
+
+@dataclass(frozen=True, slots=True)
+class _Wiring:
+    """What differs between batchkit's stand-in and a real Nextflow: how it is started and
+    how it learns where the weblog goes and with which secret."""
+
+    executable: list[str]
+    extra_args: list[str]  # after the caller's own
+    env: dict[str, str]  # the caller's, plus what this kind of Nextflow needs
     config_file: str | None = None
-    child_env = dict(env or {})
-    if simulated:
-        from batchkit.sim.nextflow import WEBLOG_TOKEN_ENV
 
-        child_env[WEBLOG_TOKEN_ENV] = token
-        executable = [sys.executable, "-m", "batchkit.sim.nextflow"]
-        extra = list(extra_args)
-        if queue:
-            extra += ["-queue", queue]
-        if endpoint_url:
-            extra += ["--endpoint-url", endpoint_url]
-        extra += list(sim_args)
-    else:
-        assert found is not None
-        executable = [found]
-        config_path = folder / ".batchkit" / "weblog.config"
-        config_path.parent.mkdir(exist_ok=True)
-        write_private(config_path, weblog_config(receiver.url, token, plugin=plugin))
-        config_file = str(config_path)
-        extra = list(extra_args)
-        if endpoint_url:
-            # Nextflow's AWS SDK honours the service endpoint override variable.
-            child_env.setdefault("AWS_ENDPOINT_URL_BATCH", endpoint_url)
-    command = build_command(
-        pipeline,
-        executable=executable,
-        run_name=name,
-        trace_file=str(trace_file),
-        work_dir=work_dir,
-        weblog_url=receiver.base_url,
-        version=version,
-        simulated=simulated,
-        config_file=config_file,
-        extra_args=extra,
-    )
-    try:
-        return NextflowLaunch(
-            command=command,
-            launch_dir=folder,
-            run_name=name,
-            trace_file=trace_file,
-            weblog=receiver,
-            simulated=simulated,
-            client=client,
-            queues=[queue] if queue else None,
-            env=child_env,
-        )
-    except OSError as exc:
-        receiver.stop()
-        raise BatchkitError(f"could not start {command[0]}: {exc}") from exc
+
+def _simulated_wiring(
+    token: str, env: Mapping[str, str], *, queue: str | None, endpoint_url: str | None, sim_args: Sequence[str]
+) -> _Wiring:
+    """batchkit's stand-in: the token in its environment, never on the command line."""
+    from batchkit.sim.nextflow import WEBLOG_TOKEN_ENV
+
+    extra: list[str] = []
+    if queue:
+        extra += ["-queue", queue]
+    if endpoint_url:
+        extra += ["--endpoint-url", endpoint_url]
+    child_env = {**env, WEBLOG_TOKEN_ENV: token}
+    return _Wiring([sys.executable, "-m", "batchkit.sim.nextflow"], [*extra, *sim_args], child_env)
+
+
+def _nextflow_wiring(
+    found: str,
+    version: tuple[int, int, int] | None,
+    folder: Path,
+    url: str,
+    token: str,
+    env: Mapping[str, str],
+    *,
+    endpoint_url: str | None,
+) -> _Wiring:
+    """A real Nextflow: a 0600 config file passed with ``-c``. nf-weblog (Nextflow >= 25.04)
+    sends the token; an older Nextflow's WebLogObserver sends none, so its config holds the
+    secret URL (nextflow-io/nextflow: trace/WebLogObserver.groovy posts to the URL given)."""
+    plugin = version is not None and version[:2] >= WEBLOG_PLUGIN_SINCE
+    config_path = folder / ".batchkit" / "weblog.config"
+    config_path.parent.mkdir(exist_ok=True)
+    write_private(config_path, weblog_config(url, token, plugin=plugin))
+    child_env = dict(env)
+    if endpoint_url:
+        # Nextflow's AWS SDK honours the service endpoint override variable.
+        child_env.setdefault("AWS_ENDPOINT_URL_BATCH", endpoint_url)
+    return _Wiring([found], [], child_env, config_file=str(config_path))
 
 
 def write_private(path: Path, text: str) -> None:

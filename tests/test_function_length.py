@@ -44,10 +44,6 @@ KNOWN_LONG: dict[str, tuple[int, str]] = {
         106,
         "widget construction in display order (issue #12 work this session)",
     ),
-    "launcher.py:launch_nextflow": (
-        105,
-        "argument checks, weblog receiver and token, config, then the process; changed this session by issue #15",
-    ),
     "widgets/dashboard.py:Dashboard.__init__": (
         105,
         "the dashboard's state and its tracker wiring (issues #11/#12 work this session)",
