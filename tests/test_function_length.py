@@ -40,14 +40,6 @@ KNOWN_LONG: dict[str, tuple[int, str]] = {
         107,
         "the inspector's fetch steps in order, each an explicit network call (issue #14, written this session)",
     ),
-    "widgets/dashboard.py:Dashboard._build": (
-        106,
-        "widget construction in display order (issue #12 work this session)",
-    ),
-    "widgets/dashboard.py:Dashboard.__init__": (
-        105,
-        "the dashboard's state and its tracker wiring (issues #11/#12 work this session)",
-    ),
 }
 
 

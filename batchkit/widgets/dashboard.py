@@ -441,6 +441,66 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+def _client_for(run: Any) -> tuple[Any, tuple[str, str]]:
+    """A BatchClient in the region the run used, and (region, where it was read).
+
+    The run's log (its AwsOptions line) or config (``aws.region``) names the region, as
+    the CLI takes it; else the AWS configuration's.
+    """
+    from batchkit.client import BatchClient
+    from batchkit.errors import AwsError
+
+    run_region = getattr(run, "region", None)
+    try:
+        client = BatchClient(region=run_region) if run_region else BatchClient()
+    except AwsError as exc:
+        if exc.code != "NoRegion":
+            raise
+        raise AwsError(
+            "No AWS region: the run's log (AwsOptions line) and nextflow.config "
+            "(aws.region) name none, nor does the AWS configuration; pass "
+            "client=BatchClient(region=...) to Dashboard, or set AWS_REGION",
+            code="NoRegion",
+        ) from None
+    where = getattr(run, "region_source", "") if run_region else "the AWS configuration"
+    return client, (str(client.region), where or "the run")
+
+
+def _tracker_for(
+    run_or_launch_dir: Any,
+    client: Any,
+    *,
+    queues: Sequence[str] | None,
+    interval: float | None,
+    price_per_vcpu_hour: float | None,
+    clock: Callable[[], Any] | None,
+) -> tuple[Any, tuple[str, str] | None]:
+    """The Dashboard's own Tracker for a run (or launch dir), and (region, where it was read)."""
+    from batchkit.tracker import Tracker
+
+    run = run_or_launch_dir
+    if isinstance(run_or_launch_dir, str | Path):
+        from batchkit.nextflow import NextflowRun
+
+        run = NextflowRun.from_dir(run_or_launch_dir)
+    extra: dict[str, Any] = {}
+    region: tuple[str, str] | None = None
+    if not_batch_reason(run) is not None:
+        # Not a Batch run: no client is made (it would need a region and
+        # credentials for nothing) and no ledger is opened in its launch dir.
+        extra["ledger"] = False
+    elif client is None:
+        client, region = _client_for(run)
+    else:
+        region = (str(getattr(client, "region", "?")), "the client given to the Dashboard")
+    if price_per_vcpu_hour is not None:
+        extra["price_per_vcpu_hour"] = price_per_vcpu_hour
+    if clock is not None:
+        extra["clock"] = clock
+    tracker = Tracker(run, client, queues=queues, interval=DEFAULT_INTERVAL if interval is None else interval, **extra)
+    return tracker, region
+
+
 # --- the widget --------------------------------------------------------------------------
 
 
@@ -480,63 +540,38 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         autostart: bool = True,
         **kwargs: Any,
     ) -> None:
-        from batchkit.tracker import Refreshed, RefreshFailed, Tracker
+        from batchkit.tracker import Refreshed, RefreshFailed
 
         self._Refreshed, self._RefreshFailed = Refreshed, RefreshFailed
         #: (region, where it was read), shown in the header; None when a tracker was given
         self.region: tuple[str, str] | None = None
+        self._owns_tracker = tracker is None
         if tracker is None:
-            run = run_or_launch_dir
-            if isinstance(run_or_launch_dir, str | Path):
-                from batchkit.nextflow import NextflowRun
-
-                run = NextflowRun.from_dir(run_or_launch_dir)
-            extra: dict[str, Any] = {}
-            if not_batch_reason(run) is not None:
-                # Not a Batch run: no client is made (it would need a region and
-                # credentials for nothing) and no ledger is opened in its launch dir.
-                extra["ledger"] = False
-            elif client is None:
-                from batchkit.client import BatchClient
-
-                # The region the run used (its log's AwsOptions line, aws.region in its
-                # config), as the CLI takes it; else the AWS configuration's.
-                from batchkit.errors import AwsError
-
-                run_region = getattr(run, "region", None)
-                try:
-                    client = BatchClient(region=run_region) if run_region else BatchClient()
-                except AwsError as exc:
-                    if exc.code != "NoRegion":
-                        raise
-                    raise AwsError(
-                        "No AWS region: the run's log (AwsOptions line) and nextflow.config "
-                        "(aws.region) name none, nor does the AWS configuration; pass "
-                        "client=BatchClient(region=...) to Dashboard, or set AWS_REGION",
-                        code="NoRegion",
-                    ) from None
-                where = getattr(run, "region_source", "") if run_region else "the AWS configuration"
-                self.region = (str(client.region), where or "the run")
-            else:
-                self.region = (str(getattr(client, "region", "?")), "the client given to the Dashboard")
-            if price_per_vcpu_hour is not None:
-                extra["price_per_vcpu_hour"] = price_per_vcpu_hour
-            if clock is not None:
-                extra["clock"] = clock
-            tracker = Tracker(
-                run, client, queues=queues, interval=DEFAULT_INTERVAL if interval is None else interval, **extra
+            tracker, self.region = _tracker_for(
+                run_or_launch_dir, client, queues=queues, interval=interval,
+                price_per_vcpu_hour=price_per_vcpu_hour, clock=clock,
             )
-            self._owns_tracker = True
         else:
             if interval is not None:
                 tracker.interval = interval
-            self._owns_tracker = False
             if getattr(tracker.client, "region", None):
                 self.region = (str(tracker.client.region), "the tracker's client")
         self.tracker = tracker
         #: why the run's jobs are not AWS Batch jobs (None: a Batch run). Then the dashboard
         #: shows Nextflow's side alone and never calls the tracker's client.
         self.not_batch: str | None = not_batch_reason(tracker.run)
+        self._init_view_state(page_size)
+
+        self._build()
+        super().__init__(children=self._layout_children(), **kwargs)
+        self.add_class("bk-dashboard")
+        self._unsubscribe = tracker.subscribe(self._on_event)
+        self._first_paint()
+        if autostart and self.not_batch is None and not getattr(tracker, "closed", False):
+            tracker.start()
+
+    def _init_view_state(self, page_size: int) -> None:
+        """What the view keeps between refreshes: the query, kill marks, background work."""
         self.query = TableQuery(page_size=max(1, int(page_size)))
         self.marks: dict[str, str] = {}  # job id -> kill mark, kept across refreshes
         self._pinned: dict[str, str] = {}  # job id -> verdict it was killed under (see _view_frame)
@@ -552,29 +587,36 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._figure_key: object = None
         #: wall-clock (monotonic) time of the last good refresh this dashboard saw
         self._fresh_at: float | None = None
-        if tracker.snapshot is not None and not tracker.snapshot.frame.empty:
-            self._fresh_at = time.monotonic() - max(0.0, float(tracker.snapshot.age))
+        snapshot = self.tracker.snapshot
+        if snapshot is not None and not snapshot.frame.empty:
+            self._fresh_at = time.monotonic() - max(0.0, float(snapshot.age))
         self._advice_loaded = False
 
-        self._build(self.query.page_size)
-        super().__init__(children=self._layout_children(), **kwargs)
-        self.add_class("bk-dashboard")
-        self._unsubscribe = tracker.subscribe(self._on_event)
+    def _first_paint(self) -> None:
+        """Draw what is known before the first poll: a shared tracker's last snapshot, or
+        Nextflow's tasks marked "asking AWS Batch", or a non-Batch run's tasks."""
         if self.not_batch is not None:
             self._render_nextflow_only()
-        elif tracker.snapshot is not None:
+        elif self.tracker.snapshot is not None:
             self._render()
         else:
             self._render_header(loading=True)
-            self._frame = provisional_frame(getattr(tracker.run, "tasks", None))
+            self._frame = provisional_frame(getattr(self.tracker.run, "tasks", None))
             if not self._frame.empty:
                 self._render_table()
-        if autostart and self.not_batch is None and not getattr(tracker, "closed", False):
-            tracker.start()
 
     # --- building ------------------------------------------------------------------------
 
-    def _build(self, page_size: int) -> None:
+    def _build(self) -> None:
+        """Every widget, built in the order they are displayed (see ``_layout_children``)."""
+        self._build_summary()
+        self._build_actions()
+        self._build_table_controls()
+        self._build_table()
+        self._build_panels()
+
+    def _build_summary(self) -> None:
+        """The header card, the alert line, the verdict chips and the waste line."""
         W = widgets
         self.style_html = W.HTML(TABLE_CSS + DASHBOARD_CSS, layout=W.Layout(display="none"))
         self.header = W.HTML()
@@ -593,37 +635,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.waste = W.HTML()
         self.waste.add_class("bk-waste-box")
 
-        self.filter = W.Dropdown(
-            options=[(f"verdict: {k}", k) for k in FILTERS], value=self.query.verdict,
-            layout=W.Layout(width="170px"),
-        )
-        self.filter.add_class("bk-filter")
-        self.search = W.Text(
-            placeholder="search task name or job id", continuous_update=False,
-            layout=W.Layout(width="auto", flex="1 1 160px", max_width="320px"),
-        )
-        self.search.add_class("bk-search")
-        self.sort = W.Dropdown(
-            options=[(f"sort: {SORT_LABELS[k]}", k) for k in SORT_KEYS], value=self.query.sort,
-            layout=W.Layout(width="190px"),
-        )
-        self.sort.add_class("bk-sort")
-        self.descending = W.ToggleButton(value=False, description="reverse", icon="sort",
-                                         layout=W.Layout(width="90px"))
-        self.descending.add_class("bk-reverse")
-        self.prev_button = W.Button(description="◀ prev", layout=W.Layout(width="80px"))
-        self.prev_button.add_class("bk-prev")
-        self.next_button = W.Button(description="next ▶", layout=W.Layout(width="80px"))
-        self.next_button.add_class("bk-next")
-        self.page_info = W.HTML()
-        self.page_info.add_class("bk-page-info")
-        self.filter.observe(lambda c: self._set_query(verdict=c["new"]), names="value")
-        self.search.observe(lambda c: self._set_query(search=c["new"]), names="value")
-        self.sort.observe(lambda c: self._set_query(sort=c["new"]), names="value")
-        self.descending.observe(lambda c: self._set_query(ascending=not c["new"]), names="value")
-        self.prev_button.on_click(lambda _b: self._set_query(page=self.query.page - 1))
-        self.next_button.on_click(lambda _b: self._set_query(page=self.query.page + 1))
-
+    def _build_actions(self) -> None:
+        """Kill all (with its confirmation and its progress), refresh and pause."""
+        W = widgets
         self.refresh_button = W.Button(description="refresh now", icon="refresh", layout=W.Layout(width="130px"))
         self.refresh_button.add_class("bk-refresh")
         self.refresh_button.on_click(lambda _b: self._refresh_clicked())
@@ -655,12 +669,50 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.stop_kill_button.add_class("bk-stop-kill")
         self.stop_kill_button.on_click(self._stop_kill_clicked)
 
-        # One widget for the rows and their kill buttons (see _table_view).
-        self.table = TableView(self._row_kill_requested, layout=W.Layout(width="100%"))
+    def _build_table_controls(self) -> None:
+        """Filter, search, sort, reverse and the pager: each sets one field of the query."""
+        W = widgets
+        self.filter = W.Dropdown(
+            options=[(f"verdict: {k}", k) for k in FILTERS], value=self.query.verdict,
+            layout=W.Layout(width="170px"),
+        )
+        self.filter.add_class("bk-filter")
+        self.search = W.Text(
+            placeholder="search task name or job id", continuous_update=False,
+            layout=W.Layout(width="auto", flex="1 1 160px", max_width="320px"),
+        )
+        self.search.add_class("bk-search")
+        self.sort = W.Dropdown(
+            options=[(f"sort: {SORT_LABELS[k]}", k) for k in SORT_KEYS], value=self.query.sort,
+            layout=W.Layout(width="190px"),
+        )
+        self.sort.add_class("bk-sort")
+        self.descending = W.ToggleButton(value=False, description="reverse", icon="sort",
+                                         layout=W.Layout(width="90px"))
+        self.descending.add_class("bk-reverse")
+        self.prev_button = W.Button(description="◀ prev", layout=W.Layout(width="80px"))
+        self.prev_button.add_class("bk-prev")
+        self.next_button = W.Button(description="next ▶", layout=W.Layout(width="80px"))
+        self.next_button.add_class("bk-next")
+        self.page_info = W.HTML()
+        self.page_info.add_class("bk-page-info")
+        self.filter.observe(lambda c: self._set_query(verdict=c["new"]), names="value")
+        self.search.observe(lambda c: self._set_query(search=c["new"]), names="value")
+        self.sort.observe(lambda c: self._set_query(sort=c["new"]), names="value")
+        self.descending.observe(lambda c: self._set_query(ascending=not c["new"]), names="value")
+        self.prev_button.on_click(lambda _b: self._set_query(page=self.query.page - 1))
+        self.next_button.on_click(lambda _b: self._set_query(page=self.query.page + 1))
+
+    def _build_table(self) -> None:
+        """One widget for the rows and their kill buttons (see _table_view)."""
+        self.table = TableView(self._row_kill_requested, layout=widgets.Layout(width="100%"))
         self.table.add_class("bk-table-html")
         self.table.on_select(self._row_selected)
         self._row_listeners: list[Callable[[str], None]] = []
 
+    def _build_panels(self) -> None:
+        """The collapsible panels below the table: verdicts and waste, timelines, advice."""
+        W = widgets
         self.timeline_out = W.Output()
         self.summary_out = W.Output()
         self.export_button = W.Button(description="export post-mortem (HTML)", icon="download", layout=W.Layout(width="auto"))
