@@ -51,6 +51,7 @@ from batchkit.table_model import (
     render_table,
     select,
 )
+from batchkit.widgets._background import run_off_loop, running_loop, wait_all
 from batchkit.widgets._table_view import TableView
 
 log = logging.getLogger(__name__)
@@ -432,13 +433,6 @@ def _set(widget: Any, **values: Any) -> None:
     with widget.hold_sync():
         for key, value in changed.items():
             setattr(widget, key, value)
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 def _client_for(run: Any) -> tuple[Any, tuple[str, str]]:
@@ -894,8 +888,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     async def wait_idle(self) -> None:
         """Wait for kills and refreshes the buttons started on this loop."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await wait_all(self._tasks)
 
     def close(self) -> None:
         """Stop refreshing (and the tracker, when the dashboard made it) and close the widgets."""
@@ -1191,14 +1184,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 return
             self.advice.value = advice_html(findings)
 
-        loop = _running_loop()
-        if loop is None:
-            work()
-            return
         # doctor() asks AWS about queues and compute environments: keep the loop free.
-        future = loop.run_in_executor(None, work)
-        self._tasks.add(future)
-        future.add_done_callback(self._tasks.discard)
+        run_off_loop(work, self._tasks)
 
     def _export_clicked(self) -> None:
         from batchkit.figures import export_html
@@ -1296,7 +1283,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         if not plan:
             return
         self._begin(plan)
-        loop = _running_loop()
+        loop = running_loop()
         finished = threading.Event()
         future: asyncio.Future[Any] | None = loop.create_future() if loop is not None else None
         if future is not None:
@@ -1334,7 +1321,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def _spawn(self, coroutine: Callable[[], Awaitable[Any]], blocking: Callable[[], Any]) -> None:
         """Run on the kernel's loop when there is one (the cell returns at once), else inline."""
-        loop = _running_loop()
+        loop = running_loop()
         if loop is None:
             blocking()
             return

@@ -24,6 +24,7 @@ import pandas as pd
 
 from batchkit.inspection import Inspection, render_html
 from batchkit.schema import JobCol, RecCol, TaskCol
+from batchkit.widgets._background import run_off_loop, wait_all
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +32,6 @@ __all__ = ["InspectorPanel", "attach_inspector"]
 
 HINT: Final = '<div class="bk-muted">Click a row of the table to see its task: Nextflow\'s lines, every Batch attempt, its log and its work dir.</div>'
 
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 def row_key(frame: pd.DataFrame, target: str) -> tuple[str, str] | None:
@@ -164,8 +158,7 @@ class InspectorPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyp
 
     async def wait_idle(self) -> None:
         """Wait until the fetches started so far have finished (tests, notebooks)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await wait_all(self._tasks)
 
     # --- internals -----------------------------------------------------------------------
 
@@ -188,14 +181,8 @@ class InspectorPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyp
                 return  # the user opened another row meanwhile
             self._show_result(result)
 
-        loop = _running_loop()
-        if loop is None:
-            run()
-            return
         # inspect() asks Batch, CloudWatch Logs and S3: keep the kernel's loop free.
-        future = loop.run_in_executor(None, run)
-        self._tasks.add(future)
-        future.add_done_callback(self._tasks.discard)
+        run_off_loop(run, self._tasks)
 
     def _show_result(self, insp: Inspection) -> None:
         self.inspection = insp
