@@ -550,14 +550,21 @@ def config_findings(config: NfConfig, *, version: str | None = None) -> list[Fin
     return out
 
 
+def _known(config: NfConfig, key: str, undetermined: Undetermined) -> Lookup | None:
+    """The setting ``key`` (set or unset), or None when the reader could not determine it
+    (then said through ``undetermined``: a rule never guesses)."""
+    look = config.lookup(key)
+    if look.state == "unknown":
+        undetermined(key, look)
+        return None
+    return look
+
+
 def _spot_attempts_findings(config: NfConfig, undetermined: Undetermined) -> list[Finding]:
     # aws.batch.maxSpotAttempts > 0: Batch re-runs spot-reclaimed jobs inside one task,
     # in the same work dir, invisible to Nextflow (nextflow-io/nextflow#5215).
-    spot = config.lookup("aws.batch.maxSpotAttempts")
-    if spot.state == "unknown":
-        undetermined("aws.batch.maxSpotAttempts", spot)
-        return []
-    if not (spot.state == "set" and isinstance(spot.value, int | float) and spot.value > 0):
+    spot = _known(config, "aws.batch.maxSpotAttempts", undetermined)
+    if spot is None or not (spot.state == "set" and isinstance(spot.value, int | float) and spot.value > 0):
         return []
     return [
         Finding(
@@ -574,9 +581,8 @@ def _spot_attempts_findings(config: NfConfig, undetermined: Undetermined) -> lis
 
 def _transfer_attempts_findings(config: NfConfig, undetermined: Undetermined) -> list[Finding]:
     # aws.batch.maxTransferAttempts (default 1): one transient S3 error fails the task.
-    transfer = config.lookup("aws.batch.maxTransferAttempts")
-    if transfer.state == "unknown":
-        undetermined("aws.batch.maxTransferAttempts", transfer)
+    transfer = _known(config, "aws.batch.maxTransferAttempts", undetermined)
+    if transfer is None:
         return []
     value = transfer.value
     if not (transfer.state == "unset" or (isinstance(value, int | float) and not isinstance(value, bool) and value <= 1)):
@@ -596,11 +602,8 @@ def _transfer_attempts_findings(config: NfConfig, undetermined: Undetermined) ->
 
 def _retry_mode_findings(config: NfConfig, undetermined: Undetermined) -> list[Finding]:
     # aws.batch.retryMode: passed to the AWS SDK; only these names are understood.
-    mode = config.lookup("aws.batch.retryMode")
-    if mode.state == "unknown":
-        undetermined("aws.batch.retryMode", mode)
-        return []
-    if mode.state != "set" or str(mode.value) in RETRY_MODES:
+    mode = _known(config, "aws.batch.retryMode", undetermined)
+    if mode is None or mode.state != "set" or str(mode.value) in RETRY_MODES:
         return []
     return [
         Finding(
@@ -720,9 +723,8 @@ def _observer_findings(config: NfConfig, undetermined: Undetermined) -> list[Fin
         ("trace", "-with-trace", "after a crash the log is the only record of in-flight tasks"),
         ("weblog", "-with-weblog", "batchkit cannot follow the run live"),
     ):
-        look = config.lookup(f"{scope}.enabled")
-        if look.state == "unknown":
-            undetermined(f"{scope}.enabled", look)
+        look = _known(config, f"{scope}.enabled", undetermined)
+        if look is None:
             continue
         on = look.state == "set" and look.value is True
         if on or config.cli_flag(flag) is not None:

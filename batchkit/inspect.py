@@ -19,8 +19,8 @@ from __future__ import annotations
 import sys
 import types
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -29,6 +29,7 @@ from batchkit.inspection import (
     DEFAULT_LINES,
     DEFAULT_TAIL_BYTES,
     WORKDIR_FILES,
+    Attempt,
     FileTail,
     Inspection,
     LogTail,
@@ -194,18 +195,45 @@ def inspect(
     :class:`~batchkit.client.BatchClient`; ``readers`` the logs/S3 readers
     (:meth:`AwsReaders.create <batchkit.aws_readers.AwsReaders.create>`). Any of them may be
     None: that side is then left out.
+
+    The steps, in order: read the run, find the task, DescribeJobs, the attempt's
+    CloudWatch log tail, the work dir's S3 tails, the ``.nextflow.log`` lines naming them.
     """
     if not isinstance(target, str) or not target.strip():
         raise InputError("inspect: give a task name (e.g. 'ALIGN (sample_01)'), a hash (ab/cdef12) or a Batch job id")
     target = target.strip()
     problems: list[str] = []
-    nf_run: NextflowRun | None
-    if run is None or not isinstance(run, str | Path):
-        nf_run = run
-    else:
-        from batchkit.nextflow import NextflowRun
+    nf_run = _open_run(run)
+    task, job_id = _resolve_target(nf_run, target, problems)
+    job = _describe_job(batch, job_id, problems) if job_id is not None and batch is not None else None
+    attempts = tuple(attempts_of(job)) if job is not None else ()
+    workdir = _workdir_of(task, job)
+    log = _tail_attempt_log(readers, job, job_id, attempts, attempt, lines=lines, problems=problems)
+    files, evidence = _read_workdir_tails(readers, workdir, tail_bytes=tail_bytes, problems=problems)
+    nf_lines: tuple[str, ...] = ()
+    if nf_run is not None:
+        nf_lines = read_nextflow_lines(list(nf_run.log_paths), needles_for(task, job_id, workdir))
+    return Inspection(
+        query=target, task=task, nextflow_lines=nf_lines, job_id=job_id, **_job_fields(job),
+        attempts=attempts, log=log, workdir=workdir, files=files, evidence=evidence, problems=tuple(problems),
+    )  # fmt: skip
 
-        nf_run = NextflowRun.from_dir(run)
+
+def _open_run(run: NextflowRun | str | Path | None) -> NextflowRun | None:
+    """The run itself: a NextflowRun as given, a launch dir read from its files."""
+    if run is None or not isinstance(run, str | Path):
+        return run
+    from batchkit.nextflow import NextflowRun
+
+    return NextflowRun.from_dir(run)
+
+
+def _resolve_target(nf_run: NextflowRun | None, target: str, problems: list[str]) -> tuple[dict[str, Any] | None, str | None]:
+    """(the run's task ``target`` names, the Batch job id to describe). Pure.
+
+    A target no task of the run claims is taken for a Batch job id when it looks like
+    one (no space, no slash).
+    """
     task = find_task(nf_run.tasks, target) if nf_run is not None else None
     job_id: str | None = None
     if task is not None:
@@ -216,29 +244,38 @@ def inspect(
         job_id = target  # not a task of this run: take it for a Batch job id
     if nf_run is not None and task is None:
         problems.append(f"no task of run '{nf_run.name or '?'}' is named, hashed or numbered {target!r}")
+    return task, job_id
 
-    job: Mapping[str, Any] | None = None
-    if job_id is not None and batch is not None:
-        try:
-            found = batch.describe_jobs([job_id])
-        except AwsError as error:
-            problems.append(str(error))
-        else:
-            job = found.jobs.get(job_id)
-            if job_id in found.failed:
-                problems.append(f"DescribeJobs for {job_id} kept failing: Batch's answer is not shown; try again")
-            elif job is None:
-                problems.append(f"Batch has no job {job_id}: it aged out (about a week after it ended), "
-                                "or it is in another region/account (nextflow-io/nextflow#7301)")
-    attempts = tuple(attempts_of(job)) if job is not None else ()
 
-    workdir: str | None = None
+def _describe_job(batch: BatchClient, job_id: str, problems: list[str]) -> Mapping[str, Any] | None:
+    """DescribeJobs for the one job: Batch's answer, or None with the reason in ``problems``."""
+    try:
+        found = batch.describe_jobs([job_id])
+    except AwsError as error:
+        problems.append(str(error))
+        return None
+    job = found.jobs.get(job_id)
+    if job_id in found.failed:
+        problems.append(f"DescribeJobs for {job_id} kept failing: Batch's answer is not shown; try again")
+    elif job is None:
+        problems.append(f"Batch has no job {job_id}: it aged out (about a week after it ended), "
+                        "or it is in another region/account (nextflow-io/nextflow#7301)")
+    return job
+
+
+def _workdir_of(task: Mapping[str, Any] | None, job: Mapping[str, Any] | None) -> str | None:
+    """The task's work dir (its trace row), else the one in the job's command. Pure."""
     if task is not None and isinstance(task.get(TaskCol.WORKDIR), str):
-        workdir = str(task[TaskCol.WORKDIR]).rstrip("/")
-    elif job is not None:
-        workdir = _job_workdir(job)
+        return str(task[TaskCol.WORKDIR]).rstrip("/")
+    return _job_workdir(job) if job is not None else None
 
-    log: LogTail | None = None
+
+def _tail_attempt_log(
+    readers: AwsReaders | None, job: Mapping[str, Any] | None, job_id: str | None, attempts: Sequence[Attempt],
+    attempt: int | None, *, lines: int, problems: list[str],
+) -> LogTail | None:
+    """GetLogEvents: the tail of the chosen attempt's CloudWatch log stream (the latest
+    attempt that has one, or number ``attempt``)."""
     if attempt is not None:
         chosen = [a for a in attempts if a.index == attempt]
         if not chosen:
@@ -247,41 +284,37 @@ def inspect(
     else:
         stream = next((a.log_stream for a in reversed(attempts) if a.log_stream), None)
     if stream is not None and readers is not None:
-        log = readers.logs.tail(stream, lines=lines)
-    elif job is not None and attempt is None:
+        return readers.logs.tail(stream, lines=lines)
+    if job is not None and attempt is None:
         problems.append(f"no CloudWatch log yet: Batch names an attempt's log stream when it reaches "
                         f"RUNNING (job {job_id} is {job.get('status')})")
+    return None
 
-    files: dict[str, FileTail] = {}
-    evidence = None
-    if workdir is not None and readers is not None:
-        if workdir.startswith("s3://"):
-            files, more = read_workdir(readers.s3, workdir, max_bytes=tail_bytes)
-            problems += more
-            evidence = evidence_from_files(workdir, files.values())
-        else:
-            problems.append(f"work dir {workdir} is not in S3: the inspector reads S3 work dirs only")
 
-    nf_lines: tuple[str, ...] = ()
-    if nf_run is not None:
-        nf_lines = read_nextflow_lines(list(nf_run.log_paths), needles_for(task, job_id, workdir))
+def _read_workdir_tails(
+    readers: AwsReaders | None, workdir: str | None, *, tail_bytes: int, problems: list[str]
+) -> tuple[dict[str, FileTail], WorkdirEvidence | None]:
+    """ListObjectsV2 and ranged GETs: the work dir's file tails and what they witness."""
+    if workdir is None or readers is None:
+        return {}, None
+    if not workdir.startswith("s3://"):
+        problems.append(f"work dir {workdir} is not in S3: the inspector reads S3 work dirs only")
+        return {}, None
+    files, more = read_workdir(readers.s3, workdir, max_bytes=tail_bytes)
+    problems += more
+    return files, evidence_from_files(workdir, files.values())
 
-    return Inspection(
-        query=target,
-        task=task,
-        nextflow_lines=nf_lines,
-        job_id=job_id,
-        job_status=str(job.get("status")) if job is not None else None,
-        job_reason=str(job["statusReason"]) if job is not None and job.get("statusReason") else None,
-        job_name=str(job.get("jobName")) if job is not None else None,
-        job_queue=str(job.get("jobQueue")) if job is not None else None,
-        attempts=attempts,
-        log=log,
-        workdir=workdir,
-        files=files,
-        evidence=evidence,
-        problems=tuple(problems),
-    )
+
+def _job_fields(job: Mapping[str, Any] | None) -> dict[str, str | None]:
+    """The job's status, status reason, name and queue as the Inspection shows them. Pure."""
+    if job is None:
+        return {"job_status": None, "job_reason": None, "job_name": None, "job_queue": None}
+    return {
+        "job_status": str(job.get("status")),
+        "job_reason": str(job["statusReason"]) if job.get("statusReason") else None,
+        "job_name": str(job.get("jobName")),
+        "job_queue": str(job.get("jobQueue")),
+    }
 
 
 def load_earlier(insp: Inspection, readers: AwsReaders, *, lines: int = DEFAULT_LINES) -> Inspection:
@@ -310,6 +343,7 @@ def witness(
     return explain_with_workdir(frame, s3.evidence_for(targets, limit=limit))
 
 
+@dataclass(eq=False, repr=False)
 class Inspector:
     """One run's inspector: what a dashboard row click or ``Dashboard.inspect`` calls.
 
@@ -317,20 +351,12 @@ class Inspector:
     network call (the panel runs them off the event loop).
     """
 
-    def __init__(
-        self,
-        run: NextflowRun | None,
-        batch: BatchClient | None,
-        readers: AwsReaders | None,
-        *,
-        lines: int = DEFAULT_LINES,
-        tail_bytes: int = DEFAULT_TAIL_BYTES,
-    ) -> None:
-        self.run = run
-        self.batch = batch
-        self.readers = readers
-        self.lines = lines
-        self.tail_bytes = tail_bytes
+    run: NextflowRun | None
+    batch: BatchClient | None
+    readers: AwsReaders | None
+    _: KW_ONLY
+    lines: int = DEFAULT_LINES
+    tail_bytes: int = DEFAULT_TAIL_BYTES
 
     def inspect(self, target: str, attempt: int | None = None) -> Inspection:
         return inspect(target, run=self.run, batch=self.batch, readers=self.readers, lines=self.lines,

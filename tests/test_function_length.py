@@ -36,10 +36,6 @@ KNOWN_LONG: dict[str, tuple[int, str]] = {
         117,
         "walks the DescribeJobs dicts once, filling every column's list in the same loop (the hot path of benchmarks/bench_reconcile.py); one function per column would walk them again",
     ),
-    "inspect.py:inspect": (
-        107,
-        "the inspector's fetch steps in order, each an explicit network call (issue #14, written this session)",
-    ),
 }
 
 
