@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
@@ -67,11 +68,17 @@ class TableQuery:
     ascending: bool = True
     page: int = 0
     page_size: int = 50
+    #: Job ids shown whatever the filter: rows the user acted on in this view (see
+    #: ``keep_in_view``), kept until the filter or the search changes.
+    keep: frozenset[str] = frozenset()
 
     def with_(self, **changes: Any) -> TableQuery:
-        """A copy with ``changes``; a new filter, search or sort starts again at page 0."""
+        """A copy with ``changes``; a new filter, search or sort starts again at page 0,
+        and a new filter or search lets go of the rows kept in view."""
         if changes.keys() & {"verdict", "search", "sort", "ascending", "page_size"}:
             changes.setdefault("page", 0)
+        if any(key in changes and changes[key] != getattr(self, key) for key in ("verdict", "search")):
+            changes.setdefault("keep", frozenset())
         return replace(self, **changes)
 
 
@@ -85,6 +92,7 @@ class TablePage:
     n_pages: int
     query: TableQuery
     killable_ids: tuple[str, ...] = field(default=())  # job ids on this page that may be killed
+    kept: int = 0  # rows shown only because they are kept in view (query.keep), not by the filter
 
     @property
     def first(self) -> int:
@@ -104,6 +112,7 @@ def column_text(frame: pd.DataFrame, column: str) -> pd.Series:
 
 
 def _filter_mask(frame: pd.DataFrame, query: TableQuery) -> pd.Series:
+    """Rows the query's verdict filter and search match, and the rows it keeps in view."""
     mask = pd.Series(True, index=frame.index)
     if query.verdict == FILTER_MISMATCHES:
         mask &= column_text(frame, RecCol.VERDICT).isin(sorted(MISMATCH_VERDICTS))
@@ -120,7 +129,36 @@ def _filter_mask(frame: pd.DataFrame, query: TableQuery) -> pd.Series:
             + column_text(frame, JobCol.JOB_NAME).str.lower()
         )
         mask &= hay.str.contains(needle, regex=False)
+    if query.keep:
+        mask |= column_text(frame, JobCol.JOB_ID).isin(sorted(query.keep))
     return mask
+
+
+def _kept_only(frame: pd.DataFrame, query: TableQuery) -> int:
+    """How many rows the query shows only because it keeps them in view."""
+    if not query.keep:
+        return 0
+    kept = frame.loc[column_text(frame, JobCol.JOB_ID).isin(sorted(query.keep)).to_numpy(dtype=bool)]
+    return int((~_filter_mask(kept, replace(query, keep=frozenset()))).sum())
+
+
+def keep_in_view(frame: pd.DataFrame, query: TableQuery, job_ids: Iterable[str]) -> TableQuery:
+    """``query``, keeping those of ``job_ids`` it shows in ``frame`` now in view until its
+    filter or search changes.
+
+    A user who kills rows in a filtered view ("orphan") must see what became of them:
+    once killed, a row's verdict is ``killed`` and the filter alone would drop it, leaving
+    the rows the user just acted on gone from under the mouse, or an empty table.
+    """
+    wanted = {str(j) for j in job_ids}
+    if not wanted or frame.empty or JobCol.JOB_ID not in frame.columns:
+        return query
+    ids = column_text(frame, JobCol.JOB_ID)
+    candidates = frame.loc[ids.isin(sorted(wanted)).to_numpy(dtype=bool)]
+    shown = set(column_text(candidates, JobCol.JOB_ID)[_filter_mask(candidates, query).to_numpy(dtype=bool)])
+    if shown <= query.keep:
+        return query
+    return replace(query, keep=query.keep | frozenset(shown))
 
 
 def _codes(values: pd.Series) -> np.ndarray:
@@ -177,11 +215,11 @@ class OrderCache:
     """
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, str, str, bool], np.ndarray] = {}
+        self._entries: dict[tuple[str, str, str, bool, frozenset[str]], np.ndarray] = {}
 
     @staticmethod
-    def _key(query: TableQuery) -> tuple[str, str, str, bool]:
-        return (query.verdict, query.search.strip().lower(), query.sort, query.ascending)
+    def _key(query: TableQuery) -> tuple[str, str, str, bool, frozenset[str]]:
+        return (query.verdict, query.search.strip().lower(), query.sort, query.ascending, query.keep)
 
     def get(self, query: TableQuery) -> np.ndarray | None:
         return self._entries.get(self._key(query))
@@ -226,6 +264,7 @@ def select(frame: pd.DataFrame, query: TableQuery, cache: OrderCache | None = No
         n_pages=n_pages,
         query=replace(query, page=page),
         killable_ids=killable,
+        kept=_kept_only(frame, query),
     )
 
 
@@ -493,9 +532,11 @@ def render_table(
 
 
 def page_label(page: TablePage) -> str:
-    """'rows 51-100 of 1,234 · page 2 of 25' (plain text, with an en dash)."""
+    """'rows 51-100 of 1,234 · page 2 of 25' (plain text, with an en dash), and how many
+    rows are kept in view when there are any."""
     if page.total == 0:
         return "no rows"
+    kept = f" · {page.kept:,} kept in view until the filter changes" if page.kept else ""
     return (
-        f"rows {page.first:,}–{page.last:,} of {page.total:,} · page {page.page + 1:,} of {page.n_pages:,}"
+        f"rows {page.first:,}–{page.last:,} of {page.total:,} · page {page.page + 1:,} of {page.n_pages:,}{kept}"
     )

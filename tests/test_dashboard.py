@@ -28,8 +28,10 @@ from batchkit.table_model import (
     KillRecord,
     TableQuery,
     action_html,
+    keep_in_view,
     killed_reason,
     overlay_kills,
+    page_label,
     render_table,
     select,
 )
@@ -192,6 +194,32 @@ def test_killed_rows_read_killed_everywhere() -> None:
     assert killed_reason(KillRecord("orphan"), "RUNNING").endswith("Batch still says RUNNING (stopping)")
     # Killed rows keep their place in the default order: they sort with the orphans.
     assert select(view, TableQuery()).rows[RecCol.VERDICT].iloc[: len(orphans)].isin(["orphan", KILLED]).all()
+
+
+def test_rows_killed_in_a_filtered_view_stay_in_it_until_the_filter_changes() -> None:
+    frame = make_frame(60)
+    orphans = frame.loc[frame[RecCol.VERDICT] == "orphan", JobCol.JOB_ID].tolist()
+    ok_row = frame.loc[frame[RecCol.VERDICT] == "ok", JobCol.JOB_ID].iat[0]
+    query = TableQuery(verdict="orphan", page_size=100)
+    # Kept: the rows of the plan this view shows now; not a row the filter hides (ok_row).
+    kept = keep_in_view(frame, query, [*orphans[:3], ok_row])
+    assert kept.keep == frozenset(orphans[:3])
+    view = overlay_kills(frame, {j: KillRecord("orphan") for j in orphans[:3]})
+    # Without keeping them, the killed rows leave the user's view at once.
+    assert select(view, query).total == len(orphans) - 3
+    page = select(view, kept)
+    assert page.query.verdict == "orphan" and page.total == len(orphans)
+    assert list(page.rows[JobCol.JOB_ID]) == list(select(frame, query).rows[JobCol.JOB_ID])  # same places
+    assert (page.rows.set_index(JobCol.JOB_ID).loc[orphans[:3], RecCol.VERDICT] == KILLED).all()
+    assert page.kept == 3 and page_label(page).endswith(" · 3 kept in view until the filter changes")
+    assert page_label(select(frame, kept)) == f"rows 1–{len(orphans)} of {len(orphans)} · page 1 of 1"
+    # Sorting and paging keep them; another filter or search lets them go; the same filter does not.
+    assert kept.with_(sort="task").keep == kept.with_(page=1).keep == kept.with_(verdict="orphan").keep == kept.keep
+    assert kept.with_(verdict="mismatches").keep == kept.with_(search="x").keep == frozenset()
+    assert select(view, kept.with_(verdict="all").with_(verdict="orphan")).total == len(orphans) - 3
+    # Nothing new to keep: the very same query.
+    assert keep_in_view(frame, kept, orphans[:2]) is kept
+    assert keep_in_view(frame.iloc[0:0], query, orphans) is query
 
 
 def test_select_on_a_100k_row_frame_returns_one_page() -> None:
@@ -417,6 +445,46 @@ def test_row_kill_button_kills_that_job_only_and_ignores_a_double_click(incident
         unsubscribe()
         dash.table._message(dash.table, {"select": job_id}, [])
         assert seen == [job_id]
+    finally:
+        dash.close()
+
+
+def test_a_kill_in_a_filtered_view_keeps_the_users_filter_and_shows_the_killed_rows(incident: Any) -> None:
+    """What a user sees after killing from the orphan (or mismatches) view: the same
+    filter, the rows just killed still in it, reading "killed", not an emptied table."""
+    dash = make_dashboard(incident)
+    try:
+        dash.refresh()
+        dash.chips["orphan"].click()
+        n = len(dash.page.rows)
+        slot = 1
+        job_id = dash.page.rows[JobCol.JOB_ID].iat[slot]
+        dash.table.click_kill(job_id)
+        dash.wait_kill(60)
+        assert incident.batch.describe_job(job_id)["status"] == "FAILED"
+        assert dash.filter.value == dash.query.verdict == "orphan"
+        assert "bk-chip-active" in dash.chips["orphan"]._dom_classes
+        assert dash.chips["orphan"].description == f"orphan {n - 1}"
+        assert len(row_classes(dash)) == n
+        assert dash.page.rows[JobCol.JOB_ID].iat[slot] == job_id and "bk-killed" in row_classes(dash)[slot]
+        assert "killed by batchkit at " in dash.table.value
+        assert "1 kept in view until the filter changes" in dash.page_info.value
+        dash.refresh()  # and after the next poll
+        assert dash.page.rows[JobCol.JOB_ID].iat[slot] == job_id and "bk-killed" in row_classes(dash)[slot]
+
+        dash.chips["mismatches"].click()  # another filter: the killed row is no mismatch now
+        assert job_id not in dash.table.value and "kept" not in dash.page_info.value
+        left = set(dash.page.rows[JobCol.JOB_ID]) & set(incident.truth.abandoned_job_ids)
+        assert left
+        dash.kill_all_button.click()
+        dash.confirm_button.click()
+        dash.wait_kill(60)
+        assert dash.filter.value == "mismatches"
+        assert "No task matches" not in dash.table.value
+        shown = dict(re.findall(r'data-job-id="([^"]+)" data-verdict="([^"]+)"', dash.table.value))
+        assert {j for j, v in shown.items() if v == "killed"} == left
+        dash.chips["orphan"].click()
+        assert "No task matches this filter" in dash.table.value
     finally:
         dash.close()
 

@@ -46,6 +46,7 @@ from batchkit.table_model import (
     OrderCache,
     TablePage,
     TableQuery,
+    keep_in_view,
     overlay_kills,
     page_label,
     render_table,
@@ -1337,6 +1338,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def _begin(self, plan: Sequence[KillJob]) -> None:
         ids = [job.job_id for job in plan]
+        # The user's filter stays, and the rows it shows now stay in it when they turn
+        # "killed", so the user sees what became of them (until the filter changes).
+        self.query = keep_in_view(self._view_frame(), self.query, ids)
         self._busy.update(ids)
         for job in plan:
             self.marks[job.job_id] = "pending"
