@@ -161,6 +161,8 @@ class _Reader:
         self._rng = rng if rng is not None else random.Random()
         #: HTTP requests sent (each paid a budget token)
         self.requests = 0
+        #: the whole command's deadline on ``clock`` (``give_up_after``); None: per call only
+        self._give_up_at: float | None = None
         prefix = client.meta.service_model.service_id.hyphenize()
         self._hook = f"batchkit-budget-{id(self)}"
         client.meta.events.register_first(f"before-send.{prefix}", self._on_before_send, unique_id=self._hook)
@@ -171,8 +173,19 @@ class _Reader:
         self.budget.acquire()
         return None
 
+    def give_up_after(self, seconds: float) -> None:
+        """Bound every later call by one deadline ``seconds`` from now (a whole command's), as
+        ``BatchClient.give_up_after`` does: past it, calls fail at once without a request."""
+        self._give_up_at = self._clock() + max(0.0, float(seconds))
+
     def _call(self, fn: Callable[[], T]) -> T:
-        retrying = Retrying(policy_for("read", self.deadline), clock=self._clock, sleep=self._sleep, rng=self._rng)
+        deadline = self.deadline
+        if self._give_up_at is not None:
+            left = self._give_up_at - self._clock()
+            if left <= 0:
+                raise DeadlineExceededError(TimeoutError("the command's deadline passed before it was sent"), 0, 0.0)
+            deadline = min(deadline, left)
+        retrying = Retrying(policy_for("read", deadline), clock=self._clock, sleep=self._sleep, rng=self._rng)
         try:
             return retrying.call(fn)
         except NoCredentialsError as error:
@@ -192,6 +205,8 @@ def _denied(error: BaseException) -> bool:
 
 def _refusal(service: str, action: str, what: str, error: BaseException, hint: str = "") -> str:
     """One line naming the refused call, the AWS error and the IAM action to add."""
+    if isinstance(error, DeadlineExceededError) and error.attempts == 0:
+        return f"{service} {action} {what}: not sent, the command's deadline had passed"
     if isinstance(error, DeadlineExceededError):
         return (f"{service} {action} {what} kept failing ({error.attempts} attempts); last error "
                 f"{error_code(error.last_error)}: {error_message(error.last_error)} — try again later")
@@ -397,6 +412,11 @@ class AwsReaders:
         s3 = make_service_client("s3", region=region, profile=profile, endpoint_url=urls.get("s3"))
         common: dict[str, Any] = {"budget": budget, "deadline": deadline, "clock": clock, "sleep": sleep}
         return cls(LogsReader(logs, **common), S3Reader(s3, **common))
+
+    def give_up_after(self, seconds: float) -> None:
+        """One whole-command deadline for both readers (``--deadline``), ``seconds`` from now."""
+        self.logs.give_up_after(seconds)
+        self.s3.give_up_after(seconds)
 
     def close(self) -> None:
         self.logs.close()

@@ -447,7 +447,8 @@ def register_cli(sub: Any) -> None:
     aws.add_argument("--logs-endpoint-url", type=cli_args.endpoint_url, help="CloudWatch Logs endpoint")
     aws.add_argument("--s3-endpoint-url", type=cli_args.endpoint_url, help="S3 endpoint")
     aws.add_argument("--deadline", type=cli_args.number(0, 86400.0, unit="seconds"), default=60.0,
-                     help="seconds to keep retrying a failing AWS API (default 60)")
+                     help="seconds the whole command may take, reading the run and every AWS call included, "
+                     "before it gives up and shows what it read (default 60)")
     p.set_defaults(run=run_cli)
 
 
@@ -475,13 +476,21 @@ def witness_from_args(args: Any, client: Any) -> WorkdirWitness | None:
 
 
 def run_cli(args: Any) -> int:
-    """``batchkit inspect``: the inspection on stdout (text, JSON, or a standalone HTML page)."""
+    """``batchkit inspect``: the inspection on stdout (text, JSON, or a standalone HTML page).
+
+    ``--deadline`` is the whole command's, counted from its start (reading the run too), as
+    for reconcile, kill and doctor: past it every AWS call fails at once. When it passed
+    with a piece not read, what was read is still printed, one line on stderr says so and
+    the exit status is 1 (AWS did not answer before --deadline).
+    """
+    import time
+
     from batchkit import _cli_args as cli_args
     from batchkit.aws_readers import AwsReaders
     from batchkit.client import BatchClient
-    from batchkit.inspection import render_html, render_text
     from batchkit.nextflow import NextflowRun
 
+    started = time.monotonic()
     folder = Path(args.launch_dir)
     if not folder.is_dir():
         raise InputError("no such launch directory; pass the directory where `nextflow run` was started",
@@ -493,19 +502,40 @@ def run_cli(args: Any) -> int:
         region = args.region or batch.region
         with AwsReaders.create(region=region, profile=args.profile, endpoint_urls=urls,
                                deadline=args.deadline) as readers:
+            left = max(0.0, args.deadline - (time.monotonic() - started))
+            batch.give_up_after(left)
+            readers.give_up_after(left)
             insp = inspect(args.target, run=run, batch=batch, readers=readers, lines=args.lines,
                            tail_bytes=args.tail_bytes, attempt=args.attempt)
-    if insp.task is None and insp.job_status is None:
+            stopped = batch.remaining() == 0 and _something_unread(insp)
+    if insp.task is None and insp.job_status is None and not stopped:
         raise InputError(f"no task or Batch job {args.target!r} in this run; give a task name, hash or job id "
                          "(`batchkit reconcile` lists them)", path=str(folder))
-    if args.format == "json":
+    _print_inspection(insp, args.format, lines=args.lines)
+    if stopped:
+        print(f"batchkit inspect: error: stopped at the {args.deadline:g} s deadline with AWS not answering; "
+              "shown is what was read before it, each piece not read named there", file=sys.stderr)
+        return cli_args.EXIT_FAILURE
+    return cli_args.EXIT_OK
+
+
+def _something_unread(insp: Inspection) -> bool:
+    """Whether the inspection names a piece it could not read. Pure."""
+    log_failed = insp.log is not None and insp.log.error is not None
+    return bool(insp.problems) or log_failed or any(f.error for f in insp.files.values())
+
+
+def _print_inspection(insp: Inspection, form: str, *, lines: int) -> None:
+    from batchkit import _cli_args as cli_args
+    from batchkit.inspection import render_html, render_text
+
+    if form == "json":
         print(insp.to_json())
-    elif args.format == "html":
+    elif form == "html":
         print(render_html(insp, standalone=True))
     else:
         # Log lines and file contents may hold escape sequences: show them, never run them.
-        print("\n".join(cli_args.printable(line) for line in render_text(insp, lines=args.lines).splitlines()))
-    return cli_args.EXIT_OK
+        print("\n".join(cli_args.printable(line) for line in render_text(insp, lines=lines).splitlines()))
 
 
 class _CallableModule(types.ModuleType):

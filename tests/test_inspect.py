@@ -285,6 +285,33 @@ def test_a_failing_s3_read_is_retried_through_the_read_policy(
     assert readers.s3.budget.stats().acquired == readers.s3.requests + readers.logs.requests
 
 
+def test_the_readers_whole_command_deadline_spans_their_calls(
+    incident: Incident, parts: tuple[BatchClient, AwsReaders], sleeps: Sleeps
+) -> None:
+    """give_up_after (what `inspect --deadline` sets): one deadline for every later read, on
+    the readers' clock. A GetObject answering 500 forever is retried until it, not for the
+    per-call 30 s; after it, a read fails at once without a request."""
+    _, readers = parts
+    wd = incident.truth.tasks[0]["workdir"]
+
+    def hook(request: Any, event_name: str, **_: Any) -> AWSResponse | None:
+        return _answer(request, 500, b"<Error><Code>InternalError</Code><Message>x</Message></Error>",
+                       "application/xml")
+
+    readers.s3.client.meta.events.register("before-send.s3", hook)
+    readers.give_up_after(5.0)
+    first = readers.s3.tail(f"{wd}/.command.sh")
+    assert first.error is not None and "kept failing" in first.error and "InternalError" in first.error
+    assert 0 < sleeps.now <= 5.0 < readers.s3.deadline
+    sent = readers.s3.requests
+    sleeps.now = 5.0
+    later = readers.s3.tail(f"{wd}/.command.err")
+    assert later.error is not None and "not sent, the command's deadline had passed" in later.error
+    assert readers.s3.requests == sent
+    logs = readers.logs.tail("nf-demo/default/none")
+    assert logs.error is not None and "not sent" in logs.error and readers.logs.requests == 0
+
+
 def test_the_readers_share_one_rate_budget(incident: Incident) -> None:
     clock = Sleeps()
     budget = RateBudget(2.0, clock=clock.clock, sleep=clock.sleep)

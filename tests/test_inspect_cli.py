@@ -88,3 +88,40 @@ def test_reconcile_workdir_explains_a_vanished_job(incident: Incident, capsys: p
     assert "work dir" not in plain[jid]["reason"]
     assert [r["verdict"] for r in rows.values()] == [r["verdict"] for r in plain.values()]
     assert [r["killable"] for r in rows.values()] == [r["killable"] for r in plain.values()]
+
+
+def test_deadline_is_the_whole_commands_while_batch_answers_500_and_s3_is_unreachable(
+    incident: Incident, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`inspect --deadline 3` while LocalBatch answers every call with an injected HTTP 500 and
+    the S3 endpoint is a loopback port nobody listens on. DescribeJobs, ListObjectsV2 and one
+    GetObject per work-dir file would each retry for 3 s if the deadline were per call; it is
+    the whole command's: it returns by it, shows what it read (Nextflow's view), says so in
+    one error line and exits 1 (AWS did not answer before --deadline)."""
+    import socket
+    import time
+
+    done = next(t for t in incident.truth.tasks if t["status"] == "COMPLETED")
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    rule = incident.batch.faults.add(None, "server-500", rate=1.0)
+    try:
+        t0 = time.monotonic()
+        code = main(["inspect", str(incident.launch_dir), done["name"], "--deadline", "3",
+                     "--endpoint-url", incident.endpoint_urls["batch"],
+                     "--logs-endpoint-url", incident.endpoint_urls["logs"], "--s3-endpoint-url", closed])
+        took = time.monotonic() - t0
+    finally:
+        incident.batch.faults.remove(rule)
+    out = capsys.readouterr()
+    assert incident.batch.faults.counts.get(("DescribeJobs", "server-500"), 0) >= 1
+    assert took < 6.0, f"{took:.1f} s: --deadline bounds each call, not the command"
+    assert code == 1, out.err
+    [line] = out.err.splitlines()
+    assert line.startswith("batchkit inspect: error: stopped at the 3 s deadline"), line
+    assert "Traceback" not in out.err
+    assert f"== {done['name']}" in out.out  # Nextflow's side is still shown
+    # each piece not read is named in the output: Batch's answer, the work dir's listing and files
+    assert f"! DescribeJobs for {done['job_id']} kept failing" in out.out
+    assert "s3:ListBucket" in out.out and ".exitcode: ! S3 s3:GetObject" in out.out
