@@ -28,10 +28,6 @@ KNOWN_LONG: dict[str, tuple[int, str]] = {
         124,
         "one put(mask, text) per verdict case, read top to bottom like the verdict table (docs/ARCHITECTURE.md §6); issue #17 suggests plain f-strings",
     ),
-    "nextflow/log.py:_Scanner._line": (
-        123,
-        "the streaming log reader's per-line dispatch, written this session (issue #10); a table of line kinds is the candidate split",
-    ),
     "reconcile.py:jobs_frame": (
         117,
         "walks the DescribeJobs dicts once, filling every column's list in the same loop (the hot path of benchmarks/bench_reconcile.py); one function per column would walk them again",

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
@@ -403,6 +403,12 @@ def _not_a_log_message(head: Sequence[str]) -> str:
     )
 
 
+#: One kind of task line: reads ``(line number, message)`` into the scan. Returns None when
+#: the message is not its kind (the next kind is tried), True when read, False when read and
+#: nothing more is to be taken from it (a submit line whose work dir names no task).
+_TaskKind = Callable[[int, str], "bool | None"]
+
+
 class _Scanner:
     """The line-by-line state of one scan (pure)."""
 
@@ -421,6 +427,14 @@ class _Scanner:
         self.by_job: dict[str, str] = {}
         self.errored: set[str] = set()
         self.unexpected: str | None = None  # hash named by "Handling unexpected condition for"
+        # Task lines by their first character: most lines of a long log are task lines, and
+        # one dict look-up leaves each line one or two patterns to try, in this order.
+        self._task_kinds: dict[str, tuple[_TaskKind, ...]] = {
+            "[": (self._submitted, self._batch_submit, self._note, self._kill),
+            "T": (self._task_completed,),
+            "!": (self._dump,),
+            "E": (self._error_executing,),
+        }
 
     # --- helpers ---
 
@@ -498,78 +512,137 @@ class _Scanner:
         self.pending_error = None
 
     def _line(self, number: int, level: str, logger: str, msg: str) -> None:
+        """One timestamped line: a task's line (told apart by its first character), else a run fact."""
+        read = self._task_line(number, msg)
+        # one search rules out every run fact (most lines of a long log are neither)
+        if read is None and (level == "ERROR" or logger.endswith("Launcher") or _RARE_RE.search(msg) is not None):
+            self._run_fact(number, level, logger, msg)
+        if read is not False:
+            self._aws_facts(number, msg)
+
+    def _task_line(self, number: int, msg: str) -> bool | None:
+        """The first task-line kind that claims ``msg`` reads it (see ``_TaskKind``)."""
+        for kind in self._task_kinds.get(msg[:1], ()):
+            if (read := kind(number, msg)) is not None:
+                return read
+        return None
+
+    # --- task lines: each returns None when the line is not its kind (see ``_TaskKind``) ---
+
+    def _submitted(self, number: int, msg: str) -> bool | None:
+        """``[ab/cdef12] Submitted process > NAME (tag)`` (also Re-submitted, Cached)."""
+        if (m := _SUBMITTED_RE.match(msg)) is None:
+            return None
+        short, kind, name = m.groups()
+        if kind == "Re-submitted":
+            self.attempts[name] = self.attempts.get(name, 1) + 1
+        elif kind == "Submitted":
+            self.attempts[name] = 1
+        row = self._row(short)
+        row[TaskCol.NAME] = name
+        self.by_name[name] = short
+        row[TaskCol.STATUS] = "CACHED" if kind == "Cached" else row.get(TaskCol.STATUS, "SUBMITTED")
+        if kind != "Cached":
+            row[TaskCol.ATTEMPT] = self.attempts[name]
+            row.setdefault(TaskCol.SUBMIT, self.when)
+            self.facts.submitted_hashes.add(short)
+        return True
+
+    def _batch_submit(self, number: int, msg: str) -> bool | None:
+        """A cloud or grid executor's submit line: the task's job id and work dir."""
+        if (m := _CLOUD_SUBMIT_RE.match(msg) or _GRID_SUBMIT_RE.match(msg)) is None:
+            return None
         facts = self.facts
-        when = self.when
-        if (m := _SUBMITTED_RE.match(msg)) is not None:
-            short, kind, name = m.groups()
-            if kind == "Re-submitted":
-                self.attempts[name] = self.attempts.get(name, 1) + 1
-            elif kind == "Submitted":
-                self.attempts[name] = 1
+        executor, name, job_id, workdir = m.groups()
+        self._executor(_CLOUD_EXECUTORS.get(executor, executor))
+        if executor in _CLOUD_EXECUTORS:
+            facts.cloud_job_ids.append(job_id)
+        if facts.abort_line is not None and executor == "AWS BATCH":
+            facts.submitted_after_abort.append((number, job_id))
+        short = fmt.hash_of_workdir(workdir)
+        if short is None:
+            return False
+        row = self._row(short)
+        row[TaskCol.NATIVE_ID] = job_id
+        self.by_job[job_id] = short
+        row[TaskCol.WORKDIR] = workdir.rstrip("/")
+        if name:
+            row.setdefault(TaskCol.NAME, name)
+            self.by_name.setdefault(name, short)
+        row.setdefault(TaskCol.STATUS, "SUBMITTED")
+        row.setdefault(TaskCol.SUBMIT, self.when)
+        return True
+
+    def _task_completed(self, number: int, msg: str) -> bool | None:
+        """``Task completed > TaskHandler[…]``: the task's end."""
+        if not msg.startswith(_TASK_DONE_PREFIX):
+            return None
+        self._handler(msg[len(_TASK_DONE_PREFIX) :], dump=False)
+        return True
+
+    def _dump(self, number: int, msg: str) -> bool | None:
+        """``!! executor NAME > tasks to be completed: N``: the in-flight dump's header."""
+        if (m := _DUMP_RE.match(msg)) is None:
+            return None
+        self._executor(m.group(1))
+        return True
+
+    def _error_executing(self, number: int, msg: str) -> bool | None:
+        """``Error executing process > 'NAME'``: the task failed (its ``Caused by:`` follows)."""
+        if (m := _ERROR_EXECUTING_RE.match(msg)) is None:
+            return None
+        short = self.by_name.get(m.group(1))
+        if short is not None:
             row = self._row(short)
-            row[TaskCol.NAME] = name
-            self.by_name[name] = short
-            row[TaskCol.STATUS] = "CACHED" if kind == "Cached" else row.get(TaskCol.STATUS, "SUBMITTED")
-            if kind != "Cached":
-                row[TaskCol.ATTEMPT] = self.attempts[name]
-                row.setdefault(TaskCol.SUBMIT, when)
-                facts.submitted_hashes.add(short)
-        elif (m := _CLOUD_SUBMIT_RE.match(msg) or _GRID_SUBMIT_RE.match(msg)) is not None:
-            executor, name, job_id, workdir = m.groups()
-            self._executor(_CLOUD_EXECUTORS.get(executor, executor))
-            if executor in _CLOUD_EXECUTORS:
-                facts.cloud_job_ids.append(job_id)
-            if facts.abort_line is not None and executor == "AWS BATCH":
-                facts.submitted_after_abort.append((number, job_id))
-            short = fmt.hash_of_workdir(workdir)
-            if short is None:
-                return
+            if TaskCol.COMPLETE in row:
+                row[TaskCol.STATUS] = "FAILED"
+            else:
+                # No end seen: a status check that threw (nextflow-io/nextflow#5516) drops
+                # the task from the running queue without killing its job, so the kill
+                # sweep (``_abort_in_flight``) does not cover it and its job may well still run.
+                self.errored.add(short)
+            row.setdefault(TaskCol.NF_REASON, msg)
+            self.pending_error = short
+        return True
+
+    def _note(self, number: int, msg: str) -> bool | None:
+        """``[ab/cdef12] NOTE: Process … terminated … -- Execution is retried``: that attempt failed."""
+        m = _NOTE_RE.match(msg)
+        if m is None or not (m.group(3) or "terminated" in msg):
+            return None
+        short, text, _what = m.groups()
+        row = self._row(short)
+        row[TaskCol.STATUS] = "FAILED"
+        row[TaskCol.NF_REASON] = text.strip()
+        return True
+
+    def _kill(self, number: int, msg: str) -> bool | None:
+        """``[AWS BATCH] killing job=<id>`` / ``cleanup = terminating job <id>``: Nextflow's own kill."""
+        if (m := _KILL_RE.match(msg)) is None:
+            return None
+        verb, job_id = m.groups()
+        self._executor("awsbatch")
+        self.facts.kill_requested.append(job_id)
+        if verb == "killing":
+            self.facts.killed.append(job_id)
+        short = self.by_job.get(job_id)
+        if short is not None:
             row = self._row(short)
-            row[TaskCol.NATIVE_ID] = job_id
-            self.by_job[job_id] = short
-            row[TaskCol.WORKDIR] = workdir.rstrip("/")
-            if name:
-                row.setdefault(TaskCol.NAME, name)
-                self.by_name.setdefault(name, short)
-            row.setdefault(TaskCol.STATUS, "SUBMITTED")
-            row.setdefault(TaskCol.SUBMIT, when)
-        elif msg.startswith(_TASK_DONE_PREFIX):
-            self._handler(msg[len(_TASK_DONE_PREFIX) :], dump=False)
-        elif (m := _DUMP_RE.match(msg)) is not None:
-            self._executor(m.group(1))
-        elif (m := _ERROR_EXECUTING_RE.match(msg)) is not None:
-            short = self.by_name.get(m.group(1))
-            if short is not None:
-                row = self._row(short)
-                if TaskCol.COMPLETE in row:
-                    row[TaskCol.STATUS] = "FAILED"
-                else:
-                    # No end seen: a status check that threw (nextflow-io/nextflow#5516) drops
-                    # the task from the running queue without killing its job, so the kill
-                    # sweep below does not cover it and its job may well still run.
-                    self.errored.add(short)
-                row.setdefault(TaskCol.NF_REASON, msg)
-                self.pending_error = short
-        elif (m := _NOTE_RE.match(msg)) is not None and (m.group(3) or "terminated" in msg):
-            short, text, _what = m.groups()
-            row = self._row(short)
-            row[TaskCol.STATUS] = "FAILED"
-            row[TaskCol.NF_REASON] = text.strip()
-        elif (m := _KILL_RE.match(msg)) is not None:
-            verb, job_id = m.groups()
-            self._executor("awsbatch")
-            facts.kill_requested.append(job_id)
-            if verb == "killing":
-                facts.killed.append(job_id)
-            short = self.by_job.get(job_id)
-            if short is not None:
-                row = self._row(short)
-                if row.get(TaskCol.STATUS) in ("SUBMITTED", "RUNNING", None):
-                    row[TaskCol.STATUS] = "ABORTED"
-                    row[TaskCol.NF_REASON] = f"{KILLED_BY_NEXTFLOW} ({msg.strip()[:120]})"
-        elif level != "ERROR" and not logger.endswith("Launcher") and _RARE_RE.search(msg) is None:
-            pass  # one search rules out every line below (most lines of a long log)
-        elif (m := _WARM_UP_RE.search(msg)) is not None:
+            if row.get(TaskCol.STATUS) in ("SUBMITTED", "RUNNING", None):
+                row[TaskCol.STATUS] = "ABORTED"
+                row[TaskCol.NF_REASON] = f"{KILLED_BY_NEXTFLOW} ({msg.strip()[:120]})"
+        return True
+
+    # --- run facts: rare lines, the first that matches is read ---
+
+    def _run_fact(self, number: int, level: str, logger: str, msg: str) -> None:
+        if not self._launch_fact(number, logger, msg):
+            self._ending_fact(number, level, logger, msg)
+
+    def _launch_fact(self, number: int, logger: str, msg: str) -> bool:
+        """The banner and the launch's settings; False when ``msg`` is none of them."""
+        facts = self.facts
+        if (m := _WARM_UP_RE.search(msg)) is not None:
             self._executor(m.group(1))
         elif (m := _COMMAND_RE.match(msg)) is not None and logger.endswith("Launcher"):
             facts.command = facts.command or m.group(1).strip()
@@ -592,10 +665,17 @@ class _Scanner:
         elif (m := _PARSING_RE.search(msg)) is not None:
             if m.group(1) not in facts.config_files:
                 facts.config_files.append(m.group(1))
-        elif (m := _ABORT_RE.match(msg)) is not None:
+        else:
+            return False
+        return True
+
+    def _ending_fact(self, number: int, level: str, logger: str, msg: str) -> None:
+        """How the run ends: abort, Nextflow's kills, the jobs reaper, goodbye; a failed launch."""
+        facts = self.facts
+        if (m := _ABORT_RE.match(msg)) is not None:
             if facts.abort_when is None:  # the first abort is the cause; later ones echo it
                 facts.abort_cause = m.group(1).strip() or "(no cause given)"
-                facts.abort_when, facts.abort_line = when, number
+                facts.abort_when, facts.abort_line = self.when, number
         elif (m := _KILLING_TASKS_RE.search(msg)) is not None:
             facts.killed_count = (facts.killed_count or 0) + int(m.group(1))
             self._abort_in_flight(msg.strip())
@@ -606,20 +686,23 @@ class _Scanner:
             facts.reaper_pending = int(m.group(1))
         elif _GOODBYE in msg:
             facts.completed = True
-            facts.end_when = when
+            facts.end_when = self.when
         elif "TraceFileObserver" in logger and (m := _TRACE_FILE_RE.search(msg)) is not None:
             facts.trace_file = m.group(1)
         elif (logger.endswith("cli.Launcher") and (msg.strip() == _OPERATION_ABORTED or level == "ERROR")) or (
             level == "ERROR" and logger == "nextflow.Nextflow"
         ):
             self._launch_failed(number, msg)
+
+    def _aws_facts(self, number: int, msg: str) -> None:
+        """Any line: the AWS Batch executor at work, and the region it was given."""
         if msg.startswith("[AWS BATCH]"):
             self._executor("awsbatch")
         if "AwsOptions(" in msg or "awsCli" in msg:
             if "AwsOptions(" in msg:
                 self._executor("awsbatch")
-            if facts.region is None and (m := _REGION_RE.search(msg)) is not None:
-                facts.region, facts.region_line = m.group(1), number
+            if self.facts.region is None and (m := _REGION_RE.search(msg)) is not None:
+                self.facts.region, self.facts.region_line = m.group(1), number
 
     def _launch_failed(self, number: int, msg: str) -> None:
         facts = self.facts
