@@ -1,7 +1,8 @@
 """Benchmark: peak memory of the readers on large and hostile files (issue: bounded work).
 
 Each case runs in its own process and reports that process's peak RSS
-(``ru_maxrss``), wall time and the outcome (rows read, or the one-line refusal):
+(``ru_maxrss``), wall time, CPU seconds (user + system: steadier than wall time on a
+shared machine) and the outcome (rows read, or the one-line refusal):
 
 - ``trace-1m``: a 1,000,000-row trace in Nextflow's human format (~280 MB);
 - ``log-279mb``: a ~279 MB ``.nextflow.log`` of an AWS Batch run (submit lines,
@@ -10,6 +11,9 @@ Each case runs in its own process and reports that process's peak RSS
 - ``sparse-log``: a 2 GB sparse file read as a log.
 
     .venv/bin/python benchmarks/bench_readers_memory.py [--cases trace-1m,log-279mb,...] [--json]
+
+The package measured is this checkout's, or the one ``PYTHONPATH`` names (to measure a
+baseline: ``PYTHONPATH=/path/to/old/checkout``); each line names it.
 
 The files are written to a temporary directory (sparse files take no disk).
 """
@@ -66,10 +70,14 @@ def measure(case: str, path: Path) -> dict[str, object]:
     """Run one reader on ``path`` in a fresh process; its peak RSS, time and outcome."""
     code = f"""
 import json, resource, sys, time
-sys.path.insert(0, {str(HERE.parent)!r})
+import os
+if not os.environ.get("PYTHONPATH"):  # PYTHONPATH names the package to measure (a baseline)
+    sys.path.insert(0, {str(HERE.parent)!r})
+import batchkit
 from batchkit.errors import BatchkitError
 from batchkit.nextflow import read_log, read_trace
 t = time.perf_counter()
+cpu = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])  # CPU seconds so far (imports)
 try:
     if {case!r}.endswith("log") or {case!r}.startswith("log"):
         info = read_log({str(path)!r}, tz="UTC", year=2025)
@@ -79,11 +87,16 @@ try:
         outcome = f"read: {{len(frame)}} rows"
 except BatchkitError as exc:
     outcome = f"refused: {{exc}}"
+usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({{"wall_s": round(time.perf_counter() - t, 2),
+                  "cpu_s": round(usage.ru_utime + usage.ru_stime - cpu, 2),
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-                  "outcome": outcome[:160]}}))
+                  "outcome": outcome[:160], "package": os.path.dirname(batchkit.__file__)}}))
 """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    # cwd: the file's folder, so that the checkout the script is run from is not first on sys.path
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=path.parent
+    )
     if done.returncode != 0:
         return {"case": case, "error": done.stderr.strip().splitlines()[-1:]}
     return {"case": case, "file_mb": round(path.stat().st_size / 2**20, 1), **json.loads(done.stdout)}
