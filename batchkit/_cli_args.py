@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, NoReturn, TypeAlias
@@ -74,6 +75,20 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see `{self.prog} --help`)", prog=self.prog)
+
+
+#: The parsed arguments' attribute holding when the command started (``time.monotonic()``),
+#: set by ``cli.main`` from the clock the process entry point (``batchkit.__main__``) took
+#: before importing the CLI: ``--deadline`` counts from there, the imports included.
+COMMAND_STARTED: Final = "command_started"
+
+
+def deadline_left(args: argparse.Namespace) -> float:
+    """Seconds of ``--deadline`` left now: the deadline is the whole command's, counted from
+    its start (``COMMAND_STARTED``; without it, from now)."""
+    started = getattr(args, COMMAND_STARTED, None)
+    used = 0.0 if started is None else time.monotonic() - float(started)
+    return max(0.0, float(args.deadline) - used)
 
 
 #: The object ``add_subparsers()`` returns; subcommands register themselves on it.

@@ -20,6 +20,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -258,14 +259,19 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 # --- entry point --------------------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, started: float | None = None) -> int:
     """Run ``batchkit ARGV``; return the exit status (see ``EXIT_STATUS_HELP``).
+
+    ``started``: when the command started, on ``time.monotonic()`` (default: now). The
+    process entry point (``batchkit.__main__``) takes it before importing this module, so
+    that ``--deadline`` also bounds the imports, which take seconds on a loaded machine.
 
     The one place where errors become a line on stderr: batchkit's own errors keep their
     message; what the operating system refuses (a full disk, a read-only or immutable
     file) and what SQLite refuses (a ledger that is not a database) are named with their
     file. Anything else is a bug: one line saying so (BATCHKIT_TRACEBACK=1 shows it).
     """
+    started = time.monotonic() if started is None else started
     args_list = list(sys.argv[1:] if argv is None else argv)
     args: argparse.Namespace | None = None
     with _warnings_as_lines():
@@ -273,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = _parse(args_list)
             if args is None:  # --help printed its text
                 return EXIT_OK
+            setattr(args, cli_args.COMMAND_STARTED, started)
             run: Callable[[argparse.Namespace], int] = args.run
             return int(run(args))
         except UsageError as exc:
@@ -714,8 +721,6 @@ class ProgressBar:
     pipe one line per change, at most one a second (and always the last)."""
 
     def __init__(self, out: TextIO, width: int = 30, *, every: float = 1.0) -> None:
-        import time
-
         self.out = out
         self.width = width
         self.tty = bool(getattr(out, "isatty", lambda: False)())
@@ -762,23 +767,18 @@ def render_report(report: KillReport, out: TextIO) -> None:
 # --- commands -----------------------------------------------------------------------------
 
 
-def _whole_command(args: argparse.Namespace, client: BatchClient, started: float) -> None:
-    """--deadline is the whole command's, counted from its start (reading the run too):
-    past it, calls fail at once, however many DescribeJobs chunks the run needs."""
-    import time
-
-    client.give_up_after(max(0.0, args.deadline - (time.monotonic() - started)))
+def _whole_command(args: argparse.Namespace, client: BatchClient) -> None:
+    """--deadline is the whole command's, counted from its start (the imports and reading
+    the run too): past it, calls fail at once, however many DescribeJobs chunks the run needs."""
+    client.give_up_after(cli_args.deadline_left(args))
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    import time
-
-    started = time.monotonic()
     run = load_run(args)
     if (done := not_on_aws_batch(run)) is not None:
         return done
     client = make_client(args, run)
-    _whole_command(args, client, started)
+    _whole_command(args, client)
     tracker = make_tracker(args, run, client, write=False)
     from batchkit.inspect import witness_from_args
 
@@ -848,14 +848,11 @@ def execute_kill(
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
-    import time
-
-    started = time.monotonic()
     run = load_run(args)
     if (done := not_on_aws_batch(run)) is not None:
         return done
     client = make_client(args, run)
-    _whole_command(args, client, started)  # the kill gets what is left of it
+    _whole_command(args, client)  # the kill gets what is left of it
     tracker = make_tracker(args, run, client)
     try:
         return execute_kill(
@@ -974,7 +971,6 @@ def serve_demo(command: list[str], *, url: str, scratch: Path, out: TextIO | Non
 
 def _serve(command: list[str], *, url: str, scratch: Path, log_path: Path, out: TextIO) -> int:
     import signal
-    import time
     import urllib.error
     import urllib.request
 

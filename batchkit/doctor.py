@@ -45,7 +45,6 @@ import dataclasses
 import json
 import re
 import sys
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -1635,7 +1634,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_cli(args: argparse.Namespace) -> int:
     """``batchkit doctor``: the findings on stdout, the exit status from the worst of them."""
-    started = time.monotonic()
     client = None
     skipped: str | None = None
     stopped: str | None = None
@@ -1659,9 +1657,10 @@ def run_cli(args: argparse.Namespace) -> int:
                 endpoint = cli_args.redact_url(args.endpoint_url) if args.endpoint_url else None
                 client = BatchClient(region=args.region or region, profile=args.profile, endpoint_url=endpoint,
                                      deadline=args.deadline)  # fmt: skip
-                # --deadline is the whole command's, counted from its start (reading the run
-                # too): past it every call fails at once, however many the checks still need.
-                client.give_up_after(max(0.0, args.deadline - (time.monotonic() - started)))
+                # --deadline is the whole command's, counted from its start (the imports and
+                # reading the run too): past it every call fails at once, however many the
+                # checks still need.
+                client.give_up_after(cli_args.deadline_left(args))
             except AwsError as exc:
                 skipped = str(exc)
         try:
