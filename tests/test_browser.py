@@ -8,209 +8,122 @@ test-artifacts/.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from conftest import IN_CI
+from _browser import (
+    KILL_DONE_MS,
+    PAGE_READY_MS,
+    SERVER_START_S,
+    assert_killed_by_batchkit,
+    chromium,
+    chromium_or_skip,
+    no_aws_env,
+    stop_group,
+    voila_server,
+    wait_or_explain,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "01-incident-replay.ipynb"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-#: Voila starts a kernel and runs the replay before the first widget appears; the
-#: machine is shared, so these are generous upper bounds, not expectations.
-SERVER_START_S = 120
-PAGE_READY_MS = 180_000
-KILL_DONE_MS = 90_000
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
-
-
-def chromium_or_skip() -> Path:
-    if CHROMIUM.exists():
-        return CHROMIUM
-    message = f"{CHROMIUM} is missing: apt-get install -y chromium fonts-dejavu-core (.ci/run does)"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"voila exited early with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "api", timeout=2):
-                return
-        except urllib.error.HTTPError:
-            return  # it answers (GET / would start a kernel: only the browser asks for that)
-        except OSError:
-            time.sleep(0.25)  # a server coming up: nothing to inject a clock into
-    raise AssertionError(f"voila did not answer at {url} within {seconds} s")
 
 
 @pytest.fixture
 def voila(tmp_path: Path) -> Iterator[str]:
     chromium_or_skip()
-    port = free_port()
-    env = dict(os.environ)
-    env.update(
+    env = no_aws_env(
         BATCHKIT_AUTO_KILL="0",  # the browser presses the button itself
         BATCHKIT_SIM_SPEED="0",  # manual emulator clock: the orphans run until killed
-        AWS_SHARED_CREDENTIALS_FILE="/nonexistent/batchkit-test/credentials",
-        AWS_CONFIG_FILE="/nonexistent/batchkit-test/config",
-        AWS_EC2_METADATA_DISABLED="true",
     )
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        env.pop(key, None)
-    log = (tmp_path / "voila.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-            "--show_tracebacks=True", str(NOTEBOOK),
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its kernel goes with it on teardown
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_http(url, proc, SERVER_START_S)
+    with voila_server(NOTEBOOK, tmp_path, env) as url:
         yield url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
 
 
 def test_kill_all_orphans_in_the_browser(voila: str, artifacts_dir: Path, tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1300, "height": 1400})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(f"{exc.message} {exc.stack or ''}"))
+        page.goto(voila, timeout=PAGE_READY_MS)
+        wait_or_explain(page, [("tr.bk-row.bk-orphan", "visible")], shot=artifacts_dir / "dashboard-not-ready.png",
+                        tmp_path=tmp_path, what="no orphan row appeared")
+
+        body = page.inner_text("body")
+        endpoint = re.search(r"LocalBatch endpoint:\s*(http://127\.0\.0\.1:\d+)", body)
+        assert endpoint, "the notebook did not print the LocalBatch endpoint"
+        assert "aborted" in page.inner_text(".bk-header")
+
+        orphan_rows = page.locator("tr.bk-row.bk-orphan")
+        n = orphan_rows.count()
+        assert n > 0
+        job_ids = [orphan_rows.nth(i).get_attribute("data-job-id") or "" for i in range(n)]
+        assert all(job_ids)
+        # Highlighted: the orphan rows have a coloured background, the ok rows do not.
+        orphan_bg = orphan_rows.first.locator("td").first.evaluate("e => getComputedStyle(e).backgroundColor")
+        assert orphan_bg not in ("rgba(0, 0, 0, 0)", "rgb(255, 255, 255)")
+        # Each killable row has its own kill button, inside the row, naming its job.
+        for i, job_id in enumerate(job_ids):
+            assert orphan_rows.nth(i).locator("button.bk-kill-row.bk-can-kill").get_attribute("data-kill") == job_id
+
+        kill_all = page.locator(".bk-kill-all")
+        expect(kill_all).to_contain_text(f"Kill all orphans ({n} jobs")
+        page.screenshot(path=str(artifacts_dir / "dashboard-before.png"), full_page=True)
+
+        kill_all.click()
+        confirm = page.locator(".bk-confirm")
+        expect(confirm).to_be_visible()
+        expect(page.locator(".bk-confirm-panel")).to_contain_text(f"Terminate {n} job(s)")
+        expect(kill_all).to_be_disabled()
+        page.screenshot(path=str(artifacts_dir / "dashboard-confirm.png"), full_page=True)
+        confirm.click()
+
+        for job_id in job_ids:
+            expect(page.locator(f'tr.bk-row[data-job-id="{job_id}"]')).to_have_class(
+                re.compile(r"\bbk-killed\b"), timeout=KILL_DONE_MS
+            )
+        expect(page.locator(".bk-kill-status")).to_contain_text(f"{n} of {n} job(s) killed")
+        expect(page.locator(".bk-kill-status")).to_contain_text("Batch now: FAILED")
+        # After the post-kill refresh Batch no longer runs them: no orphan is left
+        # (the killed rows stay in place, marked, until the filter changes).
+        expect(page.locator(".bk-chip-orphan")).to_have_text("orphan 0", timeout=KILL_DONE_MS)
+        expect(kill_all).to_contain_text("Kill all orphans (0 jobs")
+        expect(page.locator(".bk-kill-row.bk-killed-btn")).to_have_count(n)
+        expect(page.locator(".bk-chip-killed")).to_have_text(f"killed {n}")
+        page.screenshot(path=str(artifacts_dir / "dashboard-after.png"), full_page=True)
+        page.locator(".bk-chip-orphan").click()
+        expect(page.locator("tr.bk-row")).to_have_count(0)
+        expect(page.locator(".bk-table-html")).to_contain_text("No task matches this filter")
+        # plotly 7's JupyterLab renderer, loaded into Voila 0.5's older JupyterLab core,
+        # throws "setData is not a function" after drawing (the figures are drawn): a
+        # mismatch between those two packages, not ours. Anything else fails the test.
+        ours = [e for e in errors if "labextensions/jupyterlab-plotly" not in e]
+        assert not ours, f"JavaScript errors in the page: {ours}"
+        # The same notebook in Voila's dark theme.
+        dark = browser.new_page(viewport={"width": 1300, "height": 1400})
+        dark.goto(voila + "?theme=dark", timeout=PAGE_READY_MS)
         try:
-            page = browser.new_page(viewport={"width": 1300, "height": 1400})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(f"{exc.message} {exc.stack or ''}"))
-            page.goto(voila, timeout=PAGE_READY_MS)
-            try:
-                page.wait_for_selector("tr.bk-row.bk-orphan", timeout=PAGE_READY_MS)
-            except Exception:
-                page.screenshot(path=str(artifacts_dir / "dashboard-not-ready.png"), full_page=True)
-                log = (tmp_path / "voila.log").read_text(errors="replace")[-4000:]
-                raise AssertionError(f"no orphan row appeared; voila log tail:\n{log}") from None
+            dark.wait_for_selector("tr.bk-row.bk-orphan", timeout=PAGE_READY_MS)
+        except Exception:
+            dark.screenshot(path=str(artifacts_dir / "voila-dark-not-ready.png"), full_page=True)
+            raise
+        dark.wait_for_timeout(500)
+        # The dashboard follows the theme: its text is light on the dark page.
+        colour = dark.locator("tr.bk-row td.bk-nf").first.evaluate("e => getComputedStyle(e).color")
+        assert sum(int(c) for c in re.findall(r"\d+", colour)[:3]) > 3 * 150, colour
+        dark.screenshot(path=str(artifacts_dir / "voila-dark.png"), full_page=True)
 
-            body = page.inner_text("body")
-            endpoint = re.search(r"LocalBatch endpoint:\s*(http://127\.0\.0\.1:\d+)", body)
-            assert endpoint, "the notebook did not print the LocalBatch endpoint"
-            assert "aborted" in page.inner_text(".bk-header")
-
-            orphan_rows = page.locator("tr.bk-row.bk-orphan")
-            n = orphan_rows.count()
-            assert n > 0
-            job_ids = [orphan_rows.nth(i).get_attribute("data-job-id") or "" for i in range(n)]
-            assert all(job_ids)
-            # Highlighted: the orphan rows have a coloured background, the ok rows do not.
-            orphan_bg = orphan_rows.first.locator("td").first.evaluate("e => getComputedStyle(e).backgroundColor")
-            assert orphan_bg not in ("rgba(0, 0, 0, 0)", "rgb(255, 255, 255)")
-            # Each killable row has its own kill button, inside the row, naming its job.
-            for i, job_id in enumerate(job_ids):
-                assert orphan_rows.nth(i).locator("button.bk-kill-row.bk-can-kill").get_attribute("data-kill") == job_id
-
-            kill_all = page.locator(".bk-kill-all")
-            expect(kill_all).to_contain_text(f"Kill all orphans ({n} jobs")
-            page.screenshot(path=str(artifacts_dir / "dashboard-before.png"), full_page=True)
-
-            kill_all.click()
-            confirm = page.locator(".bk-confirm")
-            expect(confirm).to_be_visible()
-            expect(page.locator(".bk-confirm-panel")).to_contain_text(f"Terminate {n} job(s)")
-            expect(kill_all).to_be_disabled()
-            page.screenshot(path=str(artifacts_dir / "dashboard-confirm.png"), full_page=True)
-            confirm.click()
-
-            for job_id in job_ids:
-                expect(page.locator(f'tr.bk-row[data-job-id="{job_id}"]')).to_have_class(
-                    re.compile(r"\bbk-killed\b"), timeout=KILL_DONE_MS
-                )
-            expect(page.locator(".bk-kill-status")).to_contain_text(f"{n} of {n} job(s) killed")
-            expect(page.locator(".bk-kill-status")).to_contain_text("Batch now: FAILED")
-            # After the post-kill refresh Batch no longer runs them: no orphan is left
-            # (the killed rows stay in place, marked, until the filter changes).
-            expect(page.locator(".bk-chip-orphan")).to_have_text("orphan 0", timeout=KILL_DONE_MS)
-            expect(kill_all).to_contain_text("Kill all orphans (0 jobs")
-            expect(page.locator(".bk-kill-row.bk-killed-btn")).to_have_count(n)
-            expect(page.locator(".bk-chip-killed")).to_have_text(f"killed {n}")
-            page.screenshot(path=str(artifacts_dir / "dashboard-after.png"), full_page=True)
-            page.locator(".bk-chip-orphan").click()
-            expect(page.locator("tr.bk-row")).to_have_count(0)
-            expect(page.locator(".bk-table-html")).to_contain_text("No task matches this filter")
-            # plotly 7's JupyterLab renderer, loaded into Voila 0.5's older JupyterLab core,
-            # throws "setData is not a function" after drawing (the figures are drawn): a
-            # mismatch between those two packages, not ours. Anything else fails the test.
-            ours = [e for e in errors if "labextensions/jupyterlab-plotly" not in e]
-            assert not ours, f"JavaScript errors in the page: {ours}"
-            # The same notebook in Voila's dark theme.
-            dark = browser.new_page(viewport={"width": 1300, "height": 1400})
-            dark.goto(voila + "?theme=dark", timeout=PAGE_READY_MS)
-            try:
-                dark.wait_for_selector("tr.bk-row.bk-orphan", timeout=PAGE_READY_MS)
-            except Exception:
-                dark.screenshot(path=str(artifacts_dir / "voila-dark-not-ready.png"), full_page=True)
-                raise
-            dark.wait_for_timeout(500)
-            # The dashboard follows the theme: its text is light on the dark page.
-            colour = dark.locator("tr.bk-row td.bk-nf").first.evaluate("e => getComputedStyle(e).color")
-            assert sum(int(c) for c in re.findall(r"\d+", colour)[:3]) > 3 * 150, colour
-            dark.screenshot(path=str(artifacts_dir / "voila-dark.png"), full_page=True)
-        finally:
-            browser.close()
-
-    # The emulator's own word, over the real Batch API.
-    batch = boto3.client(
-        "batch", endpoint_url=endpoint.group(1), region_name="us-east-1",
-        aws_access_key_id="test", aws_secret_access_key="test",
-    )
-    jobs = batch.describe_jobs(jobs=job_ids)["jobs"]
-    assert sorted(j["jobId"] for j in jobs) == sorted(job_ids)
-    for job in jobs:
-        assert job["status"] == "FAILED", job
-        assert job["statusReason"].startswith("batchkit: orphan of run '"), job["statusReason"]
+    assert_killed_by_batchkit(endpoint.group(1), job_ids)
 
 
 # --- JupyterLab and Notebook 7, from `make demo`'s own URL ---------------------------------------
@@ -219,19 +132,6 @@ def test_kill_all_orphans_in_the_browser(voila: str, artifacts_dir: Path, tmp_pa
 DEMO_COMMAND = [sys.executable, "-m", "batchkit", "demo"]
 #: Run All, then the replay and the dashboard's first answer from Batch.
 RUN_ALL_MS = 240_000
-
-
-def no_aws_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        AWS_SHARED_CREDENTIALS_FILE="/nonexistent/batchkit-test/credentials",
-        AWS_CONFIG_FILE="/nonexistent/batchkit-test/config",
-        AWS_EC2_METADATA_DISABLED="true",
-    )
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                "BATCHKIT_AUTO_KILL", "BATCHKIT_SIM_SPEED"):
-        env.pop(key, None)  # the demo's own defaults: real-time orphans, nothing killed by code
-    return env
 
 
 def git_status(path: Path) -> str:
@@ -244,10 +144,11 @@ def demo(tmp_path: Path) -> Iterator[str]:
     """`make demo`'s server: yields the one URL it prints; stops it with Ctrl-C (SIGINT)."""
     chromium_or_skip()
     status_before = git_status(ROOT)
+    # The demo's own defaults: real-time orphans, nothing killed by code.
+    env = no_aws_env(drop=("BATCHKIT_AUTO_KILL", "BATCHKIT_SIM_SPEED"))
     out = (tmp_path / "demo.out").open("w+")
     proc = subprocess.Popen(
-        DEMO_COMMAND, cwd=ROOT, env=no_aws_env(), stdout=out, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
+        DEMO_COMMAND, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     url = ""
     try:
@@ -268,13 +169,7 @@ def demo(tmp_path: Path) -> Iterator[str]:
             assert noise not in text, text
         yield url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc, signal.SIGINT, 30)  # what Ctrl-C in the terminal sends
         out.close()
     scratch = re.search(r"\((/\S+batchkit-demo-\w+);", (tmp_path / "demo.out").read_text())
     assert scratch and not Path(scratch.group(1)).exists(), "the scratch copy outlived the demo"
@@ -331,123 +226,107 @@ def no_nan_geometry(page: Any) -> list[str]:
 
 
 def test_jupyterlab_from_make_demo_run_all_kill_all(demo: str, artifacts_dir: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1500})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(f"{exc.message} {exc.stack or ''}"))
-            page.on("console", lambda msg: errors.append(msg.text) if "NaN" in msg.text else None)
-            accept_kernel_dialog(page)
-            page.goto(demo, timeout=PAGE_READY_MS)
-            # The URL opens the incident notebook itself, not a Launcher.
-            expect(page.locator(".jp-NotebookPanel .jp-Cell").first).to_be_visible(timeout=PAGE_READY_MS)
-            expect(page.locator(".lm-TabBar-tab.jp-mod-current")).to_contain_text("01-incident-replay")
-            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(1, timeout=PAGE_READY_MS)
-            run_all(page, artifacts_dir, "lab")
-            orphans = page.locator("tr.bk-row.bk-orphan")
-            expect(page.locator(".jp-OutputArea-output", has_text="Nothing killed")).to_have_count(1, timeout=RUN_ALL_MS)
-            first_output = page.locator(".jp-OutputArea-output", has_text="LocalBatch endpoint")
-            expect(first_output).to_have_count(1)
-            text = first_output.text_content() or ""  # offscreen cells are not laid out: DOM text
-            endpoint = re.search(r"LocalBatch endpoint:\s*(http://127\.0\.0\.1:\d+)", text)
-            abandoned = re.search(r"jobs it abandoned:\s*(\d+)", text)
-            assert endpoint and abandoned, text[:3000]
-            n = int(abandoned.group(1))
-            # Visible and counted: every abandoned job is an orphan row, counted on its chip.
-            expect(orphans).to_have_count(n)
-            expect(page.locator(".bk-chip-orphan")).to_have_text(f"orphan {n}")
-            expect(page.locator(".bk-header")).to_contain_text("aborted")
-            job_ids = [orphans.nth(i).get_attribute("data-job-id") or "" for i in range(n)]
-            for i, job_id in enumerate(job_ids):  # each Kill button sits in its own row
-                assert orphans.nth(i).locator("button.bk-kill-row").get_attribute("data-kill") == job_id
-            shot(page, artifacts_dir / "lab-light-before.png")
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1500})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(f"{exc.message} {exc.stack or ''}"))
+        page.on("console", lambda msg: errors.append(msg.text) if "NaN" in msg.text else None)
+        accept_kernel_dialog(page)
+        page.goto(demo, timeout=PAGE_READY_MS)
+        # The URL opens the incident notebook itself, not a Launcher.
+        expect(page.locator(".jp-NotebookPanel .jp-Cell").first).to_be_visible(timeout=PAGE_READY_MS)
+        expect(page.locator(".lm-TabBar-tab.jp-mod-current")).to_contain_text("01-incident-replay")
+        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(1, timeout=PAGE_READY_MS)
+        run_all(page, artifacts_dir, "lab")
+        orphans = page.locator("tr.bk-row.bk-orphan")
+        expect(page.locator(".jp-OutputArea-output", has_text="Nothing killed")).to_have_count(1, timeout=RUN_ALL_MS)
+        first_output = page.locator(".jp-OutputArea-output", has_text="LocalBatch endpoint")
+        expect(first_output).to_have_count(1)
+        text = first_output.text_content() or ""  # offscreen cells are not laid out: DOM text
+        endpoint = re.search(r"LocalBatch endpoint:\s*(http://127\.0\.0\.1:\d+)", text)
+        abandoned = re.search(r"jobs it abandoned:\s*(\d+)", text)
+        assert endpoint and abandoned, text[:3000]
+        n = int(abandoned.group(1))
+        # Visible and counted: every abandoned job is an orphan row, counted on its chip.
+        expect(orphans).to_have_count(n)
+        expect(page.locator(".bk-chip-orphan")).to_have_text(f"orphan {n}")
+        expect(page.locator(".bk-header")).to_contain_text("aborted")
+        job_ids = [orphans.nth(i).get_attribute("data-job-id") or "" for i in range(n)]
+        for i, job_id in enumerate(job_ids):  # each Kill button sits in its own row
+            assert orphans.nth(i).locator("button.bk-kill-row").get_attribute("data-kill") == job_id
+        shot(page, artifacts_dir / "lab-light-before.png")
 
-            page.locator(".bk-kill-all").click()
-            expect(page.locator(".bk-confirm-panel")).to_contain_text(f"Terminate {n} job(s)")
-            page.locator(".bk-confirm").click()
-            killed = page.locator("tr.bk-row.bk-killed")
-            expect(killed).to_have_count(n, timeout=KILL_DONE_MS)
-            expect(page.locator(".bk-chip-orphan")).to_have_text("orphan 0", timeout=KILL_DONE_MS)
-            expect(page.locator(".bk-chip-killed")).to_have_text(f"killed {n}")
-            # One verdict per row: badge, chip, filter and reason agree on every killed row.
-            for job_id in job_ids:
-                row = page.locator(f'tr.bk-row[data-job-id="{job_id}"]')
-                expect(row).to_have_attribute("data-verdict", "killed", timeout=KILL_DONE_MS)
-                expect(row.locator(".bk-verdict")).to_have_text("killed")
-                expect(row.locator(".bk-why")).to_contain_text(re.compile(
-                    r"killed by batchkit at \d\d:\d\d:\d\d UTC \(was orphan\); Batch confirmed FAILED"))
-            page.locator(".bk-chip-killed").click()
-            expect(page.locator("tr.bk-row")).to_have_count(n)
-            page.locator(".bk-chip-orphan").click()
-            expect(page.locator(".bk-table-html")).to_contain_text("No task matches this filter")
-            page.locator(".bk-chip-all").click()
-            shot(page, artifacts_dir / "lab-light-after.png")
+        page.locator(".bk-kill-all").click()
+        expect(page.locator(".bk-confirm-panel")).to_contain_text(f"Terminate {n} job(s)")
+        page.locator(".bk-confirm").click()
+        killed = page.locator("tr.bk-row.bk-killed")
+        expect(killed).to_have_count(n, timeout=KILL_DONE_MS)
+        expect(page.locator(".bk-chip-orphan")).to_have_text("orphan 0", timeout=KILL_DONE_MS)
+        expect(page.locator(".bk-chip-killed")).to_have_text(f"killed {n}")
+        # One verdict per row: badge, chip, filter and reason agree on every killed row.
+        for job_id in job_ids:
+            row = page.locator(f'tr.bk-row[data-job-id="{job_id}"]')
+            expect(row).to_have_attribute("data-verdict", "killed", timeout=KILL_DONE_MS)
+            expect(row.locator(".bk-verdict")).to_have_text("killed")
+            expect(row.locator(".bk-why")).to_contain_text(re.compile(
+                r"killed by batchkit at \d\d:\d\d:\d\d UTC \(was orphan\); Batch confirmed FAILED"))
+        page.locator(".bk-chip-killed").click()
+        expect(page.locator("tr.bk-row")).to_have_count(n)
+        page.locator(".bk-chip-orphan").click()
+        expect(page.locator(".bk-table-html")).to_contain_text("No task matches this filter")
+        page.locator(".bk-chip-all").click()
+        shot(page, artifacts_dir / "lab-light-after.png")
 
-            # Figures survive resizes: open the timelines, resize across 1,000-1,900 px.
-            page.locator(".bk-figures .jupyter-widget-Collapse-header").nth(1).click()
-            plot = page.locator(".bk-figures .js-plotly-plot").first
-            expect(plot).to_be_visible(timeout=30_000)
-            for width in (1000, 1900, 1300):
-                page.set_viewport_size({"width": width, "height": 1500})
-                page.wait_for_timeout(800)
-                box = plot.bounding_box()
-                assert box and box["height"] > 100, (width, box)
-                assert not no_nan_geometry(page), width
-                dash_box = page.locator(".bk-dashboard").bounding_box()
-                assert dash_box and dash_box["width"] <= width, (width, dash_box)
+        # Figures survive resizes: open the timelines, resize across 1,000-1,900 px.
+        page.locator(".bk-figures .jupyter-widget-Collapse-header").nth(1).click()
+        plot = page.locator(".bk-figures .js-plotly-plot").first
+        expect(plot).to_be_visible(timeout=30_000)
+        for width in (1000, 1900, 1300):
+            page.set_viewport_size({"width": width, "height": 1500})
+            page.wait_for_timeout(800)
+            box = plot.bounding_box()
+            assert box and box["height"] > 100, (width, box)
+            assert not no_nan_geometry(page), width
+            dash_box = page.locator(".bk-dashboard").bounding_box()
+            assert dash_box and dash_box["width"] <= width, (width, dash_box)
 
-            menu(page, "Settings", "Theme", "JupyterLab Dark")
-            expect(page.locator("body[data-jp-theme-light='false']")).to_have_count(1, timeout=30_000)
-            page.wait_for_timeout(500)
-            shot(page, artifacts_dir / "lab-dark-after.png")
-            # Dark theme: the table's text is light on the dark page (from --jp-* variables).
-            colour = page.locator("tr.bk-row td.bk-nf").first.evaluate("e => getComputedStyle(e).color")
-            rgb = [int(c) for c in re.findall(r"\d+", colour)[:3]]
-            assert sum(rgb) > 3 * 150, colour
-            menu(page, "Settings", "Theme", "JupyterLab Light")
-            assert not [e for e in errors if "NaN" in e], errors
-        finally:
-            browser.close()
+        menu(page, "Settings", "Theme", "JupyterLab Dark")
+        expect(page.locator("body[data-jp-theme-light='false']")).to_have_count(1, timeout=30_000)
+        page.wait_for_timeout(500)
+        shot(page, artifacts_dir / "lab-dark-after.png")
+        # Dark theme: the table's text is light on the dark page (from --jp-* variables).
+        colour = page.locator("tr.bk-row td.bk-nf").first.evaluate("e => getComputedStyle(e).color")
+        rgb = [int(c) for c in re.findall(r"\d+", colour)[:3]]
+        assert sum(rgb) > 3 * 150, colour
+        menu(page, "Settings", "Theme", "JupyterLab Light")
+        assert not [e for e in errors if "NaN" in e], errors
 
-    batch = boto3.client(
-        "batch", endpoint_url=endpoint.group(1), region_name="us-east-1",
-        aws_access_key_id="test", aws_secret_access_key="test",
-    )
-    jobs = batch.describe_jobs(jobs=job_ids)["jobs"]
-    assert sorted(j["jobId"] for j in jobs) == sorted(job_ids)
-    for job in jobs:
-        assert job["status"] == "FAILED", job
-        assert job["statusReason"].startswith("batchkit: orphan of run '"), job["statusReason"]
+    assert_killed_by_batchkit(endpoint.group(1), job_ids)
 
 
 def test_notebook7_opens_and_renders_the_dashboard(demo: str, artifacts_dir: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     url = demo.replace("/lab/tree/", "/notebooks/")  # Notebook 7's page for the same file
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 1500})
-            accept_kernel_dialog(page)
-            page.goto(url, timeout=PAGE_READY_MS)
-            expect(page.locator(".jp-NotebookPanel .jp-Cell").first).to_be_visible(timeout=PAGE_READY_MS)
-            assert "/notebooks/01-incident-replay.ipynb" in page.url  # Notebook 7, not JupyterLab
-            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle'], #jp-NotebookKernelStatus"))\
-                .not_to_have_count(0, timeout=PAGE_READY_MS)
-            page.wait_for_timeout(2000)  # the kernel connects
-            run_all(page, artifacts_dir, "notebook7")
-            orphans = page.locator("tr.bk-row.bk-orphan")
-            n = orphans.count()
-            expect(page.locator(".bk-chip-orphan")).to_have_text(f"orphan {n}")
-            assert orphans.first.locator("button.bk-kill-row").get_attribute("data-kill") == orphans.first.get_attribute("data-job-id")
-            shot(page, artifacts_dir / "notebook7-light.png")
-            menu(page, "Settings", "Theme", "JupyterLab Dark")
-            expect(page.locator("body[data-jp-theme-light='false']")).to_have_count(1, timeout=30_000)
-            page.wait_for_timeout(500)
-            shot(page, artifacts_dir / "notebook7-dark.png")
-            menu(page, "Settings", "Theme", "JupyterLab Light")
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1300, "height": 1500})
+        accept_kernel_dialog(page)
+        page.goto(url, timeout=PAGE_READY_MS)
+        expect(page.locator(".jp-NotebookPanel .jp-Cell").first).to_be_visible(timeout=PAGE_READY_MS)
+        assert "/notebooks/01-incident-replay.ipynb" in page.url  # Notebook 7, not JupyterLab
+        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle'], #jp-NotebookKernelStatus"))\
+            .not_to_have_count(0, timeout=PAGE_READY_MS)
+        page.wait_for_timeout(2000)  # the kernel connects
+        run_all(page, artifacts_dir, "notebook7")
+        orphans = page.locator("tr.bk-row.bk-orphan")
+        n = orphans.count()
+        expect(page.locator(".bk-chip-orphan")).to_have_text(f"orphan {n}")
+        assert orphans.first.locator("button.bk-kill-row").get_attribute("data-kill") == orphans.first.get_attribute("data-job-id")
+        shot(page, artifacts_dir / "notebook7-light.png")
+        menu(page, "Settings", "Theme", "JupyterLab Dark")
+        expect(page.locator("body[data-jp-theme-light='false']")).to_have_count(1, timeout=30_000)
+        page.wait_for_timeout(500)
+        shot(page, artifacts_dir / "notebook7-dark.png")
+        menu(page, "Settings", "Theme", "JupyterLab Light")

@@ -8,22 +8,17 @@ its running attempt, the tail of its CloudWatch log and its work dir without .ex
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
+from _browser import (
     PAGE_READY_MS,
-    SERVER_START_S,
+    chromium,
     chromium_or_skip,
-    free_port,
-    wait_http,
+    no_aws_env,
+    voila_server,
+    wait_or_explain,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,67 +30,32 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 @pytest.fixture
 def voila02(tmp_path: Path) -> Iterator[str]:
     chromium_or_skip()
-    port = free_port()
-    env = dict(os.environ)
-    env.update(
-        AWS_SHARED_CREDENTIALS_FILE="/nonexistent/batchkit-test/credentials",
-        AWS_CONFIG_FILE="/nonexistent/batchkit-test/config",
-        AWS_EC2_METADATA_DISABLED="true",
-    )
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                "BATCHKIT_LAUNCH_DIR"):
-        env.pop(key, None)
-    log = (tmp_path / "voila.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-         "--show_tracebacks=True", str(NOTEBOOK)],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_http(url, proc, SERVER_START_S)
+    with voila_server(NOTEBOOK, tmp_path, no_aws_env(drop=("BATCHKIT_LAUNCH_DIR",))) as url:
         yield url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
 
 
 def test_clicking_a_row_opens_the_inspector_on_it(voila02: str, artifacts_dir: Path, tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 1600})
-            page.goto(voila02, timeout=PAGE_READY_MS)
-            try:
-                page.wait_for_selector("tr.bk-row.bk-orphan", timeout=PAGE_READY_MS)
-                # The notebook's own inspector cell has run: the panel exists below the table.
-                page.wait_for_selector(".bk-inspector", state="attached", timeout=PAGE_READY_MS)
-            except Exception:
-                page.screenshot(path=str(artifacts_dir / "inspector-not-ready.png"), full_page=True)
-                log = (tmp_path / "voila.log").read_text(errors="replace")[-4000:]
-                raise AssertionError(f"the dashboard or its inspector did not appear; voila log tail:\n{log}") from None
-            rows = page.locator("tr.bk-row.bk-orphan")
-            row = rows.nth(rows.count() - 1)  # another row than the one the notebook opened
-            job_id = row.get_attribute("data-job-id") or ""
-            assert job_id
-            row.locator("td").first.click()
-            panel = page.locator(f'.bk-inspector .bk-insp[data-query="{job_id}"]')
-            expect(panel).to_be_visible(timeout=60_000)
-            expect(panel).to_contain_text(f"Batch job {job_id} — RUNNING")
-            expect(panel.locator("tr.bk-attempt")).to_contain_text("running")
-            expect(panel.locator("pre.bk-logtail")).to_contain_text("records processed")
-            expect(panel).to_contain_text(".exitcode absent")
-            expect(panel).to_contain_text("work dir says started")
-            # A row click is not a kill.
-            expect(row).not_to_have_class("bk-killed")
-            page.screenshot(path=str(artifacts_dir / "inspector-open.png"), full_page=True)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1300, "height": 1600})
+        page.goto(voila02, timeout=PAGE_READY_MS)
+        # The notebook's own inspector cell has run: the panel exists below the table.
+        wait_or_explain(page, [("tr.bk-row.bk-orphan", "visible"), (".bk-inspector", "attached")],
+                        shot=artifacts_dir / "inspector-not-ready.png", tmp_path=tmp_path,
+                        what="the dashboard or its inspector did not appear")
+        rows = page.locator("tr.bk-row.bk-orphan")
+        row = rows.nth(rows.count() - 1)  # another row than the one the notebook opened
+        job_id = row.get_attribute("data-job-id") or ""
+        assert job_id
+        row.locator("td").first.click()
+        panel = page.locator(f'.bk-inspector .bk-insp[data-query="{job_id}"]')
+        expect(panel).to_be_visible(timeout=60_000)
+        expect(panel).to_contain_text(f"Batch job {job_id} — RUNNING")
+        expect(panel.locator("tr.bk-attempt")).to_contain_text("running")
+        expect(panel.locator("pre.bk-logtail")).to_contain_text("records processed")
+        expect(panel).to_contain_text(".exitcode absent")
+        expect(panel).to_contain_text("work dir says started")
+        # A row click is not a kill.
+        expect(row).not_to_have_class("bk-killed")
+        page.screenshot(path=str(artifacts_dir / "inspector-open.png"), full_page=True)
