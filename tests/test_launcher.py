@@ -108,11 +108,13 @@ def test_killed_run_leaves_orphans_that_the_armed_watchdog_kills(tmp_path: Path)
         )
         try:
             _wait(lambda: _submitted(victim) >= 2 and _submitted(canary) >= 2, 60, "submissions")
-            # Visible in its dashboard's tracker within one refresh of the first submission.
+            # Visible in its dashboard's tracker within one refresh of the first submission:
+            # every id recorded before the refresh. (The run is still submitting: an id read
+            # after the refresh may belong to a job created after its ListJobs.)
+            ids = set(victim.weblog.tasks()["native_id"].dropna())
             tracker = victim.tracker()
             snap = tracker.refresh()
             seen = set(snap.frame["job_id"].dropna()) if len(snap.frame) else set()
-            ids = set(victim.weblog.tasks()["native_id"].dropna())
             assert ids and ids <= seen
 
             dash = victim.dashboard(autostart=False)
