@@ -13,14 +13,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batchkit.sim._emu_engine import (
-    ACTIVE,
-    TERMINAL,
-    EmuClock,
-    Engine,
-    glob_match,
-    parse_command,
-)
+from batchkit.sim._emu_engine import EmuClock, Engine
+from batchkit.sim._emu_resources import ACTIVE, TERMINAL, glob_match, parse_command
 
 T0 = 1_767_000_000.0
 CAPACITY = {"ce": 6, "ce2": 3}  # the queue tries "ce" first, then "ce2"

@@ -13,21 +13,17 @@ import base64
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from typing import Any
 
 from ._emu_model import client_error
 from ._emu_resources import (
     ACTIVE,
-    CANCELLABLE,
     DEFAULT_DURATION,
     DEFAULT_LOADED_DURATION,
-    DEPENDENCY_FAILED,
-    ESSENTIAL_EXITED,
     MAX_DEPENDS_ON,
     MAX_QUEUE_CES,
     TERMINAL,
-    TIMEOUT_REASON,
     ComputeEnv,
     Job,
     JobQueue,
@@ -39,7 +35,6 @@ from ._emu_resources import (
     check_tags,
     cluster_name,
     describe_job,
-    glob_match,
     job_vcpus,
     merge_container,
     ms,
@@ -51,19 +46,7 @@ from ._emu_resources import (
 )
 from ._emu_scheduler import EmuClock, Scheduler
 
-__all__ = [
-    "ACTIVE",
-    "CANCELLABLE",
-    "DEPENDENCY_FAILED",
-    "ESSENTIAL_EXITED",
-    "TERMINAL",
-    "TIMEOUT_REASON",
-    "EmuClock",
-    "Engine",
-    "glob_match",
-    "parse_command",
-    "parse_output",
-]
+__all__ = ["EmuClock", "Engine"]
 
 
 class Engine(Scheduler):
@@ -150,10 +133,7 @@ class Engine(Scheduler):
 
     def create_compute_environment(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["computeEnvironmentName"]
-        check_name("Compute environment", name)
-        if name in self.ces:
-            raise client_error(f"Object already exists: compute environment {name}")
-        check_tags(p.get("tags"))
+        _check_new("Compute environment", name, self.ces, p.get("tags"))
         resources = p.get("computeResources")
         ctype = p.get("type", "MANAGED")
         if ctype == "MANAGED":
@@ -213,22 +193,27 @@ class Engine(Scheduler):
             ce.detail["serviceRole"] = p["serviceRole"]
         now = self.clock.now()
         for queue in self.queues_on(ce):
-            stuck, queue.stuck = queue.stuck, []
-            for job in stuck:  # a job too big for the old bounds may fit the new ones
-                if job.status == "RUNNABLE":
-                    self._make_runnable(job, now)
+            self._retry_stuck(queue, now)  # a job too big for the old bounds may fit the new ones
             self._schedule(queue, now)
         return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
 
     def describe_compute_environments(self, p: dict[str, Any]) -> dict[str, Any]:
-        wanted = p.get("computeEnvironments") or None
-        items = list(self.ces.values())
-        if wanted:
-            found = [self.find_ce(w) for w in wanted]
-            items = [c for c in found if c is not None]
+        return self._describe_resources(p, "computeEnvironments", self.ces.values(), self.find_ce)
+
+    def _describe_resources(
+        self,
+        p: dict[str, Any],
+        member: str,
+        every: Iterable[ComputeEnv | JobQueue],
+        find: Callable[[str], ComputeEnv | JobQueue | None],
+    ) -> dict[str, Any]:
+        """DescribeComputeEnvironments / DescribeJobQueues: the named ones (unknown names
+        are left out, not an error) or all, a page of them, each with its tags."""
+        wanted = p.get(member) or None
+        items = [r for r in map(find, wanted) if r is not None] if wanted else list(every)
         page, token = _page(items, p, 100)
-        out = [dict(c.detail) | {"tags": dict(self.tags.get(c.arn, {}))} for c in page]
-        return _with_token({"computeEnvironments": out}, token)
+        out = [dict(r.detail) | {"tags": dict(self.tags.get(r.arn, {}))} for r in page]
+        return _with_token({member: out}, token)
 
     def _ce_order(self, order: list[dict[str, Any]]) -> tuple[list[ComputeEnv], list[dict[str, Any]]]:
         if len(order) > MAX_QUEUE_CES:
@@ -248,10 +233,7 @@ class Engine(Scheduler):
 
     def create_job_queue(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["jobQueueName"]
-        check_name("Job queue", name)
-        if name in self.queues:
-            raise client_error(f"Object already exists: job queue {name}")
-        check_tags(p.get("tags"))
+        _check_new("Job queue", name, self.queues, p.get("tags"))
         ces, shown = self._ce_order(p.get("computeEnvironmentOrder") or [])
         arn = self.arn("job-queue", name)
         detail = {
@@ -277,25 +259,15 @@ class Engine(Scheduler):
             queue.detail["state"] = p["state"]
         if p.get("priority") is not None:
             queue.detail["priority"] = p["priority"]
+        now = self.clock.now()
         if p.get("computeEnvironmentOrder") is not None:
             queue.ces, queue.detail["computeEnvironmentOrder"] = self._ce_order(p["computeEnvironmentOrder"])
-            # Jobs stuck for want of a big enough CE may fit the new ones.
-            stuck, queue.stuck = queue.stuck, []
-            for job in stuck:
-                if job.status == "RUNNABLE":
-                    self._make_runnable(job, self.clock.now())
-        self._schedule(queue, self.clock.now())
+            self._retry_stuck(queue, now)  # jobs too big for the old CEs may fit the new ones
+        self._schedule(queue, now)
         return {"jobQueueName": queue.name, "jobQueueArn": queue.arn}
 
     def describe_job_queues(self, p: dict[str, Any]) -> dict[str, Any]:
-        wanted = p.get("jobQueues") or None
-        items = list(self.queues.values())
-        if wanted:
-            found = [self.find_queue(w) for w in wanted]
-            items = [q for q in found if q is not None]
-        page, token = _page(items, p, 100)
-        out = [dict(q.detail) | {"tags": dict(self.tags.get(q.arn, {}))} for q in page]
-        return _with_token({"jobQueues": out}, token)
+        return self._describe_resources(p, "jobQueues", self.queues.values(), self.find_queue)
 
     def register_job_definition(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["jobDefinitionName"]
@@ -856,6 +828,14 @@ def _decode_token(token: str, fingerprint: str) -> int:
         return int(d["i"])
     except (ValueError, KeyError, TypeError):
         raise client_error("Invalid nextToken: it belongs to another query, or is corrupted") from None
+
+
+def _check_new(what: str, name: str, taken: Container[str], tags: Any) -> None:
+    """A Create* call's name (its form, and that no such resource exists yet) and tags."""
+    check_name(what, name)
+    if name in taken:
+        raise client_error(f"Object already exists: {what.lower()} {name}")
+    check_tags(tags)
 
 
 def _page(items: list[Any], p: dict[str, Any], default: int) -> tuple[list[Any], str | None]:

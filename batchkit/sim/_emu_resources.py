@@ -246,12 +246,7 @@ def describe_job(job: Job, naming: Naming) -> dict[str, Any]:
             "isTerminated": job.is_terminated,
         }
     )
-    if job.status_reason is not None:
-        d["statusReason"] = job.status_reason
-    if job.started is not None:
-        d["startedAt"] = ms(job.started)
-    if job.stopped is not None:
-        d["stoppedAt"] = ms(job.stopped)
+    d.update(_once_known(job))
     if job.retry_strategy is not None:
         d["retryStrategy"] = job.retry_strategy
     if job.timeout is not None:
@@ -261,6 +256,19 @@ def describe_job(job: Job, naming: Naming) -> dict[str, Any]:
     elif job.array_index is not None:
         d["arrayProperties"] = {"index": job.array_index}
     return d
+
+
+def _once_known(job: Job) -> dict[str, Any]:
+    """The members a job (DescribeJobs) or its summary (ListJobs) carries only once there is
+    something to say: statusReason, startedAt, stoppedAt."""
+    known: dict[str, Any] = {}
+    if job.status_reason is not None:
+        known["statusReason"] = job.status_reason
+    if job.started is not None:
+        known["startedAt"] = ms(job.started)
+    if job.stopped is not None:
+        known["stoppedAt"] = ms(job.stopped)
+    return known
 
 
 def status_summary(job: Job) -> dict[str, int]:
@@ -285,12 +293,7 @@ def summarize_job(job: Job, naming: Naming) -> dict[str, Any]:
         "isCancelled": job.is_cancelled,
         "isTerminated": job.is_terminated,
     }
-    if job.status_reason is not None:
-        s["statusReason"] = job.status_reason
-    if job.started is not None:
-        s["startedAt"] = ms(job.started)
-    if job.stopped is not None:
-        s["stoppedAt"] = ms(job.stopped)
+    s.update(_once_known(job))
     if job.status in TERMINAL and "exitCode" in job.container:
         s["container"] = {"exitCode": job.container["exitCode"]}
     if job.array_size is not None:

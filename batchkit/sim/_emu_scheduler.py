@@ -229,6 +229,14 @@ class Scheduler:
         queue.runnable.append(job)
         self._schedule(queue, t)
 
+    def _retry_stuck(self, queue: JobQueue, t: float) -> None:
+        """Place again the queue's jobs too big for every compute environment it had, after
+        its CEs or their bounds changed (they stay RUNNABLE, and stuck, if still too big)."""
+        stuck, queue.stuck = queue.stuck, []
+        for job in stuck:
+            if job.status == "RUNNABLE":
+                self._make_runnable(job, t)
+
     def _schedule(self, queue: JobQueue, t: float) -> None:
         """Start the queue's RUNNABLE jobs in FIFO order while one of its compute
         environments has room, trying them "in ascending order" (ComputeEnvironmentOrder)."""
