@@ -465,14 +465,22 @@ def add_witness_arguments(parser: Any) -> None:
 
 
 def witness_from_args(args: Any, client: Any) -> WorkdirWitness | None:
-    """The witness ``--workdir`` asks for, on the Batch client's region and profile."""
+    """The witness ``--workdir`` asks for, on the Batch client's region and profile.
+
+    Its reads share the command's deadline: what the client has left of ``give_up_after``
+    (``--deadline`` is the whole command's), not ``--deadline`` again for each read.
+    """
     if not getattr(args, "workdir", False):
         return None
     from batchkit.aws_readers import S3Reader, make_service_client
 
     s3 = make_service_client("s3", region=getattr(client, "region", None) or args.region,
                              profile=args.profile, endpoint_url=args.s3_endpoint_url)
-    return WorkdirWitness(S3Reader(s3, deadline=args.deadline), per_refresh=50)
+    reader = S3Reader(s3, deadline=args.deadline)
+    left = client.remaining()
+    if left is not None:
+        reader.give_up_after(left)
+    return WorkdirWitness(reader, per_refresh=50)
 
 
 def run_cli(args: Any) -> int:

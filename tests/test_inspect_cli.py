@@ -125,3 +125,30 @@ def test_deadline_is_the_whole_commands_while_batch_answers_500_and_s3_is_unreac
     # each piece not read is named in the output: Batch's answer, the work dir's listing and files
     assert f"! DescribeJobs for {done['job_id']} kept failing" in out.out
     assert "s3:ListBucket" in out.out and ".exitcode: ! S3 s3:GetObject" in out.out
+
+
+def test_reconcile_workdir_reads_stop_at_the_commands_deadline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`reconcile --workdir --deadline 3` with four vanished jobs and an S3 endpoint nobody
+    listens on: the witness's reads share the command's deadline (up to 8 GETs would each
+    retry for 3 s if it were per read). The verdicts stand; the reasons say the work dir
+    could not be read."""
+    import socket
+    import time
+
+    with replay_incident(launch_dir=tmp_path / "launch", n_tasks=20, seed=2) as inc:
+        gone = sorted(inc.truth.abandoned_job_ids)[:4]
+        for jid in gone:
+            inc.batch.forget(jid)
+        with socket.socket() as probe:  # a loopback port nobody listens on
+            probe.bind(("127.0.0.1", 0))
+            closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+        t0 = time.monotonic()
+        code = main(["reconcile", str(inc.launch_dir), "--endpoint-url", inc.endpoint_url, "--format", "json",
+                     "--deadline", "3", "--workdir", "--s3-endpoint-url", closed])
+        took = time.monotonic() - t0
+    out = capsys.readouterr()
+    assert took < 6.0, f"{took:.1f} s: each work-dir read had its own --deadline"
+    assert code == 3, out.err
+    rows = {r["native_id"]: r for r in json.loads(out.out)}
+    for jid in gone:
+        assert rows[jid]["verdict"] == "vanished" and "work dir unreadable" in rows[jid]["reason"], rows[jid]
