@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -501,20 +501,27 @@ class _Parser:
         self.out.items.append(Setting(".".join(key), value, self.path, line, profile))
 
     # grammar
-    def block(self, prefix: list[str], profile: str | None, conditional: bool, closed: bool) -> None:
+    def entries(self, block: str | None) -> Iterator[_Tok]:
+        """The first token of each entry up to the closing '}' of ``block`` (consumed; a
+        block never closed is a syntax error naming it) or, for None, to the end of the
+        file, where a '}' is an unmatched one. The caller reads each entry."""
         while True:
             self.skip_nl()
             tok = self.peek()
             if tok is None:
-                if closed:
-                    raise _ConfigSyntaxError("a { block is never closed", self.toks[-1].line)
+                if block is not None:
+                    raise _ConfigSyntaxError(f"{block} is never closed", self.toks[-1].line)
                 return
             if tok.kind == "op" and tok.text == "}":
                 self.i += 1
-                if closed:
+                if block is not None:
                     return
                 self.opaque([tok], "an unmatched '}'")
                 continue
+            yield tok
+
+    def block(self, prefix: list[str], profile: str | None, conditional: bool, closed: bool) -> None:
+        for _ in self.entries("a { block" if closed else None):
             self.statement(prefix, profile, conditional)
 
     def statement(self, prefix: list[str], profile: str | None, conditional: bool) -> None:
@@ -533,16 +540,7 @@ class _Parser:
             self.conditional(prefix, profile)
             return
         if tok.kind == "ident" and tok.text == "try" and self.at("{", 1):
-            self.i += 1
-            self.sub_block(prefix, profile, conditional)
-            self.skip_nl()
-            while self.at("catch") or self.at("finally"):
-                self.i += 1
-                if self.at("("):
-                    self.balanced()
-                if self.at("{"):
-                    self.balanced()
-                self.skip_nl()
+            self.try_catch(prefix, profile, conditional)
             return
         if tok.kind == "string" and self.at("{", 1):  # 'withName:FOO' { ... }
             self.i += 1
@@ -552,17 +550,7 @@ class _Parser:
             self.opaque(self.statement_tokens() or [tok], "a statement this reader does not understand")
             self.i += 0 if self.peek() is None or self.peek() != tok else 1
             return
-        # dotted name
-        name = [tok.text]
-        self.i += 1
-        # a.b.c, and quoted segments such as process.'withName:FOO'.cpus
-        while (
-            self.at(".")
-            and (nxt := self.peek(1)) is not None
-            and (nxt.kind == "ident" or (nxt.kind == "string" and not nxt.interpolated))
-        ):
-            name.append(nxt.text)
-            self.i += 2
+        name = self.dotted_name(tok)
         if self.at("="):
             self.i += 1
             value_toks = self.statement_tokens()
@@ -580,16 +568,7 @@ class _Parser:
                 self.sub_block([*prefix, *name], profile, conditional)
             return
         if self.at(":") and len(name) == 1 and name[0] in ("withLabel", "withName"):
-            self.i += 1
-            target: list[_Tok] = []
-            while (t := self.peek()) is not None and not (t.kind == "op" and t.text in "{}") and t.kind != "nl":
-                target.append(t)
-                self.i += 1
-            if not self.at("{"):
-                self.opaque(target, "a process selector without a block")
-                return
-            label = target[0].text if len(target) == 1 else self.text_of(target)
-            self.sub_block([*prefix, f"{name[0]}:{label}"], profile, conditional)
+            self.selector(name[0], prefix, profile, conditional)
             return
         if self.at("("):
             # a method call such as System.setProperty(...): sets no config setting
@@ -597,6 +576,48 @@ class _Parser:
             return
         rest = self.statement_tokens()
         self.opaque([tok, *rest], "a statement this reader does not understand", line)
+
+    def dotted_name(self, first: _Tok) -> list[str]:
+        """``a.b.c`` from its ``first`` segment (the current token), and quoted segments such
+        as ``process.'withName:FOO'.cpus``."""
+        name = [first.text]
+        self.i += 1
+        while (
+            self.at(".")
+            and (nxt := self.peek(1)) is not None
+            and (nxt.kind == "ident" or (nxt.kind == "string" and not nxt.interpolated))
+        ):
+            name.append(nxt.text)
+            self.i += 2
+        return name
+
+    def try_catch(self, prefix: list[str], profile: str | None, conditional: bool) -> None:
+        """``try { ... } catch (...) { ... } finally { ... }``: the try block's settings are
+        read; catch and finally blocks are skipped."""
+        self.i += 1  # try
+        self.sub_block(prefix, profile, conditional)
+        self.skip_nl()
+        while self.at("catch") or self.at("finally"):
+            self.i += 1
+            if self.at("("):
+                self.balanced()
+            if self.at("{"):
+                self.balanced()
+            self.skip_nl()
+
+    def selector(self, kind: str, prefix: list[str], profile: str | None, conditional: bool) -> None:
+        """``withLabel: big { ... }`` or ``withName: 'A|B' { ... }`` (``kind``, its ':' next):
+        the block's settings under ``<kind>:<target>``."""
+        self.i += 1  # :
+        target: list[_Tok] = []
+        while (t := self.peek()) is not None and not (t.kind == "op" and t.text in "{}") and t.kind != "nl":
+            target.append(t)
+            self.i += 1
+        if not self.at("{"):
+            self.opaque(target, "a process selector without a block")
+            return
+        label = target[0].text if len(target) == 1 else self.text_of(target)
+        self.sub_block([*prefix, f"{kind}:{label}"], profile, conditional)
 
     def sub_block(self, prefix: list[str], profile: str | None, conditional: bool) -> None:
         assert self.at("{")
@@ -625,14 +646,7 @@ class _Parser:
 
     def profiles(self, conditional: bool) -> None:
         self.i += 1  # {
-        while True:
-            self.skip_nl()
-            tok = self.peek()
-            if tok is None:
-                raise _ConfigSyntaxError("the profiles block is never closed", self.toks[-1].line)
-            if tok.kind == "op" and tok.text == "}":
-                self.i += 1
-                return
+        for tok in self.entries("the profiles block"):
             if tok.kind in ("ident", "string") and self.at("{", 1):
                 self.i += 1
                 self.profile = tok.text
@@ -645,14 +659,7 @@ class _Parser:
 
     def plugins(self, conditional: bool) -> None:
         self.i += 1  # {
-        while True:
-            self.skip_nl()
-            tok = self.peek()
-            if tok is None:
-                raise _ConfigSyntaxError("the plugins block is never closed", self.toks[-1].line)
-            if tok.kind == "op" and tok.text == "}":
-                self.i += 1
-                return
+        for _ in self.entries("the plugins block"):
             toks = self.statement_tokens()
             if not toks:
                 self.i += 1
