@@ -32,6 +32,9 @@ FILTER_MISMATCHES: Final = "mismatches"
 #: unchanged, and reconcile would call the row "stale" or "ok" — true, but the one thing
 #: a user needs to read there is that batchkit killed it, when, and what Batch confirmed.
 KILLED: Final = "killed"
+#: The view's column holding the verdict a killed row had when batchkit killed it (orphan,
+#: untracked): the row sorts as that, so it keeps its place in the table.
+KILLED_FROM: Final = "killed_from"
 FILTERS: Final[tuple[str, ...]] = (FILTER_ALL, FILTER_MISMATCHES, *VERDICTS, KILLED)
 
 SORT_KEYS: Final[tuple[str, ...]] = ("severity", "task", "waste", "submit", "batch_status", "nf_status")
@@ -46,7 +49,7 @@ SORT_LABELS: Final[dict[str, str]] = {
 
 #: Most urgent first: what is burning money now, then what is merely inconsistent.
 SEVERITY: Final[dict[str, int]] = {
-    # A killed row sorts where it was as an orphan: it does not jump away under the mouse.
+    # A killed row sorts as what it was killed as (``KILLED_FROM``), else with the orphans.
     KILLED: 0,
     "orphan": 0,
     "untracked": 1,
@@ -167,6 +170,18 @@ def _codes(values: pd.Series) -> np.ndarray:
     return codes
 
 
+def _severity(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's rank in ``SEVERITY``. A killed row ranks as the verdict it was killed
+    under: it does not jump away under the mouse, and the next click on the same spot
+    hits the same job."""
+    verdict = column_text(frame, RecCol.VERDICT)
+    if KILLED_FROM in frame.columns:
+        was = column_text(frame, KILLED_FROM)
+        verdict = verdict.where((verdict != KILLED) | (was == ""), was)
+    severity: np.ndarray = verdict.map(SEVERITY).fillna(len(SEVERITY)).to_numpy(dtype=np.int64)
+    return severity
+
+
 def _order(frame: pd.DataFrame, query: TableQuery) -> np.ndarray:
     """Row positions of ``frame`` in the order ``query`` asks for.
 
@@ -175,7 +190,7 @@ def _order(frame: pd.DataFrame, query: TableQuery) -> np.ndarray:
     task name and job id, so equal keys keep one order between refreshes (rows that
     jump around while the user reads them are worse than any order).
     """
-    severity = column_text(frame, RecCol.VERDICT).map(SEVERITY).fillna(len(SEVERITY)).to_numpy(dtype=np.int64)
+    severity = _severity(frame)
     name = _codes(column_text(frame, TaskCol.NAME).str.lower())
     job = _codes(column_text(frame, JobCol.JOB_ID))
     primary: np.ndarray
@@ -294,7 +309,8 @@ def killed_reason(record: KillRecord, batch_status: object) -> str:
 
 
 def overlay_kills(frame: pd.DataFrame, kills: dict[str, KillRecord]) -> pd.DataFrame:
-    """``frame`` with every row batchkit killed shown as verdict ``killed``, with its reason.
+    """``frame`` with every row batchkit killed shown as verdict ``killed``, with its reason
+    (and the verdict it was killed under in ``KILLED_FROM``, which the sort reads).
 
     One verdict per row at any moment: the badge, the chips, the filter and the reason
     all read this frame, so they cannot disagree.
@@ -310,12 +326,15 @@ def overlay_kills(frame: pd.DataFrame, kills: dict[str, KillRecord]) -> pd.DataF
     positions = np.flatnonzero(hit)
     verdict = out[RecCol.VERDICT].astype("string") if RecCol.VERDICT in out.columns else pd.Series(pd.NA, index=out.index, dtype="string")
     reason = out[RecCol.REASON].astype("string") if RecCol.REASON in out.columns else pd.Series(pd.NA, index=out.index, dtype="string")
+    was = pd.Series(pd.NA, index=out.index, dtype="string")
+    was.iloc[positions] = [kills[str(ids.iat[p])].verdict for p in positions]
     verdict.iloc[positions] = KILLED
     reason.iloc[positions] = [
         killed_reason(kills[str(ids.iat[p])], status.iat[p]) for p in positions
     ]
     out[RecCol.VERDICT] = verdict
     out[RecCol.REASON] = reason
+    out[KILLED_FROM] = was
     if RecCol.KILLABLE in out.columns:
         killable = out[RecCol.KILLABLE].astype("boolean")
         killable.iloc[positions] = False

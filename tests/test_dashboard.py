@@ -222,6 +222,20 @@ def test_rows_killed_in_a_filtered_view_stay_in_it_until_the_filter_changes() ->
     assert keep_in_view(frame.iloc[0:0], query, orphans) is query
 
 
+@pytest.mark.parametrize("was", ["orphan", "untracked"])
+def test_a_killed_row_keeps_its_place_whatever_it_was_killed_as(was: str) -> None:
+    """The next click on the same spot must hit the same job: a killed untracked row does
+    not jump up to the orphans, in the whole table or in its own filtered view."""
+    frame = make_frame(60)
+    victim = select(frame, TableQuery(verdict=was, page_size=100)).rows[JobCol.JOB_ID].iat[4]
+    view = overlay_kills(frame, {victim: KillRecord(was)})
+    assert view.set_index(JobCol.JOB_ID).loc[victim, RecCol.VERDICT] == KILLED
+    for query in (TableQuery(page_size=100), TableQuery(verdict=was, page_size=100)):
+        before = list(select(frame, query).rows[JobCol.JOB_ID])
+        after = list(select(view, keep_in_view(frame, query, [victim])).rows[JobCol.JOB_ID])
+        assert after == before and after.index(victim) == before.index(victim)
+
+
 def test_select_on_a_100k_row_frame_returns_one_page() -> None:
     big = pd.concat([make_frame(1000)] * 100, ignore_index=True)
     page = select(big, TableQuery(verdict="mismatches", search="sample_0099", sort="waste"))
