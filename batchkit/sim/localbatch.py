@@ -539,16 +539,7 @@ class LocalBatch:
         if route == ("GET", "faults"):
             return {"rules": self.faults.rules(), "counts": self.faults.counts_list()}
         if route == ("POST", "faults"):
-            window = body.get("window")
-            rule = self.faults.add(
-                body.get("operation"),
-                str(body["kind"]),
-                rate=_finite(body.get("rate", 1.0), "rate"),
-                count=None if body.get("count") is None else int(body["count"]),
-                window=None if window is None else (_finite(window[0], "window start"), _finite(window[1], "window end")),
-                latency=_finite(body.get("latency", 0.0), "latency"),
-            )
-            return {"id": rule}
+            return {"id": self._add_fault(body)}
         if route == ("DELETE", "faults"):
             if len(parts) > 1:
                 self.faults.remove(parts[1])
@@ -575,32 +566,50 @@ class LocalBatch:
             self.retention = None if body.get("seconds") is None else _finite(body["seconds"], "seconds")
             return {"seconds": self.retention}
         if route == ("POST", "jobs") and len(parts) == 1:
-            ids = self.submit_jobs(
-                int(body["count"]),
-                queue=str(body.get("queue", "demo-queue")),
-                name=str(body.get("name", "job")),
-                job_definition=str(body.get("job_definition", "nf-demo")),
-                command=body.get("command"),
-                vcpus=body.get("vcpus"),
-                tags=body.get("tags"),
-            )
-            return {"jobIds": ids}
+            return {"jobIds": self._submit_from(body)}
         if route == ("POST", "spot"):
             self.spot_interruption_rate = _finite(body["rate"], "rate")
             return {"rate": self.spot_interruption_rate}
         if route == ("POST", "jobs") and len(parts) == 3 and parts[2] in ("interrupt", "behavior", "forget"):
-            job_id = parts[1]
-            if parts[2] == "forget":
-                self.forget(job_id)
-                return {}
-            if parts[2] == "interrupt":
-                self.interrupt(job_id)
-            else:
-                self.set_job_behavior(
-                    job_id, duration=body.get("duration"), exit_code=body.get("exit_code"), output=body.get("output")
-                )
-            return {"job": self.describe_job(job_id)}
+            return self._job_action(parts[1], parts[2], body)
         raise _NotFound(f"no admin route {method} /_admin/{'/'.join(parts)}: see batchkit.sim.localbatch's docstring")
+
+    def _add_fault(self, body: dict[str, Any]) -> str:
+        """``POST /_admin/faults``: a fault rule from its JSON body; its id."""
+        window = body.get("window")
+        return self.faults.add(
+            body.get("operation"),
+            str(body["kind"]),
+            rate=_finite(body.get("rate", 1.0), "rate"),
+            count=None if body.get("count") is None else int(body["count"]),
+            window=None if window is None else (_finite(window[0], "window start"), _finite(window[1], "window end")),
+            latency=_finite(body.get("latency", 0.0), "latency"),
+        )
+
+    def _submit_from(self, body: dict[str, Any]) -> list[str]:
+        """``POST /_admin/jobs``: ``count`` jobs submitted as the body says; their ids."""
+        return self.submit_jobs(
+            int(body["count"]),
+            queue=str(body.get("queue", "demo-queue")),
+            name=str(body.get("name", "job")),
+            job_definition=str(body.get("job_definition", "nf-demo")),
+            command=body.get("command"),
+            vcpus=body.get("vcpus"),
+            tags=body.get("tags"),
+        )
+
+    def _job_action(self, job_id: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /_admin/jobs/<id>/{forget,interrupt,behavior}``."""
+        if action == "forget":
+            self.forget(job_id)
+            return {}
+        if action == "interrupt":
+            self.interrupt(job_id)
+        else:
+            self.set_job_behavior(
+                job_id, duration=body.get("duration"), exit_code=body.get("exit_code"), output=body.get("output")
+            )
+        return {"job": self.describe_job(job_id)}
 
 
 class _NotFound(Exception):
