@@ -175,6 +175,10 @@ class KillClaim:
     #: job id -> the open row another live kill holds (wait for it, or adopt its result)
     held: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def has(self, job_id: str) -> bool:
+        """Whether ``job_id`` is already decided, in any of the three."""
+        return job_id in self.mine or job_id in self.done or job_id in self.held
+
 
 def mask_environment(value: Any) -> Any:
     """``value`` with every container environment VALUE replaced by ``MASK`` (names kept).
@@ -621,60 +625,70 @@ class Ledger:
         when final, in ``held`` while another kill holds them — so a kill planned from an
         older snapshot reports what a concurrent kill did meanwhile, as that kill does.
         """
-        done: dict[str, dict[str, Any]] = {}
-        held: dict[str, dict[str, Any]] = {}
-        mine: dict[str, int] = {}
-        marks = ",".join("?" * len(_KILL_DONE))
+        claim = KillClaim()
         with self._write() as conn:
             now = to_utc(self._clock())
-            stamp, until = now.isoformat(), (now + pd.Timedelta(seconds=max(1.0, lease_s))).isoformat()
+            until = (now + pd.Timedelta(seconds=max(1.0, lease_s))).isoformat()
             for kill in jobs:
-                if kill.job_id in mine or kill.job_id in done or kill.job_id in held:
-                    continue
-                final = conn.execute(
-                    f"SELECT * FROM kills WHERE job_id = ? AND finished_at IS NOT NULL AND outcome IN ({marks}) "
-                    "ORDER BY kill_id DESC LIMIT 1",
-                    (kill.job_id, *_KILL_DONE),
-                ).fetchone()
-                if final is not None:
-                    done[kill.job_id] = dict(final)
-                    continue
-                row = conn.execute(
-                    "SELECT * FROM kills WHERE job_id = ? AND finished_at IS NULL", (kill.job_id,)
-                ).fetchone()
-                if row is not None:
-                    if row["claim_owner"] != owner and not self._claim_dead(row, now):
-                        held[kill.job_id] = dict(row)
-                        continue
-                    conn.execute(
-                        "UPDATE kills SET claim_owner = ?, claim_until = ? WHERE kill_id = ?",
-                        (owner, until, row["kill_id"]),
-                    )
-                    mine[kill.job_id] = int(row["kill_id"])
-                    continue
-                cur = conn.execute(
-                    "INSERT INTO kills (run_name, job_id, verdict, reason, task_name, vcpu_hours, request, "
-                    "requested_at, writer, claim_owner, claim_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        _run_key(run_name), kill.job_id, kill.verdict, kill.reason, kill.task_name,
-                        kill.vcpu_hours, json.dumps(request, default=str), stamp, self._writer, owner, until,
-                    ),
-                )
-                mine[kill.job_id] = int(cur.lastrowid or 0)
+                if not claim.has(kill.job_id):
+                    self._claim_job(conn, claim, run_name, kill, request, owner=owner, now=now, until=until)
             if concurrent_after is not None:
                 for row in conn.execute(
                     "SELECT * FROM kills WHERE run_name = ? AND kill_id > ? ORDER BY kill_id",
                     (_run_key(run_name), concurrent_after),
                 ):
                     job_id = row["job_id"]
-                    if job_id in mine or job_id in done or job_id in held:
+                    if claim.has(job_id):
                         continue
                     if row["finished_at"] is not None:
                         if row["outcome"] in _KILL_DONE:
-                            done[job_id] = dict(row)
+                            claim.done[job_id] = dict(row)
                     elif row["claim_owner"] not in (None, owner) and not self._claim_dead(row, now):
-                        held[job_id] = dict(row)
-        return KillClaim(mine=mine, done=done, held=held)
+                        claim.held[job_id] = dict(row)
+        return claim
+
+    def _claim_job(
+        self,
+        conn: sqlite3.Connection,
+        claim: KillClaim,
+        run_name: str | None,
+        kill: KillJob,
+        request: dict[str, Any],
+        *,
+        owner: str,
+        now: pd.Timestamp,
+        until: str,
+    ) -> None:
+        """One job of ``claim_kills``, in its transaction: already killed (``done``), held
+        by another live kill (``held``), an open row taken over, or a new row (``mine``)."""
+        marks = ",".join("?" * len(_KILL_DONE))
+        final = conn.execute(
+            f"SELECT * FROM kills WHERE job_id = ? AND finished_at IS NOT NULL AND outcome IN ({marks}) "
+            "ORDER BY kill_id DESC LIMIT 1",
+            (kill.job_id, *_KILL_DONE),
+        ).fetchone()
+        if final is not None:
+            claim.done[kill.job_id] = dict(final)
+            return
+        row = conn.execute("SELECT * FROM kills WHERE job_id = ? AND finished_at IS NULL", (kill.job_id,)).fetchone()
+        if row is not None:
+            if row["claim_owner"] != owner and not self._claim_dead(row, now):
+                claim.held[kill.job_id] = dict(row)
+                return
+            conn.execute(
+                "UPDATE kills SET claim_owner = ?, claim_until = ? WHERE kill_id = ?", (owner, until, row["kill_id"])
+            )
+            claim.mine[kill.job_id] = int(row["kill_id"])
+            return
+        cur = conn.execute(
+            "INSERT INTO kills (run_name, job_id, verdict, reason, task_name, vcpu_hours, request, "
+            "requested_at, writer, claim_owner, claim_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                _run_key(run_name), kill.job_id, kill.verdict, kill.reason, kill.task_name,
+                kill.vcpu_hours, json.dumps(request, default=str), now.isoformat(), self._writer, owner, until,
+            ),
+        )
+        claim.mine[kill.job_id] = int(cur.lastrowid or 0)
 
     def claim_is_dead(self, row: dict[str, Any]) -> bool:
         """Whether the claim on an open row can be taken over (released, expired, or its
