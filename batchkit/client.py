@@ -1040,9 +1040,7 @@ class BatchClient:
                     self._backoff_sleep(settle)
                 job = self._find_submission(job_queue, job_name, sid)
                 if job is not None:
-                    return {"jobId": job["jobId"], "jobName": job.get("jobName", job_name),
-                            "jobArn": job.get("jobArn"), "submissionId": sid,
-                            "attempts": attempts, "deduplicated": True}
+                    return _submitted(job, job_name, sid, attempts, deduplicated=True)
             attempts += 1
             try:
                 answer = self._client.submit_job(**params)
@@ -1053,9 +1051,7 @@ class BatchClient:
             if not isinstance(answer, dict) or not isinstance(answer.get("jobId"), str):
                 ambiguous, failed_at = True, self._clock()  # something was answered: it may exist
                 raise self._malformed("SubmitJob", MalformedAnswerError("SubmitJob answered without a jobId"))
-            return {"jobId": answer["jobId"], "jobName": answer.get("jobName", job_name),
-                    "jobArn": answer.get("jobArn"), "submissionId": sid,
-                    "attempts": attempts, "deduplicated": False}
+            return _submitted(answer, job_name, sid, attempts, deduplicated=False)
 
         try:
             return self._raw("SubmitJob", "submit", attempt)
@@ -1189,6 +1185,15 @@ def _refused(op: str, what: str, error: Exception) -> AwsError:
         return AccessDeniedError(f"{text} — add batch:{op} to the role's (or user's) IAM policy.",
                                  operation=op, code=code)
     return AwsError(text, operation=op, code=code)
+
+
+def _submitted(
+    job: dict[str, Any], name: str, sid: str, attempts: int, *, deduplicated: bool
+) -> dict[str, Any]:
+    """``submit_job``'s answer, from SubmitJob's (or, ``deduplicated``, from the ListJobs
+    summary of the job an earlier, ambiguous attempt had already submitted)."""
+    return {"jobId": job["jobId"], "jobName": job.get("jobName", name), "jobArn": job.get("jobArn"),
+            "submissionId": sid, "attempts": attempts, "deduplicated": deduplicated}
 
 
 def _make_boto3_client(
