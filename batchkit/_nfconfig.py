@@ -229,6 +229,40 @@ class _ConfigSyntaxError(Exception):
         self.line = line
 
 
+def _string(text: str, i: int, line: int) -> tuple[_Tok, int]:
+    """The string literal opening at ``text[i]`` ('...', "...", or tripled), escapes
+    resolved, and the line after it; a double-quoted one with a ``$`` is interpolated."""
+    c = text[i]
+    triple = text.startswith(c * 3, i)
+    quote = c * 3 if triple else c
+    j, n = i + len(quote), len(text)
+    buf: list[str] = []
+    interpolated = False
+    start_line = line
+    while True:
+        if j >= n:
+            raise _ConfigSyntaxError("a string is never closed", start_line)
+        if text.startswith(quote, j):
+            break
+        ch = text[j]
+        if ch == "\\" and j + 1 < n:
+            nxt = text[j + 1]
+            if nxt == "\n":
+                line += 1
+            buf.append(_ESCAPES.get(nxt, nxt))
+            j += 2
+            continue
+        if ch == "\n":
+            if not triple:
+                raise _ConfigSyntaxError("a string is never closed on its line", start_line)
+            line += 1
+        if ch == "$" and c == '"':
+            interpolated = True
+        buf.append(ch)
+        j += 1
+    return _Tok("string", "".join(buf), start_line, i, j + len(quote), interpolated), line
+
+
 def _tokenize(text: str) -> list[_Tok]:
     toks: list[_Tok] = []
     i, line, n = 0, 1, len(text)
@@ -255,36 +289,9 @@ def _tokenize(text: str) -> list[_Tok]:
             line += text.count("\n", i, j)
             i = j + 2
         elif c in "'\"":
-            triple = text.startswith(c * 3, i)
-            quote = c * 3 if triple else c
-            j = i + len(quote)
-            buf: list[str] = []
-            interpolated = False
-            start_line = line
-            while True:
-                if j >= n:
-                    raise _ConfigSyntaxError("a string is never closed", start_line)
-                if text.startswith(quote, j):
-                    break
-                ch = text[j]
-                if ch == "\\" and j + 1 < n:
-                    nxt = text[j + 1]
-                    if nxt == "\n":
-                        line += 1
-                    buf.append(_ESCAPES.get(nxt, nxt))
-                    j += 2
-                    continue
-                if ch == "\n":
-                    if not triple:
-                        raise _ConfigSyntaxError("a string is never closed on its line", start_line)
-                    line += 1
-                if ch == "$" and c == '"':
-                    interpolated = True
-                buf.append(ch)
-                j += 1
-            end = j + len(quote)
-            toks.append(_Tok("string", "".join(buf), start_line, i, end, interpolated))
-            i = end
+            tok, line = _string(text, i, line)
+            toks.append(tok)
+            i = tok.end
         elif m := _NUMBER.match(text, i):
             toks.append(_Tok("number", m.group(), line, i, m.end()))
             i = m.end()
