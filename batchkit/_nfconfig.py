@@ -435,18 +435,19 @@ Loader = Callable[[str, str], "tuple[str, str] | None"]  # (target, including fi
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 
 
+@dataclass(eq=False)
 class _Parser:
-    def __init__(
-        self, toks: list[_Tok], source: str, path: str, out: ParsedConfig, loader: Loader | None, depth: int
-    ) -> None:
-        self.toks = toks
-        self.source = source
-        self.path = path
-        self.out = out
-        self.loader = loader
-        self.depth = depth
-        self.i = 0
-        self.profile: str | None = None  # the profile block being read, if any
+    """Reads one config file's tokens into ``out``; ``depth`` counts the includeConfig
+    levels above it."""
+
+    toks: list[_Tok]
+    source: str
+    path: str
+    out: ParsedConfig
+    loader: Loader | None
+    depth: int
+    i: int = 0
+    profile: str | None = None  # the profile block being read, if any
 
     # token helpers
     def peek(self, off: int = 0) -> _Tok | None:
