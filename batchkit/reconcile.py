@@ -713,33 +713,14 @@ def _reanchor(
     return near.min() - CLOCK_SKEW, near.max() + LIFETIME_GRACE
 
 
-def _scope(
-    run: RunLike,
-    tasks: pd.DataFrame,
-    jobs: pd.DataFrame,
-    recorded: pd.Series,
-    pos: np.ndarray,
-    parents: list[str],
-    queues: Collection[str] | None,
-    now: pd.Timestamp,
-    more_others: Sequence[OtherRun] = (),
-) -> _Scope:
-    """Ownership as proof (module docstring, "Scope"), one verdict per job.
+def _under_work_dir(wd: pd.Series, prefix: str | None) -> tuple[np.ndarray, list[str | None]]:
+    """Per job: is its launcher's work dir under the run's (``prefix``, ending in "/"), and
+    the task dir's last two parts "ab/<30 hex>" when it sits directly under it (else None).
 
-    ``more_others``: other runs known beside ``run.other_runs`` (the Tracker passes those
-    its ledger records: jobs submitted from the submit form, killed or claimed as
-    another run's), as data, so this stays pure.
+    One pass over the work dirs as Python strings: pandas' string methods cost ~0.1 s
+    each on 100k jobs.
     """
-    n = len(jobs)
-    ids = jobs[JobCol.JOB_ID]
-    wd = jobs[JobCol.WORK_DIR]
-    created = jobs[JobCol.CREATED_AT]
-    created_s = _seconds(created)
-    work_dir = normal_dir(run.work_dir) if run.work_dir else None
-    prefix = (work_dir.rstrip("/") + "/") if work_dir else None
-    # One pass over the work dirs as Python strings (pandas' string methods cost ~0.1 s
-    # each on 100k jobs): under the run's work dir, and the task dir's last two parts
-    # "ab/<30 hex>" when it sits directly under it (else None).
+    n = len(wd)
     wd_obj = wd.to_numpy(dtype=object, na_value=None)
     keys: list[str | None] = [None] * n
     under: np.ndarray = np.zeros(n, dtype=bool)
@@ -751,10 +732,38 @@ def _scope(
                 under[row] = True
                 if is_task_dir(w, cut):
                     keys[row] = w[cut:]
-    key_obj = np.array(keys, dtype=object)
-    key = pd.Series(key_obj, index=jobs.index, dtype="string")
+    return under, keys
 
-    # --- recorded by this run, and does the job agree with the record? ---
+
+@dataclass
+class _Records:
+    """The job ids this run recorded, cross-checked against the jobs Batch returned."""
+
+    rows: np.ndarray  # task rows whose recorded id Batch returned
+    jobs: np.ndarray  # ... the job position each of those rows names
+    agree_row: np.ndarray  # per recorded row: the job's launcher work dir is the task's
+    by_id: np.ndarray  # per job: recorded by the run, or the parent of a recorded array child
+    wd_agrees: np.ndarray  # per job: its command agrees with the recording task's dir
+    array_job: np.ndarray  # per job: an array child ``<id>:<i>`` or a recorded child's parent
+    unparsed: np.ndarray  # per job: its command is no launcher we could read a work dir from
+    sources: np.ndarray  # per job: what recorded it ("" where nothing did)
+    contradicted: np.ndarray  # per job: the trace or log name another job for its task
+
+
+def _check_records(
+    run: RunLike,
+    tasks: pd.DataFrame,
+    jobs: pd.DataFrame,
+    pos: np.ndarray,
+    parents: list[str],
+    key_obj: np.ndarray,
+    prefix: str | None,
+) -> _Records:
+    """Does each recorded job agree with its record? Its launcher's task dir must be the
+    recording task's: the task's ``workdir``, else its ``hash`` under the run's work dir."""
+    n = len(jobs)
+    ids = jobs[JobCol.JOB_ID]
+    wd = jobs[JobCol.WORK_DIR]
     rec_rows = np.flatnonzero(pos >= 0)
     rec_jobs = pos[rec_rows]
     by_id: np.ndarray = np.zeros(n, dtype=bool)
@@ -775,50 +784,80 @@ def _scope(
     agree_row = np.asarray(same_dir, dtype=bool) | (task_wd.isna().to_numpy(bool) & hash_ok)
     wd_agrees: np.ndarray = np.zeros(n, dtype=bool)
     wd_agrees[rec_jobs[agree_row]] = True
-    # Array children/parents (Nextflow >= 24.04 job arrays) run a launcher that picks the
-    # task dir by index from the list of the array's task dirs (TaskArrayExecutor): their
-    # command names no single work dir, but it names the recording task's among its
-    # dirs. One that names none (another user's array, a forged ``<id>:<i>`` record)
-    # disagrees; a parent agrees only through a child that does (its TerminateJob would
-    # stop every child).
     array_job = ids.str.contains(":", regex=False).fillna(False).to_numpy(bool) | is_parent
     unparsed = wd.isna().to_numpy(bool)
     array_rows = np.flatnonzero(array_job[rec_jobs] & unparsed[rec_jobs] & ~agree_row)
     if len(array_rows):
         commands = jobs[JobCol.COMMAND].iloc[rec_jobs[array_rows]].to_numpy(dtype=object, na_value=None)
         dirs = task_wd.iloc[array_rows].to_numpy(dtype=object, na_value=None)
-        named = [
-            c is not None and (
-                (d is not None and d in c)
-                or (prefix is not None and h is not None and len(h) >= 4 and f"{prefix}{h}" in c)
-            )
-            for c, d, h in zip(commands, dirs, task_hash[array_rows], strict=True)
-        ]
-        wd_agrees[rec_jobs[array_rows[np.asarray(named, dtype=bool)]]] = True
+        named = _arrays_name_their_dirs(commands, dirs, task_hash[array_rows], prefix)
+        wd_agrees[rec_jobs[array_rows[named]]] = True
     if is_parent.any():
         agreeing = ids[wd_agrees & array_job & ~is_parent]
         good = set(agreeing.str.extract(_ARRAY_CHILD_RE, expand=False).dropna())
         wd_agrees |= is_parent & unparsed & ids.isin(list(good)).fillna(False).to_numpy(bool)
     by_id |= is_parent
+    contradicted_ids = getattr(run, "contradicted_ids", None) or frozenset()
+    return _Records(
+        rows=rec_rows,
+        jobs=rec_jobs,
+        agree_row=agree_row,
+        by_id=by_id,
+        wd_agrees=wd_agrees,
+        array_job=array_job,
+        unparsed=unparsed,
+        sources=_record_sources(run, tasks, ids, rec_rows, rec_jobs, by_id),
+        contradicted=ids.isin(list(contradicted_ids)).fillna(False).to_numpy(bool) if contradicted_ids else np.zeros(n, dtype=bool),
+    )
+
+
+def _arrays_name_their_dirs(
+    commands: np.ndarray, dirs: np.ndarray, hashes: np.ndarray, prefix: str | None
+) -> np.ndarray:
+    """Whether each recorded array job's command names the recording task's dir.
+
+    Array children/parents (Nextflow >= 24.04 job arrays) run a launcher that picks the
+    task dir by index from the list of the array's task dirs (TaskArrayExecutor): their
+    command names no single work dir, but it names the recording task's among its
+    dirs. One that names none (another user's array, a forged ``<id>:<i>`` record)
+    disagrees; a parent agrees only through a child that does (its TerminateJob would
+    stop every child).
+    """
+    named = [
+        c is not None and (
+            (d is not None and d in c)
+            or (prefix is not None and h is not None and len(h) >= 4 and f"{prefix}{h}" in c)
+        )
+        for c, d, h in zip(commands, dirs, hashes, strict=True)
+    ]
+    out: np.ndarray = np.asarray(named, dtype=bool)
+    return out
+
+
+def _record_sources(
+    run: RunLike, tasks: pd.DataFrame, ids: pd.Series, rec_rows: np.ndarray, rec_jobs: np.ndarray, by_id: np.ndarray
+) -> np.ndarray:
+    """Per job, what recorded its id for the proof line: the run's ``recorded_by`` map
+    when it has one, else the recording task row's source ("" where nothing did)."""
     sources_of = getattr(run, "recorded_by", None)
     if isinstance(sources_of, Mapping) and sources_of:
         sources = ids.map(lambda j: sources_of.get(j, "")).to_numpy(dtype=object, na_value="")
     else:
-        src: np.ndarray = np.full(n, "", dtype=object)
+        src: np.ndarray = np.full(len(ids), "", dtype=object)
         src[rec_jobs] = tasks[TaskCol.SOURCE].iloc[rec_rows].fillna("the run's records").to_numpy(dtype=object)
         sources = src
-    sources = np.where((sources == "") & by_id, "the run's records", sources)
-    contradicted_ids = getattr(run, "contradicted_ids", None) or frozenset()
-    contradicted = ids.isin(list(contradicted_ids)).fillna(False).to_numpy(bool) if contradicted_ids else np.zeros(n, dtype=bool)
+    out: np.ndarray = np.where((sources == "") & by_id, "the run's records", sources)
+    return out
 
-    # --- other runs ---
-    others: Sequence[OtherRun] = (*(getattr(run, "other_runs", None) or ()), *more_others)
-    other_label: np.ndarray = np.full(n, "", dtype=object)
-    own_hashes = set(tasks.loc[~_Codes(tasks[TaskCol.STATUS]).isin({"CACHED"}), TaskCol.HASH].dropna().astype(str))
+
+def _other_run_labels(others: Sequence[OtherRun], ids: pd.Series, key: pd.Series) -> np.ndarray:
+    """Per job, the label of the first other run whose evidence names it ("" where none):
+    it recorded the job's id, or submitted the hash of the job's task dir."""
+    other_label: np.ndarray = np.full(len(ids), "", dtype=object)
     if others:
         short_key = key.str.slice(0, 9)
         for other in others:
-            hit: np.ndarray = np.zeros(n, dtype=bool)
+            hit: np.ndarray = np.zeros(len(ids), dtype=bool)
             if other.job_ids:
                 hit |= ids.isin(list(other.job_ids)).fillna(False).to_numpy(bool)
             if other.hashes:
@@ -826,108 +865,219 @@ def _scope(
                 # nothing for either: the other run's claim stands in the way.
                 hit |= short_key.isin(list(other.hashes)).fillna(False).to_numpy(bool)
             other_label[hit & (other_label == "")] = other.label
-    claimed_elsewhere = other_label != ""
+    return other_label
 
-    # --- lifetime, anchored on Batch's clock ---
+
+def _anchored_lifetime(
+    run: RunLike,
+    now: pd.Timestamp,
+    tasks: pd.DataFrame,
+    created: pd.Series,
+    rec: _Records,
+    claimed_elsewhere: np.ndarray,
+) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The run's lifetime (``_lifetime``) on Batch's clock, or None without a launch time.
+
+    Shifted by the zone error the run's own verified jobs show (``_clock_offset``), and
+    re-anchored on them when the logged times are not even within a day (``_reanchor``).
+    Anchors are recorded jobs that agree with their record, that nothing contradicts and
+    that no other run claims.
+    """
     life = _lifetime(run, now)
     if life is None:
-        start, end = pd.Timestamp.max.tz_localize("UTC"), pd.Timestamp.min.tz_localize("UTC")
-        in_life: np.ndarray = np.zeros(n, dtype=bool)
-    else:
-        submit = tasks[TaskCol.SUBMIT].iloc[rec_rows].reset_index(drop=True)
-        anchor = agree_row & ~np.asarray(contradicted[rec_jobs] | claimed_elsewhere[rec_jobs], dtype=bool)
-        anchors = created.iloc[rec_jobs[anchor]].reset_index(drop=True)
-        offset = _clock_offset(anchors, submit[anchor].reset_index(drop=True))
-        start, end = life[0] + offset, life[1] + offset
-        start, end = _reanchor(start, end, anchors)
-        in_life = (created_s >= (start - _EPOCH).total_seconds()) & (created_s <= (end - _EPOCH).total_seconds())
-        if others:
-            # A job created outside this run's lifetime, during another run's: that run's.
-            for other in others:
-                o_start = as_utc(other.launch_time)
-                if o_start is None:
-                    continue
-                o_end = (as_utc(other.end_time) or now) + LIFETIME_GRACE
-                during = (created_s >= (o_start - CLOCK_SKEW - _EPOCH).total_seconds()) & (
-                    created_s <= (o_end - _EPOCH).total_seconds()
-                )
-                other_label[under & ~in_life & during & (other_label == "")] = other.label + " (created during it)"
+        return None
+    submit = tasks[TaskCol.SUBMIT].iloc[rec.rows].reset_index(drop=True)
+    anchor = rec.agree_row & ~np.asarray(rec.contradicted[rec.jobs] | claimed_elsewhere[rec.jobs], dtype=bool)
+    anchors = created.iloc[rec.jobs[anchor]].reset_index(drop=True)
+    offset = _clock_offset(anchors, submit[anchor].reset_index(drop=True))
+    return _reanchor(life[0] + offset, life[1] + offset, anchors)
 
-    # --- queues: named, else those of the run's verified recorded jobs ---
+
+def _created_during_others(
+    others: Sequence[OtherRun], created_s: np.ndarray, outside: np.ndarray, labels: np.ndarray, now: pd.Timestamp
+) -> np.ndarray:
+    """``labels`` plus, for each job of ``outside`` (under the work dir, created outside
+    this run's lifetime) that no run claims yet, the first other run it was created
+    during: it is that run's."""
+    labels = labels.copy()
+    for other in others:
+        o_start = as_utc(other.launch_time)
+        if o_start is None:
+            continue
+        o_end = (as_utc(other.end_time) or now) + LIFETIME_GRACE
+        during = (created_s >= (o_start - CLOCK_SKEW - _EPOCH).total_seconds()) & (
+            created_s <= (o_end - _EPOCH).total_seconds()
+        )
+        labels[outside & during & (labels == "")] = other.label + " (created during it)"
+    return labels
+
+
+def _on_run_queues(
+    run: RunLike, job_queues: pd.Series, queues: Collection[str] | None, verified: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per job: is it on one of the run's queues, and its queue's name ("?" where none).
+
+    The run's queues are ``queues``, else ``run.queues``, else those of its ``verified``
+    recorded jobs (when none is known, no hash proof is possible).
+    """
     if queues is None:
         queues = getattr(run, "queues", None) or None
-    qcodes, quniques = pd.factorize(jobs[JobCol.JOB_QUEUE])
+    qcodes, quniques = pd.factorize(job_queues)
     qnames = _queue_names(pd.Series(quniques, dtype="string")).to_numpy(dtype=object)
-    verified_no_queue = by_id & wd_agrees & in_life & ~contradicted & ~claimed_elsewhere
     if queues:
         wanted = set(_queue_names(queues).dropna())
     else:
-        wanted = {qnames[c] for c in set(qcodes[verified_no_queue].tolist()) if c >= 0}
+        wanted = {qnames[c] for c in set(qcodes[verified].tolist()) if c >= 0}
     known_q = np.array([q in wanted for q in qnames] + [False], dtype=bool)
-    on_queue = known_q[qcodes]
+    qtext: np.ndarray = np.append(qnames, "?").astype(object)[qcodes]
+    return known_q[qcodes], qtext
 
-    recorded_ok = verified_no_queue & on_queue
-    submitted = own_hashes
-    hash_rec: np.ndarray = np.zeros(n, dtype=bool)
+
+def _submitted_task_dirs(keys: list[str | None], tasks: pd.DataFrame) -> np.ndarray:
+    """Per job, whether its task dir "ab/<30 hex>" starts with a hash this run submitted
+    (a non-CACHED task's ``hash``; "ab/c" at least: shorter is no evidence)."""
+    submitted = set(tasks.loc[~_Codes(tasks[TaskCol.STATUS]).isin({"CACHED"}), TaskCol.HASH].dropna().astype(str))
+    hash_rec: np.ndarray = np.zeros(len(keys), dtype=bool)
     if submitted:
         by_length: dict[int, set[str]] = {}
         for h in submitted:
-            if len(h) >= 4:  # "ab/c" at least: shorter is no evidence
+            if len(h) >= 4:
                 by_length.setdefault(len(h), set()).add(h)
         for row, k in enumerate(keys):
             if k is not None and any(k[:length] in group for length, group in by_length.items()):
                 hash_rec[row] = True
-    hash_ok_job = ~by_id & hash_rec & under & on_queue & in_life & ~claimed_elsewhere
-    # Labelled by time only (created during another run, outside this one's lifetime).
-    during_other = (other_label != "") & ~claimed_elsewhere
-    neighbourhood = under & ~recorded_ok & ~hash_ok_job & ~claimed_elsewhere & ~during_other & ~by_id
-    other = (claimed_elsewhere | during_other) & ~recorded_ok & ~hash_ok_job
+    return hash_rec
 
-    rule = np.select(
-        [recorded_ok, hash_ok_job, other, neighbourhood],
-        ["native_id", "hash", "other_run", "neighbourhood"],
-        default="",
-    )
 
-    # --- one line per job: which proof holds, or why none does ---
-    proof: np.ndarray = np.full(n, "", dtype=object)
-    qtext = np.append(qnames, "?").astype(object)[qcodes]
-    clock = _clock(created_s)
-    at = np.where(clock == "", "", "created " + clock)
-    life_text = (
-        f"{start:%H:%M}–{end:%H:%M} UTC" if life is not None else "unknown (no launch time)"
-    )
+@dataclass
+class _Evidence:
+    """Per job, the facts its proof line cites (see ``_proof_lines``)."""
+
+    rec: _Records
+    key: pd.Series  # the task dir "ab/<30 hex>" under the run's work dir, <NA> where none
+    other_label: np.ndarray  # the other run whose evidence or lifetime points to it, or ""
+    claimed_elsewhere: np.ndarray  # another run's evidence (not only its lifetime) points to it
+    on_queue: np.ndarray
+    queue: np.ndarray  # its queue's name, "?" where none
+    in_life: np.ndarray
+    at: np.ndarray  # "created HH:MM UTC", "" where unknown
+    life_text: str  # the run's lifetime, for the lines that say a job lies outside it
+
+
+def _proof_lines(
+    ev: _Evidence,
+    recorded_ok: np.ndarray,
+    by_hash: np.ndarray,
+    neighbourhood: np.ndarray,
+    other: np.ndarray,
+) -> np.ndarray:
+    """One line per job: which proof holds, or why none does ("" where nothing ties it)."""
+    rec, qtext, at = ev.rec, ev.queue, ev.at
+    proof: np.ndarray = np.full(len(recorded_ok), "", dtype=object)
     if recorded_ok.any():
         i = np.flatnonzero(recorded_ok)
-        proof[i] = "recorded by " + sources[i] + "; on queue " + qtext[i] + "; " + at[i] + " in the run's lifetime; its launcher's work dir is the task's"
-    if hash_ok_job.any():
-        i = np.flatnonzero(hash_ok_job)
-        proof[i] = "hash " + _obj(key.iloc[i].str.slice(0, 9)) + " submitted by this run; launcher under its work dir; on queue " + qtext[i] + "; " + at[i] + " in the run's lifetime"
-    failed = by_id & ~recorded_ok
+        proof[i] = "recorded by " + rec.sources[i] + "; on queue " + qtext[i] + "; " + at[i] + " in the run's lifetime; its launcher's work dir is the task's"
+    if by_hash.any():
+        i = np.flatnonzero(by_hash)
+        proof[i] = "hash " + _obj(ev.key.iloc[i].str.slice(0, 9)) + " submitted by this run; launcher under its work dir; on queue " + qtext[i] + "; " + at[i] + " in the run's lifetime"
+    failed = rec.by_id & ~recorded_ok
     if failed.any():
         i = np.flatnonzero(failed)
-        why: np.ndarray = np.full(len(i), "", dtype=object)
-        why = np.where(claimed_elsewhere[i], why + "; " + other_label[i] + " recorded it", why)
-        why = np.where(contradicted[i], why + "; the trace or log name another job for this task", why)
-        why = np.where(unparsed[i] & ~array_job[i], why + "; its command is not a Nextflow launcher", why)
-        why = np.where(~unparsed[i] & ~wd_agrees[i], why + "; its launcher's work dir is not the task's", why)
-        why = np.where(~on_queue[i], why + "; it is on queue " + qtext[i] + ", not the run's", why)
-        why = np.where(~in_life[i], why + "; " + at[i] + ", outside the run's lifetime " + life_text, why)
-        proof[i] = "recorded by " + sources[i] + ", but the job disagrees" + why + " — not proof"
+        proof[i] = "recorded by " + rec.sources[i] + ", but the job disagrees" + _disagreements(ev, i) + " — not proof"
     if neighbourhood.any():
         i = np.flatnonzero(neighbourhood)
-        extra = np.where(in_life[i], "", "; " + at[i] + ", outside the run's lifetime " + life_text)
+        extra = np.where(ev.in_life[i], "", "; " + at[i] + ", outside the run's lifetime " + ev.life_text)
         proof[i] = (
             "neighbourhood only: under the run's work dir, but neither its id nor its hash was recorded by this run"
             + extra + " — not proof (kill only by naming it)"
         )
     if other.any():
         i = np.flatnonzero(other)
-        proof[i] = "another run's: " + other_label[i] + " — never this run's"
+        proof[i] = "another run's: " + ev.other_label[i] + " — never this run's"
+    return proof
+
+
+def _disagreements(ev: _Evidence, i: np.ndarray) -> np.ndarray:
+    """"; <why>" for every way each recorded job ``i`` disagrees with its record."""
+    rec = ev.rec
+    why: np.ndarray = np.full(len(i), "", dtype=object)
+    why = np.where(ev.claimed_elsewhere[i], why + "; " + ev.other_label[i] + " recorded it", why)
+    why = np.where(rec.contradicted[i], why + "; the trace or log name another job for this task", why)
+    why = np.where(rec.unparsed[i] & ~rec.array_job[i], why + "; its command is not a Nextflow launcher", why)
+    why = np.where(~rec.unparsed[i] & ~rec.wd_agrees[i], why + "; its launcher's work dir is not the task's", why)
+    why = np.where(~ev.on_queue[i], why + "; it is on queue " + ev.queue[i] + ", not the run's", why)
+    why = np.where(~ev.in_life[i], why + "; " + ev.at[i] + ", outside the run's lifetime " + ev.life_text, why)
+    return why
+
+
+def _scope(
+    run: RunLike,
+    tasks: pd.DataFrame,
+    jobs: pd.DataFrame,
+    pos: np.ndarray,
+    parents: list[str],
+    queues: Collection[str] | None,
+    now: pd.Timestamp,
+    more_others: Sequence[OtherRun] = (),
+) -> _Scope:
+    """Ownership as proof (module docstring, "Scope"), one verdict per job.
+
+    ``pos``: the job each task row recorded (``_recorded_ids``); ``more_others``: other
+    runs known beside ``run.other_runs`` (the Tracker passes those its ledger records:
+    jobs submitted from the submit form, killed or claimed as another run's), as data,
+    so this stays pure.
+    """
+    n = len(jobs)
+    ids = jobs[JobCol.JOB_ID]
+    created_s = _seconds(jobs[JobCol.CREATED_AT])
+    work_dir = normal_dir(run.work_dir) if run.work_dir else None
+    prefix = (work_dir.rstrip("/") + "/") if work_dir else None
+    under, keys = _under_work_dir(jobs[JobCol.WORK_DIR], prefix)
+    key_obj = np.array(keys, dtype=object)
+    key = pd.Series(key_obj, index=jobs.index, dtype="string")
+    rec = _check_records(run, tasks, jobs, pos, parents, key_obj, prefix)
+    others: Sequence[OtherRun] = (*(getattr(run, "other_runs", None) or ()), *more_others)
+    other_label = _other_run_labels(others, ids, key)
+    claimed_elsewhere = other_label != ""
+    life = _anchored_lifetime(run, now, tasks, jobs[JobCol.CREATED_AT], rec, claimed_elsewhere)
+    if life is None:
+        start, end = pd.Timestamp.max.tz_localize("UTC"), pd.Timestamp.min.tz_localize("UTC")
+        in_life: np.ndarray = np.zeros(n, dtype=bool)
+    else:
+        start, end = life
+        in_life = (created_s >= (start - _EPOCH).total_seconds()) & (created_s <= (end - _EPOCH).total_seconds())
+        other_label = _created_during_others(others, created_s, under & ~in_life, other_label, now)
+
+    verified_no_queue = rec.by_id & rec.wd_agrees & in_life & ~rec.contradicted & ~claimed_elsewhere
+    on_queue, queue = _on_run_queues(run, jobs[JobCol.JOB_QUEUE], queues, verified_no_queue)
+    recorded_ok = verified_no_queue & on_queue
+    hash_ok_job = ~rec.by_id & _submitted_task_dirs(keys, tasks) & under & on_queue & in_life & ~claimed_elsewhere
+    # Labelled by time only (created during another run, outside this one's lifetime).
+    during_other = (other_label != "") & ~claimed_elsewhere
+    neighbourhood = under & ~recorded_ok & ~hash_ok_job & ~claimed_elsewhere & ~during_other & ~rec.by_id
+    other = (claimed_elsewhere | during_other) & ~recorded_ok & ~hash_ok_job
+    rule = np.select(
+        [recorded_ok, hash_ok_job, other, neighbourhood],
+        ["native_id", "hash", "other_run", "neighbourhood"],
+        default="",
+    )
+
+    clock = _clock(created_s)
+    evidence = _Evidence(
+        rec=rec,
+        key=key,
+        other_label=other_label,
+        claimed_elsewhere=claimed_elsewhere,
+        on_queue=on_queue,
+        queue=queue,
+        in_life=in_life,
+        at=np.where(clock == "", "", "created " + clock),
+        life_text=f"{start:%H:%M}–{end:%H:%M} UTC" if life is not None else "unknown (no launch time)",
+    )
     other_jobs = {str(j): str(lbl) for j, lbl in zip(ids.to_numpy()[other], other_label[other], strict=True)}
     return _Scope(
         rule=pd.Series(rule, index=jobs.index, dtype="string", name=RecCol.IN_SCOPE_BY),
-        proof=proof,
+        proof=_proof_lines(evidence, recorded_ok, hash_ok_job, neighbourhood, other),
         other=other_jobs,
         lifetime=(start, end),
     )
@@ -953,9 +1103,7 @@ def in_scope(
     normal, job_index = _as_jobs(jobs)
     tasks = _as_tasks(run)
     recorded, pos = _recorded_ids(tasks, job_index)
-    rule = _scope(
-        run, tasks, normal, recorded, pos, _array_parents(recorded), queues, now_ts, other_runs
-    ).rule
+    rule = _scope(run, tasks, normal, pos, _array_parents(recorded), queues, now_ts, other_runs).rule
     # _as_jobs drops jobs without an id and repeated ids; map back onto the caller's rows.
     lookup = pd.Series(rule.to_numpy(), index=normal[JobCol.JOB_ID].to_numpy())
     out = jobs[JobCol.JOB_ID].astype("string").map(lookup).astype("string")
@@ -1078,7 +1226,7 @@ def reconcile(
     # 1. native_id == job_id
     recorded, pos = _recorded_ids(tasks, job_index)
     parents = _array_parents(recorded)
-    proven_by = _scope(run, tasks, jobs_df, recorded, pos, parents, queues, now_ts, other_runs)
+    proven_by = _scope(run, tasks, jobs_df, pos, parents, queues, now_ts, other_runs)
     scope = proven_by.rule
     # 2./3. work dir, then hash prefix: tasks without a Batch id, jobs proven by hash that
     # no task claimed by id. Latest-created job wins a shared work dir.

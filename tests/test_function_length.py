@@ -16,10 +16,6 @@ LIMIT = 80
 
 #: "path/inside/batchkit.py:Qualified.name" -> (its length when listed, why it is still long).
 KNOWN_LONG: dict[str, tuple[int, str]] = {
-    "reconcile.py:_scope": (
-        218,
-        "the ownership proof (docs/ARCHITECTURE.md §5), rewritten this session (issue #15); its steps — recorded-id cross-check, hash proof, other runs, lifetime — are the next functions to name",
-    ),
     "reconcile.py:reconcile": (
         198,
         "matching steps 1-3, verdict masks and waste over shared vectorised arrays; the matching steps are the next piece to name (changed this session by issue #15)",
