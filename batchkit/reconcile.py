@@ -1228,167 +1228,44 @@ def reconcile(
     parents = _array_parents(recorded)
     proven_by = _scope(run, tasks, jobs_df, pos, parents, queues, now_ts, other_runs)
     scope = proven_by.rule
-    # 2./3. work dir, then hash prefix: tasks without a Batch id, jobs proven by hash that
-    # no task claimed by id. Latest-created job wins a shared work dir.
-    claimed: np.ndarray = np.zeros(len(jobs_df), dtype=bool)
-    claimed[pos[pos >= 0]] = True
-    free = np.flatnonzero((scope == "hash").to_numpy(bool) & ~claimed)
-    # CACHED tasks never claim a job: their work dir is an earlier run's, and letting one
-    # match would hide a job that is running now.
-    cached_task = _Codes(tasks[TaskCol.STATUS]).isin({"CACHED"})
-    need = np.flatnonzero(recorded.isna().to_numpy(bool) & (pos < 0) & ~cached_task)
-    if len(free) and len(need):
-        cand = jobs_df.iloc[free][[JobCol.WORK_DIR, JobCol.CREATED_AT]].assign(_pos=free)
-        cand = cand.sort_values(JobCol.CREATED_AT, kind="stable", na_position="first")
-        by_dir = cand.drop_duplicates(JobCol.WORK_DIR, keep="last")
-        wd = tasks[TaskCol.WORKDIR].iloc[need].map(normal_dir, na_action="ignore").astype("string")
-        hit = pd.Index(by_dir[JobCol.WORK_DIR]).get_indexer(wd)
-        pos[need[hit >= 0]] = by_dir["_pos"].to_numpy()[hit[hit >= 0]]
-        need = need[hit < 0]
-        # Nextflow writes hashes and work dirs in lowercase hex on both sides.
-        hashes = tasks[TaskCol.HASH].iloc[need]
-        # Candidates all lie under the run's work dir + "/": what follows is "ab/cdef…".
-        keys = cand[JobCol.WORK_DIR].str.slice(len((normal_dir(run.work_dir or "") or "").rstrip("/")) + 1)
-        for length in hashes.str.len().dropna().unique():
-            length = int(length)
-            if length < 4:  # "ab/c" at least: shorter is no evidence
-                continue
-            sel = (hashes.str.len() == length).fillna(False).to_numpy(bool)
-            short = keys.str.slice(0, length).where(keys.str.len() >= length)
-            table = pd.DataFrame({"k": short.to_numpy(), "_pos": cand["_pos"].to_numpy()})
-            table = table.dropna().drop_duplicates("k", keep="last")
-            hit = pd.Index(table["k"]).get_indexer(hashes[sel])
-            rows = need[sel]
-            pos[rows[hit >= 0]] = table["_pos"].to_numpy()[hit[hit >= 0]]
-    # A job claimed by two tasks' hashes (a collision) stays with the first task. Two
-    # rows holding the same native_id both keep it (plan_kills dedupes by job id).
-    by_work = (pos >= 0) & recorded.isna().to_numpy(bool)
-    dup = pd.Series(np.where(by_work, pos, -1)).duplicated(keep="first").to_numpy() & by_work
-    pos[dup] = -1
-
-    matched: np.ndarray = np.zeros(len(jobs_df), dtype=bool)
-    matched[pos[pos >= 0]] = True
-    is_parent: np.ndarray = np.zeros(len(jobs_df), dtype=bool)
-    if parents:
-        found = job_index.get_indexer(parents)
-        is_parent[found[found >= 0]] = True
-    # Jobs no task claims: the proven ones and the neighbourhood (shown, unclaimed); jobs
-    # another run's evidence points to are left out (``frame.attrs["other_runs"]``).
-    shown = scope.isin(_SHOWN_RULES).to_numpy(bool)
-    untracked_pos = np.flatnonzero(shown & ~matched & ~is_parent)
-    untracked_pos = untracked_pos[np.argsort(_seconds(jobs_df[JobCol.CREATED_AT].iloc[untracked_pos]), kind="stable")]
+    # 2./3. work dir, then hash prefix
+    pos = _match_unrecorded(run, tasks, jobs_df, scope, recorded, pos)
+    untracked_pos = _unclaimed_jobs(jobs_df, job_index, scope, pos, parents)
 
     n_tasks, n_untracked = len(tasks), len(untracked_pos)
     task_rows = np.concatenate([np.arange(n_tasks), np.full(n_untracked, -1)])
     job_rows = np.concatenate([pos, untracked_pos])
-    task_part = tasks[list(_TASK_CARRIED)].reindex(task_rows).reset_index(drop=True)
-    job_part = jobs_df[list(_JOB_CARRIED)].reindex(job_rows).reset_index(drop=True)
+    frame, job_part = _pair_frame(tasks, jobs_df, task_rows, job_rows)
     scope_part = scope.reindex(job_rows).fillna("").reset_index(drop=True)
     proof_part = np.append(proven_by.proof, "").astype(object)[job_rows]
 
-    frame = pd.DataFrame(
-        {
-            TaskCol.TASK_ID: task_part[TaskCol.TASK_ID],
-            TaskCol.NAME: task_part[TaskCol.NAME],
-            TaskCol.PROCESS: task_part[TaskCol.PROCESS],
-            TaskCol.HASH: task_part[TaskCol.HASH],
-            TaskCol.NATIVE_ID: task_part[TaskCol.NATIVE_ID],
-            TaskCol.WORKDIR: task_part[TaskCol.WORKDIR],
-            TaskCol.SUBMIT: task_part[TaskCol.SUBMIT],
-            TaskCol.COMPLETE: task_part[TaskCol.COMPLETE],
-            RecCol.NF_STATUS: task_part[TaskCol.STATUS],
-        }
-    )
-    for col in _JOB_SHOWN:
-        frame[col] = job_part[col]
-
-    # --- the facts each verdict rests on (plain numpy bools) ---
-    # Statuses are factorized once; every membership test is then a lookup by code
-    # (pandas' python-backed strings make each isin/isna a pass over Python objects).
-    nf = _Codes(tasks[TaskCol.STATUS], task_rows)
-    bs = _Codes(jobs_df[JobCol.STATUS], job_rows)
-    is_untracked = task_rows < 0
-    has_job = bs.known
-    active = bs.isin(JOB_ACTIVE)
-    b_terminal = bs.isin(JOB_TERMINAL)
-    nf_alive_status = nf.isin(TASK_ALIVE)
-    nf_done = nf.isin(_TASK_DONE)
-    cached = nf.isin({"CACHED"})
+    st = _Statuses(tasks, jobs_df, task_rows, job_rows)
     run_ended = run.state in ("completed", "aborted")
     batch_id = np.concatenate([recorded.notna().to_numpy(bool), np.zeros(n_untracked, dtype=bool)])
-    nf_is = {s: nf.isin({s}) for s in ("COMPLETED", "FAILED", "ABORTED")}
-    b_is = {s: bs.isin({s}) for s in ("SUCCEEDED", "FAILED")}
-
-    c_untracked = is_untracked
-    c_cached = ~c_untracked & cached
-    c_orphan = ~c_cached & has_job & active & (nf_done | (nf_alive_status & run_ended))
-    c_stale = has_job & b_terminal & nf_alive_status
-    c_disagree = has_job & ((nf_is["COMPLETED"] & b_is["FAILED"]) | (nf_is["FAILED"] & b_is["SUCCEEDED"]))
-    c_vanished = ~c_untracked & ~c_cached & ~has_job & batch_id
-    verdict = np.select(
-        [c_untracked, c_cached, c_orphan, c_stale, c_disagree, c_vanished],
-        ["untracked", "ok", "orphan", "stale", "disagree", "vanished"],
-        default="ok",
-    )
+    verdict = _verdicts(st, task_rows < 0, batch_id, run_ended)
     frame[RecCol.VERDICT] = pd.Series(verdict, dtype="string")
 
     # --- batch retries: tries made or scheduled beyond the first ---
-    listed = job_part[LISTED_ATTEMPTS]
-    retries = (listed + active.astype(int) - 1).clip(lower=0)
-    retries = retries.mask(~has_job, 0)
+    retries = (job_part[LISTED_ATTEMPTS] + st.active.astype(int) - 1).clip(lower=0)
+    retries = retries.mask(~st.has_job, 0)
     frame[RecCol.BATCH_RETRIES] = retries.astype("Int64")
 
-    # --- waste ---
-    now_s = (now_ts - _EPOCH).total_seconds()
-    run_end = as_utc(run.end_time)
-    run_end_s = np.nan if run_end is None else (run_end - _EPOCH).total_seconds()
-    complete_s = _seconds(frame[TaskCol.COMPLETE])
-    cutoff = np.full(len(frame), np.inf)
-    # Rows where Nextflow had stopped caring: the orphans, and the jobs that were
-    # orphans until they stopped (killed by us, or finished on their own) — their
-    # burnt time stays in the post-mortem after the kill turns them "stale"/"ok".
-    ended_early = np.asarray(b_terminal & ((nf_alive_status & run_ended) | nf_is["ABORTED"]), dtype=bool)
-    stopped_caring = ((verdict == "orphan") | ended_early) & np.asarray(has_job, dtype=bool)
-    done_np = np.asarray(nf_done, dtype=bool)
-    caring_done = stopped_caring & done_np
-    cutoff[caring_done] = np.where(np.isnan(complete_s[caring_done]), run_end_s, complete_s[caring_done])
-    cutoff[stopped_caring & ~done_np] = run_end_s
-    cutoff[verdict == "untracked"] = -np.inf
-    # An orphan whose cutoff is unknown (no complete time, no run end): all of its run time.
-    cutoff[np.isnan(cutoff)] = -np.inf
-    listed_n = listed.fillna(0).to_numpy(dtype=np.int64)
-    running_start = _seconds(job_part[TRY_STARTED_AT])
-    running = bs.isin({"RUNNING"}) & ~np.isnan(running_start)
-    # Finished tries, exploded to one row per try, then the try running now. Only rows
-    # where a finished try can count: waste verdicts, or jobs with an extra attempt.
-    span_rows = np.flatnonzero(
-        np.asarray(has_job, dtype=bool) & (np.isin(verdict, _WASTE_VERDICTS) | stopped_caring | (listed_n >= 2))
-    )
-    exploded = job_part[ATTEMPT_SPANS].iloc[span_rows].explode().dropna()
-    tries = np.array(exploded.tolist(), dtype=float).reshape(-1, 3)
-    try_row = np.concatenate([exploded.index.to_numpy(dtype=np.int64), np.flatnonzero(running)])
-    try_k = np.concatenate([tries[:, 0], listed_n[running]])
-    try_start = np.concatenate([tries[:, 1] / 1000.0, running_start[running]])
-    try_stop = np.concatenate([tries[:, 2] / 1000.0, np.full(int(running.sum()), now_s)])
-    c = cutoff[try_row]
-    after = np.clip(try_stop - np.maximum(try_start, c), 0.0, None)
-    before = np.clip(np.minimum(try_stop, c) - try_start, 0.0, None)
-    burnt = after + np.where(try_k >= 1, before, 0.0)
-    waste_s = np.bincount(try_row, weights=burnt, minlength=len(frame))
-    vcpus = frame[JobCol.VCPUS].fillna(1.0).to_numpy(dtype=float)
-    # Only jobs proven the run's carry its waste: a neighbour's burn is not this run's.
+    # Only jobs proven the run's carry its waste or may be killed: a neighbour's burn is
+    # not this run's.
     proven = scope_part.isin(_SCOPE_RULES).to_numpy(bool)
-    waste_h = np.where(has_job & proven, waste_s * vcpus / 3600.0, 0.0)
+    waste_s = _waste_seconds(run, frame, job_part, st, verdict, run_ended, now_ts)
+    vcpus = frame[JobCol.VCPUS].fillna(1.0).to_numpy(dtype=float)
+    waste_h = np.where(st.has_job & proven, waste_s * vcpus / 3600.0, 0.0)
     frame[RecCol.WASTE_VCPU_H] = pd.array(waste_h, dtype="Float64")
     frame[RecCol.WASTE_COST] = pd.array(waste_h * price_per_vcpu_hour, dtype="Float64")
 
     # --- killable, nf_alive, scope ---
-    frame[RecCol.KILLABLE] = proven & ((verdict == "orphan") | ((verdict == "untracked") & active & run_ended))
-    frame[RecCol.NF_ALIVE] = (run.state == "alive") & nf_alive_status
+    frame[RecCol.KILLABLE] = proven & ((verdict == "orphan") | ((verdict == "untracked") & st.active & run_ended))
+    frame[RecCol.NF_ALIVE] = (run.state == "alive") & st.nf_alive
     frame[RecCol.IN_SCOPE_BY] = scope_part.astype("string")
     frame[RecCol.PROOF] = pd.Series(proof_part, dtype="string")
 
-    frame[RecCol.REASON] = _reasons(run, frame, verdict, now_ts, nf, bs, batch_id, run_ended)
+    frame[RecCol.REASON] = _reasons(run, frame, verdict, now_ts, st.nf, st.bs, batch_id, run_ended)
     frame = frame[list(REC_COLUMNS)]
     frame.attrs.update(
         run_name=run.name,
@@ -1399,6 +1276,201 @@ def reconcile(
         other_runs=proven_by.other,
     )
     return frame
+
+
+def _match_unrecorded(
+    run: RunLike, tasks: pd.DataFrame, jobs_df: pd.DataFrame, scope: pd.Series, recorded: pd.Series, pos: np.ndarray
+) -> np.ndarray:
+    """``pos`` (the job each task row recorded, -1 for none) plus matching steps 2-3.
+
+    Only tasks without a Batch id, and only jobs proven by hash that no task claimed by
+    id: first the task's full work dir (latest-created job wins a shared work dir), then
+    the task's short hash as a prefix of the job's task dir. A job claimed by two tasks'
+    work dirs or hashes (a collision) stays with the first task; two rows holding the
+    same native_id both keep it (``plan_kills`` dedupes by job id).
+    """
+    pos = pos.copy()
+    claimed: np.ndarray = np.zeros(len(jobs_df), dtype=bool)
+    claimed[pos[pos >= 0]] = True
+    free = np.flatnonzero((scope == "hash").to_numpy(bool) & ~claimed)
+    # CACHED tasks never claim a job: their work dir is an earlier run's, and letting one
+    # match would hide a job that is running now.
+    cached_task = _Codes(tasks[TaskCol.STATUS]).isin({"CACHED"})
+    need = np.flatnonzero(recorded.isna().to_numpy(bool) & (pos < 0) & ~cached_task)
+    if len(free) and len(need):
+        cand = jobs_df.iloc[free][[JobCol.WORK_DIR, JobCol.CREATED_AT]].assign(_pos=free)
+        cand = cand.sort_values(JobCol.CREATED_AT, kind="stable", na_position="first")
+        found = _by_work_dir(tasks[TaskCol.WORKDIR].iloc[need], cand)
+        pos[need[found >= 0]] = found[found >= 0]
+        need = need[found < 0]
+        # Candidates all lie under the run's work dir + "/": what follows is "ab/cdef…".
+        base = len((normal_dir(run.work_dir or "") or "").rstrip("/")) + 1
+        found = _by_hash_prefix(tasks[TaskCol.HASH].iloc[need], cand, base)
+        pos[need[found >= 0]] = found[found >= 0]
+    by_work = (pos >= 0) & recorded.isna().to_numpy(bool)
+    dup = pd.Series(np.where(by_work, pos, -1)).duplicated(keep="first").to_numpy() & by_work
+    pos[dup] = -1
+    return pos
+
+
+def _by_work_dir(task_dirs: pd.Series, cand: pd.DataFrame) -> np.ndarray:
+    """Per task work dir, the candidate job (``cand``'s ``_pos``, oldest created first)
+    whose work dir is the same, the latest created winning; -1 where none."""
+    by_dir = cand.drop_duplicates(JobCol.WORK_DIR, keep="last")
+    wd = task_dirs.map(normal_dir, na_action="ignore").astype("string")
+    hit = pd.Index(by_dir[JobCol.WORK_DIR]).get_indexer(wd)
+    found: np.ndarray = np.full(len(hit), -1, dtype=np.intp)
+    found[hit >= 0] = by_dir["_pos"].to_numpy()[hit[hit >= 0]]
+    return found
+
+
+def _by_hash_prefix(hashes: pd.Series, cand: pd.DataFrame, base: int) -> np.ndarray:
+    """Per short task hash ``ab/cdef12``, the candidate job (``cand``'s ``_pos``, oldest
+    created first) whose task dir — its work dir from character ``base`` on — starts
+    with it, the latest created winning; -1 where none. Nextflow writes hashes and work
+    dirs in lowercase hex on both sides."""
+    found: np.ndarray = np.full(len(hashes), -1, dtype=np.intp)
+    keys = cand[JobCol.WORK_DIR].str.slice(base)
+    for length in hashes.str.len().dropna().unique():
+        length = int(length)
+        if length < 4:  # "ab/c" at least: shorter is no evidence
+            continue
+        sel = (hashes.str.len() == length).fillna(False).to_numpy(bool)
+        short = keys.str.slice(0, length).where(keys.str.len() >= length)
+        table = pd.DataFrame({"k": short.to_numpy(), "_pos": cand["_pos"].to_numpy()})
+        table = table.dropna().drop_duplicates("k", keep="last")
+        hit = pd.Index(table["k"]).get_indexer(hashes[sel])
+        rows = np.flatnonzero(sel)
+        found[rows[hit >= 0]] = table["_pos"].to_numpy()[hit[hit >= 0]]
+    return found
+
+
+def _unclaimed_jobs(
+    jobs_df: pd.DataFrame, job_index: pd.Index, scope: pd.Series, pos: np.ndarray, parents: list[str]
+) -> np.ndarray:
+    """The jobs no task claims that get a row of their own, oldest first: the proven ones
+    and the neighbourhood (shown, unclaimed). Jobs another run's evidence points to are
+    left out (``frame.attrs["other_runs"]``); an array parent's children carry its verdicts."""
+    matched: np.ndarray = np.zeros(len(jobs_df), dtype=bool)
+    matched[pos[pos >= 0]] = True
+    is_parent: np.ndarray = np.zeros(len(jobs_df), dtype=bool)
+    if parents:
+        found = job_index.get_indexer(parents)
+        is_parent[found[found >= 0]] = True
+    shown = scope.isin(_SHOWN_RULES).to_numpy(bool)
+    unclaimed = np.flatnonzero(shown & ~matched & ~is_parent)
+    out: np.ndarray = unclaimed[np.argsort(_seconds(jobs_df[JobCol.CREATED_AT].iloc[unclaimed]), kind="stable")]
+    return out
+
+
+def _pair_frame(
+    tasks: pd.DataFrame, jobs_df: pd.DataFrame, task_rows: np.ndarray, job_rows: np.ndarray
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The shown task and job columns side by side, one row per (task row, job row) pair
+    (-1: none), and the job columns carried for the waste, on the same rows."""
+    task_part = tasks[list(_TASK_CARRIED)].reindex(task_rows).reset_index(drop=True)
+    job_part = jobs_df[list(_JOB_CARRIED)].reindex(job_rows).reset_index(drop=True)
+    frame = pd.DataFrame({**{col: task_part[col] for col in _TASK_SHOWN}, RecCol.NF_STATUS: task_part[TaskCol.STATUS]})
+    for col in _JOB_SHOWN:
+        frame[col] = job_part[col]
+    return frame, job_part
+
+
+class _Statuses:
+    """Per row of a reconcile frame, both statuses and the facts each verdict rests on.
+
+    Statuses are factorized once; every membership test is then a lookup by code
+    (pandas' python-backed strings make each isin/isna a pass over Python objects).
+    """
+
+    def __init__(self, tasks: pd.DataFrame, jobs_df: pd.DataFrame, task_rows: np.ndarray, job_rows: np.ndarray) -> None:
+        self.nf = _Codes(tasks[TaskCol.STATUS], task_rows)
+        self.bs = _Codes(jobs_df[JobCol.STATUS], job_rows)
+        self.has_job: np.ndarray = self.bs.known
+        self.active = self.bs.isin(JOB_ACTIVE)
+        self.b_terminal = self.bs.isin(JOB_TERMINAL)
+        self.nf_alive = self.nf.isin(TASK_ALIVE)
+        self.nf_done = self.nf.isin(_TASK_DONE)
+
+
+def _verdicts(st: _Statuses, untracked: np.ndarray, batch_id: np.ndarray, run_ended: bool) -> np.ndarray:
+    """The verdict of each row: the first rule of the module docstring's "Verdicts" that applies."""
+    nf, bs = st.nf, st.bs
+    cached = ~untracked & nf.isin({"CACHED"})
+    orphan = ~cached & st.has_job & st.active & (st.nf_done | (st.nf_alive & run_ended))
+    stale = st.has_job & st.b_terminal & st.nf_alive
+    disagree = st.has_job & (
+        (nf.isin({"COMPLETED"}) & bs.isin({"FAILED"})) | (nf.isin({"FAILED"}) & bs.isin({"SUCCEEDED"}))
+    )
+    vanished = ~untracked & ~cached & ~st.has_job & batch_id
+    out: np.ndarray = np.select(
+        [untracked, cached, orphan, stale, disagree, vanished],
+        ["untracked", "ok", "orphan", "stale", "disagree", "vanished"],
+        default="ok",
+    )
+    return out
+
+
+def _waste_seconds(
+    run: RunLike,
+    frame: pd.DataFrame,
+    job_part: pd.DataFrame,
+    st: _Statuses,
+    verdict: np.ndarray,
+    run_ended: bool,
+    now: pd.Timestamp,
+) -> np.ndarray:
+    """Per row, the RUNNING seconds burnt after Nextflow stopped caring (orphan and
+    untracked rows, and jobs that were orphans until they stopped), plus those of tries
+    beyond the first before then (module docstring, "Waste")."""
+    run_end = as_utc(run.end_time)
+    run_end_s = np.nan if run_end is None else (run_end - _EPOCH).total_seconds()
+    cutoff, stopped_caring = _care_cutoff(frame, st, verdict, run_ended, run_end_s)
+    listed_n = job_part[LISTED_ATTEMPTS].fillna(0).to_numpy(dtype=np.int64)
+    running_start = _seconds(job_part[TRY_STARTED_AT])
+    running = st.bs.isin({"RUNNING"}) & ~np.isnan(running_start)
+    # Finished tries, exploded to one row per try, then the try running now. Only rows
+    # where a finished try can count: waste verdicts, or jobs with an extra attempt.
+    span_rows = np.flatnonzero(
+        np.asarray(st.has_job, dtype=bool) & (np.isin(verdict, _WASTE_VERDICTS) | stopped_caring | (listed_n >= 2))
+    )
+    exploded = job_part[ATTEMPT_SPANS].iloc[span_rows].explode().dropna()
+    tries = np.array(exploded.tolist(), dtype=float).reshape(-1, 3)
+    try_row = np.concatenate([exploded.index.to_numpy(dtype=np.int64), np.flatnonzero(running)])
+    try_k = np.concatenate([tries[:, 0], listed_n[running]])
+    try_start = np.concatenate([tries[:, 1] / 1000.0, running_start[running]])
+    try_stop = np.concatenate([tries[:, 2] / 1000.0, np.full(int(running.sum()), (now - _EPOCH).total_seconds())])
+    c = cutoff[try_row]
+    after = np.clip(try_stop - np.maximum(try_start, c), 0.0, None)
+    before = np.clip(np.minimum(try_stop, c) - try_start, 0.0, None)
+    burnt = after + np.where(try_k >= 1, before, 0.0)
+    out: np.ndarray = np.bincount(try_row, weights=burnt, minlength=len(frame))
+    return out
+
+
+def _care_cutoff(
+    frame: pd.DataFrame, st: _Statuses, verdict: np.ndarray, run_ended: bool, run_end_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, when Nextflow stopped caring about its job (epoch seconds; inf: it still
+    does, -inf: it never did), and which rows' jobs it stopped caring about.
+
+    Those are the orphans, and the jobs that were orphans until they stopped (killed by
+    us, or finished on their own) — their burnt time stays in the post-mortem after the
+    kill turns them "stale"/"ok". Cutoff: a terminal task's ``complete`` time, else the
+    run's ``end_time``; untracked jobs: all of their run time.
+    """
+    complete_s = _seconds(frame[TaskCol.COMPLETE])
+    cutoff = np.full(len(frame), np.inf)
+    ended_early = np.asarray(st.b_terminal & ((st.nf_alive & run_ended) | st.nf.isin({"ABORTED"})), dtype=bool)
+    stopped_caring = ((verdict == "orphan") | ended_early) & np.asarray(st.has_job, dtype=bool)
+    done_np = np.asarray(st.nf_done, dtype=bool)
+    caring_done = stopped_caring & done_np
+    cutoff[caring_done] = np.where(np.isnan(complete_s[caring_done]), run_end_s, complete_s[caring_done])
+    cutoff[stopped_caring & ~done_np] = run_end_s
+    cutoff[verdict == "untracked"] = -np.inf
+    # An orphan whose cutoff is unknown (no complete time, no run end): all of its run time.
+    cutoff[np.isnan(cutoff)] = -np.inf
+    return cutoff, stopped_caring
 
 
 def _reasons(

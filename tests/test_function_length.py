@@ -16,10 +16,6 @@ LIMIT = 80
 
 #: "path/inside/batchkit.py:Qualified.name" -> (its length when listed, why it is still long).
 KNOWN_LONG: dict[str, tuple[int, str]] = {
-    "reconcile.py:reconcile": (
-        198,
-        "matching steps 1-3, verdict masks and waste over shared vectorised arrays; the matching steps are the next piece to name (changed this session by issue #15)",
-    ),
     "reconcile.py:_reasons": (
         124,
         "one put(mask, text) per verdict case, read top to bottom like the verdict table (docs/ARCHITECTURE.md §6); issue #17 suggests plain f-strings",
