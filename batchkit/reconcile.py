@@ -1,8 +1,9 @@
 """The pure core: put each Nextflow task beside its AWS Batch job and judge the pair.
 
-No boto3, no widgets, no I/O. Everything on the hot path is vectorized pandas/numpy
-(the only Python loops walk the raw DescribeJobs dicts once in ``jobs_frame`` and
-build the final ``KillJob`` list in ``plan_kills``).
+No boto3, no widgets, no I/O. The verdicts, scope and waste are vectorized
+pandas/numpy; Python loops walk the raw DescribeJobs dicts once in ``jobs_frame``, the
+job work dirs once in ``_under_work_dir``, and write the text: one f-string per row
+for the reasons (``_ReasonText``), one ``KillJob`` per planned kill (``plan_kills``).
 
 Decisions worth knowing (docs/ARCHITECTURE.md §5-§8 gives the rules, these are the edges):
 
@@ -101,7 +102,7 @@ Nextflow registers in every job definition (it overrides it only when cpus > 1).
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -1119,37 +1120,6 @@ def _seconds(ts: pd.Series) -> np.ndarray:
     return out
 
 
-#: Decimal strings of 0..9999 as Python objects: small numbers in reasons are lookups.
-_NUMBERS: Final = np.array([str(i) for i in range(10_000)], dtype=object)
-
-
-def _decimal_strings(values: np.ndarray) -> np.ndarray:
-    """Non-negative integers -> an object array of their decimal strings."""
-    values = np.asarray(values, dtype=np.int64)
-    if len(values) and values.max() >= len(_NUMBERS):
-        big: np.ndarray = values.astype(str).astype(object)
-        return big
-    out: np.ndarray = _NUMBERS[values]
-    return out
-
-
-def _duration_text(seconds: np.ndarray) -> np.ndarray:
-    """Vectorized ``2h 3m`` / ``1d 4h`` / ``7m`` / ``42s`` (object array)."""
-    secs = np.nan_to_num(np.maximum(seconds, 0.0)).astype(np.int64)
-    d, rest = np.divmod(secs, 86400)
-    h, rest = np.divmod(rest, 3600)
-    m, s = np.divmod(rest, 60)
-    out: np.ndarray = np.empty(len(secs), dtype=object)
-    days, hours = d > 0, (d == 0) & (h > 0)
-    mins = (d == 0) & (h == 0) & (m > 0)
-    rest_ = ~(days | hours | mins)
-    out[days] = _decimal_strings(d[days]) + "d " + _decimal_strings(h[days]) + "h"
-    out[hours] = _decimal_strings(h[hours]) + "h " + _decimal_strings(m[hours]) + "m"
-    out[mins] = _decimal_strings(m[mins]) + "m"
-    out[rest_] = _decimal_strings(s[rest_]) + "s"
-    return out
-
-
 #: "HH:MM UTC" for every minute of a day, so clock times are a lookup, not strftime.
 _CLOCK: Final = np.array([f"{i // 60:02d}:{i % 60:02d} UTC" for i in range(1440)], dtype=object)
 
@@ -1180,20 +1150,6 @@ class _Codes:
     def isin(self, values: Collection[str]) -> np.ndarray:
         hits = np.array([u in values for u in self.uniques] + [False], dtype=bool)
         out: np.ndarray = hits[self.codes]  # code -1 reads the trailing False
-        return out
-
-    def pair_text(self, other: _Codes, idx: np.ndarray, build: Any) -> np.ndarray:
-        """``build(mine, theirs)`` per row of ``idx``, evaluated once per distinct status pair.
-
-        Reasons such as "Nextflow COMPLETED, Batch SUCCEEDED" depend only on the two
-        statuses: tens of thousands of rows share a handful of texts.
-        """
-        width = len(other.uniques) + 1
-        keys = (self.codes[idx] + 1) * width + (other.codes[idx] + 1)
-        pairs, inverse = np.unique(keys, return_inverse=True)
-        mine = np.append("?", self.uniques).astype(object)[pairs // width]
-        theirs = np.append("?", other.uniques).astype(object)[pairs % width]
-        out: np.ndarray = np.asarray(build(mine, theirs), dtype=object)[inverse.reshape(-1)]
         return out
 
     def text(self, missing: str = "?") -> np.ndarray:
@@ -1483,120 +1439,159 @@ def _reasons(
     batch_id: np.ndarray,
     run_ended: bool,
 ) -> pd.Series:
-    """One readable line per row, built per verdict on numpy object arrays.
-
-    Each template is evaluated only on the rows of its verdict; object-array ``+`` runs
-    the string concatenation in numpy's loop, far cheaper than pandas string columns.
-    """
+    """One readable line per row (module docstring, "Reasons"): the line of the row's
+    case, then how often Batch retried, then whether its record fails to prove it."""
+    say = _ReasonText(run, frame, now, nf_codes, bs_codes)
+    orphan, ok = verdict == "orphan", verdict == "ok"
+    nf_done, alive, cached = nf_codes.isin(_TASK_DONE), nf_codes.isin(TASK_ALIVE), nf_codes.isin({"CACHED"})
+    has_job = bs_codes.known
+    # A native_id that is no Batch id (digits: a PID of a local/grid executor).
+    pid = frame[TaskCol.NATIVE_ID].notna().to_numpy(bool) & ~batch_id
+    no_job = ok & ~cached & ~has_job & ~pid
+    cases: tuple[tuple[np.ndarray, Callable[[np.ndarray], list[str]]], ...] = (
+        (orphan & nf_done, say.orphan_of_done_task),
+        (orphan & ~nf_done & run_ended, say.orphan_of_ended_run),
+        (verdict == "untracked", say.untracked),
+        (verdict == "stale", say.stale),
+        (verdict == "disagree", say.disagree),
+        (verdict == "vanished", say.vanished),
+        (ok & cached, say.cached),
+        (ok & ~cached & has_job, say.both_statuses),
+        (ok & ~cached & ~has_job & pid, say.local_process),
+        (no_job & alive, say.never_submitted if run_ended else say.not_yet_submitted),
+        (no_job & ~alive, say.no_job_recorded),
+    )
     reason: np.ndarray = np.full(len(frame), "", dtype=object)
+    for mask, lines in cases:
+        rows = np.flatnonzero(mask)
+        if len(rows):
+            reason[rows] = lines(rows)
+    retries = frame[RecCol.BATCH_RETRIES].fillna(0).to_numpy(dtype=np.int64)
+    rows = np.flatnonzero(retries > 0)
+    reason[rows] = [f"{line}; Batch retried {n}×" for line, n in zip(reason[rows].tolist(), retries[rows].tolist(), strict=True)]
+    # A task's record names a job that does not agree with it (another queue, outside the
+    # run's lifetime, another task dir, another run's): shown, never killed.
+    rows = np.flatnonzero(has_job & (verdict != "untracked") & ~np.isin(say.rule, list(_SCOPE_RULES)))
+    reason[rows] = [f"{line} — not proven this run's job (see proof): not killable" for line in reason[rows].tolist()]
+    return pd.Series(reason, index=frame.index, dtype="string")
 
-    def put(mask: np.ndarray, build: Any) -> None:
-        if mask.any():
-            idx = np.flatnonzero(mask)
-            reason[idx] = build(idx)
 
-    nf, bs = nf_codes.text(), bs_codes.text()
-    nf_done, active, has_job = nf_codes.isin(_TASK_DONE), bs_codes.isin(JOB_ACTIVE), bs_codes.known
-    def col(name: str, idx: np.ndarray, fill: str = "?") -> np.ndarray:
-        return _obj(frame[name].iloc[idx], fill)  # only the rows a template needs
+class _ReasonText:
+    """The reason lines of each verdict case: rows (positions in the frame) -> one line each."""
 
-    def short(idx: np.ndarray) -> np.ndarray:
-        # A vanished row has no job: the id it holds is the task's native_id.
-        ids = frame[JobCol.JOB_ID].iloc[idx].fillna(frame[TaskCol.NATIVE_ID].iloc[idx])
-        text: np.ndarray = _obj(ids).astype(str)  # numpy unicode: astype("U8") cuts to 8 characters
-        head: np.ndarray = text.astype("U8").astype(object)
-        out: np.ndarray = np.where(np.char.str_len(text) > 8, head + "…", head)
-        return out
+    def __init__(self, run: RunLike, frame: pd.DataFrame, now: pd.Timestamp, nf_codes: _Codes, bs_codes: _Codes) -> None:
+        self.run, self.frame = run, frame
+        self.now_s = (now - _EPOCH).total_seconds()
+        self.nf_text, self.bs_text = nf_codes.text(), bs_codes.text()
+        self.active = bs_codes.isin(JOB_ACTIVE)
+        self.rule = frame[RecCol.IN_SCOPE_BY].to_numpy(dtype=object, na_value="")
 
-    # How long the job has been in its active state: running since started_at, else created.
-    now_s = (now - _EPOCH).total_seconds()
+    def _col(self, name: str, idx: np.ndarray, fill: Any = "?") -> list[Any]:
+        values: list[Any] = self.frame[name].iloc[idx].to_numpy(dtype=object, na_value=fill).tolist()
+        return values
 
-    def for_text(idx: np.ndarray) -> np.ndarray:
-        started = _seconds(frame[JobCol.STARTED_AT].iloc[idx])
-        since = np.where(np.isnan(started), _seconds(frame[JobCol.CREATED_AT].iloc[idx]), started)
-        out: np.ndarray = " for " + _duration_text(now_s - since)
-        return out
+    def _nf(self, idx: np.ndarray) -> list[str]:
+        statuses: list[str] = self.nf_text[idx].tolist()
+        return statuses
 
-    orphan = verdict == "orphan"
+    def _bs(self, idx: np.ndarray) -> list[str]:
+        statuses: list[str] = self.bs_text[idx].tolist()
+        return statuses
 
-    def orphan_done(idx: np.ndarray) -> np.ndarray:
-        clock = _clock(_seconds(frame[TaskCol.COMPLETE].iloc[idx]))
-        at = np.where(clock == "", "", " at " + clock)
-        out: np.ndarray = "Nextflow marked the task " + nf[idx] + at + " but Batch still " + bs[idx] + for_text(idx)
-        return out
+    def _job(self, idx: np.ndarray) -> list[str]:
+        """The job id cut to 8 characters; a vanished row has no job: the task's native_id."""
+        ids = self.frame[JobCol.JOB_ID].iloc[idx].fillna(self.frame[TaskCol.NATIVE_ID].iloc[idx])
+        return [i if len(i) <= 8 else f"{i[:8]}…" for i in map(str, _obj(ids).tolist())]
 
-    put(orphan & nf_done, orphan_done)
-    if run_ended:
+    def _active_for(self, idx: np.ndarray) -> list[str]:
+        """How long each job has been in its active state: running since started_at, else since created."""
+        started = _seconds(self.frame[JobCol.STARTED_AT].iloc[idx])
+        since = np.where(np.isnan(started), _seconds(self.frame[JobCol.CREATED_AT].iloc[idx]), started)
+        return [_duration(s) for s in (self.now_s - since).tolist()]
+
+    def orphan_of_done_task(self, idx: np.ndarray) -> list[str]:
+        at = [f" at {clock}" if clock else "" for clock in _clock(_seconds(self.frame[TaskCol.COMPLETE].iloc[idx])).tolist()]
+        return [
+            f"Nextflow marked the task {nf}{when} but Batch still {bs} for {span}"
+            for nf, when, bs, span in zip(self._nf(idx), at, self._bs(idx), self._active_for(idx), strict=True)
+        ]
+
+    def orphan_of_ended_run(self, idx: np.ndarray) -> list[str]:
+        run = self.run
         end = as_utc(run.end_time)
         end_text = f" at {end:%H:%M} UTC" if end is not None else ""
         cause = getattr(run, "abort_cause", None)
         cause_text = f" ({cause})" if cause and run.state == "aborted" else ""
         verb = "aborted" if run.state == "aborted" else "completed"
-        head = f"Nextflow {verb}{end_text}{cause_text} but Batch still "
-        put(
-            orphan & ~nf_done,
-            lambda idx: head + bs[idx] + for_text(idx) + ", task still " + nf[idx] + " in its records",
-        )
-    rule = frame[RecCol.IN_SCOPE_BY].to_numpy(dtype=object, na_value="")
-    base = (normal_dir(run.work_dir or "") or "").rstrip("/")
+        return [
+            f"Nextflow {verb}{end_text}{cause_text} but Batch still {bs} for {span}, task still {nf} in its records"
+            for bs, span, nf in zip(self._bs(idx), self._active_for(idx), self._nf(idx), strict=True)
+        ]
 
-    def untracked(idx: np.ndarray) -> np.ndarray:
-        tail = _obj(frame[JobCol.WORK_DIR].iloc[idx].str.slice(len(base) + 1))
-        by_hash = rule[idx] == "hash"
-        where = np.where(
-            by_hash,
-            " (work dir …/" + tail + ": a task dir this run submitted)",
-            " (work dir …/" + tail + ": under the run's work dir only, not proof)",
-        )
-        text = "no Nextflow record of job " + short(idx) + where + "; Batch " + bs[idx]
-        live = np.where(
-            by_hash,
-            "" if run_ended else " — the run is alive: it may have just been submitted (kill only with force)",
-            " — unclaimed: kill only by naming the job",
-        )
-        out: np.ndarray = np.where(active[idx], text + for_text(idx) + live, text)
-        return out
+    def untracked(self, idx: np.ndarray) -> list[str]:
+        cut = len((normal_dir(self.run.work_dir or "") or "").rstrip("/")) + 1
+        run_ended = self.run.state in ("completed", "aborted")
+        lines = []
+        for job, wd, rule, bs, active, span in zip(
+            self._job(idx), self._col(JobCol.WORK_DIR, idx, None), self.rule[idx].tolist(),
+            self._bs(idx), self.active[idx].tolist(), self._active_for(idx), strict=True,
+        ):
+            if rule == "hash":
+                what = "a task dir this run submitted"
+                caveat = "" if run_ended else " — the run is alive: it may have just been submitted (kill only with force)"
+            else:
+                what, caveat = "under the run's work dir only, not proof", " — unclaimed: kill only by naming the job"
+            line = f"no Nextflow record of job {job} (work dir …/{'?' if wd is None else wd[cut:]}: {what}); Batch {bs}"
+            lines.append(f"{line} for {span}{caveat}" if active else line)
+        return lines
 
-    put(verdict == "untracked", untracked)
-    put(
-        verdict == "stale",
-        lambda idx: nf_codes.pair_text(bs_codes, idx, lambda n, b: "Batch says " + b + ", Nextflow still thinks " + n),
-    )
-    def disagree(idx: np.ndarray) -> np.ndarray:
-        why = col(JobCol.STATUS_REASON, idx, "")
-        out: np.ndarray = "Nextflow says " + nf[idx] + ", Batch says " + bs[idx] + np.where(why == "", "", " (" + why + ")")
-        return out
+    def stale(self, idx: np.ndarray) -> list[str]:
+        return [f"Batch says {bs}, Nextflow still thinks {nf}" for bs, nf in zip(self._bs(idx), self._nf(idx), strict=True)]
 
-    put(verdict == "disagree", disagree)
-    put(
-        verdict == "vanished",
-        lambda idx: "job id " + short(idx) + " not found in Batch (aged out, wrong region/account, or nextflow-io/nextflow#7301)",
-    )
-    # ok, by case
-    ok = verdict == "ok"
-    cached = nf_codes.isin({"CACHED"})
-    put(ok & cached, lambda idx: "cached by Nextflow: no Batch job needed")
-    put(ok & ~cached & has_job, lambda idx: nf_codes.pair_text(bs_codes, idx, lambda n, b: "Nextflow " + n + ", Batch " + b))
-    no_job = ok & ~cached & ~has_job
-    alive = nf_codes.isin(TASK_ALIVE)
-    pid = frame[TaskCol.NATIVE_ID].notna().to_numpy(bool) & ~batch_id
-    put(
-        no_job & pid,
-        lambda idx: "Nextflow " + nf[idx] + "; native_id " + col(TaskCol.NATIVE_ID, idx) + " is a local process, not a Batch job",
-    )
-    rest = no_job & ~pid
-    if not run_ended:
-        put(rest & alive, lambda idx: "Nextflow " + nf[idx] + ", no Batch job id yet (not yet submitted)")
-    else:
-        put(rest & alive, lambda idx: "run ended with the task " + nf[idx] + " and no Batch job recorded or found in scope")
-    put(rest & ~alive, lambda idx: "Nextflow " + nf[idx] + ", no Batch job recorded")
-    retries = frame[RecCol.BATCH_RETRIES].fillna(0).to_numpy(dtype=np.int64)
-    put(retries > 0, lambda idx: reason[idx] + "; Batch retried " + _decimal_strings(retries[idx]) + "×")
-    # A task's record names a job that does not agree with it (another queue, outside the
-    # run's lifetime, another task dir, another run's): shown, never killed.
-    unproven = has_job & (verdict != "untracked") & ~np.isin(rule, list(_SCOPE_RULES))
-    put(unproven, lambda idx: reason[idx] + " — not proven this run's job (see proof): not killable")
-    return pd.Series(reason, index=frame.index, dtype="string")
+    def disagree(self, idx: np.ndarray) -> list[str]:
+        return [
+            f"Nextflow says {nf}, Batch says {bs}" + (f" ({why})" if why else "")
+            for nf, bs, why in zip(self._nf(idx), self._bs(idx), self._col(JobCol.STATUS_REASON, idx, ""), strict=True)
+        ]
+
+    def vanished(self, idx: np.ndarray) -> list[str]:
+        return [
+            f"job id {job} not found in Batch (aged out, wrong region/account, or nextflow-io/nextflow#7301)"
+            for job in self._job(idx)
+        ]
+
+    def cached(self, idx: np.ndarray) -> list[str]:
+        return ["cached by Nextflow: no Batch job needed"] * len(idx)
+
+    def both_statuses(self, idx: np.ndarray) -> list[str]:
+        return [f"Nextflow {nf}, Batch {bs}" for nf, bs in zip(self._nf(idx), self._bs(idx), strict=True)]
+
+    def local_process(self, idx: np.ndarray) -> list[str]:
+        return [
+            f"Nextflow {nf}; native_id {pid} is a local process, not a Batch job"
+            for nf, pid in zip(self._nf(idx), self._col(TaskCol.NATIVE_ID, idx), strict=True)
+        ]
+
+    def not_yet_submitted(self, idx: np.ndarray) -> list[str]:
+        return [f"Nextflow {nf}, no Batch job id yet (not yet submitted)" for nf in self._nf(idx)]
+
+    def never_submitted(self, idx: np.ndarray) -> list[str]:
+        return [f"run ended with the task {nf} and no Batch job recorded or found in scope" for nf in self._nf(idx)]
+
+    def no_job_recorded(self, idx: np.ndarray) -> list[str]:
+        return [f"Nextflow {nf}, no Batch job recorded" for nf in self._nf(idx)]
+
+
+def _duration(seconds: float) -> str:
+    """``1d 4h`` / ``2h 3m`` / ``7m`` / ``42s``: the largest unit and the next (0s when negative or unknown)."""
+    days, rest = divmod(int(seconds) if seconds > 0 else 0, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m" if minutes else f"{secs}s"
 
 
 # --- kills and summaries -----------------------------------------------------------
