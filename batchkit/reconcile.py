@@ -291,7 +291,34 @@ def jobs_frame(jobs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     (``extract_workdir``); ``submission_id`` the ``schema.SUBMISSION_TAG`` tag. Fields a
     ListJobs summary lacks (queue, command, attempts) are <NA>.
     """
-    # One pass over the dicts collecting raw values; conversions happen vectorized below.
+    return _typed_job_frame(_read_jobs(jobs))
+
+
+@dataclass
+class _JobFields:
+    """The raw values ``jobs_frame`` keeps from each job dict, one list per column."""
+
+    ids: list[Any]
+    names: list[Any]
+    queues: list[Any]
+    statuses: list[Any]
+    reasons: list[Any]
+    created: list[Any]
+    started: list[Any]
+    stopped: list[Any]
+    vcpus: list[Any]
+    memory: list[Any]
+    n_listed: list[Any]  # len(attempts[]), None without the list
+    exit_codes: list[Any]
+    commands: list[Any]
+    workdirs: list[Any]
+    submission_ids: list[Any]
+    spans: list[tuple[tuple[int, float, float], ...]]  # finished tries: (index, start_ms, stop_ms)
+    last_stops: list[Any]  # when the last listed try stopped
+
+
+def _read_jobs(jobs: Iterable[Mapping[str, Any]]) -> _JobFields:
+    """One pass over the job dicts collecting raw values (conversions come after, vectorized)."""
     ids: list[Any] = []
     names: list[Any] = []
     queues: list[Any] = []
@@ -322,34 +349,13 @@ def jobs_frame(jobs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         started.append(get("startedAt"))
         stopped.append(get("stoppedAt"))
         listed = get("attempts")
-        tries: tuple[tuple[int, float, float], ...] = ()
-        last_stop = None
-        if listed:
-            found = []
-            for i, attempt in enumerate(listed):
-                a_start, a_stop = _ms(attempt.get("startedAt")), _ms(attempt.get("stoppedAt"))
-                if a_stop is not None:
-                    last_stop = a_stop if last_stop is None else max(last_stop, a_stop)
-                    if a_start is not None:
-                        found.append((i, a_start, a_stop))
-            tries = tuple(found)
-        elif status in JOB_TERMINAL:
-            # A summary, or a describe answer without attempts[]: the one try we can see.
-            j_start, j_stop = _ms(get("startedAt")), _ms(get("stoppedAt"))
-            if j_start is not None and j_stop is not None:
-                tries = ((0, j_start, j_stop),)
+        tries, last_stop = _finished_tries(listed, status, get)
         spans.append(tries)
         last_stops.append(last_stop)
         n_listed.append(len(listed) if isinstance(listed, list) else None)
-        vcpu = mem = None
-        for req in container.get("resourceRequirements") or ():
-            kind = req.get("type")
-            if kind == "VCPU":
-                vcpu = req.get("value")
-            elif kind == "MEMORY":
-                mem = req.get("value")
-        vcpus.append(vcpu if vcpu is not None else container.get("vcpus"))
-        memory.append(mem if mem is not None else container.get("memory"))
+        vcpu, mem = _requested(container)
+        vcpus.append(vcpu)
+        memory.append(mem)
         exit_codes.append(container.get("exitCode"))
         command = container.get("command")
         joined = " ".join(map(str, command)) if isinstance(command, list) else None
@@ -357,6 +363,53 @@ def jobs_frame(jobs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         workdirs.append(_workdir_of(joined) if joined and isinstance(command, list) and _launcher_argv(command) else None)
         tags = get("tags")
         submission_ids.append(tags.get(SUBMISSION_TAG) if tags and isinstance(tags, dict | Mapping) else None)
+    return _JobFields(
+        ids, names, queues, statuses, reasons, created, started, stopped, vcpus, memory,
+        n_listed, exit_codes, commands, workdirs, submission_ids, spans, last_stops,
+    )
+
+
+def _finished_tries(
+    listed: Any, status: Any, get: Callable[[str], Any]
+) -> tuple[tuple[tuple[int, float, float], ...], Any]:
+    """The (index, start_ms, stop_ms) of each finished try of a job, and when the last
+    listed try stopped (None when none did)."""
+    if listed:
+        found = []
+        last_stop = None
+        for i, attempt in enumerate(listed):
+            a_start, a_stop = _ms(attempt.get("startedAt")), _ms(attempt.get("stoppedAt"))
+            if a_stop is not None:
+                last_stop = a_stop if last_stop is None else max(last_stop, a_stop)
+                if a_start is not None:
+                    found.append((i, a_start, a_stop))
+        return tuple(found), last_stop
+    if status in JOB_TERMINAL:
+        # A summary, or a describe answer without attempts[]: the one try we can see.
+        j_start, j_stop = _ms(get("startedAt")), _ms(get("stoppedAt"))
+        if j_start is not None and j_stop is not None:
+            return ((0, j_start, j_stop),), None
+    return (), None
+
+
+def _requested(container: Mapping[str, Any]) -> tuple[Any, Any]:
+    """A container's vCPUs and memory (MiB): ``resourceRequirements``, else the legacy
+    ``vcpus``/``memory`` fields."""
+    vcpu = mem = None
+    for req in container.get("resourceRequirements") or ():
+        kind = req.get("type")
+        if kind == "VCPU":
+            vcpu = req.get("value")
+        elif kind == "MEMORY":
+            mem = req.get("value")
+    return (
+        vcpu if vcpu is not None else container.get("vcpus"),
+        mem if mem is not None else container.get("memory"),
+    )
+
+
+def _typed_job_frame(raw: _JobFields) -> pd.DataFrame:
+    """The raw job values as a frame of ``_JOB_DTYPES`` columns."""
 
     def when(values: list[Any]) -> pd.Series:
         epoch_ms = pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce")
@@ -365,37 +418,36 @@ def jobs_frame(jobs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     def number(values: list[Any], dtype: str) -> pd.Series:
         return pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce").astype(dtype)
 
-    status_s = pd.Series(statuses, dtype="string")
-    listed_s = number(n_listed, "Int64")
+    status_s = pd.Series(raw.statuses, dtype="string")
+    listed_s = number(raw.n_listed, "Int64")
     running_now = status_s.isin(_RUNNING_NOW).to_numpy(bool)
-    started_s = when(started)
+    started_s = when(raw.started)
     # Whether startedAt moves to the latest try is not documented: the running try
     # cannot have started before the last listed attempt stopped.
-    try_start = pd.concat([started_s, when(last_stops)], axis=1).max(axis=1).astype(_UTC)
+    try_start = pd.concat([started_s, when(raw.last_stops)], axis=1).max(axis=1).astype(_UTC)
     try_start = try_start.where(status_s.eq("RUNNING").fillna(False) & started_s.notna())
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
-            JobCol.JOB_ID: pd.Series(ids, dtype="string"),
-            JobCol.JOB_NAME: pd.Series(names, dtype="string"),
-            JobCol.JOB_QUEUE: pd.Series(queues, dtype="string"),
+            JobCol.JOB_ID: pd.Series(raw.ids, dtype="string"),
+            JobCol.JOB_NAME: pd.Series(raw.names, dtype="string"),
+            JobCol.JOB_QUEUE: pd.Series(raw.queues, dtype="string"),
             JobCol.STATUS: status_s,
-            JobCol.STATUS_REASON: pd.Series(reasons, dtype="string"),
-            JobCol.CREATED_AT: when(created),
+            JobCol.STATUS_REASON: pd.Series(raw.reasons, dtype="string"),
+            JobCol.CREATED_AT: when(raw.created),
             JobCol.STARTED_AT: started_s,
-            JobCol.STOPPED_AT: when(stopped),
-            JobCol.VCPUS: number(vcpus, "Float64"),
-            JobCol.MEMORY_MIB: number(memory, "Float64"),
+            JobCol.STOPPED_AT: when(raw.stopped),
+            JobCol.VCPUS: number(raw.vcpus, "Float64"),
+            JobCol.MEMORY_MIB: number(raw.memory, "Float64"),
             JobCol.ATTEMPTS: listed_s + running_now.astype(int),
-            JobCol.EXIT_CODE: number(exit_codes, "Int64"),
-            JobCol.COMMAND: pd.Series(commands, dtype="string"),
-            JobCol.WORK_DIR: pd.Series(workdirs, dtype="string"),
-            JobCol.SUBMISSION_ID: pd.Series(submission_ids, dtype="string"),
+            JobCol.EXIT_CODE: number(raw.exit_codes, "Int64"),
+            JobCol.COMMAND: pd.Series(raw.commands, dtype="string"),
+            JobCol.WORK_DIR: pd.Series(raw.workdirs, dtype="string"),
+            JobCol.SUBMISSION_ID: pd.Series(raw.submission_ids, dtype="string"),
             LISTED_ATTEMPTS: listed_s,
-            ATTEMPT_SPANS: pd.Series(spans, dtype="object"),
+            ATTEMPT_SPANS: pd.Series(raw.spans, dtype="object"),
             TRY_STARTED_AT: try_start,
         }
     )
-    return frame
 
 
 def normal_dir(path: str) -> str | None:

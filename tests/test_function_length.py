@@ -16,10 +16,6 @@ LIMIT = 80
 
 #: "path/inside/batchkit.py:Qualified.name" -> (its length when listed, why it is still long).
 KNOWN_LONG: dict[str, tuple[int, str]] = {
-    "reconcile.py:jobs_frame": (
-        117,
-        "walks the DescribeJobs dicts once, filling every column's list in the same loop (the hot path of benchmarks/bench_reconcile.py); one function per column would walk them again",
-    ),
 }
 
 
