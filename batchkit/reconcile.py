@@ -112,6 +112,7 @@ import pandas as pd
 from batchkit._time import as_utc
 from batchkit.schema import (
     JOB_ACTIVE,
+    JOB_COLUMNS,
     JOB_TERMINAL,
     SUBMISSION_TAG,
     TASK_ALIVE,
@@ -193,19 +194,11 @@ _TASK_SHOWN: Final = (
     TaskCol.COMPLETE,
 )
 _TASK_CARRIED: Final = (*_TASK_SHOWN, TaskCol.STATUS)
-#: Job columns a reconcile frame shows.
-_JOB_SHOWN: Final = (
-    JobCol.JOB_ID,
-    JobCol.JOB_NAME,
-    JobCol.JOB_QUEUE,
-    JobCol.STATUS,
-    JobCol.STATUS_REASON,
-    JobCol.CREATED_AT,
-    JobCol.STARTED_AT,
-    JobCol.STOPPED_AT,
-    JobCol.VCPUS,
-    JobCol.ATTEMPTS,
-    JobCol.WORK_DIR,
+#: Job columns a reconcile frame shows, in JOB_COLUMNS order: all but the memory, the exit
+#: code, the raw command (its work dir is shown) and the submission tag.
+_JOB_SHOWN: Final = tuple(
+    col for col in JOB_COLUMNS
+    if col not in {JobCol.MEMORY_MIB, JobCol.EXIT_CODE, JobCol.COMMAND, JobCol.SUBMISSION_ID}
 )
 #: ... and those it carries through matching, for the waste.
 _JOB_CARRIED: Final = (*_JOB_SHOWN, LISTED_ATTEMPTS, ATTEMPT_SPANS, TRY_STARTED_AT)
@@ -851,17 +844,9 @@ def _check_records(
         wd_agrees |= is_parent & unparsed & ids.isin(list(good)).fillna(False).to_numpy(bool)
     by_id |= is_parent
     contradicted_ids = getattr(run, "contradicted_ids", None) or frozenset()
-    return _Records(
-        rows=rec_rows,
-        jobs=rec_jobs,
-        agree_row=agree_row,
-        by_id=by_id,
-        wd_agrees=wd_agrees,
-        array_job=array_job,
-        unparsed=unparsed,
-        sources=_record_sources(run, tasks, ids, rec_rows, rec_jobs, by_id),
-        contradicted=ids.isin(list(contradicted_ids)).fillna(False).to_numpy(bool) if contradicted_ids else np.zeros(n, dtype=bool),
-    )
+    contradicted = ids.isin(list(contradicted_ids)).fillna(False).to_numpy(bool) if contradicted_ids else np.zeros(n, dtype=bool)
+    sources = _record_sources(run, tasks, ids, rec_rows, rec_jobs, by_id)
+    return _Records(rec_rows, rec_jobs, agree_row, by_id, wd_agrees, array_job, unparsed, sources, contradicted)
 
 
 def _arrays_name_their_dirs(
@@ -1116,17 +1101,9 @@ def _scope(
     )
 
     clock = _clock(created_s)
-    evidence = _Evidence(
-        rec=rec,
-        key=key,
-        other_label=other_label,
-        claimed_elsewhere=claimed_elsewhere,
-        on_queue=on_queue,
-        queue=queue,
-        in_life=in_life,
-        at=np.where(clock == "", "", "created " + clock),
-        life_text=f"{start:%H:%M}–{end:%H:%M} UTC" if life is not None else "unknown (no launch time)",
-    )
+    at = np.where(clock == "", "", "created " + clock)
+    life_text = f"{start:%H:%M}–{end:%H:%M} UTC" if life is not None else "unknown (no launch time)"
+    evidence = _Evidence(rec, key, other_label, claimed_elsewhere, on_queue, queue, in_life, at, life_text)
     other_jobs = {str(j): str(lbl) for j, lbl in zip(ids.to_numpy()[other], other_label[other], strict=True)}
     return _Scope(
         rule=pd.Series(rule, index=jobs.index, dtype="string", name=RecCol.IN_SCOPE_BY),

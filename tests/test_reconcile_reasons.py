@@ -64,41 +64,40 @@ DUP_OLD = "no Nextflow record of job dup-old (work dir …/c1/000001000000000000
 DONE_DUP = "no Nextflow record of job done-dup (work dir …/c9/000009000000000000000000000000: a task dir this run submitted); Batch SUCCEEDED"
 
 
+#: The line of every row of world() while its run is alive.
+LIVE = {
+    (1, "dup-new"): ("ok", "Nextflow RUNNING, Batch RUNNING"),
+    (2, "orphan-no-complete"): ("orphan", "Nextflow marked the task COMPLETED but Batch still RUNNABLE for 1h 20m"),
+    (3, "disagree-quiet"): ("disagree", "Nextflow says FAILED, Batch says SUCCEEDED"),
+    (4, "elsewhere"): ("ok", "Nextflow RUNNING, Batch RUNNING" + NOT_PROVEN),
+    (5, "retried-elsewhere"): ("ok", "Nextflow RUNNING, Batch RUNNING; Batch retried 1×" + NOT_PROVEN),
+    (6, None): ("vanished", "job id gone not found in Batch (aged out, wrong region/account, or nextflow-io/nextflow#7301)"),
+    (7, "a-day-long"): ("ok", "Nextflow RUNNING, Batch RUNNING"),
+    (8, "just-now"): ("orphan", "Nextflow marked the task ABORTED at 14:50 UTC but Batch still RUNNING for 42s"),
+    (9, "done-dup-2"): ("stale", "Batch says SUCCEEDED, Nextflow still thinks SUBMITTED"),
+    (10, None): ("ok", "cached by Nextflow: no Batch job needed"),
+    (None, "dup-old"): ("untracked", DUP_OLD + " for 2h 58m — the run is alive: it may have just been submitted (kill only with force)"),
+    (None, "done-dup"): ("untracked", DONE_DUP),
+}
+
+
 def test_every_reason_of_a_live_run() -> None:
     rows, jobs = world()
-    assert reasons(Run(rows), jobs) == {
-        (1, "dup-new"): ("ok", "Nextflow RUNNING, Batch RUNNING"),
-        (2, "orphan-no-complete"): ("orphan", "Nextflow marked the task COMPLETED but Batch still RUNNABLE for 1h 20m"),
-        (3, "disagree-quiet"): ("disagree", "Nextflow says FAILED, Batch says SUCCEEDED"),
-        (4, "elsewhere"): ("ok", "Nextflow RUNNING, Batch RUNNING" + NOT_PROVEN),
-        (5, "retried-elsewhere"): ("ok", "Nextflow RUNNING, Batch RUNNING; Batch retried 1×" + NOT_PROVEN),
-        (6, None): ("vanished", "job id gone not found in Batch (aged out, wrong region/account, or nextflow-io/nextflow#7301)"),
-        (7, "a-day-long"): ("ok", "Nextflow RUNNING, Batch RUNNING"),
-        (8, "just-now"): ("orphan", "Nextflow marked the task ABORTED at 14:50 UTC but Batch still RUNNING for 42s"),
-        (9, "done-dup-2"): ("stale", "Batch says SUCCEEDED, Nextflow still thinks SUBMITTED"),
-        (10, None): ("ok", "cached by Nextflow: no Batch job needed"),
-        (None, "dup-old"): ("untracked", DUP_OLD + " for 2h 58m — the run is alive: it may have just been submitted (kill only with force)"),
-        (None, "done-dup"): ("untracked", DONE_DUP),
-    }
+    assert reasons(Run(rows), jobs) == LIVE
 
 
 def test_every_reason_of_a_completed_run() -> None:
     rows, jobs = world()
     run = Run(rows, state="completed", end_time=T0 + minutes(150))
+    ended = "Nextflow completed at 14:30 UTC but Batch still RUNNING for {}, task still RUNNING in its records"
     assert reasons(run, jobs) == {
-        (1, "dup-new"): ("orphan", "Nextflow completed at 14:30 UTC but Batch still RUNNING for 2h 57m, task still RUNNING in its records"),
-        (2, "orphan-no-complete"): ("orphan", "Nextflow marked the task COMPLETED but Batch still RUNNABLE for 1h 20m"),
-        (3, "disagree-quiet"): ("disagree", "Nextflow says FAILED, Batch says SUCCEEDED"),
-        (4, "elsewhere"): ("orphan", "Nextflow completed at 14:30 UTC but Batch still RUNNING for 2h 55m, task still RUNNING in its records" + NOT_PROVEN),
-        (5, "retried-elsewhere"): ("orphan", "Nextflow completed at 14:30 UTC but Batch still RUNNING for 2h 40m, task still RUNNING in its records; Batch retried 1×" + NOT_PROVEN),
-        (6, None): ("vanished", "job id gone not found in Batch (aged out, wrong region/account, or nextflow-io/nextflow#7301)"),
-        (7, "a-day-long"): ("orphan", "Nextflow completed at 14:30 UTC but Batch still RUNNING for 1d 2h, task still RUNNING in its records"),
-        (8, "just-now"): ("orphan", "Nextflow marked the task ABORTED at 14:50 UTC but Batch still RUNNING for 42s"),
-        (9, "done-dup-2"): ("stale", "Batch says SUCCEEDED, Nextflow still thinks SUBMITTED"),
-        (10, None): ("ok", "cached by Nextflow: no Batch job needed"),
+        **LIVE,
+        (1, "dup-new"): ("orphan", ended.format("2h 57m")),
+        (4, "elsewhere"): ("orphan", ended.format("2h 55m") + NOT_PROVEN),
+        (5, "retried-elsewhere"): ("orphan", ended.format("2h 40m") + "; Batch retried 1×" + NOT_PROVEN),
+        (7, "a-day-long"): ("orphan", ended.format("1d 2h")),
         # The run has ended: a proven unclaimed job is killable, no "alive" caveat.
         (None, "dup-old"): ("untracked", DUP_OLD + " for 2h 58m"),
-        (None, "done-dup"): ("untracked", DONE_DUP),
     }
 
 
