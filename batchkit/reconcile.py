@@ -1470,7 +1470,7 @@ def _reasons(
 ) -> pd.Series:
     """One readable line per row (module docstring, "Reasons"): the line of the row's
     case, then how often Batch retried, then whether its record fails to prove it."""
-    say = _ReasonText(run, frame, now, nf_codes, bs_codes)
+    say = _ReasonText(run, run_ended, frame, now, nf_codes, bs_codes)
     orphan, ok = verdict == "orphan", verdict == "ok"
     nf_done, alive, cached = nf_codes.isin(_TASK_DONE), nf_codes.isin(TASK_ALIVE), nf_codes.isin({"CACHED"})
     has_job = bs_codes.known
@@ -1508,8 +1508,10 @@ def _reasons(
 class _ReasonText:
     """The reason lines of each verdict case: rows (positions in the frame) -> one line each."""
 
-    def __init__(self, run: RunLike, frame: pd.DataFrame, now: pd.Timestamp, nf_codes: _Codes, bs_codes: _Codes) -> None:
-        self.run, self.frame = run, frame
+    def __init__(
+        self, run: RunLike, run_ended: bool, frame: pd.DataFrame, now: pd.Timestamp, nf_codes: _Codes, bs_codes: _Codes
+    ) -> None:
+        self.run, self.run_ended, self.frame = run, run_ended, frame
         self.now_s = (now - _EPOCH).total_seconds()
         self.nf_text, self.bs_text = nf_codes.text(), bs_codes.text()
         self.active = bs_codes.isin(JOB_ACTIVE)
@@ -1559,7 +1561,6 @@ class _ReasonText:
 
     def untracked(self, idx: np.ndarray) -> list[str]:
         cut = len((normal_dir(self.run.work_dir or "") or "").rstrip("/")) + 1
-        run_ended = self.run.state in ("completed", "aborted")
         lines = []
         for job, wd, rule, bs, active, span in zip(
             self._job(idx), self._col(JobCol.WORK_DIR, idx, None), self.rule[idx].tolist(),
@@ -1567,7 +1568,7 @@ class _ReasonText:
         ):
             if rule == "hash":
                 what = "a task dir this run submitted"
-                caveat = "" if run_ended else " — the run is alive: it may have just been submitted (kill only with force)"
+                caveat = "" if self.run_ended else " — the run is alive: it may have just been submitted (kill only with force)"
             else:
                 what, caveat = "under the run's work dir only, not proof", " — unclaimed: kill only by naming the job"
             line = f"no Nextflow record of job {job} (work dir …/{'?' if wd is None else wd[cut:]}: {what}); Batch {bs}"
