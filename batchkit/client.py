@@ -414,7 +414,7 @@ class BatchClient:
         if botocore_attempts < 1:
             raise ValueError(f"botocore_attempts must be >= 1, got {botocore_attempts}")
         self._client: Any = client if client is not None else _make_boto3_client(
-            region=region, profile=profile, endpoint_url=endpoint_url, max_workers=max_workers
+            region=region, profile=profile, endpoint_url=endpoint_url, max_workers=max_workers, deadline=deadline
         )
         self.region: str = str(self._client.meta.region_name)
         #: the named profile, for the renewal hint when credentials expire
@@ -1197,7 +1197,7 @@ def _submitted(
 
 
 def _make_boto3_client(
-    *, region: str | None, profile: str | None, endpoint_url: str | None, max_workers: int
+    *, region: str | None, profile: str | None, endpoint_url: str | None, max_workers: int, deadline: float
 ) -> Any:
     from botocore.config import Config
 
@@ -1208,8 +1208,12 @@ def _make_boto3_client(
     extra = emulator_credentials(endpoint_url, profile)
     config = Config(
         retries={"mode": "standard", "total_max_attempts": BOTOCORE_ATTEMPTS},
-        connect_timeout=5,
-        read_timeout=60,
+        # The deadline is checked between attempts; an attempt in flight ends at the latest
+        # at its socket timeout, so no timeout may outlast the deadline: against an endpoint
+        # that accepts and never answers, `--deadline 3` would otherwise wait botocore's 60 s.
+        # Never under a second: a slow but healthy answer is not a failure.
+        connect_timeout=max(1.0, min(5.0, deadline)),
+        read_timeout=max(1.0, min(60.0, deadline)),
         max_pool_connections=max(10, 2 * max_workers),
         user_agent_extra="batchkit",
     )

@@ -814,6 +814,30 @@ def test_reconcile_of_2000_tasks_returns_by_its_deadline_as_a_process(tmp_path: 
     assert took < 3 + DEADLINE_MARGIN, f"{took:.1f} s for --deadline 3"
 
 
+def test_reconcile_against_an_endpoint_that_never_answers_returns_by_its_deadline(trace_file: Path) -> None:
+    """A loopback port that accepts connections (the kernel's backlog) and never answers:
+    no socket timeout may outlast --deadline, so `reconcile --deadline 2` returns within
+    the deadline, one read timeout (at most the deadline) and DEADLINE_MARGIN — not after
+    botocore's default 60 s read timeout."""
+    import socket
+    import time
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        began = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "batchkit", "reconcile", "--trace", str(trace_file), "--endpoint-url", url,
+             "--deadline", "2"],
+            capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        took = time.monotonic() - began
+    assert done.returncode == cli.EXIT_FAILURE and done.stdout == ""
+    assert "longer --deadline" in one_line(done.stderr)
+    assert took < 2 + 2 + DEADLINE_MARGIN, f"{took:.1f} s for --deadline 2"
+
+
 def test_a_password_in_the_endpoint_url_is_never_echoed(
     capsys: pytest.CaptureFixture[str], trace_file: Path
 ) -> None:
