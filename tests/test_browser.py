@@ -8,11 +8,13 @@ test-artifacts/.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -190,20 +192,76 @@ def shot(page: Any, path: Path, selector: str = ".bk-dashboard") -> None:
     page.screenshot(path=str(path))
 
 
-def accept_kernel_dialog(page: Any) -> None:
-    """Accept the preferred kernel if JupyterLab asks: on a loaded machine it still does
-    now and then (its kernel list arrives late), despite the demo's autoStartDefaultKernel.
-    Any other dialog is left to fail the test."""
+def notebook_kernelspec() -> dict[str, str]:
+    """The kernel notebook 01's metadata names (``python3``, "Python 3 (ipykernel)")."""
+    spec: dict[str, str] = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["metadata"]["kernelspec"]
+    return spec
+
+
+def choose_notebook_kernel(page: Any) -> None:
+    """Answer JupyterLab's "Select Kernel" dialog as a newcomer would: the notebook's own kernel,
+    then Select. JupyterLab 4 asks when the notebook's session starts before its kernel list has
+    arrived (SessionContext._initialize waits for the sessions, not the kernelspecs, and
+    getDefaultKernel returns null without them: packages/apputils/src/sessioncontext.tsx), which
+    a loaded machine makes likely. Playwright runs the handler before any action or assertion
+    while the dialog is open, so it is answered before the kernel wait and Run All. A dialog that
+    does not offer the notebook's kernel fails the test (select_option times out); any other
+    dialog is left to fail it too."""
     dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
-    page.add_locator_handler(dialog, lambda: dialog.locator(".jp-mod-accept").click())
+    name = notebook_kernelspec()["display_name"]
+
+    def choose() -> None:
+        dialog.locator("select").select_option(label=name)
+        dialog.locator(".jp-mod-accept").click()
+
+    page.add_locator_handler(dialog, choose)
 
 
-def run_all(page: Any, artifacts_dir: Path, name: str) -> None:
-    """Run ▸ Run All Cells, checked: a cell's prompt turns [*] or [n] (a menu click that a
-    busy page swallowed is tried again), then the dashboard's orphan rows appear."""
+def jupyter_api(demo: str, what: str) -> Any:
+    """GET /api/<what> on the demo's Jupyter server (the token from its URL)."""
+    base, token = demo.split("/lab/tree/", 1)[0], demo.split("?token=", 1)[1]
+    with urllib.request.urlopen(f"{base}/api/{what}?token={token}", timeout=30) as answer:
+        return json.load(answer)
+
+
+def wait_for_notebook_kernel(page: Any, demo: str) -> None:
+    """Wait until the notebook's own kernel is attached to the page, connected and idle.
+
+    Only then does Run All queue every cell. Before it, JupyterLab 4's runCell lets the first
+    code cell start the kernel (SessionContext.hasNoKernel) and the others go to
+    CodeCell.execute, which finds no kernel yet and clears them: cell 1 runs, the rest never
+    do, and nothing says so (packages/notebook/src/actions.tsx, packages/cells/src/widget.ts).
+    The toolbar's execution indicator reads "idle" from the moment it is drawn (its initial
+    state, before any kernel), so it proves nothing; the kernel status does: JupyterLab's status
+    bar ("Python 3 (ipykernel) | Idle"), Notebook 7's kernel-status item (faded and empty when
+    idle or busy, i.e. connected). Then the server's word: the notebook's one session runs the
+    kernel its metadata names, one Jupyter has, with the page connected to it.
+    """
     from playwright.sync_api import expect
 
-    started = page.locator(".jp-InputPrompt", has_text=re.compile(r"\[(\*|\d+)\]"))
+    spec = notebook_kernelspec()
+    expect(page.locator(".jp-NotebookPanel-toolbar .jp-Toolbar-kernelName")).to_have_text(
+        spec["display_name"], timeout=PAGE_READY_MS)
+    lab_idle = f'.jp-StatusBar-TextItem:text-is("{spec["display_name"]} | Idle")'
+    notebook7_idle = ".jp-NotebookKernelStatus.jp-NotebookKernelStatus-fade:not(.jp-NotebookKernelStatus-info)"
+    expect(page.locator(f"{lab_idle}, {notebook7_idle}")).to_have_count(1, timeout=PAGE_READY_MS)
+    assert spec["name"] in jupyter_api(demo, "kernelspecs")["kernelspecs"]
+    sessions = [s for s in jupyter_api(demo, "sessions") if s["path"] == NOTEBOOK.name]
+    assert len(sessions) == 1, sessions
+    kernel = sessions[0]["kernel"]
+    assert kernel["name"] == spec["name"] and kernel["connections"] >= 1, kernel
+
+
+def run_all(page: Any, demo: str, artifacts_dir: Path, name: str) -> None:
+    """Run ▸ Run All Cells once the notebook's kernel is attached and idle, checked: at once
+    every code cell is queued or run ([*] or [n]), so a Run All that dropped cells fails here
+    with a screenshot. A menu click that a busy page swallowed (no cell queued or run, so
+    nothing has run) is tried again. Then the dashboard's orphan rows appear."""
+    from playwright.sync_api import expect
+
+    wait_for_notebook_kernel(page, demo)
+    prompts = page.locator(".jp-CodeCell .jp-InputPrompt")
+    started = prompts.filter(has_text=re.compile(r"\[(\*|\d+)\]"))
     for _ in range(3):
         menu(page, "Run", "Run All Cells")
         try:
@@ -211,6 +269,11 @@ def run_all(page: Any, artifacts_dir: Path, name: str) -> None:
             break
         except AssertionError:
             page.keyboard.press("Escape")
+    try:
+        expect(started).to_have_count(prompts.count(), timeout=30_000)
+    except AssertionError:
+        page.screenshot(path=str(artifacts_dir / f"{name}-cells-dropped.png"))
+        raise AssertionError(f"Run All did not queue every code cell: {prompts.all_text_contents()}") from None
     try:
         expect(page.locator("tr.bk-row.bk-orphan").first).to_be_visible(timeout=RUN_ALL_MS)
     except AssertionError:
@@ -233,13 +296,12 @@ def test_jupyterlab_from_make_demo_run_all_kill_all(demo: str, artifacts_dir: Pa
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(f"{exc.message} {exc.stack or ''}"))
         page.on("console", lambda msg: errors.append(msg.text) if "NaN" in msg.text else None)
-        accept_kernel_dialog(page)
+        choose_notebook_kernel(page)
         page.goto(demo, timeout=PAGE_READY_MS)
         # The URL opens the incident notebook itself, not a Launcher.
         expect(page.locator(".jp-NotebookPanel .jp-Cell").first).to_be_visible(timeout=PAGE_READY_MS)
         expect(page.locator(".lm-TabBar-tab.jp-mod-current")).to_contain_text("01-incident-replay")
-        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(1, timeout=PAGE_READY_MS)
-        run_all(page, artifacts_dir, "lab")
+        run_all(page, demo, artifacts_dir, "lab")
         orphans = page.locator("tr.bk-row.bk-orphan")
         expect(page.locator(".jp-OutputArea-output", has_text="Nothing killed")).to_have_count(1, timeout=RUN_ALL_MS)
         first_output = page.locator(".jp-OutputArea-output", has_text="LocalBatch endpoint")
@@ -312,14 +374,11 @@ def test_notebook7_opens_and_renders_the_dashboard(demo: str, artifacts_dir: Pat
     url = demo.replace("/lab/tree/", "/notebooks/")  # Notebook 7's page for the same file
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1300, "height": 1500})
-        accept_kernel_dialog(page)
+        choose_notebook_kernel(page)
         page.goto(url, timeout=PAGE_READY_MS)
         expect(page.locator(".jp-NotebookPanel .jp-Cell").first).to_be_visible(timeout=PAGE_READY_MS)
         assert "/notebooks/01-incident-replay.ipynb" in page.url  # Notebook 7, not JupyterLab
-        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle'], #jp-NotebookKernelStatus"))\
-            .not_to_have_count(0, timeout=PAGE_READY_MS)
-        page.wait_for_timeout(2000)  # the kernel connects
-        run_all(page, artifacts_dir, "notebook7")
+        run_all(page, demo, artifacts_dir, "notebook7")
         orphans = page.locator("tr.bk-row.bk-orphan")
         n = orphans.count()
         expect(page.locator(".bk-chip-orphan")).to_have_text(f"orphan {n}")
