@@ -1,16 +1,19 @@
 """Benchmark how well ``--deadline`` bounds a whole CLI process, imports and exit included.
 
-``batchkit reconcile --trace T --endpoint-url <closed loopback port> --deadline D`` on a
-trace of ``--tasks`` running tasks (one recorded Batch job each, so ``tasks / 100``
-DescribeJobs chunks, every one refused until the deadline), as a real subprocess
+``batchkit reconcile --trace T --endpoint-url <loopback port> --deadline D`` on a trace of
+``--tasks`` running tasks (one recorded Batch job each, so ``tasks / 100`` DescribeJobs
+chunks), as a real subprocess
 (``python -m batchkit``): the wall time from spawning it to its exit, and what it spends
-past D. Then ``reconcile --help``: its wall time and the import time it reports under
+past D. The port is ``closed`` (every attempt refused at once, retried until the
+deadline) or, with ``--endpoint silent``, listening and never answering (each attempt
+waits for its socket timeout). Then ``reconcile --help``: its wall time and the import time it reports under
 ``python -X importtime``.
 
 The package measured is the one this interpreter imports, so the same file measures a
 baseline: ``PYTHONPATH=/path/to/baseline python benchmarks/bench_cli_deadline.py``.
 
-Run: .venv/bin/python benchmarks/bench_cli_deadline.py [--tasks 10000] [--deadline 10] [--runs 3] [--json]
+Run: .venv/bin/python benchmarks/bench_cli_deadline.py [--tasks 10000] [--deadline 10] [--runs 3]
+     [--endpoint closed|silent] [--json]
 """
 
 from __future__ import annotations
@@ -44,9 +47,12 @@ def closed_port() -> int:
 
 
 def run(*argv: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+    # `python -m` puts the working dir first on sys.path: run from a neutral one, so a
+    # checkout there cannot stand in for the package measured.
     env = {**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)}
     began = time.monotonic()
-    done = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=env, timeout=600,
+                          cwd=tempfile.gettempdir())  # fmt: skip
     return time.monotonic() - began, done
 
 
@@ -62,15 +68,18 @@ def import_ms(stderr: str) -> float:
     return total / 1000.0
 
 
-def bench(tasks: int, deadline: float, runs: int) -> dict[str, Any]:
+def bench(tasks: int, deadline: float, runs: int, endpoint: str) -> dict[str, Any]:
     walls: list[float] = []
     codes: set[int] = set()
     lines: set[int] = set()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # the kernel completes connections; nobody ever answers
         trace = Path(tmp) / "trace.txt"
         write_trace(trace, tasks)
         for _ in range(runs):
-            url = f"http://127.0.0.1:{closed_port()}"
+            port = silent.getsockname()[1] if endpoint == "silent" else closed_port()
+            url = f"http://127.0.0.1:{port}"
             wall, done = run("-m", "batchkit", "reconcile", "--trace", str(trace), "--endpoint-url", url,
                              "--deadline", f"{deadline:g}")  # fmt: skip
             walls.append(wall)
@@ -80,6 +89,7 @@ def bench(tasks: int, deadline: float, runs: int) -> dict[str, Any]:
     return {
         "package": str(PACKAGE_ROOT),
         "tasks": tasks,
+        "endpoint": endpoint,
         "deadline_s": deadline,
         "wall_median_s": round(statistics.median(walls), 2),
         "wall_max_s": round(max(walls), 2),
@@ -97,13 +107,14 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--deadline", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--endpoint", choices=("closed", "silent"), default="closed")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = bench(args.tasks, args.deadline, args.runs)
+    result = bench(args.tasks, args.deadline, args.runs, args.endpoint)
     if args.json:
         print(json.dumps(result, indent=1))
         return
-    print(f"{result['package']}: reconcile --deadline {args.deadline:g} on {args.tasks} tasks, closed port, "
+    print(f"{result['package']}: reconcile --deadline {args.deadline:g} on {args.tasks} tasks, {args.endpoint} port, "
           f"{args.runs} runs: wall median {result['wall_median_s']} s, max {result['wall_max_s']} s "
           f"({result['past_deadline_max_s']:+} s past the deadline); exit {result['exit_statuses']}, "
           f"stderr lines {result['stderr_lines']}")  # fmt: skip
