@@ -995,6 +995,7 @@ def _serve(command: list[str], *, url: str, scratch: Path, log_path: Path, out: 
                 tail = log_path.read_text(errors="replace")[-2000:]
                 print(f"batchkit demo: JupyterLab exited early ({proc.returncode}):\n{tail}", file=sys.stderr)
                 return EXIT_USAGE
+            start_notebook_kernel(url, scratch)
             print(
                 "\nbatchkit demo: the incident replay is ready in JupyterLab. Open:\n\n"
                 f"    {url}\n\n"
@@ -1015,6 +1016,37 @@ def _serve(command: list[str], *, url: str, scratch: Path, log_path: Path, out: 
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
     return code
+
+
+def start_notebook_kernel(url: str, scratch: Path) -> None:
+    """Start the kernel that the notebook at ``url`` names in its metadata, in a session for
+    it on the server, so the page attaches to a running kernel when it opens.
+
+    Left to the page, JupyterLab 4 starts the kernel after fetching the server's sessions but
+    without waiting for its kernel list; when that list comes late (a loaded machine) it finds
+    no default kernel and asks "Select Kernel" (SessionContext._initialize and getDefaultKernel,
+    packages/apputils/src/sessioncontext.tsx). A session already running for the notebook's
+    path is reused as it is (POST /api/sessions, Jupyter Server's REST API). If the kernel
+    cannot be started here, one line says so and the page starts it as before.
+    """
+    import json
+    import urllib.error
+    import urllib.request
+
+    base, token = url.split("/lab/tree/", 1)[0], url.split("?token=", 1)[1]
+    name = url.split("/lab/tree/", 1)[1].split("?", 1)[0]
+    try:
+        spec = json.loads((scratch / name).read_text(encoding="utf-8"))["metadata"]["kernelspec"]["name"]
+        body = {"path": name, "type": "notebook", "name": name, "kernel": {"name": spec}}
+        request = urllib.request.Request(
+            f"{base}/api/sessions", data=json.dumps(body).encode(), method="POST",
+            headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=120):
+            return
+    except (OSError, ValueError, KeyError) as exc:  # URLError and HTTPError are OSErrors
+        print(f"batchkit demo: the notebook's kernel did not start ahead ({exc}); JupyterLab starts it "
+              "when the notebook opens.", file=sys.stderr)
 
 
 def cmd_demo(

@@ -169,6 +169,9 @@ def demo(tmp_path: Path) -> Iterator[str]:
         assert "Ctrl-C" in text
         for noise in ("Warning", "DeprecationWarning", "without encryption", "setuptools", "Traceback"):
             assert noise not in text, text
+        # The notebook's own kernel is up before the URL is printed: the page attaches to it.
+        sessions = [s for s in jupyter_api(url, "sessions") if s["path"] == NOTEBOOK.name]
+        assert [s["kernel"]["name"] for s in sessions] == [notebook_kernelspec()["name"]], sessions
         yield url
     finally:
         stop_group(proc, signal.SIGINT, 30)  # what Ctrl-C in the terminal sends
