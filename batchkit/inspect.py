@@ -491,14 +491,11 @@ def run_cli(args: Any) -> int:
     with a piece not read, what was read is still printed, one line on stderr says so and
     the exit status is 1 (AWS did not answer before --deadline).
     """
-    import time
-
     from batchkit import _cli_args as cli_args
     from batchkit.aws_readers import AwsReaders
     from batchkit.client import BatchClient
     from batchkit.nextflow import NextflowRun
 
-    started = time.monotonic()
     folder = Path(args.launch_dir)
     if not folder.is_dir():
         raise InputError("no such launch directory; pass the directory where `nextflow run` was started",
@@ -510,7 +507,7 @@ def run_cli(args: Any) -> int:
         region = args.region or batch.region
         with AwsReaders.create(region=region, profile=args.profile, endpoint_urls=urls,
                                deadline=args.deadline) as readers:
-            left = max(0.0, args.deadline - (time.monotonic() - started))
+            left = cli_args.deadline_left(args)  # the whole command's, from its start
             batch.give_up_after(left)
             readers.give_up_after(left)
             insp = inspect(args.target, run=run, batch=batch, readers=readers, lines=args.lines,
