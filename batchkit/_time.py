@@ -13,9 +13,10 @@ Pure: no I/O, no clock reads.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["as_utc", "epoch_ms", "from_epoch_ms", "to_utc"]
 
@@ -26,6 +27,8 @@ def to_utc(value: Any) -> pd.Timestamp:
     For values that are there: a missing one comes back as ``NaT`` (see :func:`as_utc`
     for None instead).
     """
+    import pandas as pd  # here, not at import: BatchClient needs only epoch_ms
+
     stamp = pd.Timestamp(value)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
@@ -35,6 +38,8 @@ def as_utc(value: Any) -> pd.Timestamp | None:
 
     None, NaT and NA give None.
     """
+    import pandas as pd
+
     if value is None or value is pd.NaT or value is pd.NA:
         return None
     stamp = to_utc(value)

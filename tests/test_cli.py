@@ -1057,6 +1057,24 @@ def test_warnings_are_one_line_each(
     assert "Traceback" not in err and ".py:" not in err
 
 
+def test_help_and_the_batch_client_import_no_pandas() -> None:
+    """pandas is imported where a command reads or draws frames, not to build a parser:
+    ``kill``, ``doctor``, ``demo`` and ``sim serve`` answer --help without it, and
+    ``batchkit.client`` (which needs only epoch milliseconds from ``_time``) loads without it."""
+    probe = (
+        "import sys, contextlib, io\n"
+        "from batchkit.cli import main\n"
+        "for argv in (['kill', '--help'], ['doctor', '--help'], ['demo', '--help'], ['sim', 'serve', '--help']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        assert main(argv) == 0, argv\n"
+        "    assert 'pandas' not in sys.modules, argv\n"
+        "import batchkit.client\n"
+        "assert 'pandas' not in sys.modules, 'batchkit.client'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+
+
 def test_the_lazy_tree_lists_what_each_command_registers() -> None:
     """``batchkit --help`` lists the commands from cli.COMMANDS without importing them;
     each entry's help is the help its module registers, and parsing one command builds
