@@ -322,6 +322,26 @@ def test_python_m_batchkit_help() -> None:
         assert command in done.stdout
 
 
+def test_the_batchkit_script_is_the_entry_point_that_starts_the_clock() -> None:
+    """pyproject's ``batchkit`` script and ``python -m batchkit`` are one function,
+    ``batchkit.__main__.main``, which takes the command's clock before importing the CLI;
+    importing the module runs nothing."""
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["batchkit"] == "batchkit.__main__:main"
+    probe = (
+        "import sys\n"
+        "import batchkit.__main__ as entry\n"
+        "assert 'batchkit.cli' not in sys.modules\n"
+        "sys.argv = ['batchkit', 'kill', '--help']\n"
+        "sys.exit(entry.main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "usage: batchkit kill" in done.stdout
+
+
 def test_no_credentials_is_one_line_and_exit_1(incident_module: Incident, tmp_path: Path) -> None:
     """AWS env cleared, no endpoint, HOME without ~/.aws: one clear line, exit 1."""
     env = {
