@@ -330,16 +330,24 @@ def test_the_batchkit_script_is_the_entry_point_that_starts_the_clock() -> None:
 
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["batchkit"] == "batchkit.__main__:main"
-    probe = (
-        "import sys\n"
-        "import batchkit.__main__ as entry\n"
-        "assert 'batchkit.cli' not in sys.modules\n"
-        "sys.argv = ['batchkit', 'kill', '--help']\n"
-        "sys.exit(entry.main())\n"
+    out = python_probe(
+        "import sys",
+        "import batchkit.__main__ as entry",
+        "assert 'batchkit.cli' not in sys.modules",
+        "sys.argv = ['batchkit', 'kill', '--help']",
+        "sys.exit(entry.main())",
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert "usage: batchkit kill" in out
+
+
+def python_probe(*lines: str) -> str:
+    """Run ``lines`` as a fresh interpreter's program (its own sys.modules); its stdout,
+    once it exits 0."""
+    done = subprocess.run(
+        [sys.executable, "-c", "\n".join(lines)], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert done.returncode == 0, done.stderr
-    assert "usage: batchkit kill" in done.stdout
+    return done.stdout
 
 
 def test_no_credentials_is_one_line_and_exit_1(incident_module: Incident, tmp_path: Path) -> None:
@@ -811,26 +819,32 @@ def test_a_deadline_spent_before_the_command_ran_sends_no_request(
 DEADLINE_MARGIN = 6.0
 
 
+def reconcile_process(trace: Path, url: str, deadline: float) -> tuple[float, str]:
+    """`python -m batchkit reconcile --trace TRACE` against ``url``: its wall time, from
+    the spawn to the exit, and its one stderr line (checked: exit 1, nothing on stdout)."""
+    import time
+
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "batchkit", "reconcile", "--trace", str(trace), "--endpoint-url", url,
+         "--deadline", f"{deadline:g}"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    took = time.monotonic() - began
+    assert done.returncode == cli.EXIT_FAILURE and done.stdout == "", done.stderr
+    return took, one_line(done.stderr)
+
+
 def test_reconcile_of_2000_tasks_returns_by_its_deadline_as_a_process(tmp_path: Path) -> None:
     """`python -m batchkit reconcile --deadline 3` against a closed port, 2,000 recorded
     jobs (20 DescribeJobs chunks, each retried until refused for good): it returns within
     the deadline + DEADLINE_MARGIN, the imports included, with exit 1 and one line.
     Bounded per call only, the chunks would take 20 / 4 workers x 3 s = 15 s."""
-    import time
-
     trace = tmp_path / "trace.txt"
     rows = (f"{i}\t{i % 256:02x}/{i:06x}\tjob-{i:05d}\tA ({i})\tRUNNING\n" for i in range(1, 2001))
     trace.write_text("task_id\thash\tnative_id\tname\tstatus\n" + "".join(rows))
-    url = f"http://127.0.0.1:{closed_port()}"
-    began = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "batchkit", "reconcile", "--trace", str(trace), "--endpoint-url", url,
-         "--deadline", "3"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    took = time.monotonic() - began
-    assert done.returncode == cli.EXIT_FAILURE and done.stdout == ""
-    assert "did not answer for 2000 job(s)" in one_line(done.stderr)
+    took, line = reconcile_process(trace, f"http://127.0.0.1:{closed_port()}", 3)
+    assert "did not answer for 2000 job(s)" in line
     assert took < 3 + DEADLINE_MARGIN, f"{took:.1f} s for --deadline 3"
 
 
@@ -840,21 +854,12 @@ def test_reconcile_against_an_endpoint_that_never_answers_returns_by_its_deadlin
     the deadline, one read timeout (at most the deadline) and DEADLINE_MARGIN — not after
     botocore's default 60 s read timeout."""
     import socket
-    import time
 
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(64)
-        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        began = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, "-m", "batchkit", "reconcile", "--trace", str(trace_file), "--endpoint-url", url,
-             "--deadline", "2"],
-            capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
-        took = time.monotonic() - began
-    assert done.returncode == cli.EXIT_FAILURE and done.stdout == ""
-    assert "longer --deadline" in one_line(done.stderr)
+        took, line = reconcile_process(trace_file, f"http://127.0.0.1:{silent.getsockname()[1]}", 2)
+    assert "longer --deadline" in line
     assert took < 2 + 2 + DEADLINE_MARGIN, f"{took:.1f} s for --deadline 2"
 
 
@@ -1081,18 +1086,16 @@ def test_help_and_the_batch_client_import_no_pandas() -> None:
     """pandas is imported where a command reads or draws frames, not to build a parser:
     ``kill``, ``doctor``, ``demo`` and ``sim serve`` answer --help without it, and
     ``batchkit.client`` (which needs only epoch milliseconds from ``_time``) loads without it."""
-    probe = (
-        "import sys, contextlib, io\n"
-        "from batchkit.cli import main\n"
-        "for argv in (['kill', '--help'], ['doctor', '--help'], ['demo', '--help'], ['sim', 'serve', '--help']):\n"
-        "    with contextlib.redirect_stdout(io.StringIO()):\n"
-        "        assert main(argv) == 0, argv\n"
-        "    assert 'pandas' not in sys.modules, argv\n"
-        "import batchkit.client\n"
-        "assert 'pandas' not in sys.modules, 'batchkit.client'\n"
+    python_probe(
+        "import sys, contextlib, io",
+        "from batchkit.cli import main",
+        "for argv in (['kill', '--help'], ['doctor', '--help'], ['demo', '--help'], ['sim', 'serve', '--help']):",
+        "    with contextlib.redirect_stdout(io.StringIO()):",
+        "        assert main(argv) == 0, argv",
+        "    assert 'pandas' not in sys.modules, argv",
+        "import batchkit.client",
+        "assert 'pandas' not in sys.modules, 'batchkit.client'",
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
 
 
 def test_the_lazy_tree_lists_what_each_command_registers() -> None:
