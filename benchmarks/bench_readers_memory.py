@@ -27,22 +27,23 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CASES = ("trace-1m", "log-279mb", "sparse-trace", "sparse-log")
 
 
-def write_log(path: Path, target_bytes: int) -> int:
-    """A synthetic AWS Batch run's log of about ``target_bytes``; returns the task count."""
+def write_log(path: Path, target_bytes: int, *, first: int = 1, ended: bool = True) -> int:
+    """A synthetic AWS Batch run's log of about ``target_bytes``; returns the last task number.
+
+    ``first``: the first task's number; more than 1 appends to ``path`` (a run going on,
+    without its banner); ``ended``: the run's last line (Goodbye) is written.
+    """
     work = "s3://bench-bucket/work"
-    out = path.open("w")
-    out.write("Mar-01 08:00:00.000 [main] DEBUG nextflow.cli.Launcher - $> nextflow run main.nf -with-trace\n")
-    out.write("Mar-01 08:00:00.100 [main] DEBUG nextflow.cli.CmdRun - N E X T F L O W  ~  version 24.10.5\n")
-    out.write("Mar-01 08:00:00.200 [main] DEBUG nextflow.Session - Session UUID: 00000000-0000-4000-8000-000000000000\n")
-    out.write("Mar-01 08:00:00.300 [main] DEBUG nextflow.Session - Run name: bench_run\n")
-    out.write("Mar-01 08:00:01.000 [main] DEBUG nextflow.executor.Executor - [warm up] executor > awsbatch\n")
-    i = 0
-    size = 0
+    out = path.open("a" if first > 1 else "w")
+    if first == 1:
+        _write_banner(out)
+    i, size = first - 1, 0
     while size < target_bytes:
         i += 1
         h = hashlib.md5(str(i).encode()).hexdigest()  # a task hash: 32 hex digits
@@ -61,9 +62,21 @@ def write_log(path: Path, target_bytes: int) -> int:
         )
         out.write(lines)
         size += len(lines)
-    out.write("Mar-01 23:59:59.000 [main] DEBUG nextflow.script.ScriptRunner - > Execution complete -- Goodbye\n")
+    if ended:
+        out.write("Mar-01 23:59:59.000 [main] DEBUG nextflow.script.ScriptRunner - > Execution complete -- Goodbye\n")
     out.close()
     return i
+
+
+def _write_banner(out: Any) -> None:
+    banner = (
+        "Mar-01 08:00:00.000 [main] DEBUG nextflow.cli.Launcher - $> nextflow run main.nf -with-trace\n"
+        "Mar-01 08:00:00.100 [main] DEBUG nextflow.cli.CmdRun - N E X T F L O W  ~  version 24.10.5\n"
+        "Mar-01 08:00:00.200 [main] DEBUG nextflow.Session - Session UUID: 00000000-0000-4000-8000-000000000000\n"
+        "Mar-01 08:00:00.300 [main] DEBUG nextflow.Session - Run name: bench_run\n"
+        "Mar-01 08:00:01.000 [main] DEBUG nextflow.executor.Executor - [warm up] executor > awsbatch\n"
+    )
+    out.write(banner)
 
 
 def measure(case: str, path: Path) -> dict[str, object]:

@@ -55,12 +55,14 @@ A month that goes backwards between lines (Dec -> Jan) starts a new year.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -311,18 +313,21 @@ def read_log(
     tz: str | tzinfo | None = None,
     year: int | None = None,
     reference_time: pd.Timestamp | None = None,
+    follower: LogFollower | None = None,
 ) -> LogInfo:
     """Read ``.nextflow.log`` (and rotations ``.nextflow.log.1`` …) into a :class:`LogInfo`.
 
     ``tz`` is the zone of the machine that ran Nextflow (default: this
     machine's); ``year`` the year of the oldest file's first line;
-    ``reference_time`` a dated fact about the run (see the module doc).
+    ``reference_time`` a dated fact about the run (see the module doc);
+    ``follower`` keeps each file's scan between calls, so that reading a growing log
+    again scans only what was appended (see :class:`LogFollower`).
     """
     path_list = _order_oldest_first(_path_list(paths))
     if not path_list:
         raise NextflowReadError("no log file given: pass the path of .nextflow.log")
     zone = fmt.resolve_tz(tz)
-    scans = [scan_log_file(p) for p in path_list]
+    scans = [scan_log_file(p) if follower is None else follower.scan(p) for p in path_list]
     mtime = _mtime_utc(path_list[-1])
     return build_log_info(scans, tz=zone, year=year, reference_time=reference_time, mtime=mtime)
 
@@ -331,16 +336,26 @@ def scan_log_file(path: PathLike) -> LogScan:
     """Stream one log file into a :class:`LogScan` (refuses what is not a regular file)."""
     p = Path(path)
     with fmt.open_regular(p, "log file") as fh:
-        head = fh.read(_PROBE_BYTES)
-        if (hint := fmt.compressed_hint(head)) is not None:
-            raise NextflowReadError(f"{hint}; then read the .nextflow.log inside", path=str(p), line=1)
-        if _LINE_RE_BYTES.search(head) is None:
-            # no log line in the first few MiB (a log's first line has a timestamp): refuse
-            # without reading the rest (a 2 GB sparse file, a binary)
-            text = head[:65536].decode("utf-8", errors="replace").splitlines()
-            raise NextflowReadError(_not_a_log_message(text[:50]), path=str(p), line=1)
-        fh.seek(0)
-        return scan_log_lines((raw.decode("utf-8", errors="replace") for raw in fmt.bounded_lines(fh)), path=str(p))
+        _probe_head(fh, p)
+        return scan_log_lines(_decoded_lines(fh), path=str(p))
+
+
+def _probe_head(fh: Any, path: Path) -> bytes:
+    """The file's first bytes (the handle is left at its start again); refuses a compressed file or
+    one without a log line in its first few MiB (a 2 GB sparse file, a binary) at once."""
+    fh.seek(0)
+    head: bytes = fh.read(_PROBE_BYTES)
+    if (hint := fmt.compressed_hint(head)) is not None:
+        raise NextflowReadError(f"{hint}; then read the .nextflow.log inside", path=str(path), line=1)
+    if _LINE_RE_BYTES.search(head) is None:
+        text = head[:65536].decode("utf-8", errors="replace").splitlines()
+        raise NextflowReadError(_not_a_log_message(text[:50]), path=str(path), line=1)
+    fh.seek(0)
+    return head
+
+
+def _decoded_lines(fh: Any) -> Iterator[str]:
+    return (raw.decode("utf-8", errors="replace") for raw in fmt.bounded_lines(fh))
 
 
 def scan_log_head(path: PathLike, max_bytes: int = 1 << 20) -> LogScan:
@@ -366,8 +381,15 @@ def scan_log_lines(lines: Iterable[str], *, path: str = "<log>", require_log: bo
     ``require_log``: refuse text without a timestamped line (console output, another file).
     """
     scanner = _Scanner(path)
+    _feed(scanner, lines, 0, require_log=require_log)
+    return scanner.facts
+
+
+def _feed(scanner: _Scanner, lines: Iterable[str], done: int, *, require_log: bool) -> int:
+    """Feed ``lines`` (numbered from ``done + 1``) to ``scanner``; the number of the last one."""
     probe: list[str] = []
-    for number, raw in enumerate(lines, start=1):
+    number = done
+    for number, raw in enumerate(lines, start=done + 1):
         if scanner.seen is None:
             if _LINE_RE.match(raw) is None:
                 if len(probe) < 50:
@@ -378,8 +400,8 @@ def scan_log_lines(lines: Iterable[str], *, path: str = "<log>", require_log: bo
             scanner.seen = number
         scanner.feed(number, raw)
     if scanner.seen is None and require_log:
-        raise NextflowReadError(_not_a_log_message(probe), path=path, line=1)
-    return scanner.facts
+        raise NextflowReadError(_not_a_log_message(probe), path=scanner.facts.path, line=1)
+    return number
 
 
 def version_of(text: str) -> str | None:
@@ -775,6 +797,101 @@ class _Scanner:
             if row.get(TaskCol.STATUS) in ("SUBMITTED", "RUNNING") and short not in self.errored:
                 row[TaskCol.STATUS] = "ABORTED"
                 row[TaskCol.NF_REASON] = f"{KILLED_BY_NEXTFLOW} ({msg})"
+
+
+# --- following a growing log ----------------------------------------------------
+
+#: How many of a log's first bytes, and of the bytes before where reading stopped, tell
+#: that it is still the file read before (a relaunch's log has another launch line,
+#: session id and times).
+_FINGERPRINT_BYTES: Final = 4096
+
+
+@dataclass
+class _Followed:
+    """One log file as far as it was read: the scanner, its state kept, and what tells the file."""
+
+    scanner: _Scanner
+    device: int
+    inode: int
+    #: bytes and lines read (the scan covers exactly these).
+    offset: int
+    lines: int
+    head: bytes
+    #: the bytes just before ``offset``.
+    tail: bytes
+    #: the file's modification time when reading stopped at its end (else None).
+    mtime_ns: int | None
+    #: the last line read had no line end: a write may have been cut in the middle.
+    torn: bool
+
+
+class LogFollower:
+    """Log scans kept between reads, so that reading a growing log again scans only what
+    Nextflow appended since (thread-safe; a :class:`~batchkit.nextflow.NextflowRun` and
+    its reloads share one).
+
+    A file is scanned from its start again when it is not the file read before: another
+    device or inode (a relaunch renames ``.nextflow.log`` to ``.nextflow.log.1`` and
+    writes a new one, logback's ``RollOnStartupPolicy``), smaller than what was read
+    (truncated), other first bytes or other bytes before where reading stopped (rewritten
+    in place), the same size with another modification time (rewritten to the same size),
+    or grown after a read that ended inside a line (the line read was cut by a write in
+    progress). So a scan always equals :func:`scan_log_file` of the file as it is.
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[str, _Followed] = {}
+        self._lock = threading.Lock()
+        #: scans that read a file from its start (the rest read only what was appended).
+        self.full_scans = 0
+
+    def scan(self, path: PathLike) -> LogScan:
+        """The :class:`LogScan` of ``path`` as it is now (the follower's own: read, do not keep)."""
+        p = Path(path)
+        with self._lock, fmt.open_regular(p, "log file") as fh:
+            st = os.fstat(fh.fileno())
+            state = self._files.pop(str(p), None)
+            if state is None or not _still_the_file_read(state, fh, st):
+                head = _probe_head(fh, p)
+                state = _Followed(
+                    _Scanner(str(p)), device=st.st_dev, inode=st.st_ino, offset=0, lines=0,
+                    head=head[:_FINGERPRINT_BYTES], tail=b"", mtime_ns=None, torn=False,
+                )  # fmt: skip
+                self.full_scans += 1
+            elif st.st_size == state.offset:
+                self._files[str(p)] = state
+                return state.scanner.facts
+            fh.seek(state.offset)
+            state.lines = _feed(state.scanner, _decoded_lines(fh), state.lines, require_log=True)
+            _note_where_reading_stopped(state, fh)
+            self._files[str(p)] = state
+            return state.scanner.facts
+
+
+def _still_the_file_read(state: _Followed, fh: Any, st: os.stat_result) -> bool:
+    if (st.st_dev, st.st_ino) != (state.device, state.inode) or st.st_size < state.offset:
+        return False
+    if st.st_size > state.offset and state.torn:
+        return False
+    if st.st_size == state.offset and st.st_mtime_ns != state.mtime_ns:
+        return False
+    fh.seek(0)
+    if fh.read(len(state.head)) != state.head:
+        return False
+    fh.seek(state.offset - len(state.tail))
+    return bool(fh.read(len(state.tail)) == state.tail)
+
+
+def _note_where_reading_stopped(state: _Followed, fh: Any) -> None:
+    end = fh.tell()
+    start = max(0, end - _FINGERPRINT_BYTES)
+    fh.seek(start)
+    state.offset, state.tail = end, fh.read(end - start)
+    state.torn = not state.tail.endswith(b"\n")
+    st = os.fstat(fh.fileno())
+    # Only a file that ended where reading stopped: a later write changes its size too.
+    state.mtime_ns = st.st_mtime_ns if st.st_size == end else None
 
 
 # --- combining launches -----------------------------------------------------------

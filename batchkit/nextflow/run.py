@@ -52,6 +52,7 @@ from batchkit._time import to_utc
 from batchkit.errors import NextflowReadError
 from batchkit.nextflow import _formats as fmt
 from batchkit.nextflow.log import (
+    LogFollower,
     LogInfo,
     LogScan,
     read_log,
@@ -169,16 +170,24 @@ class NextflowRun:
         weblog: WeblogReceiver | None = None,
         tz: str | tzinfo | None = None,
         year: int | None = None,
+        follower: LogFollower | None = None,
     ) -> NextflowRun:
-        """Merge explicit trace file(s), log file(s) and/or a live weblog receiver."""
+        """Merge explicit trace file(s), log file(s) and/or a live weblog receiver.
+
+        ``follower``: the log scans of an earlier read to continue (``reload`` passes its
+        own, so that a reload scans only what was appended to a log).
+        """
         if trace is None and log is None and weblog is None:
             raise NextflowReadError("nothing to read: pass trace=, log= and/or weblog=")
         trace_list = _paths(trace)
         log_list = _paths(log)
         trace_frame = read_trace(trace_list, tz=tz) if trace_list else None
+        logs = follower or LogFollower()
 
         def loader() -> NextflowRun:
-            return cls.from_files(trace=trace_list or None, log=log_list or None, weblog=weblog, tz=tz, year=year)
+            return cls.from_files(
+                trace=trace_list or None, log=log_list or None, weblog=weblog, tz=tz, year=year, follower=logs
+            )
 
         return _assemble(
             trace_frame,
@@ -189,6 +198,7 @@ class NextflowRun:
             year=year,
             launch_dir=str(log_list[-1].parent) if log_list else None,
             loader=loader,
+            logs=logs,
         )
 
     @classmethod
@@ -200,6 +210,7 @@ class NextflowRun:
         year: int | None = None,
         weblog: WeblogReceiver | None = None,
         run_name: str | None = None,
+        follower: LogFollower | None = None,
     ) -> NextflowRun:
         """Find and merge the run's files in Nextflow's launch directory.
 
@@ -219,6 +230,7 @@ class NextflowRun:
         first), so only the earlier launches of a ``-resume``d run share hashes —
         and they alone record the tasks they abandoned. A trace of another session
         never replaces the run's own (see ``other_runs`` for what such files say).
+        ``follower`` as in ``from_files``.
         """
         folder = Path(launch_dir)
         if not folder.is_dir():
@@ -243,18 +255,19 @@ class NextflowRun:
                 "or pass the files to NextflowRun.from_files)",
                 path=str(folder),
             )
+        logs = follower or LogFollower()
         frames = [read_trace(p, tz=tz) for p in trace_candidates]
-        chosen = _choose_traces(folder, trace_candidates, frames, log_list)
+        chosen = _choose_traces(folder, trace_candidates, frames, log_list, logs)
         trace_list = [trace_candidates[i] for i in chosen]
         trace_frame = merge_trace_frames([frames[i] for i in chosen]) if chosen else None
         if trace_frame is not None:
             trace_frame.attrs["warnings"] = [w for i in chosen for w in frames[i].attrs.get("warnings", [])]
 
         def loader() -> NextflowRun:
-            return cls.from_dir(folder, tz=tz, year=year, weblog=weblog, run_name=run_name)
+            return cls.from_dir(folder, tz=tz, year=year, weblog=weblog, run_name=run_name, follower=logs)
 
         return _assemble(
-            trace_frame, trace_list, log_list, weblog, tz=tz, year=year, launch_dir=str(folder), loader=loader
+            trace_frame, trace_list, log_list, weblog, tz=tz, year=year, launch_dir=str(folder), loader=loader, logs=logs
         )
 
 
@@ -271,12 +284,13 @@ def _assemble(
     year: int | None,
     launch_dir: str | None,
     loader: Callable[[], NextflowRun],
+    logs: LogFollower,
 ) -> NextflowRun:
     reference = None
     if trace_frame is not None and len(trace_frame) and trace_frame[TaskCol.SUBMIT].notna().any():
         reference = trace_frame[TaskCol.SUBMIT].min()
     year_ref = reference if reference is not None else _year_reference(trace_frame, trace_list, weblog)
-    log_info = read_log(log_list, tz=tz, year=year, reference_time=year_ref) if log_list else None
+    log_info = read_log(log_list, tz=tz, year=year, reference_time=year_ref, follower=logs) if log_list else None
     weblog_tasks = weblog.tasks() if weblog is not None else None
     log_session = log_info.session_id if log_info is not None else None
     if weblog is not None and log_session and weblog.run_id and weblog.run_id != log_session:
@@ -324,7 +338,9 @@ def _assemble(
         log_paths=log_info.paths if log_info else [],
         log=log_info,
         warnings=warnings,
-        other_runs=other_runs_of(launch_dir, log_info, name=log_info.run_name if log_info else None, tz=tz),
+        other_runs=other_runs_of(
+            launch_dir, log_info, name=log_info.run_name if log_info else None, tz=tz, follower=logs
+        ),
         recorded_by=recorded,
         contradicted_ids=contradicted,
         _loader=loader,
@@ -463,9 +479,9 @@ def named_traces(log_text: str) -> list[str]:
     return scan_log_lines(log_text.splitlines(), require_log=False).named_traces()
 
 
-def _full_scan(path: Path) -> LogScan:
+def _full_scan(path: Path, follower: LogFollower | None = None) -> LogScan:
     try:
-        return scan_log_file(path)
+        return scan_log_file(path) if follower is None else follower.scan(path)
     except NextflowReadError:  # not a log after all: it records nothing
         return LogScan(path=str(path))
 
@@ -521,7 +537,11 @@ def _config_trace(folder: Path) -> list[str]:
 
 
 def _choose_traces(
-    folder: Path, candidates: Sequence[Path], frames: Sequence[pd.DataFrame], log_list: Sequence[Path]
+    folder: Path,
+    candidates: Sequence[Path],
+    frames: Sequence[pd.DataFrame],
+    log_list: Sequence[Path],
+    follower: LogFollower | None = None,
 ) -> list[int]:
     """Which of ``candidates`` (oldest first) are this run's traces (see ``from_dir``)."""
     if not candidates:
@@ -541,7 +561,7 @@ def _choose_traces(
                 return []  # the log's trace is not here: another run's trace must not stand in
             return sorted({j for i in hits for j in _same_run_traces(frames, i)})
         # No trace named: only traces sharing a task hash this session submitted.
-        submitted = _full_scan(newest_log).submitted_hashes
+        submitted = _full_scan(newest_log, follower).submitted_hashes
         own = [i for i, f in enumerate(frames) if _hashes(f) & submitted]
         # Among those, the one `trace.file` in the launch dir's config names, if any.
         configured = {Path(name).name for name in _config_trace(folder)}
@@ -560,7 +580,12 @@ def _rotation(name: str) -> int:
 
 
 def other_runs_of(
-    launch_dir: str | None, log_info: LogInfo | None, *, name: str | None, tz: str | tzinfo | None = None
+    launch_dir: str | None,
+    log_info: LogInfo | None,
+    *,
+    name: str | None,
+    tz: str | tzinfo | None = None,
+    follower: LogFollower | None = None,
 ) -> list[OtherRun]:
     """The other launches of ``launch_dir`` and what each recorded (job ids, submitted hashes).
 
@@ -578,7 +603,7 @@ def other_runs_of(
     for path in sorted(folder.glob(".nextflow.log*")):
         if not _LOG_NAME_RE.match(path.name) or not path.is_file() or str(path.resolve()) in mine:
             continue
-        scan = _full_scan(path)  # streamed by the one log reader: bounded memory
+        scan = _full_scan(path, follower)  # streamed by the one log reader: bounded memory
         other = scan.run_name
         if other is not None and other == name:
             continue

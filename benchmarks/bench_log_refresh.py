@@ -1,0 +1,85 @@
+"""Benchmark: one refresh of a run whose ``.nextflow.log`` is large and growing.
+
+A launch dir holds a ~279 MB ``.nextflow.log`` of an AWS Batch run still going (the
+synthetic log of ``bench_readers_memory.py``, without its Goodbye line). In a fresh
+process: ``NextflowRun.from_dir`` reads it, then 1 MB of task lines is appended and
+``run.reload()`` — what ``Tracker.refresh`` does before asking Batch — reads it again.
+Reported: CPU seconds (user + system) and wall time of the first read and of the
+refresh, the process's peak RSS and the tasks read.
+
+    .venv/bin/python benchmarks/bench_log_refresh.py [--log-mb 279] [--append-mb 1] [--json]
+
+The package measured is this checkout's, or the one ``PYTHONPATH`` names (to measure a
+baseline: ``PYTHONPATH=/path/to/old/checkout``); the line names it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def measure(launch_dir: Path, append_bytes: int, last_task: int) -> dict[str, object]:
+    """First read and one refresh after ``append_bytes`` more, in a fresh process."""
+    code = f"""
+import json, os, resource, sys, time
+from pathlib import Path
+if not os.environ.get("PYTHONPATH"):  # PYTHONPATH names the package to measure (a baseline)
+    sys.path.insert(0, {str(HERE.parent)!r})
+sys.path.insert(0, {str(HERE)!r})
+import batchkit
+from batchkit.nextflow import NextflowRun
+from bench_readers_memory import write_log
+
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+folder = {str(launch_dir)!r}
+c, t = cpu(), time.perf_counter()
+run = NextflowRun.from_dir(folder, tz="UTC", year=2025)
+first = (cpu() - c, time.perf_counter() - t, len(run.tasks))
+write_log(Path(folder, ".nextflow.log"), {append_bytes}, first={last_task + 1}, ended=False)
+c, t = cpu(), time.perf_counter()
+run = run.reload()
+again = (cpu() - c, time.perf_counter() - t, len(run.tasks))
+print(json.dumps({{"first_cpu_s": round(first[0], 2), "first_wall_s": round(first[1], 2),
+                  "refresh_cpu_s": round(again[0], 2), "refresh_wall_s": round(again[1], 2),
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+                  "tasks": [first[2], again[2]], "package": os.path.dirname(batchkit.__file__)}}))
+"""
+    # cwd: the launch dir, so that the checkout the script is run from is not first on sys.path
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=launch_dir
+    )
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1:]}
+    return dict(json.loads(done.stdout))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--log-mb", type=float, default=279.0)
+    parser.add_argument("--append-mb", type=float, default=1.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    sys.path.insert(0, str(HERE))
+    from bench_readers_memory import write_log
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        log = folder / ".nextflow.log"
+        last = write_log(log, int(args.log_mb * 2**20), ended=False)
+        result = {"log_mb": round(log.stat().st_size / 2**20, 1), "append_mb": args.append_mb}
+        result.update(measure(folder, int(args.append_mb * 2**20), last))
+    print(json.dumps(result) if args.json else "  ".join(f"{k}={v}" for k, v in result.items()))
+
+
+if __name__ == "__main__":
+    main()
