@@ -26,57 +26,72 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Final
 
 HERE = Path(__file__).resolve().parent
 CASES = ("trace-1m", "log-279mb", "sparse-trace", "sparse-log")
 
 
-def write_log(path: Path, target_bytes: int, *, first: int = 1, ended: bool = True) -> int:
-    """A synthetic AWS Batch run's log of about ``target_bytes``; returns the last task number.
+WORK: Final = "s3://bench-bucket/work"
+BANNER: Final = (
+    "Mar-01 08:00:00.000 [main] DEBUG nextflow.cli.Launcher - $> nextflow run main.nf -with-trace\n"
+    "Mar-01 08:00:00.100 [main] DEBUG nextflow.cli.CmdRun - N E X T F L O W  ~  version 24.10.5\n"
+    "Mar-01 08:00:00.200 [main] DEBUG nextflow.Session - Session UUID: 00000000-0000-4000-8000-000000000000\n"
+    "Mar-01 08:00:00.300 [main] DEBUG nextflow.Session - Run name: bench_run\n"
+    "Mar-01 08:00:01.000 [main] DEBUG nextflow.executor.Executor - [warm up] executor > awsbatch\n"
+)
+GOODBYE: Final = "Mar-01 23:59:59.000 [main] DEBUG nextflow.script.ScriptRunner - > Execution complete -- Goodbye\n"
 
-    ``first``: the first task's number; more than 1 appends to ``path`` (a run going on,
-    without its banner); ``ended``: the run's last line (Goodbye) is written.
-    """
-    work = "s3://bench-bucket/work"
-    out = path.open("a" if first > 1 else "w")
-    if first == 1:
-        _write_banner(out)
-    i, size = first - 1, 0
-    while size < target_bytes:
-        i += 1
-        h = hashlib.md5(str(i).encode()).hexdigest()  # a task hash: 32 hex digits
-        wd = f"{work}/{h[:2]}/{h[2:]}"
-        minute, second = (i // 60) % 60, i % 60
-        stamp = f"Mar-01 {8 + i // 3600 % 16:02d}:{minute:02d}:{second:02d}.{i % 1000:03d}"
-        job = f"{i:08x}-0000-4000-8000-{i:012x}"
-        lines = (
-            f"{stamp} [AWSBatch-executor-1] DEBUG n.c.aws.batch.AwsBatchTaskHandler - [AWS BATCH] Process "
-            f"`ALIGN (s{i})` submitted > job={job}; work-dir={wd}\n"
-            f"{stamp} [AWSBatch-executor-1] INFO  nextflow.Session - [{h[:2]}/{h[2:8]}] Submitted process > ALIGN (s{i})\n"
-            f"{stamp} [Task monitor] DEBUG n.processor.TaskPollingMonitor - Task completed > TaskHandler[id: {i}; "
-            f"name: ALIGN (s{i}); status: COMPLETED; exit: 0; error: -; workDir: {wd}]\n"
-            f"{stamp} [Task monitor] DEBUG n.processor.TaskPollingMonitor - No more task to compute -- The following nodes are still active:\n"
-            "[process] MERGE\n  status=ACTIVE\n  port 0: (queue) OPEN  ; channel: aligned\n\n"
-        )
-        out.write(lines)
-        size += len(lines)
-    if ended:
-        out.write("Mar-01 23:59:59.000 [main] DEBUG nextflow.script.ScriptRunner - > Execution complete -- Goodbye\n")
-    out.close()
+
+def task_workdir(i: int) -> tuple[str, str]:
+    """Task ``i``'s hash (32 hex digits) and work dir."""
+    h = hashlib.md5(str(i).encode()).hexdigest()
+    return h, f"{WORK}/{h[:2]}/{h[2:]}"
+
+
+def write_blocks(
+    path: Path, target_bytes: int, block: Callable[[int], str], *, banner: str, first: int = 1, ended: bool = True
+) -> int:
+    """``banner`` then ``block(first)``, ``block(first + 1)``, … until about ``target_bytes``
+    (the banner not counted); returns the last block's number. ``first`` more than 1
+    appends to ``path`` without the banner (a run going on); ``ended``: Goodbye last."""
+    with path.open("a" if first > 1 else "w") as out:
+        if first == 1:
+            out.write(banner)
+        i, size = first - 1, 0
+        while size < target_bytes:
+            i += 1
+            text = block(i)
+            out.write(text)
+            size += len(text)
+        if ended:
+            out.write(GOODBYE)
     return i
 
 
-def _write_banner(out: Any) -> None:
-    banner = (
-        "Mar-01 08:00:00.000 [main] DEBUG nextflow.cli.Launcher - $> nextflow run main.nf -with-trace\n"
-        "Mar-01 08:00:00.100 [main] DEBUG nextflow.cli.CmdRun - N E X T F L O W  ~  version 24.10.5\n"
-        "Mar-01 08:00:00.200 [main] DEBUG nextflow.Session - Session UUID: 00000000-0000-4000-8000-000000000000\n"
-        "Mar-01 08:00:00.300 [main] DEBUG nextflow.Session - Run name: bench_run\n"
-        "Mar-01 08:00:01.000 [main] DEBUG nextflow.executor.Executor - [warm up] executor > awsbatch\n"
+def _task_block(i: int) -> str:
+    """Task ``i`` submitted and completed, then DAG noise."""
+    h, wd = task_workdir(i)
+    minute, second = (i // 60) % 60, i % 60
+    stamp = f"Mar-01 {8 + i // 3600 % 16:02d}:{minute:02d}:{second:02d}.{i % 1000:03d}"
+    job = f"{i:08x}-0000-4000-8000-{i:012x}"
+    return (
+        f"{stamp} [AWSBatch-executor-1] DEBUG n.c.aws.batch.AwsBatchTaskHandler - [AWS BATCH] Process "
+        f"`ALIGN (s{i})` submitted > job={job}; work-dir={wd}\n"
+        f"{stamp} [AWSBatch-executor-1] INFO  nextflow.Session - [{h[:2]}/{h[2:8]}] Submitted process > ALIGN (s{i})\n"
+        f"{stamp} [Task monitor] DEBUG n.processor.TaskPollingMonitor - Task completed > TaskHandler[id: {i}; "
+        f"name: ALIGN (s{i}); status: COMPLETED; exit: 0; error: -; workDir: {wd}]\n"
+        f"{stamp} [Task monitor] DEBUG n.processor.TaskPollingMonitor - No more task to compute -- The following nodes are still active:\n"
+        "[process] MERGE\n  status=ACTIVE\n  port 0: (queue) OPEN  ; channel: aligned\n\n"
     )
-    out.write(banner)
+
+
+def write_log(path: Path, target_bytes: int, *, first: int = 1, ended: bool = True) -> int:
+    """A synthetic AWS Batch run's log of about ``target_bytes``; returns the last task number
+    (``first``, ``ended``: as for :func:`write_blocks`)."""
+    return write_blocks(path, target_bytes, _task_block, banner=BANNER, first=first, ended=ended)
 
 
 def measure(case: str, path: Path) -> dict[str, object]:

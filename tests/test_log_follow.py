@@ -291,3 +291,18 @@ def test_a_file_that_is_no_log_is_refused_and_nothing_is_kept(tmp_path: Path) ->
         follower.scan(log)
     log.write_bytes(LOG)
     assert follower.scan(log) == scan_log_file(log)
+
+
+def test_a_log_rotated_by_a_relaunch_is_followed_to_its_new_name(tmp_path: Path) -> None:
+    log, rotated = tmp_path / ".nextflow.log", tmp_path / ".nextflow.log.1"
+    lines = LOG.splitlines(keepends=True)
+    follower = _followed(log, b"".join(lines[:10]))
+    log.rename(rotated)  # logback's RollOnStartupPolicy, then the relaunch's own log
+    log.write_bytes(LOG.replace(b"happy_run", b"other_run"))
+    with rotated.open("ab") as fh:  # the old launch wrote on before it stopped
+        fh.write(b"".join(lines[10:]))
+    assert follower.scan(rotated) == scan_log_file(rotated)
+    assert follower.scan(rotated).path == str(rotated)
+    assert follower.full_scans == 1  # the rotated log's scan went on where it stopped
+    assert follower.scan(log) == scan_log_file(log)
+    assert follower.scan(log).run_name == "other_run" and follower.full_scans == 2

@@ -837,7 +837,8 @@ class LogFollower:
     (truncated), other first bytes or other bytes before where reading stopped (rewritten
     in place), the same size with another modification time (rewritten to the same size),
     or grown after a read that ended inside a line (the line read was cut by a write in
-    progress). So a scan always equals :func:`scan_log_file` of the file as it is.
+    progress). So a scan always equals :func:`scan_log_file` of the file as it is. A file
+    renamed (``.nextflow.log`` to ``.nextflow.log.1``) is followed to its new name.
     """
 
     def __init__(self) -> None:
@@ -851,7 +852,7 @@ class LogFollower:
         p = Path(path)
         with self._lock, fmt.open_regular(p, "log file") as fh:
             st = os.fstat(fh.fileno())
-            state = self._files.pop(str(p), None)
+            state = self._read_before(str(p), st)
             if state is None or not _still_the_file_read(state, fh, st):
                 head = _probe_head(fh, p)
                 state = _Followed(
@@ -867,6 +868,20 @@ class LogFollower:
             _note_where_reading_stopped(state, fh)
             self._files[str(p)] = state
             return state.scanner.facts
+
+    def _read_before(self, key: str, st: os.stat_result) -> _Followed | None:
+        """What was read of the file at ``key``: kept under its path, or under the path it had
+        before a rename (a relaunch renames ``.nextflow.log`` to ``.nextflow.log.1``: its scan
+        goes on there; ``_still_the_file_read`` still checks the content)."""
+        state = self._files.pop(key, None)
+        if state is not None and (state.device, state.inode) == (st.st_dev, st.st_ino):
+            return state
+        renamed = next((k for k, s in self._files.items() if (s.device, s.inode) == (st.st_dev, st.st_ino)), None)
+        if renamed is None:
+            return state
+        state = self._files.pop(renamed)
+        state.scanner.facts.path = key
+        return state
 
 
 def _still_the_file_read(state: _Followed, fh: Any, st: os.stat_result) -> bool:
