@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import os
 import random
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -21,6 +24,7 @@ from hypothesis import strategies as st
 
 from batchkit.errors import NextflowReadError
 from batchkit.nextflow import NextflowRun
+from batchkit.nextflow import log as log_module
 from batchkit.nextflow.log import LogFollower, LogScan, scan_log_file
 from batchkit.schema import TaskCol
 from tests.conftest import real_fixture
@@ -306,3 +310,33 @@ def test_a_log_rotated_by_a_relaunch_is_followed_to_its_new_name(tmp_path: Path)
     assert follower.full_scans == 1  # the rotated log's scan went on where it stopped
     assert follower.scan(log) == scan_log_file(log)
     assert follower.scan(log).run_name == "other_run" and follower.full_scans == 2
+
+
+def test_a_reload_holds_the_followers_lock_while_it_uses_the_scans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tracker's refresh thread and a reload by hand share the run's follower: the scans
+    must not change while a reload builds the run from them (a dict changing size while
+    the frame is built)."""
+    log = tmp_path / ".nextflow.log"
+    log.write_bytes(LOG)
+    follower = LogFollower()
+    run = NextflowRun.from_dir(tmp_path, tz="UTC", year=2025, follower=follower)
+    order: list[str] = []
+    building = threading.Event()
+    build = log_module.build_log_info
+
+    def slow_build(*args: Any, **kwargs: Any) -> Any:
+        building.set()
+        time.sleep(0.3)
+        order.append("built")
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(log_module, "build_log_info", slow_build)
+    reload = threading.Thread(target=run.reload)
+    reload.start()
+    assert building.wait(30)
+    follower.scan(log)  # another user of the follower, while the reload builds
+    order.append("scanned")
+    reload.join()
+    assert order == ["built", "scanned"]

@@ -828,8 +828,9 @@ class _Followed:
 
 class LogFollower:
     """Log scans kept between reads, so that reading a growing log again scans only what
-    Nextflow appended since (thread-safe; a :class:`~batchkit.nextflow.NextflowRun` and
-    its reloads share one).
+    Nextflow appended since (a :class:`~batchkit.nextflow.NextflowRun` and its reloads
+    share one). A scan is the follower's own and changes with the next scan: threads that
+    share a follower hold ``lock`` while they scan and use the scans (reloads do).
 
     A file is scanned from its start again when it is not the file read before: another
     device or inode (a relaunch renames ``.nextflow.log`` to ``.nextflow.log.1`` and
@@ -843,14 +844,14 @@ class LogFollower:
 
     def __init__(self) -> None:
         self._files: dict[str, _Followed] = {}
-        self._lock = threading.Lock()
+        self.lock = threading.RLock()
         #: scans that read a file from its start (the rest read only what was appended).
         self.full_scans = 0
 
     def scan(self, path: PathLike) -> LogScan:
         """The :class:`LogScan` of ``path`` as it is now (the follower's own: read, do not keep)."""
         p = Path(path)
-        with self._lock, fmt.open_regular(p, "log file") as fh:
+        with self.lock, fmt.open_regular(p, "log file") as fh:
             st = os.fstat(fh.fileno())
             state = self._read_before(str(p), st)
             if state is None or not _still_the_file_read(state, fh, st):

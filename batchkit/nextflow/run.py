@@ -185,9 +185,10 @@ class NextflowRun:
         logs = follower or LogFollower()
 
         def loader() -> NextflowRun:
-            return cls.from_files(
-                trace=trace_list or None, log=log_list or None, weblog=weblog, tz=tz, year=year, follower=logs
-            )
+            with logs.lock:  # a tracker's refresh and a reload by hand may overlap
+                return cls.from_files(
+                    trace=trace_list or None, log=log_list or None, weblog=weblog, tz=tz, year=year, follower=logs
+                )
 
         return _assemble(
             trace_frame,
@@ -264,7 +265,8 @@ class NextflowRun:
             trace_frame.attrs["warnings"] = [w for i in chosen for w in frames[i].attrs.get("warnings", [])]
 
         def loader() -> NextflowRun:
-            return cls.from_dir(folder, tz=tz, year=year, weblog=weblog, run_name=run_name, follower=logs)
+            with logs.lock:  # a tracker's refresh and a reload by hand may overlap
+                return cls.from_dir(folder, tz=tz, year=year, weblog=weblog, run_name=run_name, follower=logs)
 
         return _assemble(
             trace_frame, trace_list, log_list, weblog, tz=tz, year=year, launch_dir=str(folder), loader=loader, logs=logs
