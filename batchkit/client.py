@@ -97,8 +97,8 @@ LIST_PAGE_NO_FILTER: Final = 1000
 LIST_PAGE_FILTER: Final = 100
 #: Batch's limit on a TerminateJob/CancelJob reason.
 MAX_REASON: Final = 1024
-#: botocore's attempts per SDK call: one. Retrying is this module's policy alone (the
-#: nested botocore + outer + tracker retries made a 20 s kill take 182 s).
+#: botocore's attempts per SDK call: one. Retrying is this module's policy alone: retries
+#: nested in retries multiply, so a kill outlived its deadline many times over (issue #11).
 BOTOCORE_ATTEMPTS: Final = 1
 #: Seconds between an ambiguous SubmitJob failure and the look for its tag.
 SUBMIT_LOOKUP_DELAY: Final = 5.0

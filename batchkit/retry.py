@@ -10,7 +10,8 @@ what aborted Nextflow runs and orphaned their jobs (nextflow-io/nextflow#4709, #
 is THE retry layer: ``BatchClient`` turns botocore's off (one attempt per SDK call) and runs
 reads and writes under ``Retrying`` until a deadline; the kill executor (``batchkit.kills``)
 uses the same policy objects (``IDEMPOTENT_WRITE``'s backoff) for its one re-send per chunk
-per step. Retries nested inside retries made a 20 s kill take 182 s (batchkit issue #11).
+per step. Retries nested inside retries multiply each layer's attempts, so a kill outlived its
+deadline many times over (batchkit issue #11).
 """
 
 from __future__ import annotations
