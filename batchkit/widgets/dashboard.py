@@ -426,16 +426,6 @@ def not_batch_reason(run: Any) -> str | None:
     return f"executor: {used}" + (f"; from {source}" if source else "")
 
 
-def _set(widget: Any, **values: Any) -> None:
-    """Assign only the traits whose value differs (one message for the ones that do)."""
-    changed = {k: v for k, v in values.items() if getattr(widget, k) != v}
-    if not changed:
-        return
-    with widget.hold_sync():
-        for key, value in changed.items():
-            setattr(widget, key, value)
-
-
 def _client_for(run: Any) -> tuple[Any, tuple[str, str]]:
     """A BatchClient in the region the run used, and (region, where it was read).
 
