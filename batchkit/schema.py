@@ -45,9 +45,6 @@ Verdict = Literal["ok", "orphan", "untracked", "stale", "vanished", "disagree"]
 VERDICTS: Final[tuple[str, ...]] = get_args(Verdict)
 MISMATCH_VERDICTS: Final[frozenset[str]] = frozenset(VERDICTS) - {"ok"}
 
-#: Where a fact about a task came from.
-Source = Literal["trace", "log", "weblog", "batch"]
-
 #: Tag key every batchkit submission carries (unique per request): SubmitJob has no
 #: idempotency token (SubmitJob API reference; docs/ARCHITECTURE.md §4), so we look for
 #: this tag before re-submitting.
