@@ -26,7 +26,6 @@ from ._emu_model import client_error
 ACTIVE: Final = frozenset({"SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"})
 TERMINAL: Final = frozenset({"SUCCEEDED", "FAILED"})
 CANCELLABLE: Final = frozenset({"SUBMITTED", "PENDING", "RUNNABLE"})
-STATUSES: Final = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 
 ESSENTIAL_EXITED: Final = "Essential container in task exited"
 TIMEOUT_REASON: Final = "Job attempt duration exceeded timeout"
