@@ -17,7 +17,7 @@ import html
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -368,9 +368,7 @@ VERDICT_COLOURS: Final[dict[str, str]] = {
     KILLED: "#757575",
 }
 
-#: Per-row kill states the dashboard overlays on rows while and after it kills.
-KillMark = Literal["pending", "killed", "already_done", "failed"]
-
+#: Per-row kill states the dashboard overlays on rows while and after it kills, and their text.
 KILL_MARK_TEXT: Final[dict[str, str]] = {
     "pending": "killing…",
     "killed": "killed",
