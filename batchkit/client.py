@@ -1108,11 +1108,6 @@ class BatchClient:
         """Calls, retries and errors so far, and whether the API is degraded; no network."""
         return self._stats.snapshot(self._budget.stats())
 
-    @property
-    def boto3_client(self) -> Any:
-        """The underlying boto3 client (for the emulator's admin helpers and tests)."""
-        return self._client
-
     def close(self) -> None:
         """Stop the worker threads and take our hooks off the boto3 client. Idempotent."""
         with self._executor_lock:
