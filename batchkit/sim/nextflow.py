@@ -150,7 +150,6 @@ class _Task:
     error: str | None = None
     trace_status: str | None = None  # what the trace file says (None: no row)
     nf_status: str | None = None  # the last status Nextflow notified its observers of
-    evicted: bool = False
     killed: bool = False
     abandoned: bool = False
     spot_retried: bool = False
@@ -738,7 +737,6 @@ class SimulatedNextflow:
             # nextflow-io/nextflow#5516 fix: kill the job first, it may well still be running.
             self._kill(task, thread=_TM)
         self._state.running.remove(task)
-        task.evicted = True
         task.abandoned = not task.killed
         self._logw(_TM, "DEBUG", _L_PROCESSOR,
                    f"Handling unexpected condition for\n  task: name={task.name}; work-dir={task.workdir}\n"
