@@ -61,7 +61,7 @@ THEME_LAYOUT: Final[dict[str, Any]] = {
 GRID_COLOUR: Final = "rgba(128,128,128,0.25)"
 
 
-def _utc(frame: pd.DataFrame, column: str) -> pd.Series:
+def _utc_column(frame: pd.DataFrame, column: str) -> pd.Series:
     if column not in frame.columns:
         return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
     return pd.to_datetime(frame[column], utc=True, errors="coerce")
@@ -74,7 +74,7 @@ def _plot_time(ts: Any) -> dt.datetime:
 
 def _order(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows top to bottom in the order work started (submit, else Batch's created time)."""
-    start = _utc(frame, TaskCol.SUBMIT).fillna(_utc(frame, JobCol.CREATED_AT))
+    start = _utc_column(frame, TaskCol.SUBMIT).fillna(_utc_column(frame, JobCol.CREATED_AT))
     order = pd.DataFrame(
         {"start": start, "name": column_text(frame, TaskCol.NAME), "job": column_text(frame, JobCol.JOB_ID)},
         index=frame.index,
@@ -120,9 +120,9 @@ def _spans(rows: pd.DataFrame, run_end: Any) -> tuple[pd.Series, pd.Series, pd.S
 
     An end left missing means still running (``_segments`` draws it up to "now").
     """
-    nf_start, nf_end = _utc(rows, TaskCol.SUBMIT), _utc(rows, TaskCol.COMPLETE)
-    b_start = _utc(rows, JobCol.STARTED_AT).fillna(_utc(rows, JobCol.CREATED_AT))
-    b_end = _utc(rows, JobCol.STOPPED_AT)
+    nf_start, nf_end = _utc_column(rows, TaskCol.SUBMIT), _utc_column(rows, TaskCol.COMPLETE)
+    b_start = _utc_column(rows, JobCol.STARTED_AT).fillna(_utc_column(rows, JobCol.CREATED_AT))
+    b_end = _utc_column(rows, JobCol.STOPPED_AT)
     # A terminal Nextflow task without a completion time ended when the run did.
     nf_status = column_text(rows, RecCol.NF_STATUS)
     nf_alive = nf_status.isin(["SUBMITTED", "RUNNING"])

@@ -84,7 +84,7 @@ def _short_clock(when: datetime | None) -> str:
     return f" at {when:%H:%M} UTC" if when is not None else ""
 
 
-def _str(value: Any) -> str | None:
+def _nonempty_str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
@@ -92,7 +92,7 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _int(value: Any) -> int | None:
+def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -136,7 +136,7 @@ def attempts_of(job: Mapping[str, Any]) -> list[Attempt]:
     listed = [a for a in raw if isinstance(a, Mapping)] if isinstance(raw, list) else []
     status = str(job.get("status") or "")
     terminal = status in ("SUCCEEDED", "FAILED")
-    job_reason = _str(job.get("statusReason"))
+    job_reason = _nonempty_str(job.get("statusReason"))
     out: list[Attempt] = []
     for i, att in enumerate(listed, start=1):
         c = _mapping(att.get("container"))
@@ -145,15 +145,15 @@ def attempts_of(job: Mapping[str, Any]) -> list[Attempt]:
             Attempt(
                 index=i,
                 running=False,
-                status_reason=_str(att.get("statusReason")),
+                status_reason=_nonempty_str(att.get("statusReason")),
                 job_reason=job_reason if (terminal and last) else None,
-                exit_code=_int(c.get("exitCode")),
-                container_reason=_str(c.get("reason")),
-                container_instance=_str(c.get("containerInstanceArn")),
-                task_arn=_str(c.get("taskArn")),
+                exit_code=_int_or_none(c.get("exitCode")),
+                container_reason=_nonempty_str(c.get("reason")),
+                container_instance=_nonempty_str(c.get("containerInstanceArn")),
+                task_arn=_nonempty_str(c.get("taskArn")),
                 started_at=from_epoch_ms(att.get("startedAt")),
                 stopped_at=from_epoch_ms(att.get("stoppedAt")),
-                log_stream=_str(c.get("logStreamName")),
+                log_stream=_nonempty_str(c.get("logStreamName")),
             )
         )
     if status in ("STARTING", "RUNNING"):
@@ -166,11 +166,11 @@ def attempts_of(job: Mapping[str, Any]) -> list[Attempt]:
                 job_reason=job_reason,
                 exit_code=None,  # while a retry runs, container.exitCode may still be the last try's
                 container_reason=None,
-                container_instance=_str(c.get("containerInstanceArn")),
-                task_arn=_str(c.get("taskArn")),
+                container_instance=_nonempty_str(c.get("containerInstanceArn")),
+                task_arn=_nonempty_str(c.get("taskArn")),
                 started_at=from_epoch_ms(job.get("startedAt")),
                 stopped_at=None,
-                log_stream=_str(c.get("logStreamName")),
+                log_stream=_nonempty_str(c.get("logStreamName")),
             )
         )
     return out
@@ -499,62 +499,62 @@ _CSS: Final = """
 """
 
 
-def _e(value: Any) -> str:
+def _esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
 def render_html(insp: Inspection, *, standalone: bool = False) -> str:
     """The inspector as HTML; every piece of text from a file, a log or AWS is escaped."""
-    parts: list[str] = [_CSS, f'<div class="bk-insp" data-query="{_e(insp.query)}">']
-    parts.append(f"<h4>Nextflow — {_e(insp.query)}</h4>")
+    parts: list[str] = [_CSS, f'<div class="bk-insp" data-query="{_esc(insp.query)}">']
+    parts.append(f"<h4>Nextflow — {_esc(insp.query)}</h4>")
     if insp.task is not None:
-        rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in task_fields(insp.task))
+        rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in task_fields(insp.task))
         parts.append(f"<table>{rows}</table>")
     else:
         parts.append('<div class="bk-dim">no task of this run matches</div>')
     if insp.nextflow_lines:
-        parts.append("<pre class=\"bk-nflog\">" + _e("\n".join(insp.nextflow_lines)) + "</pre>")
+        parts.append("<pre class=\"bk-nflog\">" + _esc("\n".join(insp.nextflow_lines)) + "</pre>")
     title = f"Batch job {insp.job_id}" if insp.job_id else "Batch: no job"
     if insp.job_status:
         title += f" — {insp.job_status}"
-    parts.append(f"<h4>{_e(title)}</h4>")
+    parts.append(f"<h4>{_esc(title)}</h4>")
     if insp.job_reason:
-        parts.append(f"<div>{_e(insp.job_reason)}</div>")
+        parts.append(f"<div>{_esc(insp.job_reason)}</div>")
     if insp.attempts:
         head = "<tr><th>#</th><th>state</th><th>exit</th><th>started</th><th>stopped</th><th>reason</th><th>container instance</th><th>log stream</th></tr>"
         body = "".join(
             f'<tr class="bk-attempt"><td>{a.index}</td><td>{"running" if a.running else "stopped"}</td>'
-            f"<td>{_e(a.exit_code if a.exit_code is not None else '-')}</td><td>{_e(_clock(a.started_at))}</td>"
-            f"<td>{_e(_clock(a.stopped_at))}</td><td>{_e(a.reason)}</td><td>{_e(a.container_instance or '-')}</td>"
-            f"<td>{_e(a.log_stream or '-')}</td></tr>"
+            f"<td>{_esc(a.exit_code if a.exit_code is not None else '-')}</td><td>{_esc(_clock(a.started_at))}</td>"
+            f"<td>{_esc(_clock(a.stopped_at))}</td><td>{_esc(a.reason)}</td><td>{_esc(a.container_instance or '-')}</td>"
+            f"<td>{_esc(a.log_stream or '-')}</td></tr>"
             for a in insp.attempts
         )
         parts.append(f"<table>{head}{body}</table>")
     if insp.log is not None:
-        parts.append(f"<h4>CloudWatch log {_e(insp.log.group)} {_e(insp.log.stream)}</h4>")
+        parts.append(f"<h4>CloudWatch log {_esc(insp.log.group)} {_esc(insp.log.stream)}</h4>")
         if insp.log.error:
-            parts.append(f'<div class="bk-err">{_e(insp.log.error)}</div>')
+            parts.append(f'<div class="bk-err">{_esc(insp.log.error)}</div>')
         text = "\n".join(f"{_clock(ln.timestamp)}  {ln.message}" for ln in insp.log.lines)
-        parts.append(f'<pre class="bk-logtail">{_e(text)}</pre>')
+        parts.append(f'<pre class="bk-logtail">{_esc(text)}</pre>')
     if insp.workdir:
-        parts.append(f"<h4>Work dir {_e(insp.workdir)}</h4>")
+        parts.append(f"<h4>Work dir {_esc(insp.workdir)}</h4>")
         if insp.evidence is not None:
-            parts.append(f"<div>{_e(insp.evidence.summary())}</div>")
+            parts.append(f"<div>{_esc(insp.evidence.summary())}</div>")
         for f in insp.files.values():
             if f.error:
-                parts.append(f'<div><b>{_e(f.name)}</b> <span class="bk-err">{_e(f.error)}</span></div>')
+                parts.append(f'<div><b>{_esc(f.name)}</b> <span class="bk-err">{_esc(f.error)}</span></div>')
             elif not f.exists:
-                parts.append(f'<div><b>{_e(f.name)}</b> <span class="bk-dim">absent</span></div>')
+                parts.append(f'<div><b>{_esc(f.name)}</b> <span class="bk-dim">absent</span></div>')
             else:
                 note = f" — last {len(f.text.encode())} of {f.size} bytes" if f.truncated else ""
-                parts.append(f'<div><b>{_e(f.name)}</b> <span class="bk-dim">{_e(f.size)} bytes{_e(note)}</span></div>')
-                parts.append(f'<pre class="bk-file" data-name="{_e(f.name)}">{_e(f.text)}</pre>')
+                parts.append(f'<div><b>{_esc(f.name)}</b> <span class="bk-dim">{_esc(f.size)} bytes{_esc(note)}</span></div>')
+                parts.append(f'<pre class="bk-file" data-name="{_esc(f.name)}">{_esc(f.text)}</pre>')
     for p in insp.problems:
-        parts.append(f'<div class="bk-err">{_e(p)}</div>')
+        parts.append(f'<div class="bk-err">{_esc(p)}</div>')
     parts.append("</div>")
     body = "".join(parts)
     if standalone:
-        return f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{_e(insp.query)}</title></head><body>{body}</body></html>'
+        return f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{_esc(insp.query)}</title></head><body>{body}</body></html>'
     return body
 
 

@@ -429,7 +429,7 @@ def _cell(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _int(value: object) -> int | None:
+def _int_or_none(value: object) -> int | None:
     if value is None or pd.isna(value):
         return None
     try:
@@ -443,7 +443,7 @@ def batch_state_text(batch_status: object, retries: object, job_id: object) -> s
     status = _cell(batch_status)
     if not status:
         return "no such job" if _cell(job_id) else "no job"
-    extra = _int(retries)
+    extra = _int_or_none(retries)
     attempts = 1 + (extra or 0)
     return f"{status} ({attempts} attempt{'s' if attempts != 1 else ''})"
 
@@ -478,7 +478,7 @@ def _row_html(row: dict[str, object], mark: str | None, action: str | None) -> s
     verdict_cls = "pending" if verdict == NOT_BATCH else verdict if verdict in VERDICT_ACCENTS or verdict == "pending" else "ok"
     name = _cell(row.get(TaskCol.NAME)) or _cell(row.get(JobCol.JOB_NAME)) or "(unnamed)"
     job_id = _cell(row.get(JobCol.JOB_ID)) or _cell(row.get(TaskCol.NATIVE_ID))
-    task_id = _int(row.get(TaskCol.TASK_ID))
+    task_id = _int_or_none(row.get(TaskCol.TASK_ID))
     sub = f"#{task_id}" if task_id is not None else "no task"
     nf = _cell(row.get(RecCol.NF_STATUS)) or "no record"
     if verdict == "pending":  # the dashboard's first paint, before Batch has answered
