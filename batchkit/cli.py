@@ -463,13 +463,13 @@ def load_run(args: argparse.Namespace) -> NextflowRun:
                 "not a directory; pass the launch directory, or a trace file with --trace",
                 path=str(path),
             )
-        return _said(NextflowRun.from_dir(path, tz=_tz(args), year=getattr(args, "year", None)))
+        return _said(NextflowRun.from_dir(path, tz=_checked_tz(args), year=getattr(args, "year", None)))
     if args.trace is None and args.log is None:
         raise InputError("which run? pass LAUNCH_DIR, or --trace FILE and/or --log FILE")
     for name, file in (("--trace", args.trace), ("--log", args.log)):
         if file is not None and not file.is_file():
             raise InputError(f"{name}: no such file", path=str(file))
-    return _said(NextflowRun.from_files(trace=args.trace, log=args.log, tz=_tz(args), year=getattr(args, "year", None)))
+    return _said(NextflowRun.from_files(trace=args.trace, log=args.log, tz=_checked_tz(args), year=getattr(args, "year", None)))
 
 
 def _said(run: NextflowRun) -> NextflowRun:
@@ -500,7 +500,7 @@ def not_on_aws_batch(run: NextflowRun) -> int | None:
     return EXIT_OK
 
 
-def _tz(args: argparse.Namespace) -> str | None:
+def _checked_tz(args: argparse.Namespace) -> str | None:
     zone: str | None = getattr(args, "tz", None)
     if zone is None:
         return None

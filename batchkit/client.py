@@ -497,7 +497,7 @@ class BatchClient:
                 )
             return self._executor
 
-    def _map(self, fn: Callable[[T], U], items: Sequence[T]) -> list[U]:
+    def _concurrent_map(self, fn: Callable[[T], U], items: Sequence[T]) -> list[U]:
         """``fn`` over ``items``, concurrently when there is more than one (within the budget)."""
         if len(items) <= 1 or self._max_workers == 1:
             return [fn(item) for item in items]
@@ -604,7 +604,7 @@ class BatchClient:
         wanted = _unique(ids, "describe_jobs")
         result = DescribeResult()
         chunks = _chunks(wanted, DESCRIBE_CHUNK)
-        answers = self._map(lambda c: self._describe_chunk(c, attempts), chunks)
+        answers = self._concurrent_map(lambda c: self._describe_chunk(c, attempts), chunks)
         for chunk, (found, failed) in zip(chunks, answers, strict=True):
             for jid in chunk:
                 if jid in found:
@@ -979,7 +979,7 @@ class BatchClient:
             return (jid, None, False)
 
         attempt = KillAttempt(op, calls=len(ids))
-        for jid, failure, retry in self._map(one, ids):
+        for jid, failure, retry in self._concurrent_map(one, ids):
             if failure is None:
                 attempt.accepted.append(jid)
             elif retry:

@@ -133,7 +133,7 @@ _MEMORY_UNITS: Final[dict[bytes, float]] = {
 _DATE_LAYOUT: Final = b"0000-00-00 00:00:00.000"  # 0 = a digit, anything else literal
 
 
-def _w(arr: Array) -> Array:
+def _nonzero_width(arr: Array) -> Array:
     """Give a zero-width bytes array (``S0``, which np.strings returns for all-empty
     parts) a width of 1: further string ufuncs misread ``S0`` memory."""
     return arr.astype("S1") if arr.dtype.itemsize == 0 else arr
@@ -147,7 +147,7 @@ def _lookup(keys: Array, table: dict[bytes, float]) -> Array:
     """
     if not len(keys):
         return np.zeros(0, dtype=np.float64)
-    keys = _w(keys)
+    keys = _nonzero_width(keys)
     out: Array = np.full(len(keys), np.nan)
     for key, value in table.items():
         for spelling in {key, key.lower()}:
@@ -186,7 +186,7 @@ def _to_float(arr: Array) -> Array:
     n = len(arr)
     if not n:
         return np.zeros(0, dtype=np.float64)
-    arr = _w(arr)
+    arr = _nonzero_width(arr)
     width = arr.dtype.itemsize
     grid = np.ascontiguousarray(arr).view(np.uint8).reshape(n, width)
     if width <= _EXACT_DIGITS:
@@ -253,8 +253,8 @@ def _fill(arr: Array, present: Array, value: bytes = b"0") -> Array:
 
 def parse_int_bytes(arr: Array, present: Array, *, unknown: int | None = None) -> BytesParsed:
     """Integers as float64 with NaN for missing (callers cast to Int64)."""
-    arr = _w(arr)
-    body = _w(np.strings.lstrip(np.strings.strip(arr), b"-+"))
+    arr = _nonzero_width(arr)
+    body = _nonzero_width(np.strings.lstrip(np.strings.strip(arr), b"-+"))
     ok = np.strings.isdigit(body) & (np.strings.str_len(body) <= 18)
     values = to_float(_fill(np.strings.strip(arr), present & ok))
     bad = present & ~ok
@@ -265,7 +265,7 @@ def parse_int_bytes(arr: Array, present: Array, *, unknown: int | None = None) -
 
 
 def parse_float_bytes(arr: Array, present: Array) -> BytesParsed:
-    values = to_float(_fill(np.strings.strip(_w(arr)), present))
+    values = to_float(_fill(np.strings.strip(_nonzero_width(arr)), present))
     bad = present & np.isnan(values)
     values[~present] = np.nan
     return values, bad
@@ -273,12 +273,12 @@ def parse_float_bytes(arr: Array, present: Array) -> BytesParsed:
 
 def parse_percent_bytes(arr: Array, present: Array) -> BytesParsed:
     """``47.6%`` (or the bare raw number) as float64 percent."""
-    return parse_float_bytes(np.strings.rstrip(np.strings.strip(_w(arr)), b"%"), present)
+    return parse_float_bytes(np.strings.rstrip(np.strings.strip(_nonzero_width(arr)), b"%"), present)
 
 
 def parse_memory_bytes(arr: Array, present: Array) -> BytesParsed:
     """``206.9 MB`` (1024-based) or raw bytes, as float64 bytes (rounded)."""
-    number, _, unit = np.strings.partition(np.strings.strip(_w(arr)), b" ")
+    number, _, unit = np.strings.partition(np.strings.strip(_nonzero_width(arr)), b" ")
     factor = _lookup(unit, _MEMORY_UNITS)
     values = np.round(to_float(_fill(number, present)) * factor)
     values[np.abs(values) >= _INT64_LIMIT] = np.nan
@@ -289,7 +289,7 @@ def parse_memory_bytes(arr: Array, present: Array) -> BytesParsed:
 
 def parse_duration_bytes(arr: Array, present: Array) -> BytesParsed:
     """``352ms``, ``1.2s``, ``1m 2s``, ``4h 41m 19s``, ``1d 2h 3m`` or raw ms, as float64 ms."""
-    rest = np.strings.strip(_fill(_w(arr), present))
+    rest = np.strings.strip(_fill(_nonzero_width(arr), present))
     raw = present & np.strings.isdigit(rest)  # the fill of absent cells is digits, not a value
     # raw milliseconds are read below; the token loop only sees the human values
     # (a raw value is one unitless token: it never counts as read by the loop)
@@ -300,10 +300,10 @@ def parse_duration_bytes(arr: Array, present: Array) -> BytesParsed:
     for _ in range(5):  # "1d 2h 3m 4s 5ms" at most
         if not (np.strings.str_len(rest) > 0).any():
             break
-        token, _, rest = (_w(part) for part in np.strings.partition(np.strings.lstrip(_w(rest)), b" "))
+        token, _, rest = (_nonzero_width(part) for part in np.strings.partition(np.strings.lstrip(_nonzero_width(rest)), b" "))
         has = np.strings.str_len(token) > 0
-        number = _w(np.strings.rstrip(token, b"dhms"))
-        unit = _w(np.strings.slice(token, np.strings.str_len(number), None))
+        number = _nonzero_width(np.strings.rstrip(token, b"dhms"))
+        unit = _nonzero_width(np.strings.slice(token, np.strings.str_len(number), None))
         factor = _lookup(unit, _DURATION_UNIT_MS)
         value = np.full(len(arr), np.nan)
         if has.any():
@@ -315,7 +315,7 @@ def parse_duration_bytes(arr: Array, present: Array) -> BytesParsed:
     ok &= np.strings.str_len(np.strings.strip(rest)) == 0
     values: Array = total.copy()
     if raw.any():  # raw milliseconds (trace.raw = true); parse only those entries
-        values[raw] = to_float(np.strings.strip(_fill(_w(arr), present)[raw]))
+        values[raw] = to_float(np.strings.strip(_fill(_nonzero_width(arr), present)[raw]))
     ok = (ok & (tokens > 0)) | raw  # a raw value is non-empty digits: one token
     values[np.abs(values) >= 9.2e15] = np.nan  # beyond timedelta64[ns]
     ok &= ~np.isnan(values)
@@ -327,7 +327,7 @@ def parse_duration_bytes(arr: Array, present: Array) -> BytesParsed:
 def parse_date_bytes(arr: Array, present: Array, tz: tzinfo) -> tuple[pd.Series, Array]:
     """Local ``yyyy-MM-dd HH:mm:ss.SSS`` (given zone ``tz``) or raw epoch ms, as UTC."""
     n = len(arr)
-    text = _w(np.strings.strip(_fill(_w(arr), present)))
+    text = _nonzero_width(np.strings.strip(_fill(_nonzero_width(arr), present)))
     # absent cells were filled with digits ("0") above: without ``present`` they would read
     # as raw epoch 0 (1970-01-01), the date of every "-" beside real dates in the column
     raw = present & np.strings.isdigit(text) & (np.strings.str_len(text) <= 16)
@@ -374,7 +374,7 @@ def _matches_layout(text: Array, layout: bytes) -> Array:
 
 def split_name_bytes(name: Array) -> tuple[Array, Array, Array]:
     """``PROC (tag)`` -> (process, tag, has_tag) on a bytes array."""
-    process, sep, rest = (_w(part) for part in np.strings.partition(_w(name), b" ("))
+    process, sep, rest = (_nonzero_width(part) for part in np.strings.partition(_nonzero_width(name), b" ("))
     has_tag = (np.strings.str_len(sep) > 0) & np.strings.endswith(rest, b")")
     tag = np.strings.slice(rest, 0, -1)
     return np.where(has_tag, process, name), tag, has_tag
@@ -382,9 +382,9 @@ def split_name_bytes(name: Array) -> tuple[Array, Array, Array]:
 
 def hash_from_workdir_bytes(workdir: Array) -> tuple[Array, Array]:
     """(short hash ``ab/cdef01``, found) from full work dirs ``…/ab/<30 hex>``."""
-    trimmed = _w(np.strings.rstrip(_w(workdir), b"/"))
-    tail = _w(np.strings.slice(trimmed, -33, None))
-    hexdigits = _w(np.strings.lower(np.strings.replace(tail, b"/", b"", 1)))
+    trimmed = _nonzero_width(np.strings.rstrip(_nonzero_width(workdir), b"/"))
+    tail = _nonzero_width(np.strings.slice(trimmed, -33, None))
+    hexdigits = _nonzero_width(np.strings.lower(np.strings.replace(tail, b"/", b"", 1)))
     ok = (np.strings.str_len(tail) == 33) & (np.strings.find(tail, b"/") == 2)
     ok &= np.strings.str_len(np.strings.strip(hexdigits, b"0123456789abcdef")) == 0
     return np.strings.slice(tail, 0, 9), ok

@@ -400,7 +400,7 @@ class SimulatedNextflow:
     def _now(self) -> float:
         return self.control.now()
 
-    def _ms(self) -> int:
+    def _now_ms(self) -> int:
         return round(self._now() * 1000)
 
     def _logw(self, thread: str, level: str, logger: str, message: str) -> None:
@@ -620,7 +620,7 @@ class SimulatedNextflow:
             self._state.untracked.add(task.job_id)
             return
         task.status = "SUBMITTED"
-        task.submit_ms = self._ms()
+        task.submit_ms = self._now_ms()
         self._state.running.append(task)
         task.nf_status = "SUBMITTED"
         self._post("process_submitted", trace=self._weblog_trace(task))
@@ -659,7 +659,7 @@ class SimulatedNextflow:
         status = str(job.get("status"))
         if task.status == "SUBMITTED" and status in ("RUNNING", "SUCCEEDED", "FAILED"):
             task.status = "RUNNING"
-            task.start_ms = self._ms()
+            task.start_ms = self._now_ms()
             task.nf_status = "RUNNING"
             if self._workdirs is not None:
                 self._workdirs.began(task.workdir)
@@ -672,7 +672,7 @@ class SimulatedNextflow:
 
     def _completed(self, task: _Task, job: dict[str, Any]) -> None:
         self._state.running.remove(task)
-        task.complete_ms = self._ms()
+        task.complete_ms = self._now_ms()
         started, stopped = job.get("startedAt"), job.get("stoppedAt")
         task.realtime_ms = int(stopped) - int(started) if started and stopped else None
         code = (job.get("container") or {}).get("exitCode")
