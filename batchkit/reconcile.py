@@ -254,7 +254,7 @@ _ARRAY_CHILD_RE: Final = r"^([^:\n]+):\d+$"
 # --- jobs -------------------------------------------------------------------------
 
 
-def _ms(value: Any) -> Any:
+def _epoch_ms_or_none(value: Any) -> Any:
     """Epoch milliseconds as Batch returns them (int); anything else is missing."""
     return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
@@ -371,7 +371,7 @@ def _finished_tries(
         found = []
         last_stop = None
         for i, attempt in enumerate(listed):
-            a_start, a_stop = _ms(attempt.get("startedAt")), _ms(attempt.get("stoppedAt"))
+            a_start, a_stop = _epoch_ms_or_none(attempt.get("startedAt")), _epoch_ms_or_none(attempt.get("stoppedAt"))
             if a_stop is not None:
                 last_stop = a_stop if last_stop is None else max(last_stop, a_stop)
                 if a_start is not None:
@@ -379,7 +379,7 @@ def _finished_tries(
         return tuple(found), last_stop
     if status in JOB_TERMINAL:
         # A summary, or a describe answer without attempts[]: the one try we can see.
-        j_start, j_stop = _ms(get("startedAt")), _ms(get("stoppedAt"))
+        j_start, j_stop = _epoch_ms_or_none(get("startedAt")), _epoch_ms_or_none(get("stoppedAt"))
         if j_start is not None and j_stop is not None:
             return ((0, j_start, j_stop),), None
     return (), None
@@ -1017,7 +1017,7 @@ def _proof_lines(
         proof[i] = "recorded by " + rec.sources[i] + "; on queue " + qtext[i] + "; " + at[i] + " in the run's lifetime; its launcher's work dir is the task's"
     if by_hash.any():
         i = np.flatnonzero(by_hash)
-        proof[i] = "hash " + _obj(ev.key.iloc[i].str.slice(0, 9)) + " submitted by this run; launcher under its work dir; on queue " + qtext[i] + "; " + at[i] + " in the run's lifetime"
+        proof[i] = "hash " + _object_array(ev.key.iloc[i].str.slice(0, 9)) + " submitted by this run; launcher under its work dir; on queue " + qtext[i] + "; " + at[i] + " in the run's lifetime"
     failed = rec.by_id & ~recorded_ok
     if failed.any():
         i = np.flatnonzero(failed)
@@ -1161,7 +1161,7 @@ def _clock(seconds: np.ndarray) -> np.ndarray:
     return out
 
 
-def _obj(series: pd.Series, fill: str = "?") -> np.ndarray:
+def _object_array(series: pd.Series, fill: str = "?") -> np.ndarray:
     out: np.ndarray = series.to_numpy(dtype=object, na_value=fill)
     return out
 
@@ -1517,22 +1517,22 @@ class _ReasonText:
         self.active = bs_codes.isin(JOB_ACTIVE)
         self.rule = frame[RecCol.IN_SCOPE_BY].to_numpy(dtype=object, na_value="")
 
-    def _col(self, name: str, idx: np.ndarray, fill: Any = "?") -> list[Any]:
+    def _column_values(self, name: str, idx: np.ndarray, fill: Any = "?") -> list[Any]:
         values: list[Any] = self.frame[name].iloc[idx].to_numpy(dtype=object, na_value=fill).tolist()
         return values
 
-    def _nf(self, idx: np.ndarray) -> list[str]:
+    def _nf_statuses(self, idx: np.ndarray) -> list[str]:
         statuses: list[str] = self.nf_text[idx].tolist()
         return statuses
 
-    def _bs(self, idx: np.ndarray) -> list[str]:
+    def _batch_statuses(self, idx: np.ndarray) -> list[str]:
         statuses: list[str] = self.bs_text[idx].tolist()
         return statuses
 
-    def _job(self, idx: np.ndarray) -> list[str]:
+    def _short_job_ids(self, idx: np.ndarray) -> list[str]:
         """The job id cut to 8 characters; a vanished row has no job: the task's native_id."""
         ids = self.frame[JobCol.JOB_ID].iloc[idx].fillna(self.frame[TaskCol.NATIVE_ID].iloc[idx])
-        return [i if len(i) <= 8 else f"{i[:8]}…" for i in map(str, _obj(ids).tolist())]
+        return [i if len(i) <= 8 else f"{i[:8]}…" for i in map(str, _object_array(ids).tolist())]
 
     def _active_for(self, idx: np.ndarray) -> list[str]:
         """How long each job has been in its active state: running since started_at, else since created."""
@@ -1544,7 +1544,7 @@ class _ReasonText:
         at = [f" at {clock}" if clock else "" for clock in _clock(_seconds(self.frame[TaskCol.COMPLETE].iloc[idx])).tolist()]
         return [
             f"Nextflow marked the task {nf}{when} but Batch still {bs} for {span}"
-            for nf, when, bs, span in zip(self._nf(idx), at, self._bs(idx), self._active_for(idx), strict=True)
+            for nf, when, bs, span in zip(self._nf_statuses(idx), at, self._batch_statuses(idx), self._active_for(idx), strict=True)
         ]
 
     def orphan_of_ended_run(self, idx: np.ndarray) -> list[str]:
@@ -1556,15 +1556,15 @@ class _ReasonText:
         verb = "aborted" if run.state == "aborted" else "completed"
         return [
             f"Nextflow {verb}{end_text}{cause_text} but Batch still {bs} for {span}, task still {nf} in its records"
-            for bs, span, nf in zip(self._bs(idx), self._active_for(idx), self._nf(idx), strict=True)
+            for bs, span, nf in zip(self._batch_statuses(idx), self._active_for(idx), self._nf_statuses(idx), strict=True)
         ]
 
     def untracked(self, idx: np.ndarray) -> list[str]:
         cut = len((normal_dir(self.run.work_dir or "") or "").rstrip("/")) + 1
         lines = []
         for job, wd, rule, bs, active, span in zip(
-            self._job(idx), self._col(JobCol.WORK_DIR, idx, None), self.rule[idx].tolist(),
-            self._bs(idx), self.active[idx].tolist(), self._active_for(idx), strict=True,
+            self._short_job_ids(idx), self._column_values(JobCol.WORK_DIR, idx, None), self.rule[idx].tolist(),
+            self._batch_statuses(idx), self.active[idx].tolist(), self._active_for(idx), strict=True,
         ):
             if rule == "hash":
                 what = "a task dir this run submitted"
@@ -1576,40 +1576,40 @@ class _ReasonText:
         return lines
 
     def stale(self, idx: np.ndarray) -> list[str]:
-        return [f"Batch says {bs}, Nextflow still thinks {nf}" for bs, nf in zip(self._bs(idx), self._nf(idx), strict=True)]
+        return [f"Batch says {bs}, Nextflow still thinks {nf}" for bs, nf in zip(self._batch_statuses(idx), self._nf_statuses(idx), strict=True)]
 
     def disagree(self, idx: np.ndarray) -> list[str]:
         return [
             f"Nextflow says {nf}, Batch says {bs}" + (f" ({why})" if why else "")
-            for nf, bs, why in zip(self._nf(idx), self._bs(idx), self._col(JobCol.STATUS_REASON, idx, ""), strict=True)
+            for nf, bs, why in zip(self._nf_statuses(idx), self._batch_statuses(idx), self._column_values(JobCol.STATUS_REASON, idx, ""), strict=True)
         ]
 
     def vanished(self, idx: np.ndarray) -> list[str]:
         return [
             f"job id {job} not found in Batch (aged out, wrong region/account, or nextflow-io/nextflow#7301)"
-            for job in self._job(idx)
+            for job in self._short_job_ids(idx)
         ]
 
     def cached(self, idx: np.ndarray) -> list[str]:
         return ["cached by Nextflow: no Batch job needed"] * len(idx)
 
     def both_statuses(self, idx: np.ndarray) -> list[str]:
-        return [f"Nextflow {nf}, Batch {bs}" for nf, bs in zip(self._nf(idx), self._bs(idx), strict=True)]
+        return [f"Nextflow {nf}, Batch {bs}" for nf, bs in zip(self._nf_statuses(idx), self._batch_statuses(idx), strict=True)]
 
     def local_process(self, idx: np.ndarray) -> list[str]:
         return [
             f"Nextflow {nf}; native_id {pid} is a local process, not a Batch job"
-            for nf, pid in zip(self._nf(idx), self._col(TaskCol.NATIVE_ID, idx), strict=True)
+            for nf, pid in zip(self._nf_statuses(idx), self._column_values(TaskCol.NATIVE_ID, idx), strict=True)
         ]
 
     def not_yet_submitted(self, idx: np.ndarray) -> list[str]:
-        return [f"Nextflow {nf}, no Batch job id yet (not yet submitted)" for nf in self._nf(idx)]
+        return [f"Nextflow {nf}, no Batch job id yet (not yet submitted)" for nf in self._nf_statuses(idx)]
 
     def never_submitted(self, idx: np.ndarray) -> list[str]:
-        return [f"run ended with the task {nf} and no Batch job recorded or found in scope" for nf in self._nf(idx)]
+        return [f"run ended with the task {nf} and no Batch job recorded or found in scope" for nf in self._nf_statuses(idx)]
 
     def no_job_recorded(self, idx: np.ndarray) -> list[str]:
-        return [f"Nextflow {nf}, no Batch job recorded" for nf in self._nf(idx)]
+        return [f"Nextflow {nf}, no Batch job recorded" for nf in self._nf_statuses(idx)]
 
 
 def _duration(seconds: float) -> str:
