@@ -184,7 +184,7 @@ class Version:
         return self.text or f"{self.year}.{self.month:02d}.{self.patch}"
 
 
-def _v(text: str) -> Version:
+def _release(text: str) -> Version:
     version = Version.parse(text)
     assert version is not None, text
     return version
@@ -194,26 +194,26 @@ def _v(text: str) -> Version:
 # first to carry a fix merged that month; the stable of the same number comes after it.
 #: Retry on 429/500/502/503/504 from the Batch API: 24.03.0-edge changelog "Improve retry
 #: logic for AWS Batch executor" [62926c28], nextflow-io/nextflow#4709.
-FIXED_500_RETRY: Final = _v("24.03.0-edge")
+FIXED_500_RETRY: Final = _release("24.03.0-edge")
 #: Guard against a DescribeJobs answer without the job (NullPointerException): 24.10.2.
-FIXED_NULL_DESCRIBE: Final = _v("24.10.2")
+FIXED_NULL_DESCRIBE: Final = _release("24.10.2")
 #: Kill the job when its status check throws, instead of dropping the task: 24.12,
 #: the fix for the orphans of nextflow-io/nextflow#5516.
-FIXED_STATUS_CHECK_KILL: Final = _v("24.12.0-edge")
+FIXED_STATUS_CHECK_KILL: Final = _release("24.12.0-edge")
 #: aws.batch.maxSpotAttempts default 5 -> 0 (nextflow-io/nextflow#5215, 24.08.0-edge);
 #: before it an explicit 0 was also ignored (Groovy truth, nextflow-io/nextflow#5330).
-SPOT_DEFAULT_ZERO: Final = _v("24.08.0-edge")
+SPOT_DEFAULT_ZERO: Final = _release("24.08.0-edge")
 #: #7445 (ParallelPollingMonitor submits queued tasks after the abort) was closed by
 #: nextflow-io/nextflow#7482, merged 2026-08-15. We could not confirm which release first
 #: carries it, so every version gets the finding: a warning up to 26.08 (all built before
 #: or around the merge), info from 26.09 on ("probably fixed, check your release notes").
-SUBMIT_AFTER_ABORT_MERGED: Final = _v("26.09.0-edge")
+SUBMIT_AFTER_ABORT_MERGED: Final = _release("26.09.0-edge")
 #: -with-weblog / weblog.* became the nf-weblog plugin in 25.04 (docs/ARCHITECTURE.md §3); from 26.10
 #: weblog.enabled no longer loads it by itself (nf-weblog 1.2.0 release notes).
-WEBLOG_PLUGIN: Final = _v("25.04.0-edge")
-WEBLOG_NO_AUTOLOAD: Final = _v("26.10.0-edge")
+WEBLOG_PLUGIN: Final = _release("25.04.0-edge")
+WEBLOG_NO_AUTOLOAD: Final = _release("26.10.0-edge")
 #: aws.batch.terminateUnschedulableJobs (nextflow-io/nextflow#5936): 25.03.0-edge, stable 25.04.
-UNSCHEDULABLE_OPTION: Final = _v("25.03.0-edge")
+UNSCHEDULABLE_OPTION: Final = _release("25.03.0-edge")
 
 
 # --- version rules (pure) ---------------------------------------------------------------------
