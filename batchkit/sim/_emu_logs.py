@@ -112,7 +112,8 @@ class LogSink:
         self._client: Any = None
         self._group_ready = False
         #: events CloudWatch Logs refused (older than 14 days or more than 2 h ahead of
-        #: its clock: a manual emulator clock far from now), counted so a test can say why
+        #: its clock: a manual emulator clock far from now); each refusal is also logged as a
+        #: warning that says why. No test reads the count: it is there for whoever debugs a sink.
         self.rejected = 0
 
     def write(self, writes: list[LogWrite]) -> None:
