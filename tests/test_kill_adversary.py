@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +20,10 @@ from batchkit.nextflow import NextflowRun, WeblogReceiver
 from batchkit.schema import KillJob, TaskCol
 from batchkit.sim import LocalBatch
 from batchkit.tracker import Tracker
-from tests.test_kill_safety import (
-    QUEUE,
-    World,
-    a_then_b,
-    kill_with_cli,
-    tracker_plan,
-)
+from tests import _worlds as worlds
+from tests._worlds import QUEUE, WORK, World, lb
 
-
-@pytest.fixture
-def lb() -> Iterator[LocalBatch]:
-    with LocalBatch(manual_clock=True) as batch:
-        batch.create_environment(queue=QUEUE, vcpus=4096)
-        batch.create_environment(queue="q2", vcpus=1024)
-        yield batch
+__all__ = ["lb"]  # the LocalBatch fixture of the kill worlds (tests/_worlds.py)
 
 
 def job_of(world: World, job_id: str) -> dict[str, Any]:
@@ -63,13 +51,13 @@ def test_a_hand_added_pending_kill_of_a_foreign_job_is_never_sent(
     """Someone (or an older batchkit that judged by work dir) left a pending kill of B's
     job under run A's name in A's ledger. ``kill --yes``, ``resume_kills`` and a started
     Tracker re-drive pending kills; none may send this one: it was never proven A's."""
-    world = a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=same_dir)
+    world = worlds.a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=same_dir)
     victim = sorted(world.foreign)[0]
     ledger = Ledger.for_launch_dir(world.a_dir)
     ledger.record_kill_intent(
         "run_a", KillJob(victim, "orphan", "batchkit: orphan of run 'run_a'"), {"jobIds": [victim]}
     )
-    killed = kill_with_cli(world, capsys)
+    killed = worlds.kill_with_cli(world, capsys)
     assert killed == world.a_orphans and victim not in killed
     assert world.foreign <= world.active()
 
@@ -94,12 +82,6 @@ def test_a_hand_added_pending_kill_of_a_foreign_job_is_never_sent(
 # --- a record's timestamps are no proof of the run's lifetime ----------------------------------
 
 
-def _append_trace_row(trace: Path, row: dict[str, str]) -> None:
-    header = trace.read_text().splitlines()[0].split("\t")
-    with trace.open("a") as fh:
-        fh.write("\t".join(row.get(c, "-") for c in header) + "\n")
-
-
 def test_an_edited_trace_row_with_a_late_time_does_not_stretch_the_lifetime_onto_b(
     lb: LocalBatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -107,18 +89,18 @@ def test_an_edited_trace_row_with_a_late_time_does_not_stretch_the_lifetime_onto
     same queue and work dir. A row appended to A's trace names one of B's jobs with B's
     own hash (so its launcher agrees with the record) and a submit time two days on: the
     row must not move A's last sign of life, so B's job stays outside A's lifetime."""
-    world = a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=False)
+    world = worlds.a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=False)
     victim = sorted(world.foreign)[0]
     trace = next(world.a_dir.glob("trace-*.txt"))
     submits = pd.read_csv(trace, sep="\t")["submit"]
     late = pd.to_datetime(submits[submits != "-"]).max() + pd.Timedelta(days=2)
-    _append_trace_row(trace, {"task_id": "98", "hash": short_hash(task_dir_of(world, victim)),
-                              "native_id": victim, "name": "ALIGN (forged)", "status": "ABORTED",
-                              "submit": f"{late:%Y-%m-%d %H:%M:%S}.000"})
+    worlds.append_trace_row(trace, {"task_id": "98", "hash": short_hash(task_dir_of(world, victim)),
+                                    "native_id": victim, "name": "ALIGN (forged)", "status": "ABORTED",
+                                    "submit": f"{late:%Y-%m-%d %H:%M:%S}.000"})
     assert victim in set(world.run_a().tasks[TaskCol.NATIVE_ID].dropna())
     world.a_orphans &= world.active()
-    assert tracker_plan(world) == world.a_orphans
-    killed = kill_with_cli(world, capsys)
+    assert worlds.tracker_plan(world) == world.a_orphans
+    killed = worlds.kill_with_cli(world, capsys)
     assert killed == world.a_orphans and not killed & world.foreign
 
 
@@ -127,7 +109,7 @@ def test_a_forged_weblog_event_with_the_leaked_token_does_not_stretch_the_lifeti
 ) -> None:
     """The receiver's token leaked: a POST with A's runId names B's job, with B's hash and
     work dir (the launcher agrees) and an utcTime just after B's job was created."""
-    world = a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=False)
+    world = worlds.a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=False)
     victim = sorted(world.foreign)[0]
     wd = task_dir_of(world, victim)
     created = pd.Timestamp(job_of(world, victim)["createdAt"], unit="ms", tz="UTC")
@@ -145,7 +127,7 @@ def test_a_forged_weblog_event_with_the_leaked_token_does_not_stretch_the_lifeti
     run = NextflowRun.from_dir(world.a_dir, weblog=receiver)
     assert victim in set(run.tasks[TaskCol.NATIVE_ID].dropna())
     world.a_orphans &= world.active()
-    plan = tracker_plan(world, run)
+    plan = worlds.tracker_plan(world, run)
     assert victim not in plan and plan == world.a_orphans
 
 
@@ -158,56 +140,25 @@ def test_an_armed_watchdog_and_kill_leftovers_ignore_a_relaunch_in_the_same_laun
     `nextflow run -resume` after a crash): .nextflow.log is now the relaunch's. The
     victim's launch must keep reading its own run: its armed watchdog and its
     kill_leftovers take the victim's jobs and none of the live relaunch's."""
-    import time as _time
-
-    from batchkit.client import BatchClient
-    from batchkit.launcher import launch_nextflow
-
-    def recorded(launch: Any) -> set[str]:
-        tasks = launch.weblog.tasks()
-        return set(tasks[TaskCol.NATIVE_ID].dropna()) if len(tasks) else set()
-
-    def wait(predicate: Any, what: str, timeout: float = 90.0) -> None:
-        deadline = _time.monotonic() + timeout
-        while _time.monotonic() < deadline:
-            if predicate():
-                return
-            _time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what}")
-
-    with LocalBatch(speed=20.0) as batch:
-        batch.create_environment("demo-queue", vcpus=512)
-        client = BatchClient(client=batch.client(), rate=200.0)
-        sim = ["-n-tasks", "8", "-poll-interval", "5"]
+    with worlds.live_launches() as (batch, launch):
         folder = tmp_path / "launch"
-        victim = launch_nextflow("main.nf", folder, client=client, queue="demo-queue",
-                                 endpoint_url=batch.endpoint_url, simulated=True, sim_args=sim)
-        relaunch = None
-        try:
-            wait(lambda: len(recorded(victim)) >= 2, "the victim's submissions")
-            victim.kill_process()
-            mine = recorded(victim)
-            relaunch = launch_nextflow("main.nf", folder, client=client, queue="demo-queue",
-                                       endpoint_url=batch.endpoint_url, simulated=True,
-                                       sim_args=[*sim, "-seed", "7"])
-            wait(lambda: len(recorded(relaunch)) >= 2, "the relaunch's submissions")
-            assert victim.run().name == victim.run_name  # not the relaunch's log
-            assert {k.job_id for k in victim.leftovers()} <= mine
-            watchdog = victim.watch(silent_after=3600, interval=3600)
-            watchdog.arm()
-            watchdog.check()
-            killed = {job.job_id for report in watchdog.kills for job, _, _ in report.outcomes}
-            assert killed <= mine
-            theirs = recorded(relaunch)
-            after = {j["jobId"]: j for j in batch.jobs()}
-            assert theirs and not any((after[j].get("statusReason") or "").startswith("batchkit") for j in theirs)
-            assert relaunch.returncode is None
-        finally:
-            for launch in (victim, relaunch):
-                if launch is not None:
-                    if launch.returncode is None:
-                        launch.kill_process()
-                    launch.close()
+        victim = launch(folder)
+        worlds.wait_for(lambda: len(worlds.recorded(victim)) >= 2, "the victim's submissions")
+        victim.kill_process()
+        mine = worlds.recorded(victim)
+        relaunch = launch(folder, "-seed", "7")
+        worlds.wait_for(lambda: len(worlds.recorded(relaunch)) >= 2, "the relaunch's submissions")
+        assert victim.run().name == victim.run_name  # not the relaunch's log
+        assert {k.job_id for k in victim.leftovers()} <= mine
+        watchdog = victim.watch(silent_after=3600, interval=3600)
+        watchdog.arm()
+        watchdog.check()
+        killed = {job.job_id for report in watchdog.kills for job, _, _ in report.outcomes}
+        assert killed <= mine
+        theirs = worlds.recorded(relaunch)
+        after = {j["jobId"]: j for j in batch.jobs()}
+        assert theirs and not any((after[j].get("statusReason") or "").startswith("batchkit") for j in theirs)
+        assert relaunch.returncode is None
 
 
 # --- array jobs ----------------------------------------------------------------------------------
@@ -222,10 +173,8 @@ def test_an_edited_trace_row_naming_a_foreign_array_child_kills_nothing(
     no single dir — but Nextflow's names the task's among its dirs; this one names none.
     Neither the child nor its parent (whose TerminateJob would stop every child) may be
     in a plan."""
-    from tests.test_kill_safety import run_a
-
     a_dir = tmp_path / "launch"
-    truth = run_a(lb, a_dir)
+    truth = worlds.run_a(lb, a_dir)
     parent = str(lb.client().submit_job(
         jobName="train", jobQueue=QUEUE, jobDefinition="nf-demo", arrayProperties={"size": 3},
         containerOverrides={"command": ["bash", "-c", "sleep 100000"]},
@@ -233,15 +182,13 @@ def test_an_edited_trace_row_naming_a_foreign_array_child_kills_nothing(
     lb.advance(30)
     children = {f"{parent}:{i}" for i in range(3)}
     trace = next(a_dir.glob("trace-*.txt"))
-    _append_trace_row(trace, {"task_id": "97", "hash": "ef/123456", "native_id": f"{parent}:1",
-                              "name": "ALIGN (forged)", "status": "ABORTED"})
-    world = World(lb, a_dir, [str(a_dir)], truth.abandoned_job_ids & set())
-    world.a_orphans = truth.abandoned_job_ids & world.active()
-    world.foreign = {parent, *children}
+    worlds.append_trace_row(trace, {"task_id": "97", "hash": "ef/123456", "native_id": f"{parent}:1",
+                                    "name": "ALIGN (forged)", "status": "ABORTED"})
+    world = worlds.world_of_a(lb, a_dir, truth, {parent, *children})
     assert world.a_orphans and children <= world.active()
-    plan = tracker_plan(world)
+    plan = worlds.tracker_plan(world)
     assert plan == world.a_orphans
-    killed = kill_with_cli(world, capsys)
+    killed = worlds.kill_with_cli(world, capsys)
     assert killed == world.a_orphans and not killed & world.foreign
     assert children <= world.active()
 
@@ -293,10 +240,8 @@ def test_look_alike_task_dirs_are_never_the_runs(
     differing in case (legacy S3 buckets may hold capitals), the Kelvin sign that Unicode
     lower-cases to "k", a Cyrillic o (U+043E) in "work", a trailing dot, a percent-encoded
     "..", another key case, and A's exact task dir run with a command appended."""
-    from tests.test_kill_safety import launcher, run_a
-
     a_dir = tmp_path / "launch"
-    truth = run_a(lb, a_dir)
+    truth = worlds.run_a(lb, a_dir)
     h = sorted(t["hash"] for t in truth.tasks)[0]  # short form "ab/cdef12", submitted by A
     tail = h + "0" * 24
 
@@ -305,7 +250,7 @@ def test_look_alike_task_dirs_are_never_the_runs(
                                           containerOverrides={"command": command})["jobId"])
 
     def nf(wd: str, extra: str = "") -> list[str]:
-        cmd = launcher(wd)
+        cmd = worlds.launcher(wd)
         return [*cmd[:-1], cmd[-1] + " # sleep 3d" + extra]
 
     lookalikes = {
@@ -318,16 +263,15 @@ def test_look_alike_task_dirs_are_never_the_runs(
         submit(["/usr/bin/fusion", "bash", f"/fusion/s3/B/work/{tail}/.command.run"]),
     }
     lb.advance(30)
-    world = World(lb, a_dir, [str(a_dir)], set(), lookalikes)
-    world.a_orphans = truth.abandoned_job_ids & world.active()
+    world = worlds.world_of_a(lb, a_dir, truth, lookalikes)
     assert world.a_orphans and lookalikes <= world.active()
     # A's exact task dir, created in its grace, is proof (the control: the window is open).
     control = submit(nf(f"s3://b/work/{tail}"))
     lb.advance(1)
-    assert control in tracker_plan(world)
+    assert control in worlds.tracker_plan(world)
     lb.client().terminate_job(jobId=control, reason="test: control seen")
-    assert tracker_plan(world) == world.a_orphans
-    killed = kill_with_cli(world, capsys)
+    assert worlds.tracker_plan(world) == world.a_orphans
+    killed = worlds.kill_with_cli(world, capsys)
     assert killed == world.a_orphans and not killed & lookalikes
 
 
@@ -348,12 +292,12 @@ def test_a_log_read_hours_off_its_zone_neither_misses_orphans_nor_takes_a_later_
     """The log and trace carry no zone; read in a zone hours off (+5:30, -8), A's logged
     lifetime moves by hours. Batch's createdAt of A's own jobs re-anchors it: A's orphans
     are all taken and B's (an hour later, same queue and work dir) none."""
-    world = a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=False)
+    world = worlds.a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=False)
     world.a_selection = [str(world.a_dir), "--tz", tz]
     world.a_orphans &= world.active()
     run = NextflowRun.from_dir(world.a_dir, tz=tz)
-    assert tracker_plan(world, run) == world.a_orphans
-    killed = kill_with_cli(world, capsys)
+    assert worlds.tracker_plan(world, run) == world.a_orphans
+    killed = worlds.kill_with_cli(world, capsys)
     assert killed == world.a_orphans and not killed & world.foreign
 
 
@@ -362,14 +306,14 @@ def test_a_recorded_id_in_another_case_is_not_the_job(
 ) -> None:
     """A trace row names one of B's jobs in capitals (Batch ids are lowercase UUIDs; an
     id differing only by case is another id): never that job's record."""
-    world = a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=False)
+    world = worlds.a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=False)
     victim = sorted(world.foreign)[0]
     trace = next(world.a_dir.glob("trace-*.txt"))
-    _append_trace_row(trace, {"task_id": "96", "hash": short_hash(task_dir_of(world, victim)),
-                              "native_id": victim.upper(), "name": "ALIGN (forged)", "status": "ABORTED"})
+    worlds.append_trace_row(trace, {"task_id": "96", "hash": short_hash(task_dir_of(world, victim)),
+                                    "native_id": victim.upper(), "name": "ALIGN (forged)", "status": "ABORTED"})
     world.a_orphans &= world.active()
-    assert tracker_plan(world) == world.a_orphans
-    killed = kill_with_cli(world, capsys)
+    assert worlds.tracker_plan(world) == world.a_orphans
+    killed = worlds.kill_with_cli(world, capsys)
     assert killed == world.a_orphans and victim not in killed and victim in world.active()
 
 
@@ -381,7 +325,7 @@ def test_two_kills_and_a_resume_on_one_ledger_audit_once_and_take_no_foreign_job
     with exactly one final audit row, B's job is never sent."""
     import threading
 
-    world = a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=False)
+    world = worlds.a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=False)
     victim = sorted(world.foreign)[0]
     path = world.a_dir / ".batchkit" / "ledger.sqlite"
     Ledger(path).record_kill_intent(
@@ -424,7 +368,7 @@ def test_a_row_kill_of_a_job_that_is_not_killable_kills_nothing(lb: LocalBatch, 
     kill" of a job the user never named on purpose."""
     from batchkit.widgets.dashboard import Dashboard
 
-    world = a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=False)
+    world = worlds.a_then_b(lb, tmp_path, 3600.0, resume=False, same_dir=False)
     victim = sorted(world.foreign)[0]
     tracker = Tracker(world.run_a(), world.client(), queues=[QUEUE], ledger=Ledger(tmp_path / "l.sqlite"),
                       reload_run=False)
@@ -458,7 +402,7 @@ def test_a_forged_weblog_end_does_not_end_a_run_whose_log_is_alive(
     """The receiver's token leaked: one POST with the run's own runId says the run
     completed (or failed). Its log says it is still running, so its in-flight jobs are not
     orphans: killing them without force would stop a live run."""
-    world = a_then_b(lb, tmp_path, 600.0, resume=False, same_dir=False)
+    world = worlds.a_then_b(lb, tmp_path, 600.0, resume=False, same_dir=False)
     b_dir = tmp_path / "launch-b"
     honest = NextflowRun.from_dir(b_dir)
     assert honest.state == "alive"
@@ -518,19 +462,16 @@ def test_a_resume_elsewhere_rerunning_as_task_dirs_an_hour_later_is_not_as(
     """B runs on another machine (its log is not in A's launch dir) an hour after A's
     abort and re-executes A's unfinished tasks in A's very task dirs (same hashes): its
     jobs' launchers name dirs A submitted, but Batch created them outside A's lifetime."""
-    from tests.test_kill_safety import foreign_job, run_a
-
     a_dir = tmp_path / "launch"
-    truth = run_a(lb, a_dir)
+    truth = worlds.run_a(lb, a_dir)
     lb.advance(3600.0)
     dirs = sorted({task_dir_of(World(lb, a_dir, [], set()), j) for j in truth.abandoned_job_ids})
-    reused = {foreign_job(lb, queue=QUEUE, workdir=d) for d in dirs[:3]}
+    reused = {worlds.foreign_job(lb, queue=QUEUE, workdir=d) for d in dirs[:3]}
     lb.advance(30)
-    world = World(lb, a_dir, [str(a_dir)], set(), reused)
-    world.a_orphans = truth.abandoned_job_ids & world.active()
+    world = worlds.world_of_a(lb, a_dir, truth, reused)
     assert world.a_orphans and reused <= world.active()
-    assert tracker_plan(world) == world.a_orphans
-    killed = kill_with_cli(world, capsys)
+    assert worlds.tracker_plan(world) == world.a_orphans
+    killed = worlds.kill_with_cli(world, capsys)
     assert killed == world.a_orphans and not killed & reused
 
 
@@ -539,18 +480,15 @@ def test_a_recorded_job_created_an_hour_before_the_launch_is_not_the_runs(
 ) -> None:
     """A trace row names a job on A's queue, in A's work dir, whose launcher is the row's
     own task dir: but Batch created it an hour before A was launched."""
-    from tests.test_kill_safety import WORK, foreign_job, run_a
-
-    older = foreign_job(lb, queue=QUEUE, workdir=f"{WORK}/cd/{'4' * 30}")
+    older = worlds.foreign_job(lb, queue=QUEUE, workdir=f"{WORK}/cd/{'4' * 30}")
     lb.advance(3600.0)
     a_dir = tmp_path / "launch"
-    truth = run_a(lb, a_dir)
+    truth = worlds.run_a(lb, a_dir)
     trace = next(a_dir.glob("trace-*.txt"))
-    _append_trace_row(trace, {"task_id": "95", "hash": "cd/444444", "native_id": older,
-                              "name": "ALIGN (forged)", "status": "ABORTED"})
-    world = World(lb, a_dir, [str(a_dir)], set(), {older})
-    world.a_orphans = truth.abandoned_job_ids & world.active()
+    worlds.append_trace_row(trace, {"task_id": "95", "hash": "cd/444444", "native_id": older,
+                                    "name": "ALIGN (forged)", "status": "ABORTED"})
+    world = worlds.world_of_a(lb, a_dir, truth, {older})
     assert world.a_orphans and older in world.active()
-    assert tracker_plan(world) == world.a_orphans
-    killed = kill_with_cli(world, capsys)
+    assert worlds.tracker_plan(world) == world.a_orphans
+    killed = worlds.kill_with_cli(world, capsys)
     assert killed == world.a_orphans and older not in killed

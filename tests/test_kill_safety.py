@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batchkit import cli
-from batchkit.client import BatchClient
 from batchkit.nextflow import NextflowRun, WeblogReceiver
 from batchkit.nextflow.run import named_traces
 from batchkit.reconcile import (
@@ -37,21 +34,27 @@ from batchkit.schema import JOB_ACTIVE, TASK_COLUMNS, TASK_DTYPES, JobCol, RecCo
 from batchkit.sim import LocalBatch
 from batchkit.sim.nextflow import Pipeline, SimulatedNextflow
 from batchkit.tracker import Tracker
+from tests._worlds import (
+    AWS,
+    QUEUE,
+    WORK,
+    World,
+    a_then_b,
+    append_trace_row,
+    foreign_job,
+    kill_with_cli,
+    launcher,
+    lb,
+    live_launches,
+    recorded,
+    run_a,
+    tracker_plan,
+    wait_for,
+    world_of_a,
+)
 from tests.conftest import real_fixture
 
-WORK = "s3://b/work"
-QUEUE = "q"
-#: ALIGN runs for days, so A's orphans still burn when B starts a day later.
-DURATIONS = {"FASTQC": 90.0, "ALIGN": 3 * 86400.0, "MERGE": 600.0}
-AWS = "/usr/local/bin/aws s3 cp --only-show-errors"
-
-
-def launcher(wd: str) -> list[str]:
-    """Nextflow's AwsBatchTaskHandler command for task dir ``wd``."""
-    return ["bash", "-o", "pipefail", "-c",
-            f'trap "{{ ret=$?; {AWS} .command.log {wd}/.command.log||true; exit $ret; }}" EXIT; '
-            f"{AWS} {wd}/.command.run - | bash 2>&1 | tee .command.log"]  # fmt: skip
-
+__all__ = ["lb"]  # the LocalBatch fixture of the kill worlds (tests/_worlds.py)
 
 # --- the launcher parser: look-alikes prove nothing --------------------------------------
 
@@ -95,103 +98,7 @@ def test_work_dirs_compare_normalised() -> None:
     assert normal_dir("/fusion/s3/b/work") == "s3://b/work"
 
 
-# --- worlds on LocalBatch ------------------------------------------------------------------
-
-
-@dataclass
-class World:
-    lb: LocalBatch
-    a_dir: Path
-    a_selection: list[str]  # CLI arguments naming run A
-    a_orphans: set[str]
-    foreign: set[str] = field(default_factory=set)
-
-    def active(self) -> set[str]:
-        return {j["jobId"] for j in self.lb.jobs() if j["status"] in JOB_ACTIVE}
-
-    def client(self) -> BatchClient:
-        return BatchClient(endpoint_url=self.lb.endpoint_url, deadline=30)
-
-    def run_a(self) -> NextflowRun:
-        args = self.a_selection
-        if args[0] == "--log":
-            return NextflowRun.from_files(log=args[1], trace=args[3])
-        return NextflowRun.from_dir(args[0])
-
-
-def run_a(lb: LocalBatch, launch_dir: Path) -> Any:
-    """Run A: aborts on a DescribeJobs outage (24.02), leaving its ALIGN jobs running."""
-    t0 = lb.clock.now()
-    burst = lb.faults.add("DescribeJobs", "authorizer-500", window=(t0 + 300.0, t0 + 1200.0))
-    truth = SimulatedNextflow(
-        lb.client(retries={"total_max_attempts": 1}), launch_dir=launch_dir, work_dir=WORK, queue=QUEUE,
-        pipeline=Pipeline(n_tasks=12, durations=DURATIONS, seed=0), behavior="24.02", batch=lb,
-        poll_interval=60.0, seed=11, run_name="run_a",
-    ).run()
-    lb.faults.remove(burst)
-    assert truth.run_state == "aborted"
-    return truth
-
-
-def run_b(lb: LocalBatch, launch_dir: Path, *, resume: bool, queue: str = QUEUE, work_dir: str = WORK) -> Any:
-    """Run B on the same queue and work dir, killed -9 with its jobs in flight (it looks alive).
-    ``resume``: B keeps A's session id (as ``-resume`` does); its tasks get new hashes
-    (Nextflow bumps a hash whose task dir already exists)."""
-    return SimulatedNextflow(
-        lb.client(retries={"total_max_attempts": 1}), launch_dir=launch_dir, work_dir=work_dir, queue=queue,
-        pipeline=Pipeline(n_tasks=12, durations=DURATIONS, seed=5), behavior="crash", batch=lb,
-        poll_interval=60.0, seed=11 if resume else 12, run_name="run_b", crash_after=0.3,
-    ).run()
-
-
-@pytest.fixture
-def lb() -> Iterator[LocalBatch]:
-    with LocalBatch(manual_clock=True) as batch:
-        batch.create_environment(queue=QUEUE, vcpus=4096)
-        batch.create_environment(queue="q2", vcpus=1024)
-        yield batch
-
-
-def a_then_b(lb: LocalBatch, tmp_path: Path, delay: float, resume: bool, same_dir: bool) -> World:
-    a_dir = tmp_path / "launch"
-    truth_a = run_a(lb, a_dir)
-    lb.advance(delay)
-    truth_b = run_b(lb, a_dir if same_dir else tmp_path / "launch-b", resume=resume)
-    world = World(lb, a_dir, [str(a_dir)], set())
-    if same_dir:
-        # B's log is now .nextflow.log; A's was rotated to .nextflow.log.1 (RollOnStartupPolicy).
-        world.a_selection = ["--log", str(a_dir / ".nextflow.log.1"), "--trace", str(truth_a.trace_file)]
-    active = world.active()
-    world.a_orphans = truth_a.abandoned_job_ids & active
-    world.foreign = (truth_b.job_ids | truth_b.abandoned_job_ids) & active
-    assert world.foreign, "B must have jobs in flight"
-    return world
-
-
-def kill_with_cli(world: World, capsys: pytest.CaptureFixture[str]) -> set[str]:
-    """``batchkit kill`` then ``--yes``; the jobs it terminated (A's orphans are re-read
-    first: the emulator's clock may have let some finish)."""
-    before = world.active()
-    world.a_orphans &= before
-    argv = ["kill", *world.a_selection, "--endpoint-url", world.lb.endpoint_url, "--queue", QUEUE]
-    assert cli.main(argv) == cli.EXIT_OK  # the dry run
-    dry, _ = capsys.readouterr()
-    assert cli.main([*argv, "--yes"]) == cli.EXIT_OK
-    out, _ = capsys.readouterr()
-    killed = before - world.active()
-    assert killed == {line.split()[0] for line in out.splitlines() if "  terminated" in line}
-    # The dry run named each job it would take with the proof that holds for it.
-    assert all(j in dry for j in killed) and (not killed or "proof: recorded by" in dry), dry
-    return killed
-
-
-def tracker_plan(world: World, run: Any | None = None) -> set[str]:
-    tracker = Tracker(run or world.run_a(), world.client(), queues=[QUEUE], ledger=False, reload_run=False)
-    try:
-        tracker.refresh()
-        return {k.job_id for k in tracker.plan()}
-    finally:
-        tracker.close()
+# --- worlds on LocalBatch (built by tests/_worlds.py) ---------------------------------------
 
 
 def dashboard_kill_all_plan(world: World, run: Any | None = None) -> set[str]:
@@ -275,19 +182,6 @@ def test_world2_the_real_log_names_its_trace_over_a_header_only_one(tmp_path: Pa
     assert run.tasks[TaskCol.NATIVE_ID].tolist() == ["cc448dde-7aa2-40b2-843d-d0515c389309"]
 
 
-def foreign_job(lb: LocalBatch, *, queue: str, workdir: str, created_offset: float = 0.0) -> str:
-    """A job someone else submitted (a real submission, on LocalBatch's clock)."""
-    if created_offset:
-        lb.advance(created_offset)
-    return str(
-        lb.client().submit_job(
-            jobName="ALIGN_sample_01", jobQueue=queue, jobDefinition="nf-demo",
-            # the trailing comment (bash ignores it) tells the emulator it runs for days
-            containerOverrides={"command": [*launcher(workdir)[:-1], launcher(workdir)[-1] + " # sleep 3d"]},
-        )["jobId"]
-    )
-
-
 def test_world3_a_forged_weblog_post_kills_nothing(lb: LocalBatch, tmp_path: Path) -> None:
     world = a_then_b(lb, tmp_path, 300.0, resume=False, same_dir=False)
     stranger = foreign_job(lb, queue="q2", workdir=f"s3://b/else/ab/{'1' * 30}")
@@ -327,11 +221,9 @@ def test_world4_a_hand_edited_trace_row_kills_nothing(
     stranger = foreign_job(lb, queue="q2", workdir=f"s3://b/else/cd/{'2' * 30}")
     in_work = foreign_job(lb, queue=QUEUE, workdir=f"{WORK}/cd/{'3' * 30}", created_offset=7200.0)
     trace = next(world.a_dir.glob("trace-*.txt"))
-    header = trace.read_text().splitlines()[0].split("\t")
     for job_id, h in ((stranger, "cd/222222"), (in_work, "cd/333333")):
-        row = {"task_id": "98", "hash": h, "native_id": job_id, "name": "ALIGN (forged)", "status": "ABORTED"}
-        with trace.open("a") as fh:
-            fh.write("\t".join(row.get(c, "-") for c in header) + "\n")
+        append_trace_row(trace, {"task_id": "98", "hash": h, "native_id": job_id, "name": "ALIGN (forged)",
+                                 "status": "ABORTED"})
     foreign = world.foreign | {stranger, in_work}
     world.a_orphans &= world.active()
     assert tracker_plan(world) == world.a_orphans
@@ -366,8 +258,7 @@ def test_world5_look_alike_paths_kill_nothing(
                                         "| bash 2>&1 | tee .command.log"]},
     )["jobId"]
     lookalikes |= {str(fusion), str(data_first)}
-    world = World(lb, a_dir, [str(a_dir)], truth_a.abandoned_job_ids, lookalikes)
-    world.a_orphans = truth_a.abandoned_job_ids & world.active()
+    world = world_of_a(lb, a_dir, truth_a, lookalikes)
     assert world.a_orphans and lookalikes <= world.active()
     assert tracker_plan(world) == world.a_orphans
     assert dashboard_kill_all_plan(world) == world.a_orphans
@@ -520,57 +411,28 @@ def test_an_armed_watchdog_kills_only_its_runs_jobs_beside_a_relaunch(tmp_path: 
     """The victim is killed -9; the user relaunches the same pipeline on the same queue and
     work dir (run B, alive). The armed watchdog kills the victim's jobs and none of B's.
     Both runs talk to their receivers with the random token launch_nextflow made."""
-    import time as _time
-
-    from batchkit.launcher import launch_nextflow
-
-    def recorded(launch: Any) -> set[str]:
-        tasks = launch.weblog.tasks()
-        return set(tasks[TaskCol.NATIVE_ID].dropna()) if len(tasks) else set()
-
-    def wait(predicate: Any, what: str, timeout: float = 90.0) -> None:
-        deadline = _time.monotonic() + timeout
-        while _time.monotonic() < deadline:
-            if predicate():
-                return
-            _time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what}")
-
-    with LocalBatch(speed=20.0) as batch:
-        batch.create_environment("demo-queue", vcpus=512)
-        client = BatchClient(client=batch.client(), rate=200.0)
-        sim = ["-n-tasks", "8", "-poll-interval", "5"]
-        victim = launch_nextflow("main.nf", tmp_path / "victim", client=client, queue="demo-queue",
-                                 endpoint_url=batch.endpoint_url, simulated=True, sim_args=sim)
-        relaunch = None
-        try:
-            assert victim.weblog.token and victim.weblog.token.startswith("batchkit:")
-            # The same pipeline again, same queue and work dir: another session, so other
-            # task hashes (the simulator's -seed stands in for the session id in the hash).
-            relaunch = launch_nextflow("main.nf", tmp_path / "relaunch", client=client, queue="demo-queue",
-                                       endpoint_url=batch.endpoint_url, simulated=True, sim_args=[*sim, "-seed", "7"])
-            wait(lambda: len(recorded(victim)) >= 2 and len(recorded(relaunch)) >= 2, "both runs' submissions")
-            victim.kill_process()
-            theirs = recorded(relaunch)
-            mine = recorded(victim)
-            watchdog = victim.watch(silent_after=3600, interval=3600)
-            watchdog.arm()
-            watchdog.check()  # its own loop may have checked (and killed) first: either way
-            wait(lambda: bool(watchdog.kills), "the armed watchdog's kill")
-            assert all(report.ok for report in watchdog.kills)
-            killed = {job.job_id for report in watchdog.kills for job, _, _ in report.outcomes}
-            assert killed and killed <= mine  # only the victim's jobs
-            assert watchdog.alerts[-1].armed
-            theirs = recorded(relaunch)  # everything the relaunch submitted so far
-            after = {j["jobId"]: j for j in batch.jobs()}
-            assert theirs and not any((after[j].get("statusReason") or "").startswith("batchkit") for j in theirs)
-            assert relaunch.returncode is None  # still running, untouched
-        finally:
-            for launch in (victim, relaunch):
-                if launch is not None:
-                    if launch.returncode is None:
-                        launch.kill_process()
-                    launch.close()
+    with live_launches() as (batch, launch):
+        victim = launch(tmp_path / "victim")
+        assert victim.weblog.token and victim.weblog.token.startswith("batchkit:")
+        # The same pipeline again, same queue and work dir: another session, so other
+        # task hashes (the simulator's -seed stands in for the session id in the hash).
+        relaunch = launch(tmp_path / "relaunch", "-seed", "7")
+        wait_for(lambda: len(recorded(victim)) >= 2 and len(recorded(relaunch)) >= 2, "both runs' submissions")
+        victim.kill_process()
+        theirs = recorded(relaunch)
+        mine = recorded(victim)
+        watchdog = victim.watch(silent_after=3600, interval=3600)
+        watchdog.arm()
+        watchdog.check()  # its own loop may have checked (and killed) first: either way
+        wait_for(lambda: bool(watchdog.kills), "the armed watchdog's kill")
+        assert all(report.ok for report in watchdog.kills)
+        killed = {job.job_id for report in watchdog.kills for job, _, _ in report.outcomes}
+        assert killed and killed <= mine  # only the victim's jobs
+        assert watchdog.alerts[-1].armed
+        theirs = recorded(relaunch)  # everything the relaunch submitted so far
+        after = {j["jobId"]: j for j in batch.jobs()}
+        assert theirs and not any((after[j].get("statusReason") or "").startswith("batchkit") for j in theirs)
+        assert relaunch.returncode is None  # still running, untouched
 
 
 def test_without_a_named_trace_only_the_sessions_traces_count_and_the_configs_wins(tmp_path: Path) -> None:

@@ -26,9 +26,9 @@ from batchkit.schema import JobCol, KillJob
 from batchkit.sim import LocalBatch
 from batchkit.tracker import Tracker
 from batchkit.widgets.submit_form import FORM_RUN, SubmitForm
-from tests.test_kill_safety import QUEUE, World, foreign_job, kill_with_cli, launcher, lb, run_a
+from tests._worlds import QUEUE, World, foreign_job, kill_with_cli, launcher, lb, run_a, world_of_a
 
-__all__ = ["lb"]  # the LocalBatch fixture, shared with test_kill_safety
+__all__ = ["lb"]  # the LocalBatch fixture of the kill worlds (tests/_worlds.py)
 
 
 def task_dirs_of(world: World, job_ids: set[str]) -> list[str]:
@@ -70,8 +70,7 @@ def test_jobs_the_ledger_records_under_other_runs_are_never_killed_as_a_s(
 ) -> None:
     a_dir = tmp_path / "launch"
     truth_a = run_a(lb, a_dir)
-    world = World(lb, a_dir, [str(a_dir)], set())
-    world.a_orphans = truth_a.abandoned_job_ids & world.active()
+    world = world_of_a(lb, a_dir, truth_a)
     assert len(world.a_orphans) >= 2
     dirs = task_dirs_of(world, world.a_orphans)
     ledger_path = a_dir / ".batchkit" / "ledger.sqlite"  # the launch dir's, as the CLI opens it

@@ -22,15 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchkit.sim import LocalBatch
+from tests._worlds import EMU_T0, one_queue_emulator, one_queue_lb
 
-T0 = 1_767_000_000.0
-
-
-@pytest.fixture
-def lb() -> Iterator[LocalBatch]:
-    with LocalBatch(manual_clock=True, start_time=T0) as emu:
-        emu.create_environment("q", vcpus=4)
-        yield emu
+__all__ = ["one_queue_lb"]  # the ``lb`` fixture: a one-queue emulator on a manual clock
 
 
 def exchange(lb: LocalBatch, data: bytes, *, timeout: float = 10) -> list[tuple[int, dict[str, str], Any]]:
@@ -86,7 +80,7 @@ def test_a_well_formed_call_still_answers_and_its_date_is_the_emulators(lb: Loca
     [(status, headers, body)] = exchange(lb, post("/v1/describejobs", b'{"jobs": []}', "Connection: close"))
     assert (status, body) == (200, {"jobs": []})
     # The Date header carries the emulator's clock, so a client sees how far it is from its own.
-    assert parsedate_to_datetime(headers["date"]).timestamp() == T0
+    assert parsedate_to_datetime(headers["date"]).timestamp() == EMU_T0
 
 
 def test_a_garbage_request_line_is_a_json_400(lb: LocalBatch) -> None:
@@ -201,8 +195,7 @@ def test_keep_alive_survives_a_client_error(lb: LocalBatch) -> None:
 
 @pytest.fixture(scope="module")
 def fuzz_lb() -> Iterator[LocalBatch]:
-    with LocalBatch(manual_clock=True, start_time=T0) as emu:
-        emu.create_environment("q", vcpus=4)
+    with one_queue_emulator() as emu:
         yield emu
 
 

@@ -7,22 +7,15 @@ reference (botocore's ``batch`` service model documentation) it checks.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import botocore.exceptions
 import pytest
 
 from batchkit.sim import LocalBatch
+from tests._worlds import EMU_T0, one_queue_lb
 
-T0 = 1_767_000_000.0
-
-
-@pytest.fixture
-def lb() -> Iterator[LocalBatch]:
-    with LocalBatch(manual_clock=True, start_time=T0) as emu:
-        emu.create_environment("q", vcpus=4)
-        yield emu
+__all__ = ["one_queue_lb"]  # the ``lb`` fixture: a one-queue emulator on a manual clock
 
 
 @pytest.fixture
@@ -306,7 +299,7 @@ def test_job_summaries_carry_is_cancelled_and_is_terminated(lb: LocalBatch, batc
 def test_job_ids_differ_across_emulator_restarts() -> None:
     ids = []
     for _ in range(2):
-        with LocalBatch(manual_clock=True, start_time=T0, seed=7) as emu:
+        with LocalBatch(manual_clock=True, start_time=EMU_T0, seed=7) as emu:
             emu.create_environment("q")
             ids.append(submit(emu.client(), "same"))
     assert ids[0] != ids[1]

@@ -17,11 +17,10 @@ import pytest
 from batchkit.nextflow import NextflowRun
 from batchkit.sim import LocalBatch
 from batchkit.tracker import Tracker
-from tests import test_kill_safety as worlds
-from tests.test_kill_safety import QUEUE, World, run_a, run_b
+from tests._worlds import QUEUE, World, lb, run_a, run_b
 from tests.test_log_follow import assert_same_run
 
-lb = worlds.lb  # the LocalBatch fixture of those worlds
+__all__ = ["lb"]  # the LocalBatch fixture of those worlds
 
 
 def _plan(tracker: Tracker) -> set[str]:
