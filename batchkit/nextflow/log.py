@@ -257,7 +257,6 @@ class LogScan:
     trace_file: str | None = None
     executors: list[str] = field(default_factory=list)
     region: str | None = None
-    region_line: int | None = None
     #: banner "Created: dd-MM-yyyy": (year, month, day)
     build_date: tuple[int, int, int] | None = None
     abort_cause: str | None = None
@@ -460,7 +459,8 @@ class _Scanner:
 
     # --- helpers ---
 
-    def _row(self, short: str) -> dict[str, object]:
+    def _task_row(self, short: str) -> dict[str, object]:
+        """The facts gathered so far about the task with this short hash (a new row on first mention)."""
         return self.facts.tasks.setdefault(short, {TaskCol.HASH: short})
 
     def _executor(self, name: str) -> None:
@@ -540,7 +540,7 @@ class _Scanner:
         if read is None and (level == "ERROR" or logger.endswith("Launcher") or _RARE_RE.search(msg) is not None):
             self._run_fact(number, level, logger, msg)
         if read is not False:
-            self._aws_facts(number, msg)
+            self._aws_facts(msg)
 
     def _task_line(self, number: int, msg: str) -> bool | None:
         """The first task-line kind that claims ``msg`` reads it (see ``_TaskKind``)."""
@@ -560,7 +560,7 @@ class _Scanner:
             self.attempts[name] = self.attempts.get(name, 1) + 1
         elif kind == "Submitted":
             self.attempts[name] = 1
-        row = self._row(short)
+        row = self._task_row(short)
         row[TaskCol.NAME] = name
         self.by_name[name] = short
         row[TaskCol.STATUS] = "CACHED" if kind == "Cached" else row.get(TaskCol.STATUS, "SUBMITTED")
@@ -584,7 +584,7 @@ class _Scanner:
         short = fmt.hash_of_workdir(workdir)
         if short is None:
             return False
-        row = self._row(short)
+        row = self._task_row(short)
         row[TaskCol.NATIVE_ID] = job_id
         self.by_job[job_id] = short
         row[TaskCol.WORKDIR] = workdir.rstrip("/")
@@ -615,7 +615,7 @@ class _Scanner:
             return None
         short = self.by_name.get(m.group(1))
         if short is not None:
-            row = self._row(short)
+            row = self._task_row(short)
             if TaskCol.COMPLETE in row:
                 row[TaskCol.STATUS] = "FAILED"
             else:
@@ -633,7 +633,7 @@ class _Scanner:
         if m is None or not (m.group(3) or "terminated" in msg):
             return None
         short, text, _what = m.groups()
-        row = self._row(short)
+        row = self._task_row(short)
         row[TaskCol.STATUS] = "FAILED"
         row[TaskCol.NF_REASON] = text.strip()
         return True
@@ -649,7 +649,7 @@ class _Scanner:
             self.facts.killed.append(job_id)
         short = self.by_job.get(job_id)
         if short is not None:
-            row = self._row(short)
+            row = self._task_row(short)
             if row.get(TaskCol.STATUS) in ("SUBMITTED", "RUNNING", None):
                 row[TaskCol.STATUS] = "ABORTED"
                 row[TaskCol.NF_REASON] = f"{KILLED_BY_NEXTFLOW} ({msg.strip()[:120]})"
@@ -716,7 +716,7 @@ class _Scanner:
         ):
             self._launch_failed(number, msg)
 
-    def _aws_facts(self, number: int, msg: str) -> None:
+    def _aws_facts(self, msg: str) -> None:
         """Any line: the AWS Batch executor at work, and the region it was given."""
         if msg.startswith("[AWS BATCH]"):
             self._executor("awsbatch")
@@ -724,7 +724,7 @@ class _Scanner:
             if "AwsOptions(" in msg:
                 self._executor("awsbatch")
             if self.facts.region is None and (m := _REGION_RE.search(msg)) is not None:
-                self.facts.region, self.facts.region_line = m.group(1), number
+                self.facts.region = m.group(1)
 
     def _launch_failed(self, number: int, msg: str) -> None:
         facts = self.facts
@@ -749,7 +749,7 @@ class _Scanner:
         if short is None:
             return
         self._evidence(started, exited)
-        row = self._row(short)
+        row = self._task_row(short)
         row[TaskCol.TASK_ID] = int(task_id)
         row.setdefault(TaskCol.NAME, name)
         self.by_name.setdefault(name, short)
@@ -932,8 +932,9 @@ def build_log_info(
     order = [*kept_idx, len(scans) - 1]
     in_order = [scans[i] for i in order]
 
-    def at(i: int, when: _When | None) -> pd.Timestamp | None:
-        return None if when is None else to_utc.one(_shift(when, bases[i], i))
+    def utc_in_file(i: int, when: _When | None) -> pd.Timestamp | None:
+        """A time read in file ``i`` (its year offset applied) as UTC."""
+        return None if when is None else to_utc.utc(_shift(when, bases[i], i))
 
     last = len(scans) - 1
     info = LogInfo(
@@ -943,16 +944,16 @@ def build_log_info(
     info.run_name = newest.run_name
     info.session_id = newest.session_id
     info.work_dir = newest.work_dir
-    info.launch_time = at(last, newest.first_when)
+    info.launch_time = utc_in_file(last, newest.first_when)
     info.abort_cause = newest.abort_cause
-    info.abort_time = at(last, newest.abort_when)
+    info.abort_time = utc_in_file(last, newest.abort_when)
     info.launch_failed = newest.launch_failed
     info.killed_count = newest.killed_count
     info.reaper_gave_up = newest.reaper_gave_up
     info.reaper_pending = newest.reaper_pending
-    info.end_time = at(last, newest.end_when)
+    info.end_time = utc_in_file(last, newest.end_when)
     info.completed = newest.completed
-    info.last_line_time = at(last, newest.last_when)
+    info.last_line_time = utc_in_file(last, newest.last_when)
     info.command = newest.command
     info.trace_file = newest.trace_file
     info.profiles = list(newest.profiles) if newest.profiles else None
@@ -1003,7 +1004,7 @@ def _tasks_frame(scans: Sequence[tuple[LogScan, int, int]], to_utc: _Clock) -> p
     for key in keys:  # column by column: a frame from a list of dicts costs several times more memory
         values = [row.get(key) for row in rows.values()]
         if key in (TaskCol.SUBMIT, TaskCol.COMPLETE):
-            columns[key] = to_utc.many(values).to_numpy()
+            columns[key] = to_utc.utc_series(values).to_numpy()
         elif key in (TaskCol.TASK_ID, TaskCol.EXIT, TaskCol.ATTEMPT):
             columns[key] = pd.array(values, dtype="Int64")
         else:
@@ -1032,10 +1033,10 @@ class _Clock:
         self.tz = tz
         self.paths = list(paths)
 
-    def one(self, when: _When) -> pd.Timestamp:
-        return pd.Timestamp(self.many([when]).iloc[0])
+    def utc(self, when: _When) -> pd.Timestamp:
+        return pd.Timestamp(self.utc_series([when]).iloc[0])
 
-    def many(self, whens: Sequence[object]) -> pd.Series:
+    def utc_series(self, whens: Sequence[object]) -> pd.Series:
         present = [w for w in whens if isinstance(w, tuple)]
         if not present:
             return pd.Series([pd.NaT] * len(whens), dtype="datetime64[ns, UTC]")
@@ -1171,9 +1172,3 @@ def _int_or_none(text: str) -> int | None:
 def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
-
-def iter_log_lines(path: PathLike) -> Iterator[str]:
-    """The decoded, length-bounded lines of a regular file (for callers that grep a log)."""
-    with fmt.open_regular(Path(path), "log file") as fh:
-        for raw in fmt.bounded_lines(fh):
-            yield raw.decode("utf-8", errors="replace")
