@@ -216,7 +216,8 @@ def _diff_rows(frame: pd.DataFrame) -> list[tuple[str | None, ...]]:
     return list(zip(*columns, strict=True)) if len(frame) else []
 
 
-def _key(job_id: str | None, task_id: str | None, name: str | None) -> str:
+def _row_identity(job_id: str | None, task_id: str | None, name: str | None) -> str:
+    """What names a reconcile row in both frames: its job id, or (no job yet) its task id and name."""
     return f"job:{job_id}" if job_id is not None else f"task:{task_id}:{name}"
 
 
@@ -225,11 +226,11 @@ def diff_frames(old: pd.DataFrame | None, new: pd.DataFrame) -> list[Event]:
     before: dict[str, tuple[str | None, ...]] = {}
     if old is not None:
         for row in _diff_rows(old):
-            before.setdefault(_key(row[0], row[1], row[2]), row)
+            before.setdefault(_row_identity(row[0], row[1], row[2]), row)
     events: list[Event] = []
     seen_jobs: set[str] = set()
     for job_id, task_id, name, new_status, new_verdict in _diff_rows(new):
-        prev = before.get(_key(job_id, task_id, name))
+        prev = before.get(_row_identity(job_id, task_id, name))
         old_status = prev[3] if prev is not None else None
         old_verdict = prev[4] if prev is not None else None
         if job_id is not None and job_id not in seen_jobs:
