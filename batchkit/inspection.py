@@ -17,7 +17,6 @@ never proves ownership, so :func:`explain_with_workdir` only ever touches the ``
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -30,6 +29,7 @@ import pandas as pd
 
 from batchkit._time import from_epoch_ms
 from batchkit.schema import JOB_ACTIVE, JobCol, RecCol, TaskCol
+from batchkit.table_model import escape_html
 
 __all__ = [
     "DEFAULT_LINES",
@@ -499,62 +499,58 @@ _CSS: Final = """
 """
 
 
-def _esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
 def render_html(insp: Inspection, *, standalone: bool = False) -> str:
     """The inspector as HTML; every piece of text from a file, a log or AWS is escaped."""
-    parts: list[str] = [_CSS, f'<div class="bk-insp" data-query="{_esc(insp.query)}">']
-    parts.append(f"<h4>Nextflow — {_esc(insp.query)}</h4>")
+    parts: list[str] = [_CSS, f'<div class="bk-insp" data-query="{escape_html(insp.query)}">']
+    parts.append(f"<h4>Nextflow — {escape_html(insp.query)}</h4>")
     if insp.task is not None:
-        rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in task_fields(insp.task))
+        rows = "".join(f"<tr><th>{escape_html(k)}</th><td>{escape_html(v)}</td></tr>" for k, v in task_fields(insp.task))
         parts.append(f"<table>{rows}</table>")
     else:
         parts.append('<div class="bk-dim">no task of this run matches</div>')
     if insp.nextflow_lines:
-        parts.append("<pre class=\"bk-nflog\">" + _esc("\n".join(insp.nextflow_lines)) + "</pre>")
+        parts.append("<pre class=\"bk-nflog\">" + escape_html("\n".join(insp.nextflow_lines)) + "</pre>")
     title = f"Batch job {insp.job_id}" if insp.job_id else "Batch: no job"
     if insp.job_status:
         title += f" — {insp.job_status}"
-    parts.append(f"<h4>{_esc(title)}</h4>")
+    parts.append(f"<h4>{escape_html(title)}</h4>")
     if insp.job_reason:
-        parts.append(f"<div>{_esc(insp.job_reason)}</div>")
+        parts.append(f"<div>{escape_html(insp.job_reason)}</div>")
     if insp.attempts:
         head = "<tr><th>#</th><th>state</th><th>exit</th><th>started</th><th>stopped</th><th>reason</th><th>container instance</th><th>log stream</th></tr>"
         body = "".join(
             f'<tr class="bk-attempt"><td>{a.index}</td><td>{"running" if a.running else "stopped"}</td>'
-            f"<td>{_esc(a.exit_code if a.exit_code is not None else '-')}</td><td>{_esc(_clock(a.started_at))}</td>"
-            f"<td>{_esc(_clock(a.stopped_at))}</td><td>{_esc(a.reason)}</td><td>{_esc(a.container_instance or '-')}</td>"
-            f"<td>{_esc(a.log_stream or '-')}</td></tr>"
+            f"<td>{escape_html(a.exit_code if a.exit_code is not None else '-')}</td><td>{escape_html(_clock(a.started_at))}</td>"
+            f"<td>{escape_html(_clock(a.stopped_at))}</td><td>{escape_html(a.reason)}</td><td>{escape_html(a.container_instance or '-')}</td>"
+            f"<td>{escape_html(a.log_stream or '-')}</td></tr>"
             for a in insp.attempts
         )
         parts.append(f"<table>{head}{body}</table>")
     if insp.log is not None:
-        parts.append(f"<h4>CloudWatch log {_esc(insp.log.group)} {_esc(insp.log.stream)}</h4>")
+        parts.append(f"<h4>CloudWatch log {escape_html(insp.log.group)} {escape_html(insp.log.stream)}</h4>")
         if insp.log.error:
-            parts.append(f'<div class="bk-err">{_esc(insp.log.error)}</div>')
+            parts.append(f'<div class="bk-err">{escape_html(insp.log.error)}</div>')
         text = "\n".join(f"{_clock(ln.timestamp)}  {ln.message}" for ln in insp.log.lines)
-        parts.append(f'<pre class="bk-logtail">{_esc(text)}</pre>')
+        parts.append(f'<pre class="bk-logtail">{escape_html(text)}</pre>')
     if insp.workdir:
-        parts.append(f"<h4>Work dir {_esc(insp.workdir)}</h4>")
+        parts.append(f"<h4>Work dir {escape_html(insp.workdir)}</h4>")
         if insp.evidence is not None:
-            parts.append(f"<div>{_esc(insp.evidence.summary())}</div>")
+            parts.append(f"<div>{escape_html(insp.evidence.summary())}</div>")
         for f in insp.files.values():
             if f.error:
-                parts.append(f'<div><b>{_esc(f.name)}</b> <span class="bk-err">{_esc(f.error)}</span></div>')
+                parts.append(f'<div><b>{escape_html(f.name)}</b> <span class="bk-err">{escape_html(f.error)}</span></div>')
             elif not f.exists:
-                parts.append(f'<div><b>{_esc(f.name)}</b> <span class="bk-dim">absent</span></div>')
+                parts.append(f'<div><b>{escape_html(f.name)}</b> <span class="bk-dim">absent</span></div>')
             else:
                 note = f" — last {len(f.text.encode())} of {f.size} bytes" if f.truncated else ""
-                parts.append(f'<div><b>{_esc(f.name)}</b> <span class="bk-dim">{_esc(f.size)} bytes{_esc(note)}</span></div>')
-                parts.append(f'<pre class="bk-file" data-name="{_esc(f.name)}">{_esc(f.text)}</pre>')
+                parts.append(f'<div><b>{escape_html(f.name)}</b> <span class="bk-dim">{escape_html(f.size)} bytes{escape_html(note)}</span></div>')
+                parts.append(f'<pre class="bk-file" data-name="{escape_html(f.name)}">{escape_html(f.text)}</pre>')
     for p in insp.problems:
-        parts.append(f'<div class="bk-err">{_esc(p)}</div>')
+        parts.append(f'<div class="bk-err">{escape_html(p)}</div>')
     parts.append("</div>")
     body = "".join(parts)
     if standalone:
-        return f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{_esc(insp.query)}</title></head><body>{body}</body></html>'
+        return f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{escape_html(insp.query)}</title></head><body>{body}</body></html>'
     return body
 
 

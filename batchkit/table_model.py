@@ -8,7 +8,8 @@ touches the network, so a 100,000-row run costs one vectorised pandas pass per
 refresh and the browser only ever receives ``page_size`` rows.
 
 Every piece of text is HTML-escaped: task names come from pipeline parameters
-(``tag`` is user input), and Batch's status reasons are free text.
+(``tag`` is user input), and Batch's status reasons are free text. ``escape_html`` is the
+one escaping helper; the dashboard's header and the inspector's HTML use it too.
 """
 
 from __future__ import annotations
@@ -422,11 +423,16 @@ TABLE_CSS: Final = f"""
 NOT_BATCH: Final = "not batch"
 
 
+def escape_html(value: object) -> str:
+    """``value`` as text safe inside HTML, quotes too (so also in an attribute); None as ''."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
 def _cell(value: object) -> str:
-    """Escaped text of one value; missing values as ''."""
+    """Escaped text of one value; missing values (None, NaN, NA, NaT) as ''."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
-    return html.escape(str(value), quote=True)
+    return escape_html(value)
 
 
 def _int_or_none(value: object) -> int | None:

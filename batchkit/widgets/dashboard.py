@@ -46,6 +46,7 @@ from batchkit.table_model import (
     OrderCache,
     TablePage,
     TableQuery,
+    escape_html,
     keep_in_view,
     overlay_kills,
     page_label,
@@ -116,10 +117,6 @@ DASHBOARD_CSS: Final = """
 # --- pure view functions (tested on hand-built data) -----------------------------------
 
 
-def _esc(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
 def format_age(seconds: float | None) -> str:
     """'just now', '42 s ago', '3 min ago', '2 h ago'."""
     if seconds is None:
@@ -175,44 +172,44 @@ def header_html(
     """
     state = (run_state or "unknown").lower()
     badge = state if state in {"alive", "completed", "aborted"} else "unknown"
-    cause = f' <span class="bk-muted">cause:</span> {_esc(abort_cause)}' if state == "aborted" and abort_cause else ""
+    cause = f' <span class="bk-muted">cause:</span> {escape_html(abort_cause)}' if state == "aborted" and abort_cause else ""
     health_cls, health_text = health
     if loading:
         fresh = '<span class="bk-muted">asking AWS Batch…</span>'
     else:
-        fresh = f"updated <b>{_esc(format_age(age))}</b>"
+        fresh = f"updated <b>{escape_html(format_age(age))}</b>"
     if paused:
         fresh += ' <span class="bk-muted">(paused)</span>'
-    stamp = "" if taken_at is None else _esc(pd.Timestamp(taken_at).isoformat())
+    stamp = "" if taken_at is None else escape_html(pd.Timestamp(taken_at).isoformat())
     if not_batch is not None:
         batch = (
             '<div class="bk-head-line bk-not-batch">AWS Batch: <b>not used by this run</b> '
-            f'<span class="bk-muted">({_esc(not_batch)})</span>: nothing is asked of AWS; '
+            f'<span class="bk-muted">({escape_html(not_batch)})</span>: nothing is asked of AWS; '
             "Nextflow's side alone is shown.</div>"
         )
     else:
         where = ""
         if region is not None:
-            where += (f'Region <b class="bk-region">{_esc(region[0])}</b> '
-                      f'<span class="bk-muted">(from {_esc(region[1])})</span>')
+            where += (f'Region <b class="bk-region">{escape_html(region[0])}</b> '
+                      f'<span class="bk-muted">(from {escape_html(region[1])})</span>')
         if queues is not None:
             shown = " · ".join(
-                f'<b>{_esc(q)}</b> <span class="bk-muted">(from {_esc(src)})</span>' for q, src in queues.items()
+                f'<b>{escape_html(q)}</b> <span class="bk-muted">(from {escape_html(src)})</span>' for q, src in queues.items()
             ) or '<span class="bk-muted">none known (untracked jobs are not searched for)</span>'
             where += f'{" · " if where else ""}<span class="bk-queues">queues {shown}</span>'
         batch = (
-            f'<div class="bk-head-line">Batch API: <span class="{health_cls} bk-api-health">{_esc(health_text)}</span>'
+            f'<div class="bk-head-line">Batch API: <span class="{health_cls} bk-api-health">{escape_html(health_text)}</span>'
             f" · {fresh}</div>"
             + (f'<div class="bk-head-line bk-aws-where">{where}</div>' if where else "")
         )
     note = (
-        f'<div class="bk-head-line bk-year-note bk-health-degraded">Times: {_esc(year_note)}</div>'
+        f'<div class="bk-head-line bk-year-note bk-health-degraded">Times: {escape_html(year_note)}</div>'
         if year_note else ""
     )
     return (
         f'<div class="bk-card bk-header-card" data-taken-at="{stamp}">'
-        f'<div class="bk-head-title">Run <span class="bk-run-name">{_esc(run_name or "(unnamed)")}</span></div>'
-        f'<div class="bk-head-line">Nextflow: <span class="bk-badge bk-badge-{badge} bk-run-state">{_esc(state)}</span>{cause}</div>'
+        f'<div class="bk-head-title">Run <span class="bk-run-name">{escape_html(run_name or "(unnamed)")}</span></div>'
+        f'<div class="bk-head-line">Nextflow: <span class="bk-badge bk-badge-{badge} bk-run-state">{escape_html(state)}</span>{cause}</div>'
         f"{batch}{note}"
         "</div>"
     )
@@ -297,8 +294,8 @@ def plan_text(plan: Sequence[KillJob], run_name: str | None) -> str:
     # open; a second figure, frozen at the click, would soon disagree with it.
     return (
         f'<span class="bk-confirm-text">Terminate {len(plan):,} job(s) of run '
-        f"{_esc(run_name or '(unnamed)')} ({_esc(parts)})?</span> "
-        f'<span class="bk-muted">Batch will record the reason “{_esc(reason)}”.</span>'
+        f"{escape_html(run_name or '(unnamed)')} ({escape_html(parts)})?</span> "
+        f'<span class="bk-muted">Batch will record the reason “{escape_html(reason)}”.</span>'
     )
 
 
@@ -319,16 +316,16 @@ def outcome_rows_html(outcomes: Sequence[tuple[KillJob, Any, str | None]], summa
         kind = str(getattr(outcome, "outcome", "error"))
         detail = getattr(outcome, "error_code", None) or getattr(outcome, "message", "") or ""
         rows.append(
-            f"<tr><td>{_esc(job.task_name or '')}</td><td><code>{_esc(job.job_id)}</code></td>"
-            f'<td class="{"bk-out-ok" if ok else "bk-out-err"}">{_esc(kind)}</td>'
-            f"<td>Batch now: <b>{_esc(verified or 'unknown')}</b></td><td>{_esc(detail)}</td></tr>"
+            f"<tr><td>{escape_html(job.task_name or '')}</td><td><code>{escape_html(job.job_id)}</code></td>"
+            f'<td class="{"bk-out-ok" if ok else "bk-out-err"}">{escape_html(kind)}</td>'
+            f"<td>Batch now: <b>{escape_html(verified or 'unknown')}</b></td><td>{escape_html(detail)}</td></tr>"
         )
     more = ""
     if len(rows) > 200:
         more = f'<div class="bk-muted">… and {len(rows) - 200:,} more (see the ledger).</div>'
         rows = rows[:200]
     return (
-        f'<details class="bk-kill-details"><summary class="bk-kill-summary"><b>{_esc(summary)}</b>'
+        f'<details class="bk-kill-details"><summary class="bk-kill-summary"><b>{escape_html(summary)}</b>'
         ' <span class="bk-muted">(each job\'s verified outcome)</span></summary>'
         '<table class="bk-outcomes"><tr><th>task</th><th>job</th><th>outcome</th><th>verified</th><th></th></tr>'
         + "".join(rows)
@@ -357,10 +354,10 @@ def advice_html(findings: Sequence[Any]) -> str:
     for f in sorted(findings, key=lambda f: order.get(str(getattr(f, "severity", "info")), 3)):
         sev = str(getattr(f, "severity", "info"))
         items.append(
-            f'<div class="bk-advice-item"><span class="bk-sev-{_esc(sev)}">{_esc(sev)}</span> '
-            f"<b>{_esc(getattr(f, 'title', ''))}</b> <span class=\"bk-muted\">[{_esc(getattr(f, 'rule', ''))}]</span><br>"
-            f"{_esc(getattr(f, 'evidence', ''))}<br><i>{_esc(getattr(f, 'advice', ''))}</i>"
-            + (f'<br><span class="bk-muted">{_esc(getattr(f, "source", ""))}</span>' if getattr(f, "source", "") else "")
+            f'<div class="bk-advice-item"><span class="bk-sev-{escape_html(sev)}">{escape_html(sev)}</span> '
+            f"<b>{escape_html(getattr(f, 'title', ''))}</b> <span class=\"bk-muted\">[{escape_html(getattr(f, 'rule', ''))}]</span><br>"
+            f"{escape_html(getattr(f, 'evidence', ''))}<br><i>{escape_html(getattr(f, 'advice', ''))}</i>"
+            + (f'<br><span class="bk-muted">{escape_html(getattr(f, "source", ""))}</span>' if getattr(f, "source", "") else "")
             + "</div>"
         )
     return "".join(items)
@@ -1059,7 +1056,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         html_text = render_table(page, self.marks, actions=True, busy=self._busy)
         if self.table.value != html_text:
             self.table.value = html_text
-        self.page_info.value = f'<span class="bk-muted">{_esc(page_label(page))}</span>'
+        self.page_info.value = f'<span class="bk-muted">{escape_html(page_label(page))}</span>'
         self.prev_button.disabled = page.page <= 0
         self.next_button.disabled = page.page >= page.n_pages - 1
 
@@ -1150,7 +1147,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         if index == 1 and note:  # the timeline shows the log's times: say their year is a guess
             out.outputs = (*out.outputs, {
                 "output_type": "display_data", "metadata": {},
-                "data": {"text/html": f'<div class="bk-year-note bk-health-degraded">Times: {_esc(note)}</div>',
+                "data": {"text/html": f'<div class="bk-year-note bk-health-degraded">Times: {escape_html(note)}</div>',
                          "text/plain": f"Times: {note}"},
             })
 
@@ -1171,7 +1168,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 findings = doctor(self.run, client, queues=self.tracker.queues or None)
             except Exception as exc:  # advice is optional: say why it is missing, keep the rest up
                 log.exception("batchkit dashboard: doctor failed")
-                self.advice.value = f'<div class="bk-health-failing">The checks failed: {_esc(exc)}</div>'
+                self.advice.value = f'<div class="bk-health-failing">The checks failed: {escape_html(exc)}</div>'
                 return
             self.advice.value = advice_html(findings)
 
@@ -1192,9 +1189,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         try:
             export_html(self, path)
         except Exception as exc:  # a failed export must not break the dashboard
-            self.export_status.value = f'<span class="bk-health-failing">export failed: {_esc(exc)}</span>'
+            self.export_status.value = f'<span class="bk-health-failing">export failed: {escape_html(exc)}</span>'
             return
-        self.export_status.value = f'<span class="bk-muted">saved {_esc(path)}</span>'
+        self.export_status.value = f'<span class="bk-muted">saved {escape_html(path)}</span>'
 
     # --- killing -------------------------------------------------------------------------------
 
@@ -1211,7 +1208,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         plan = [job for job in self.tracker.plan(job_ids=[job_id]) if job.job_id in self._killable_ids()]
         if not plan:
             self.kill_status.value = (
-                f'<span class="bk-muted">Job {_esc(job_id)} is no longer killable '
+                f'<span class="bk-muted">Job {escape_html(job_id)} is no longer killable '
                 "(it finished, or the ledger shows it killed).</span>"
             )
             self._render_table()
@@ -1351,7 +1348,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.kill_all_button.description = f"Killing {status.done:,}/{status.total:,}…"
         failing = getattr(status, "failing_since", None) is not None
         css = "bk-health-degraded" if failing else "bk-muted"
-        self.kill_status.value = f'<span class="{css} bk-kill-progress">{_esc(status.line())}</span>'
+        self.kill_status.value = f'<span class="{css} bk-kill-progress">{escape_html(status.line())}</span>'
         # The tracker keeps the snapshot's client stats current while the kill runs, so the
         # header's "degraded" line counts the kill's failures too.
         with contextlib.suppress(Exception):  # decoration: never break a kill over it
@@ -1368,7 +1365,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 if self.marks.get(job.job_id) == "pending":
                     del self.marks[job.job_id]
             self.kill_status.value = (
-                f'<span class="bk-health-failing">The kill stopped: {_esc(error)}. '
+                f'<span class="bk-health-failing">The kill stopped: {escape_html(error)}. '
                 "The ledger kept every intent; press the button again to finish.</span>"
             )
         else:
@@ -1381,12 +1378,12 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                     del self.marks[job.job_id]
             text = outcome_rows_html(report.outcomes, report.summary())
             if report.error is not None:
-                text = f'<div class="bk-health-failing">{_esc(report.error)}</div>' + text
+                text = f'<div class="bk-health-failing">{escape_html(report.error)}</div>' + text
             if report.pending:
                 why = report.pending[0][1]
                 text += (
                     f'<div class="bk-muted bk-kill-pending">{len(report.pending):,} kill(s) pending in the '
-                    f"ledger ({_esc(why)}): press the button again to finish them.</div>"
+                    f"ledger ({escape_html(why)}): press the button again to finish them.</div>"
                 )
             self.kill_status.value = text
         self._render()
