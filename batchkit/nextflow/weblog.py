@@ -35,6 +35,7 @@ from typing import Any, Final
 import pandas as pd
 
 from batchkit._net import is_loopback_host
+from batchkit._time import to_utc
 from batchkit.errors import NextflowReadError
 from batchkit.nextflow import _formats as fmt
 from batchkit.schema import TASK_TERMINAL, TaskCol
@@ -641,7 +642,7 @@ def _lenient_time(value: Any) -> pd.Timestamp | None:
         return None
     if stamp is pd.NaT:
         return None
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return to_utc(stamp)
 
 
 def _task_row(trace: Mapping[str, Any], event_status: str | None, event: str) -> dict[str, Any]:
