@@ -10,6 +10,8 @@ Two shapes of log:
 - ``dumps``: 2,000 tasks submitted, then Nextflow's in-flight dumps (``!! executor
   awsbatch > tasks to be completed``, one ``~> TaskHandler[…]`` line per running task),
   the bulk of a long run's log.
+``--append-mb 0`` measures a refresh with nothing appended: a dead run's static launch
+dir, refreshed while the dashboard follows Batch's side (the reload reuses its view).
 Reported: CPU seconds (user + system) and wall time of the first read and of the
 refresh, the process's peak RSS and the tasks read.
 
@@ -64,7 +66,7 @@ def _dump_block(n: int) -> str:
 
 
 def measure(launch_dir: Path, append_bytes: int, last: int, shape: str) -> dict[str, object]:
-    """First read and one refresh after ``append_bytes`` more, in a fresh process."""
+    """First read and one refresh after ``append_bytes`` more (0: none), in a fresh process."""
     code = f"""
 import json, os, resource, sys, time
 from pathlib import Path
@@ -85,7 +87,8 @@ c, t = cpu(), time.perf_counter()
 run = NextflowRun.from_dir(folder, tz="UTC", year=2025)
 first = (cpu() - c, time.perf_counter() - t, len(run.tasks))
 write = write_dump_log if {shape!r} == "dumps" else write_log
-write(Path(folder, ".nextflow.log"), {append_bytes}, first={last + 1}, ended=False)
+if {append_bytes}:  # 0: nothing appended (a dead run's dir, refreshed for Batch's side)
+    write(Path(folder, ".nextflow.log"), {append_bytes}, first={last + 1}, ended=False)
 c, t = cpu(), time.perf_counter()
 run = run.reload()
 again = (cpu() - c, time.perf_counter() - t, len(run.tasks))

@@ -10,6 +10,7 @@ without it; a shrink is also caught by the bytes before the offset.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import threading
@@ -26,6 +27,8 @@ from batchkit.errors import NextflowReadError
 from batchkit.nextflow import NextflowRun
 from batchkit.nextflow import log as log_module
 from batchkit.nextflow.log import LogFollower, LogScan, scan_log_file
+from batchkit.nextflow.run import ReloadMemo
+from batchkit.nextflow.weblog import WeblogReceiver
 from batchkit.schema import TaskCol
 from tests.conftest import real_fixture
 
@@ -319,9 +322,12 @@ def test_a_reload_holds_the_followers_lock_while_it_uses_the_scans(
     must not change while a reload builds the run from them (a dict changing size while
     the frame is built)."""
     log = tmp_path / ".nextflow.log"
-    log.write_bytes(LOG)
+    last_line = LOG.rstrip(b"\n").rindex(b"\n") + 1
+    log.write_bytes(LOG[:last_line])
     follower = LogFollower()
     run = NextflowRun.from_dir(tmp_path, tz="UTC", year=2025, follower=follower)
+    with log.open("ab") as fh:  # appended: the reload builds the run again (an unchanged log is reused)
+        fh.write(LOG[last_line:])
     order: list[str] = []
     building = threading.Event()
     build = log_module.build_log_info
@@ -340,3 +346,153 @@ def test_a_reload_holds_the_followers_lock_while_it_uses_the_scans(
     order.append("scanned")
     reload.join()
     assert order == ["built", "scanned"]
+
+
+# --- a reload of an unchanged launch dir reuses its run view (ReloadMemo) ---------------------
+
+SESSION = "11111111-2222-4333-8444-555555555555"
+TRACE_HEAD = "task_id\thash\tnative_id\tname\tstatus\texit\tsubmit\tworkdir\tqueue\n"
+
+
+def _trace_row(i: int, short: str, status: str, job: str) -> str:
+    return f"{i}\t{short}\t{job}\tALIGN ({i})\t{status}\t0\t2025-03-01 08:0{i}:00.000\t{_wd(short)}\tq1\n"
+
+
+def _weblog_event(status: str) -> bytes:
+    trace = {"task_id": 3, "hash": H3, "native_id": "job-3", "name": "ALIGN (3)", "process": "ALIGN",
+             "status": status, "exit": 0, "attempt": 1, "submit": 1709280180000, "workdir": _wd(H3)}  # fmt: skip
+    body = {"runName": "happy_run", "runId": SESSION, "event": "process_completed",
+            "utcTime": "2025-03-01T08:09:00Z", "trace": trace}  # fmt: skip
+    return json.dumps(body).encode()
+
+
+def _launch_dir(folder: Path, *, with_trace: bool = True) -> None:
+    """A dead run's launch dir with every input kind: log (aborted half-way), trace, config, history."""
+    cut = LOG.index(b"Mar-01 08:07:00.000")
+    (folder / ".nextflow.log").write_bytes(LOG[:cut])
+    if with_trace:
+        (folder / "trace.txt").write_text(TRACE_HEAD + _trace_row(1, H1, "COMPLETED", "job-1"))
+    (folder / "nextflow.config").write_text("includeConfig 'conf/queue.config'\n")
+    (folder / "conf").mkdir()
+    (folder / "conf" / "queue.config").write_text("process.queue = 'q1'\n")
+    (folder / ".nextflow").mkdir()
+    (folder / ".nextflow" / "history").write_text(
+        f"2025-03-01 08:00:00\t-\thappy_run\t-\tabc\t{SESSION}\tnextflow run main.nf\n"
+    )
+
+
+def _later(path: Path) -> None:
+    """Move the modification time on (a coarse clock may not have ticked since the last write)."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
+
+
+def _append_log(folder: Path, weblog: WeblogReceiver) -> None:
+    with (folder / ".nextflow.log").open("ab") as fh:
+        fh.write(LOG[LOG.index(b"Mar-01 08:07:00.000") :])
+
+
+def _relaunch(folder: Path, weblog: WeblogReceiver) -> None:
+    log = folder / ".nextflow.log"
+    log.rename(folder / ".nextflow.log.1")  # logback's RollOnStartupPolicy
+    log.write_bytes(LOG[: LOG.index(b"Mar-01 08:01")].replace(b"happy_run", b"other_run").replace(b"1111-2222", b"1111-9999"))
+
+
+def _rewrite_log_same_size(folder: Path, weblog: WeblogReceiver) -> None:
+    log = folder / ".nextflow.log"
+    stat = log.stat()
+    log.write_bytes(log.read_bytes().replace(b"job=job-3", b"job=job-7"))
+    _same_times(log, stat)  # only the bytes tell
+
+
+def _append_trace_row(folder: Path, weblog: WeblogReceiver) -> None:
+    with (folder / "trace.txt").open("a") as fh:
+        fh.write(_trace_row(2, H2, "FAILED", "job-2"))
+
+
+def _rewrite_trace_same_size(folder: Path, weblog: WeblogReceiver) -> None:
+    trace = folder / "trace.txt"
+    trace.write_text(trace.read_text().replace("job-1", "job-8"))
+    _later(trace)
+
+
+def _new_trace(folder: Path, weblog: WeblogReceiver) -> None:
+    (folder / "trace.txt").write_text(TRACE_HEAD + _trace_row(1, H1, "COMPLETED", "job-1"))
+
+
+def _new_weblog_event(folder: Path, weblog: WeblogReceiver) -> None:
+    weblog.ingest(_weblog_event("COMPLETED"))
+
+
+def _change_config(folder: Path, weblog: WeblogReceiver) -> None:
+    config = folder / "nextflow.config"
+    config.write_text("includeConfig 'conf/queue.config'\nprocess.queue = 'q2'\n")
+    _later(config)
+
+
+def _change_included_config(folder: Path, weblog: WeblogReceiver) -> None:
+    config = folder / "conf" / "queue.config"
+    config.write_text("process.queue = 'q3'\n")
+    _later(config)
+
+
+def _change_history(folder: Path, weblog: WeblogReceiver) -> None:
+    with (folder / ".nextflow" / "history").open("a") as fh:
+        fh.write("2025-03-01 09:00:00\t-\tother_run\t-\tabc\t22222222-2222-4333-8444-555555555555\tnextflow run x\n")
+
+
+def _memo_view(run: NextflowRun) -> tuple[object, ...]:
+    """What the run view holds beyond ``_view`` that a changed input may change."""
+    return (run.queue_sources, run.trace_paths, run.config_files, run.sources)
+
+
+def _read(folder: Path, weblog: WeblogReceiver, memo: ReloadMemo | None = None) -> NextflowRun:
+    return NextflowRun.from_dir(folder, tz="UTC", year=2025, weblog=weblog, memo=memo)
+
+
+def _assert_same_view(got: NextflowRun, expected: NextflowRun) -> None:
+    assert_same_run(got, expected)
+    assert _memo_view(got) == _memo_view(expected)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [_append_log, _relaunch, _rewrite_log_same_size, _append_trace_row, _rewrite_trace_same_size, _new_trace,
+     _new_weblog_event, _change_config, _change_included_config, _change_history],
+)  # fmt: skip
+def test_a_reload_after_any_input_changed_builds_the_fresh_reads_view(tmp_path: Path, change: Any) -> None:
+    _launch_dir(tmp_path, with_trace=change is not _new_trace)
+    weblog = WeblogReceiver(session_id=SESSION)
+    memo = ReloadMemo()
+    run = _read(tmp_path, weblog, memo).reload()  # the view and every file it was read from kept
+    assert run.reload() is run and memo.builds == 2  # unchanged: reused
+    change(tmp_path, weblog)
+    fresh = _read(tmp_path, weblog)
+    assert _view(run) != _view(fresh) or _memo_view(run) != _memo_view(fresh) or not run.tasks.equals(fresh.tasks)
+    got = run.reload()
+    assert memo.builds == 3 and got is not run
+    _assert_same_view(got, fresh)
+
+
+def test_an_unchanged_launch_dir_reuses_the_view_and_it_is_the_fresh_reads(tmp_path: Path) -> None:
+    _launch_dir(tmp_path)
+    weblog = WeblogReceiver(session_id=SESSION)
+    weblog.ingest(_weblog_event("RUNNING"))
+    memo = ReloadMemo()
+    run = _read(tmp_path, weblog, memo)
+    views = [run.reload() for _ in range(3)]
+    assert memo.builds == 2  # the first reload covers the config files the first read found
+    assert views[1] is views[0] and views[2] is views[0]
+    _assert_same_view(views[-1], _read(tmp_path, weblog))
+
+
+def test_from_files_reuses_an_unchanged_view_and_rebuilds_after_a_relaunch(tmp_path: Path) -> None:
+    _launch_dir(tmp_path)
+    memo = ReloadMemo()
+    files = {"log": tmp_path / ".nextflow.log", "trace": tmp_path / "trace.txt", "tz": "UTC", "year": 2025}
+    run = NextflowRun.from_files(**files, memo=memo).reload()  # type: ignore[arg-type]
+    assert run.reload() is run and memo.builds == 2
+    _relaunch(tmp_path, WeblogReceiver())  # the path given is the relaunch's log now
+    got = run.reload()
+    assert memo.builds == 3 and got.name == "other_run"
+    _assert_same_view(got, NextflowRun.from_files(**files))  # type: ignore[arg-type]

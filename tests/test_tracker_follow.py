@@ -5,7 +5,8 @@ Worlds from tests/test_kill_safety.py on LocalBatch over HTTP: run A aborts leav
 orphans; the tracker follows A's launch dir; then run B is launched in the same dir (its
 log becomes ``.nextflow.log``, A's is rotated to ``.nextflow.log.1``) and is killed -9
 with its jobs in flight. The next refresh must give exactly the run a fresh full read
-gives, and its kill plan none of B's live jobs.
+gives, and its kill plan none of B's live jobs; a refresh while A's dir is unchanged
+reuses the run view (ReloadMemo), the one after the relaunch must not.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from batchkit.nextflow import NextflowRun
+from batchkit.nextflow.run import ReloadMemo
 from batchkit.sim import LocalBatch
 from batchkit.tracker import Tracker
 from tests._worlds import QUEUE, World, lb, run_a, run_b
@@ -37,15 +39,22 @@ def test_a_relaunch_rotating_the_log_between_two_refreshes_reads_the_new_log_who
     truth_a = run_a(lb, a_dir)
     world = World(lb, a_dir, [str(a_dir)], set())
     name = "run_a" if by_name else None
-    tracker = Tracker(NextflowRun.from_dir(a_dir, run_name=name), world.client(), queues=[QUEUE], ledger=False)
+    memo = ReloadMemo()
+    tracker = Tracker(
+        NextflowRun.from_dir(a_dir, run_name=name, memo=memo), world.client(), queues=[QUEUE], ledger=False
+    )
     try:
         assert _plan(tracker) == truth_a.abandoned_job_ids & world.active()
         assert tracker.run.name == "run_a"
+        view, builds = tracker.run, memo.builds
+        assert _plan(tracker) == truth_a.abandoned_job_ids & world.active()
+        assert tracker.run is view and memo.builds == builds  # the dead run's dir: reused
         lb.advance(3600.0)
         inode = (a_dir / ".nextflow.log").stat().st_ino
         truth_b = run_b(lb, a_dir, resume=resume)
         assert (a_dir / ".nextflow.log.1").stat().st_ino == inode  # rotated, as logback does
         plan = _plan(tracker)
+        assert memo.builds == builds + 1 and tracker.run is not view  # the rotation: built again
         fresh = NextflowRun.from_dir(a_dir, run_name=name)
         assert_same_run(tracker.run, fresh)
         active = world.active()

@@ -847,6 +847,9 @@ class LogFollower:
         self.lock = threading.RLock()
         #: scans that read a file from its start (the rest read only what was appended).
         self.full_scans = 0
+        #: scans that read any byte (from the start or appended): unchanged while every file
+        #: scanned is the one read before, as it was (a reload then reuses its run view).
+        self.reads = 0
 
     def scan(self, path: PathLike) -> LogScan:
         """The :class:`LogScan` of ``path`` as it is now (the follower's own: read, do not keep)."""
@@ -864,6 +867,7 @@ class LogFollower:
             elif st.st_size == state.offset:
                 self._files[str(p)] = state
                 return state.scanner.facts
+            self.reads += 1
             fh.seek(state.offset)
             state.lines = _feed(state.scanner, _decoded_lines(fh), state.lines, require_log=True)
             _note_where_reading_stopped(state, fh)

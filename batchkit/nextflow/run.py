@@ -29,7 +29,9 @@ status, and the reconciler combines it with ``state``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -120,6 +122,9 @@ class NextflowRun:
     year: int | None = None
     year_source: str = ""
     year_proven: bool = True
+    #: the config files its settings were read from (with those they include or could not
+    #: read); None when the config could not be read at all.
+    config_files: tuple[str, ...] | None = field(default=(), repr=False)
     _loader: Callable[[], NextflowRun] | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
@@ -156,7 +161,8 @@ class NextflowRun:
         return current - self.last_activity
 
     def reload(self) -> NextflowRun:
-        """Read the same files (and weblog receiver) again; a new object."""
+        """Read the same files (and weblog receiver) again: a new object, or this very view
+        when nothing it was built from changed (see :class:`ReloadMemo`)."""
         if self._loader is None:
             raise NextflowReadError("this NextflowRun was built by hand and has no files to reload")
         return self._loader()
@@ -171,36 +177,45 @@ class NextflowRun:
         tz: str | tzinfo | None = None,
         year: int | None = None,
         follower: LogFollower | None = None,
+        memo: ReloadMemo | None = None,
     ) -> NextflowRun:
         """Merge explicit trace file(s), log file(s) and/or a live weblog receiver.
 
         ``follower``: the log scans of an earlier read to continue (``reload`` passes its
-        own, so that a reload scans only what was appended to a log).
+        own, so that a reload scans only what was appended to a log); ``memo``: the view an
+        earlier read built and its inputs (``reload`` passes its own: see :class:`ReloadMemo`).
         """
         if trace is None and log is None and weblog is None:
             raise NextflowReadError("nothing to read: pass trace=, log= and/or weblog=")
         trace_list = _paths(trace)
         log_list = _paths(log)
+        logs, memo = follower or LogFollower(), memo or ReloadMemo()
+        folder = log_list[-1].parent if log_list else None
+
+        def inputs() -> tuple[object, ...]:
+            return _inputs(folder, log_list, trace_list, logs, weblog, tz=tz, config_files=memo.config_files())
+
+        before = inputs()  # taken before reading: a change while reading shows at the next reload
         trace_frame = read_trace(trace_list, tz=tz) if trace_list else None
-        logs = follower or LogFollower()
 
         def loader() -> NextflowRun:
             with logs.lock:  # a tracker's refresh and a reload by hand may overlap
-                return cls.from_files(
-                    trace=trace_list or None, log=log_list or None, weblog=weblog, tz=tz, year=year, follower=logs
-                )
+                return memo.reused(inputs()) or cls.from_files(
+                    trace=trace_list or None, log=log_list or None, weblog=weblog, tz=tz, year=year, follower=logs,
+                    memo=memo,
+                )  # fmt: skip
 
-        return _assemble(
+        return memo.keep(before, _assemble(
             trace_frame,
             trace_list,
             log_list,
             weblog,
             tz=tz,
             year=year,
-            launch_dir=str(log_list[-1].parent) if log_list else None,
+            launch_dir=str(folder) if folder is not None else None,
             loader=loader,
             logs=logs,
-        )
+        ))
 
     @classmethod
     def from_dir(
@@ -212,6 +227,7 @@ class NextflowRun:
         weblog: WeblogReceiver | None = None,
         run_name: str | None = None,
         follower: LogFollower | None = None,
+        memo: ReloadMemo | None = None,
     ) -> NextflowRun:
         """Find and merge the run's files in Nextflow's launch directory.
 
@@ -231,18 +247,24 @@ class NextflowRun:
         first), so only the earlier launches of a ``-resume``d run share hashes —
         and they alone record the tasks they abandoned. A trace of another session
         never replaces the run's own (see ``other_runs`` for what such files say).
-        ``follower`` as in ``from_files``.
+        ``follower`` and ``memo`` as in ``from_files``.
         """
         folder = Path(launch_dir)
         if not folder.is_dir():
             raise NextflowReadError(
                 "not a directory: pass the folder where `nextflow run` was launched", path=str(folder)
             )
+        logs, memo = follower or LogFollower(), memo or ReloadMemo()
+
+        def inputs() -> tuple[object, ...]:
+            return _inputs(
+                folder, [], _find_traces(folder), logs, weblog, tz=tz, config_files=memo.config_files(),
+                config_trace=_config_trace(folder),
+            )  # fmt: skip
+
+        before = inputs()  # taken before reading: a change while reading shows at the next reload
         trace_candidates = _find_traces(folder)
-        log_list = sorted(
-            (p for p in folder.glob(".nextflow.log*") if _LOG_NAME_RE.match(p.name) and p.is_file()),
-            key=lambda p: p.name,
-        )
+        log_list = _log_files(folder)
         if run_name is not None:
             own = [_rotation(p.name) for p in log_list if scan_log_head(p).run_name == run_name]
             # Its own launch and the earlier ones (a -resume reads its session's earlier logs).
@@ -256,7 +278,6 @@ class NextflowRun:
                 "or pass the files to NextflowRun.from_files)",
                 path=str(folder),
             )
-        logs = follower or LogFollower()
         frames = [read_trace(p, tz=tz) for p in trace_candidates]
         chosen = _choose_traces(folder, trace_candidates, frames, log_list, logs)
         trace_list = [trace_candidates[i] for i in chosen]
@@ -266,11 +287,103 @@ class NextflowRun:
 
         def loader() -> NextflowRun:
             with logs.lock:  # a tracker's refresh and a reload by hand may overlap
-                return cls.from_dir(folder, tz=tz, year=year, weblog=weblog, run_name=run_name, follower=logs)
+                return memo.reused(inputs()) or cls.from_dir(
+                    folder, tz=tz, year=year, weblog=weblog, run_name=run_name, follower=logs, memo=memo
+                )
 
-        return _assemble(
+        return memo.keep(before, _assemble(
             trace_frame, trace_list, log_list, weblog, tz=tz, year=year, launch_dir=str(folder), loader=loader, logs=logs
-        )
+        ))  # fmt: skip
+
+
+class ReloadMemo:
+    """The run view built last and the inputs it was built from, kept between reloads.
+
+    A reload first takes the inputs again (:func:`_inputs`): every log file of the launch
+    dir as the :class:`LogFollower` checks it (no byte read since: same inode, size,
+    modification time, first and last bytes), the device, inode, size and modification
+    time of each trace, config file and ``.nextflow/history``, the weblog's count of
+    events received, and the clock's year (a log's year may be guessed from it). When
+    all equal the kept ones it returns the kept view: a dead run's static launch dir then
+    costs a refresh a few ``stat`` calls, not a rebuild of its task table. Anything in
+    doubt rebuilds: a view whose config could not be read is never reused.
+    """
+
+    def __init__(self) -> None:
+        self._inputs: tuple[object, ...] | None = None
+        self._run: NextflowRun | None = None
+        #: run views built (every other reload reused the last one)
+        self.builds = 0
+
+    def config_files(self) -> tuple[str, ...]:
+        """The config files the kept view was read from (their facts are inputs too)."""
+        return (self._run.config_files or ()) if self._run is not None else ()
+
+    def reused(self, inputs: tuple[object, ...]) -> NextflowRun | None:
+        """The kept view when it was built from exactly ``inputs``, else None."""
+        if self._run is None or self._inputs is None or inputs != self._inputs:
+            return None
+        return self._run
+
+    def keep(self, inputs: tuple[object, ...], run: NextflowRun) -> NextflowRun:
+        """Keep ``run``, built from ``inputs`` (taken before it was read), and return it."""
+        self.builds += 1
+        # ``inputs`` stat the config files of the view kept before: when this one read
+        # others, the next inputs differ in those files' names (and so rebuild once).
+        self._inputs = inputs if run.config_files is not None else None  # unreadable: never reused
+        self._run = run
+        return run
+
+
+def _inputs(
+    folder: Path | None,
+    log_list: Sequence[Path],
+    trace_list: Sequence[Path],
+    follower: LogFollower,
+    weblog: WeblogReceiver | None,
+    *,
+    tz: str | tzinfo | None,
+    config_files: tuple[str, ...],
+    config_trace: Sequence[str] = (),
+) -> tuple[object, ...]:
+    """The facts a run view's inputs are compared by (see :class:`ReloadMemo`).
+
+    ``folder``: the launch dir, whose every ``.nextflow.log*`` (another launch's too: its
+    jobs are never this run's), ``nextflow.config`` and ``.nextflow/history`` are read.
+    """
+    logs = list(dict.fromkeys([*log_list, *(_log_files(folder) if folder is not None else [])]))
+    for path in logs:
+        with contextlib.suppress(NextflowReadError, OSError):  # not a log (yet): its file facts tell
+            follower.scan(path)  # reads only what changed; ``reads`` counts any byte read
+    extra = [folder / "nextflow.config", folder / ".nextflow" / "history"] if folder is not None else []
+    files = [*logs, *trace_list, *extra, *(Path(p) for p in config_files)]
+    # Without tz the log's times are in this machine's zone (batchkit.nextflow._formats.resolve_tz).
+    zone = (os.environ.get("TZ"), _stat(Path("/etc/localtime"))) if tz is None else None
+    return (
+        follower.reads,
+        tuple((str(p), _stat(p)) for p in files),
+        tuple(config_trace),
+        None if weblog is None else (id(weblog), weblog.received),
+        pd.Timestamp.now(tz="UTC").year,
+        zone,
+    )
+
+
+def _stat(path: Path) -> tuple[int, int, int, int] | None:
+    """(device, inode, size, modification time in ns) of ``path``; None when it is not there."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _log_files(folder: Path) -> list[Path]:
+    """The launch dir's ``.nextflow.log`` and its rotations, by name."""
+    return sorted(
+        (p for p in folder.glob(".nextflow.log*") if _LOG_NAME_RE.match(p.name) and p.is_file()),
+        key=lambda p: p.name,
+    )
 
 
 # --- assembling -----------------------------------------------------------------
@@ -354,6 +467,7 @@ def _assemble(
         year=log_info.year if log_info is not None else None,
         year_source=log_info.year_source if log_info is not None else "",
         year_proven=log_info.year_proven if log_info is not None else True,
+        config_files=settings.config_files,
     )
 
 
@@ -742,6 +856,8 @@ class RunSettings:
     region: str | None = None
     region_source: str = ""
     queue_sources: dict[str, str] = field(default_factory=dict)
+    #: the config files read (see ``NextflowRun.config_files``)
+    config_files: tuple[str, ...] | None = ()
 
 
 def run_settings(log_info: LogInfo | None, tasks: pd.DataFrame, launch_dir: str | None) -> RunSettings:
@@ -757,6 +873,7 @@ def run_settings(log_info: LogInfo | None, tasks: pd.DataFrame, launch_dir: str 
     """
     out = RunSettings()
     config = _run_config(log_info, launch_dir)
+    out.config_files = _config_files(config) if config is not None else (None if launch_dir else ())
     if log_info is not None and log_info.executors:
         out.executors, out.executor_source = list(log_info.executors), f"log ({log_info.path})"
     elif config is not None and (found := process_executors(config)):
@@ -795,6 +912,13 @@ def _run_config(log_info: LogInfo | None, launch_dir: str | None) -> NfConfig | 
         )
     except (OSError, ValueError, RecursionError):  # an unreadable config names nothing for sure
         return None
+
+
+def _config_files(config: NfConfig) -> tuple[str, ...]:
+    """Every file ``config`` was read from: read, included, or the run read and we could not."""
+    unreadable = (o.path for o in config.opaque if o.path)
+    included = (i.resolved for i in config.includes if i.resolved)
+    return tuple(dict.fromkeys([*config.files, *unreadable, *included]))
 
 
 def _year_reference(

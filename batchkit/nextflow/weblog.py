@@ -162,6 +162,8 @@ class WeblogReceiver:
         self.version: str | None = None
         #: POSTs ignored because their runId is not this run's session.
         self.foreign_events = 0
+        #: events taken in, this run's or not: a run view built at another count is stale.
+        self.received = 0
         self._tasks: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -261,6 +263,7 @@ class WeblogReceiver:
         metadata: dict[str, Any] | None,
     ) -> None:
         now = when or pd.Timestamp.now(tz="UTC")
+        self.received += 1
         if self.run_id is not None and run_id != self.run_id:
             # Not this run's session (a forged POST, or another run given the same URL):
             # ignored — a kill must never rest on it — and counted, so it shows.
